@@ -102,8 +102,9 @@ pub struct ThreadPoolDispatcher {
 }
 
 impl ThreadPoolDispatcher {
-    /// A pool of `n_threads` workers (at least one).
-    pub fn new(n_threads: usize) -> Self {
+    /// A pool of `n_threads` workers (at least one). Fails only when the
+    /// operating system refuses to start a thread.
+    pub fn new(n_threads: usize) -> std::io::Result<Self> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let shared = Arc::new(PoolShared {
             queue: Mutex::new(PoolQueue {
@@ -114,20 +115,19 @@ impl ThreadPoolDispatcher {
             available: Condvar::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         });
-        let workers = (0..n_threads.max(1))
-            .map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("orc-worker-{i}"))
-                    .spawn(move || worker_loop(&shared))
-                    .expect("failed to spawn a dispatcher thread")
-            })
-            .collect();
-        ThreadPoolDispatcher {
+        let pool = ThreadPoolDispatcher {
             shared,
-            workers: Mutex::new(workers),
+            workers: Mutex::new(Vec::new()),
             shut: AtomicBool::new(false),
+        };
+        for i in 0..n_threads.max(1) {
+            let shared = pool.shared.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("orc-worker-{i}"))
+                .spawn(move || worker_loop(&shared))?;
+            pool.workers.lock().push(worker);
         }
+        Ok(pool)
     }
 
     /// The number of worker threads.
@@ -152,7 +152,10 @@ fn worker_loop(shared: &PoolShared) {
                 shared.available.wait(&mut queue);
             }
         };
-        task.run();
+        // A panicking task must not take the worker down with it; whatever
+        // it was materializing fails when its responsibility is dropped
+        // during unwinding.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()));
         shared.queue.lock().running -= 1;
     }
 }
@@ -233,7 +236,7 @@ mod tests {
 
     #[test]
     fn pool_runs_every_task() {
-        let pool = ThreadPoolDispatcher::new(4);
+        let pool = ThreadPoolDispatcher::new(4).unwrap();
         let count = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..100 {
@@ -254,7 +257,7 @@ mod tests {
 
     #[test]
     fn tasks_after_shutdown_are_dropped_not_run() {
-        let pool = ThreadPoolDispatcher::new(1);
+        let pool = ThreadPoolDispatcher::new(1).unwrap();
         pool.shutdown();
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
