@@ -767,7 +767,7 @@ impl SessionState {
         let mut trackers: Vec<(ResourceKey, DylibId)> =
             self.trackers.drain().map(|(k, t)| (k, t.dylib)).collect();
         // Newest first, like a stack of loaded libraries.
-        trackers.sort_by(|a, b| b.0.cmp(&a.0));
+        trackers.sort_by_key(|t| std::cmp::Reverse(t.0));
         for (key, dylib) in trackers {
             fx.removed_trackers
                 .push((dylib, self.dylib_name(dylib), key));
