@@ -194,3 +194,77 @@ fn removing_trackers_while_other_threads_look_up() {
     assert!(churn.join().unwrap() >= 200);
     es.end_session().unwrap();
 }
+
+#[test]
+fn blocking_lookup_inside_a_pool_worker_does_not_deadlock() {
+    // One worker: unit `outer` runs on it and blocks on `inner`, whose
+    // materialization is queued behind it on the same worker.
+    let es = ExecutionSession::with_dispatcher(Arc::new(ThreadPoolDispatcher::new(1).unwrap()));
+    let jd = es.create_jit_dylib("main").unwrap();
+    jd.define(simple_unit(&es, "inner", &["inner"], 0x100).boxed(), None).unwrap();
+    let jd2 = jd.clone();
+    jd.define(
+        TestUnit::new("outer", exported(&es, &["outer"]), move |r| {
+            let inner = jd2.lookup_symbol("inner").expect("inner");
+            let addr = inner.addr.offset(0x1000);
+            let name = r.session().intern("outer");
+            let flags = SymbolFlags::EXPORTED;
+            r.notify_resolved(&SymbolMap::from([(name, ExecutorSymbolDef::new(addr, flags))])).unwrap();
+            r.notify_emitted().unwrap();
+        })
+        .boxed(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(jd.lookup_symbol("outer").unwrap().addr, ExecutorAddr(0x1100));
+    es.end_session().unwrap();
+}
+
+#[test]
+fn a_panicking_unit_fails_its_waiters_and_the_pool_survives() {
+    let es = ExecutionSession::with_dispatcher(Arc::new(ThreadPoolDispatcher::new(1).unwrap()));
+    let reports = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let rep = reports.clone();
+    es.set_error_reporter(move |e| rep.lock().push(e.to_string()));
+    let jd = es.create_jit_dylib("main").unwrap();
+    jd.define(
+        TestUnit::new("panicky", exported(&es, &["boom"]), |_r| panic!("unit bug")).boxed(),
+        None,
+    )
+    .unwrap();
+    jd.define(simple_unit(&es, "fine", &["fine"], 0x40).boxed(), None).unwrap();
+    let err = jd.lookup_symbol("boom").unwrap_err();
+    assert!(err.to_string().contains("abandoned"), "{err}");
+    // The single worker survived and still materializes.
+    assert_eq!(jd.lookup_symbol("fine").unwrap().addr, ExecutorAddr(0x40));
+    assert_eq!(reports.lock().len(), 1);
+    es.end_session().unwrap();
+}
+
+#[test]
+fn end_session_drops_units_and_generators() {
+    struct DropFlag(Arc<AtomicUsize>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let es = ExecutionSession::new();
+    let jd = es.create_jit_dylib("main").unwrap();
+    let dropped = counter();
+    let flag = DropFlag(dropped.clone());
+    jd.define(
+        TestUnit::new("never-run", exported(&es, &["x"]), move |r| {
+            let _keep = &flag;
+            resolve_and_emit(&r, 1)
+        })
+        .boxed(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    es.end_session().unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the unmaterialized unit was freed");
+    // Interned names nobody holds are gone too.
+    assert!(es.symbol_string_pool().len() <= 1);
+}
