@@ -201,7 +201,8 @@ fn blocking_lookup_inside_a_pool_worker_does_not_deadlock() {
     // materialization is queued behind it on the same worker.
     let es = ExecutionSession::with_dispatcher(Arc::new(ThreadPoolDispatcher::new(1).unwrap()));
     let jd = es.create_jit_dylib("main").unwrap();
-    jd.define(simple_unit(&es, "inner", &["inner"], 0x100).boxed(), None).unwrap();
+    jd.define(simple_unit(&es, "inner", &["inner"], 0x100).boxed(), None)
+        .unwrap();
     let jd2 = jd.clone();
     jd.define(
         TestUnit::new("outer", exported(&es, &["outer"]), move |r| {
@@ -209,14 +210,21 @@ fn blocking_lookup_inside_a_pool_worker_does_not_deadlock() {
             let addr = inner.addr.offset(0x1000);
             let name = r.session().intern("outer");
             let flags = SymbolFlags::EXPORTED;
-            r.notify_resolved(&SymbolMap::from([(name, ExecutorSymbolDef::new(addr, flags))])).unwrap();
+            r.notify_resolved(&SymbolMap::from([(
+                name,
+                ExecutorSymbolDef::new(addr, flags),
+            )]))
+            .unwrap();
             r.notify_emitted().unwrap();
         })
         .boxed(),
         None,
     )
     .unwrap();
-    assert_eq!(jd.lookup_symbol("outer").unwrap().addr, ExecutorAddr(0x1100));
+    assert_eq!(
+        jd.lookup_symbol("outer").unwrap().addr,
+        ExecutorAddr(0x1100)
+    );
     es.end_session().unwrap();
 }
 
@@ -232,7 +240,8 @@ fn a_panicking_unit_fails_its_waiters_and_the_pool_survives() {
         None,
     )
     .unwrap();
-    jd.define(simple_unit(&es, "fine", &["fine"], 0x40).boxed(), None).unwrap();
+    jd.define(simple_unit(&es, "fine", &["fine"], 0x40).boxed(), None)
+        .unwrap();
     let err = jd.lookup_symbol("boom").unwrap_err();
     assert!(err.to_string().contains("abandoned"), "{err}");
     // The single worker survived and still materializes.
@@ -264,7 +273,11 @@ fn end_session_drops_units_and_generators() {
     .unwrap();
     assert_eq!(dropped.load(Ordering::SeqCst), 0);
     es.end_session().unwrap();
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the unmaterialized unit was freed");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the unmaterialized unit was freed"
+    );
     // Interned names nobody holds are gone too.
     assert!(es.symbol_string_pool().len() <= 1);
 }
