@@ -5,6 +5,8 @@
 //! This crate knows no IR: code generators plug in as materialization units
 //! and layers that produce objects for the linker.
 
+pub mod link;
+pub mod memory;
 mod symbol;
 
 pub use symbol::{
