@@ -58,7 +58,8 @@ impl AllocatedObject {
     /// Fails with `UndefinedSymbol` for a strong reference the resolver does
     /// not know, `RelocationOverflow` when a value does not fit its field.
     pub fn apply(mut self, resolver: &dyn SymbolResolver) -> Result<AppliedObject, LinkError> {
-        let values = self.bind(resolver)?;
+        let mut values = self.bind(resolver)?;
+        super::copy::make_copies(&mut self, &mut values)?;
         self.write_got_and_stubs(&values)?;
         self.relocate(&values)?;
         Ok(AppliedObject { alloc: self })
@@ -186,9 +187,14 @@ impl AllocatedObject {
                                 .got_slots
                                 .get(&r.sym)
                                 .map(|&slot| got + slot as u64 * 8),
-                            stub: self.stubs.get(&r.sym).map(|&stub| {
-                                base + self.stubs_offset as u64 + stub as u64 * x86_64::STUB_SIZE
-                            }),
+                            stub: self
+                                .stubs
+                                .get(&r.sym)
+                                .map(|&stub| {
+                                    base + self.stubs_offset as u64
+                                        + stub as u64 * x86_64::STUB_SIZE
+                                })
+                                .filter(|_| x86_64::may_use_stub(r.kind)),
                             size: obj.symbols.get(r.sym).map(|s| s.size).unwrap_or(0),
                         }
                     }
@@ -205,7 +211,27 @@ impl AllocatedObject {
                             format!("section {} out of place", sec.name),
                         )
                     })?;
-                x86_64::apply(r.kind, section, r.offset, inputs).map_err(|e| {
+                let mut res = x86_64::apply(r.kind, section, r.offset, inputs);
+                if matches!(res, Err(ApplyError::Overflow(_)))
+                    && x86_64::may_use_canonical_stub(r.kind)
+                {
+                    // A far function's address taken in 32 bits: use its stub.
+                    let stub = self.stubs.get(&r.sym).filter(|_| is_code(inputs.s));
+                    if let Some(&stub) = stub {
+                        let stub =
+                            base + self.stubs_offset as u64 + stub as u64 * x86_64::STUB_SIZE;
+                        res = x86_64::apply(
+                            r.kind,
+                            section,
+                            r.offset,
+                            RelocInputs {
+                                stub: Some(stub),
+                                ..inputs
+                            },
+                        );
+                    }
+                }
+                res.map_err(|e| {
                     let kind = RelocationKind(r.kind);
                     match e {
                         ApplyError::Overflow(value) => LinkError::RelocationOverflow {
@@ -234,6 +260,12 @@ impl AllocatedObject {
         }
         Ok(())
     }
+}
+
+/// Whether `addr` lies in executable memory (so it is code, and a stub
+/// jumping to it can stand in for it).
+fn is_code(addr: u64) -> bool {
+    region::query(addr as usize as *const u8).is_ok_and(|r| r.is_executable())
 }
 
 /// A readable name for a relocation's target: the symbol, or the section

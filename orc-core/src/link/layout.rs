@@ -109,6 +109,9 @@ pub struct AllocatedObject {
     pub(crate) code: (usize, usize),
     pub(crate) symbols: HashMap<String, ExecutorSymbolDef>,
     pub(crate) externals: Vec<UndefinedSymbol>,
+    pub(crate) placement: Placement,
+    /// Copies of far read-only data (see `copy.rs`), made in the apply phase.
+    pub(crate) copies: Option<LinkMemory>,
 }
 
 impl ObjectFile {
@@ -323,7 +326,9 @@ fn allocate(
             if x86_64::needs_got(r.kind) {
                 got_slots.entry(r.sym).or_insert(n_got);
             }
-            if x86_64::may_use_stub(r.kind) && t.may_be_far() {
+            let canonical =
+                x86_64::may_use_canonical_stub(r.kind) && matches!(t, Target::External { .. });
+            if (x86_64::may_use_stub(r.kind) || canonical) && t.may_be_far() {
                 let n_got = got_slots.len();
                 got_slots.entry(r.sym).or_insert(n_got);
                 let n_stubs = stubs.len();
@@ -446,6 +451,8 @@ fn allocate(
         code: (abs(0, 0), code_len as usize),
         symbols: HashMap::new(),
         externals,
+        placement,
+        copies: None,
     };
     alloc.n_got = alloc.got_slots.len();
     inits.sort_by_key(|&(prio, i)| (prio, i));

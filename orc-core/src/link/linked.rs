@@ -38,6 +38,7 @@ pub struct LinkedObject {
     finalized: AtomicBool,
     eh_frames: Vec<EhFrameRegistration>,
     memory: LinkMemory,
+    copies: Option<LinkMemory>,
 }
 
 impl AppliedObject {
@@ -108,6 +109,13 @@ impl AppliedObject {
             action: "publishing memory",
             source,
         })?;
+        if let Some(copies) = alloc.copies.as_mut() {
+            copies.publish().map_err(|source| LinkError::Memory {
+                object: name.clone(),
+                action: "publishing copied data",
+                source,
+            })?;
+        }
         let dso = base + alloc.dso_offset as u64;
         atexit::make_live(dso);
         let mut eh_frames = Vec::new();
@@ -133,6 +141,7 @@ impl AppliedObject {
             finalized: AtomicBool::new(false),
             eh_frames,
             memory: alloc.memory,
+            copies: alloc.copies,
         })
     }
 }

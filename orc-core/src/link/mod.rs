@@ -46,6 +46,7 @@
 mod apply;
 mod archive;
 mod atexit;
+mod copy;
 mod eh_frame;
 mod elf;
 mod error;

@@ -108,6 +108,14 @@ pub(crate) fn may_use_stub(kind: u32) -> bool {
     matches!(kind, R_X86_64_PLT32 | R_X86_64_PLTOFF64)
 }
 
+/// Whether the relocation takes a symbol's address in 32 bits: when the
+/// target is a far *function*, its PLT stub can stand in as its address, as
+/// the PLT entry of a non-PIE executable does (the personality routine in
+/// `-fno-PIC` `.eh_frame`, function pointers in `-fno-PIC` code).
+pub(crate) fn may_use_canonical_stub(kind: u32) -> bool {
+    matches!(kind, R_X86_64_32 | R_X86_64_32S | R_X86_64_PC32)
+}
+
 /// Whether the relocation stores an absolute address in 32 bits, which
 /// only reaches targets in the low part of the address space.
 pub(crate) fn is_absolute32(kind: u32) -> bool {
@@ -127,7 +135,8 @@ pub(crate) struct RelocInputs {
     pub(crate) got: u64,
     /// The address of the symbol's GOT entry, if it has one.
     pub(crate) got_entry: Option<u64>,
-    /// The address of the symbol's PLT stub, if it has one.
+    /// The address of the symbol's PLT stub, if it has one and may be used
+    /// (for 32-bit address-taking types: only when S is a far function).
     pub(crate) stub: Option<u64>,
     /// Z: the symbol's size.
     pub(crate) size: u64,
@@ -167,7 +176,7 @@ pub(crate) fn apply(
     match kind {
         R_X86_64_NONE => Ok(()),
         R_X86_64_64 => write_wrapping64(section, off, s + a),
-        R_X86_64_PC32 => write_i32(section, off, s + a - p),
+        R_X86_64_PC32 => write_i32(section, off, inp.stub.map(i128::from).unwrap_or(s) + a - p),
         R_X86_64_PLT32 => {
             let direct = s + a - p;
             match inp.stub {
@@ -177,8 +186,8 @@ pub(crate) fn apply(
                 _ => write_i32(section, off, direct),
             }
         }
-        R_X86_64_32 => write_u32(section, off, s + a),
-        R_X86_64_32S => write_i32(section, off, s + a),
+        R_X86_64_32 => write_u32(section, off, inp.stub.map(i128::from).unwrap_or(s) + a),
+        R_X86_64_32S => write_i32(section, off, inp.stub.map(i128::from).unwrap_or(s) + a),
         R_X86_64_16 => write_small(section, off, s + a, 2, false),
         R_X86_64_PC16 => write_small(section, off, s + a - p, 2, true),
         R_X86_64_8 => write_small(section, off, s + a, 1, false),
