@@ -1,0 +1,271 @@
+//! The finalize phase and its result: [`AppliedObject::finalize`] validates
+//! unwind info, publishes the segments, registers `.eh_frame`, and returns a
+//! [`LinkedObject`] that owns the memory and runs initializers/finalizers.
+//!
+//! Order of initializers (as GNU ld + crt arrange them in an executable):
+//! `.init_array.N`/`.ctors.N` sections by priority, then the unsuffixed
+//! ones in file order; `.init_array` entries run first to last, `.ctors`
+//! entries last to first. Finalizers are the mirror image: `.fini_array`
+//! entries last to first, `.dtors` entries first to last, highest priority
+//! last. Null and -1 entries (crt markers) are skipped.
+//!
+//! Drop order (see `Drop for LinkedObject`): forget the link's unrun exit
+//! handlers, deregister `.eh_frame`, then unmap the memory. Finalizers and
+//! exit handlers are never run implicitly by `Drop`: an owner that wants
+//! them (a resource tracker being removed) runs them first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::apply::AppliedObject;
+use super::atexit;
+use super::eh_frame::{self, EhFrameRegistration};
+use super::elf::SectionRole;
+use super::error::LinkError;
+use crate::memory::LinkMemory;
+use crate::{ExecutorAddr, ExecutorSymbolDef};
+
+/// A linked object: its code is in executable memory, its symbols have
+/// addresses. Dropping it deregisters its unwind info and unmaps it.
+pub struct LinkedObject {
+    name: String,
+    symbols: HashMap<String, ExecutorSymbolDef>,
+    initializers: Vec<u64>,
+    /// In the order they run.
+    finalizers: Vec<u64>,
+    dso: u64,
+    initialized: AtomicBool,
+    finalized: AtomicBool,
+    eh_frames: Vec<EhFrameRegistration>,
+    memory: LinkMemory,
+    copies: Option<LinkMemory>,
+}
+
+impl AppliedObject {
+    /// The finalize phase: checks `.eh_frame`, makes the segments R / RX /
+    /// RW, registers the unwind info and starts recording the object's
+    /// exit handlers.
+    pub fn finalize(self) -> Result<LinkedObject, LinkError> {
+        let mut alloc = self.alloc;
+        let obj = alloc.obj.clone();
+        let name = obj.name.clone();
+        let base = alloc.memory.base();
+        let code = base + alloc.code.0 as u64..base + (alloc.code.0 + alloc.code.1) as u64;
+        let (initializers, finalizers) = {
+            let bytes = alloc
+                .memory
+                .bytes_mut()
+                .ok_or_else(|| LinkError::malformed(&name, "memory already published"))?;
+            for &(off, len) in &alloc.eh_frames {
+                let section = bytes
+                    .get(off..off.saturating_add(len))
+                    .ok_or_else(|| LinkError::malformed(&name, "eh_frame out of place"))?;
+                eh_frame::validate(&name, section, base + off as u64, code.clone())?;
+            }
+            let read = |sec: usize| -> Result<Vec<u64>, LinkError> {
+                let s = obj
+                    .sections
+                    .get(sec)
+                    .ok_or_else(|| LinkError::malformed(&name, "missing section"))?;
+                let off = alloc
+                    .section_offsets
+                    .get(sec)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(0);
+                let len = usize::try_from(s.size).unwrap_or(usize::MAX);
+                if len % 8 != 0 {
+                    return Err(LinkError::malformed(
+                        &name,
+                        format!("{} is not an array of pointers", s.name),
+                    ));
+                }
+                let data = bytes.get(off..off.saturating_add(len)).ok_or_else(|| {
+                    LinkError::malformed(&name, format!("{} out of place", s.name))
+                })?;
+                let mut entries: Vec<u64> = data
+                    .chunks_exact(8)
+                    .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
+                    .filter(|&p| p != 0 && p != u64::MAX)
+                    .collect();
+                if matches!(s.role, SectionRole::Ctors | SectionRole::Dtors) {
+                    entries.reverse();
+                }
+                Ok(entries)
+            };
+            let mut inits = Vec::new();
+            for &sec in &alloc.init_sections {
+                inits.extend(read(sec)?);
+            }
+            let mut finis = Vec::new();
+            for &sec in &alloc.fini_sections {
+                finis.extend(read(sec)?);
+            }
+            finis.reverse();
+            (inits, finis)
+        };
+        alloc.memory.publish().map_err(|source| LinkError::Memory {
+            object: name.clone(),
+            action: "publishing memory",
+            source,
+        })?;
+        if let Some(copies) = alloc.copies.as_mut() {
+            copies.publish().map_err(|source| LinkError::Memory {
+                object: name.clone(),
+                action: "publishing copied data",
+                source,
+            })?;
+        }
+        let dso = base + alloc.dso_offset as u64;
+        atexit::make_live(dso);
+        let mut eh_frames = Vec::new();
+        for &(off, _) in &alloc.eh_frames {
+            // SAFETY: the section was validated above, is followed by the 4
+            // zero bytes layout reserved after it, lives in the read-only
+            // segment just published, and stays mapped until the
+            // registration is dropped (LinkedObject's Drop deregisters
+            // before the memory is unmapped).
+            if let Some(reg) =
+                unsafe { EhFrameRegistration::register((base + off as u64) as usize as *const u8) }
+            {
+                eh_frames.push(reg);
+            }
+        }
+        Ok(LinkedObject {
+            name,
+            symbols: std::mem::take(&mut alloc.symbols),
+            initializers,
+            finalizers,
+            dso,
+            initialized: AtomicBool::new(false),
+            finalized: AtomicBool::new(false),
+            eh_frames,
+            memory: alloc.memory,
+            copies: alloc.copies,
+        })
+    }
+}
+
+impl LinkedObject {
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address of a global or weak symbol this object defines.
+    pub fn lookup(&self, name: &str) -> Option<ExecutorAddr> {
+        self.symbols.get(name).map(|d| d.addr)
+    }
+
+    /// Every global and weak symbol this object defines.
+    pub fn symbols(&self) -> &HashMap<String, ExecutorSymbolDef> {
+        &self.symbols
+    }
+
+    /// This link's `__dso_handle`, the key of its exit handlers.
+    pub fn dso_handle(&self) -> ExecutorAddr {
+        ExecutorAddr(self.dso)
+    }
+
+    /// The address range of the link's memory.
+    pub fn memory_range(&self) -> std::ops::Range<ExecutorAddr> {
+        ExecutorAddr(self.memory.base())
+            ..ExecutorAddr(self.memory.base() + self.memory.len() as u64)
+    }
+
+    /// The number of exit handlers recorded for this link and not yet run.
+    pub fn pending_atexit_handlers(&self) -> usize {
+        atexit::pending(self.dso)
+    }
+
+    /// Runs the initializers (`.init_array`, `.ctors`) once; later calls do
+    /// nothing.
+    ///
+    /// # Safety
+    ///
+    /// Runs JIT'd code: the object's initializers must be sound to call now,
+    /// with every object they reach linked and initialized as they expect.
+    pub unsafe fn run_initializers(&self) {
+        if self.initialized.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for &f in &self.initializers {
+            // SAFETY: f is an entry of the object's init arrays, relocated to
+            // a function address; the caller vouches that calling it is sound.
+            unsafe { call_void(f) };
+        }
+    }
+
+    /// Runs this link's exit handlers, newest first (see
+    /// [`run_atexit_handlers`](super::run_atexit_handlers) for several
+    /// links of one dylib at once).
+    ///
+    /// # Safety
+    ///
+    /// As for [`run_initializers`](Self::run_initializers).
+    pub unsafe fn run_atexit_handlers(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { atexit::run_atexit_handlers(&[self]) }
+    }
+
+    /// Runs the finalizers (`.fini_array`, `.dtors`) once; later calls do
+    /// nothing. Exit handlers should run before (as in `exit` and
+    /// `dlclose`); [`shut_down`](Self::shut_down) does both.
+    ///
+    /// # Safety
+    ///
+    /// As for [`run_initializers`](Self::run_initializers).
+    pub unsafe fn run_finalizers(&self) {
+        if self.finalized.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for &f in &self.finalizers {
+            // SAFETY: as in run_initializers.
+            unsafe { call_void(f) };
+        }
+    }
+
+    /// Runs the exit handlers, then the finalizers: what removing the object
+    /// should do before dropping it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`run_initializers`](Self::run_initializers).
+    pub unsafe fn shut_down(&self) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.run_atexit_handlers();
+            self.run_finalizers();
+        }
+    }
+}
+
+/// # Safety
+///
+/// `f` must be the address of a function taking no arguments that is sound
+/// to call now.
+unsafe fn call_void(f: u64) {
+    // SAFETY: the caller guarantees f is such a function.
+    let func: extern "C" fn() =
+        unsafe { std::mem::transmute::<usize, extern "C" fn()>(f as usize) };
+    func();
+}
+
+impl Drop for LinkedObject {
+    fn drop(&mut self) {
+        // 1. No exit handler may outlive the code it points into.
+        atexit::forget(self.dso);
+        // 2. The unwinder must not see the frames any more...
+        self.eh_frames.clear();
+        // 3. ...before `memory` is unmapped, when the fields drop after this.
+    }
+}
+
+impl std::fmt::Debug for LinkedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkedObject")
+            .field("name", &self.name)
+            .field("memory", &self.memory_range())
+            .finish_non_exhaustive()
+    }
+}

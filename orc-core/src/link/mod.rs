@@ -1,0 +1,80 @@
+//! The JIT linker (orc's JITLink): loads relocatable ELF x86-64 objects
+//! (gcc, g++, clang output) into this process.
+//!
+//! It is independent of the session and split into phases, so a layer can
+//! publish an object's addresses ("resolved") before it looks up the
+//! object's externals, which is what lets objects refer to each other in
+//! cycles:
+//!
+//! 1. [`ObjectFile::parse`]: validate; the object's interface (defined
+//!    symbols with [`SymbolFlags`](crate::SymbolFlags), COMDAT signatures,
+//!    undefined symbols).
+//! 2. [`ObjectFile::allocate`] -> [`AllocatedObject`]: one reservation,
+//!    layout, GOT/PLT planning; every defined symbol's address is known.
+//! 3. [`AllocatedObject::apply`] -> [`AppliedObject`]: externals bound
+//!    through a [`SymbolResolver`], relocations applied.
+//! 4. [`AppliedObject::finalize`] -> [`LinkedObject`]: memory published
+//!    R / RX / RW, `.eh_frame` registered.
+//!
+//! [`LinkSet`] runs the four phases over a fixed group of objects.
+//!
+//! # Wiring into a session (the object-linking layer)
+//!
+//! - Define the object's [`defined_symbols`](ObjectFile::defined_symbols)
+//!   as one materialization unit; keep, per dylib, the set of COMDAT
+//!   signatures already kept and pass the ones this object shares to
+//!   `allocate`.
+//! - After `allocate`, notify the session that
+//!   [`AllocatedObject::symbols`] are resolved; then look up
+//!   [`external_symbols`](AllocatedObject::external_symbols) in the
+//!   dylib's link order (weak ones optional), register the dependencies,
+//!   `apply`, `finalize`, notify emitted. If the session chose another
+//!   definition for one of this object's weak or common symbols, put that
+//!   address in the resolver under the symbol's name: references bind to it.
+//! - Exit handlers: references to `atexit`, `__cxa_atexit` and
+//!   `__dso_handle` are bound inside the linker (per-link handle), never
+//!   looked up. On tracker removal or session end, for the objects going
+//!   away call [`run_atexit_handlers`] (newest first across all of them),
+//!   then each object's [`LinkedObject::run_finalizers`] in reverse link
+//!   order, then drop them. `Drop` alone never runs JIT'd code.
+//!
+//! Architecture invariant: no page is writable and executable at once; only
+//! [`crate::memory`] changes protections.
+//! Architecture invariant: hostile object bytes give a [`LinkError`], never
+//! a panic.
+
+mod apply;
+mod archive;
+mod atexit;
+mod copy;
+mod eh_frame;
+mod elf;
+mod error;
+mod layout;
+mod libsearch;
+mod linked;
+mod set;
+pub(crate) mod x86_64;
+
+pub use apply::{AppliedObject, SymbolResolver};
+pub use archive::{select_archive_members, Archive};
+pub use atexit::run_atexit_handlers;
+pub use elf::{DefinedSymbol, ObjectFile, UndefinedSymbol};
+pub use error::{LinkError, RelocationKind};
+pub use layout::AllocatedObject;
+pub use libsearch::{
+    load_library, parse_linker_script, LibraryFile, LibrarySearch, LoadedLibrary,
+    SYSTEM_LIBRARY_DIRS,
+};
+pub use linked::LinkedObject;
+pub use set::LinkSet;
+
+/// Resolves names against everything loaded in the process
+/// (`dlsym(RTLD_DEFAULT)`), including libraries loaded with
+/// [`load_library`].
+pub fn process_symbol(name: &str) -> Option<crate::ExecutorAddr> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) };
+    (!addr.is_null()).then(|| crate::ExecutorAddr::from_ptr(addr))
+}

@@ -1,0 +1,1 @@
+int arch_two(int x) { return x + 3; }
