@@ -35,6 +35,7 @@ mod dispatch;
 mod dylib;
 mod error;
 mod generators;
+pub mod lazy;
 pub mod link;
 mod lookup;
 pub mod memory;

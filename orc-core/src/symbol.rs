@@ -187,6 +187,10 @@ impl SymbolFlags {
     pub const fn has_side_effects_only(self) -> bool {
         self.contains(Self::MATERIALIZATION_SIDE_EFFECTS_ONLY)
     }
+    /// `self` with the flags of `other` added (a `const` form of `|`).
+    pub const fn union(self, other: SymbolFlags) -> SymbolFlags {
+        SymbolFlags(self.0 | other.0)
+    }
     /// `self` without the flags of `other`.
     pub const fn without(self, other: SymbolFlags) -> SymbolFlags {
         SymbolFlags(self.0 & !other.0)

@@ -1,0 +1,275 @@
+//! Lazy call-through: trampolines that, when first called, look a symbol
+//! up through the session (materializing it on demand, once, however many
+//! threads call at the same moment), report the address (so a stub can be
+//! repointed), and continue into it with the caller's arguments intact.
+//!
+//! The reentry path takes the manager's table lock only to read which
+//! symbol a trampoline stands for; the session lookup waits without holding
+//! any lock, and no lock is held once control returns to JIT'd code.
+//!
+//! When the lookup fails the call must not return garbage: by default the
+//! error (function and cause) is printed on stderr, stdio is flushed and
+//! the process exits with status [`LAZY_COMPILE_FAILURE_EXIT_CODE`]. With a
+//! failure handler set, the error goes to the session's error reporter and
+//! the call continues in the handler instead, with the original arguments
+//! (like LLVM's `setLazyCompileFailureAddr`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::arch::{HostArch, LazyArch};
+use crate::dylib::JitDylib;
+use crate::error::{Error, Result};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupSet, SymbolState};
+use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
+use crate::session::ExecutionSession;
+use crate::symbol::{ExecutorAddr, SymbolName};
+
+/// The exit status of a process whose lazy compile failed with no failure
+/// handler set (EX_SOFTWARE).
+pub const LAZY_COMPILE_FAILURE_EXIT_CODE: i32 = 70;
+
+/// Called with the address a trampoline resolved to.
+pub type NotifyResolvedFn = Arc<dyn Fn(ExecutorAddr) -> Result<()> + Send + Sync>;
+
+struct Landing {
+    dylib: JitDylib,
+    symbol: SymbolName,
+    notify: NotifyResolvedFn,
+}
+
+struct TrampolineBlock {
+    _memory: LinkMemory,
+    code_addr: u64,
+}
+
+#[derive(Default)]
+struct TrampolinePool {
+    blocks: Vec<TrampolineBlock>,
+    next_in_last: usize,
+    free: Vec<u64>,
+}
+
+struct Inner {
+    session: ExecutionSession,
+    reentry: OnceLock<LinkMemory>,
+    pool: Mutex<TrampolinePool>,
+    landings: RwLock<HashMap<u64, Landing>>,
+    failure_handler: RwLock<Option<ExecutorAddr>>,
+    per_block: usize,
+}
+
+/// Hands out trampolines that resolve a symbol on first call. See the
+/// module docs. The manager must outlive every piece of code that can still
+/// call one of its trampolines.
+#[derive(Clone)]
+pub struct LazyCallThroughManager {
+    inner: Arc<Inner>,
+}
+
+impl LazyCallThroughManager {
+    /// A manager resolving through `session`.
+    pub fn new(session: &ExecutionSession) -> Result<Self> {
+        let inner = Arc::new(Inner {
+            session: session.clone(),
+            reentry: OnceLock::new(),
+            pool: Mutex::new(TrampolinePool::default()),
+            landings: RwLock::new(HashMap::new()),
+            failure_handler: RwLock::new(None),
+            per_block: page_size() / HostArch::TRAMPOLINE_SIZE,
+        });
+        let mut memory = LinkMemory::reserve(
+            &[(SegmentProtection::ReadExec, HostArch::REENTRY_MAX_SIZE)],
+            Placement::Anywhere,
+        )
+        .map_err(|e| Error::other(format!("cannot allocate the reentry routine: {e}")))?;
+        let ctx = Arc::as_ptr(&inner) as u64;
+        let resolver = reenter as extern "C" fn(*const Inner, u64) -> u64 as usize as u64;
+        let code = memory
+            .bytes_mut()
+            .ok_or_else(|| Error::other("fresh reentry memory is already published"))?;
+        HostArch::write_reentry(code, ctx, resolver);
+        memory
+            .publish()
+            .map_err(|e| Error::other(format!("cannot publish the reentry routine: {e}")))?;
+        let _ = inner.reentry.set(memory);
+        Ok(LazyCallThroughManager { inner })
+    }
+
+    /// The session lookups go through.
+    pub fn session(&self) -> &ExecutionSession {
+        &self.inner.session
+    }
+
+    /// Makes failed lazy compiles continue in `handler` (called with the
+    /// original arguments) instead of exiting the process; `None` restores
+    /// the default.
+    pub fn set_failure_handler(&self, handler: Option<ExecutorAddr>) {
+        *self.inner.failure_handler.write() = handler;
+    }
+
+    /// A trampoline that, when called, looks `symbol` up in `dylib`
+    /// (matching hidden symbols too, required state Ready), passes the
+    /// address to `notify`, and continues there.
+    pub fn get_call_through_trampoline(
+        &self,
+        dylib: &JitDylib,
+        symbol: SymbolName,
+        notify: NotifyResolvedFn,
+    ) -> Result<ExecutorAddr> {
+        let addr = self.allocate_trampoline()?;
+        self.inner.landings.write().insert(
+            addr,
+            Landing {
+                dylib: dylib.clone(),
+                symbol,
+                notify,
+            },
+        );
+        Ok(ExecutorAddr(addr))
+    }
+
+    /// Returns a trampoline to the pool. The caller guarantees nothing will
+    /// call it again.
+    pub fn release_trampoline(&self, trampoline: ExecutorAddr) {
+        if self.inner.landings.write().remove(&trampoline.0).is_some() {
+            self.inner.pool.lock().free.push(trampoline.0);
+        }
+    }
+
+    /// Trampolines handed out and not released.
+    pub fn n_live(&self) -> usize {
+        self.inner.landings.read().len()
+    }
+
+    fn allocate_trampoline(&self) -> Result<u64> {
+        let mut pool = self.inner.pool.lock();
+        if let Some(addr) = pool.free.pop() {
+            return Ok(addr);
+        }
+        if pool.blocks.is_empty() || pool.next_in_last == self.inner.per_block {
+            let block = self.new_block()?;
+            pool.blocks.push(block);
+            pool.next_in_last = 0;
+        }
+        let index = pool.next_in_last;
+        pool.next_in_last += 1;
+        let block = pool
+            .blocks
+            .last()
+            .ok_or_else(|| Error::other("no trampoline block"))?;
+        Ok(block.code_addr + (HostArch::TRAMPOLINE_SIZE * index) as u64)
+    }
+
+    fn new_block(&self) -> Result<TrampolineBlock> {
+        let page = page_size();
+        let reentry_addr = self
+            .inner
+            .reentry
+            .get()
+            .map(|m| m.base())
+            .ok_or_else(|| Error::other("the reentry routine is missing"))?;
+        let mut memory = LinkMemory::reserve(
+            &[
+                (SegmentProtection::ReadExec, page),
+                (SegmentProtection::Read, 8),
+            ],
+            Placement::Anywhere,
+        )
+        .map_err(|e| Error::other(format!("cannot allocate trampolines: {e}")))?;
+        let base = memory.base();
+        let segs = memory.segments().to_vec();
+        let (code_off, ptr_off) = (segs[0].offset, segs[1].offset);
+        let code_addr = base + code_off as u64;
+        let bytes = memory
+            .bytes_mut()
+            .ok_or_else(|| Error::other("fresh trampoline memory is already published"))?;
+        bytes[ptr_off..ptr_off + 8].copy_from_slice(&reentry_addr.to_le_bytes());
+        HostArch::write_trampolines(
+            &mut bytes[code_off..code_off + page],
+            code_addr,
+            base + ptr_off as u64,
+            self.inner.per_block,
+        );
+        memory
+            .publish()
+            .map_err(|e| Error::other(format!("cannot publish trampolines: {e}")))?;
+        Ok(TrampolineBlock {
+            _memory: memory,
+            code_addr,
+        })
+    }
+}
+
+impl Inner {
+    /// Resolves the symbol behind a trampoline (no lock held while the
+    /// session materializes it).
+    fn resolve(&self, trampoline: u64) -> (Option<SymbolName>, Result<ExecutorAddr>) {
+        let (dylib, symbol, notify) = match self.landings.read().get(&trampoline) {
+            Some(l) => (l.dylib.clone(), l.symbol.clone(), l.notify.clone()),
+            None => {
+                let err = Error::other(format!("call through unknown trampoline {trampoline:#x}"));
+                return (None, Err(err));
+            }
+        };
+        let order = vec![(dylib, JitDylibLookupFlags::MatchAllSymbols)];
+        let set = SymbolLookupSet::from_names([symbol.clone()]);
+        let res = self
+            .session
+            .lookup(&order, set, SymbolState::Ready)
+            .and_then(|mut map| {
+                map.remove(&symbol)
+                    .map(|def| def.addr)
+                    .ok_or_else(|| Error::SymbolsNotFound {
+                        symbols: vec![symbol.clone()],
+                    })
+            })
+            .and_then(|addr| notify(addr).map(|_| addr));
+        (Some(symbol), res)
+    }
+
+    fn fail(&self, symbol: Option<&SymbolName>, err: &Error) -> u64 {
+        let what = symbol.map_or_else(|| "<unknown>".to_owned(), |s| s.to_string());
+        if let Some(handler) = *self.failure_handler.read() {
+            self.session.report_error(&Error::other(format!(
+                "lazy compile of '{what}' failed: {err}"
+            )));
+            return handler.0;
+        }
+        eprintln!("orc: error: lazy compile of '{what}' failed: {err}");
+        // SAFETY: fflush(NULL) flushes every C stdio stream; it is always
+        // safe to call.
+        unsafe {
+            libc::fflush(std::ptr::null_mut());
+        }
+        std::process::exit(LAZY_COMPILE_FAILURE_EXIT_CODE)
+    }
+}
+
+/// Entered from the reentry routine with the manager and the return address
+/// pushed by a trampoline; returns where the call continues.
+extern "C" fn reenter(ctx: *const Inner, ret: u64) -> u64 {
+    // SAFETY: `ctx` is the address of the manager's `Inner`, baked into the
+    // reentry routine that lives inside that same `Inner`; the routine can
+    // only run while the manager (and so `Inner`) is alive.
+    let inner = unsafe { &*ctx };
+    let trampoline = HostArch::trampoline_from_return_address(ret);
+    // Unwinding into JIT'd code through the reentry frame is not allowed.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.resolve(trampoline)));
+    match outcome {
+        Ok((_, Ok(addr))) => addr.0,
+        Ok((symbol, Err(err))) => inner.fail(symbol.as_ref(), &err),
+        Err(_) => inner.fail(None, &Error::other("panic while resolving a lazy call")),
+    }
+}
+
+impl std::fmt::Debug for LazyCallThroughManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyCallThroughManager")
+            .field("n_live", &self.n_live())
+            .finish()
+    }
+}
