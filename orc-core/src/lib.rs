@@ -39,6 +39,7 @@ pub mod lazy;
 pub mod link;
 mod lookup;
 pub mod memory;
+mod reclaim;
 mod reexports;
 mod responsibility;
 mod session;
@@ -55,6 +56,7 @@ pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};
 pub use lookup::{
     JitDylibLookupFlags, LookupKind, SymbolLookupFlags, SymbolLookupSet, SymbolState,
 };
+pub use reclaim::{PinGuard, Reclaimer};
 pub use reexports::{reexports, symbol_aliases, SymbolAliasMap, SymbolAliasMapEntry};
 pub use responsibility::MaterializationResponsibility;
 pub use session::{ErrorReporter, ExecutionSession};
