@@ -4,12 +4,62 @@
 //!
 //! This crate knows no IR: code generators plug in as materialization units
 //! and layers that produce objects for the linker.
+//!
+//! # Example
+//!
+//! Define a symbol at a known address in one dylib and look it up from
+//! another that links against it:
+//!
+//! ```
+//! use orc_core::{absolute_symbols, ExecutionSession, ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolMap};
+//!
+//! # fn main() -> Result<(), orc_core::Error> {
+//! let es = ExecutionSession::new();
+//! let lib = es.create_jit_dylib("lib")?;
+//! let main = es.create_jit_dylib("main")?;
+//! main.add_to_link_order(&lib)?;
+//!
+//! let mut symbols = SymbolMap::new();
+//! let def = ExecutorSymbolDef::new(ExecutorAddr(0x1000), SymbolFlags::EXPORTED);
+//! symbols.insert(es.intern("answer"), def);
+//! lib.define(absolute_symbols(symbols), None)?;
+//!
+//! assert_eq!(main.lookup_symbol("answer")?.addr, ExecutorAddr(0x1000));
+//! es.end_session()?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod absolute;
+mod dispatch;
+mod dylib;
+mod error;
+mod generators;
 pub mod link;
+mod lookup;
 pub mod memory;
+mod reexports;
+mod responsibility;
+mod session;
+mod state;
 mod symbol;
+mod tracker;
+mod unit;
 
+pub use absolute::absolute_symbols;
+pub use dispatch::{Dispatcher, InPlaceDispatcher, Task, ThreadPoolDispatcher};
+pub use dylib::{make_search_order, DefinitionGenerator, JitDylib, JitDylibSearchOrder};
+pub use error::{Error, QualifiedSymbol, Result};
+pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};
+pub use lookup::{
+    JitDylibLookupFlags, LookupKind, SymbolLookupFlags, SymbolLookupSet, SymbolState,
+};
+pub use reexports::{reexports, symbol_aliases, SymbolAliasMap, SymbolAliasMapEntry};
+pub use responsibility::MaterializationResponsibility;
+pub use session::{ErrorReporter, ExecutionSession};
 pub use symbol::{
     ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
     SymbolStringPool,
 };
+pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
+pub use unit::MaterializationUnit;

@@ -1,2 +1,23 @@
-//! Tier 0 of orc: a layer that compiles Cranelift IR to relocatable objects
-//! and hands them to the core's JIT linker. Filled in by the tier-0 issue.
+//! Tier 0 of orc: Cranelift IR to relocatable objects, linked by the core's
+//! JIT linker.
+//!
+//! A frontend describes a module as a [`CraneliftModule`]: the symbols it
+//! will define and a `build` step that declares and defines functions on a
+//! `cranelift_module::Module`. The [`CraneliftCompiler`] turns it into an
+//! ELF object with unwind info.
+
+mod compiler;
+mod error;
+
+pub use compiler::{
+    CompiledObject, CraneliftCompiler, CraneliftConfig, CraneliftModule, FnModule, FunctionReport,
+    OptLevel,
+};
+pub use error::CompileError;
+
+/// Re-exported so frontends build against the same Cranelift version.
+pub use cranelift_codegen as codegen;
+/// Re-exported so frontends build against the same Cranelift version.
+pub use cranelift_frontend as frontend;
+/// Re-exported so frontends build against the same Cranelift version.
+pub use cranelift_module as module;

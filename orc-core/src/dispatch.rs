@@ -1,0 +1,269 @@
+//! Dispatchers: where materialization work runs.
+//!
+//! The session hands every materialization (and nothing else that is slow)
+//! to its dispatcher, always after releasing the session lock. The
+//! in-place dispatcher runs work on the calling thread; the thread pool runs
+//! it on N worker threads. A task that is never run (the pool shut down
+//! first) is dropped, and dropping a materialization task fails its
+//! symbols, so no lookup waits forever.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+/// A unit of work for a dispatcher.
+pub struct Task {
+    description: String,
+    work: Box<dyn FnOnce() + Send>,
+}
+
+impl Task {
+    /// A task that runs `work`; `description` names it for diagnostics.
+    pub fn new(description: impl Into<String>, work: impl FnOnce() + Send + 'static) -> Self {
+        Task {
+            description: description.into(),
+            work: Box::new(work),
+        }
+    }
+
+    /// What the task does.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Runs the task.
+    pub fn run(self) {
+        (self.work)()
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+/// Runs tasks for a session.
+pub trait Dispatcher: Send + Sync {
+    /// Runs `task` now or later. Never called with the session lock held.
+    fn dispatch(&self, task: Task);
+
+    /// Stops accepting work, drops queued tasks and waits for running ones.
+    fn shutdown(&self);
+
+    /// If the calling thread is one of this dispatcher's workers and a task
+    /// is queued, runs one and returns true. Blocking lookups made on a
+    /// worker call this while they wait, so a pool never deadlocks waiting
+    /// on work queued behind it.
+    fn run_one_if_worker(&self) -> bool {
+        false
+    }
+}
+
+/// Runs every task immediately on the thread that dispatches it.
+#[derive(Debug, Default)]
+pub struct InPlaceDispatcher;
+
+impl Dispatcher for InPlaceDispatcher {
+    fn dispatch(&self, task: Task) {
+        task.run()
+    }
+
+    fn shutdown(&self) {}
+}
+
+struct PoolShared {
+    queue: Mutex<PoolQueue>,
+    available: Condvar,
+    id: usize,
+}
+
+struct PoolQueue {
+    tasks: VecDeque<Task>,
+    open: bool,
+    running: usize,
+}
+
+thread_local! {
+    /// The pool (by id) whose worker this thread is, if any.
+    static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A pool of worker threads that run tasks in dispatch order.
+pub struct ThreadPoolDispatcher {
+    shared: Arc<PoolShared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    shut: AtomicBool,
+}
+
+impl ThreadPoolDispatcher {
+    /// A pool of `n_threads` workers (at least one). Fails only when the
+    /// operating system refuses to start a thread.
+    pub fn new(n_threads: usize) -> std::io::Result<Self> {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let shared = Arc::new(PoolShared {
+            queue: Mutex::new(PoolQueue {
+                tasks: VecDeque::new(),
+                open: true,
+                running: 0,
+            }),
+            available: Condvar::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        });
+        let pool = ThreadPoolDispatcher {
+            shared,
+            workers: Mutex::new(Vec::new()),
+            shut: AtomicBool::new(false),
+        };
+        for i in 0..n_threads.max(1) {
+            let shared = pool.shared.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("orc-worker-{i}"))
+                .spawn(move || worker_loop(&shared))?;
+            pool.workers.lock().push(worker);
+        }
+        Ok(pool)
+    }
+
+    /// The number of worker threads.
+    pub fn n_threads(&self) -> usize {
+        self.workers.lock().len()
+    }
+}
+
+fn worker_loop(shared: &PoolShared) {
+    WORKER_OF.with(|w| w.set(shared.id));
+    loop {
+        let task = {
+            let mut queue = shared.queue.lock();
+            loop {
+                if let Some(task) = queue.tasks.pop_front() {
+                    queue.running += 1;
+                    break task;
+                }
+                if !queue.open {
+                    return;
+                }
+                shared.available.wait(&mut queue);
+            }
+        };
+        // A panicking task must not take the worker down with it; whatever
+        // it was materializing fails when its responsibility is dropped
+        // during unwinding.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()));
+        shared.queue.lock().running -= 1;
+    }
+}
+
+impl Dispatcher for ThreadPoolDispatcher {
+    fn dispatch(&self, task: Task) {
+        let mut queue = self.shared.queue.lock();
+        if !queue.open {
+            // Dropping the task fails whatever it was to materialize.
+            drop(queue);
+            drop(task);
+            return;
+        }
+        queue.tasks.push_back(task);
+        drop(queue);
+        self.shared.available.notify_one();
+    }
+
+    fn shutdown(&self) {
+        if self.shut.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let dropped: Vec<Task> = {
+            let mut queue = self.shared.queue.lock();
+            queue.open = false;
+            queue.tasks.drain(..).collect()
+        };
+        self.shared.available.notify_all();
+        // Dropping queued tasks may run their failure paths; do it unlocked.
+        drop(dropped);
+        let workers: Vec<JoinHandle<()>> = self.workers.lock().drain(..).collect();
+        let me = std::thread::current().id();
+        for worker in workers {
+            if worker.thread().id() != me {
+                let _ = worker.join();
+            }
+        }
+    }
+
+    fn run_one_if_worker(&self) -> bool {
+        if WORKER_OF.with(|w| w.get()) != self.shared.id {
+            return false;
+        }
+        let task = {
+            let mut queue = self.shared.queue.lock();
+            match queue.tasks.pop_front() {
+                Some(task) => {
+                    queue.running += 1;
+                    task
+                }
+                None => return false,
+            }
+        };
+        task.run();
+        self.shared.queue.lock().running -= 1;
+        true
+    }
+}
+
+impl Drop for ThreadPoolDispatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for ThreadPoolDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPoolDispatcher")
+            .field("n_threads", &self.n_threads())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn pool_runs_every_task() {
+        let pool = ThreadPoolDispatcher::new(4).unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..100 {
+            let count = count.clone();
+            let tx = tx.clone();
+            pool.dispatch(Task::new("count", move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                tx.send(()).unwrap();
+            }));
+        }
+        for _ in 0..100 {
+            rx.recv().unwrap();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 100);
+        pool.shutdown();
+        assert_eq!(pool.n_threads(), 0);
+    }
+
+    #[test]
+    fn tasks_after_shutdown_are_dropped_not_run() {
+        let pool = ThreadPoolDispatcher::new(1).unwrap();
+        pool.shutdown();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        pool.dispatch(Task::new("late", move || {
+            flag.store(true, Ordering::SeqCst)
+        }));
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+}

@@ -1,0 +1,367 @@
+//! The execution session: owner of dylibs, symbol states, the dispatcher
+//! and error reporting.
+//!
+//! All state lives in one `SessionState` behind one lock. Public operations
+//! lock it briefly to make a transition, collect what must happen next
+//! (query callbacks, materializations, discards, error reports) and do that
+//! after unlocking, so no materializer, generator, resource manager or user
+//! callback ever runs under the session lock.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::dispatch::{Dispatcher, InPlaceDispatcher, Task};
+use crate::dylib::{JitDylib, JitDylibSearchOrder};
+use crate::error::{Error, Result};
+use crate::lookup::{LookupKind, SymbolLookupSet, SymbolState};
+use crate::responsibility::MaterializationResponsibility;
+use crate::state::{Effects, SessionState};
+use crate::symbol::{SymbolMap, SymbolName, SymbolStringPool};
+use crate::tracker::{free_removed, ResourceManager};
+
+/// Receives errors that have no caller to go to (a failed materialization
+/// nobody is waiting on, a resource manager that failed to free).
+pub type ErrorReporter = Box<dyn Fn(&Error) + Send + Sync>;
+
+pub(crate) struct SessionInner {
+    pub(crate) state: Mutex<SessionState>,
+    pool: Arc<SymbolStringPool>,
+    dispatcher: RwLock<Arc<dyn Dispatcher>>,
+    reporter: RwLock<Option<ErrorReporter>>,
+    managers: RwLock<Vec<Arc<dyn ResourceManager>>>,
+}
+
+/// The root of a JIT: see the module docs. Clone is cheap (a handle).
+#[derive(Clone)]
+pub struct ExecutionSession {
+    inner: Arc<SessionInner>,
+}
+
+impl Default for ExecutionSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExecutionSession {
+    /// A session with the in-place dispatcher.
+    pub fn new() -> Self {
+        Self::with_dispatcher(Arc::new(InPlaceDispatcher))
+    }
+
+    /// A session whose materializations run on `dispatcher`.
+    pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>) -> Self {
+        ExecutionSession {
+            inner: Arc::new(SessionInner {
+                state: Mutex::new(SessionState::new()),
+                pool: Arc::new(SymbolStringPool::new()),
+                dispatcher: RwLock::new(dispatcher),
+                reporter: RwLock::new(None),
+                managers: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<SessionInner>) -> Self {
+        ExecutionSession { inner }
+    }
+
+    /// Interns `name` in the session's pool.
+    pub fn intern(&self, name: &str) -> SymbolName {
+        self.inner.pool.intern(name)
+    }
+
+    /// The session's name pool.
+    pub fn symbol_string_pool(&self) -> &Arc<SymbolStringPool> {
+        &self.inner.pool
+    }
+
+    /// The dispatcher materializations run on.
+    pub fn dispatcher(&self) -> Arc<dyn Dispatcher> {
+        self.inner.dispatcher.read().clone()
+    }
+
+    /// Sends errors nobody else receives to `reporter` (the default prints
+    /// them on stderr).
+    pub fn set_error_reporter(&self, reporter: impl Fn(&Error) + Send + Sync + 'static) {
+        *self.inner.reporter.write() = Some(Box::new(reporter));
+    }
+
+    /// Reports `err` through the error reporter.
+    pub fn report_error(&self, err: &Error) {
+        self.inner.report_error(err)
+    }
+
+    /// Registers a manager to be told when trackers are removed or merged.
+    /// Managers registered later are asked to free first.
+    pub fn register_resource_manager(&self, manager: Arc<dyn ResourceManager>) {
+        self.inner.managers.write().push(manager);
+    }
+
+    /// Unregisters a manager (by identity).
+    pub fn deregister_resource_manager(&self, manager: &Arc<dyn ResourceManager>) {
+        self.inner
+            .managers
+            .write()
+            .retain(|m| !Arc::ptr_eq(m, manager));
+    }
+
+    /// Creates a dylib. A second dylib with the same name is an error.
+    pub fn create_jit_dylib(&self, name: &str) -> Result<JitDylib> {
+        let (id, name) = self.inner.state.lock().create_dylib(name)?;
+        Ok(JitDylib::from_parts(self.inner.clone(), id, name))
+    }
+
+    /// The dylib called `name`, if any.
+    pub fn jit_dylib(&self, name: &str) -> Option<JitDylib> {
+        let (id, name) = self.inner.state.lock().dylib_by_name(name)?;
+        Some(JitDylib::from_parts(self.inner.clone(), id, name))
+    }
+
+    /// Every dylib, in creation order.
+    pub fn jit_dylibs(&self) -> Vec<JitDylib> {
+        let all = self.inner.state.lock().all_dylibs();
+        all.into_iter()
+            .map(|(id, name)| JitDylib::from_parts(self.inner.clone(), id, name))
+            .collect()
+    }
+
+    /// Removes a dylib: all its trackers are removed (freeing resources) and
+    /// it leaves every link order.
+    pub fn remove_jit_dylib(&self, dylib: &JitDylib) -> Result<()> {
+        let mut fx = Effects::default();
+        let res = self.inner.state.lock().remove_dylib(dylib.id, &mut fx);
+        self.inner.run_effects(fx);
+        res
+    }
+
+    /// Looks `names` up in `order` and calls `on_complete` once, when every
+    /// name has reached `required` (`Resolved` or `Ready`), or with the first
+    /// error. Materializes what is needed on the dispatcher. Names nobody
+    /// defines are offered to each dylib's generators, in search order.
+    pub fn lookup_async(
+        &self,
+        order: &JitDylibSearchOrder,
+        names: SymbolLookupSet,
+        required: SymbolState,
+        on_complete: impl FnOnce(Result<SymbolMap>) + Send + 'static,
+    ) {
+        self.lookup_with_kind(
+            LookupKind::Static,
+            order,
+            names,
+            required,
+            Box::new(on_complete),
+        )
+    }
+
+    /// Like [`Self::lookup_async`] with an explicit [`LookupKind`] for
+    /// generators.
+    pub fn lookup_with_kind(
+        &self,
+        kind: LookupKind,
+        order: &JitDylibSearchOrder,
+        names: SymbolLookupSet,
+        required: SymbolState,
+        on_complete: Box<dyn FnOnce(Result<SymbolMap>) + Send>,
+    ) {
+        if let Err(e) = self.run_generators(kind, order, &names) {
+            on_complete(Err(e));
+            return;
+        }
+        let ids: Vec<_> = order
+            .iter()
+            .filter(|(jd, _)| Arc::ptr_eq(&jd.session, &self.inner))
+            .map(|(jd, flags)| (jd.id, *flags))
+            .collect();
+        let mut fx = Effects::default();
+        self.inner
+            .state
+            .lock()
+            .register_query(&ids, &names, required, on_complete, &mut fx);
+        self.inner.run_effects(fx);
+    }
+
+    /// Offers the names no dylib defines (so far, in order) to generators.
+    fn run_generators(
+        &self,
+        kind: LookupKind,
+        order: &JitDylibSearchOrder,
+        names: &SymbolLookupSet,
+    ) -> Result<()> {
+        let mut unresolved = names.clone();
+        for (jd, flags) in order {
+            if unresolved.is_empty() {
+                break;
+            }
+            let (generators, lock) = {
+                let st = self.inner.state.lock();
+                st.check_open()?;
+                let Ok(d) = st.dylib(jd.id) else {
+                    continue;
+                };
+                unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+                (d.generators.clone(), d.generator_lock.clone())
+            };
+            if unresolved.is_empty() || generators.is_empty() {
+                continue;
+            }
+            let _serial = lock.lock();
+            for generator in &generators {
+                self.inner.state.lock().check_open().map(|_| ())?;
+                {
+                    let st = self.inner.state.lock();
+                    unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+                }
+                if unresolved.is_empty() {
+                    break;
+                }
+                generator.try_to_generate(kind, jd, *flags, &unresolved)?;
+            }
+            let st = self.inner.state.lock();
+            unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+        }
+        Ok(())
+    }
+
+    /// Blocking form of [`Self::lookup_async`]. On a dispatcher worker
+    /// thread it runs queued tasks while it waits, so a pool cannot deadlock
+    /// on work queued behind its own blocked workers.
+    pub fn lookup(
+        &self,
+        order: &JitDylibSearchOrder,
+        names: SymbolLookupSet,
+        required: SymbolState,
+    ) -> Result<SymbolMap> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.lookup_async(order, names, required, move |res| {
+            let _ = tx.send(res);
+        });
+        let dispatcher = self.dispatcher();
+        loop {
+            match rx.try_recv() {
+                Ok(res) => return res,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(Error::SessionEnded),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            if dispatcher.run_one_if_worker() {
+                continue;
+            }
+            match rx.recv_timeout(Duration::from_millis(2)) {
+                Ok(res) => return res,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::SessionEnded),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Looks one name up in `dylibs` (exported symbols only), waiting until
+    /// it is Ready.
+    pub fn lookup_symbol(
+        &self,
+        dylibs: &[&JitDylib],
+        name: &str,
+    ) -> Result<crate::ExecutorSymbolDef> {
+        let name = self.intern(name);
+        let order = crate::dylib::make_search_order(dylibs);
+        let mut map = self.lookup(
+            &order,
+            SymbolLookupSet::from_names([name.clone()]),
+            SymbolState::Ready,
+        )?;
+        map.remove(&name).ok_or(Error::SymbolsNotFound {
+            symbols: vec![name],
+        })
+    }
+
+    /// Ends the session: every pending lookup fails with `SessionEnded`,
+    /// queued materializations are dropped (failing their symbols), running
+    /// ones finish against a closed session, every tracker's resources are
+    /// freed (newest first) and every dylib, unit and generator is dropped.
+    /// Later operations return `SessionEnded`. Ending twice is a no-op.
+    pub fn end_session(&self) -> Result<()> {
+        let mut fx = Effects::default();
+        let generators = {
+            let mut st = self.inner.state.lock();
+            if !st.open {
+                return Ok(());
+            }
+            st.end(&mut fx)
+        };
+        let removed = std::mem::take(&mut fx.removed_trackers);
+        self.inner.run_effects(fx);
+        self.dispatcher().shutdown();
+        free_removed(&self.inner, removed);
+        drop(generators);
+        self.inner.managers.write().clear();
+        self.inner.pool.clear_dead_entries();
+        Ok(())
+    }
+
+    /// Whether [`Self::end_session`] has run.
+    pub fn has_ended(&self) -> bool {
+        !self.inner.state.lock().open
+    }
+}
+
+impl SessionInner {
+    pub(crate) fn report_error(&self, err: &Error) {
+        match &*self.reporter.read() {
+            Some(reporter) => reporter(err),
+            None => eprintln!("orc: JIT session error: {err}"),
+        }
+    }
+
+    pub(crate) fn resource_managers(&self) -> Vec<Arc<dyn ResourceManager>> {
+        self.managers.read().clone()
+    }
+
+    /// Performs the effects of a transition. Must be called without the
+    /// session lock held.
+    pub(crate) fn run_effects(self: &Arc<Self>, fx: Effects) {
+        for (cell, dylib, name) in fx.discards {
+            let dylib_name = self.state.lock().dylib_name(dylib);
+            let jd = JitDylib::from_parts(self.clone(), dylib, dylib_name);
+            if let Some(unit) = cell.lock().as_mut() {
+                unit.discard(&jd, &name);
+            }
+        }
+        drop(fx.dropped_units);
+        for (callback, res) in fx.completions {
+            callback(res);
+        }
+        for err in &fx.reports {
+            self.report_error(err);
+        }
+        free_removed(self, fx.removed_trackers);
+        if fx.materialize.is_empty() {
+            return;
+        }
+        let dispatcher = self.dispatcher.read().clone();
+        for pm in fx.materialize {
+            let dylib_name = self.state.lock().dylib_name(pm.dylib);
+            let jd = JitDylib::from_parts(self.clone(), pm.dylib, dylib_name);
+            let mr = MaterializationResponsibility::new(self.clone(), pm.mr, jd, pm.tracker);
+            let cell = pm.cell;
+            let task = Task::new(format!("materialize {}", pm.unit_name), move || {
+                let unit = cell.lock().take();
+                match unit {
+                    Some(unit) => unit.materialize(mr),
+                    None => drop(mr),
+                }
+            });
+            dispatcher.dispatch(task);
+        }
+    }
+}
+
+impl std::fmt::Debug for ExecutionSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionSession")
+            .field("dylibs", &self.jit_dylibs())
+            .finish()
+    }
+}

@@ -1,0 +1,784 @@
+//! The session's state and every transition of it.
+//!
+//! Everything here runs under the session lock and never calls out: work
+//! that must happen outside the lock (query callbacks, materializations,
+//! discards, error reports) is collected in [`Effects`] and performed by the
+//! session after unlocking. That is how the invariant "no materializer,
+//! generator or user callback runs under the session lock" is kept.
+//!
+//! This module owns definitions, query registration and removal; emission,
+//! dependencies and failure live in `emit.rs`.
+
+mod emit;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, QualifiedSymbol, Result};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolLookupSet, SymbolState};
+use crate::symbol::{
+    ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
+};
+use crate::tracker::ResourceKey;
+use crate::unit::MaterializationUnit;
+
+/// Identifies a dylib within its session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub(crate) struct DylibId(pub(crate) u64);
+
+/// A symbol in a particular dylib.
+pub(crate) type SymKey = (DylibId, SymbolName);
+
+/// Identifies an active materialization responsibility.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct MrId(pub(crate) u64);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct UnitId(u64);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct QueryId(u64);
+
+/// A unit waiting to be materialized. The mutex is the unit's own, never
+/// held together with the session lock, so `discard` and `materialize` run
+/// unlocked and never at the same time.
+pub(crate) type UnitCell = Arc<Mutex<Option<Box<dyn MaterializationUnit>>>>;
+
+/// What a query calls when it completes.
+pub(crate) type QueryCallback = Box<dyn FnOnce(Result<SymbolMap>) + Send>;
+
+/// One symbol of one dylib.
+struct SymbolEntry {
+    flags: SymbolFlags,
+    addr: ExecutorAddr,
+    state: SymbolState,
+    /// Set once the symbol failed; every later lookup gets this error.
+    error: Option<Error>,
+    /// The unit that will define it (state `NeverSearched` only).
+    unit: Option<UnitId>,
+    /// The responsibility defining it (`Materializing` or `Resolved`).
+    mr: Option<MrId>,
+    tracker: ResourceKey,
+    /// Queries waiting for this symbol to reach their required state.
+    pending: Vec<QueryId>,
+    /// Not yet emitted: emitted symbols whose readiness waits on this one.
+    dependants: HashSet<SymKey>,
+    /// Emitted but not ready: the not-yet-emitted symbols it transitively
+    /// depends on. Empty means ready.
+    waiting_on: HashSet<SymKey>,
+}
+
+impl SymbolEntry {
+    fn new(flags: SymbolFlags, state: SymbolState, tracker: ResourceKey) -> Self {
+        SymbolEntry {
+            flags,
+            addr: ExecutorAddr::NULL,
+            state,
+            error: None,
+            unit: None,
+            mr: None,
+            tracker,
+            pending: Vec::new(),
+            dependants: HashSet::new(),
+            waiting_on: HashSet::new(),
+        }
+    }
+
+    fn visible(&self, flags: JitDylibLookupFlags) -> bool {
+        flags == JitDylibLookupFlags::MatchAllSymbols || self.flags.is_exported()
+    }
+
+    fn def(&self) -> Option<ExecutorSymbolDef> {
+        (!self.flags.has_side_effects_only()).then(|| ExecutorSymbolDef::new(self.addr, self.flags))
+    }
+}
+
+/// A dylib's symbol table and search configuration.
+pub(crate) struct DylibState {
+    pub(crate) name: Arc<str>,
+    symbols: HashMap<SymbolName, SymbolEntry>,
+    /// The dylibs searched after this one, in order.
+    pub(crate) link_order: Vec<DylibId>,
+    pub(crate) generators: Vec<Arc<dyn crate::DefinitionGenerator>>,
+    /// Serializes generator runs for this dylib (taken without the session
+    /// lock).
+    pub(crate) generator_lock: Arc<Mutex<()>>,
+    default_tracker: Option<ResourceKey>,
+}
+
+struct UnitEntry {
+    cell: UnitCell,
+    dylib: DylibId,
+    tracker: ResourceKey,
+    symbols: HashSet<SymbolName>,
+}
+
+struct QueryState {
+    required: SymbolState,
+    outstanding: usize,
+    results: SymbolMap,
+    callback: QueryCallback,
+    waiting_on: Vec<SymKey>,
+}
+
+/// The bookkeeping of one active responsibility.
+struct MrState {
+    dylib: DylibId,
+    tracker: ResourceKey,
+    unit_name: Arc<str>,
+    symbols: SymbolFlagsMap,
+    /// Dependencies recorded so far, per owned symbol.
+    deps: HashMap<SymbolName, HashSet<SymKey>>,
+}
+
+struct TrackerState {
+    dylib: DylibId,
+}
+
+/// A materialization to start once the lock is released.
+pub(crate) struct PendingMaterialization {
+    pub(crate) cell: UnitCell,
+    pub(crate) mr: MrId,
+    pub(crate) dylib: DylibId,
+    pub(crate) tracker: ResourceKey,
+    pub(crate) unit_name: Arc<str>,
+}
+
+/// Work to do after the session lock is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) completions: Vec<(QueryCallback, Result<SymbolMap>)>,
+    pub(crate) materialize: Vec<PendingMaterialization>,
+    pub(crate) discards: Vec<(UnitCell, DylibId, SymbolName)>,
+    pub(crate) dropped_units: Vec<UnitCell>,
+    pub(crate) reports: Vec<Error>,
+    /// Trackers whose resources the resource managers must free.
+    pub(crate) removed_trackers: Vec<(DylibId, Arc<str>, ResourceKey)>,
+}
+
+/// The whole mutable state of a session.
+pub(crate) struct SessionState {
+    pub(crate) open: bool,
+    next_id: u64,
+    dylibs: HashMap<DylibId, DylibState>,
+    dylib_names: HashMap<Arc<str>, DylibId>,
+    units: HashMap<UnitId, UnitEntry>,
+    queries: HashMap<QueryId, QueryState>,
+    mrs: HashMap<MrId, MrState>,
+    trackers: HashMap<ResourceKey, TrackerState>,
+}
+
+impl SessionState {
+    pub(crate) fn new() -> Self {
+        SessionState {
+            open: true,
+            next_id: 1,
+            dylibs: HashMap::new(),
+            dylib_names: HashMap::new(),
+            units: HashMap::new(),
+            queries: HashMap::new(),
+            mrs: HashMap::new(),
+            trackers: HashMap::new(),
+        }
+    }
+
+    fn fresh(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.open {
+            Ok(())
+        } else {
+            Err(Error::SessionEnded)
+        }
+    }
+
+    // ----- dylibs and trackers -------------------------------------------
+
+    pub(crate) fn create_dylib(&mut self, name: &str) -> Result<(DylibId, Arc<str>)> {
+        self.check_open()?;
+        if self.dylib_names.contains_key(name) {
+            return Err(Error::DuplicateJitDylib {
+                name: name.to_owned(),
+            });
+        }
+        let id = DylibId(self.fresh());
+        let name: Arc<str> = Arc::from(name);
+        self.dylibs.insert(
+            id,
+            DylibState {
+                name: name.clone(),
+                symbols: HashMap::new(),
+                link_order: Vec::new(),
+                generators: Vec::new(),
+                generator_lock: Arc::new(Mutex::new(())),
+                default_tracker: None,
+            },
+        );
+        self.dylib_names.insert(name.clone(), id);
+        Ok((id, name))
+    }
+
+    pub(crate) fn dylib_by_name(&self, name: &str) -> Option<(DylibId, Arc<str>)> {
+        let id = *self.dylib_names.get(name)?;
+        Some((id, self.dylibs.get(&id)?.name.clone()))
+    }
+
+    pub(crate) fn dylib(&self, id: DylibId) -> Result<&DylibState> {
+        self.check_open()?;
+        self.dylibs.get(&id).ok_or_else(|| Error::JitDylibRemoved {
+            name: format!("#{}", id.0),
+        })
+    }
+
+    pub(crate) fn dylib_mut(&mut self, id: DylibId) -> Result<&mut DylibState> {
+        self.check_open()?;
+        self.dylibs
+            .get_mut(&id)
+            .ok_or_else(|| Error::JitDylibRemoved {
+                name: format!("#{}", id.0),
+            })
+    }
+
+    pub(crate) fn dylib_name(&self, id: DylibId) -> Arc<str> {
+        self.dylibs
+            .get(&id)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| Arc::from("<removed>"))
+    }
+
+    pub(crate) fn all_dylibs(&self) -> Vec<(DylibId, Arc<str>)> {
+        let mut all: Vec<_> = self
+            .dylibs
+            .iter()
+            .map(|(id, d)| (*id, d.name.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    pub(crate) fn create_tracker(&mut self, dylib: DylibId) -> Result<ResourceKey> {
+        self.dylib(dylib)?;
+        let key = ResourceKey(self.fresh());
+        self.trackers.insert(key, TrackerState { dylib });
+        Ok(key)
+    }
+
+    pub(crate) fn default_tracker(&mut self, dylib: DylibId) -> Result<ResourceKey> {
+        if let Some(key) = self.dylib(dylib)?.default_tracker {
+            return Ok(key);
+        }
+        let key = self.create_tracker(dylib)?;
+        self.dylib_mut(dylib)?.default_tracker = Some(key);
+        Ok(key)
+    }
+
+    pub(crate) fn tracker_live(&self, key: ResourceKey) -> bool {
+        self.open && self.trackers.contains_key(&key)
+    }
+
+    fn check_tracker(&self, key: ResourceKey, dylib: DylibId) -> Result<()> {
+        self.check_open()?;
+        match self.trackers.get(&key) {
+            Some(t) if t.dylib == dylib => Ok(()),
+            Some(t) => Err(Error::TrackerDylibMismatch {
+                from: self.dylib_name(t.dylib),
+                to: self.dylib_name(dylib),
+            }),
+            None => Err(Error::ResourceTrackerDefunct {
+                dylib: self.dylib_name(dylib),
+            }),
+        }
+    }
+
+    fn qualify(&self, keys: &[SymKey]) -> Vec<QualifiedSymbol> {
+        let mut out: Vec<QualifiedSymbol> = keys
+            .iter()
+            .map(|(jd, name)| QualifiedSymbol {
+                dylib: self.dylib_name(*jd),
+                name: name.clone(),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn entry(&self, key: &SymKey) -> Option<&SymbolEntry> {
+        self.dylibs.get(&key.0)?.symbols.get(&key.1)
+    }
+
+    fn entry_mut(&mut self, key: &SymKey) -> Option<&mut SymbolEntry> {
+        self.dylibs.get_mut(&key.0)?.symbols.get_mut(&key.1)
+    }
+
+    // ----- definitions ----------------------------------------------------
+
+    /// Defines the symbols of a unit in `dylib`, applying the linker rules:
+    /// strong-strong is a duplicate, strong overrides an unsearched weak,
+    /// and a weak definition loses to any existing one.
+    pub(crate) fn define(
+        &mut self,
+        dylib: DylibId,
+        cell: UnitCell,
+        symbols: SymbolFlagsMap,
+        tracker: ResourceKey,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        self.check_tracker(tracker, dylib)?;
+        let d = self.dylib(dylib)?;
+        let mut dups = Vec::new();
+        let mut override_existing = Vec::new();
+        let mut lose = Vec::new();
+        for (name, flags) in &symbols {
+            if let Some(existing) = d.symbols.get(name) {
+                if flags.is_strong() {
+                    if existing.flags.is_strong()
+                        || existing.state > SymbolState::NeverSearched
+                        || existing.error.is_some()
+                    {
+                        dups.push(name.clone());
+                    } else {
+                        override_existing.push(name.clone());
+                    }
+                } else {
+                    lose.push(name.clone());
+                }
+            }
+        }
+        if let Some(symbol) = dups.into_iter().min() {
+            return Err(Error::DuplicateDefinition {
+                dylib: d.name.clone(),
+                symbol,
+            });
+        }
+        let unit_id = UnitId(self.fresh());
+        for name in &override_existing {
+            let old = self
+                .dylibs
+                .get_mut(&dylib)
+                .and_then(|d| d.symbols.remove(name))
+                .and_then(|e| e.unit);
+            if let Some(old) = old {
+                self.unit_lost_symbol(old, name, fx);
+            }
+        }
+        for name in &lose {
+            fx.discards.push((cell.clone(), dylib, name.clone()));
+        }
+        let mut kept = HashSet::new();
+        let d = self.dylib_mut(dylib)?;
+        for (name, flags) in symbols {
+            if lose.contains(&name) {
+                continue;
+            }
+            let mut entry = SymbolEntry::new(flags, SymbolState::NeverSearched, tracker);
+            entry.unit = Some(unit_id);
+            d.symbols.insert(name.clone(), entry);
+            kept.insert(name);
+        }
+        if kept.is_empty() {
+            fx.dropped_units.push(cell);
+        } else {
+            self.units.insert(
+                unit_id,
+                UnitEntry {
+                    cell,
+                    dylib,
+                    tracker,
+                    symbols: kept,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A unit no longer defines `name`: tell it to discard the symbol, and
+    /// drop the unit when nothing is left.
+    fn unit_lost_symbol(&mut self, unit: UnitId, name: &SymbolName, fx: &mut Effects) {
+        let Some(entry) = self.units.get_mut(&unit) else {
+            return;
+        };
+        entry.symbols.remove(name);
+        fx.discards
+            .push((entry.cell.clone(), entry.dylib, name.clone()));
+        if entry.symbols.is_empty() {
+            if let Some(entry) = self.units.remove(&unit) {
+                fx.dropped_units.push(entry.cell);
+            }
+        }
+    }
+
+    /// Whether `name` is defined in `dylib` and visible with `flags`.
+    pub(crate) fn defines(
+        &self,
+        dylib: DylibId,
+        name: &SymbolName,
+        flags: JitDylibLookupFlags,
+    ) -> bool {
+        self.dylibs
+            .get(&dylib)
+            .and_then(|d| d.symbols.get(name))
+            .is_some_and(|e| e.visible(flags))
+    }
+
+    /// The names defined in `dylib`, with their flags and states (for
+    /// diagnostics and tests).
+    pub(crate) fn symbol_table(
+        &self,
+        dylib: DylibId,
+    ) -> Result<Vec<(SymbolName, SymbolFlags, SymbolState, bool)>> {
+        let d = self.dylib(dylib)?;
+        let mut out: Vec<_> = d
+            .symbols
+            .iter()
+            .map(|(n, e)| (n.clone(), e.flags, e.state, e.error.is_some()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    // ----- queries ---------------------------------------------------------
+
+    /// Registers a lookup. Completes it at once when every symbol already
+    /// has the required state, fails it at once when a required name is
+    /// missing or a symbol is in the error state, and otherwise starts the
+    /// materializations it needs.
+    pub(crate) fn register_query(
+        &mut self,
+        order: &[(DylibId, JitDylibLookupFlags)],
+        set: &SymbolLookupSet,
+        required: SymbolState,
+        callback: QueryCallback,
+        fx: &mut Effects,
+    ) {
+        if let Err(e) = self.check_open() {
+            fx.completions.push((callback, Err(e)));
+            return;
+        }
+        let required = required.max(SymbolState::Resolved);
+        let mut found: Vec<SymKey> = Vec::with_capacity(set.len());
+        let mut missing = Vec::new();
+        for (name, lookup_flags) in set.iter() {
+            let hit = order.iter().find(|(jd, jd_flags)| {
+                self.dylibs
+                    .get(jd)
+                    .and_then(|d| d.symbols.get(name))
+                    .is_some_and(|e| e.visible(*jd_flags))
+            });
+            match hit {
+                Some((jd, _)) => found.push((*jd, name.clone())),
+                None if *lookup_flags == SymbolLookupFlags::RequiredSymbol => {
+                    missing.push(name.clone())
+                }
+                None => {}
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            fx.completions
+                .push((callback, Err(Error::SymbolsNotFound { symbols: missing })));
+            return;
+        }
+        for key in &found {
+            if let Some(err) = self.entry(key).and_then(|e| e.error.clone()) {
+                fx.completions.push((callback, Err(err)));
+                return;
+            }
+        }
+        let qid = QueryId(self.fresh());
+        let mut query = QueryState {
+            required,
+            outstanding: 0,
+            results: SymbolMap::with_capacity(found.len()),
+            callback,
+            waiting_on: Vec::new(),
+        };
+        let mut to_start = Vec::new();
+        for key in found {
+            let Some(entry) = self.entry_mut(&key) else {
+                continue;
+            };
+            if entry.state >= required {
+                if let Some(def) = entry.def() {
+                    query.results.insert(key.1.clone(), def);
+                }
+                continue;
+            }
+            entry.pending.push(qid);
+            query.outstanding += 1;
+            if entry.state == SymbolState::NeverSearched {
+                if let Some(unit) = entry.unit {
+                    to_start.push(unit);
+                }
+            }
+            query.waiting_on.push(key);
+        }
+        if query.outstanding == 0 {
+            fx.completions.push((query.callback, Ok(query.results)));
+            return;
+        }
+        self.queries.insert(qid, query);
+        for unit in to_start {
+            self.start_materialization(unit, fx);
+        }
+    }
+
+    /// Moves a unit's symbols to `Materializing` under a new responsibility
+    /// and queues the unit to run.
+    fn start_materialization(&mut self, unit: UnitId, fx: &mut Effects) {
+        let Some(u) = self.units.remove(&unit) else {
+            return;
+        };
+        let mr = MrId(self.fresh());
+        let mut symbols = SymbolFlagsMap::with_capacity(u.symbols.len());
+        if let Some(d) = self.dylibs.get_mut(&u.dylib) {
+            for name in u.symbols {
+                if let Some(entry) = d.symbols.get_mut(&name) {
+                    entry.state = SymbolState::Materializing;
+                    entry.unit = None;
+                    entry.mr = Some(mr);
+                    symbols.insert(name, entry.flags);
+                }
+            }
+        }
+        let unit_name: Arc<str> = match u.cell.try_lock() {
+            Some(guard) => guard
+                .as_ref()
+                .map_or_else(|| Arc::from("<unit>"), |m| Arc::from(m.name())),
+            None => Arc::from("<unit>"),
+        };
+        self.mrs.insert(
+            mr,
+            MrState {
+                dylib: u.dylib,
+                tracker: u.tracker,
+                unit_name: unit_name.clone(),
+                symbols,
+                deps: HashMap::new(),
+            },
+        );
+        fx.materialize.push(PendingMaterialization {
+            cell: u.cell,
+            mr,
+            dylib: u.dylib,
+            tracker: u.tracker,
+            unit_name,
+        });
+    }
+
+    /// Records one more result for a query, completing it when it was the
+    /// last one outstanding.
+    fn satisfy(
+        &mut self,
+        qid: QueryId,
+        name: &SymbolName,
+        def: Option<ExecutorSymbolDef>,
+        fx: &mut Effects,
+    ) {
+        let Some(query) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        if let Some(def) = def {
+            query.results.insert(name.clone(), def);
+        }
+        query.outstanding -= 1;
+        if query.outstanding == 0 {
+            if let Some(query) = self.queries.remove(&qid) {
+                fx.completions.push((query.callback, Ok(query.results)));
+            }
+        }
+    }
+
+    /// Fails a query (once) and unhooks it from every symbol it waited on.
+    fn fail_query(&mut self, qid: QueryId, err: Error, fx: &mut Effects) {
+        let Some(query) = self.queries.remove(&qid) else {
+            return;
+        };
+        for key in &query.waiting_on {
+            if let Some(entry) = self.entry_mut(key) {
+                entry.pending.retain(|q| *q != qid);
+            }
+        }
+        fx.completions.push((query.callback, Err(err)));
+    }
+
+    // ----- removal -----------------------------------------------------------
+
+    /// Removes every symbol and unit of a tracker. Queries waiting on them
+    /// fail; the tracker becomes defunct, so its responsibilities can no
+    /// longer resolve or emit.
+    pub(crate) fn remove_tracker(&mut self, key: ResourceKey, fx: &mut Effects) -> Result<()> {
+        self.check_open()?;
+        let Some(tracker) = self.trackers.remove(&key) else {
+            return Ok(());
+        };
+        let dylib = tracker.dylib;
+        let Some(d) = self.dylibs.get_mut(&dylib) else {
+            return Ok(());
+        };
+        if d.default_tracker == Some(key) {
+            d.default_tracker = None;
+        }
+        let name = d.name.clone();
+        let keys: Vec<SymKey> = d
+            .symbols
+            .iter()
+            .filter(|(_, e)| e.tracker == key)
+            .map(|(n, _)| (dylib, n.clone()))
+            .collect();
+        self.remove_symbols(&keys, fx);
+        fx.removed_trackers.push((dylib, name, key));
+        Ok(())
+    }
+
+    fn remove_symbols(&mut self, keys: &[SymKey], fx: &mut Effects) {
+        if keys.is_empty() {
+            return;
+        }
+        let err = Error::SymbolsRemoved {
+            symbols: self.qualify(keys),
+        };
+        let mut orphaned = Vec::new();
+        for key in keys {
+            let Some(entry) = self
+                .dylibs
+                .get_mut(&key.0)
+                .and_then(|d| d.symbols.remove(&key.1))
+            else {
+                continue;
+            };
+            for qid in entry.pending {
+                self.fail_query(qid, err.clone(), fx);
+            }
+            for x in &entry.waiting_on {
+                if let Some(e) = self.entry_mut(x) {
+                    e.dependants.remove(key);
+                }
+            }
+            orphaned.extend(entry.dependants);
+            if let Some(unit) = entry.unit {
+                if let Some(u) = self.units.get_mut(&unit) {
+                    u.symbols.remove(&key.1);
+                    if u.symbols.is_empty() {
+                        if let Some(u) = self.units.remove(&unit) {
+                            fx.dropped_units.push(u.cell);
+                        }
+                    }
+                }
+            }
+            if let Some(mr) = entry.mr {
+                if let Some(m) = self.mrs.get_mut(&mr) {
+                    m.symbols.remove(&key.1);
+                    m.deps.remove(&key.1);
+                }
+            }
+        }
+        // Emitted symbols that waited on removed ones can never be ready.
+        orphaned.retain(|k| !keys.contains(k));
+        if !orphaned.is_empty() {
+            let cause = Error::FailedToMaterialize {
+                symbols: self.qualify(keys),
+                cause: Arc::new(err),
+            };
+            self.fail_symbols(&orphaned, cause, fx);
+        }
+    }
+
+    /// Moves everything of tracker `src` to tracker `dst` (same dylib).
+    pub(crate) fn transfer_tracker(
+        &mut self,
+        src: ResourceKey,
+        dst: ResourceKey,
+    ) -> Result<DylibId> {
+        self.check_open()?;
+        let src_dylib = match self.trackers.get(&src) {
+            Some(t) => t.dylib,
+            None => {
+                return Err(Error::ResourceTrackerDefunct {
+                    dylib: "<unknown>".into(),
+                })
+            }
+        };
+        self.check_tracker(dst, src_dylib)?;
+        if let Some(d) = self.dylibs.get_mut(&src_dylib) {
+            for entry in d.symbols.values_mut() {
+                if entry.tracker == src {
+                    entry.tracker = dst;
+                }
+            }
+        }
+        for unit in self.units.values_mut() {
+            if unit.tracker == src {
+                unit.tracker = dst;
+            }
+        }
+        for mr in self.mrs.values_mut() {
+            if mr.tracker == src {
+                mr.tracker = dst;
+            }
+        }
+        Ok(src_dylib)
+    }
+
+    /// Removes a dylib and all its trackers.
+    pub(crate) fn remove_dylib(&mut self, dylib: DylibId, fx: &mut Effects) -> Result<()> {
+        self.dylib(dylib)?;
+        let keys: Vec<ResourceKey> = self
+            .trackers
+            .iter()
+            .filter(|(_, t)| t.dylib == dylib)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.remove_tracker(key, fx)?;
+        }
+        // Every symbol belonged to one of those trackers; remove any stragglers
+        // the same way so waiters fail instead of hanging.
+        let rest: Vec<SymKey> = self
+            .dylibs
+            .get(&dylib)
+            .map(|d| d.symbols.keys().map(|n| (dylib, n.clone())).collect())
+            .unwrap_or_default();
+        self.remove_symbols(&rest, fx);
+        if let Some(d) = self.dylibs.remove(&dylib) {
+            self.dylib_names.remove(&d.name);
+        }
+        for other in self.dylibs.values_mut() {
+            other.link_order.retain(|id| *id != dylib);
+        }
+        Ok(())
+    }
+
+    /// Ends the session: fails every query, drops every unit, and lists every
+    /// tracker for its resources to be freed.
+    pub(crate) fn end(&mut self, fx: &mut Effects) -> Vec<Arc<dyn crate::DefinitionGenerator>> {
+        let qids: Vec<QueryId> = self.queries.keys().copied().collect();
+        for qid in qids {
+            self.fail_query(qid, Error::SessionEnded, fx);
+        }
+        for (_, unit) in self.units.drain() {
+            fx.dropped_units.push(unit.cell);
+        }
+        let mut trackers: Vec<(ResourceKey, DylibId)> =
+            self.trackers.drain().map(|(k, t)| (k, t.dylib)).collect();
+        // Newest first, like a stack of loaded libraries.
+        trackers.sort_by_key(|t| std::cmp::Reverse(t.0));
+        for (key, dylib) in trackers {
+            fx.removed_trackers
+                .push((dylib, self.dylib_name(dylib), key));
+        }
+        self.mrs.clear();
+        self.open = false;
+        let mut generators = Vec::new();
+        for (_, d) in self.dylibs.drain() {
+            generators.extend(d.generators);
+        }
+        self.dylib_names.clear();
+        generators
+    }
+}

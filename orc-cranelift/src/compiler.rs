@@ -1,0 +1,325 @@
+//! The tier-0 compiler: Cranelift functions built by a frontend, compiled
+//! for the host and written as one relocatable ELF object with `.eh_frame`.
+//!
+//! Frontends write against `cranelift_module::Module`; the compiler hands
+//! them a wrapper around `cranelift_object::ObjectModule` that records, per
+//! function, the CLIF (when asked), compile time and code size. Calls to
+//! other functions are by symbol name (relocations for the JIT linker),
+//! never by address.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_module::{
+    DataDescription, DataId, FuncId, Linkage, Module, ModuleDeclarations, ModuleReloc, ModuleResult,
+};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+use orc_core::SymbolFlags;
+
+use crate::error::CompileError;
+
+/// How hard Cranelift optimizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OptLevel {
+    /// No optimization: the fastest compiles.
+    None,
+    /// Optimize for speed (the default).
+    #[default]
+    Speed,
+    /// Optimize for speed and size.
+    SpeedAndSize,
+}
+
+impl OptLevel {
+    fn setting(self) -> &'static str {
+        match self {
+            OptLevel::None => "none",
+            OptLevel::Speed => "speed",
+            OptLevel::SpeedAndSize => "speed_and_size",
+        }
+    }
+}
+
+/// Settings of the tier-0 compiler.
+#[derive(Clone, Debug, Default)]
+pub struct CraneliftConfig {
+    /// Optimization level (default `speed`).
+    pub opt_level: OptLevel,
+    /// Keep each function's CLIF text in its [`FunctionReport`].
+    pub capture_clif: bool,
+}
+
+/// A module of Cranelift functions a frontend builds on the compile thread.
+pub trait CraneliftModule: Send + 'static {
+    /// A name for diagnostics and the object file.
+    fn name(&self) -> &str;
+
+    /// The symbols the module defines once built, with their flags. Must
+    /// match what `build` defines with `Linkage::Export`.
+    fn symbols(&self) -> Vec<(String, SymbolFlags)>;
+
+    /// Declares and defines the module's functions in `module`.
+    fn build(self: Box<Self>, module: &mut dyn Module) -> Result<(), String>;
+}
+
+/// A [`CraneliftModule`] from a name, a symbol list and a closure.
+pub struct FnModule<F> {
+    name: String,
+    symbols: Vec<(String, SymbolFlags)>,
+    build: F,
+}
+
+impl<F> FnModule<F>
+where
+    F: FnOnce(&mut dyn Module) -> Result<(), String> + Send + 'static,
+{
+    /// A module called `name` defining `symbols` by running `build`.
+    pub fn new(
+        name: impl Into<String>,
+        symbols: Vec<(String, SymbolFlags)>,
+        build: F,
+    ) -> Box<Self> {
+        Box::new(FnModule {
+            name: name.into(),
+            symbols,
+            build,
+        })
+    }
+}
+
+impl<F> CraneliftModule for FnModule<F>
+where
+    F: FnOnce(&mut dyn Module) -> Result<(), String> + Send + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        self.symbols.clone()
+    }
+    fn build(self: Box<Self>, module: &mut dyn Module) -> Result<(), String> {
+        (self.build)(module)
+    }
+}
+
+/// What the compiler recorded about one function.
+#[derive(Clone, Debug)]
+pub struct FunctionReport {
+    /// The function's symbol name.
+    pub name: String,
+    /// Its CLIF before compilation, when [`CraneliftConfig::capture_clif`].
+    pub clif: Option<String>,
+    /// Time spent in Cranelift for it.
+    pub compile_time: Duration,
+    /// Size of its machine code in bytes.
+    pub code_size: usize,
+}
+
+/// A compiled module: a relocatable object and per-function reports.
+#[derive(Clone, Debug)]
+pub struct CompiledObject {
+    /// The module's name.
+    pub name: String,
+    /// The ELF relocatable object.
+    pub bytes: Vec<u8>,
+    /// One report per defined function, in definition order.
+    pub functions: Vec<FunctionReport>,
+    /// Time for the whole module (build, compile, object writing).
+    pub total_time: Duration,
+}
+
+/// Compiles [`CraneliftModule`]s for the host.
+pub struct CraneliftCompiler {
+    isa: OwnedTargetIsa,
+    config: CraneliftConfig,
+}
+
+impl CraneliftCompiler {
+    /// A compiler for the host CPU (features detected by
+    /// `cranelift-native`), producing position-independent code.
+    pub fn new(config: CraneliftConfig) -> Result<Self, CompileError> {
+        let isa_err = |message: String| CompileError::Isa { message };
+        let mut flags = settings::builder();
+        flags
+            .set("opt_level", config.opt_level.setting())
+            .map_err(|e| isa_err(e.to_string()))?;
+        flags
+            .set("is_pic", "true")
+            .map_err(|e| isa_err(e.to_string()))?;
+        flags
+            .enable("enable_verifier")
+            .map_err(|e| isa_err(e.to_string()))?;
+        let isa_builder = cranelift_native::builder().map_err(|e| isa_err(e.to_string()))?;
+        let isa = isa_builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| isa_err(e.to_string()))?;
+        Ok(CraneliftCompiler { isa, config })
+    }
+
+    /// The target the compiler generates code for.
+    pub fn isa(&self) -> &dyn TargetIsa {
+        &*self.isa
+    }
+
+    /// The compiler's settings.
+    pub fn config(&self) -> &CraneliftConfig {
+        &self.config
+    }
+
+    /// Builds and compiles `module` into one relocatable object.
+    pub fn compile(
+        &self,
+        module: Box<dyn CraneliftModule>,
+    ) -> Result<CompiledObject, CompileError> {
+        let start = Instant::now();
+        let name = module.name().to_owned();
+        let mut builder = ObjectBuilder::new(
+            Arc::clone(&self.isa),
+            name.as_bytes().to_vec(),
+            cranelift_module::default_libcall_names(),
+        )
+        .map_err(|e| CompileError::Isa {
+            message: e.to_string(),
+        })?;
+        builder.unwind_info(true);
+        let mut object = ObjectModule::new(builder);
+        let mut recording = RecordingModule {
+            inner: &mut object,
+            reports: Vec::new(),
+            capture_clif: self.config.capture_clif,
+            error: None,
+        };
+        let built = module.build(&mut recording);
+        let RecordingModule { reports, error, .. } = recording;
+        if let Some(message) = error {
+            return Err(CompileError::Codegen {
+                module: name,
+                message,
+            });
+        }
+        built.map_err(|message| CompileError::Frontend {
+            module: name.clone(),
+            message,
+        })?;
+        let product = object.finish();
+        let bytes = product.emit().map_err(|e| CompileError::Object {
+            module: name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(CompiledObject {
+            name,
+            bytes,
+            functions: reports,
+            total_time: start.elapsed(),
+        })
+    }
+}
+
+impl std::fmt::Debug for CraneliftCompiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CraneliftCompiler")
+            .field("triple", &self.isa.triple().to_string())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Delegates to the object module and records what each function cost.
+struct RecordingModule<'a> {
+    inner: &'a mut ObjectModule,
+    reports: Vec<FunctionReport>,
+    capture_clif: bool,
+    /// The first codegen error, kept with the function's name: frontends
+    /// may flatten errors into strings, the layer reports this one.
+    error: Option<String>,
+}
+
+impl Module for RecordingModule<'_> {
+    fn isa(&self) -> &dyn TargetIsa {
+        self.inner.isa()
+    }
+
+    fn declarations(&self) -> &ModuleDeclarations {
+        self.inner.declarations()
+    }
+
+    fn declare_function(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        signature: &ir::Signature,
+    ) -> ModuleResult<FuncId> {
+        self.inner.declare_function(name, linkage, signature)
+    }
+
+    fn declare_anonymous_function(&mut self, signature: &ir::Signature) -> ModuleResult<FuncId> {
+        self.inner.declare_anonymous_function(signature)
+    }
+
+    fn declare_data(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        writable: bool,
+        tls: bool,
+    ) -> ModuleResult<DataId> {
+        self.inner.declare_data(name, linkage, writable, tls)
+    }
+
+    fn declare_anonymous_data(&mut self, writable: bool, tls: bool) -> ModuleResult<DataId> {
+        self.inner.declare_anonymous_data(writable, tls)
+    }
+
+    fn define_function_with_control_plane(
+        &mut self,
+        func: FuncId,
+        ctx: &mut Context,
+        ctrl_plane: &mut ControlPlane,
+    ) -> ModuleResult<()> {
+        let name = self
+            .inner
+            .declarations()
+            .get_function_decl(func)
+            .linkage_name(func)
+            .into_owned();
+        let clif = self.capture_clif.then(|| ctx.func.display().to_string());
+        let start = Instant::now();
+        let res = self
+            .inner
+            .define_function_with_control_plane(func, ctx, ctrl_plane);
+        let compile_time = start.elapsed();
+        if let Err(e) = &res {
+            self.error
+                .get_or_insert_with(|| format!("function '{name}': {e}"));
+            return res;
+        }
+        let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        self.reports.push(FunctionReport {
+            name,
+            clif,
+            compile_time,
+            code_size,
+        });
+        res
+    }
+
+    fn define_function_bytes(
+        &mut self,
+        func_id: FuncId,
+        alignment: u64,
+        bytes: &[u8],
+        relocs: &[ModuleReloc],
+    ) -> ModuleResult<()> {
+        self.inner
+            .define_function_bytes(func_id, alignment, bytes, relocs)
+    }
+
+    fn define_data(&mut self, data_id: DataId, data: &DataDescription) -> ModuleResult<()> {
+        self.inner.define_data(data_id, data)
+    }
+}

@@ -1,0 +1,139 @@
+//! The tier-0 compiler produces relocatable ELF objects with the declared
+//! symbols, calls by name and unwind info.
+
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{Linkage, Module};
+use object::{Object, ObjectSection, ObjectSymbol};
+use orc_core::SymbolFlags;
+use orc_cranelift::{CompileError, CraneliftCompiler, CraneliftConfig, FnModule, OptLevel};
+
+/// Defines `name(x) = x * 2 + callee(x)` (or `x * 2` without a callee).
+fn define_fn(module: &mut dyn Module, name: &str, callee: Option<&str>) -> Result<(), String> {
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(types::F64));
+    sig.returns.push(AbiParam::new(types::F64));
+    let id = module
+        .declare_function(name, Linkage::Export, &sig)
+        .map_err(|e| e.to_string())?;
+    let callee_id = match callee {
+        Some(c) => Some(
+            module
+                .declare_function(c, Linkage::Import, &sig)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let frontend_config = module.isa().frontend_config();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    b.seal_block(block);
+    let x = b.block_params(block)[0];
+    let two = b.ins().f64const(2.0);
+    let mut v = b.ins().fmul(x, two);
+    if let Some(callee_id) = callee_id {
+        let fref = module.declare_func_in_func(callee_id, b.func);
+        let call = b.ins().call(fref, &[x]);
+        let r = b.inst_results(call)[0];
+        v = b.ins().fadd(v, r);
+    }
+    b.ins().return_(&[v]);
+    b.finalize(frontend_config);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| e.to_string())
+}
+
+fn callable() -> SymbolFlags {
+    SymbolFlags::EXPORTED | SymbolFlags::CALLABLE
+}
+
+#[test]
+fn compiles_functions_into_an_object_with_unwind_info() {
+    let compiler = CraneliftCompiler::new(CraneliftConfig {
+        capture_clif: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let module = FnModule::new(
+        "two",
+        vec![("leaf".into(), callable()), ("caller".into(), callable())],
+        |m| {
+            define_fn(m, "leaf", None)?;
+            define_fn(m, "caller", Some("sin"))
+        },
+    );
+    let compiled = compiler.compile(module).unwrap();
+    assert_eq!(compiled.functions.len(), 2);
+    assert_eq!(compiled.functions[0].name, "leaf");
+    assert!(compiled.functions.iter().all(|f| f.code_size > 0));
+    let clif = compiled.functions[1].clif.as_deref().unwrap();
+    assert!(clif.contains("fmul") && clif.contains("call"), "{clif}");
+
+    let obj = object::File::parse(&*compiled.bytes).unwrap();
+    assert_eq!(obj.format(), object::BinaryFormat::Elf);
+    assert_eq!(obj.kind(), object::ObjectKind::Relocatable);
+    let defined: Vec<String> = obj
+        .symbols()
+        .filter(|s| s.is_definition() && s.is_global())
+        .map(|s| s.name().unwrap().to_owned())
+        .collect();
+    assert!(
+        defined.contains(&"leaf".to_owned()) && defined.contains(&"caller".to_owned()),
+        "{defined:?}"
+    );
+    let undefined: Vec<String> = obj
+        .symbols()
+        .filter(|s| s.is_undefined())
+        .map(|s| s.name().unwrap().to_owned())
+        .collect();
+    assert!(
+        undefined.contains(&"sin".to_owned()),
+        "calls go by name: {undefined:?}"
+    );
+    let eh = obj
+        .section_by_name(".eh_frame")
+        .expect("unwind info is emitted");
+    assert!(eh.size() > 0);
+}
+
+#[test]
+fn frontend_and_codegen_errors_are_reported_with_context() {
+    let compiler = CraneliftCompiler::new(CraneliftConfig {
+        opt_level: OptLevel::None,
+        ..Default::default()
+    })
+    .unwrap();
+    let failing = FnModule::new("broken", vec![], |_m| Err("no such thing".to_owned()));
+    match compiler.compile(failing) {
+        Err(CompileError::Frontend { module, message }) => {
+            assert_eq!(module, "broken");
+            assert_eq!(message, "no such thing");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A function whose body does not verify (a block with no terminator).
+    let invalid = FnModule::new("invalid", vec![("bad".into(), callable())], |m| {
+        let mut sig = m.make_signature();
+        sig.returns.push(AbiParam::new(types::F64));
+        let id = m
+            .declare_function("bad", Linkage::Export, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut ctx = m.make_context();
+        ctx.func.signature = sig;
+        let block = ctx.func.dfg.make_block();
+        ctx.func.layout.append_block(block);
+        m.define_function(id, &mut ctx).map_err(|e| e.to_string())
+    });
+    let err = compiler.compile(invalid).unwrap_err();
+    assert!(
+        matches!(&err, CompileError::Codegen { module, message } if module == "invalid" && message.contains("'bad'")),
+        "{err}"
+    );
+}

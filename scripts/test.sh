@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with only Rust on it:
+# installs what is missing, then checks formatting, lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy -q --workspace --all-targets -- -D warnings
+echo "== cargo test" >&2
+cargo test -q --workspace
+echo "orc: all tests passed" >&2
