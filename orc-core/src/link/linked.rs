@@ -209,15 +209,17 @@ impl LinkedObject {
         unsafe { atexit::run_atexit_handlers(&[self]) }
     }
 
-    /// Runs the finalizers (`.fini_array`, `.dtors`) once; later calls do
-    /// nothing. Exit handlers should run before (as in `exit` and
-    /// `dlclose`); [`shut_down`](Self::shut_down) does both.
+    /// Runs the finalizers (`.fini_array`, `.dtors`) once, if the
+    /// initializers were run (as `dlclose` finalizes only initialized
+    /// objects); later calls do nothing. Exit handlers should run before (as
+    /// in `exit` and `dlclose`); [`shut_down`](Self::shut_down) does both.
     ///
     /// # Safety
     ///
     /// As for [`run_initializers`](Self::run_initializers).
     pub unsafe fn run_finalizers(&self) {
-        if self.finalized.swap(true, Ordering::AcqRel) {
+        if !self.initialized.load(Ordering::Acquire) || self.finalized.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         for &f in &self.finalizers {
