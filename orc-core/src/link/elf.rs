@@ -161,6 +161,20 @@ impl ObjectFile {
         &self.data.undefined
     }
 
+    /// Whether the object has initializers or finalizers (`.init_array`,
+    /// `.ctors`, `.fini_array`, `.dtors`), which a layer runs explicitly.
+    pub fn has_initializers(&self) -> bool {
+        self.data.sections.iter().any(|s| {
+            matches!(
+                s.role,
+                SectionRole::InitArray
+                    | SectionRole::Ctors
+                    | SectionRole::FiniArray
+                    | SectionRole::Dtors
+            )
+        })
+    }
+
     /// The signatures of the COMDAT groups of this object, in file order.
     pub fn comdat_signatures(&self) -> impl Iterator<Item = &str> {
         self.data.groups.iter().map(|g| g.signature.as_str())

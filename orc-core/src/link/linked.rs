@@ -38,7 +38,8 @@ pub struct LinkedObject {
     finalized: AtomicBool,
     eh_frames: Vec<EhFrameRegistration>,
     memory: LinkMemory,
-    copies: Option<LinkMemory>,
+    /// Copied read-only data (see `copy.rs`); owned so it lives as long as the code.
+    _copies: Option<LinkMemory>,
 }
 
 impl AppliedObject {
@@ -120,14 +121,14 @@ impl AppliedObject {
         atexit::make_live(dso);
         let mut eh_frames = Vec::new();
         for &(off, _) in &alloc.eh_frames {
+            let begin = (base + off as u64) as usize as *const u8;
             // SAFETY: the section was validated above, is followed by the 4
             // zero bytes layout reserved after it, lives in the read-only
             // segment just published, and stays mapped until the
             // registration is dropped (LinkedObject's Drop deregisters
             // before the memory is unmapped).
-            if let Some(reg) =
-                unsafe { EhFrameRegistration::register((base + off as u64) as usize as *const u8) }
-            {
+            let reg = unsafe { EhFrameRegistration::register(begin) };
+            if let Some(reg) = reg {
                 eh_frames.push(reg);
             }
         }
@@ -141,7 +142,7 @@ impl AppliedObject {
             finalized: AtomicBool::new(false),
             eh_frames,
             memory: alloc.memory,
-            copies: alloc.copies,
+            _copies: alloc.copies,
         })
     }
 }
@@ -208,15 +209,17 @@ impl LinkedObject {
         unsafe { atexit::run_atexit_handlers(&[self]) }
     }
 
-    /// Runs the finalizers (`.fini_array`, `.dtors`) once; later calls do
-    /// nothing. Exit handlers should run before (as in `exit` and
-    /// `dlclose`); [`shut_down`](Self::shut_down) does both.
+    /// Runs the finalizers (`.fini_array`, `.dtors`) once, if the
+    /// initializers were run (as `dlclose` finalizes only initialized
+    /// objects); later calls do nothing. Exit handlers should run before (as
+    /// in `exit` and `dlclose`); [`shut_down`](Self::shut_down) does both.
     ///
     /// # Safety
     ///
     /// As for [`run_initializers`](Self::run_initializers).
     pub unsafe fn run_finalizers(&self) {
-        if self.finalized.swap(true, Ordering::AcqRel) {
+        if !self.initialized.load(Ordering::Acquire) || self.finalized.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         for &f in &self.finalizers {

@@ -50,6 +50,7 @@ mod copy;
 mod eh_frame;
 mod elf;
 mod error;
+mod layer;
 mod layout;
 mod libsearch;
 mod linked;
@@ -61,6 +62,7 @@ pub use archive::{select_archive_members, Archive};
 pub use atexit::run_atexit_handlers;
 pub use elf::{DefinedSymbol, ObjectFile, UndefinedSymbol};
 pub use error::{LinkError, RelocationKind};
+pub use layer::ObjectLinkingLayer;
 pub use layout::AllocatedObject;
 pub use libsearch::{
     load_library, parse_linker_script, LibraryFile, LibrarySearch, LoadedLibrary,

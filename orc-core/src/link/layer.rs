@@ -1,0 +1,418 @@
+//! The object-linking layer: relocatable objects as materialization units
+//! of a [`JitDylib`], linked by this crate's engine when first looked up.
+//!
+//! Adding an object defines its global symbols (minus those of COMDAT
+//! groups another object of the dylib already brought: the first copy is
+//! kept) as one unit. Materializing it runs the engine's phases with the
+//! session in between: allocate, `notify_resolved`, look the externals up
+//! in the dylib's search order (itself with hidden symbols, then its link
+//! order; required state Resolved so cycles between objects link; weak
+//! references optional), record the dependencies, apply, finalize, record
+//! the [`LinkedObject`] under the responsibility's tracker, `notify_emitted`.
+//!
+//! Objects with initializers or finalizers also define a hidden,
+//! side-effects-only `$orc.init.N` symbol: [`ObjectLinkingLayer::run_initializers`]
+//! looks these up (materializing the objects) and runs the initializers in
+//! the order the objects were added.
+//!
+//! Removing a tracker (or ending the session) runs, for its objects, the
+//! exit handlers their code registered (newest first), then the finalizers
+//! of the initialized ones in reverse order, then unmaps them, through the
+//! session's [`ResourceManager`] hook.
+//!
+//! Invariants: the layer's lock is never held while JIT'd code runs or
+//! while calling into the session. Dylibs are keyed by name in the layer's
+//! tables (no handle is stored, so the layer never keeps a session alive).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::atexit;
+use super::elf::ObjectFile;
+use super::error::LinkError;
+use super::linked::LinkedObject;
+use crate::{
+    Error, ExecutionSession, ExecutorAddr, JitDylib, JitDylibLookupFlags,
+    MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
+    ResourceTracker, Result, SymbolFlags, SymbolFlagsMap, SymbolLookupFlags, SymbolLookupSet,
+    SymbolMap, SymbolName, SymbolState,
+};
+
+/// Links relocatable objects into JIT dylibs. See the module docs.
+pub struct ObjectLinkingLayer {
+    inner: Arc<LayerInner>,
+}
+
+struct LayerInner {
+    state: Mutex<LayerState>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct LayerState {
+    /// Linked objects by tracker, in link order.
+    linked: HashMap<ResourceKey, Vec<Record>>,
+    /// COMDAT signatures kept, by dylib name.
+    comdats: HashMap<String, HashSet<String>>,
+    /// Objects whose initializers have not run, by dylib name, in add order.
+    pending_inits: HashMap<String, Vec<(u64, SymbolName)>>,
+}
+
+struct Record {
+    id: u64,
+    object: Arc<LinkedObject>,
+}
+
+/// Turns an engine error into the session's error type.
+fn session_error(e: &LinkError) -> Error {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::other(message)
+}
+
+impl ObjectLinkingLayer {
+    /// A layer for `session`, registered as one of its resource managers.
+    pub fn new(session: &ExecutionSession) -> Arc<Self> {
+        let layer = Arc::new(ObjectLinkingLayer {
+            inner: Arc::new(LayerInner {
+                state: Mutex::new(LayerState::default()),
+                next_id: AtomicU64::new(1),
+            }),
+        });
+        session.register_resource_manager(layer.clone());
+        layer
+    }
+
+    /// Parses `bytes` and [`add`](Self::add)s the object.
+    pub fn add_bytes(
+        &self,
+        dylib: &JitDylib,
+        name: &str,
+        bytes: Vec<u8>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<()> {
+        let object = ObjectFile::parse(name, bytes).map_err(|e| session_error(&e))?;
+        self.add(dylib, object, tracker)
+    }
+
+    /// Adds `object` to `dylib` under `tracker` (the dylib's default when
+    /// `None`) as one materialization unit. Fails like `JitDylib::define`
+    /// (a strong symbol the dylib already defines is `DuplicateDefinition`).
+    pub fn add(
+        &self,
+        dylib: &JitDylib,
+        object: ObjectFile,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<()> {
+        let es = dylib.session();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (dropped, newly_kept) = {
+            let mut st = self.inner.state.lock();
+            let kept = st.comdats.entry(dylib.name().to_owned()).or_default();
+            let mut dropped = HashSet::new();
+            let mut newly_kept = Vec::new();
+            for sig in object.comdat_signatures() {
+                if kept.contains(sig) {
+                    dropped.insert(sig.to_owned());
+                } else if kept.insert(sig.to_owned()) {
+                    newly_kept.push(sig.to_owned());
+                }
+            }
+            (dropped, newly_kept)
+        };
+        let mut symbols = SymbolFlagsMap::new();
+        for d in object.defined_symbols() {
+            if d.comdat.as_ref().is_some_and(|c| dropped.contains(c)) {
+                continue;
+            }
+            symbols.insert(es.intern(&d.name), d.flags);
+        }
+        let init_symbol = object
+            .has_initializers()
+            .then(|| es.intern(&format!("$orc.init.{id}")));
+        if let Some(init) = &init_symbol {
+            symbols.insert(init.clone(), SymbolFlags::MATERIALIZATION_SIDE_EFFECTS_ONLY);
+        }
+        let unit = ObjectUnit {
+            id,
+            object,
+            dropped,
+            symbols,
+            layer: self.inner.clone(),
+        };
+        if let Err(e) = dylib.define(Box::new(unit), tracker) {
+            let mut st = self.inner.state.lock();
+            if let Some(kept) = st.comdats.get_mut(dylib.name()) {
+                for sig in &newly_kept {
+                    kept.remove(sig);
+                }
+            }
+            return Err(e);
+        }
+        if let Some(init) = init_symbol {
+            self.inner
+                .state
+                .lock()
+                .pending_inits
+                .entry(dylib.name().to_owned())
+                .or_default()
+                .push((id, init));
+        }
+        Ok(())
+    }
+
+    /// Materializes every object of `dylib` that has initializers and has
+    /// not run them yet, then runs their initializers in the order the
+    /// objects were added. Errors are those of the lookup (an object failed
+    /// to link).
+    ///
+    /// # Safety
+    ///
+    /// Runs JIT'd code: the objects' initializers must be sound to run now.
+    /// (Only initialized objects have their finalizers run on removal.)
+    pub unsafe fn run_initializers(&self, dylib: &JitDylib) -> Result<()> {
+        let pending = self
+            .inner
+            .state
+            .lock()
+            .pending_inits
+            .remove(dylib.name())
+            .unwrap_or_default();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let es = dylib.session();
+        let set = SymbolLookupSet::from_names(pending.iter().map(|(_, n)| n.clone()));
+        let order = vec![(dylib.clone(), JitDylibLookupFlags::MatchAllSymbols)];
+        if let Err(e) = es.lookup(&order, set, SymbolState::Ready) {
+            // Put them back so a later call can retry what did not fail.
+            let mut st = self.inner.state.lock();
+            let entry = st.pending_inits.entry(dylib.name().to_owned()).or_default();
+            let later = std::mem::replace(entry, pending);
+            entry.extend(later);
+            return Err(e);
+        }
+        for (id, _) in pending {
+            let object = {
+                let st = self.inner.state.lock();
+                st.linked
+                    .values()
+                    .flatten()
+                    .find(|r| r.id == id)
+                    .map(|r| r.object.clone())
+            };
+            if let Some(object) = object {
+                // SAFETY: forwarded contract; no lock is held.
+                unsafe { object.run_initializers() };
+            }
+        }
+        Ok(())
+    }
+
+    /// The address of `name` as linked into `dylib` (hidden symbols too),
+    /// materializing it if needed and waiting until it is Ready.
+    pub fn lookup(&self, dylib: &JitDylib, name: &str) -> Result<ExecutorAddr> {
+        dylib.lookup_symbol(name).map(|d| d.addr)
+    }
+}
+
+impl ResourceManager for ObjectLinkingLayer {
+    fn handle_remove_resources(&self, _dylib: &JitDylib, key: ResourceKey) -> Result<()> {
+        let records = self
+            .inner
+            .state
+            .lock()
+            .linked
+            .remove(&key)
+            .unwrap_or_default();
+        shut_down(records);
+        Ok(())
+    }
+
+    fn handle_transfer_resources(&self, _dylib: &JitDylib, dst: ResourceKey, src: ResourceKey) {
+        let mut st = self.inner.state.lock();
+        if let Some(moved) = st.linked.remove(&src) {
+            st.linked.entry(dst).or_default().extend(moved);
+        }
+    }
+}
+
+/// Exit handlers (newest first across the objects), then finalizers in
+/// reverse link order, then unmapping (when the last handle drops).
+fn shut_down(records: Vec<Record>) {
+    if records.is_empty() {
+        return;
+    }
+    let objects: Vec<&LinkedObject> = records.iter().map(|r| &*r.object).collect();
+    // SAFETY: these handlers and finalizers belong to objects whose
+    // initializers the user ran (an unsafe call that vouched for their
+    // code); handlers exist only if that code registered them. Nothing is
+    // unmapped until `records` drops below.
+    unsafe {
+        atexit::run_atexit_handlers(&objects);
+        for object in objects.iter().rev() {
+            object.run_finalizers();
+        }
+    }
+    drop(records);
+}
+
+/// One object as a materialization unit.
+struct ObjectUnit {
+    id: u64,
+    object: ObjectFile,
+    dropped: HashSet<String>,
+    symbols: SymbolFlagsMap,
+    layer: Arc<LayerInner>,
+}
+
+impl MaterializationUnit for ObjectUnit {
+    fn name(&self) -> &str {
+        self.object.name()
+    }
+
+    fn symbols(&self) -> SymbolFlagsMap {
+        self.symbols.clone()
+    }
+
+    fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+        if let Err(e) = self.link(&mr) {
+            mr.fail(e);
+        }
+    }
+
+    fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
+        // The object still defines it; the apply phase binds its references
+        // to the winner, which `link` looks up.
+        self.symbols.remove(name);
+    }
+}
+
+impl ObjectUnit {
+    fn link(&self, mr: &MaterializationResponsibility) -> Result<()> {
+        let es = mr.session();
+        let dylib = mr.target_dylib().clone();
+        let alloc = self
+            .object
+            .allocate(&self.dropped)
+            .map_err(|e| session_error(&e))?;
+
+        // Resolved: every owned symbol's address.
+        let owned = mr.symbols();
+        let mut resolved = SymbolMap::new();
+        for (name, flags) in &owned {
+            if flags.has_side_effects_only() {
+                continue;
+            }
+            let def = alloc.symbols().get(name.as_str()).ok_or_else(|| {
+                Error::other(format!(
+                    "{}: symbol {name} has no address after layout",
+                    self.object.name()
+                ))
+            })?;
+            resolved.insert(
+                name.clone(),
+                crate::ExecutorSymbolDef::new(def.addr, *flags),
+            );
+        }
+        mr.notify_resolved(&resolved)?;
+
+        // Externals, plus this object's weak/common definitions that lost.
+        let mut wanted: Vec<(SymbolName, SymbolLookupFlags)> = alloc
+            .external_symbols()
+            .iter()
+            .map(|u| {
+                let flags = if u.weak {
+                    SymbolLookupFlags::WeaklyReferencedSymbol
+                } else {
+                    SymbolLookupFlags::RequiredSymbol
+                };
+                (es.intern(&u.name), flags)
+            })
+            .collect();
+        for name in alloc.symbols().keys() {
+            let interned = es.intern(name);
+            if !owned.contains_key(&interned) {
+                wanted.push((interned, SymbolLookupFlags::RequiredSymbol));
+            }
+        }
+        let (found, deps) = lookup_by_dylib(&es, &dylib, &wanted)?;
+        mr.add_dependencies_for_all(&deps)?;
+
+        let linked = alloc
+            .apply(&found)
+            .and_then(|a| a.finalize())
+            .map_err(|e| session_error(&e))?;
+        let key = mr.resource_key();
+        self.layer
+            .state
+            .lock()
+            .linked
+            .entry(key)
+            .or_default()
+            .push(Record {
+                id: self.id,
+                object: Arc::new(linked),
+            });
+        if let Err(e) = mr.notify_emitted() {
+            if matches!(e, Error::ResourceTrackerDefunct { .. }) {
+                // The tracker went away meanwhile: free what we recorded.
+                let mut st = self.layer.state.lock();
+                let mut mine = Vec::new();
+                if let Some(list) = st.linked.get_mut(&key) {
+                    let (keep, drop_now): (Vec<Record>, Vec<Record>) = std::mem::take(list)
+                        .into_iter()
+                        .partition(|r| r.id != self.id);
+                    *list = keep;
+                    mine = drop_now;
+                }
+                drop(st);
+                drop(mine);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// Symbols a unit depends on, with the dylib each was found in.
+type Dependencies = Vec<(JitDylib, SymbolName)>;
+
+/// Looks `wanted` up one dylib of the search order at a time (all optional),
+/// so each hit is known to come from that dylib for dependency tracking.
+/// Returns the addresses by name and the dependencies. A required name
+/// found nowhere is left for the apply phase to report (naming the object).
+fn lookup_by_dylib(
+    es: &ExecutionSession,
+    dylib: &JitDylib,
+    wanted: &[(SymbolName, SymbolLookupFlags)],
+) -> Result<(HashMap<String, ExecutorAddr>, Dependencies)> {
+    let mut remaining: Vec<SymbolName> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let mut found = HashMap::new();
+    let mut deps = Vec::new();
+    for (jd, flags) in dylib.search_order()? {
+        if remaining.is_empty() {
+            break;
+        }
+        let mut set = SymbolLookupSet::new();
+        for name in &remaining {
+            set.add(name.clone(), SymbolLookupFlags::WeaklyReferencedSymbol);
+        }
+        let order = vec![(jd.clone(), flags)];
+        let result = es.lookup(&order, set, SymbolState::Resolved)?;
+        for (name, def) in result {
+            found.insert(name.as_str().to_owned(), def.addr);
+            deps.push((jd.clone(), name));
+        }
+        remaining.retain(|n| !found.contains_key(n.as_str()));
+    }
+    Ok((found, deps))
+}
