@@ -91,7 +91,8 @@ impl Reclaimer {
     pub fn pin(&self) -> PinGuard {
         let slot = self.slot();
         if slot.depth.fetch_add(1, Ordering::SeqCst) == 0 {
-            slot.pinned_at.store(self.inner.epoch.load(Ordering::SeqCst), Ordering::SeqCst);
+            slot.pinned_at
+                .store(self.inner.epoch.load(Ordering::SeqCst), Ordering::SeqCst);
         }
         PinGuard {
             slot,
@@ -126,7 +127,9 @@ impl Reclaimer {
         };
         let ready: Vec<Retired> = {
             let mut retired = self.inner.retired.lock();
-            let (ready, keep) = std::mem::take(&mut *retired).into_iter().partition(|r| r.epoch <= oldest_pin);
+            let (ready, keep) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|r| r.epoch <= oldest_pin);
             *retired = keep;
             ready
         };
@@ -207,7 +210,11 @@ mod tests {
         let guard = r.pin();
         let (freed, f) = counter();
         r.retire(f);
-        assert_eq!(freed.load(Ordering::SeqCst), 0, "the pinned thread may run the old code");
+        assert_eq!(
+            freed.load(Ordering::SeqCst),
+            0,
+            "the pinned thread may run the old code"
+        );
         // A nested pin keeps the old epoch.
         drop(r.pin());
         assert_eq!(freed.load(Ordering::SeqCst), 0);

@@ -4,16 +4,19 @@
 //! A frontend describes a module as a [`CraneliftModule`]: the symbols it
 //! will define and a `build` step that declares and defines functions on a
 //! `cranelift_module::Module`. The [`CraneliftCompiler`] turns it into an
-//! ELF object with unwind info.
+//! ELF object with unwind info; the [`CraneliftLayer`] does that on demand
+//! and links the result through the core's object-linking layer.
 
 mod compiler;
 mod error;
+mod layer;
 
 pub use compiler::{
     CompiledObject, CraneliftCompiler, CraneliftConfig, CraneliftModule, FnModule, FunctionReport,
     OptLevel,
 };
 pub use error::CompileError;
+pub use layer::{CompileObserver, CompileStats, CraneliftLayer};
 
 /// Re-exported so frontends build against the same Cranelift version.
 pub use cranelift_codegen as codegen;

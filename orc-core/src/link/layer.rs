@@ -114,20 +114,7 @@ impl ObjectLinkingLayer {
     ) -> Result<()> {
         let es = dylib.session();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (dropped, newly_kept) = {
-            let mut st = self.inner.state.lock();
-            let kept = st.comdats.entry(dylib.name().to_owned()).or_default();
-            let mut dropped = HashSet::new();
-            let mut newly_kept = Vec::new();
-            for sig in object.comdat_signatures() {
-                if kept.contains(sig) {
-                    dropped.insert(sig.to_owned());
-                } else if kept.insert(sig.to_owned()) {
-                    newly_kept.push(sig.to_owned());
-                }
-            }
-            (dropped, newly_kept)
-        };
+        let (dropped, newly_kept) = self.claim_comdats(dylib, &object);
         let mut symbols = SymbolFlagsMap::new();
         for d in object.defined_symbols() {
             if d.comdat.as_ref().is_some_and(|c| dropped.contains(c)) {
@@ -167,6 +154,66 @@ impl ObjectLinkingLayer {
                 .push((id, init));
         }
         Ok(())
+    }
+
+    /// Keeps the first copy of each COMDAT group per dylib: returns the
+    /// groups of `object` another object already brought (to drop) and
+    /// those this object now owns.
+    fn claim_comdats(
+        &self,
+        dylib: &JitDylib,
+        object: &ObjectFile,
+    ) -> (HashSet<String>, Vec<String>) {
+        let mut st = self.inner.state.lock();
+        let kept = st.comdats.entry(dylib.name().to_owned()).or_default();
+        let mut dropped = HashSet::new();
+        let mut newly_kept = Vec::new();
+        for sig in object.comdat_signatures() {
+            if kept.contains(sig) {
+                dropped.insert(sig.to_owned());
+            } else if kept.insert(sig.to_owned()) {
+                newly_kept.push(sig.to_owned());
+            }
+        }
+        (dropped, newly_kept)
+    }
+
+    /// Links `object` to satisfy an existing responsibility: what a compile
+    /// layer does once its unit has produced the object (ORC's
+    /// `ObjectLayer::emit`). Symbols the object defines beyond those owned
+    /// are added to the responsibility; an owned symbol the object lacks
+    /// fails it. Initializers of objects emitted this way are not run.
+    pub fn emit(&self, mr: MaterializationResponsibility, object: ObjectFile) {
+        let es = mr.session();
+        let dylib = mr.target_dylib().clone();
+        let (dropped, _) = self.claim_comdats(&dylib, &object);
+        let mut symbols = mr.symbols();
+        let mut extra = SymbolFlagsMap::new();
+        for d in object.defined_symbols() {
+            if d.comdat.as_ref().is_some_and(|c| dropped.contains(c)) {
+                continue;
+            }
+            let name = es.intern(&d.name);
+            // A weak or common copy that is not ours lost to another
+            // definition: the link binds references to the winner.
+            if !symbols.contains_key(&name) && d.flags.is_strong() {
+                extra.insert(name, d.flags);
+            }
+        }
+        if !extra.is_empty() {
+            if let Err(e) = mr.define_materializing(&extra) {
+                return mr.fail(e);
+            }
+            symbols.extend(extra);
+        }
+        let unit = ObjectUnit {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            object,
+            dropped,
+            symbols,
+            layer: self.inner.clone(),
+        };
+        Box::new(unit).materialize(mr)
     }
 
     /// Materializes every object of `dylib` that has initializers and has

@@ -1,0 +1,161 @@
+//! The tier-0 layer: Cranelift modules as materialization units. When one
+//! of a module's symbols is first looked up, the module is built and
+//! compiled on the dispatcher's thread and its object is linked by the
+//! core's object-linking layer under the same responsibility.
+//!
+//! The layer keeps statistics (modules and functions compiled, per-function
+//! compile time and code size) and can show each compiled object to an
+//! observer (for `--dump clif` and `--stats`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orc_core::link::{ObjectFile, ObjectLinkingLayer};
+use orc_core::{
+    Error, JitDylib, MaterializationResponsibility, MaterializationUnit, ResourceTracker, Result,
+    SymbolFlagsMap, SymbolName,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::compiler::{CompiledObject, CraneliftCompiler, CraneliftModule, FunctionReport};
+
+/// Totals of what the layer compiled.
+#[derive(Clone, Debug, Default)]
+pub struct CompileStats {
+    /// Modules compiled.
+    pub modules: usize,
+    /// Every function compiled, in compile order.
+    pub functions: Vec<FunctionReport>,
+    /// Time spent compiling modules (build, codegen, object writing).
+    pub total_time: Duration,
+    /// Modules whose compile failed.
+    pub failures: usize,
+}
+
+/// Sees every compiled object before it is linked.
+pub type CompileObserver = Box<dyn Fn(&CompiledObject) + Send + Sync>;
+
+/// Compiles Cranelift modules on demand and links them. See the module
+/// docs.
+pub struct CraneliftLayer {
+    compiler: CraneliftCompiler,
+    objects: Arc<ObjectLinkingLayer>,
+    stats: Mutex<CompileStats>,
+    observer: RwLock<Option<CompileObserver>>,
+}
+
+impl CraneliftLayer {
+    /// A layer compiling with `compiler` and linking through `objects`.
+    pub fn new(compiler: CraneliftCompiler, objects: Arc<ObjectLinkingLayer>) -> Arc<Self> {
+        Arc::new(CraneliftLayer {
+            compiler,
+            objects,
+            stats: Mutex::new(CompileStats::default()),
+            observer: RwLock::new(None),
+        })
+    }
+
+    /// The compiler.
+    pub fn compiler(&self) -> &CraneliftCompiler {
+        &self.compiler
+    }
+
+    /// Shows every compiled object to `observer` (runs on the compile
+    /// thread, before linking).
+    pub fn set_observer(&self, observer: impl Fn(&CompiledObject) + Send + Sync + 'static) {
+        *self.observer.write() = Some(Box::new(observer));
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> CompileStats {
+        self.stats.lock().clone()
+    }
+
+    /// Adds `module` to `dylib` under `tracker` as one unit; nothing is
+    /// compiled until one of its symbols is looked up.
+    pub fn add(
+        self: &Arc<Self>,
+        dylib: &JitDylib,
+        module: Box<dyn CraneliftModule>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<()> {
+        let es = dylib.session();
+        let symbols: SymbolFlagsMap = module
+            .symbols()
+            .into_iter()
+            .map(|(name, flags)| (es.intern(&name), flags))
+            .collect();
+        let unit = CraneliftUnit {
+            layer: self.clone(),
+            name: module.name().to_owned(),
+            module,
+            symbols,
+        };
+        dylib.define(Box::new(unit), tracker)
+    }
+
+    /// Compiles `module` now and links it under `r`. A compile failure
+    /// fails the responsibility (every waiter gets the error) and nothing
+    /// else.
+    pub fn emit(&self, r: MaterializationResponsibility, module: Box<dyn CraneliftModule>) {
+        let name = module.name().to_owned();
+        let compiled = match self.compiler.compile(module) {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                self.stats.lock().failures += 1;
+                return r.fail(Error::other(e.to_string()));
+            }
+        };
+        if let Some(observer) = &*self.observer.read() {
+            observer(&compiled);
+        }
+        {
+            let mut stats = self.stats.lock();
+            stats.modules += 1;
+            stats.total_time += compiled.total_time;
+            stats.functions.extend(compiled.functions.iter().cloned());
+        }
+        match ObjectFile::parse(&name, compiled.bytes) {
+            Ok(object) => self.objects.emit(r, object),
+            Err(e) => r.fail(Error::other(format!(
+                "cranelift produced an object the linker rejects: {e}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Debug for CraneliftLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CraneliftLayer")
+            .field("compiler", &self.compiler)
+            .finish()
+    }
+}
+
+struct CraneliftUnit {
+    layer: Arc<CraneliftLayer>,
+    name: String,
+    module: Box<dyn CraneliftModule>,
+    symbols: SymbolFlagsMap,
+}
+
+impl MaterializationUnit for CraneliftUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn symbols(&self) -> SymbolFlagsMap {
+        self.symbols.clone()
+    }
+
+    fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
+        let CraneliftUnit { layer, module, .. } = *self;
+        layer.emit(r, module)
+    }
+
+    fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
+        // The function is still compiled (the frontend builds it), but the
+        // symbol is no longer ours: the object's copy loses to the winner.
+        self.symbols.remove(name);
+    }
+}

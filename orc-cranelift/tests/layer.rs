@@ -1,0 +1,212 @@
+//! Tier 0 end to end: Cranelift IR -> object -> the core's linker -> a call.
+
+use std::sync::Arc;
+
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{Linkage, Module};
+use orc_core::link::ObjectLinkingLayer;
+use orc_core::{DynamicLibrarySearchGenerator, Error, ExecutionSession, JitDylib, SymbolFlags};
+use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
+
+/// Defines `name(x) = x * factor + sum(callee(x))`.
+fn define_fn(
+    module: &mut dyn Module,
+    name: &str,
+    factor: f64,
+    callees: &[&str],
+) -> Result<(), String> {
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(types::F64));
+    sig.returns.push(AbiParam::new(types::F64));
+    let id = module
+        .declare_function(name, Linkage::Export, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    for c in callees {
+        ids.push(
+            module
+                .declare_function(c, Linkage::Import, &sig)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let frontend_config = module.isa().frontend_config();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    b.seal_block(block);
+    let x = b.block_params(block)[0];
+    let k = b.ins().f64const(factor);
+    let mut v = b.ins().fmul(x, k);
+    for callee in ids {
+        let fref = module.declare_func_in_func(callee, b.func);
+        let call = b.ins().call(fref, &[x]);
+        let r = b.inst_results(call)[0];
+        v = b.ins().fadd(v, r);
+    }
+    b.ins().return_(&[v]);
+    b.finalize(frontend_config);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| e.to_string())
+}
+
+fn callable() -> SymbolFlags {
+    SymbolFlags::EXPORTED | SymbolFlags::CALLABLE
+}
+
+struct Jit {
+    es: ExecutionSession,
+    jd: JitDylib,
+    layer: Arc<CraneliftLayer>,
+}
+
+fn jit() -> Jit {
+    let es = ExecutionSession::new();
+    let jd = es.create_jit_dylib("main").unwrap();
+    let host = es.create_jit_dylib("host").unwrap();
+    host.add_generator(Arc::new(
+        DynamicLibrarySearchGenerator::load("libm.so.6", None).unwrap(),
+    ))
+    .unwrap();
+    jd.add_to_link_order(&host).unwrap();
+    let objects = ObjectLinkingLayer::new(&es);
+    let layer = CraneliftLayer::new(
+        CraneliftCompiler::new(CraneliftConfig::default()).unwrap(),
+        objects,
+    );
+    Jit { es, jd, layer }
+}
+
+fn call(jd: &JitDylib, name: &str, x: f64) -> f64 {
+    let addr = jd.lookup_symbol(name).unwrap().addr;
+    // SAFETY: every function these tests define is f64 -> f64.
+    let f: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(addr.to_ptr::<u8>()) };
+    f(x)
+}
+
+#[test]
+fn many_functions_in_one_object_call_each_other_and_libm() {
+    let j = jit();
+    let module = FnModule::new(
+        "mod",
+        vec![("leaf".into(), callable()), ("caller".into(), callable())],
+        |m| {
+            define_fn(m, "leaf", 2.0, &[])?;
+            define_fn(m, "caller", 1.0, &["leaf", "sqrt"])
+        },
+    );
+    j.layer.add(&j.jd, module, None).unwrap();
+    assert_eq!(
+        j.layer.stats().modules,
+        0,
+        "nothing compiled before the lookup"
+    );
+    // caller(16) = 16 + leaf(16) + sqrt(16) = 16 + 32 + 4.
+    assert_eq!(call(&j.jd, "caller", 16.0), 52.0);
+    assert_eq!(call(&j.jd, "leaf", 3.0), 6.0);
+    let stats = j.layer.stats();
+    assert_eq!(stats.modules, 1);
+    assert_eq!(stats.functions.len(), 2);
+    j.es.end_session().unwrap();
+}
+
+#[test]
+fn one_function_per_object_links_by_name_across_objects() {
+    let j = jit();
+    // a calls b calls c, each its own object; c is added last.
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("a", vec![("a".into(), callable())], |m| {
+                define_fn(m, "a", 1.0, &["b"])
+            }),
+            None,
+        )
+        .unwrap();
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("b", vec![("b".into(), callable())], |m| {
+                define_fn(m, "b", 10.0, &["c"])
+            }),
+            None,
+        )
+        .unwrap();
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("c", vec![("c".into(), callable())], |m| {
+                define_fn(m, "c", 100.0, &[])
+            }),
+            None,
+        )
+        .unwrap();
+    assert_eq!(call(&j.jd, "a", 1.0), 111.0);
+    assert_eq!(j.layer.stats().modules, 3);
+    j.es.end_session().unwrap();
+}
+
+#[test]
+fn a_failed_compile_fails_only_its_symbols() {
+    let j = jit();
+    j.es.set_error_reporter(|_| {});
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("bad", vec![("bad".into(), callable())], |_| {
+                Err("frontend says no".into())
+            }),
+            None,
+        )
+        .unwrap();
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("good", vec![("good".into(), callable())], |m| {
+                define_fn(m, "good", 3.0, &[])
+            }),
+            None,
+        )
+        .unwrap();
+    let err = j.jd.lookup_symbol("bad").unwrap_err();
+    assert!(matches!(&err, Error::FailedToMaterialize { .. }), "{err}");
+    assert!(err.to_string().contains("frontend says no"), "{err}");
+    assert_eq!(call(&j.jd, "good", 2.0), 6.0);
+    assert_eq!(j.layer.stats().failures, 1);
+    j.es.end_session().unwrap();
+}
+
+#[test]
+fn removing_the_tracker_unlinks_and_allows_redefinition() {
+    let j = jit();
+    let rt = j.jd.create_resource_tracker().unwrap();
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("v1", vec![("f".into(), callable())], |m| {
+                define_fn(m, "f", 2.0, &[])
+            }),
+            Some(&rt),
+        )
+        .unwrap();
+    assert_eq!(call(&j.jd, "f", 5.0), 10.0);
+    rt.remove().unwrap();
+    assert!(j.jd.lookup_symbol("f").is_err());
+    j.layer
+        .add(
+            &j.jd,
+            FnModule::new("v2", vec![("f".into(), callable())], |m| {
+                define_fn(m, "f", 3.0, &[])
+            }),
+            None,
+        )
+        .unwrap();
+    assert_eq!(call(&j.jd, "f", 5.0), 15.0);
+    j.es.end_session().unwrap();
+}
