@@ -462,8 +462,10 @@ impl<'src, 'ops> Parser<'src, 'ops> {
             TokenKind::Ident(_) => self.parse_identifier_expr(),
             TokenKind::Char('(') => {
                 self.bump()?;
-                let inner = self.parse_expression()?;
+                let mut inner = self.parse_expression()?;
                 self.expect_char(')', "')'")?;
+                // A parenthesized expression starts at its '('.
+                inner.expr.span = span;
                 Ok(inner)
             }
             TokenKind::If => self.parse_if(),
