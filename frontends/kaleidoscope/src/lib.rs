@@ -1,2 +1,69 @@
-//! The Kaleidoscope language of LLVM's JIT tutorial as an orc frontend.
+//! The Kaleidoscope language of LLVM's JIT tutorial (chapters 2-7) as an orc
+//! frontend: lexer, parser, semantic checks, and lowering to Cranelift IR.
+//!
+//! Every value is an `f64`. A file holds `def`initions, `extern`
+//! declarations and top-level expressions; `binary`/`unary` definitions add
+//! operators usable from then on. A file is parsed and checked completely
+//! before anything runs ([`parse_and_check`]); errors are [`Diagnostic`]s
+//! rendered as `FILE:LINE:COL: error: MESSAGE`. The REPL goes item by item
+//! through a [`ReplSession`]. Lowering ([`lower_program`], [`lower_function`])
+//! writes into any `cranelift_module::Module`; calls, including calls to the
+//! host's `putchard`/`printd`, are imports by symbol name for the linker to
+//! resolve.
+//!
+//! # Example
+//!
+//! ```
+//! use cranelift_module::{default_libcall_names, Module};
+//! use cranelift_object::{ObjectBuilder, ObjectModule};
+//! use orc_kaleidoscope::{parse_and_check, lower_program, LowerOptions};
+//!
+//! let src = "
+//!     extern printd(x);
+//!     def binary : 1 (x y) y;             # sequencing
+//!     def fib(n) if n < 3 then 1 else fib(n - 1) + fib(n - 2);
+//!     printd(fib(10)) : 0;
+//! ";
+//! let program = parse_and_check(src).expect("a valid program");
+//!
+//! // Errors point at the offending token.
+//! let errs = parse_and_check("def f(x) y;").unwrap_err();
+//! assert_eq!(errs[0].render("f.kal"), "f.kal:1:10: error: unknown variable 'y'");
+//!
+//! // Lower into a relocatable object for the host.
+//! let isa = cranelift_native::builder()
+//!     .unwrap()
+//!     .finish(cranelift_codegen::settings::Flags::new(
+//!         cranelift_codegen::settings::builder(),
+//!     ))
+//!     .unwrap();
+//! let builder = ObjectBuilder::new(isa, "example", default_libcall_names()).unwrap();
+//! let mut module = ObjectModule::new(builder);
+//! let symbols = lower_program(&mut module, &program, &LowerOptions::default()).unwrap();
+//! let names: Vec<_> = symbols.iter().map(|s| s.name.as_str()).collect();
+//! assert_eq!(names, ["binary:", "fib", "__anon_expr_0"]);
+//! assert!(!module.finish().emit().unwrap().is_empty());
+//! ```
 #![forbid(unsafe_code)]
+
+mod ast;
+mod check;
+mod diag;
+mod lexer;
+mod lower_clif;
+mod parser;
+mod repl;
+
+pub use ast::{
+    anon_expr_name, binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Ident, Item,
+    Program, Prototype, PrototypeKind, VarBinding, ANON_EXPR_PREFIX,
+};
+pub use check::{check_program, parse_and_check};
+pub use diag::{render, render_all, Diagnostic, Span};
+pub use lexer::{tokenize, Lexer, Token, TokenKind};
+pub use lower_clif::{
+    build_function, lower_function, lower_program, signature, LowerError, LowerOptions,
+    LoweredFunction, LoweredSymbol,
+};
+pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
+pub use repl::{ReplEvent, ReplSession};

@@ -1,0 +1,261 @@
+//! Semantic checks: names, arities and redefinitions, for whole files.
+//!
+//! A file is checked completely before anything in it runs. Functions are
+//! visible file-wide: a call may name a function that is `def`ined or
+//! declared `extern` anywhere in the file, before or after the call. This
+//! matches `orc run`, which defines every function before it evaluates the
+//! first top-level expression, and it accepts every program the tutorial's
+//! declare-before-use order accepts. (Operators are different: they are
+//! syntax, usable only after their definition, see [`crate::parse_program`].)
+//!
+//! Errors, each at the start of the offending name:
+//! - unknown variable; unknown function; unknown operator function;
+//! - wrong number of arguments in a call;
+//! - a second `def` of a name (an `extern` followed by a `def`, or repeated
+//!   `extern`s, are fine when the arities agree; otherwise the later one is
+//!   a conflicting declaration);
+//! - a parameter name repeated in one prototype.
+//!
+//! The expression walk is shared with the REPL session, which differs only
+//! in how it looks functions up (see [`crate::ReplSession`]).
+
+use crate::ast::{binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Item, Program, Prototype};
+use crate::diag::{Diagnostic, Span};
+use crate::parser::parse_program;
+use std::collections::HashMap;
+
+/// Parses and checks a whole file. On failure the diagnostics are sorted by
+/// position; a syntax error stops parsing, so it comes alone.
+pub fn parse_and_check(src: &str) -> Result<Program, Vec<Diagnostic>> {
+    let program = parse_program(src).map_err(|diag| vec![diag])?;
+    check_program(&program)?;
+    Ok(program)
+}
+
+/// Checks a parsed file: every name resolves, every call has the right
+/// number of arguments, no function is defined twice. Returns every error
+/// found, sorted by position.
+pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut table: HashMap<&str, Declared> = HashMap::new();
+    for item in &program.items {
+        let (proto, is_def) = match item {
+            Item::Def(func) => (&func.proto, true),
+            Item::Extern(proto) => (proto, false),
+            Item::Expr(_) => continue,
+        };
+        check_params(proto, &mut diags);
+        match table.get_mut(proto.name.as_str()) {
+            None => {
+                table.insert(
+                    &proto.name,
+                    Declared {
+                        arity: proto.arity(),
+                        span: proto.span,
+                        defined: is_def,
+                    },
+                );
+            }
+            Some(prev) if is_def && prev.defined => diags.push(Diagnostic::new(
+                proto.span,
+                format!(
+                    "redefinition of '{}' (first defined at {})",
+                    proto.name, prev.span
+                ),
+            )),
+            Some(prev) if prev.arity != proto.arity() => {
+                diags.push(conflicting_arity(proto, prev.arity, prev.span));
+            }
+            Some(prev) => {
+                if is_def {
+                    prev.defined = true;
+                    prev.span = proto.span;
+                }
+            }
+        }
+    }
+    let lookup = |name: &str| table.get(name).map(|declared| declared.arity);
+    for item in &program.items {
+        if let Item::Def(func) | Item::Expr(func) = item {
+            let mut scope: Vec<&str> = func.proto.params.iter().map(|p| p.name.as_str()).collect();
+            check_expr(&func.body, &mut scope, &lookup, &mut diags);
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        diags.sort_by_key(Diagnostic::span);
+        Err(diags)
+    }
+}
+
+/// What pass one learned about a function name.
+struct Declared {
+    arity: usize,
+    span: Span,
+    defined: bool,
+}
+
+/// The error for a declaration whose arity disagrees with an earlier one.
+pub(crate) fn conflicting_arity(
+    proto: &Prototype,
+    prev_arity: usize,
+    prev_span: Span,
+) -> Diagnostic {
+    Diagnostic::new(
+        proto.span,
+        format!(
+            "conflicting declaration of '{}': {} parameter{} here, {} at {}",
+            proto.name,
+            proto.arity(),
+            plural(proto.arity()),
+            prev_arity,
+            prev_span
+        ),
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Reports parameter names repeated within one prototype.
+pub(crate) fn check_params(proto: &Prototype, diags: &mut Vec<Diagnostic>) {
+    for (i, param) in proto.params.iter().enumerate() {
+        if proto.params[..i].iter().any(|p| p.name == param.name) {
+            diags.push(Diagnostic::new(
+                param.span,
+                format!("duplicate parameter '{}' in '{}'", param.name, proto.name),
+            ));
+        }
+    }
+}
+
+/// Checks one expression with `scope` holding the variables in scope
+/// (innermost last) and `lookup` giving the arity of a known function.
+pub(crate) fn check_expr<'a>(
+    expr: &'a Expr,
+    scope: &mut Vec<&'a str>,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match &expr.kind {
+        ExprKind::Number(_) => {}
+        ExprKind::Variable(name) => {
+            if !scope.contains(&name.as_str()) {
+                diags.push(Diagnostic::new(
+                    expr.span,
+                    format!("unknown variable '{name}'"),
+                ));
+            }
+        }
+        ExprKind::Call { callee, args } => {
+            match lookup(&callee.name) {
+                None => diags.push(Diagnostic::new(
+                    callee.span,
+                    format!("unknown function '{}'", callee.name),
+                )),
+                Some(arity) if arity != args.len() => diags.push(Diagnostic::new(
+                    callee.span,
+                    format!(
+                        "'{}' takes {arity} argument{} but {} {} given",
+                        callee.name,
+                        plural(arity),
+                        args.len(),
+                        if args.len() == 1 { "was" } else { "were" }
+                    ),
+                )),
+                Some(_) => {}
+            }
+            for arg in args {
+                check_expr(arg, scope, lookup, diags);
+            }
+        }
+        ExprKind::Unary { op, operand } => {
+            check_operator(&unary_symbol(*op), 1, expr.span, lookup, diags);
+            check_expr(operand, scope, lookup, diags);
+        }
+        ExprKind::Binary {
+            op,
+            op_span,
+            lhs,
+            rhs,
+        } => {
+            if let BinaryOp::User(c) = op {
+                check_operator(&binary_symbol(*c), 2, *op_span, lookup, diags);
+            }
+            check_expr(lhs, scope, lookup, diags);
+            check_expr(rhs, scope, lookup, diags);
+        }
+        ExprKind::Assign { target, value } => {
+            if !scope.contains(&target.name.as_str()) {
+                diags.push(Diagnostic::new(
+                    target.span,
+                    format!("unknown variable '{}'", target.name),
+                ));
+            }
+            check_expr(value, scope, lookup, diags);
+        }
+        ExprKind::If {
+            cond,
+            then_branch,
+            else_branch,
+        } => {
+            check_expr(cond, scope, lookup, diags);
+            check_expr(then_branch, scope, lookup, diags);
+            check_expr(else_branch, scope, lookup, diags);
+        }
+        ExprKind::For {
+            var,
+            start,
+            end,
+            step,
+            body,
+        } => {
+            check_expr(start, scope, lookup, diags);
+            scope.push(&var.name);
+            check_expr(end, scope, lookup, diags);
+            if let Some(step) = step {
+                check_expr(step, scope, lookup, diags);
+            }
+            check_expr(body, scope, lookup, diags);
+            scope.pop();
+        }
+        ExprKind::Var { bindings, body } => {
+            for binding in bindings {
+                if let Some(init) = &binding.init {
+                    check_expr(init, scope, lookup, diags);
+                }
+                scope.push(&binding.name.name);
+            }
+            check_expr(body, scope, lookup, diags);
+            scope.truncate(scope.len() - bindings.len());
+        }
+    }
+}
+
+/// Checks that the function behind an operator exists with `arity`
+/// parameters (an `extern` of an operator could name a missing one).
+fn check_operator(
+    symbol: &str,
+    arity: usize,
+    span: Span,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match lookup(symbol) {
+        Some(n) if n == arity => {}
+        Some(n) => diags.push(Diagnostic::new(
+            span,
+            format!("operator function '{symbol}' takes {n} arguments, not {arity}"),
+        )),
+        None => diags.push(Diagnostic::new(
+            span,
+            format!("unknown operator function '{symbol}'"),
+        )),
+    }
+}
