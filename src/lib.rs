@@ -1,8 +1,19 @@
 //! orc: a JIT-compiler construction kit on LLVM ORC's model, with a
 //! Cranelift tier 0 and an LLVM tier 1.
 //!
-//! This facade re-exports the crates of the workspace. The README follows
-//! (its examples are compiled and run as doctests).
+//! This facade assembles the workspace's crates into a ready JIT
+//! ([`Jit`], built with [`JitBuilder`]) and runs Kaleidoscope on it
+//! ([`KaleidoscopeJit`]). The README follows (its examples are compiled
+//! and run as doctests).
 #![doc = include_str!("../README.md")]
 
+pub mod host;
+mod jit;
+mod kaleidoscope_jit;
+
+pub use jit::{DumpOptions, Jit, JitBuilder, JitConfig, Tier};
+pub use kaleidoscope_jit::{body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit};
+
 pub use orc_core as core;
+pub use orc_cranelift as cranelift;
+pub use orc_kaleidoscope as kaleidoscope;

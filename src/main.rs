@@ -1,6 +1,9 @@
-//! The `orc` command-line tool.
+//! The `orc` command-line tool. See `orc --help`.
+
+mod cli;
 
 fn main() {
-    eprintln!("orc: no commands yet");
-    std::process::exit(2);
+    use clap::Parser;
+    let status = cli::main(cli::Cli::parse());
+    std::process::exit(status);
 }

@@ -1,0 +1,77 @@
+//! `orc repl`: the tutorial's loop on stdin. Prompts `ready> ` on stderr,
+//! accepts definitions (redefinitions too), prints each expression's value
+//! as `Evaluated to %f` and keeps going after errors.
+
+use std::io::BufRead;
+
+use orc::KaleidoscopeJit;
+use orc_kaleidoscope::{Item, ReplEvent, ReplSession};
+
+use super::{print_stats, JitArgs};
+
+pub(crate) fn repl(args: &JitArgs) -> i32 {
+    let jit = match args.builder().build() {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("orc: error: cannot start the JIT: {e}");
+            return 1;
+        }
+    };
+    let mut kjit = KaleidoscopeJit::new(jit);
+    let mut session = ReplSession::new();
+    session.declare_host_function("putchard", 1);
+    session.declare_host_function("printd", 1);
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("ready> ");
+        let events = match lines.next() {
+            Some(Ok(mut line)) => {
+                line.push('\n');
+                session.feed(&line)
+            }
+            Some(Err(e)) => {
+                eprintln!("orc: error: reading stdin: {e}");
+                break;
+            }
+            None => {
+                let events = session.finish();
+                handle(&mut kjit, events);
+                break;
+            }
+        };
+        handle(&mut kjit, events);
+    }
+    eprintln!();
+    if args.stats {
+        print_stats(kjit.jit());
+    }
+    0
+}
+
+fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
+    for event in events {
+        match event {
+            ReplEvent::Error(d) => eprintln!("{}", d.render("<stdin>")),
+            ReplEvent::Item(Item::Extern(_)) => {}
+            ReplEvent::Item(Item::Def(func)) => {
+                if let Err(e) = kjit.define(&func) {
+                    eprintln!(
+                        "<stdin>:{}:{}: error: {e}",
+                        func.proto.span.line, func.proto.span.col
+                    );
+                }
+            }
+            ReplEvent::Item(Item::Expr(expr)) => match kjit.run_top_level(&expr) {
+                Ok(v) => {
+                    orc::host::print_result(v);
+                    orc::host::flush_stdout();
+                }
+                Err(e) => eprintln!(
+                    "<stdin>:{}:{}: error: {e}",
+                    expr.proto.span.line, expr.proto.span.col
+                ),
+            },
+        }
+    }
+}

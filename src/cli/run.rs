@@ -1,0 +1,65 @@
+//! `orc run FILE.kal`: check the whole file, then define every function and
+//! run the top-level expressions in order.
+
+use orc::KaleidoscopeJit;
+
+use super::{print_stats, RunArgs};
+
+pub(crate) fn run(args: &RunArgs) -> i32 {
+    let path = args.file.display().to_string();
+    let source = match std::fs::read_to_string(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("orc: error: cannot read '{path}': {e}");
+            return 1;
+        }
+    };
+    let program = match orc_kaleidoscope::parse_and_check(&source) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{}", d.render(&path));
+            }
+            return 1;
+        }
+    };
+    let jit = match args.jit.builder().build() {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("orc: error: cannot start the JIT: {e}");
+            return 1;
+        }
+    };
+    let mut kjit = KaleidoscopeJit::new(jit);
+    let status = run_program(&mut kjit, &program, args.jit.print_results, &path);
+    if args.jit.stats {
+        print_stats(kjit.jit());
+    }
+    status
+}
+
+fn run_program(
+    kjit: &mut KaleidoscopeJit,
+    program: &orc_kaleidoscope::Program,
+    print: bool,
+    path: &str,
+) -> i32 {
+    if let Err(e) = kjit.add_program(program) {
+        eprintln!("orc: error: {path}: {e}");
+        return 1;
+    }
+    for expr in program.top_level_exprs() {
+        match kjit.run_top_level(expr) {
+            Ok(value) if print => orc::host::print_result(value),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!(
+                    "{}:{}:{}: error: {e}",
+                    path, expr.proto.span.line, expr.proto.span.col
+                );
+                return 1;
+            }
+        }
+    }
+    0
+}

@@ -1,0 +1,402 @@
+//! Kaleidoscope on a [`Jit`]: functions become lazily compiled tier-0
+//! bodies behind stubs, top-level expressions run once under their own
+//! resource tracker, and redefinition repoints the stub.
+//!
+//! Naming: the body of function `f` is the symbol `f$t0` in `main.impl`;
+//! `f` itself is a lazy re-export (a stub) in `main`. Bodies call other
+//! functions by their plain names, which resolve to the stubs, so a
+//! redefinition (or a tier-up) reaches every caller.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use cranelift_module::Module;
+use orc_core::{
+    Error, ExecutorAddr, JitDylib, ResourceTracker, Result, SymbolAliasMap, SymbolAliasMapEntry,
+    SymbolFlags, SymbolLookupSet, SymbolState,
+};
+use orc_cranelift::CraneliftModule;
+use orc_kaleidoscope::{Diagnostic, Function, Program};
+
+use crate::jit::Jit;
+
+const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
+
+/// The tier-0 body symbol of function `name`.
+pub fn body_symbol(name: &str) -> String {
+    format!("{name}$t0")
+}
+
+/// Kaleidoscope functions lowered into one Cranelift module.
+struct KalModule {
+    name: String,
+    functions: Vec<Function>,
+}
+
+impl KalModule {
+    /// A module defining `functions` under their prototype names.
+    fn new(name: String, functions: Vec<Function>) -> Box<Self> {
+        Box::new(KalModule { name, functions })
+    }
+}
+
+impl CraneliftModule for KalModule {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        self.functions
+            .iter()
+            .map(|f| (f.proto.name.clone(), CALLABLE))
+            .collect()
+    }
+
+    fn build(self: Box<Self>, module: &mut dyn Module) -> std::result::Result<(), String> {
+        for func in &self.functions {
+            orc_kaleidoscope::lower_function(module, func).map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                message
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A copy of `func` whose definition is named `symbol`.
+fn renamed(func: &Function, symbol: String) -> Function {
+    let mut f = func.clone();
+    f.proto.name = symbol;
+    f
+}
+
+/// Errors of the Kaleidoscope driver: source diagnostics or JIT errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KaleidoscopeError {
+    /// The source did not parse or check.
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Source(Vec<Diagnostic>),
+    /// The JIT failed (link error, missing symbol...).
+    #[error(transparent)]
+    Jit(#[from] Error),
+    /// A function was used with the wrong number of arguments.
+    #[error("function '{name}' takes {expected} arguments, not {given}")]
+    Arity {
+        /// The function.
+        name: String,
+        /// Its arity.
+        expected: usize,
+        /// The arity asked for.
+        given: usize,
+    },
+}
+
+struct FunctionState {
+    arity: usize,
+    body: Option<ResourceTracker>,
+}
+
+/// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
+pub struct KaleidoscopeJit {
+    jit: Jit,
+    functions: HashMap<String, FunctionState>,
+    n_modules: usize,
+}
+
+impl KaleidoscopeJit {
+    /// A driver over `jit`.
+    pub fn new(jit: Jit) -> Self {
+        KaleidoscopeJit {
+            jit,
+            functions: HashMap::new(),
+            n_modules: 0,
+        }
+    }
+
+    /// The underlying JIT.
+    pub fn jit(&self) -> &Jit {
+        &self.jit
+    }
+
+    fn fresh_tracker(&self) -> Result<ResourceTracker> {
+        self.jit.bodies_dylib().create_resource_tracker()
+    }
+
+    fn main(&self) -> &JitDylib {
+        self.jit.main_dylib()
+    }
+
+    /// Defines the stubs of `names` (each standing for its body symbol).
+    fn define_stubs(&self, names: &[&str]) -> Result<()> {
+        let es = self.jit.session();
+        let aliases: SymbolAliasMap = names
+            .iter()
+            .map(|n| {
+                let entry = SymbolAliasMapEntry {
+                    aliasee: es.intern(&body_symbol(n)),
+                    flags: CALLABLE,
+                };
+                (es.intern(n), entry)
+            })
+            .collect();
+        let unit = self
+            .jit
+            .lazy_reexports()
+            .lazy_reexports(self.jit.bodies_dylib(), aliases);
+        self.main().define(unit, None)
+    }
+
+    /// Compiles the bodies of `names` now and points their stubs at them.
+    fn compile_now(&self, names: &[&str]) -> Result<()> {
+        let es = self.jit.session();
+        let bodies: SymbolLookupSet = names.iter().map(|n| es.intern(&body_symbol(n))).collect();
+        let order = self.jit.bodies_dylib().search_order()?;
+        let found = es.lookup(&order, bodies, SymbolState::Ready)?;
+        let lazy = self.jit.lazy_reexports();
+        for name in names {
+            let stub = es.intern(name);
+            // Make sure the stub exists (looking it up materializes it).
+            self.main().lookup_symbol(name)?;
+            if let Some(def) = found.get(&es.intern(&body_symbol(name))) {
+                lazy.redirect(self.main(), &stub, def.addr)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Defines `func`, or redefines it: its stub goes back to lazy, the old
+    /// body is removed, and the next call (from anywhere) compiles and runs
+    /// the new body. With an eager JIT the body is compiled at once.
+    pub fn define(&mut self, func: &Function) -> Result<()> {
+        let name = func.proto.name.clone();
+        let tracker = self.fresh_tracker()?;
+        let module = KalModule::new(name.clone(), vec![renamed(func, body_symbol(&name))]);
+        match self.functions.get_mut(&name) {
+            Some(state) => {
+                let es = self.jit.session();
+                self.jit
+                    .lazy_reexports()
+                    .reset_to_lazy(self.jit.main_dylib(), &es.intern(&name))?;
+                if let Some(old) = state.body.take() {
+                    old.remove()?;
+                }
+                self.jit
+                    .cranelift_layer()
+                    .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
+                state.arity = func.proto.arity();
+                state.body = Some(tracker);
+            }
+            None => {
+                self.jit
+                    .cranelift_layer()
+                    .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
+                self.define_stubs(&[&name])?;
+                self.functions.insert(
+                    name.clone(),
+                    FunctionState {
+                        arity: func.proto.arity(),
+                        body: Some(tracker),
+                    },
+                );
+            }
+        }
+        if !self.jit.config().lazy {
+            self.compile_now(&[&name])?;
+        }
+        Ok(())
+    }
+
+    /// Defines every function of `program` (not its top-level
+    /// expressions). Lazy: one unit per function. Eager: all bodies in one
+    /// module, compiled now.
+    pub fn add_program(&mut self, program: &Program) -> Result<()> {
+        if self.jit.config().lazy {
+            for func in program.functions() {
+                self.define(func)?;
+            }
+            return Ok(());
+        }
+        let new: Vec<&Function> = program
+            .functions()
+            .filter(|f| !self.functions.contains_key(&f.proto.name))
+            .collect();
+        let redefined: Vec<&Function> = program
+            .functions()
+            .filter(|f| self.functions.contains_key(&f.proto.name))
+            .collect();
+        for func in redefined {
+            self.define(func)?;
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let tracker = self.fresh_tracker()?;
+        self.n_modules += 1;
+        let bodies = new
+            .iter()
+            .map(|f| renamed(f, body_symbol(&f.proto.name)))
+            .collect();
+        let module = KalModule::new(format!("program{}", self.n_modules), bodies);
+        self.jit
+            .cranelift_layer()
+            .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
+        let names: Vec<&str> = new.iter().map(|f| f.proto.name.as_str()).collect();
+        self.define_stubs(&names)?;
+        for func in &new {
+            // One tracker owns the whole module; only the first entry keeps
+            // it, so redefining any of them (REPL) replaces only that one.
+            self.functions.insert(
+                func.proto.name.clone(),
+                FunctionState {
+                    arity: func.proto.arity(),
+                    body: None,
+                },
+            );
+        }
+        if let Some(first) = new.first() {
+            if let Some(state) = self.functions.get_mut(&first.proto.name) {
+                state.body = Some(tracker);
+            }
+        }
+        self.compile_now(&names)
+    }
+
+    /// Compiles and runs a top-level expression (a parameterless function)
+    /// under its own tracker, removed once it has run. Returns its value.
+    pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
+        let tracker = self.fresh_tracker()?;
+        let name = expr.proto.name.clone();
+        self.jit.cranelift_layer().add(
+            self.jit.bodies_dylib(),
+            KalModule::new(name.clone(), vec![expr.clone()]),
+            Some(&tracker),
+        )?;
+        let result = self.jit.bodies_dylib().lookup_symbol(&name).map(|def| {
+            let _inside = self.jit.enter();
+            // SAFETY: a Kaleidoscope top-level expression is compiled as
+            // `extern "C" fn() -> f64` (the frontend's calling convention);
+            // its tracker, and so its code, lives until after the call.
+            let f: extern "C" fn() -> f64 = unsafe { std::mem::transmute(def.addr.to_ptr::<u8>()) };
+            f()
+        });
+        tracker.remove()?;
+        result
+    }
+
+    /// Parses, checks and runs `source`: defines its functions, then runs
+    /// its top-level expressions in order, returning their values.
+    pub fn eval(&mut self, source: &str) -> std::result::Result<Vec<f64>, KaleidoscopeError> {
+        let program =
+            orc_kaleidoscope::parse_and_check(source).map_err(KaleidoscopeError::Source)?;
+        self.add_program(&program)?;
+        let mut values = Vec::new();
+        for expr in program.top_level_exprs() {
+            values.push(self.run_top_level(expr)?);
+        }
+        Ok(values)
+    }
+
+    /// The arity of a defined function.
+    pub fn arity(&self, name: &str) -> Option<usize> {
+        self.functions.get(name).map(|s| s.arity)
+    }
+
+    /// A typed handle on function `name`, checked to take `A::ARITY`
+    /// arguments.
+    pub fn function<A: KalArgs>(
+        &self,
+        name: &str,
+    ) -> std::result::Result<KalFunction<'_, A>, KaleidoscopeError> {
+        let arity = self.arity(name).ok_or_else(|| Error::SymbolsNotFound {
+            symbols: vec![self.jit.session().intern(name)],
+        })?;
+        if arity != A::ARITY {
+            return Err(KaleidoscopeError::Arity {
+                name: name.to_owned(),
+                expected: arity,
+                given: A::ARITY,
+            });
+        }
+        let addr = self.jit.lookup(name)?;
+        Ok(KalFunction {
+            jit: &self.jit,
+            addr,
+            _args: PhantomData,
+        })
+    }
+}
+
+impl std::fmt::Debug for KaleidoscopeJit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KaleidoscopeJit")
+            .field("functions", &self.functions.len())
+            .finish()
+    }
+}
+
+/// Argument tuples of Kaleidoscope functions (every value is an `f64`).
+pub trait KalArgs: sealed::Sealed {
+    /// The number of arguments.
+    const ARITY: usize;
+    #[doc(hidden)]
+    fn call(self, addr: ExecutorAddr) -> f64;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! kal_args {
+    ($n:expr; $($a:ident),*) => {
+        impl sealed::Sealed for ($(kal_args!(@f64 $a),)*) {}
+        impl KalArgs for ($(kal_args!(@f64 $a),)*) {
+            const ARITY: usize = $n;
+            #[allow(non_snake_case)]
+            fn call(self, addr: ExecutorAddr) -> f64 {
+                let ($($a,)*) = self;
+                // SAFETY: `KaleidoscopeJit::function` checked that the
+                // function behind `addr` takes exactly this many f64s and
+                // returns an f64 (every Kaleidoscope function does).
+                let f: extern "C" fn($(kal_args!(@f64 $a)),*) -> f64 = unsafe { std::mem::transmute(addr.to_ptr::<u8>()) };
+                f($($a),*)
+            }
+        }
+    };
+    (@f64 $a:ident) => { f64 };
+}
+
+kal_args!(0;);
+kal_args!(1; A);
+kal_args!(2; A, B);
+kal_args!(3; A, B, C);
+kal_args!(4; A, B, C, D);
+kal_args!(5; A, B, C, D, E);
+kal_args!(6; A, B, C, D, E, F);
+kal_args!(7; A, B, C, D, E, F, G);
+kal_args!(8; A, B, C, D, E, F, G, H);
+
+/// A Kaleidoscope function with a checked signature, callable from Rust.
+pub struct KalFunction<'j, A: KalArgs> {
+    jit: &'j Jit,
+    addr: ExecutorAddr,
+    _args: PhantomData<fn(A) -> f64>,
+}
+
+impl<A: KalArgs> KalFunction<'_, A> {
+    /// Calls the function (through its stub: compiling it on first call).
+    pub fn call(&self, args: A) -> f64 {
+        let _inside = self.jit.enter();
+        args.call(self.addr)
+    }
+
+    /// The function's canonical address (its stub).
+    pub fn address(&self) -> ExecutorAddr {
+        self.addr
+    }
+}
