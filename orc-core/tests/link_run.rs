@@ -247,9 +247,9 @@ fn cxx_exception_thrown_in_one_object_caught_in_another() {
 }
 
 #[test]
-fn cxx_standard_library_exceptions_with_pic() {
+fn cxx_standard_library_exceptions() {
     load_stdcxx();
-    for tc in TOOLCHAINS.iter().filter(|tc| tc.pic()) {
+    for tc in TOOLCHAINS {
         let what = tc.describe();
         let set = link(&[compile(tc, "cxx_std.cpp")]);
         // SAFETY: signatures from cxx_std.cpp.

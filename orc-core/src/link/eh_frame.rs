@@ -33,7 +33,10 @@ pub(crate) fn validate(
     // The 64-bit DWARF format is not understood by libgcc's registration.
     let mut at = 0usize;
     while let Some(len_bytes) = bytes.get(at..at.saturating_add(4)) {
-        let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+        let Ok(len_bytes) = <[u8; 4]>::try_from(len_bytes) else {
+            break;
+        };
+        let len = u32::from_le_bytes(len_bytes);
         if len == 0 {
             break;
         }

@@ -49,6 +49,8 @@ pub struct ObjectLinkingLayer {
 struct LayerInner {
     state: Mutex<LayerState>,
     next_id: AtomicU64,
+    /// The session's name pool: names interned elsewhere would not match.
+    pool: Arc<crate::SymbolStringPool>,
 }
 
 #[derive(Default)]
@@ -58,12 +60,22 @@ struct LayerState {
     /// COMDAT signatures kept, by dylib name.
     comdats: HashMap<String, HashSet<String>>,
     /// Objects whose initializers have not run, by dylib name, in add order.
-    pending_inits: HashMap<String, Vec<(u64, SymbolName)>>,
+    pending_inits: HashMap<String, Vec<PendingInit>>,
+    /// `$orc.init.N` names whose objects are gone, for reuse (so adding and
+    /// removing objects does not grow the session's name pool).
+    free_init_names: Vec<SymbolName>,
 }
 
 struct Record {
     id: u64,
     object: Arc<LinkedObject>,
+    init: Option<SymbolName>,
+}
+
+struct PendingInit {
+    id: u64,
+    symbol: SymbolName,
+    key: ResourceKey,
 }
 
 /// Turns an engine error into the session's error type.
@@ -85,6 +97,7 @@ impl ObjectLinkingLayer {
             inner: Arc::new(LayerInner {
                 state: Mutex::new(LayerState::default()),
                 next_id: AtomicU64::new(1),
+                pool: session.symbol_string_pool().clone(),
             }),
         });
         session.register_resource_manager(layer.clone());
@@ -113,6 +126,16 @@ impl ObjectLinkingLayer {
         tracker: Option<&ResourceTracker>,
     ) -> Result<()> {
         let es = dylib.session();
+        if !Arc::ptr_eq(es.symbol_string_pool(), &self.inner.pool) {
+            return Err(Error::other(format!(
+                "object linking layer used with dylib '{}' of another session",
+                dylib.name()
+            )));
+        }
+        let key = match tracker {
+            Some(t) => t.key(),
+            None => dylib.default_resource_tracker()?.key(),
+        };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (dropped, newly_kept) = self.claim_comdats(dylib, &object);
         let mut symbols = SymbolFlagsMap::new();
@@ -122,9 +145,10 @@ impl ObjectLinkingLayer {
             }
             symbols.insert(es.intern(&d.name), d.flags);
         }
-        let init_symbol = object
-            .has_initializers()
-            .then(|| es.intern(&format!("$orc.init.{id}")));
+        let init_symbol = object.has_initializers().then(|| {
+            let reused = self.inner.state.lock().free_init_names.pop();
+            reused.unwrap_or_else(|| es.intern(&format!("$orc.init.{id}")))
+        });
         if let Some(init) = &init_symbol {
             symbols.insert(init.clone(), SymbolFlags::MATERIALIZATION_SIDE_EFFECTS_ONLY);
         }
@@ -133,10 +157,12 @@ impl ObjectLinkingLayer {
             object,
             dropped,
             symbols,
+            init: init_symbol.clone(),
             layer: self.inner.clone(),
         };
         if let Err(e) = dylib.define(Box::new(unit), tracker) {
             let mut st = self.inner.state.lock();
+            st.free_init_names.extend(init_symbol);
             if let Some(kept) = st.comdats.get_mut(dylib.name()) {
                 for sig in &newly_kept {
                     kept.remove(sig);
@@ -151,7 +177,11 @@ impl ObjectLinkingLayer {
                 .pending_inits
                 .entry(dylib.name().to_owned())
                 .or_default()
-                .push((id, init));
+                .push(PendingInit {
+                    id,
+                    symbol: init,
+                    key,
+                });
         }
         Ok(())
     }
@@ -237,7 +267,7 @@ impl ObjectLinkingLayer {
             return Ok(());
         }
         let es = dylib.session();
-        let set = SymbolLookupSet::from_names(pending.iter().map(|(_, n)| n.clone()));
+        let set = SymbolLookupSet::from_names(pending.iter().map(|p| p.symbol.clone()));
         let order = vec![(dylib.clone(), JitDylibLookupFlags::MatchAllSymbols)];
         if let Err(e) = es.lookup(&order, set, SymbolState::Ready) {
             // Put them back so a later call can retry what did not fail.
@@ -247,7 +277,7 @@ impl ObjectLinkingLayer {
             entry.extend(later);
             return Err(e);
         }
-        for (id, _) in pending {
+        for PendingInit { id, .. } in pending {
             let object = {
                 let st = self.inner.state.lock();
                 st.linked
@@ -272,22 +302,42 @@ impl ObjectLinkingLayer {
 }
 
 impl ResourceManager for ObjectLinkingLayer {
-    fn handle_remove_resources(&self, _dylib: &JitDylib, key: ResourceKey) -> Result<()> {
-        let records = self
-            .inner
-            .state
-            .lock()
-            .linked
-            .remove(&key)
-            .unwrap_or_default();
+    fn handle_remove_resources(&self, dylib: &JitDylib, key: ResourceKey) -> Result<()> {
+        let records = {
+            let mut guard = self.inner.state.lock();
+            let st = &mut *guard;
+            let records = st.linked.remove(&key).unwrap_or_default();
+            // The tracker's symbols have left the dylib: their init names
+            // are free, and objects never materialized need no initializing.
+            st.free_init_names
+                .extend(records.iter().filter_map(|r| r.init.clone()));
+            if let Some(pending) = st.pending_inits.get_mut(dylib.name()) {
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(pending)
+                    .into_iter()
+                    .partition(|p| p.key == key);
+                *pending = kept;
+                let materialized: HashSet<u64> = records.iter().map(|r| r.id).collect();
+                st.free_init_names.extend(
+                    gone.into_iter()
+                        .filter(|p| !materialized.contains(&p.id))
+                        .map(|p| p.symbol),
+                );
+            }
+            records
+        };
         shut_down(records);
         Ok(())
     }
 
-    fn handle_transfer_resources(&self, _dylib: &JitDylib, dst: ResourceKey, src: ResourceKey) {
+    fn handle_transfer_resources(&self, dylib: &JitDylib, dst: ResourceKey, src: ResourceKey) {
         let mut st = self.inner.state.lock();
         if let Some(moved) = st.linked.remove(&src) {
             st.linked.entry(dst).or_default().extend(moved);
+        }
+        for p in st.pending_inits.get_mut(dylib.name()).into_iter().flatten() {
+            if p.key == src {
+                p.key = dst;
+            }
         }
     }
 }
@@ -318,6 +368,7 @@ struct ObjectUnit {
     object: ObjectFile,
     dropped: HashSet<String>,
     symbols: SymbolFlagsMap,
+    init: Option<SymbolName>,
     layer: Arc<LayerInner>,
 }
 
@@ -408,6 +459,7 @@ impl ObjectUnit {
             .push(Record {
                 id: self.id,
                 object: Arc::new(linked),
+                init: self.init.clone(),
             });
         if let Err(e) = mr.notify_emitted() {
             if matches!(e, Error::ResourceTrackerDefunct { .. }) {

@@ -18,21 +18,26 @@
 //!
 //! [`LinkSet`] runs the four phases over a fixed group of objects.
 //!
-//! # Wiring into a session (the object-linking layer)
+//! # Wiring into a session
+//!
+//! [`ObjectLinkingLayer`] does this; the steps, for another layer built on
+//! the engine:
 //!
 //! - Define the object's [`defined_symbols`](ObjectFile::defined_symbols)
 //!   as one materialization unit; keep, per dylib, the set of COMDAT
-//!   signatures already kept and pass the ones this object shares to
-//!   `allocate`.
+//!   signatures already kept, leave the symbols of groups another object
+//!   kept out of the unit, and pass those signatures to `allocate`.
 //! - After `allocate`, notify the session that
 //!   [`AllocatedObject::symbols`] are resolved; then look up
 //!   [`external_symbols`](AllocatedObject::external_symbols) in the
-//!   dylib's link order (weak ones optional), register the dependencies,
-//!   `apply`, `finalize`, notify emitted. If the session chose another
-//!   definition for one of this object's weak or common symbols, put that
-//!   address in the resolver under the symbol's name: references bind to it.
+//!   dylib's search order (required state Resolved; weak ones optional),
+//!   register the dependencies, `apply`, `finalize`, record the
+//!   [`LinkedObject`] under the tracker, notify emitted. If the session chose
+//!   another definition for one of this object's weak or common symbols
+//!   (the unit was told to discard it), look that name up too: references
+//!   bind to the resolver's address for it.
 //! - Exit handlers: references to `atexit`, `__cxa_atexit` and
-//!   `__dso_handle` are bound inside the linker (per-link handle), never
+//!   `__dso_handle` are bound inside the linker (a handle per link), never
 //!   looked up. On tracker removal or session end, for the objects going
 //!   away call [`run_atexit_handlers`] (newest first across all of them),
 //!   then each object's [`LinkedObject::run_finalizers`] in reverse link
