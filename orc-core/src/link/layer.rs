@@ -241,6 +241,7 @@ impl ObjectLinkingLayer {
             object,
             dropped,
             symbols,
+            init: None,
             layer: self.inner.clone(),
         };
         Box::new(unit).materialize(mr)
