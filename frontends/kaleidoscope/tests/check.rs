@@ -58,7 +58,12 @@ fn wrong_argument_count_at_the_callee() {
         8,
         "'f' takes 2 arguments but 1 was given",
     );
-    assert_first_err("extern sin(x); sin();", 1, 16, "'sin' takes 1 argument but 0 were given");
+    assert_first_err(
+        "extern sin(x); sin();",
+        1,
+        16,
+        "'sin' takes 1 argument but 0 were given",
+    );
 }
 
 #[test]
@@ -102,12 +107,22 @@ fn duplicate_parameter_at_the_second() {
 fn loop_and_var_scoping() {
     // The start value cannot see the loop variable; the var initializer
     // cannot see its own variable but sees the earlier ones.
-    assert_first_err("def f() for i = i, i < 3 in i;", 1, 17, "unknown variable 'i'");
+    assert_first_err(
+        "def f() for i = i, i < 3 in i;",
+        1,
+        17,
+        "unknown variable 'i'",
+    );
     assert_first_err("def f() var a = a in a;", 1, 17, "unknown variable 'a'");
     assert!(parse_and_check("def f() var a = 1, b = a in b;").is_ok());
     assert!(parse_and_check("def f(a) var a = a in a;").is_ok());
     // Variables go out of scope after the body.
-    assert_first_err("def f() (for i = 0, i < 3 in i) + i;", 1, 35, "unknown variable 'i'");
+    assert_first_err(
+        "def f() (for i = 0, i < 3 in i) + i;",
+        1,
+        35,
+        "unknown variable 'i'",
+    );
     assert_first_err("def f() (var t in t) + t;", 1, 24, "unknown variable 't'");
 }
 
@@ -140,5 +155,8 @@ fn recursion_is_allowed() {
 fn check_program_can_run_separately_from_parsing() {
     let program = parse_program("def f(x) y;").unwrap();
     let diags = check_program(&program).unwrap_err();
-    assert_eq!(diags[0].render("a.kal"), "a.kal:1:10: error: unknown variable 'y'");
+    assert_eq!(
+        diags[0].render("a.kal"),
+        "a.kal:1:10: error: unknown variable 'y'"
+    );
 }

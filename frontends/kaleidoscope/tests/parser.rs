@@ -8,14 +8,20 @@ use orc_kaleidoscope::{
 /// The last top-level expression of `src`, as an S-expression.
 fn last_expr(src: &str) -> String {
     let program = parse_program(src).unwrap_or_else(|d| panic!("{src}: {d}"));
-    let body = program.top_level_exprs().last().expect("a top-level expression");
+    let body = program
+        .top_level_exprs()
+        .last()
+        .expect("a top-level expression");
     body.body.to_string()
 }
 
 /// The body of the function `name` in `src`, as an S-expression.
 fn body_of(src: &str, name: &str) -> String {
     let program = parse_program(src).unwrap_or_else(|d| panic!("{src}: {d}"));
-    let func = program.functions().find(|f| f.proto.name == name).expect("function");
+    let func = program
+        .functions()
+        .find(|f| f.proto.name == name)
+        .expect("function");
     func.body.to_string()
 }
 
@@ -36,7 +42,10 @@ fn assert_err(src: &str, line: u32, col: u32, fragment: &str) {
 #[test]
 fn numbers_variables_and_calls() {
     assert_eq!(last_expr("4.5;"), "4.5");
-    assert_eq!(last_expr("def f(x) x; f(1, 2 + 3, f(x));"), "(call f 1 (+ 2 3) (call f x))");
+    assert_eq!(
+        last_expr("def f(x) x; f(1, 2 + 3, f(x));"),
+        "(call f 1 (+ 2 3) (call f x))"
+    );
     assert_eq!(last_expr("g();"), "(call g)");
     assert_eq!(last_expr("x;"), "x");
 }
@@ -53,7 +62,12 @@ fn builtin_precedence_and_left_associativity() {
 #[test]
 fn assignment_binds_loosest_and_needs_a_variable() {
     assert_eq!(last_expr("x = 1 < 2;"), "(= x (< 1 2))");
-    assert_err("def f(x) (x + 1) = 2;", 1, 10, "destination of '=' must be a variable");
+    assert_err(
+        "def f(x) (x + 1) = 2;",
+        1,
+        10,
+        "destination of '=' must be a variable",
+    );
     // `=` is left-associative as in the tutorial, so a chain is an error at
     // the start of the left side.
     assert_err("def f(x y) x = y = 2;", 1, 12, "destination of '='");
@@ -71,13 +85,26 @@ fn if_then_else() {
 
 #[test]
 fn for_loops_with_and_without_step() {
-    assert_eq!(last_expr("for i = 1, i < n in f(i);"), "(for i 1 (< i n) (call f i))");
+    assert_eq!(
+        last_expr("for i = 1, i < n in f(i);"),
+        "(for i 1 (< i n) (call f i))"
+    );
     assert_eq!(
         last_expr("for j = 0, j < i, 2 in c = c + 1;"),
         "(for j 0 (< j i) 2 (= c (+ c 1)))"
     );
-    assert_err("for 1 = 2, 3 in 4;", 1, 5, "expected an identifier after 'for'");
-    assert_err("for i = 1 in 4;", 1, 11, "expected ',' after the 'for' start value");
+    assert_err(
+        "for 1 = 2, 3 in 4;",
+        1,
+        5,
+        "expected an identifier after 'for'",
+    );
+    assert_err(
+        "for i = 1 in 4;",
+        1,
+        11,
+        "expected ',' after the 'for' start value",
+    );
     assert_err("for i = 1, 2 do 4;", 1, 14, "expected 'in' after 'for'");
 }
 
@@ -102,7 +129,13 @@ fn user_binary_operator_with_precedence_applies_after_its_definition() {
         panic!("a def")
     };
     assert_eq!(func.proto.name, "binary|");
-    assert_eq!(func.proto.kind, PrototypeKind::Binary { op: '|', precedence: 5 });
+    assert_eq!(
+        func.proto.kind,
+        PrototypeKind::Binary {
+            op: '|',
+            precedence: 5
+        }
+    );
     assert_eq!(func.proto.span, Span::new(1, 5));
 }
 
@@ -113,7 +146,10 @@ fn user_binary_operator_default_precedence_is_30() {
     let program = parse_program(src).unwrap();
     assert_eq!(
         program.functions().next().unwrap().proto.kind,
-        PrototypeKind::Binary { op: '%', precedence: DEFAULT_PRECEDENCE }
+        PrototypeKind::Binary {
+            op: '%',
+            precedence: DEFAULT_PRECEDENCE
+        }
     );
 }
 
@@ -145,20 +181,65 @@ fn unknown_unary_operator_is_an_error_at_the_operator() {
 #[test]
 fn operator_prototype_errors() {
     assert_err("def binary% 200 (a b) a;", 1, 13, "invalid precedence 200");
-    assert_err("def binary% 0 (a b) a;", 1, 13, "must be an integer from 1 to 100");
-    assert_err("def binary% 2.5 (a b) a;", 1, 13, "must be an integer from 1 to 100");
-    assert_err("def binary+ 5 (a b) a;", 1, 11, "cannot redefine built-in operator '+'");
-    assert_err("def binary = (a b) a;", 1, 12, "cannot redefine built-in operator '='");
-    assert_err("def binary| (a) a;", 1, 5, "needs exactly 2 parameters, found 1");
-    assert_err("extern unary!(a b);", 1, 8, "needs exactly 1 parameter, found 2");
-    assert_err("def binary( (a b) a;", 1, 11, "expected an operator character");
-    assert_err("def unary x (a) a;", 1, 11, "expected an operator character");
+    assert_err(
+        "def binary% 0 (a b) a;",
+        1,
+        13,
+        "must be an integer from 1 to 100",
+    );
+    assert_err(
+        "def binary% 2.5 (a b) a;",
+        1,
+        13,
+        "must be an integer from 1 to 100",
+    );
+    assert_err(
+        "def binary+ 5 (a b) a;",
+        1,
+        11,
+        "cannot redefine built-in operator '+'",
+    );
+    assert_err(
+        "def binary = (a b) a;",
+        1,
+        12,
+        "cannot redefine built-in operator '='",
+    );
+    assert_err(
+        "def binary| (a) a;",
+        1,
+        5,
+        "needs exactly 2 parameters, found 1",
+    );
+    assert_err(
+        "extern unary!(a b);",
+        1,
+        8,
+        "needs exactly 1 parameter, found 2",
+    );
+    assert_err(
+        "def binary( (a b) a;",
+        1,
+        11,
+        "expected an operator character",
+    );
+    assert_err(
+        "def unary x (a) a;",
+        1,
+        11,
+        "expected an operator character",
+    );
     assert_err("def unary! 5 (a) a;", 1, 12, "expected '(' in prototype");
 }
 
 #[test]
 fn prototype_errors() {
-    assert_err("# comment line\ndef f(x (x);", 2, 9, "expected ')' in prototype");
+    assert_err(
+        "# comment line\ndef f(x (x);",
+        2,
+        9,
+        "expected ')' in prototype",
+    );
     assert_err("def 1(x) x;", 1, 5, "expected a function name");
     assert_err("extern f x;", 1, 10, "expected '(' in prototype");
     assert_err("def f(x, y) x;", 1, 8, "expected ')' in prototype");
@@ -213,12 +294,20 @@ fn spans_point_at_first_tokens() {
 #[test]
 fn nesting_is_capped_without_overflowing_the_stack() {
     let deep_parens = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
-    assert!(parse_err(&deep_parens).message.contains("nested too deeply"));
+    assert!(parse_err(&deep_parens)
+        .message
+        .contains("nested too deeply"));
     let long_chain = format!("1{}", " + 1".repeat(100_000));
     assert!(parse_err(&long_chain).message.contains("nested too deeply"));
     let unary_chain = format!("def unary!(v) v; {}1;", "!".repeat(100_000));
-    assert!(parse_err(&unary_chain).message.contains("nested too deeply"));
-    let deep_ifs = format!("{}1{}", "if 1 then ".repeat(10_000), " else 0".repeat(10_000));
+    assert!(parse_err(&unary_chain)
+        .message
+        .contains("nested too deeply"));
+    let deep_ifs = format!(
+        "{}1{}",
+        "if 1 then ".repeat(10_000),
+        " else 0".repeat(10_000)
+    );
     assert!(parse_err(&deep_ifs).message.contains("nested too deeply"));
     let deep_calls = format!("{}1{}", "f(".repeat(100_000), ")".repeat(100_000));
     assert!(parse_err(&deep_calls).message.contains("nested too deeply"));

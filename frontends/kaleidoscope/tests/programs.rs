@@ -5,6 +5,7 @@
 //! themselves.
 
 mod interp;
+#[allow(dead_code)]
 mod support;
 
 use cranelift_module::Module;
@@ -79,11 +80,15 @@ fn every_program_lowers_to_verified_clif_and_an_object() {
             let (Item::Def(func) | Item::Expr(func)) = item else {
                 continue;
             };
-            let mut lowered = build_function(&mut module, func)
-                .unwrap_or_else(|err| panic!("{name}: {err:?}"));
+            let mut lowered =
+                build_function(&mut module, func).unwrap_or_else(|err| panic!("{name}: {err:?}"));
             if let Err(errors) = cranelift_codegen::verify_function(&lowered.ctx.func, module.isa())
             {
-                panic!("{name}: {} fails verification:\n{errors}\n{}", func.proto.name, lowered.clif());
+                panic!(
+                    "{name}: {} fails verification:\n{errors}\n{}",
+                    func.proto.name,
+                    lowered.clif()
+                );
             }
             module
                 .define_function(lowered.id, &mut lowered.ctx)
@@ -114,7 +119,10 @@ fn lower_program_defines_functions_then_top_level_expressions_in_source_order() 
     let mut module = host_module("recursion");
     let options = LowerOptions { capture_clif: true };
     let symbols = orc_kaleidoscope::lower_program(&mut module, &program, &options).unwrap();
-    let names: Vec<_> = symbols.iter().map(|s| (s.name.as_str(), s.is_top_level)).collect();
+    let names: Vec<_> = symbols
+        .iter()
+        .map(|s| (s.name.as_str(), s.is_top_level))
+        .collect();
     assert_eq!(
         names,
         [
@@ -128,7 +136,9 @@ fn lower_program_defines_functions_then_top_level_expressions_in_source_order() 
             ("__anon_expr_3", true),
         ]
     );
-    assert!(symbols.iter().all(|s| s.clif.as_deref().is_some_and(|c| c.contains("function"))));
+    assert!(symbols
+        .iter()
+        .all(|s| s.clif.as_deref().is_some_and(|c| c.contains("function"))));
     assert!(!module.finish().emit().unwrap().is_empty());
 }
 

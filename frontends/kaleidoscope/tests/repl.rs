@@ -22,7 +22,10 @@ fn definitions_and_expressions_one_line_at_a_time() {
     let mut repl = ReplSession::new();
     assert_eq!(describe(repl.feed("def f(x) x + 1;\n")), ["def f"]);
     assert_eq!(describe(repl.feed("f(2);\n")), ["expr __anon_expr_0"]);
-    assert_eq!(describe(repl.feed("f(3); f(4);\n")), ["expr __anon_expr_1", "expr __anon_expr_2"]);
+    assert_eq!(
+        describe(repl.feed("f(3); f(4);\n")),
+        ["expr __anon_expr_1", "expr __anon_expr_2"]
+    );
     assert_eq!(repl.function_arity("f"), Some(1));
 }
 
@@ -40,14 +43,20 @@ fn redefinition_is_accepted_but_not_with_another_arity() {
 #[test]
 fn a_function_must_be_known_before_use_except_for_recursion() {
     let mut repl = ReplSession::new();
-    assert_eq!(describe(repl.feed("g(1);\n")), ["error 1:1 unknown function 'g'"]);
+    assert_eq!(
+        describe(repl.feed("g(1);\n")),
+        ["error 1:1 unknown function 'g'"]
+    );
     assert_eq!(
         describe(repl.feed("def fib(n) if n < 3 then 1 else fib(n-1) + fib(n-2);\n")),
         ["def fib"]
     );
     // A rejected expression still used up its number; numbers are unique,
     // not dense.
-    assert_eq!(describe(repl.feed("extern sin(x); sin(1);\n")), ["extern sin", "expr __anon_expr_1"]);
+    assert_eq!(
+        describe(repl.feed("extern sin(x); sin(1);\n")),
+        ["extern sin", "expr __anon_expr_1"]
+    );
     repl.declare_host_function("printd", 1);
     assert_eq!(describe(repl.feed("printd(2);\n")), ["expr __anon_expr_2"]);
 }
@@ -63,7 +72,10 @@ fn an_unfinished_item_waits_for_more_lines() {
     // A complete item at the end of a line needs no ';'.
     assert_eq!(describe(repl.feed("g(2)\n")), ["expr __anon_expr_0"]);
     // Positions keep counting lines across chunks.
-    assert_eq!(describe(repl.feed("\n  nope\n")), ["error 6:3 unknown variable 'nope'"]);
+    assert_eq!(
+        describe(repl.feed("\n  nope\n")),
+        ["error 6:3 unknown variable 'nope'"]
+    );
 }
 
 #[test]
@@ -80,7 +92,10 @@ fn finish_turns_an_unfinished_item_into_an_error() {
 #[test]
 fn operators_carry_over_only_when_their_item_is_accepted() {
     let mut repl = ReplSession::new();
-    assert_eq!(describe(repl.feed("def binary : 1 (x y) y;\n")), ["def binary:"]);
+    assert_eq!(
+        describe(repl.feed("def binary : 1 (x y) y;\n")),
+        ["def binary:"]
+    );
     assert_eq!(describe(repl.feed("1 : 2;\n")), ["expr __anon_expr_0"]);
     assert_eq!(
         describe(repl.feed("def binary ^ 50 (a b) zz;\n")),
@@ -91,7 +106,10 @@ fn operators_carry_over_only_when_their_item_is_accepted() {
     let events = describe(repl.feed("1 ^ 2;\n"));
     assert_eq!(events.len(), 2);
     assert_eq!(events[0], "expr __anon_expr_1");
-    assert!(events[1].starts_with("error 4:3 expected an expression"), "{events:?}");
+    assert!(
+        events[1].starts_with("error 4:3 expected an expression"),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -102,7 +120,10 @@ fn a_syntax_error_drops_the_rest_of_the_chunk_and_the_session_goes_on() {
     assert!(events[0].starts_with("error 1:5"), "{events:?}");
     assert_eq!(describe(repl.feed("3;\n")), ["expr __anon_expr_0"]);
     let events = describe(repl.feed("é 4;\n"));
-    assert!(events[0].starts_with("error 3:1 unexpected character"), "{events:?}");
+    assert!(
+        events[0].starts_with("error 3:1 unexpected character"),
+        "{events:?}"
+    );
     assert_eq!(describe(repl.feed("5;\n")), ["expr __anon_expr_1"]);
 }
 
@@ -112,5 +133,8 @@ fn discarding_pending_input_keeps_line_numbers() {
     repl.feed("def f(x)\n");
     repl.discard_pending_input();
     assert!(!repl.has_pending_input());
-    assert_eq!(describe(repl.feed("y;\n")), ["error 2:1 unknown variable 'y'"]);
+    assert_eq!(
+        describe(repl.feed("y;\n")),
+        ["error 2:1 unknown variable 'y'"]
+    );
 }
