@@ -15,7 +15,10 @@
 //! - `<` is `fcmp ult` selected to 1.0/0.0; `if` and the `for` end test are
 //!   `fcmp one x, 0.0` (so NaN is false); `for` runs the body, then the end
 //!   test (with the current loop value), then the step (default 1.0), and
-//!   yields 0.0; operands and arguments are evaluated left to right.
+//!   yields 0.0; operands and arguments are evaluated left to right. (The
+//!   tutorial's C++ evaluates the step expression just before the end test;
+//!   the two orders differ only when both have side effects. We follow the
+//!   project's issue text: end test, then step.)
 //!
 //! Lowering accepts any AST, checked or not: an unknown variable is a
 //! [`LowerError`], never a panic. Unknown functions are the linker's
