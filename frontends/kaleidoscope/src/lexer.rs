@@ -176,9 +176,9 @@ impl<'src> Lexer<'src> {
     }
 
     fn digit_after_dot(&self) -> bool {
-        self.src[self.pos..]
+        self.src
             .as_bytes()
-            .get(1)
+            .get(self.pos + 1)
             .is_some_and(u8::is_ascii_digit)
     }
 

@@ -109,16 +109,17 @@ pub(crate) struct ParseError {
     pub(crate) at_eof: bool,
 }
 
-impl From<Diagnostic> for ParseError {
+impl From<Diagnostic> for Box<ParseError> {
     fn from(diag: Diagnostic) -> Self {
-        ParseError {
+        Box::new(ParseError {
             diag,
             at_eof: false,
-        }
+        })
     }
 }
 
-type PResult<T> = Result<T, ParseError>;
+/// Errors are boxed to keep the recursive functions' frames small.
+pub(crate) type PResult<T> = Result<T, Box<ParseError>>;
 
 /// An expression and its nesting depth.
 struct Node {
@@ -182,12 +183,14 @@ impl<'src, 'ops> Parser<'src, 'ops> {
     }
 
     fn error<T>(&self, span: Span, message: impl Into<String>) -> PResult<T> {
-        Err(ParseError {
+        Err(Box::new(ParseError {
             diag: Diagnostic::new(span, message),
             at_eof: self.at_eof(),
-        })
+        }))
     }
 
+    #[cold]
+    #[inline(never)]
     fn unexpected<T>(&self, expected: &str) -> PResult<T> {
         self.error(
             self.cur.span,
@@ -452,31 +455,41 @@ impl<'src, 'ops> Parser<'src, 'ops> {
     }
 
     fn parse_primary(&mut self) -> PResult<Node> {
-        let span = self.cur.span;
-        match &self.cur.kind {
+        match self.cur.kind {
             TokenKind::Number(value) => {
-                let value = *value;
+                let span = self.cur.span;
                 self.bump()?;
                 self.node(ExprKind::Number(value), span, 1)
             }
             TokenKind::Ident(_) => self.parse_identifier_expr(),
-            TokenKind::Char('(') => {
-                self.bump()?;
-                let mut inner = self.parse_expression()?;
-                self.expect_char(')', "')'")?;
-                // A parenthesized expression starts at its '('.
-                inner.expr.span = span;
-                Ok(inner)
-            }
+            TokenKind::Char('(') => self.parse_paren(),
             TokenKind::If => self.parse_if(),
             TokenKind::For => self.parse_for(),
             TokenKind::Var => self.parse_var(),
-            TokenKind::Char(c) if is_operator_char(*c) => self.error(
-                span,
+            _ => self.not_an_expression(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_an_expression(&self) -> PResult<Node> {
+        match self.cur.kind {
+            TokenKind::Char(c) if is_operator_char(c) => self.error(
+                self.cur.span,
                 format!("expected an expression, found '{c}' (no unary operator '{c}' is defined)"),
             ),
             _ => self.unexpected("an expression"),
         }
+    }
+
+    fn parse_paren(&mut self) -> PResult<Node> {
+        let span = self.cur.span;
+        self.bump()?;
+        let mut inner = self.parse_expression()?;
+        self.expect_char(')', "')'")?;
+        // A parenthesized expression starts at its '('.
+        inner.expr.span = span;
+        Ok(inner)
     }
 
     fn parse_identifier_expr(&mut self) -> PResult<Node> {

@@ -20,7 +20,7 @@
 use crate::ast::Item;
 use crate::check::{check_expr, check_params, conflicting_arity};
 use crate::diag::{Diagnostic, Span};
-use crate::parser::{OperatorTable, ParseError, Parser};
+use crate::parser::{OperatorTable, Parser};
 use std::collections::HashMap;
 
 /// What one fed chunk produced, in order.
@@ -146,7 +146,7 @@ impl ReplSession {
                         events.extend(diags.into_iter().map(ReplEvent::Error));
                     }
                 }
-                Err(ParseError { at_eof: true, .. }) if !at_end => {
+                Err(err) if err.at_eof && !at_end => {
                     self.next_anon = parser.next_anon();
                     self.pending = text[item_offset..].to_owned();
                     self.pending_start = item_start;

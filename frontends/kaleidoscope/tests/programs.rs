@@ -5,6 +5,7 @@
 //! themselves.
 
 mod interp;
+#[allow(dead_code)]
 mod support;
 
 use cranelift_module::Module;

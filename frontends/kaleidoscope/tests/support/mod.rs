@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests: where the sample programs live,
-//! and a host ISA object module to lower into.
+//! and a host ISA object module to lower into. Each test crate uses a
+//! subset, hence the `allow(dead_code)` where they include this module.
 
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_module::default_libcall_names;
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The shared Kaleidoscope programs folder of the repository.
 pub(crate) fn programs_dir() -> PathBuf {
@@ -29,15 +32,24 @@ pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// An object module for the host, with the verifier on.
+/// The host ISA with the verifier on and `opt_level=speed`, built once.
+fn host_isa() -> OwnedTargetIsa {
+    static ISA: OnceLock<OwnedTargetIsa> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        flags.set("enable_verifier", "true").expect("flag");
+        flags.set("opt_level", "speed").expect("flag");
+        cranelift_native::builder()
+            .expect("host ISA")
+            .finish(settings::Flags::new(flags))
+            .expect("host ISA flags")
+    })
+    .clone()
+}
+
+/// A fresh object module for the host.
 pub(crate) fn host_module(name: &str) -> ObjectModule {
-    let mut flags = settings::builder();
-    flags.set("enable_verifier", "true").expect("flag");
-    flags.set("opt_level", "speed").expect("flag");
-    let isa = cranelift_native::builder()
-        .expect("host ISA")
-        .finish(settings::Flags::new(flags))
-        .expect("host ISA flags");
-    let builder = ObjectBuilder::new(isa, name, default_libcall_names()).expect("object builder");
+    let builder =
+        ObjectBuilder::new(host_isa(), name, default_libcall_names()).expect("object builder");
     ObjectModule::new(builder)
 }
