@@ -388,7 +388,7 @@ fn stub_pool_grows_by_pages_and_reuses_released_stubs() {
         .collect();
     assert_eq!(pool.n_live(), 1500);
     let pages = pool.n_pages();
-    assert!(pages >= 2 && pages <= 2 * (1500 / 512 + 1), "{pages}");
+    assert!((2..=2 * (1500 / 512 + 1)).contains(&pages), "{pages}");
     for id in &ids[..100] {
         pool.release(*id);
     }

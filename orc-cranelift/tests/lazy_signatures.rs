@@ -92,9 +92,7 @@ fn struct_by_pointer(module: &mut dyn Module, name: &str) -> Result<(), String> 
     let p = b.block_params(block)[0];
     let mut acc = b.ins().f64const(0.0);
     for i in 0..3 {
-        let v = b
-            .ins()
-            .load(types::F64, MemFlagsData::trusted(), p, (8 * i) as i32);
+        let v = b.ins().load(types::F64, MemFlagsData::trusted(), p, 8 * i);
         let k = b.ins().f64const((i + 1) as f64);
         let w = b.ins().fmul(v, k);
         acc = b.ins().fadd(acc, w);
