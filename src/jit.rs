@@ -181,6 +181,8 @@ impl Jit {
         let bodies = es.create_jit_dylib("main.impl")?;
         bodies.set_link_order(&[&main, &host])?;
         let objects = ObjectLinkingLayer::new(&es);
+        let reclaimer = Reclaimer::new();
+        objects.set_reclaimer(reclaimer.clone());
         let compiler = CraneliftCompiler::new(CraneliftConfig {
             opt_level: config.opt_level,
             capture_clif: config.dump.clif,
@@ -207,7 +209,7 @@ impl Jit {
             objects,
             cranelift,
             lazy,
-            reclaimer: Reclaimer::new(),
+            reclaimer,
             config,
         })
     }

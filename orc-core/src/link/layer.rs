@@ -51,6 +51,9 @@ struct LayerInner {
     next_id: AtomicU64,
     /// The session's name pool: names interned elsewhere would not match.
     pool: Arc<crate::SymbolStringPool>,
+    /// When set, removed objects are unmapped only once no thread that
+    /// may be running their code is still inside JIT'd code.
+    reclaimer: parking_lot::RwLock<Option<crate::Reclaimer>>,
 }
 
 #[derive(Default)]
@@ -98,10 +101,19 @@ impl ObjectLinkingLayer {
                 state: Mutex::new(LayerState::default()),
                 next_id: AtomicU64::new(1),
                 pool: session.symbol_string_pool().clone(),
+                reclaimer: parking_lot::RwLock::new(None),
             }),
         });
         session.register_resource_manager(layer.clone());
         layer
+    }
+
+    /// Defers unmapping removed objects through `reclaimer`: their exit
+    /// handlers and finalizers still run at removal, but the memory is freed
+    /// only once no thread that was inside JIT'd code (pinned) at removal
+    /// time still is.
+    pub fn set_reclaimer(&self, reclaimer: crate::Reclaimer) {
+        *self.inner.reclaimer.write() = Some(reclaimer);
     }
 
     /// Parses `bytes` and [`add`](Self::add)s the object.
@@ -326,7 +338,8 @@ impl ResourceManager for ObjectLinkingLayer {
             }
             records
         };
-        shut_down(records);
+        let reclaimer = self.inner.reclaimer.read().clone();
+        shut_down(records, reclaimer.as_ref());
         Ok(())
     }
 
@@ -344,8 +357,10 @@ impl ResourceManager for ObjectLinkingLayer {
 }
 
 /// Exit handlers (newest first across the objects), then finalizers in
-/// reverse link order, then unmapping (when the last handle drops).
-fn shut_down(records: Vec<Record>) {
+/// reverse link order, then unmapping (when the last handle drops). With a
+/// reclaimer, the unmapping waits until no thread that entered JIT'd code
+/// before now is still inside it.
+fn shut_down(records: Vec<Record>, reclaimer: Option<&crate::Reclaimer>) {
     if records.is_empty() {
         return;
     }
@@ -360,7 +375,10 @@ fn shut_down(records: Vec<Record>) {
             object.run_finalizers();
         }
     }
-    drop(records);
+    match reclaimer {
+        Some(reclaimer) => reclaimer.retire(move || drop(records)),
+        None => drop(records),
+    }
 }
 
 /// One object as a materialization unit.
