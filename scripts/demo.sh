@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# The main job: a demo of orc. Installs what is missing first.
+# The main job: orc's demo program under every available tier, then the
+# embedding example. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo run -q --release --example session_demo
+cargo build -q --release --bin orc --example kaleidoscope_embed
+orc=${CARGO_TARGET_DIR:-target}/release/orc
+for tier in 0; do
+  echo "== orc run examples/demo.kal --tier $tier"
+  "$orc" run --tier "$tier" --print-results examples/demo.kal
+  echo "== orc run examples/demo.kal --tier $tier --eager"
+  "$orc" run --tier "$tier" --eager --print-results examples/demo.kal | tail -n 2
+done
+echo "== cargo run --example kaleidoscope_embed"
+"${CARGO_TARGET_DIR:-target}/release/examples/kaleidoscope_embed"

@@ -86,7 +86,7 @@ pub enum KaleidoscopeError {
     #[error(transparent)]
     Jit(#[from] Error),
     /// A function was used with the wrong number of arguments.
-    #[error("function '{name}' takes {expected} arguments, not {given}")]
+    #[error("function '{name}' takes {expected} argument{}, not {given}", if *.expected == 1 { "" } else { "s" })]
     Arity {
         /// The function.
         name: String,
