@@ -294,6 +294,40 @@ impl ExecutorSymbolDef {
     }
 }
 
+/// A cheap hasher for the session's internal tables, whose keys are
+/// pointers (interned names) and small integers: SipHash's protection
+/// against hash flooding buys nothing there. Mixing as in FxHash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64)
+    }
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(word as u64)
+    }
+    fn write_u8(&mut self, word: u8) {
+        self.write_u64(word as u64)
+    }
+}
+
+/// Builds [`FastHasher`]s.
+pub(crate) type FastHash = std::hash::BuildHasherDefault<FastHasher>;
+
 /// Resolved addresses by name.
 pub type SymbolMap = HashMap<SymbolName, ExecutorSymbolDef>;
 

@@ -10,11 +10,11 @@
 //! fails, everything in its `dependants` fails with it; because the sets are
 //! transitive, no further walk is needed.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{
-    DylibId, Effects, MrId, MrState, SessionState, SymKey, SymbolEntry, UnitCell, UnitEntry, UnitId,
+    DylibId, Effects, HashSet, MrId, MrState, SessionState, SymKey, SymbolEntry, UnitCell,
+    UnitEntry, UnitId,
 };
 use crate::error::{Error, Result};
 use crate::lookup::SymbolState;
@@ -224,7 +224,7 @@ impl SessionState {
     }
 
     fn emit_one(&mut self, sym: SymKey, deps: HashSet<SymKey>, fx: &mut Effects) {
-        let mut waits: HashSet<SymKey> = HashSet::new();
+        let mut waits: HashSet<SymKey> = HashSet::default();
         for dep in deps {
             if dep == sym {
                 continue;

@@ -11,7 +11,6 @@
 
 mod emit;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,10 +18,15 @@ use parking_lot::Mutex;
 use crate::error::{Error, QualifiedSymbol, Result};
 use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolLookupSet, SymbolState};
 use crate::symbol::{
-    ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
+    ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
 };
 use crate::tracker::ResourceKey;
 use crate::unit::MaterializationUnit;
+
+/// The state's maps and sets, keyed by pointers and small integers.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, FastHash>;
+/// See [`HashMap`].
+pub(crate) type HashSet<K> = std::collections::HashSet<K, FastHash>;
 
 /// Identifies a dylib within its session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -81,8 +85,8 @@ impl SymbolEntry {
             mr: None,
             tracker,
             pending: Vec::new(),
-            dependants: HashSet::new(),
-            waiting_on: HashSet::new(),
+            dependants: HashSet::default(),
+            waiting_on: HashSet::default(),
         }
     }
 
@@ -175,12 +179,12 @@ impl SessionState {
         SessionState {
             open: true,
             next_id: 1,
-            dylibs: HashMap::new(),
-            dylib_names: HashMap::new(),
-            units: HashMap::new(),
-            queries: HashMap::new(),
-            mrs: HashMap::new(),
-            trackers: HashMap::new(),
+            dylibs: HashMap::default(),
+            dylib_names: HashMap::default(),
+            units: HashMap::default(),
+            queries: HashMap::default(),
+            mrs: HashMap::default(),
+            trackers: HashMap::default(),
         }
     }
 
@@ -213,7 +217,7 @@ impl SessionState {
             id,
             DylibState {
                 name: name.clone(),
-                symbols: HashMap::new(),
+                symbols: HashMap::default(),
                 link_order: Vec::new(),
                 generators: Vec::new(),
                 generator_lock: Arc::new(Mutex::new(())),
@@ -370,7 +374,7 @@ impl SessionState {
         for name in &lose {
             fx.discards.push((cell.clone(), dylib, name.clone()));
         }
-        let mut kept = HashSet::new();
+        let mut kept = HashSet::default();
         let d = self.dylib_mut(dylib)?;
         for (name, flags) in symbols {
             if lose.contains(&name) {
@@ -559,7 +563,7 @@ impl SessionState {
                 tracker: u.tracker,
                 unit_name: unit_name.clone(),
                 symbols,
-                deps: HashMap::new(),
+                deps: HashMap::default(),
             },
         );
         fx.materialize.push(PendingMaterialization {
