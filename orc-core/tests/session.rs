@@ -856,3 +856,61 @@ fn removing_a_dylib_fails_its_waiters_and_unlinks_it() {
     // The name is free again.
     es.create_jit_dylib("lib").unwrap();
 }
+
+/// Regression: a unit whose shared dependency is an emitted symbol that
+/// waits on one of the unit's own symbols must become ready as a whole.
+/// (The group's wait set once kept the unit's own member, and members
+/// emitted after it waited on it forever.)
+#[test]
+fn shared_dependency_waiting_on_the_group_itself_becomes_ready() {
+    for names in [["x1", "x2", "x3"], ["x3", "x2", "x1"]] {
+        let es = ExecutionSession::new();
+        let jd = es.create_jit_dylib("main").unwrap();
+        let held: Arc<Mutex<Option<orc_core::MaterializationResponsibility>>> = Arc::default();
+        let slot = held.clone();
+        jd.define(
+            TestUnit::new("xs", exported(&es, &names), move |r| {
+                r.notify_resolved(&addresses(&r, 0x100)).unwrap();
+                *slot.lock() = Some(r);
+            })
+            .boxed(),
+            None,
+        )
+        .unwrap();
+        let (jd2, es2, first) = (jd.clone(), es.clone(), names[0]);
+        jd.define(
+            TestUnit::new("y", exported(&es, &["y"]), move |r| {
+                r.notify_resolved(&addresses(&r, 0x200)).unwrap();
+                r.add_dependencies_for_all(&[(jd2.clone(), es2.intern(first))])
+                    .unwrap();
+                r.notify_emitted().unwrap();
+            })
+            .boxed(),
+            None,
+        )
+        .unwrap();
+        let order = jd.search_order().unwrap();
+        let all: SymbolLookupSet = names.iter().chain(&["y"]).map(|n| es.intern(n)).collect();
+        let done: Arc<Mutex<Option<usize>>> = Arc::default();
+        let out = done.clone();
+        es.lookup_async(&order, all, SymbolState::Ready, move |r| {
+            *out.lock() = Some(r.unwrap().len())
+        });
+        // y is emitted and waits on the group's first symbol; now the group
+        // emits with a shared dependency on y.
+        let xs = held.lock().take().unwrap();
+        xs.add_dependencies_for_all(&[(jd.clone(), es.intern("y"))])
+            .unwrap();
+        xs.notify_emitted().unwrap();
+        assert_eq!(
+            *done.lock(),
+            Some(4),
+            "every symbol became ready ({names:?})"
+        );
+        let table = jd.symbol_table().unwrap();
+        assert!(
+            table.iter().all(|(_, _, s, _)| *s == SymbolState::Ready),
+            "{table:?}"
+        );
+    }
+}

@@ -154,18 +154,20 @@ impl SessionState {
         let Some(m) = self.mrs.get_mut(&mr) else {
             return Ok(());
         };
-        let names: Vec<SymbolName> = match of {
-            Some(name) if m.symbols.contains_key(name) => vec![name.clone()],
+        match of {
+            Some(name) if m.symbols.contains_key(name) => {
+                m.deps
+                    .entry(name.clone())
+                    .or_default()
+                    .extend(deps.iter().cloned());
+            }
             Some(name) => {
                 return Err(Error::UnexpectedSymbolDefinitions {
                     unit: m.unit_name.to_string(),
                     symbols: vec![name.clone()],
                 })
             }
-            None => m.symbols.keys().cloned().collect(),
-        };
-        for name in names {
-            m.deps.entry(name).or_default().extend(deps.iter().cloned());
+            None => m.deps_all.extend(deps.iter().cloned()),
         }
         Ok(())
     }
@@ -192,6 +194,7 @@ impl SessionState {
             .deps
             .values()
             .flatten()
+            .chain(&m.deps_all)
             .filter(|d| self.entry(d).is_some_and(|e| e.error.is_some()))
             .cloned()
             .collect();
@@ -209,6 +212,28 @@ impl SessionState {
             self.fail_symbols(&keys, err.clone(), fx);
             return Err(err);
         }
+        let MrState {
+            symbols,
+            mut deps,
+            deps_all,
+            ..
+        } = m;
+        let own = |k: &SymKey| k.0 == dylib && symbols.contains_key(&k.1);
+        // The shared dependencies are looked at once for the whole group.
+        // A shared dependency on a symbol of this same group needs no
+        // waiting of its own unless some symbol has extra dependencies, in
+        // which case the shared ones are handled symbol by symbol.
+        let per_symbol = !deps.is_empty() && deps_all.iter().any(own);
+        let group_waits = if per_symbol {
+            HashSet::default()
+        } else {
+            // Every member shares these dependencies, so what a member
+            // waits on through them is what the group waits on: members
+            // reached through other emitted symbols are not waited for.
+            let mut waits = self.waits_for(None, deps_all.iter().filter(|k| !own(k)));
+            waits.retain(|k| !own(k));
+            waits
+        };
         // Emit one symbol at a time: a symbol of this responsibility that is
         // not yet processed must still look unemitted to the others, or a
         // dependency through it would be missed.
@@ -217,29 +242,50 @@ impl SessionState {
                 entry.state = SymbolState::Emitted;
                 entry.mr = None;
             }
-            let deps = m.deps.get(&key.1).cloned().unwrap_or_default();
-            self.emit_one(key, deps, fx);
+            let own_deps = deps.remove(&key.1).unwrap_or_default();
+            let mut waits = group_waits.clone();
+            if per_symbol {
+                waits.extend(self.waits_for(Some(&key), own_deps.iter().chain(&deps_all)));
+            } else if !own_deps.is_empty() {
+                waits.extend(self.waits_for(Some(&key), own_deps.iter()));
+            }
+            self.finish_emit(key, waits, fx);
         }
         Ok(())
     }
 
-    fn emit_one(&mut self, sym: SymKey, deps: HashSet<SymKey>, fx: &mut Effects) {
+    /// The not-yet-emitted symbols that `deps` (transitively) wait on,
+    /// leaving out `sym` itself.
+    fn waits_for<'a>(
+        &self,
+        sym: Option<&SymKey>,
+        deps: impl Iterator<Item = &'a SymKey>,
+    ) -> HashSet<SymKey> {
         let mut waits: HashSet<SymKey> = HashSet::default();
         for dep in deps {
-            if dep == sym {
+            if Some(dep) == sym {
                 continue;
             }
-            match self.entry(&dep) {
+            match self.entry(dep) {
                 None => {}
                 Some(e) if e.state == SymbolState::Ready => {}
                 Some(e) if e.state == SymbolState::Emitted => {
                     waits.extend(e.waiting_on.iter().cloned())
                 }
                 Some(_) => {
-                    waits.insert(dep);
+                    waits.insert(dep.clone());
                 }
             }
         }
+        if let Some(sym) = sym {
+            waits.remove(sym);
+        }
+        waits
+    }
+
+    /// Records what an emitted symbol waits on, hands its own waiters over
+    /// to that, and makes ready whatever no longer waits on anything.
+    fn finish_emit(&mut self, sym: SymKey, mut waits: HashSet<SymKey>, fx: &mut Effects) {
         waits.remove(&sym);
         let mut ready = Vec::new();
         let dependants = self
@@ -379,6 +425,7 @@ impl SessionState {
             unit_name: m.unit_name.clone(),
             symbols: SymbolFlagsMap::new(),
             deps: Default::default(),
+            deps_all: m.deps_all.clone(),
         };
         for name in names {
             if let Some(flags) = m.symbols.remove(name) {

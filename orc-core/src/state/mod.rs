@@ -135,6 +135,9 @@ struct MrState {
     symbols: SymbolFlagsMap,
     /// Dependencies recorded so far, per owned symbol.
     deps: HashMap<SymbolName, HashSet<SymKey>>,
+    /// Dependencies of every owned symbol, kept once rather than copied
+    /// onto each (an object's externals apply to all its symbols).
+    deps_all: HashSet<SymKey>,
 }
 
 struct TrackerState {
@@ -564,6 +567,7 @@ impl SessionState {
                 unit_name: unit_name.clone(),
                 symbols,
                 deps: HashMap::default(),
+                deps_all: HashSet::default(),
             },
         );
         fx.materialize.push(PendingMaterialization {
