@@ -42,9 +42,6 @@ pub enum PartitionError {
     /// The IR parses but the verifier rejects it.
     #[error("{0}")]
     Verify(String),
-    /// The module uses something the split does not handle.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// A function definition of a prepared module.
@@ -77,6 +74,9 @@ pub struct PartitionPlan {
     pub has_data: bool,
     /// Whether the module has static constructors or destructors.
     pub has_initializers: bool,
+    /// The module's ifuncs: the split does not handle them (compile such a
+    /// module whole).
+    pub ifuncs: Vec<String>,
 }
 
 /// Parses `bytes` (IR text or bitcode; `name` is the buffer name in
@@ -97,11 +97,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
     sink.attach(&context);
     let module = parse_verified(&context, &sink, name, bytes)?;
     let m = module.as_mut_ptr();
-    if !ifuncs(m).is_empty() {
-        return Err(PartitionError::Unsupported(format!(
-            "{name}: ifuncs cannot be split per function (load the module eagerly)"
-        )));
-    }
+    let ifunc_names = ifuncs(m).into_iter().map(name_of).collect();
     let mut functions = Vec::new();
     let mut n_promoted = 0usize;
     let mut promote = |v: LLVMValueRef| -> (String, String, bool) {
@@ -180,6 +176,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         function_aliases,
         has_data,
         has_initializers,
+        ifuncs: ifunc_names,
     })
 }
 
