@@ -18,6 +18,7 @@
 //! reaches other units' symbols through the GOT or a PLT stub and the JIT
 //! linker may place units anywhere.
 
+use std::collections::HashSet;
 use std::ffi::{c_char, c_uint, CString};
 use std::sync::Arc;
 
@@ -55,6 +56,12 @@ pub struct PlannedFunction {
     /// Whether the source module exported it (external linkage, default
     /// visibility).
     pub exported: bool,
+    /// Whether it can run while the JIT tears the program down: it is in
+    /// `llvm.global_dtors` or its address is passed directly to `atexit`,
+    /// `__cxa_atexit` or `on_exit`. Teardown cannot compile code, so a
+    /// lazy loader should compile these when they are first referenced
+    /// rather than on first call.
+    pub runs_at_exit: bool,
 }
 
 /// A module prepared for splitting, and what it defines.
@@ -98,6 +105,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
     let module = parse_verified(&context, &sink, name, bytes)?;
     let m = module.as_mut_ptr();
     let ifunc_names = ifuncs(m).into_iter().map(name_of).collect();
+    let at_exit = exit_handlers(m);
     let mut functions = Vec::new();
     let mut n_promoted = 0usize;
     let mut promote = |v: LLVMValueRef| -> (String, String, bool) {
@@ -145,6 +153,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
             name,
             source_name,
             exported,
+            runs_at_exit: at_exit.contains(&f),
         });
     }
     let mut has_data = false;
@@ -211,7 +220,7 @@ pub fn function_unit<'ctx>(
         replace_with_declaration(m, a, &mut dead)?;
     }
     for g in global_list(m) {
-        if !is_declaration(g) {
+        if !is_declaration(g) && Some(g) != dead {
             replace_with_declaration(m, g, &mut dead)?;
         }
     }
@@ -262,6 +271,62 @@ pub fn globals_unit<'ctx>(
         }
     }
     Ok(module)
+}
+
+/// The functions of `m` that can run at exit: destructors in
+/// `llvm.global_dtors` and direct function arguments of calls to the C
+/// library's exit-handler registrations.
+fn exit_handlers(m: LLVMModuleRef) -> HashSet<LLVMValueRef> {
+    const REGISTRARS: [&str; 3] = ["atexit", "__cxa_atexit", "on_exit"];
+    let mut found = HashSet::new();
+    let as_function = |v: LLVMValueRef| -> Option<LLVMValueRef> {
+        if v.is_null() {
+            return None;
+        }
+        // SAFETY: `v` is a live value; the query only inspects it.
+        let f = unsafe { LLVMIsAFunction(v) };
+        (!f.is_null()).then_some(f)
+    };
+    for g in global_list(m) {
+        if name_of(g) != "llvm.global_dtors" || is_declaration(g) {
+            continue;
+        }
+        // SAFETY: a defined global has an initializer; the table is an
+        // array of { i32, ptr, ptr } whose operands are read, never kept.
+        unsafe {
+            let table = LLVMGetInitializer(g);
+            let n = u32::try_from(LLVMGetNumOperands(table)).unwrap_or(0);
+            for i in 0..n {
+                let entry = LLVMGetOperand(table, i);
+                if !LLVMIsAConstantStruct(entry).is_null() && LLVMGetNumOperands(entry) >= 2 {
+                    found.extend(as_function(LLVMGetOperand(entry, 1)));
+                }
+            }
+        }
+    }
+    for f in function_list(m) {
+        // SAFETY: walking the blocks and instructions of a live function;
+        // call operands are only inspected.
+        unsafe {
+            let mut block = LLVMGetFirstBasicBlock(f);
+            while !block.is_null() {
+                let mut inst = LLVMGetFirstInstruction(block);
+                while !inst.is_null() {
+                    let is_call =
+                        !LLVMIsACallInst(inst).is_null() || !LLVMIsAInvokeInst(inst).is_null();
+                    if is_call && LLVMGetNumArgOperands(inst) > 0 {
+                        let callee = as_function(LLVMGetCalledValue(inst));
+                        if callee.is_some_and(|c| REGISTRARS.contains(&name_of(c).as_str())) {
+                            found.extend(as_function(LLVMGetOperand(inst, 0)));
+                        }
+                    }
+                    inst = LLVMGetNextInstruction(inst);
+                }
+                block = LLVMGetNextBasicBlock(block);
+            }
+        }
+    }
+    found
 }
 
 fn parse<'ctx>(context: &'ctx Context, name: &str, bytes: &[u8]) -> Result<Module<'ctx>, String> {

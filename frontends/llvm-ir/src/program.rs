@@ -163,8 +163,18 @@ impl IrProgram {
             };
             target.layer.add(target.bodies, Box::new(unit), tracker)?;
         }
+        // Functions that may run during teardown, when nothing can be
+        // compiled any more, are plain re-exports: compiled as soon as code
+        // referring to them is linked. The rest are lazy stubs.
         let es = target.main.session();
-        let mut aliases = SymbolAliasMap::new();
+        let mut lazy = SymbolAliasMap::new();
+        let mut direct = SymbolAliasMap::new();
+        let at_exit = |name: &str| {
+            self.plan
+                .functions
+                .iter()
+                .any(|f| f.runs_at_exit && f.name == name)
+        };
         let entries = self
             .plan
             .functions
@@ -177,18 +187,24 @@ impl IrProgram {
                     .map(|(alias, f)| (alias.as_str(), f.as_str())),
             );
         for (name, function) in entries {
-            aliases.insert(
-                es.intern(name),
-                SymbolAliasMapEntry {
-                    aliasee: es.intern(&body_symbol(function)),
-                    flags: CALLABLE,
-                },
-            );
+            let entry = SymbolAliasMapEntry {
+                aliasee: es.intern(&body_symbol(function)),
+                flags: CALLABLE,
+            };
+            let map = if at_exit(function) {
+                &mut direct
+            } else {
+                &mut lazy
+            };
+            map.insert(es.intern(name), entry);
         }
-        if !aliases.is_empty() {
+        if !lazy.is_empty() {
             target
                 .main
-                .define(target.lazy.lazy_reexports(target.bodies, aliases), None)?;
+                .define(target.lazy.lazy_reexports(target.bodies, lazy), None)?;
+        }
+        if !direct.is_empty() {
+            target.main.define(reexports(target.bodies, direct), None)?;
         }
         Ok(())
     }

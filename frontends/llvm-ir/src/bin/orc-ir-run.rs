@@ -188,7 +188,15 @@ fn main() {
             start.elapsed().as_secs_f64() * 1e3,
         );
     }
-    // Runs atexit handlers and `llvm.global_dtors`.
+    // Exit handlers and `llvm.global_dtors` run when the code's tracker is
+    // removed: remove it first, while the stubs in `main` and the session
+    // are still alive, then end the session.
+    if let Err(e) = bodies
+        .default_resource_tracker()
+        .and_then(|tracker| tracker.remove())
+    {
+        eprintln!("orc-ir-run: error at exit: {e}");
+    }
     if let Err(e) = es.end_session() {
         eprintln!("orc-ir-run: error at exit: {e}");
     }
