@@ -88,22 +88,47 @@ fn strip_error(s: &str) -> &str {
     s.strip_prefix("error:").map(str::trim_start).unwrap_or(s)
 }
 
-/// The (line, column) of the first line of `report` that is an IR
-/// fragment (indented, as the verifier prints values) found in `source`.
+/// The (line, column) of the first IR fragment of `report` (the verifier
+/// prints values indented) found in `source`: verbatim, or else by the
+/// value it defines (`%name = ...`) when exactly one source line defines
+/// that name (the printer normalizes constants, so a verbatim match can
+/// fail; names like `%0` repeat across functions, so they must be unique).
 fn locate(source: &str, report: &str) -> Option<(u32, u32)> {
-    for fragment in report.lines().filter(|l| l.starts_with(' ')) {
-        let fragment = fragment.trim();
-        if fragment.is_empty() {
+    let fragments: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with(' '))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let position = |n: usize, line: &str, byte: usize| {
+        let col = line[..byte].chars().count() + 1;
+        (
+            u32::try_from(n + 1).unwrap_or(u32::MAX),
+            u32::try_from(col).unwrap_or(u32::MAX),
+        )
+    };
+    for fragment in &fragments {
+        for (n, line) in source.lines().enumerate() {
+            if let Some(byte) = line.find(fragment) {
+                return Some(position(n, line, byte));
+            }
+        }
+    }
+    for fragment in &fragments {
+        let Some((def, _)) = fragment.split_once(" = ") else {
+            continue;
+        };
+        if !def.starts_with('%') {
             continue;
         }
-        for (n, line) in source.lines().enumerate() {
-            if let Some(col) = line.find(fragment) {
-                let col = line[..col].chars().count() + 1;
-                return Some((
-                    u32::try_from(n + 1).unwrap_or(u32::MAX),
-                    u32::try_from(col).unwrap_or(u32::MAX),
-                ));
-            }
+        let prefix = format!("{def} =");
+        let mut hits = source
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.trim_start().starts_with(&prefix));
+        if let (Some((n, line)), None) = (hits.next(), hits.next()) {
+            let byte = line.len() - line.trim_start().len();
+            return Some(position(n, line, byte));
         }
     }
     None
