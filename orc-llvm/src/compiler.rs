@@ -9,6 +9,7 @@
 //! diagnostics LLVM reports on the context are collected and fail the
 //! compile instead of ending the process.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,19 @@ pub struct LlvmConfig {
     pub capture_ir: bool,
     /// Also emit the module as assembly into [`CompiledObject::asm`].
     pub capture_asm: bool,
+}
+
+impl LlvmConfig {
+    /// Code generation at `opt_level` with no IR passes: what `lli` does,
+    /// and the fastest choice for IR that is already optimized (e.g. from
+    /// `clang -O2 -emit-llvm`).
+    pub fn codegen_only(opt_level: LlvmOptLevel) -> Self {
+        LlvmConfig {
+            opt_level,
+            pipeline: Some(String::new()),
+            ..LlvmConfig::default()
+        }
+    }
 }
 
 /// A module of LLVM IR a frontend builds on the compile thread.
@@ -269,8 +283,15 @@ pub fn host_target() -> Result<HostTarget, CompileError> {
     .map_err(|message| CompileError::Target { message })
 }
 
+thread_local! {
+    /// Target machines by optimization level, reused by later compiles on
+    /// the same thread (a target machine is not `Send`, but can compile
+    /// modules of different contexts one after the other).
+    static MACHINES: RefCell<Vec<(LlvmOptLevel, TargetMachine)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Compiles [`LlvmModule`]s for the host. Cheap to share between threads:
-/// every compile makes its own context and target machine.
+/// every compile makes its own context; target machines are per thread.
 pub struct LlvmCompiler {
     host: HostTarget,
     config: LlvmConfig,
@@ -296,6 +317,36 @@ impl LlvmCompiler {
     /// The compiler's settings.
     pub fn config(&self) -> &LlvmConfig {
         &self.config
+    }
+
+    /// A target machine for this compiler's level: the one this thread
+    /// used last if any (creating one costs as much as compiling a small
+    /// function), else a new one. Give it back with [`Self::recycle`].
+    fn take_machine(&self) -> Result<TargetMachine, CompileError> {
+        let level = self.config.opt_level;
+        let cached = MACHINES
+            .try_with(|m| {
+                let mut m = m.try_borrow_mut().ok()?;
+                let i = m.iter().position(|(l, _)| *l == level)?;
+                Some(m.swap_remove(i).1)
+            })
+            .ok()
+            .flatten();
+        match cached {
+            Some(tm) => Ok(tm),
+            None => self.target_machine(),
+        }
+    }
+
+    fn recycle(&self, tm: TargetMachine) {
+        let level = self.config.opt_level;
+        let _ = MACHINES.try_with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if m.len() < 4 {
+                    m.push((level, tm));
+                }
+            }
+        });
     }
 
     fn target_machine(&self) -> Result<TargetMachine, CompileError> {
@@ -343,16 +394,7 @@ impl LlvmCompiler {
         producer: Box<dyn LlvmModule>,
         name: &str,
     ) -> Result<CompiledObject, CompileError> {
-        let diag_errors = |stage: &str| -> Result<(), CompileError> {
-            let errors = sink.take_errors();
-            if errors.is_empty() {
-                return Ok(());
-            }
-            Err(CompileError::Codegen {
-                module: name.to_owned(),
-                message: format!("{stage}: {}", errors.join("\n")),
-            })
-        };
+        let diag_errors = |stage: &str| reported_errors(sink, name, stage);
         let mut phases = PhaseTimes::default();
         let t = Instant::now();
         let module = producer
@@ -364,7 +406,21 @@ impl LlvmCompiler {
         phases.build = t.elapsed();
         diag_errors("building")?;
 
-        let tm = self.target_machine()?;
+        let tm = self.take_machine()?;
+        let compiled = self.compile_module(module, &tm, sink, name, phases);
+        self.recycle(tm);
+        compiled
+    }
+
+    fn compile_module(
+        &self,
+        module: Module<'_>,
+        tm: &TargetMachine,
+        sink: &DiagnosticSink,
+        name: &str,
+        mut phases: PhaseTimes,
+    ) -> Result<CompiledObject, CompileError> {
+        let diag_errors = |stage: &str| reported_errors(sink, name, stage);
         self.check_triple(&module, name)?;
         module.set_triple(&tm.get_triple());
         module.set_data_layout(&tm.get_target_data().get_data_layout());
@@ -384,7 +440,7 @@ impl LlvmCompiler {
             .unwrap_or(self.config.opt_level.pipeline());
         if !pipeline.is_empty() {
             module
-                .run_passes(pipeline, &tm, PassBuilderOptions::create())
+                .run_passes(pipeline, tm, PassBuilderOptions::create())
                 .map_err(|e| CompileError::Passes {
                     module: name.to_owned(),
                     message: e.to_string(),
@@ -471,6 +527,18 @@ impl std::fmt::Debug for LlvmCompiler {
             .field("config", &self.config)
             .finish()
     }
+}
+
+/// The error diagnostics LLVM reported while `stage` ran, as an error.
+fn reported_errors(sink: &DiagnosticSink, name: &str, stage: &str) -> Result<(), CompileError> {
+    let errors = sink.take_errors();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(CompileError::Codegen {
+        module: name.to_owned(),
+        message: format!("{stage}: {}", errors.join("\n")),
+    })
 }
 
 /// One report per function symbol of the object, with the module's compile

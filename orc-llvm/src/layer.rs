@@ -19,7 +19,7 @@ use orc_core::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::compiler::{CompiledObject, FunctionReport, LlvmCompiler, LlvmModule};
+use crate::compiler::{CompiledObject, FunctionReport, LlvmCompiler, LlvmModule, PhaseTimes};
 use crate::error::CompileError;
 
 /// Totals of what the layer compiled.
@@ -31,6 +31,8 @@ pub struct CompileStats {
     pub functions: Vec<FunctionReport>,
     /// Time spent compiling modules (build, verify, optimize, codegen).
     pub total_time: Duration,
+    /// That time by phase, summed over modules.
+    pub phases: PhaseTimes,
     /// Modules whose compile failed.
     pub failures: usize,
 }
@@ -119,6 +121,10 @@ impl LlvmLayer {
                 let mut stats = self.stats.lock();
                 stats.modules += 1;
                 stats.total_time += compiled.total_time;
+                stats.phases.build += compiled.phases.build;
+                stats.phases.verify += compiled.phases.verify;
+                stats.phases.optimize += compiled.phases.optimize;
+                stats.phases.codegen += compiled.phases.codegen;
                 stats.functions.extend(compiled.functions.iter().cloned());
                 Ok(compiled)
             }

@@ -187,6 +187,14 @@ fn main() {
             stats.failures,
             start.elapsed().as_secs_f64() * 1e3,
         );
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "orc-ir-run: build {:.3} ms, verify {:.3} ms, optimize {:.3} ms, codegen {:.3} ms",
+            ms(stats.phases.build),
+            ms(stats.phases.verify),
+            ms(stats.phases.optimize),
+            ms(stats.phases.codegen),
+        );
     }
     // Exit handlers and `llvm.global_dtors` run when the code's tracker is
     // removed: remove it first, while the stubs in `main` and the session
