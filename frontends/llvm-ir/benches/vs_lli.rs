@@ -105,14 +105,19 @@ fn main() {
         ("eager no-IR-passes", &["--eager", "--pipeline", ""]),
     ];
     println!(
-        "median of {runs} runs, whole process; ratios < 1 mean orc is faster\n\n{:<9} {:>9} {:>9} | {:<19} {:>9} {:>7} {:>7}",
-        "program", "lli ms", "gcc ms", "orc-ir-run", "ms", "vs lli", "vs gcc"
+        "median of {runs} runs, whole process; ratios < 1 mean orc is faster\n\n{:<9} {:>7} {:>9} {:>7} | {:<19} {:>7} {:>7} {:>7}",
+        "program", "lli ms", "lazy-lli", "gcc ms", "orc-ir-run", "ms", "vs lli", "vs gcc"
     );
     for (name, sources, args) in programs {
         let (ir, bin) = build(&dir, name, sources);
         let lli = median_time(runs, || {
             let mut c = Command::new("lli-19");
             c.arg(&ir).args(args);
+            c
+        });
+        let lli_lazy = median_time(runs, || {
+            let mut c = Command::new("lli-19");
+            c.arg("-jit-kind=orc-lazy").arg(&ir).args(args);
             c
         });
         let gcc = median_time(runs, || {
@@ -127,17 +132,18 @@ fn main() {
                 c
             });
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
-            let (p, l, g) = if i == 0 {
+            let (p, l, ll, g) = if i == 0 {
                 (
                     name.to_string(),
                     format!("{:.1}", ms(lli)),
+                    format!("{:.1}", ms(lli_lazy)),
                     format!("{:.1}", ms(gcc)),
                 )
             } else {
-                (String::new(), String::new(), String::new())
+                Default::default()
             };
             println!(
-                "{p:<9} {l:>9} {g:>9} | {label:<19} {:>9.1} {:>7.2} {:>7.1}",
+                "{p:<9} {l:>7} {ll:>9} {g:>7} | {label:<19} {:>7.1} {:>7.2} {:>7.1}",
                 ms(t),
                 t.as_secs_f64() / lli.as_secs_f64(),
                 t.as_secs_f64() / gcc.as_secs_f64()
