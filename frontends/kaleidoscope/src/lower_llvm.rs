@@ -490,3 +490,77 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
         self.builder.get_insert_block().unwrap_or(fallback)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_and_check, parse_program};
+
+    fn lower(src: &str) -> String {
+        let program = parse_and_check(src).expect("a valid program");
+        let funcs: Vec<Function> = program.functions().cloned().collect();
+        let context = Context::create();
+        let module = lower_functions_llvm(&context, "t", &funcs).expect("lowers");
+        module.verify().expect("verifies");
+        module.print_to_string().to_string()
+    }
+
+    #[test]
+    fn conventions_match_tier_zero() {
+        let ir = lower("def f(a b) if a < b then a else b; def g(x) for i = 0, i < x in f(i, x);");
+        assert!(ir.contains("fcmp ult double"), "{ir}");
+        assert!(ir.contains("uitofp i1"), "{ir}");
+        assert!(ir.contains("fcmp one double"), "{ir}");
+        assert!(
+            ir.contains("define double @f(double %a, double %b)"),
+            "{ir}"
+        );
+        assert!(ir.contains("\"unsafe-fp-math\"=\"false\""), "{ir}");
+        assert!(!ir.contains("fast") && !ir.contains("contract"), "{ir}");
+        // Chapter 7: variables live in entry-block allocas until mem2reg.
+        assert!(ir.contains("alloca double"), "{ir}");
+    }
+
+    #[test]
+    fn operators_and_host_calls_are_external_declarations() {
+        let ir = lower("extern putchard(c); def unary!(v) 0 - v; def binary| 5 (a b) a + b; def h(x) putchard(!x | x);");
+        assert!(ir.contains("declare double @putchard(double)"), "{ir}");
+        assert!(ir.contains("call double @\"unary!\""), "{ir}");
+        assert!(ir.contains("call double @\"binary|\""), "{ir}");
+    }
+
+    #[test]
+    fn an_unknown_variable_is_an_error() {
+        let program = parse_program("def f(x) y;").expect("parses");
+        let funcs: Vec<Function> = program.functions().cloned().collect();
+        let context = Context::create();
+        let err = lower_functions_llvm(&context, "t", &funcs).unwrap_err();
+        assert!(
+            matches!(&err, LlvmLowerError::UnknownVariable { name, .. } if name == "y"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_function_defined_twice_in_one_module_is_an_error() {
+        let program = parse_program("def f(x) x; def f(x) x + 1;").expect("parses");
+        let funcs: Vec<Function> = program.functions().cloned().collect();
+        let context = Context::create();
+        let err = lower_functions_llvm(&context, "t", &funcs).unwrap_err();
+        assert_eq!(
+            err,
+            LlvmLowerError::Redefinition {
+                function: "f".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_producer_names_its_symbols() {
+        let program = parse_and_check("def f(x) x; def g(x) f(x);").expect("valid");
+        let module = KaleidoscopeLlvmModule::new("m", program.functions().cloned().collect());
+        let names: Vec<String> = module.symbols().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["f", "g"]);
+        assert_eq!(module.name(), "m");
+    }
+}
