@@ -115,6 +115,9 @@ fn same_everywhere(test: &str, sources: &[&str], ext: &str, args: &[&str], statu
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    if let Some(dir) = ir.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]

@@ -264,4 +264,5 @@ fn the_runner_prints_the_diagnostic_and_exits_1() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
