@@ -1,3 +1,60 @@
-//! Tier 1 of orc: a layer that compiles LLVM IR (through inkwell, LLVM 19)
-//! to optimized relocatable objects for the core's JIT linker. Filled in by
-//! the tier-1 issue.
+//! Tier 1 of orc: LLVM IR (through inkwell, LLVM 19) compiled to optimized
+//! relocatable objects for the core's JIT linker.
+//!
+//! A frontend describes a module as an [`LlvmModule`]: the symbols it will
+//! define and a `build` step that creates the `inkwell` module in a context
+//! the compiler owns. inkwell values are not `Send`, so the module is built
+//! on the compile thread, in a fresh `Context` per compile. The
+//! [`LlvmCompiler`] verifies it, runs the new pass manager (`default<O2>`
+//! unless configured otherwise), and emits an ELF object for the host CPU;
+//! the [`LlvmLayer`] does that on demand and links the result through the
+//! core's object-linking layer. [`partition`] holds the module surgery that
+//! splits a module per function the way LLVM's CompileOnDemandLayer does.
+//!
+//! Failure policy: a module that fails to build or verify, or that LLVM
+//! reports an error diagnostic for, is an error for its unit only. Unverified
+//! IR never reaches the optimizer or code generator. LLVM's fatal errors
+//! (backend bugs such as "cannot select") still end the process, because LLVM
+//! exits after its handler returns; the handler installed here names the
+//! unit being compiled first.
+//!
+//! # Example
+//!
+//! ```
+//! use orc_llvm::{FnLlvmModule, LlvmCompiler, LlvmConfig};
+//! use orc_core::SymbolFlags;
+//!
+//! let compiler = LlvmCompiler::new(LlvmConfig::default()).unwrap();
+//! let module = FnLlvmModule::new(
+//!     "answer",
+//!     vec![("answer".into(), SymbolFlags::EXPORTED | SymbolFlags::CALLABLE)],
+//!     |ctx| {
+//!         let m = ctx.create_module("answer");
+//!         let i32t = ctx.i32_type();
+//!         let f = m.add_function("answer", i32t.fn_type(&[], false), None);
+//!         let b = ctx.create_builder();
+//!         b.position_at_end(ctx.append_basic_block(f, "entry"));
+//!         b.build_return(Some(&i32t.const_int(42, false))).map_err(|e| e.to_string())?;
+//!         Ok(m)
+//!     },
+//! );
+//! let compiled = compiler.compile(module).unwrap();
+//! assert_eq!(compiled.functions[0].name, "answer");
+//! assert!(compiled.functions[0].code_size > 0);
+//! ```
+
+mod compiler;
+mod diagnostics;
+mod error;
+mod layer;
+pub mod partition;
+
+pub use compiler::{
+    host_target, CompiledObject, FnLlvmModule, FunctionReport, HostTarget, IrBufferModule,
+    LlvmCompiler, LlvmConfig, LlvmModule, LlvmOptLevel, PhaseTimes,
+};
+pub use error::CompileError;
+pub use layer::{CompileObserver, CompileStats, LlvmLayer};
+
+/// Re-exported so frontends build against the same inkwell (and LLVM).
+pub use inkwell;

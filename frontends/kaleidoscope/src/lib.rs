@@ -51,6 +51,8 @@ mod check;
 mod diag;
 mod lexer;
 mod lower_clif;
+#[cfg(feature = "llvm")]
+mod lower_llvm;
 mod parser;
 mod repl;
 
@@ -64,6 +66,10 @@ pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
     build_function, lower_function, lower_program, signature, LowerError, LowerOptions,
     LoweredFunction, LoweredSymbol,
+};
+#[cfg(feature = "llvm")]
+pub use lower_llvm::{
+    lower_function_llvm, lower_functions_llvm, KaleidoscopeLlvmModule, LlvmLowerError,
 };
 pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
 pub use repl::{ReplEvent, ReplSession};

@@ -1,0 +1,154 @@
+//! `orc-ir-run` against `lli-19` and the `gcc -O2` binary on the C test
+//! programs (tests/c/), from one run, printed as ratios of median wall
+//! times (whole process: start, load, compile, run, exit).
+//!
+//! Run with `cargo bench -p orc-llvm-ir --bench vs_lli`. `ORC_BENCH_RUNS`
+//! sets the runs per configuration (default 7).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn c_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+}
+
+fn check(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (IR file, gcc binary) for a program made of `sources`.
+fn build(dir: &Path, name: &str, sources: &[&str]) -> (PathBuf, PathBuf) {
+    let mut lls = Vec::new();
+    for src in sources {
+        let ll = dir.join(format!("{name}-{}.ll", lls.len()));
+        check(
+            Command::new("clang-19")
+                .args(["-O2", "-ffp-contract=off", "-S", "-emit-llvm", "-o"])
+                .arg(&ll)
+                .arg(c_dir().join(src)),
+        );
+        lls.push(ll);
+    }
+    let ir = dir.join(format!("{name}.ll"));
+    check(
+        Command::new("llvm-link-19")
+            .arg("-S")
+            .args(&lls)
+            .arg("-o")
+            .arg(&ir),
+    );
+    let bin = dir.join(format!("{name}-gcc"));
+    check(
+        Command::new("gcc")
+            .args(["-O2", "-o"])
+            .arg(&bin)
+            .args(sources.iter().map(|s| c_dir().join(s)))
+            .arg("-lm"),
+    );
+    (ir, bin)
+}
+
+fn median_time(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let mut cmd = make();
+            let start = Instant::now();
+            let status = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            let t = start.elapsed();
+            assert!(status.code().is_some(), "{cmd:?} crashed");
+            t
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn main() {
+    let runs: usize = std::env::var("ORC_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let dir = std::env::temp_dir().join(format!("orc-bench-vs-lli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let programs: [(&str, &[&str], &[&str]); 6] = [
+        ("interp", &["interp.c"], &[]),
+        ("hashmap", &["hashmap.c"], &[]),
+        ("sort", &["sort.c"], &[]),
+        ("strings", &["strings.c"], &["one", "two words"]),
+        ("fpkernel", &["fpkernel.c"], &[]),
+        (
+            "multi",
+            &[
+                "multi/main.c",
+                "multi/list.c",
+                "multi/shapes.c",
+                "multi/util.c",
+            ],
+            &[],
+        ),
+    ];
+    let orc = env!("CARGO_BIN_EXE_orc-ir-run");
+    let configs: [(&str, &[&str]); 4] = [
+        ("lazy O2", &[]),
+        ("lazy no-IR-passes", &["--pipeline", ""]),
+        ("eager O2", &["--eager"]),
+        ("eager no-IR-passes", &["--eager", "--pipeline", ""]),
+    ];
+    println!(
+        "median of {runs} runs, whole process; ratios < 1 mean orc is faster\n\n{:<9} {:>7} {:>9} {:>7} | {:<19} {:>7} {:>7} {:>7}",
+        "program", "lli ms", "lazy-lli", "gcc ms", "orc-ir-run", "ms", "vs lli", "vs gcc"
+    );
+    for (name, sources, args) in programs {
+        let (ir, bin) = build(&dir, name, sources);
+        let lli = median_time(runs, || {
+            let mut c = Command::new("lli-19");
+            c.arg(&ir).args(args);
+            c
+        });
+        let lli_lazy = median_time(runs, || {
+            let mut c = Command::new("lli-19");
+            c.arg("-jit-kind=orc-lazy").arg(&ir).args(args);
+            c
+        });
+        let gcc = median_time(runs, || {
+            let mut c = Command::new(&bin);
+            c.args(args);
+            c
+        });
+        for (i, (label, flags)) in configs.iter().enumerate() {
+            let t = median_time(runs, || {
+                let mut c = Command::new(orc);
+                c.args(*flags).arg(&ir).arg("--").args(args);
+                c
+            });
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let (p, l, ll, g) = if i == 0 {
+                (
+                    name.to_string(),
+                    format!("{:.1}", ms(lli)),
+                    format!("{:.1}", ms(lli_lazy)),
+                    format!("{:.1}", ms(gcc)),
+                )
+            } else {
+                Default::default()
+            };
+            println!(
+                "{p:<9} {l:>7} {ll:>9} {g:>7} | {label:<19} {:>7.1} {:>7.2} {:>7.1}",
+                ms(t),
+                t.as_secs_f64() / lli.as_secs_f64(),
+                t.as_secs_f64() / gcc.as_secs_f64()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,31 @@
+//! LLVM IR files (`.ll` text or `.bc` bitcode) as an orc frontend: what
+//! `orc run PROG.ll` uses to behave like `lli`.
+//!
+//! [`IrProgram::load`] reads, parses and verifies a module once (invalid IR
+//! is an [`IrError::Invalid`] carrying LLVM's diagnostic with `FILE:LINE:COL`
+//! where LLVM gives one), and prepares it for splitting. [`IrProgram::add`]
+//! puts it on a JIT in one of two ways:
+//!
+//! - [`LoadMode::Lazy`] (the default of `orc run`): split the way LLVM's
+//!   CompileOnDemandLayer does. The data (global variables, constructor and
+//!   destructor tables) is compiled at once and added as an object, so the
+//!   object-linking layer knows its initializers; each function definition
+//!   is a unit of the LLVM layer defining the body `NAME$t1` in the bodies
+//!   dylib, and `NAME` in the main dylib is a lazy stub for it. Bodies call
+//!   each other (and take addresses) through the stubs, so a function is
+//!   compiled on its first call and function pointers are the stubs.
+//! - [`LoadMode::Eager`]: the whole module is compiled at once into one
+//!   object in the bodies dylib; its exported functions are re-exported
+//!   into the main dylib under their own names.
+//!
+//! In both modes the caller then runs the initializers of the bodies dylib
+//! (`ObjectLinkingLayer::run_initializers`: `llvm.global_ctors`), calls
+//! `main` from the main dylib, and ends the session (or removes the
+//! tracker), which runs `atexit` handlers and `llvm.global_dtors`.
+#![forbid(unsafe_code)]
+
+mod diagnostic;
+mod program;
+
+pub use diagnostic::{IrDiagnostic, IrError};
+pub use program::{body_symbol, IrProgram, IrTarget, LoadMode};

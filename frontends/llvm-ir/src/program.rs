@@ -1,0 +1,306 @@
+//! A loaded IR module and the two ways of putting it on a JIT (see the
+//! crate docs). The module's bytes are parsed again on each compile thread
+//! (inkwell contexts are not `Send`); only bytes and names cross threads.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use orc_core::lazy::LazyReexportsManager;
+use orc_core::link::ObjectFile;
+use orc_core::{
+    reexports, JitDylib, ResourceTracker, SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags,
+};
+use orc_llvm::inkwell::context::Context;
+use orc_llvm::inkwell::module::Module;
+use orc_llvm::partition::{self, PartitionError, PartitionPlan};
+use orc_llvm::{IrBufferModule, LlvmLayer, LlvmModule};
+
+use crate::diagnostic::{IrDiagnostic, IrError};
+
+const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
+
+/// The symbol of the compiled body of function `name` in the bodies dylib
+/// (lazy mode): `NAME$t1`, the facade's tier-1 naming.
+pub fn body_symbol(name: &str) -> String {
+    format!("{name}$t1")
+}
+
+/// How [`IrProgram::add`] puts a module on the JIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LoadMode {
+    /// Data now, each function on its first call (CompileOnDemand split).
+    #[default]
+    Lazy,
+    /// The whole module compiled now as one object.
+    Eager,
+}
+
+/// The parts of a JIT an IR module goes into; the facade's `Jit` has them
+/// all.
+#[derive(Clone, Copy, Debug)]
+pub struct IrTarget<'a> {
+    /// The tier-1 layer (its object layer receives the objects).
+    pub layer: &'a Arc<LlvmLayer>,
+    /// Makes the lazy stubs (lazy mode).
+    pub lazy: &'a Arc<LazyReexportsManager>,
+    /// Where the program's functions are looked up (`main` among them):
+    /// lazy stubs or re-exports.
+    pub main: &'a JitDylib,
+    /// Where the code and data go. Its link order must search `main` before
+    /// the host's symbols, as the facade's `main.impl` does.
+    pub bodies: &'a JitDylib,
+}
+
+/// A parsed, verified LLVM IR module, ready to add to JITs (any number of
+/// times, to different sessions).
+#[derive(Debug, Clone)]
+pub struct IrProgram {
+    name: String,
+    bytes: Arc<[u8]>,
+    plan: PartitionPlan,
+}
+
+impl IrProgram {
+    /// Reads, parses and verifies the IR file at `path` (`.ll` or `.bc`,
+    /// told apart by content). Diagnostics name the file as given.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, IrError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| IrError::Read {
+            path: name.clone(),
+            source: Arc::new(e),
+        })?;
+        Self::parse(name, bytes)
+    }
+
+    /// Parses and verifies `bytes` (IR text or bitcode) named `name` in
+    /// diagnostics.
+    pub fn parse(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Result<Self, IrError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let name = name.into();
+        let bytes: Arc<[u8]> = bytes.into().into();
+        let prefix = format!("m{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let plan = partition::plan(&name, &bytes, &prefix).map_err(|e| match e {
+            PartitionError::Parse(text) => {
+                IrError::Invalid(IrDiagnostic::from_parse_error(&name, &text))
+            }
+            PartitionError::Verify(text) => {
+                let source = std::str::from_utf8(&bytes).ok();
+                IrError::Invalid(IrDiagnostic::from_verifier_error(&name, &text, source))
+            }
+            other => IrError::Invalid(IrDiagnostic::from_parse_error(&name, &other.to_string())),
+        })?;
+        Ok(IrProgram { name, bytes, plan })
+    }
+
+    /// The name diagnostics use (the path as given).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The names the module's functions have in the main dylib, in module
+    /// order (local functions under their promoted names).
+    pub fn functions(&self) -> impl Iterator<Item = &str> {
+        self.plan.functions.iter().map(|f| f.name.as_str())
+    }
+
+    /// Whether the module defines an exported function `name` (e.g.
+    /// `main`).
+    pub fn defines(&self, name: &str) -> bool {
+        self.plan
+            .functions
+            .iter()
+            .any(|f| f.exported && f.source_name == name)
+    }
+
+    /// Whether the module has `llvm.global_ctors` or `llvm.global_dtors`.
+    pub fn has_initializers(&self) -> bool {
+        self.plan.has_initializers
+    }
+
+    /// Adds the module to `target` (see the crate docs for each mode).
+    /// Lazy mode compiles the data now; eager mode compiles everything now;
+    /// both define the functions in `target.main`. Code and data go under
+    /// `tracker` (the bodies dylib's default when `None`); stubs and
+    /// re-exports under the main dylib's default tracker.
+    pub fn add(
+        &self,
+        target: &IrTarget<'_>,
+        mode: LoadMode,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), IrError> {
+        match mode {
+            LoadMode::Lazy => self.add_lazy(target, tracker),
+            LoadMode::Eager => self.add_eager(target, tracker),
+        }
+    }
+
+    fn add_lazy(
+        &self,
+        target: &IrTarget<'_>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), IrError> {
+        if let Some(ifunc) = self.plan.ifuncs.first() {
+            return Err(IrError::Unsupported {
+                file: self.name.clone(),
+                message: format!("ifunc '{ifunc}' cannot be compiled lazily (use --eager)"),
+            });
+        }
+        if self.plan.has_data {
+            let data = GlobalsUnit {
+                name: format!("{}:globals", self.name),
+                bitcode: self.plan.bitcode.clone(),
+            };
+            self.add_object(target, Box::new(data), tracker)?;
+        }
+        for f in &self.plan.functions {
+            let unit = FunctionUnit {
+                name: format!("{}:{}", self.name, f.name),
+                bitcode: self.plan.bitcode.clone(),
+                function: f.name.clone(),
+                body: body_symbol(&f.name),
+            };
+            target.layer.add(target.bodies, Box::new(unit), tracker)?;
+        }
+        // Functions that may run during teardown, when nothing can be
+        // compiled any more, are plain re-exports: compiled as soon as code
+        // referring to them is linked. The rest are lazy stubs.
+        let es = target.main.session();
+        let mut lazy = SymbolAliasMap::new();
+        let mut direct = SymbolAliasMap::new();
+        let at_exit = |name: &str| {
+            self.plan
+                .functions
+                .iter()
+                .any(|f| f.runs_at_exit && f.name == name)
+        };
+        let entries = self
+            .plan
+            .functions
+            .iter()
+            .map(|f| (f.name.as_str(), f.name.as_str()))
+            .chain(
+                self.plan
+                    .function_aliases
+                    .iter()
+                    .map(|(alias, f)| (alias.as_str(), f.as_str())),
+            );
+        for (name, function) in entries {
+            let entry = SymbolAliasMapEntry {
+                aliasee: es.intern(&body_symbol(function)),
+                flags: CALLABLE,
+            };
+            let map = if at_exit(function) {
+                &mut direct
+            } else {
+                &mut lazy
+            };
+            map.insert(es.intern(name), entry);
+        }
+        if !lazy.is_empty() {
+            target
+                .main
+                .define(target.lazy.lazy_reexports(target.bodies, lazy), None)?;
+        }
+        if !direct.is_empty() {
+            target.main.define(reexports(target.bodies, direct), None)?;
+        }
+        Ok(())
+    }
+
+    fn add_eager(
+        &self,
+        target: &IrTarget<'_>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), IrError> {
+        let whole = IrBufferModule::new(self.name.clone(), Vec::new(), self.bytes.clone());
+        self.add_object(target, whole, tracker)?;
+        let es = target.main.session();
+        let aliases: SymbolAliasMap = self
+            .plan
+            .functions
+            .iter()
+            .filter(|f| f.exported)
+            .map(|f| {
+                let name = es.intern(&f.source_name);
+                let entry = SymbolAliasMapEntry {
+                    aliasee: name.clone(),
+                    flags: CALLABLE,
+                };
+                (name, entry)
+            })
+            .collect();
+        if !aliases.is_empty() {
+            target
+                .main
+                .define(reexports(target.bodies, aliases), None)?;
+        }
+        Ok(())
+    }
+
+    /// Compiles `module` now and adds its object to the bodies dylib (so
+    /// the object-linking layer runs its initializers).
+    fn add_object(
+        &self,
+        target: &IrTarget<'_>,
+        module: Box<dyn LlvmModule>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<(), IrError> {
+        let name = module.name().to_owned();
+        let compiled = target.layer.compile(module)?;
+        let object = ObjectFile::parse(&name, compiled.bytes).map_err(|e| {
+            orc_core::Error::other(format!("llvm produced an object the linker rejects: {e}"))
+        })?;
+        target
+            .layer
+            .object_layer()
+            .add(target.bodies, object, tracker)?;
+        Ok(())
+    }
+}
+
+/// The data of a split module.
+struct GlobalsUnit {
+    name: String,
+    bitcode: Arc<[u8]>,
+}
+
+impl LlvmModule for GlobalsUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        // Compiled directly (`LlvmLayer::compile`): the object says.
+        Vec::new()
+    }
+    fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
+        partition::globals_unit(context, &self.name, &self.bitcode)
+    }
+}
+
+/// One function of a split module, defined as its body symbol.
+struct FunctionUnit {
+    name: String,
+    bitcode: Arc<[u8]>,
+    function: String,
+    body: String,
+}
+
+impl LlvmModule for FunctionUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        vec![(self.body.clone(), CALLABLE)]
+    }
+    fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
+        partition::function_unit(
+            context,
+            &self.name,
+            &self.bitcode,
+            &self.function,
+            &self.body,
+        )
+    }
+}

@@ -1,0 +1,168 @@
+//! C programs of our own (tests/c/), compiled at test time with
+//! `clang-19 -O2 -ffp-contract=off -S -emit-llvm`, run through the IR
+//! frontend lazily and eagerly (with the `orc-ir-run` runner, so stdout and
+//! the exit status are the process's own) must behave exactly like the
+//! natively compiled program and like `lli-19`.
+//!
+//! `-ffp-contract=off`: clang's default turns `a * b + c` into
+//! `llvm.fmuladd`, which a JIT targeting an FMA-capable host fuses while a
+//! baseline x86-64 binary does not; every runner would still be "right",
+//! but their printed bits would differ.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLANG: &str = "clang-19";
+const FLAGS: [&str; 2] = ["-O2", "-ffp-contract=off"];
+
+fn c_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+}
+
+/// A scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orc-llvm-ir-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+fn check(cmd: &mut Command) {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles `sources` to one IR file (`llvm-link-19` when several) and to a
+/// native binary; returns (ir, binary).
+fn build(test: &str, sources: &[&str], ext: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(test);
+    let mut irs = Vec::new();
+    for src in sources {
+        let ll = dir.join(Path::new(src).with_extension("ll").file_name().unwrap());
+        check(
+            Command::new(CLANG)
+                .args(FLAGS)
+                .args(["-S", "-emit-llvm", "-o"])
+                .arg(&ll)
+                .arg(c_dir().join(src)),
+        );
+        irs.push(ll);
+    }
+    let ir = dir.join(format!("{test}.{ext}"));
+    let mut link = Command::new("llvm-link-19");
+    if ext == "ll" {
+        link.arg("-S");
+    }
+    check(link.args(&irs).arg("-o").arg(&ir));
+    let bin = dir.join(test);
+    check(
+        Command::new(CLANG)
+            .args(FLAGS)
+            .arg("-o")
+            .arg(&bin)
+            .args(sources.iter().map(|s| c_dir().join(s)))
+            .arg("-lm"),
+    );
+    (ir, bin)
+}
+
+fn describe(out: &Output) -> (Option<i32>, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Runs the program natively, with lli-19, and with orc-ir-run lazily and
+/// eagerly; all four must print the same and exit the same.
+fn same_everywhere(test: &str, sources: &[&str], ext: &str, args: &[&str], status: i32) {
+    let (ir, bin) = build(test, sources, ext);
+    let native = describe(&run(Command::new(&bin).args(args)));
+    assert_eq!(native.0, Some(status), "{test}: native exit status");
+    assert!(native.1.len() > 100, "{test}: too little output");
+    let lli = describe(&run(Command::new("lli-19").arg(&ir).args(args)));
+    assert_eq!(
+        lli, native,
+        "{test}: lli-19 differs from the native program"
+    );
+    // Options go before the file; arguments after it (and after `--`).
+    for mode in [&[][..], &["--eager"][..], &["--threads", "2"][..]] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_orc-ir-run"))
+            .args(mode)
+            .arg(&ir)
+            .arg("--")
+            .args(args));
+        let orc = describe(&out);
+        assert_eq!(
+            orc,
+            native,
+            "{test} {mode:?}: orc differs from the native program; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{test} {mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Some(dir) = ir.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn interpreter_with_a_switch_dispatch_loop() {
+    same_everywhere("interp", &["interp.c"], "ll", &[], 107);
+}
+
+#[test]
+fn hash_maps_with_atexit_and_destructors() {
+    same_everywhere("hashmap", &["hashmap.c"], "ll", &[], 0);
+}
+
+#[test]
+fn qsort_and_bsearch_with_jit_callbacks() {
+    same_everywhere("sort", &["sort.c"], "ll", &[], 7);
+}
+
+#[test]
+fn string_processing_with_arguments() {
+    same_everywhere(
+        "strings",
+        &["strings.c"],
+        "ll",
+        &["one", "two words", ""],
+        14,
+    );
+}
+
+#[test]
+fn floating_point_kernels_are_bit_identical() {
+    same_everywhere("fpkernel", &["fpkernel.c"], "ll", &[], 0);
+}
+
+#[test]
+fn multi_file_program_joined_with_llvm_link_as_bitcode() {
+    same_everywhere(
+        "multi",
+        &[
+            "multi/main.c",
+            "multi/list.c",
+            "multi/shapes.c",
+            "multi/util.c",
+        ],
+        "bc",
+        &[],
+        42,
+    );
+}

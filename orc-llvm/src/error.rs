@@ -1,0 +1,59 @@
+//! Errors of the tier-1 compiler: one variant per stage that can fail, each
+//! naming the module and carrying LLVM's own message.
+
+/// Why an LLVM compile failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// LLVM cannot target this host, or a setting is invalid.
+    #[error("llvm cannot target this host: {message}")]
+    Target {
+        /// What LLVM said.
+        message: String,
+    },
+    /// The frontend failed to build the module (including IR that does not
+    /// parse).
+    #[error("building module '{module}' failed: {message}")]
+    Frontend {
+        /// The module.
+        module: String,
+        /// The frontend's message.
+        message: String,
+    },
+    /// The module is for another architecture than the host.
+    #[error("module '{module}' targets '{triple}', but this host is '{host}'")]
+    ForeignTriple {
+        /// The module.
+        module: String,
+        /// The module's target triple.
+        triple: String,
+        /// The host's triple.
+        host: String,
+    },
+    /// The LLVM verifier rejected the module (nothing was optimized or
+    /// compiled).
+    #[error("module '{module}' fails verification: {message}")]
+    Verify {
+        /// The module.
+        module: String,
+        /// The verifier's report.
+        message: String,
+    },
+    /// The pass pipeline could not run (for example a malformed pipeline).
+    #[error("optimizing module '{module}' failed: {message}")]
+    Passes {
+        /// The module.
+        module: String,
+        /// What the pass builder said.
+        message: String,
+    },
+    /// Code generation failed or LLVM reported error diagnostics (for
+    /// example invalid inline assembly).
+    #[error("compiling module '{module}' failed: {message}")]
+    Codegen {
+        /// The module.
+        module: String,
+        /// LLVM's messages, one per line.
+        message: String,
+    },
+}
