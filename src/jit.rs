@@ -10,7 +10,7 @@
 //! - `host`: the host functions (`putchard`, `printd`), then the process's
 //!   symbols and libm through generators.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
@@ -19,6 +19,7 @@ use orc_core::{
     ExecutorAddr, InPlaceDispatcher, JitDylib, PinGuard, Reclaimer, Result, ThreadPoolDispatcher,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
+use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
 
 use crate::host;
 
@@ -28,6 +29,8 @@ pub enum Tier {
     /// Cranelift only: fast compiles.
     #[default]
     Zero,
+    /// LLVM only: optimized code, slower compiles.
+    One,
 }
 
 impl std::str::FromStr for Tier {
@@ -35,9 +38,10 @@ impl std::str::FromStr for Tier {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "0" => Ok(Tier::Zero),
-            "1" | "adaptive" => Err(format!(
-                "tier '{s}' is not available yet (only tier 0 is implemented)"
-            )),
+            "1" => Ok(Tier::One),
+            "adaptive" => {
+                Err("tier 'adaptive' is not available yet (tiers 0 and 1 are)".to_owned())
+            }
             other => Err(format!(
                 "unknown tier '{other}' (expected 0, 1 or adaptive)"
             )),
@@ -50,6 +54,10 @@ impl std::str::FromStr for Tier {
 pub struct DumpOptions {
     /// Print each compiled function's CLIF on stderr.
     pub clif: bool,
+    /// Print each tier-1 function's optimized LLVM IR on stderr.
+    pub llvm_ir: bool,
+    /// Print each tier-1 module's machine code (assembly) on stderr.
+    pub asm: bool,
 }
 
 /// Settings of a [`Jit`].
@@ -61,6 +69,9 @@ pub struct JitConfig {
     pub lazy: bool,
     /// Cranelift's optimization level.
     pub opt_level: OptLevel,
+    /// LLVM's settings for tier 1 (pipeline, level; dumps come from
+    /// [`DumpOptions`]).
+    pub llvm: LlvmConfig,
     /// Threads for compiles; 0 compiles on the calling thread.
     pub compile_threads: usize,
     /// Dumps.
@@ -78,6 +89,7 @@ impl Default for JitConfig {
             tier: Tier::Zero,
             lazy: true,
             opt_level: OptLevel::Speed,
+            llvm: LlvmConfig::default(),
             compile_threads: 0,
             dump: DumpOptions::default(),
             libraries: Vec::new(),
@@ -106,6 +118,11 @@ impl JitBuilder {
     /// Sets Cranelift's optimization level.
     pub fn opt_level(mut self, level: OptLevel) -> Self {
         self.config.opt_level = level;
+        self
+    }
+    /// Sets LLVM's settings for tier 1.
+    pub fn llvm_config(mut self, config: LlvmConfig) -> Self {
+        self.config.llvm = config;
         self
     }
     /// Compiles on `n` background threads (0: on the calling thread).
@@ -146,6 +163,8 @@ pub struct Jit {
     host: JitDylib,
     objects: Arc<ObjectLinkingLayer>,
     cranelift: Arc<CraneliftLayer>,
+    /// Created on first use: LLVM's start-up is not paid by tier-0 runs.
+    llvm: OnceLock<Arc<LlvmLayer>>,
     lazy: Arc<LazyReexportsManager>,
     reclaimer: Reclaimer,
     config: JitConfig,
@@ -208,6 +227,7 @@ impl Jit {
             host,
             objects,
             cranelift,
+            llvm: OnceLock::new(),
             lazy,
             reclaimer,
             config,
@@ -238,6 +258,37 @@ impl Jit {
     pub fn cranelift_layer(&self) -> &Arc<CraneliftLayer> {
         &self.cranelift
     }
+    /// The tier-1 layer, created on first use with the configured LLVM
+    /// settings and dumps.
+    pub fn llvm_layer(&self) -> Result<&Arc<LlvmLayer>> {
+        if let Some(layer) = self.llvm.get() {
+            return Ok(layer);
+        }
+        let mut config = self.config.llvm.clone();
+        config.capture_ir |= self.config.dump.llvm_ir;
+        config.capture_asm |= self.config.dump.asm;
+        let compiler = LlvmCompiler::new(config).map_err(|e| Error::other(e.to_string()))?;
+        let layer = LlvmLayer::new(compiler, self.objects.clone());
+        if self.config.dump.llvm_ir || self.config.dump.asm {
+            layer.set_observer(|compiled| {
+                for f in &compiled.functions {
+                    if let Some(ir) = &f.ir {
+                        eprintln!("; optimized LLVM IR of {}\n{ir}", f.name);
+                    }
+                }
+                if let Some(asm) = &compiled.asm {
+                    eprintln!("; machine code of {}\n{asm}", compiled.name);
+                }
+            });
+        }
+        Ok(self.llvm.get_or_init(|| layer))
+    }
+
+    /// The tier-1 layer if something has used it.
+    pub fn llvm_layer_if_created(&self) -> Option<&Arc<LlvmLayer>> {
+        self.llvm.get()
+    }
+
     /// The lazy re-exports manager (stubs).
     pub fn lazy_reexports(&self) -> &Arc<LazyReexportsManager> {
         &self.lazy

@@ -18,13 +18,21 @@ use orc_core::{
 use orc_cranelift::CraneliftModule;
 use orc_kaleidoscope::{Diagnostic, Function, Program};
 
-use crate::jit::Jit;
+use crate::jit::{Jit, Tier};
 
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
 
 /// The tier-0 body symbol of function `name`.
 pub fn body_symbol(name: &str) -> String {
-    format!("{name}$t0")
+    tier_body_symbol(name, Tier::Zero)
+}
+
+/// The body symbol of function `name` compiled by `tier`.
+pub fn tier_body_symbol(name: &str, tier: Tier) -> String {
+    match tier {
+        Tier::Zero => format!("{name}$t0"),
+        Tier::One => format!("{name}$t1"),
+    }
 }
 
 /// Kaleidoscope functions lowered into one Cranelift module.
@@ -99,7 +107,11 @@ pub enum KaleidoscopeError {
 
 struct FunctionState {
     arity: usize,
+    /// The tracker of the current body, when it is not shared with other
+    /// functions (an eager program compiles all bodies as one module).
     body: Option<ResourceTracker>,
+    /// How many times the function was redefined.
+    version: usize,
 }
 
 /// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
@@ -132,6 +144,33 @@ impl KaleidoscopeJit {
         self.jit.main_dylib()
     }
 
+    /// The body symbol of `name` in this JIT's tier.
+    fn body(&self, name: &str) -> String {
+        tier_body_symbol(name, self.jit.config().tier)
+    }
+
+    /// Adds `functions` (named as they should be defined) as one module of
+    /// this JIT's tier, under `tracker`.
+    fn add_module(
+        &self,
+        name: String,
+        functions: Vec<Function>,
+        tracker: &ResourceTracker,
+    ) -> Result<()> {
+        let bodies = self.jit.bodies_dylib();
+        match self.jit.config().tier {
+            Tier::Zero => self.jit.cranelift_layer().add(
+                bodies,
+                KalModule::new(name, functions),
+                Some(tracker),
+            ),
+            Tier::One => {
+                let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(name, functions);
+                self.jit.llvm_layer()?.add(bodies, module, Some(tracker))
+            }
+        }
+    }
+
     /// Defines the stubs of `names` (each standing for its body symbol).
     fn define_stubs(&self, names: &[&str]) -> Result<()> {
         let es = self.jit.session();
@@ -139,7 +178,7 @@ impl KaleidoscopeJit {
             .iter()
             .map(|n| {
                 let entry = SymbolAliasMapEntry {
-                    aliasee: es.intern(&body_symbol(n)),
+                    aliasee: es.intern(&self.body(n)),
                     flags: CALLABLE,
                 };
                 (es.intern(n), entry)
@@ -155,7 +194,7 @@ impl KaleidoscopeJit {
     /// Compiles the bodies of `names` now and points their stubs at them.
     fn compile_now(&self, names: &[&str]) -> Result<()> {
         let es = self.jit.session();
-        let bodies: SymbolLookupSet = names.iter().map(|n| es.intern(&body_symbol(n))).collect();
+        let bodies: SymbolLookupSet = names.iter().map(|n| es.intern(&self.body(n))).collect();
         let order = self.jit.bodies_dylib().search_order()?;
         let found = es.lookup(&order, bodies, SymbolState::Ready)?;
         let lazy = self.jit.lazy_reexports();
@@ -163,51 +202,56 @@ impl KaleidoscopeJit {
             let stub = es.intern(name);
             // Make sure the stub exists (looking it up materializes it).
             self.main().lookup_symbol(name)?;
-            if let Some(def) = found.get(&es.intern(&body_symbol(name))) {
+            if let Some(def) = found.get(&es.intern(&self.body(name))) {
                 lazy.redirect(self.main(), &stub, def.addr)?;
             }
         }
         Ok(())
     }
 
-    /// Defines `func`, or redefines it: its stub goes back to lazy, the old
-    /// body is removed, and the next call (from anywhere) compiles and runs
-    /// the new body. With an eager JIT the body is compiled at once.
+    /// Defines `func`, or redefines it. A redefinition gets a body symbol
+    /// of its own (`f$t0.1`, `f$t0.2`...), is compiled at once and the stub
+    /// is repointed to it, so every caller, including code already
+    /// compiled, runs the new body on its next call; the old body is
+    /// removed (its memory is reclaimed once no thread can be running it).
+    /// With an eager JIT a new function is compiled at once too.
     pub fn define(&mut self, func: &Function) -> Result<()> {
         let name = func.proto.name.clone();
         let tracker = self.fresh_tracker()?;
-        let module = KalModule::new(name.clone(), vec![renamed(func, body_symbol(&name))]);
-        match self.functions.get_mut(&name) {
-            Some(state) => {
-                let es = self.jit.session();
-                self.jit
-                    .lazy_reexports()
-                    .reset_to_lazy(self.jit.main_dylib(), &es.intern(&name))?;
-                if let Some(old) = state.body.take() {
-                    old.remove()?;
-                }
-                self.jit
-                    .cranelift_layer()
-                    .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
-                state.arity = func.proto.arity();
-                state.body = Some(tracker);
+        let Some(state) = self.functions.get(&name) else {
+            let body = self.body(&name);
+            self.add_module(name.clone(), vec![renamed(func, body)], &tracker)?;
+            self.define_stubs(&[&name])?;
+            self.functions.insert(
+                name.clone(),
+                FunctionState {
+                    arity: func.proto.arity(),
+                    body: Some(tracker),
+                    version: 0,
+                },
+            );
+            if !self.jit.config().lazy {
+                self.compile_now(&[&name])?;
             }
-            None => {
-                self.jit
-                    .cranelift_layer()
-                    .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
-                self.define_stubs(&[&name])?;
-                self.functions.insert(
-                    name.clone(),
-                    FunctionState {
-                        arity: func.proto.arity(),
-                        body: Some(tracker),
-                    },
-                );
-            }
-        }
-        if !self.jit.config().lazy {
-            self.compile_now(&[&name])?;
+            return Ok(());
+        };
+        let version = state.version + 1;
+        let body = format!("{}.{version}", self.body(&name));
+        self.add_module(body.clone(), vec![renamed(func, body.clone())], &tracker)?;
+        let addr = self.jit.bodies_dylib().lookup_symbol(&body)?.addr;
+        let es = self.jit.session();
+        self.jit
+            .lazy_reexports()
+            .redirect(self.main(), &es.intern(&name), addr)?;
+        let state = self
+            .functions
+            .get_mut(&name)
+            .ok_or_else(|| Error::other("function table changed"))?;
+        let old = state.body.replace(tracker);
+        state.arity = func.proto.arity();
+        state.version = version;
+        if let Some(old) = old {
+            old.remove()?;
         }
         Ok(())
     }
@@ -240,29 +284,23 @@ impl KaleidoscopeJit {
         self.n_modules += 1;
         let bodies = new
             .iter()
-            .map(|f| renamed(f, body_symbol(&f.proto.name)))
+            .map(|f| renamed(f, self.body(&f.proto.name)))
             .collect();
-        let module = KalModule::new(format!("program{}", self.n_modules), bodies);
-        self.jit
-            .cranelift_layer()
-            .add(self.jit.bodies_dylib(), module, Some(&tracker))?;
+        self.add_module(format!("program{}", self.n_modules), bodies, &tracker)?;
         let names: Vec<&str> = new.iter().map(|f| f.proto.name.as_str()).collect();
         self.define_stubs(&names)?;
         for func in &new {
-            // One tracker owns the whole module; only the first entry keeps
-            // it, so redefining any of them (REPL) replaces only that one.
+            // The module's tracker is shared, so no function owns it: a
+            // redefinition leaves the shared module in place (unreachable
+            // for that function) instead of removing its neighbours.
             self.functions.insert(
                 func.proto.name.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
                     body: None,
+                    version: 0,
                 },
             );
-        }
-        if let Some(first) = new.first() {
-            if let Some(state) = self.functions.get_mut(&first.proto.name) {
-                state.body = Some(tracker);
-            }
         }
         self.compile_now(&names)
     }
@@ -272,11 +310,7 @@ impl KaleidoscopeJit {
     pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
         let tracker = self.fresh_tracker()?;
         let name = expr.proto.name.clone();
-        self.jit.cranelift_layer().add(
-            self.jit.bodies_dylib(),
-            KalModule::new(name.clone(), vec![expr.clone()]),
-            Some(&tracker),
-        )?;
+        self.add_module(name.clone(), vec![expr.clone()], &tracker)?;
         let result = self.jit.bodies_dylib().lookup_symbol(&name).map(|def| {
             let _inside = self.jit.enter();
             // SAFETY: a Kaleidoscope top-level expression is compiled as

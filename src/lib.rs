@@ -12,8 +12,11 @@ mod jit;
 mod kaleidoscope_jit;
 
 pub use jit::{DumpOptions, Jit, JitBuilder, JitConfig, Tier};
-pub use kaleidoscope_jit::{body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit};
+pub use kaleidoscope_jit::{
+    body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
+};
 
 pub use orc_core as core;
 pub use orc_cranelift as cranelift;
 pub use orc_kaleidoscope as kaleidoscope;
+pub use orc_llvm as llvm;

@@ -34,6 +34,9 @@ const MODES: &[&[&str]] = &[
     &["--tier", "0", "--eager"],
     &["--tier", "0", "--compile-threads", "2"],
     &["--tier", "0", "--opt-level", "none"],
+    &["--tier", "1"],
+    &["--tier", "1", "--eager"],
+    &["--tier", "1", "--llvm-opt-level", "O0"],
 ];
 
 #[test]
@@ -126,7 +129,7 @@ fn repl(input: &str, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn repl_redefinition_reaches_existing_callers() {
-    for mode in [&[][..], &["--eager"][..]] {
+    for mode in [&[][..], &["--eager"][..], &["--tier", "1"][..]] {
         let (stdout, stderr) = repl(
             "def f(x) x + 1;\ndef g(x) f(x) * 2;\ng(1);\ndef f(x) x + 10;\ng(1);\n",
             mode,

@@ -3,11 +3,13 @@
 
 mod repl;
 mod run;
+mod run_ir;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orc::{DumpOptions, JitBuilder, Tier};
 use orc_cranelift::OptLevel;
+use orc_llvm::{LlvmConfig, LlvmOptLevel};
 
 /// orc: a JIT-compiler construction kit (Cranelift tier 0, LLVM tier 1).
 #[derive(Parser, Debug)]
@@ -19,7 +21,8 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Run a Kaleidoscope program (FILE.kal).
+    /// Run a Kaleidoscope program (FILE.kal) or an LLVM IR program
+    /// (FILE.ll, FILE.bc).
     Run(RunArgs),
     /// The Kaleidoscope read-eval-print loop on stdin.
     Repl(JitArgs),
@@ -30,6 +33,10 @@ pub(crate) enum Command {
 pub(crate) enum Dump {
     /// Each compiled function's Cranelift IR.
     Clif,
+    /// Each tier-1 function's optimized LLVM IR.
+    LlvmIr,
+    /// Each tier-1 module's machine code.
+    Asm,
 }
 
 /// Cranelift optimization levels.
@@ -64,6 +71,10 @@ pub(crate) struct JitArgs {
     /// Cranelift optimization level.
     #[arg(long, value_enum, default_value = "speed")]
     pub(crate) opt_level: Opt,
+    /// LLVM IR pipeline level for tier 1 (default O2; for .ll/.bc files
+    /// the default is code generation only, like lli).
+    #[arg(long, value_name = "O0|O1|O2|O3", value_parser = parse_llvm_opt)]
+    pub(crate) llvm_opt_level: Option<LlvmOptLevel>,
     /// Compile on N background threads (0: on the calling thread).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) compile_threads: usize,
@@ -73,12 +84,22 @@ fn parse_tier(s: &str) -> Result<Tier, String> {
     s.parse()
 }
 
+fn parse_llvm_opt(s: &str) -> Result<LlvmOptLevel, String> {
+    s.parse()
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
     /// The program.
     pub(crate) file: std::path::PathBuf,
     #[command(flatten)]
     pub(crate) jit: JitArgs,
+    /// Libraries an IR program links against, as with `gcc -lNAME`.
+    #[arg(short = 'l', value_name = "NAME")]
+    pub(crate) libs: Vec<String>,
+    /// Arguments for the IR program's `main` (after `--`).
+    #[arg(last = true)]
+    pub(crate) args: Vec<String>,
 }
 
 impl JitArgs {
@@ -95,13 +116,48 @@ impl JitArgs {
             .compile_threads(self.compile_threads)
             .dump(DumpOptions {
                 clif: self.dump.contains(&Dump::Clif),
+                llvm_ir: self.dump.contains(&Dump::LlvmIr),
+                asm: self.dump.contains(&Dump::Asm),
+            })
+            .llvm_config(LlvmConfig {
+                opt_level: self.llvm_opt_level.unwrap_or_default(),
+                ..LlvmConfig::default()
             })
     }
 }
 
-/// Prints the tier-0 statistics on stderr.
+/// Prints per-function compile statistics of the tiers that ran, on stderr.
 pub(crate) fn print_stats(jit: &orc::Jit) {
+    print_tier0_stats(jit);
+    if let Some(llvm) = jit.llvm_layer_if_created() {
+        let stats = llvm.stats();
+        eprintln!(
+            "orc: stats: tier 1 {:<17} {:>12} {:>10}",
+            "function", "compile (us)", "code (B)"
+        );
+        for f in &stats.functions {
+            eprintln!(
+                "orc: stats: tier 1 {:<17} {:>12.1} {:>10}",
+                f.name,
+                f.compile_time.as_secs_f64() * 1e6,
+                f.code_size
+            );
+        }
+        eprintln!(
+            "orc: stats: tier 1: {} functions in {} modules, {:.3} ms compiling, {} failed modules",
+            stats.functions.len(),
+            stats.modules,
+            stats.total_time.as_secs_f64() * 1e3,
+            stats.failures
+        );
+    }
+}
+
+fn print_tier0_stats(jit: &orc::Jit) {
     let stats = jit.cranelift_layer().stats();
+    if stats.modules == 0 && stats.failures == 0 {
+        return;
+    }
     eprintln!(
         "orc: stats: {:<24} {:>12} {:>10}",
         "function", "compile (us)", "code (B)"
@@ -129,7 +185,10 @@ pub(crate) fn print_stats(jit: &orc::Jit) {
 /// Runs the command; returns the process exit status.
 pub(crate) fn main(cli: Cli) -> i32 {
     let status = match cli.command {
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => match args.file.extension().and_then(|e| e.to_str()) {
+            Some("ll" | "bc") => run_ir::run_ir(&args),
+            _ => run::run(&args),
+        },
         Command::Repl(args) => repl::repl(&args),
     };
     orc::host::flush_stdout();

@@ -246,23 +246,3 @@ fn garbage_bitcode_and_missing_files_are_errors() {
     assert!(matches!(err, IrError::Read { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/prog.ll"));
 }
-
-#[test]
-fn the_runner_prints_the_diagnostic_and_exits_1() {
-    let dir = std::env::temp_dir().join(format!("orc-llvm-ir-runner-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("broken.ll");
-    std::fs::write(&file, "define i32 @main() {\n  ret i64 0\n}\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orc-ir-run"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with(&format!("{}:2:", file.display())),
-        "{stderr}"
-    );
-    assert!(out.stdout.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
-}

@@ -1,7 +1,7 @@
 //! C programs of our own (tests/c/), compiled at test time with
 //! `clang-19 -O2 -ffp-contract=off -S -emit-llvm`, run through the IR
-//! frontend lazily and eagerly (with the `orc-ir-run` runner, so stdout and
-//! the exit status are the process's own) must behave exactly like the
+//! frontend lazily and eagerly (with `orc run`, so stdout and the exit
+//! status are the process's own) must behave exactly like the
 //! natively compiled program and like `lli-19`.
 //!
 //! `-ffp-contract=off`: clang's default turns `a * b + c` into
@@ -16,7 +16,7 @@ const CLANG: &str = "clang-19";
 const FLAGS: [&str; 2] = ["-O2", "-ffp-contract=off"];
 
 fn c_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_c")
 }
 
 /// A scratch directory for one test.
@@ -83,7 +83,7 @@ fn describe(out: &Output) -> (Option<i32>, String) {
     )
 }
 
-/// Runs the program natively, with lli-19, and with orc-ir-run lazily and
+/// Runs the program natively, with lli-19, and with `orc run` lazily and
 /// eagerly; all four must print the same and exit the same.
 fn same_everywhere(test: &str, sources: &[&str], ext: &str, args: &[&str], status: i32) {
     let (ir, bin) = build(test, sources, ext);
@@ -96,8 +96,9 @@ fn same_everywhere(test: &str, sources: &[&str], ext: &str, args: &[&str], statu
         "{test}: lli-19 differs from the native program"
     );
     // Options go before the file; arguments after it (and after `--`).
-    for mode in [&[][..], &["--eager"][..], &["--threads", "2"][..]] {
-        let out = run(Command::new(env!("CARGO_BIN_EXE_orc-ir-run"))
+    for mode in [&[][..], &["--eager"][..], &["--compile-threads", "2"][..]] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_orc"))
+            .arg("run")
             .args(mode)
             .arg(&ir)
             .arg("--")
@@ -165,4 +166,25 @@ fn multi_file_program_joined_with_llvm_link_as_bitcode() {
         &[],
         42,
     );
+}
+
+#[test]
+fn invalid_ir_prints_the_diagnostic_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("orc-llvm-ir-runner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.ll");
+    std::fs::write(&file, "define i32 @main() {\n  ret i64 0\n}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orc"))
+        .arg("run")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:2:", file.display())),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,5 @@
-//! `orc-ir-run` against `lli-19` and the `gcc -O2` binary on the C test
-//! programs (tests/c/), from one run, printed as ratios of median wall
+//! `orc run PROG.ll` against `lli-19` and the `gcc -O2` binary on the C
+//! test programs (tests/ir_c/), from one run, printed as ratios of median wall
 //! times (whole process: start, load, compile, run, exit).
 //!
 //! Run with `cargo bench -p orc-llvm-ir --bench vs_lli`. `ORC_BENCH_RUNS`
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn c_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_c")
 }
 
 fn check(cmd: &mut Command) {
@@ -97,16 +97,18 @@ fn main() {
             &[],
         ),
     ];
-    let orc = env!("CARGO_BIN_EXE_orc-ir-run");
+    let orc = env!("CARGO_BIN_EXE_orc");
+    // `orc run` on IR does code generation only by default, like lli;
+    // `--llvm-opt-level O2` adds the `default<O2>` IR pipeline.
     let configs: [(&str, &[&str]); 4] = [
-        ("lazy O2", &[]),
-        ("lazy no-IR-passes", &["--pipeline", ""]),
-        ("eager O2", &["--eager"]),
-        ("eager no-IR-passes", &["--eager", "--pipeline", ""]),
+        ("lazy", &[]),
+        ("lazy default<O2>", &["--llvm-opt-level", "O2"]),
+        ("eager", &["--eager"]),
+        ("eager default<O2>", &["--eager", "--llvm-opt-level", "O2"]),
     ];
     println!(
         "median of {runs} runs, whole process; ratios < 1 mean orc is faster\n\n{:<9} {:>7} {:>9} {:>7} | {:<19} {:>7} {:>7} {:>7}",
-        "program", "lli ms", "lazy-lli", "gcc ms", "orc-ir-run", "ms", "vs lli", "vs gcc"
+        "program", "lli ms", "lazy-lli", "gcc ms", "orc run", "ms", "vs lli", "vs gcc"
     );
     for (name, sources, args) in programs {
         let (ir, bin) = build(&dir, name, sources);
@@ -128,7 +130,7 @@ fn main() {
         for (i, (label, flags)) in configs.iter().enumerate() {
             let t = median_time(runs, || {
                 let mut c = Command::new(orc);
-                c.args(*flags).arg(&ir).arg("--").args(args);
+                c.arg("run").args(*flags).arg(&ir).arg("--").args(args);
                 c
             });
             let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -1,0 +1,137 @@
+//! `orc run PROG.ll|PROG.bc`: our `lli`. The module is split into units
+//! (globals, then one per function: compiled on first call) or compiled
+//! whole with `--eager`; `llvm.global_ctors` run first, then
+//! `main(argc, argv, envp)`, then exit handlers and `llvm.global_dtors`,
+//! and the process exits with main's status.
+
+use std::ffi::{c_char, c_int, CString};
+
+use orc::Tier;
+use orc_core::link::{load_library, LibraryFile, LibrarySearch, LoadedLibrary};
+use orc_llvm::{LlvmConfig, LlvmOptLevel};
+use orc_llvm_ir::{IrProgram, IrTarget, LoadMode};
+
+use super::{print_stats, RunArgs};
+
+/// Loads `-l NAME` libraries like `gcc ... -lNAME` would find them; shared
+/// ones are opened with global visibility so generators see them. Archives
+/// are not supported for IR programs.
+fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> {
+    let search = LibrarySearch::new(Vec::new());
+    let mut loaded = Vec::new();
+    for name in names {
+        let files = search.find(name).map_err(|e| format!("-l{name}: {e}"))?;
+        for file in files {
+            match &file {
+                LibraryFile::Shared(_) => {
+                    match load_library(&file).map_err(|e| format!("-l{name}: {e}"))? {
+                        LoadedLibrary::Shared(lib) => loaded.push(lib),
+                        LoadedLibrary::Archive(_) => {}
+                    }
+                }
+                LibraryFile::Archive(path) => {
+                    return Err(format!(
+                        "-l{name}: {} is a static archive; IR programs need a shared library",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+pub(crate) fn run_ir(args: &RunArgs) -> i32 {
+    let path = args.file.display().to_string();
+    let program = match IrProgram::load(&path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    // Like lli: code generation only, unless an IR pipeline is asked for.
+    let llvm = match args.jit.llvm_opt_level {
+        Some(level) => LlvmConfig {
+            opt_level: level,
+            ..LlvmConfig::default()
+        },
+        None => LlvmConfig::codegen_only(LlvmOptLevel::O2),
+    };
+    let _libraries = match load_libraries(&args.libs) {
+        Ok(libs) => libs,
+        Err(e) => {
+            eprintln!("orc: error: {e}");
+            return 1;
+        }
+    };
+    let jit = match args.jit.builder().tier(Tier::One).llvm_config(llvm).build() {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("orc: error: cannot start the JIT: {e}");
+            return 1;
+        }
+    };
+    let status = match run_main(&jit, &program, args) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("orc: error: {path}: {e}");
+            1
+        }
+    };
+    orc::host::flush_stdout();
+    if args.jit.stats {
+        print_stats(&jit);
+    }
+    // Exit handlers and global destructors run when the code's tracker is
+    // removed: do it while the stubs in `main` still exist.
+    if let Err(e) = jit
+        .bodies_dylib()
+        .default_resource_tracker()
+        .and_then(|t| t.remove())
+    {
+        eprintln!("orc: error at exit: {e}");
+    }
+    orc::host::flush_stdout();
+    status
+}
+
+fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, String> {
+    let layer = jit.llvm_layer().map_err(|e| e.to_string())?;
+    let target = IrTarget {
+        layer,
+        lazy: jit.lazy_reexports(),
+        main: jit.main_dylib(),
+        bodies: jit.bodies_dylib(),
+    };
+    let mode = if args.jit.eager {
+        LoadMode::Eager
+    } else {
+        LoadMode::Lazy
+    };
+    program
+        .add(&target, mode, None)
+        .map_err(|e| e.to_string())?;
+    // SAFETY: running the program's constructors is what running the
+    // program means; the user asked for it.
+    unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
+        .map_err(|e| e.to_string())?;
+    let entry = jit
+        .lookup("main")
+        .map_err(|e| format!("no main function: {e}"))?;
+    let argv_owned: Vec<CString> = std::iter::once(args.file.display().to_string())
+        .chain(args.args.iter().cloned())
+        .map(|a| CString::new(a).map_err(|_| "an argument contains a NUL byte".to_owned()))
+        .collect::<Result<_, _>>()?;
+    let mut argv: Vec<*const c_char> = argv_owned.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let argc = c_int::try_from(argv_owned.len()).unwrap_or(c_int::MAX);
+    // SAFETY: a C `main` takes (int, char **, char **) and returns int; one
+    // declaring fewer parameters ignores the rest in the C convention.
+    let main_fn: extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int =
+        unsafe { std::mem::transmute(entry.to_ptr::<u8>()) };
+    // SAFETY: `environ` is the process's environment, valid for the call.
+    let envp = unsafe { libc::environ } as *const *const c_char;
+    let _inside = jit.enter();
+    Ok(main_fn(argc, argv.as_ptr(), envp))
+}
