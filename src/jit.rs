@@ -11,12 +11,14 @@
 //!   symbols and libm through generators.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     absolute_symbols, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
     ExecutorAddr, InPlaceDispatcher, JitDylib, PinGuard, Reclaimer, Result, ThreadPoolDispatcher,
+    ThresholdPolicy, TierManager, TierPolicy,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
@@ -31,7 +33,15 @@ pub enum Tier {
     Zero,
     /// LLVM only: optimized code, slower compiles.
     One,
+    /// Start in tier 0; recompile hot functions with tier 1 in the
+    /// background and repoint their stubs.
+    Adaptive,
 }
+
+/// The default tier-up threshold: entries plus loop back-edges counted in
+/// tier-0 code before a function is queued for tier 1 (see
+/// `benches/tiering.rs` for the measurements behind it).
+pub const DEFAULT_TIER_THRESHOLD: u64 = 1000;
 
 impl std::str::FromStr for Tier {
     type Err = String;
@@ -39,9 +49,7 @@ impl std::str::FromStr for Tier {
         match s {
             "0" => Ok(Tier::Zero),
             "1" => Ok(Tier::One),
-            "adaptive" => {
-                Err("tier 'adaptive' is not available yet (tiers 0 and 1 are)".to_owned())
-            }
+            "adaptive" => Ok(Tier::Adaptive),
             other => Err(format!(
                 "unknown tier '{other}' (expected 0, 1 or adaptive)"
             )),
@@ -74,6 +82,11 @@ pub struct JitConfig {
     pub llvm: LlvmConfig,
     /// Threads for compiles; 0 compiles on the calling thread.
     pub compile_threads: usize,
+    /// With [`Tier::Adaptive`]: the count (entries plus loop back-edges)
+    /// at which a function is recompiled by tier 1.
+    pub tier_threshold: u64,
+    /// With [`Tier::Adaptive`]: background threads for tier-1 compiles.
+    pub tier_up_threads: usize,
     /// Dumps.
     pub dump: DumpOptions,
     /// Shared libraries to search for symbols (paths or sonames).
@@ -91,6 +104,8 @@ impl Default for JitConfig {
             opt_level: OptLevel::Speed,
             llvm: LlvmConfig::default(),
             compile_threads: 0,
+            tier_threshold: DEFAULT_TIER_THRESHOLD,
+            tier_up_threads: 1,
             dump: DumpOptions::default(),
             libraries: Vec::new(),
             lazy_failure_handler: None,
@@ -98,13 +113,63 @@ impl Default for JitConfig {
     }
 }
 
-/// Builds a [`Jit`].
-#[derive(Clone, Debug, Default)]
+/// Builds a [`Jit`]. [`Jit::builder`] starts from the defaults adjusted by
+/// the environment variables `ORC_TIER` (`0`, `1` or `adaptive`) and
+/// `ORC_TIER_THRESHOLD`, for embedders who cannot change code; explicit
+/// builder calls override them.
+#[derive(Clone, Default)]
 pub struct JitBuilder {
     config: JitConfig,
+    policy: Option<Arc<dyn TierPolicy>>,
+    env_error: Option<String>,
+}
+
+impl std::fmt::Debug for JitBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitBuilder")
+            .field("config", &self.config)
+            .field("custom_policy", &self.policy.is_some())
+            .finish()
+    }
 }
 
 impl JitBuilder {
+    /// The defaults adjusted by `ORC_TIER` and `ORC_TIER_THRESHOLD`. An
+    /// invalid value makes [`Self::build`] fail with a message naming it.
+    pub fn from_env() -> Self {
+        let mut builder = JitBuilder::default();
+        if let Ok(tier) = std::env::var("ORC_TIER") {
+            match tier.parse() {
+                Ok(tier) => builder.config.tier = tier,
+                Err(e) => builder.env_error = Some(format!("ORC_TIER: {e}")),
+            }
+        }
+        if let Ok(threshold) = std::env::var("ORC_TIER_THRESHOLD") {
+            match threshold.trim().parse::<u64>() {
+                Ok(n) if n > 0 => builder.config.tier_threshold = n,
+                _ => {
+                    builder.env_error = Some(format!(
+                        "ORC_TIER_THRESHOLD: '{threshold}' is not a positive integer"
+                    ))
+                }
+            }
+        }
+        builder
+    }
+
+    /// With [`Tier::Adaptive`]: the count at which functions tier up.
+    pub fn tier_threshold(mut self, threshold: u64) -> Self {
+        self.config.tier_threshold = threshold.max(1);
+        self
+    }
+
+    /// With [`Tier::Adaptive`]: decides tier-ups with `policy` instead of a
+    /// threshold.
+    pub fn tier_policy(mut self, policy: Arc<dyn TierPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// Sets the tier policy.
     pub fn tier(mut self, tier: Tier) -> Self {
         self.config.tier = tier;
@@ -151,7 +216,10 @@ impl JitBuilder {
     }
     /// Builds the JIT.
     pub fn build(self) -> Result<Jit> {
-        Jit::new(self.config)
+        if let Some(e) = self.env_error {
+            return Err(Error::other(e));
+        }
+        Jit::new(self.config, self.policy)
     }
 }
 
@@ -165,18 +233,22 @@ pub struct Jit {
     cranelift: Arc<CraneliftLayer>,
     /// Created on first use: LLVM's start-up is not paid by tier-0 runs.
     llvm: OnceLock<Arc<LlvmLayer>>,
+    /// With [`Tier::Adaptive`]: watches tier-0 counters, promotes hot code.
+    tiers: Option<Arc<TierManager>>,
     lazy: Arc<LazyReexportsManager>,
     reclaimer: Reclaimer,
     config: JitConfig,
 }
 
 impl Jit {
-    /// A builder with the defaults (tier 0, lazy, in-place compiles).
+    /// A builder with the defaults (tier 0, lazy, in-place compiles),
+    /// adjusted by `ORC_TIER` and `ORC_TIER_THRESHOLD` (see
+    /// [`JitBuilder::from_env`]).
     pub fn builder() -> JitBuilder {
-        JitBuilder::default()
+        JitBuilder::from_env()
     }
 
-    fn new(config: JitConfig) -> Result<Self> {
+    fn new(config: JitConfig, policy: Option<Arc<dyn TierPolicy>>) -> Result<Self> {
         let dispatcher: Arc<dyn Dispatcher> = if config.compile_threads == 0 {
             Arc::new(InPlaceDispatcher)
         } else {
@@ -220,7 +292,29 @@ impl Jit {
         let lazy = LazyReexportsManager::new(&es)?;
         lazy.call_through()
             .set_failure_handler(config.lazy_failure_handler);
-        Ok(Jit {
+        let tiers = if config.tier == Tier::Adaptive {
+            let policy = policy.unwrap_or_else(|| {
+                Arc::new(ThresholdPolicy {
+                    threshold: config.tier_threshold,
+                })
+            });
+            let pool = ThreadPoolDispatcher::new(config.tier_up_threads.max(1))
+                .map_err(|e| Error::other(format!("cannot start tier-up threads: {e}")))?;
+            let manager = Arc::new(TierManager::new(
+                &es,
+                policy,
+                Arc::new(pool),
+                Duration::from_micros(500),
+            )?);
+            let weak = Arc::downgrade(&manager);
+            cranelift.set_counter_provider(Arc::new(move |name: &str| {
+                weak.upgrade()?.counter_address(name)
+            }));
+            Some(manager)
+        } else {
+            None
+        };
+        let jit = Jit {
             es,
             main,
             bodies,
@@ -228,10 +322,21 @@ impl Jit {
             objects,
             cranelift,
             llvm: OnceLock::new(),
+            tiers,
             lazy,
             reclaimer,
             config,
-        })
+        };
+        if jit.tiers.is_some() {
+            // Promotions run in the background: create the tier-1 layer now.
+            jit.llvm_layer()?;
+        }
+        Ok(jit)
+    }
+
+    /// The tier manager, with [`Tier::Adaptive`].
+    pub fn tier_manager(&self) -> Option<&Arc<TierManager>> {
+        self.tiers.as_ref()
     }
 
     /// The session.
@@ -316,6 +421,10 @@ impl Jit {
 
 impl Drop for Jit {
     fn drop(&mut self) {
+        // Promotions in flight use the session: let them finish first.
+        if let Some(tiers) = &self.tiers {
+            tiers.shutdown();
+        }
         let _ = self.es.end_session();
         self.reclaimer.free_all();
     }

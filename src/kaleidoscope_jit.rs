@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use cranelift_module::Module;
 use orc_core::{
@@ -30,7 +32,8 @@ pub fn body_symbol(name: &str) -> String {
 /// The body symbol of function `name` compiled by `tier`.
 pub fn tier_body_symbol(name: &str, tier: Tier) -> String {
     match tier {
-        Tier::Zero => format!("{name}$t0"),
+        // Adaptive code starts in tier 0; promotion adds `$t1` bodies.
+        Tier::Zero | Tier::Adaptive => format!("{name}$t0"),
         Tier::One => format!("{name}$t1"),
     }
 }
@@ -114,10 +117,19 @@ struct FunctionState {
     version: usize,
 }
 
+/// Function states by name, shared with background promotions.
+type FunctionTable = Arc<Mutex<HashMap<String, FunctionState>>>;
+
+fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<String, FunctionState>> {
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
 pub struct KaleidoscopeJit {
     jit: Jit,
-    functions: HashMap<String, FunctionState>,
+    functions: FunctionTable,
     n_modules: usize,
 }
 
@@ -126,7 +138,7 @@ impl KaleidoscopeJit {
     pub fn new(jit: Jit) -> Self {
         KaleidoscopeJit {
             jit,
-            functions: HashMap::new(),
+            functions: Arc::default(),
             n_modules: 0,
         }
     }
@@ -159,7 +171,7 @@ impl KaleidoscopeJit {
     ) -> Result<()> {
         let bodies = self.jit.bodies_dylib();
         match self.jit.config().tier {
-            Tier::Zero => self.jit.cranelift_layer().add(
+            Tier::Zero | Tier::Adaptive => self.jit.cranelift_layer().add(
                 bodies,
                 KalModule::new(name, functions),
                 Some(tracker),
@@ -218,11 +230,13 @@ impl KaleidoscopeJit {
     pub fn define(&mut self, func: &Function) -> Result<()> {
         let name = func.proto.name.clone();
         let tracker = self.fresh_tracker()?;
-        let Some(state) = self.functions.get(&name) else {
+        let known = lock(&self.functions).get(&name).map(|state| state.version);
+        let Some(old_version) = known else {
             let body = self.body(&name);
+            self.register_for_tiering(&body, func, &name, 0);
             self.add_module(name.clone(), vec![renamed(func, body)], &tracker)?;
             self.define_stubs(&[&name])?;
-            self.functions.insert(
+            lock(&self.functions).insert(
                 name.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
@@ -235,25 +249,54 @@ impl KaleidoscopeJit {
             }
             return Ok(());
         };
-        let version = state.version + 1;
+        let version = old_version + 1;
         let body = format!("{}.{version}", self.body(&name));
+        self.register_for_tiering(&body, func, &name, version);
         self.add_module(body.clone(), vec![renamed(func, body.clone())], &tracker)?;
         let addr = self.jit.bodies_dylib().lookup_symbol(&body)?.addr;
         let es = self.jit.session();
-        self.jit
-            .lazy_reexports()
-            .redirect(self.main(), &es.intern(&name), addr)?;
-        let state = self
-            .functions
-            .get_mut(&name)
-            .ok_or_else(|| Error::other("function table changed"))?;
-        let old = state.body.replace(tracker);
-        state.arity = func.proto.arity();
-        state.version = version;
+        let old = {
+            let mut table = lock(&self.functions);
+            let state = table
+                .get_mut(&name)
+                .ok_or_else(|| Error::other("function table changed"))?;
+            // Under the table lock, so a promotion of the old version that
+            // finishes now cannot repoint the stub after us.
+            self.jit
+                .lazy_reexports()
+                .redirect(self.main(), &es.intern(&name), addr)?;
+            state.arity = func.proto.arity();
+            state.version = version;
+            state.body.replace(tracker)
+        };
         if let Some(old) = old {
             old.remove()?;
         }
         Ok(())
+    }
+
+    /// With adaptive tiering, registers the tier-0 body `body` of function
+    /// `name` (at `version`) so its code counts and a hot body is recompiled
+    /// by tier 1 in the background.
+    fn register_for_tiering(&self, body: &str, func: &Function, name: &str, version: usize) {
+        let Some(tiers) = self.jit.tier_manager() else {
+            return;
+        };
+        let Ok(llvm) = self.jit.llvm_layer() else {
+            return;
+        };
+        let promoter = Promoter {
+            es: self.jit.session().clone(),
+            main: self.jit.main_dylib().clone(),
+            bodies: self.jit.bodies_dylib().clone(),
+            llvm: llvm.clone(),
+            lazy: self.jit.lazy_reexports().clone(),
+            table: self.functions.clone(),
+            func: func.clone(),
+            name: name.to_owned(),
+            version,
+        };
+        tiers.register(body, Arc::new(move || promoter.promote()));
     }
 
     /// Defines every function of `program` (not its top-level
@@ -268,11 +311,11 @@ impl KaleidoscopeJit {
         }
         let new: Vec<&Function> = program
             .functions()
-            .filter(|f| !self.functions.contains_key(&f.proto.name))
+            .filter(|f| !lock(&self.functions).contains_key(&f.proto.name))
             .collect();
         let redefined: Vec<&Function> = program
             .functions()
-            .filter(|f| self.functions.contains_key(&f.proto.name))
+            .filter(|f| lock(&self.functions).contains_key(&f.proto.name))
             .collect();
         for func in redefined {
             self.define(func)?;
@@ -293,7 +336,7 @@ impl KaleidoscopeJit {
             // The module's tracker is shared, so no function owns it: a
             // redefinition leaves the shared module in place (unreachable
             // for that function) instead of removing its neighbours.
-            self.functions.insert(
+            lock(&self.functions).insert(
                 func.proto.name.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
@@ -338,7 +381,7 @@ impl KaleidoscopeJit {
 
     /// The arity of a defined function.
     pub fn arity(&self, name: &str) -> Option<usize> {
-        self.functions.get(name).map(|s| s.arity)
+        lock(&self.functions).get(name).map(|s| s.arity)
     }
 
     /// A typed handle on function `name`, checked to take `A::ARITY`
@@ -369,7 +412,7 @@ impl KaleidoscopeJit {
 impl std::fmt::Debug for KaleidoscopeJit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KaleidoscopeJit")
-            .field("functions", &self.functions.len())
+            .field("functions", &lock(&self.functions).len())
             .finish()
     }
 }
@@ -432,5 +475,78 @@ impl<A: KalArgs> KalFunction<'_, A> {
     /// The function's canonical address (its stub).
     pub fn address(&self) -> ExecutorAddr {
         self.addr
+    }
+}
+
+/// Recompiles one function with tier 1 and repoints its stub (runs on a
+/// tier-up thread).
+struct Promoter {
+    es: orc_core::ExecutionSession,
+    main: JitDylib,
+    bodies: JitDylib,
+    llvm: Arc<orc_llvm::LlvmLayer>,
+    lazy: Arc<orc_core::lazy::LazyReexportsManager>,
+    table: FunctionTable,
+    func: Function,
+    name: String,
+    version: usize,
+}
+
+impl Promoter {
+    fn promote(&self) -> Result<orc_core::Promotion> {
+        let symbol = match self.version {
+            0 => tier_body_symbol(&self.name, Tier::One),
+            v => format!("{}.{v}", tier_body_symbol(&self.name, Tier::One)),
+        };
+        let start = Instant::now();
+        let tracker = self.bodies.create_resource_tracker()?;
+        let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(
+            symbol.clone(),
+            vec![renamed(&self.func, symbol.clone())],
+        );
+        let addr = match self
+            .llvm
+            .add(&self.bodies, module, Some(&tracker))
+            .and_then(|_| self.bodies.lookup_symbol(&symbol))
+        {
+            Ok(def) => def.addr,
+            Err(e) => {
+                let _ = tracker.remove();
+                return Err(e);
+            }
+        };
+        let compile_time = start.elapsed();
+        let installed = {
+            let mut table = lock(&self.table);
+            match table.get_mut(&self.name) {
+                Some(state) if state.version == self.version => {
+                    self.lazy
+                        .redirect(&self.main, &self.es.intern(&self.name), addr)?;
+                    Ok(state.body.replace(tracker))
+                }
+                // Redefined while we compiled: this code is stale.
+                _ => Err(tracker),
+            }
+        };
+        match installed {
+            Ok(old_tier0) => {
+                // The tier-0 body leaves the dylib; its memory is reclaimed
+                // once no thread can be running it.
+                if let Some(old) = old_tier0 {
+                    old.remove()?;
+                }
+                Ok(orc_core::Promotion {
+                    compile_time,
+                    installed: true,
+                })
+            }
+            Err(stale) => {
+                stale.remove()?;
+                Ok(orc_core::Promotion {
+                    compile_time,
+                    installed: false,
+                })
+            }
+        }
     }
 }

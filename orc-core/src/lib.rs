@@ -45,6 +45,7 @@ mod responsibility;
 mod session;
 mod state;
 mod symbol;
+mod tiering;
 mod tracker;
 mod unit;
 
@@ -63,6 +64,9 @@ pub use session::{ErrorReporter, ExecutionSession};
 pub use symbol::{
     ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
     SymbolStringPool,
+};
+pub use tiering::{
+    FunctionTierStats, PromoteFn, Promotion, ThresholdPolicy, TierManager, TierPolicy, TierState,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
 pub use unit::MaterializationUnit;

@@ -176,6 +176,16 @@ impl CraneliftCompiler {
         &self,
         module: Box<dyn CraneliftModule>,
     ) -> Result<CompiledObject, CompileError> {
+        self.compile_profiled(module, None)
+    }
+
+    /// Like [`Self::compile`], adding tiering counters (entry and loop
+    /// back-edges) to every function `counters` gives a counter address.
+    pub fn compile_profiled(
+        &self,
+        module: Box<dyn CraneliftModule>,
+        counters: Option<&CounterProvider>,
+    ) -> Result<CompiledObject, CompileError> {
         let start = Instant::now();
         let name = module.name().to_owned();
         let mut builder = ObjectBuilder::new(
@@ -193,6 +203,7 @@ impl CraneliftCompiler {
             reports: Vec::new(),
             capture_clif: self.config.capture_clif,
             error: None,
+            counters,
         };
         let built = module.build(&mut recording);
         let RecordingModule { reports, error, .. } = recording;
@@ -229,9 +240,14 @@ impl std::fmt::Debug for CraneliftCompiler {
     }
 }
 
+/// Gives the address of the tiering counter of a function (by symbol name),
+/// or `None` for functions that are not profiled.
+pub type CounterProvider = std::sync::Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
 /// Delegates to the object module and records what each function cost.
 struct RecordingModule<'a> {
     inner: &'a mut ObjectModule,
+    counters: Option<&'a CounterProvider>,
     reports: Vec<FunctionReport>,
     capture_clif: bool,
     /// The first codegen error, kept with the function's name: frontends
@@ -287,8 +303,11 @@ impl Module for RecordingModule<'_> {
             .get_function_decl(func)
             .linkage_name(func)
             .into_owned();
-        let clif = self.capture_clif.then(|| ctx.func.display().to_string());
         let start = Instant::now();
+        if let Some(counter) = self.counters.and_then(|c| c(&name)) {
+            crate::profile::instrument(&mut ctx.func, counter);
+        }
+        let clif = self.capture_clif.then(|| ctx.func.display().to_string());
         let res = self
             .inner
             .define_function_with_control_plane(func, ctx, ctrl_plane);

@@ -17,7 +17,9 @@ use orc_core::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::compiler::{CompiledObject, CraneliftCompiler, CraneliftModule, FunctionReport};
+use crate::compiler::{
+    CompiledObject, CounterProvider, CraneliftCompiler, CraneliftModule, FunctionReport,
+};
 
 /// Totals of what the layer compiled.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +44,7 @@ pub struct CraneliftLayer {
     objects: Arc<ObjectLinkingLayer>,
     stats: Mutex<CompileStats>,
     observer: RwLock<Option<CompileObserver>>,
+    counters: RwLock<Option<CounterProvider>>,
 }
 
 impl CraneliftLayer {
@@ -52,6 +55,7 @@ impl CraneliftLayer {
             objects,
             stats: Mutex::new(CompileStats::default()),
             observer: RwLock::new(None),
+            counters: RwLock::new(None),
         })
     }
 
@@ -64,6 +68,12 @@ impl CraneliftLayer {
     /// thread, before linking).
     pub fn set_observer(&self, observer: impl Fn(&CompiledObject) + Send + Sync + 'static) {
         *self.observer.write() = Some(Box::new(observer));
+    }
+
+    /// Profiles the functions `counters` names: their code bumps the given
+    /// counter on entry and on every loop back-edge (for a tier manager).
+    pub fn set_counter_provider(&self, counters: CounterProvider) {
+        *self.counters.write() = Some(counters);
     }
 
     /// A snapshot of the statistics.
@@ -99,7 +109,8 @@ impl CraneliftLayer {
     /// else.
     pub fn emit(&self, r: MaterializationResponsibility, module: Box<dyn CraneliftModule>) {
         let name = module.name().to_owned();
-        let compiled = match self.compiler.compile(module) {
+        let counters = self.counters.read().clone();
+        let compiled = match self.compiler.compile_profiled(module, counters.as_ref()) {
             Ok(compiled) => compiled,
             Err(e) => {
                 self.stats.lock().failures += 1;

@@ -10,10 +10,11 @@
 mod compiler;
 mod error;
 mod layer;
+mod profile;
 
 pub use compiler::{
-    CompiledObject, CraneliftCompiler, CraneliftConfig, CraneliftModule, FnModule, FunctionReport,
-    OptLevel,
+    CompiledObject, CounterProvider, CraneliftCompiler, CraneliftConfig, CraneliftModule, FnModule,
+    FunctionReport, OptLevel,
 };
 pub use error::CompileError;
 pub use layer::{CompileObserver, CompileStats, CraneliftLayer};

@@ -210,3 +210,81 @@ fn removing_the_tracker_unlinks_and_allows_redefinition() {
     assert_eq!(call(&j.jd, "f", 5.0), 15.0);
     j.es.end_session().unwrap();
 }
+
+/// Defines `name(n) = sum of i for i in 0..n` with a real loop.
+fn define_loop(module: &mut dyn Module, name: &str) -> Result<(), String> {
+    use cranelift_codegen::ir::condcodes::FloatCC;
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(types::F64));
+    sig.returns.push(AbiParam::new(types::F64));
+    let id = module
+        .declare_function(name, Linkage::Export, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let frontend_config = module.isa().frontend_config();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let entry = b.create_block();
+    let header = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.append_block_param(header, types::F64); // i
+    b.append_block_param(header, types::F64); // acc
+    b.switch_to_block(entry);
+    let n = b.block_params(entry)[0];
+    let zero = b.ins().f64const(0.0);
+    b.ins().jump(header, &[zero.into(), zero.into()]);
+    b.switch_to_block(header);
+    let (i, acc) = (b.block_params(header)[0], b.block_params(header)[1]);
+    let acc2 = b.ins().fadd(acc, i);
+    let one = b.ins().f64const(1.0);
+    let i2 = b.ins().fadd(i, one);
+    let more = b.ins().fcmp(FloatCC::LessThan, i2, n);
+    b.ins()
+        .brif(more, header, &[i2.into(), acc2.into()], exit, &[]);
+    b.switch_to_block(exit);
+    b.ins().return_(&[acc2]);
+    b.seal_all_blocks();
+    b.finalize(frontend_config);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn profiled_functions_count_entries_and_back_edges() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LOOPING: AtomicU64 = AtomicU64::new(0);
+    static UNUSED: AtomicU64 = AtomicU64::new(0);
+    let j = jit();
+    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| match name {
+        "looping" => Some(&LOOPING as *const AtomicU64 as u64),
+        _ => None,
+    });
+    j.layer.set_counter_provider(provider);
+    let module = FnModule::new(
+        "loops",
+        vec![("looping".into(), callable()), ("plain".into(), callable())],
+        |m| {
+            define_loop(m, "looping")?;
+            define_fn(m, "plain", 2.0, &[])
+        },
+    );
+    j.layer.add(&j.jd, module, None).unwrap();
+    assert_eq!(call(&j.jd, "looping", 10.0), 45.0);
+    // One entry plus one bump per iteration of the loop (10 back-edge
+    // branches: the last one leaves the loop).
+    assert_eq!(LOOPING.load(Ordering::Relaxed), 11);
+    assert_eq!(call(&j.jd, "looping", 3.0), 3.0);
+    assert_eq!(LOOPING.load(Ordering::Relaxed), 15);
+    assert_eq!(call(&j.jd, "plain", 4.0), 8.0);
+    assert_eq!(UNUSED.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        LOOPING.load(Ordering::Relaxed),
+        15,
+        "unprofiled code bumps nothing"
+    );
+    j.es.end_session().unwrap();
+}

@@ -53,9 +53,14 @@ pub(crate) enum Opt {
 /// Options shared by the commands that JIT.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct JitArgs {
-    /// Tier policy: 0 (Cranelift), 1 (LLVM) or adaptive.
-    #[arg(long, default_value = "0", value_parser = parse_tier)]
-    pub(crate) tier: Tier,
+    /// Tier policy: 0 (Cranelift), 1 (LLVM) or adaptive [default: 0, or
+    /// the ORC_TIER environment variable].
+    #[arg(long, value_parser = parse_tier)]
+    pub(crate) tier: Option<Tier>,
+    /// With --tier adaptive: entries plus loop back-edges before a function
+    /// is recompiled by LLVM [default: 1000, or ORC_TIER_THRESHOLD].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) tier_threshold: Option<u64>,
     /// Compile every function up front instead of on first call.
     #[arg(long)]
     pub(crate) eager: bool,
@@ -109,8 +114,14 @@ impl JitArgs {
             Opt::Speed => OptLevel::Speed,
             Opt::SpeedAndSize => OptLevel::SpeedAndSize,
         };
-        orc::Jit::builder()
-            .tier(self.tier)
+        let mut builder = orc::Jit::builder();
+        if let Some(tier) = self.tier {
+            builder = builder.tier(tier);
+        }
+        if let Some(threshold) = self.tier_threshold {
+            builder = builder.tier_threshold(threshold);
+        }
+        builder
             .lazy(!self.eager)
             .opt_level(opt_level)
             .compile_threads(self.compile_threads)
@@ -128,6 +139,10 @@ impl JitArgs {
 
 /// Prints per-function compile statistics of the tiers that ran, on stderr.
 pub(crate) fn print_stats(jit: &orc::Jit) {
+    if let Some(tiers) = jit.tier_manager() {
+        print_tiering_stats(jit, tiers);
+        return;
+    }
     print_tier0_stats(jit);
     if let Some(llvm) = jit.llvm_layer_if_created() {
         let stats = llvm.stats();
@@ -193,4 +208,57 @@ pub(crate) fn main(cli: Cli) -> i32 {
     };
     orc::host::flush_stdout();
     status
+}
+
+/// The adaptive table: per function, what tier 0 counted, the tier reached,
+/// both compile times and the time spent queued; then totals.
+fn print_tiering_stats(jit: &orc::Jit, tiers: &orc_core::TierManager) {
+    use std::collections::HashMap;
+    let t0: HashMap<String, f64> = jit
+        .cranelift_layer()
+        .stats()
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), f.compile_time.as_secs_f64() * 1e3))
+        .collect();
+    let ms = |d: Option<std::time::Duration>| {
+        d.map_or("-".to_owned(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
+    };
+    eprintln!(
+        "orc: stats: {:<20} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "function", "tier-0 count", "tier", "t0 ms", "t1 ms", "queued ms"
+    );
+    let (mut n_promoted, mut t0_total, mut t1_total) = (0, 0.0, 0.0);
+    let stats = tiers.stats();
+    for f in &stats {
+        let tier = match f.state {
+            orc_core::TierState::Promoted => {
+                n_promoted += 1;
+                "1"
+            }
+            orc_core::TierState::Failed => "0 (t1 failed)",
+            orc_core::TierState::Queued | orc_core::TierState::Compiling => "0 (queued)",
+            orc_core::TierState::Counting => "0",
+        };
+        let t0_ms = t0.get(&f.name).copied();
+        t0_total += t0_ms.unwrap_or(0.0);
+        t1_total += f.tier1_compile_time.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let name = f.name.trim_end_matches("$t0");
+        eprintln!(
+            "orc: stats: {:<20} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            name,
+            f.count,
+            tier,
+            t0_ms.map_or("-".to_owned(), |t| format!("{t:.3}")),
+            ms(f.tier1_compile_time),
+            ms(f.queued_for)
+        );
+    }
+    eprintln!(
+        "orc: stats: {} functions, {} promoted to tier 1; {:.3} ms in tier 0 compiles, {:.3} ms in tier 1 compiles",
+        stats.len(),
+        n_promoted,
+        t0_total,
+        t1_total
+    );
 }
