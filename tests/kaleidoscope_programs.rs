@@ -37,6 +37,10 @@ const MODES: &[&[&str]] = &[
     &["--tier", "1"],
     &["--tier", "1", "--eager"],
     &["--tier", "1", "--llvm-opt-level", "O0"],
+    &["--tier", "adaptive"],
+    &["--tier", "adaptive", "--tier-threshold", "1"],
+    &["--tier", "adaptive", "--tier-threshold", "1000000000"],
+    &["--tier", "adaptive", "--tier-threshold", "1", "--eager"],
 ];
 
 #[test]
@@ -129,7 +133,12 @@ fn repl(input: &str, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn repl_redefinition_reaches_existing_callers() {
-    for mode in [&[][..], &["--eager"][..], &["--tier", "1"][..]] {
+    for mode in [
+        &[][..],
+        &["--eager"][..],
+        &["--tier", "1"][..],
+        &["--tier", "adaptive", "--tier-threshold", "1"][..],
+    ] {
         let (stdout, stderr) = repl(
             "def f(x) x + 1;\ndef g(x) f(x) * 2;\ng(1);\ndef f(x) x + 10;\ng(1);\n",
             mode,

@@ -1,0 +1,285 @@
+//! Adaptive tiering end to end: hot functions move to tier 1 without the
+//! program noticing, loop-hot functions entered once are promoted too, a
+//! failing tier-1 compile leaves the function in tier 0 (reported once),
+//! and threads calling through repoints always get right answers.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orc::{Jit, KaleidoscopeJit, Tier};
+use orc_core::{TierPolicy, TierState};
+
+fn adaptive(threshold: u64) -> KaleidoscopeJit {
+    KaleidoscopeJit::new(
+        Jit::builder()
+            .tier(Tier::Adaptive)
+            .tier_threshold(threshold)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn wait_for(kjit: &KaleidoscopeJit, body: &str, state: TierState) {
+    let tiers = kjit.jit().tier_manager().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tiers.state(body) != Some(state) && Instant::now() < deadline {
+        tiers.sample_now();
+        tiers.wait_idle(Duration::from_millis(100));
+    }
+    assert_eq!(tiers.state(body), Some(state), "{body}");
+}
+
+fn stub_target(kjit: &KaleidoscopeJit, name: &str) -> orc_core::ExecutorAddr {
+    let es = kjit.jit().session();
+    kjit.jit()
+        .lazy_reexports()
+        .current_target(kjit.jit().main_dylib(), &es.intern(name))
+        .unwrap()
+}
+
+#[test]
+fn a_hot_function_moves_to_tier_1_and_keeps_its_results() {
+    let mut kjit = adaptive(50);
+    kjit.eval("def poly(x) x * x * 3 + x * 2 + 1;").unwrap();
+    let poly = kjit.function::<(f64,)>("poly").unwrap();
+    let before: Vec<f64> = (0..40).map(|i| poly.call((i as f64 * 0.37,))).collect();
+    assert_eq!(
+        kjit.jit().tier_manager().unwrap().state("poly$t0"),
+        Some(TierState::Counting)
+    );
+    for i in 0..100 {
+        poly.call((i as f64,));
+    }
+    wait_for(&kjit, "poly$t0", TierState::Promoted);
+    // The stub now jumps to the tier-1 body...
+    let t1 = kjit
+        .jit()
+        .bodies_dylib()
+        .lookup_symbol("poly$t1")
+        .unwrap()
+        .addr;
+    assert_eq!(stub_target(&kjit, "poly"), t1);
+    // ...and the tier-0 body is gone from the dylib.
+    assert!(kjit.jit().bodies_dylib().lookup_symbol("poly$t0").is_err());
+    let after: Vec<f64> = (0..40).map(|i| poly.call((i as f64 * 0.37,))).collect();
+    assert_eq!(before, after, "both tiers compute bit-identical results");
+}
+
+#[test]
+fn a_function_entered_once_that_loops_hot_is_promoted() {
+    let mut kjit = adaptive(10_000);
+    let values = kjit
+        .eval("def binary : 1 (x y) y;\ndef spin(n) var s = 0 in (for i = 0, i < n in s = s + i) : s;\nspin(100000);")
+        .unwrap();
+    assert_eq!(values, vec![5_000_050_000.0]);
+    // One entry, ~100,000 back-edges: hot without a second call.
+    wait_for(&kjit, "spin$t0", TierState::Promoted);
+    let spin = kjit.function::<(f64,)>("spin").unwrap();
+    assert_eq!(spin.call((10.0,)), 55.0, "its next entry runs tier 1");
+}
+
+#[test]
+fn a_failing_tier_1_compile_leaves_tier_0_running_and_is_reported_once() {
+    // An invalid LLVM pass pipeline makes every tier-1 compile fail.
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_threshold(5)
+        .llvm_config(orc_llvm::LlvmConfig {
+            pipeline: Some("no-such-pass".into()),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let reports = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = reports.clone();
+    jit.session()
+        .set_error_reporter(move |e| sink.lock().unwrap().push(e.to_string()));
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.eval("def twice(x) x * 2;").unwrap();
+    let twice = kjit.function::<(f64,)>("twice").unwrap();
+    for i in 0..50 {
+        assert_eq!(twice.call((i as f64,)), 2.0 * i as f64);
+    }
+    wait_for(&kjit, "twice$t0", TierState::Failed);
+    for i in 0..50 {
+        assert_eq!(twice.call((i as f64,)), 2.0 * i as f64, "still tier 0");
+    }
+    kjit.jit().tier_manager().unwrap().sample_now();
+    let reports = reports.lock().unwrap();
+    let tier_reports: Vec<&String> = reports
+        .iter()
+        .filter(|r| r.contains("tier-1 compile of 'twice$t0'"))
+        .collect();
+    assert_eq!(tier_reports.len(), 1, "{reports:?}");
+    assert!(tier_reports[0].contains("stays in tier 0"));
+}
+
+#[test]
+fn custom_policies_choose_what_tiers_up() {
+    struct OnlyNamed(&'static str);
+    impl TierPolicy for OnlyNamed {
+        fn should_tier_up(&self, function: &str, count: u64) -> bool {
+            function.starts_with(self.0) && count >= 1
+        }
+    }
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_policy(Arc::new(OnlyNamed("chosen")))
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.eval("def chosen(x) x + 1;\ndef other(x) x + 2;\nchosen(1) + other(1);")
+        .unwrap();
+    wait_for(&kjit, "chosen$t0", TierState::Promoted);
+    let tiers = kjit.jit().tier_manager().unwrap();
+    tiers.sample_now();
+    assert!(tiers.wait_idle(Duration::from_secs(10)));
+    assert_eq!(tiers.state("other$t0"), Some(TierState::Counting));
+}
+
+#[test]
+fn redefinition_during_tiering_wins() {
+    let mut kjit = adaptive(1);
+    kjit.eval("def f(x) x + 1;\nf(1);").unwrap();
+    wait_for(&kjit, "f$t0", TierState::Promoted);
+    kjit.eval("def f(x) x + 100;").unwrap();
+    let f = kjit.function::<(f64,)>("f").unwrap();
+    assert_eq!(f.call((1.0,)), 101.0);
+    // The new version counts and is promoted on its own.
+    wait_for(&kjit, "f$t0.1", TierState::Promoted);
+    assert_eq!(f.call((1.0,)), 101.0);
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+/// 8 threads call hot functions for seconds while they tier up: each is
+/// promoted to tier 1 and its stub repointed while the threads run through
+/// it (recursion included), and the tier-0 bodies are reclaimed. Every
+/// result must be right and memory must stay bounded.
+#[test]
+fn eight_threads_call_through_repoints_for_seconds() {
+    let mut kjit = adaptive(200);
+    kjit.eval("def a(x) x * 2 + 1;\ndef b(x) a(x) + a(x + 1);\ndef c(x) if x < 1 then 1 else c(x - 1) + b(x);").unwrap();
+    let run_for = Duration::from_secs(3);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // c(x) = 1 + sum_{k=1..x} b(k), b(k) = 4k + 4.
+    let expect = |x: f64| 1.0 + (1..=x as u64).map(|k| 4.0 * k as f64 + 4.0).sum::<f64>();
+    let mut rss_samples = Vec::new();
+    let c = kjit.function::<(f64,)>("c").unwrap();
+    let b = kjit.function::<(f64,)>("b").unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (c, b, stop, calls) = (&c, &b, stop.clone(), calls.clone());
+            s.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let x = ((i + t) % 20) as f64;
+                    assert_eq!(c.call((x,)), expect(x), "c({x})");
+                    assert_eq!(b.call((x,)), 4.0 * x + 4.0, "b({x})");
+                    calls.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                    i += 1;
+                }
+            });
+        }
+        let start = Instant::now();
+        while start.elapsed() < run_for {
+            std::thread::sleep(Duration::from_millis(300));
+            rss_samples.push(rss_kib());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let tiers = kjit.jit().tier_manager().unwrap();
+    tiers.sample_now();
+    assert!(tiers.wait_idle(Duration::from_secs(30)));
+    let promoted = tiers
+        .stats()
+        .iter()
+        .filter(|f| f.state == TierState::Promoted)
+        .count();
+    assert_eq!(promoted, 3, "{:?}", tiers.stats());
+    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 1000);
+    // Bounded memory: the last samples are not much above the first.
+    let (first, last) = (rss_samples[1], *rss_samples.last().unwrap());
+    assert!(
+        last < first + 64 * 1024,
+        "RSS grew from {first} KiB to {last} KiB"
+    );
+}
+
+#[test]
+fn repeated_redefinition_under_load_reclaims_old_bodies() {
+    let mut kjit = adaptive(20);
+    kjit.eval("def g(x) x + 0;").unwrap();
+    let reclaimer = kjit.jit().reclaimer().clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stub = kjit.function::<(f64,)>("g").unwrap().address();
+    let caller = {
+        let (stop, reclaimer) = (stop.clone(), reclaimer.clone());
+        std::thread::spawn(move || {
+            // SAFETY: `g` is a Kaleidoscope function of one f64 throughout.
+            let g: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(stub.to_ptr::<u8>()) };
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _pin = reclaimer.pin();
+                // Every version returns x + k for some k in 0..200.
+                let r = g(1000.0);
+                assert!((1000.0..1200.0).contains(&r), "{r}");
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut rss = Vec::new();
+    for k in 1..200 {
+        kjit.eval(&format!("def g(x) x + {k};")).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        if k % 40 == 0 {
+            rss.push(rss_kib());
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(caller.join().unwrap() > 0);
+    kjit.jit()
+        .tier_manager()
+        .unwrap()
+        .wait_idle(Duration::from_secs(30));
+    reclaimer.collect();
+    assert!(
+        reclaimer.n_pending() <= 2,
+        "old bodies are freed, {} pending",
+        reclaimer.n_pending()
+    );
+    assert!(rss.last().unwrap() < &(rss[0] + 32 * 1024), "RSS {rss:?}");
+}
+
+#[test]
+fn environment_variables_select_the_policy() {
+    let prog = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs/kaleidoscope/mandel.kal");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orc"))
+        .args(["run", "--stats"])
+        .arg(&prog)
+        .env("ORC_TIER", "adaptive")
+        .env("ORC_TIER_THRESHOLD", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tier-0 count"),
+        "adaptive stats expected: {stderr}"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_orc"))
+        .arg("run")
+        .arg(&prog)
+        .env("ORC_TIER_THRESHOLD", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ORC_TIER_THRESHOLD: 'lots'"));
+}
