@@ -231,8 +231,10 @@ pub struct Jit {
     host: JitDylib,
     objects: Arc<ObjectLinkingLayer>,
     cranelift: Arc<CraneliftLayer>,
-    /// Created on first use: LLVM's start-up is not paid by tier-0 runs.
-    llvm: OnceLock<Arc<LlvmLayer>>,
+    /// Created on first use: LLVM's start-up is not paid by tier-0 runs,
+    /// and with adaptive tiering it is paid by the first promotion, in the
+    /// background.
+    llvm: Arc<LazyLlvmLayer>,
     /// With [`Tier::Adaptive`]: watches tier-0 counters, promotes hot code.
     tiers: Option<Arc<TierManager>>,
     lazy: Arc<LazyReexportsManager>,
@@ -319,18 +321,24 @@ impl Jit {
             main,
             bodies,
             host,
-            objects,
+            objects: objects.clone(),
             cranelift,
-            llvm: OnceLock::new(),
+            llvm: Arc::new(LazyLlvmLayer {
+                cell: OnceLock::new(),
+                config: {
+                    let mut llvm = config.llvm.clone();
+                    llvm.capture_ir |= config.dump.llvm_ir;
+                    llvm.capture_asm |= config.dump.asm;
+                    llvm
+                },
+                dump: config.dump.llvm_ir || config.dump.asm,
+                objects: objects.clone(),
+            }),
             tiers,
             lazy,
             reclaimer,
             config,
         };
-        if jit.tiers.is_some() {
-            // Promotions run in the background: create the tier-1 layer now.
-            jit.llvm_layer()?;
-        }
         Ok(jit)
     }
 
@@ -366,32 +374,18 @@ impl Jit {
     /// The tier-1 layer, created on first use with the configured LLVM
     /// settings and dumps.
     pub fn llvm_layer(&self) -> Result<&Arc<LlvmLayer>> {
-        if let Some(layer) = self.llvm.get() {
-            return Ok(layer);
-        }
-        let mut config = self.config.llvm.clone();
-        config.capture_ir |= self.config.dump.llvm_ir;
-        config.capture_asm |= self.config.dump.asm;
-        let compiler = LlvmCompiler::new(config).map_err(|e| Error::other(e.to_string()))?;
-        let layer = LlvmLayer::new(compiler, self.objects.clone());
-        if self.config.dump.llvm_ir || self.config.dump.asm {
-            layer.set_observer(|compiled| {
-                for f in &compiled.functions {
-                    if let Some(ir) = &f.ir {
-                        eprintln!("; optimized LLVM IR of {}\n{ir}", f.name);
-                    }
-                }
-                if let Some(asm) = &compiled.asm {
-                    eprintln!("; machine code of {}\n{asm}", compiled.name);
-                }
-            });
-        }
-        Ok(self.llvm.get_or_init(|| layer))
+        self.llvm.get()
+    }
+
+    /// The tier-1 layer's lazy cell, for work that creates it later (a
+    /// background promotion).
+    pub fn llvm_layer_cell(&self) -> &Arc<LazyLlvmLayer> {
+        &self.llvm
     }
 
     /// The tier-1 layer if something has used it.
     pub fn llvm_layer_if_created(&self) -> Option<&Arc<LlvmLayer>> {
-        self.llvm.get()
+        self.llvm.cell.get()
     }
 
     /// The lazy re-exports manager (stubs).
@@ -433,5 +427,47 @@ impl Drop for Jit {
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jit").field("config", &self.config).finish()
+    }
+}
+
+/// The tier-1 layer, created by whoever needs it first.
+pub struct LazyLlvmLayer {
+    cell: OnceLock<Arc<LlvmLayer>>,
+    config: LlvmConfig,
+    dump: bool,
+    objects: Arc<ObjectLinkingLayer>,
+}
+
+impl LazyLlvmLayer {
+    /// The layer, created now if needed (LLVM's start-up costs a few
+    /// milliseconds).
+    pub fn get(&self) -> Result<&Arc<LlvmLayer>> {
+        if let Some(layer) = self.cell.get() {
+            return Ok(layer);
+        }
+        let compiler =
+            LlvmCompiler::new(self.config.clone()).map_err(|e| Error::other(e.to_string()))?;
+        let layer = LlvmLayer::new(compiler, self.objects.clone());
+        if self.dump {
+            layer.set_observer(|compiled| {
+                for f in &compiled.functions {
+                    if let Some(ir) = &f.ir {
+                        eprintln!("; optimized LLVM IR of {}\n{ir}", f.name);
+                    }
+                }
+                if let Some(asm) = &compiled.asm {
+                    eprintln!("; machine code of {}\n{asm}", compiled.name);
+                }
+            });
+        }
+        Ok(self.cell.get_or_init(|| layer))
+    }
+}
+
+impl std::fmt::Debug for LazyLlvmLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyLlvmLayer")
+            .field("created", &self.cell.get().is_some())
+            .finish()
     }
 }

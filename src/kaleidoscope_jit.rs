@@ -282,14 +282,12 @@ impl KaleidoscopeJit {
         let Some(tiers) = self.jit.tier_manager() else {
             return;
         };
-        let Ok(llvm) = self.jit.llvm_layer() else {
-            return;
-        };
+        let llvm = self.jit.llvm_layer_cell().clone();
         let promoter = Promoter {
             es: self.jit.session().clone(),
             main: self.jit.main_dylib().clone(),
             bodies: self.jit.bodies_dylib().clone(),
-            llvm: llvm.clone(),
+            llvm,
             lazy: self.jit.lazy_reexports().clone(),
             table: self.functions.clone(),
             func: func.clone(),
@@ -484,7 +482,7 @@ struct Promoter {
     es: orc_core::ExecutionSession,
     main: JitDylib,
     bodies: JitDylib,
-    llvm: Arc<orc_llvm::LlvmLayer>,
+    llvm: Arc<crate::jit::LazyLlvmLayer>,
     lazy: Arc<orc_core::lazy::LazyReexportsManager>,
     table: FunctionTable,
     func: Function,
@@ -506,7 +504,8 @@ impl Promoter {
         );
         let addr = match self
             .llvm
-            .add(&self.bodies, module, Some(&tracker))
+            .get()
+            .and_then(|llvm| llvm.add(&self.bodies, module, Some(&tracker)))
             .and_then(|_| self.bodies.lookup_symbol(&symbol))
         {
             Ok(def) => def.addr,

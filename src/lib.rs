@@ -11,7 +11,9 @@ pub mod host;
 mod jit;
 mod kaleidoscope_jit;
 
-pub use jit::{DumpOptions, Jit, JitBuilder, JitConfig, Tier, DEFAULT_TIER_THRESHOLD};
+pub use jit::{
+    DumpOptions, Jit, JitBuilder, JitConfig, LazyLlvmLayer, Tier, DEFAULT_TIER_THRESHOLD,
+};
 pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
 };

@@ -35,7 +35,15 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
     if args.jit.stats {
         print_stats(kjit.jit());
     }
-    status
+    // The program is done. A Kaleidoscope program registers no finalizers
+    // or exit handlers, so there is nothing left to run: exit now instead
+    // of tearing the JIT down and waiting for background tier-up compiles
+    // whose code would never run.
+    orc::host::flush_stdout();
+    // SAFETY: `_exit` ends the process without running atexit handlers or
+    // static destructors (which could race with a compile thread); every
+    // output stream was flushed just above.
+    unsafe { libc::_exit(status) }
 }
 
 fn run_program(
