@@ -294,20 +294,24 @@ impl Jit {
         let lazy = LazyReexportsManager::new(&es)?;
         lazy.call_through()
             .set_failure_handler(config.lazy_failure_handler);
+        let mut tier_up_pool = None;
         let tiers = if config.tier == Tier::Adaptive {
             let policy = policy.unwrap_or_else(|| {
                 Arc::new(ThresholdPolicy {
                     threshold: config.tier_threshold,
                 })
             });
-            let pool = ThreadPoolDispatcher::new(config.tier_up_threads.max(1))
-                .map_err(|e| Error::other(format!("cannot start tier-up threads: {e}")))?;
+            let pool: Arc<dyn Dispatcher> = Arc::new(
+                ThreadPoolDispatcher::new(config.tier_up_threads.max(1))
+                    .map_err(|e| Error::other(format!("cannot start tier-up threads: {e}")))?,
+            );
             let manager = Arc::new(TierManager::new(
                 &es,
                 policy,
-                Arc::new(pool),
+                pool.clone(),
                 Duration::from_micros(500),
             )?);
+            tier_up_pool = Some(pool);
             let weak = Arc::downgrade(&manager);
             cranelift.set_counter_provider(Arc::new(move |name: &str| {
                 weak.upgrade()?.counter_address(name)
@@ -339,6 +343,14 @@ impl Jit {
             reclaimer,
             config,
         };
+        if let Some(pool) = tier_up_pool {
+            // Start LLVM on the tier-up thread now, while tier 0 gets going,
+            // so the first promotion does not pay for it.
+            let llvm = jit.llvm.clone();
+            pool.dispatch(orc_core::Task::new("start LLVM", move || {
+                let _ = llvm.get();
+            }));
+        }
         Ok(jit)
     }
 
