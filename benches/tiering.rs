@@ -57,8 +57,8 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     println!("tiering: best of {RUNS} runs of `orc run`, whole process\n");
     println!(
-        "{:<14} {:>9} {:>9} {:>9} | {:>12} {:>12}  {}",
-        "program", "tier 0", "tier 1", "adaptive", "ad/best", "ad/tier 1", "verdict"
+        "{:<14} {:>9} {:>9} {:>9} | {:>12} {:>12}  verdict",
+        "program", "tier 0", "tier 1", "adaptive", "ad/best", "ad/tier 1"
     );
     let mut all_ok = true;
     for prog in programs() {
