@@ -66,17 +66,68 @@ extern "C" fn id(x: f64) -> f64 {
     x
 }
 
-fn per_call(f: extern "C" fn(f64) -> f64, n: u64) -> Duration {
+/// Nanoseconds per call of `f`, over `n` calls.
+fn per_call_ns(f: extern "C" fn(f64) -> f64, n: u64) -> f64 {
     let start = Instant::now();
     let mut acc = 0.0;
     for i in 0..n {
         acc += f(std::hint::black_box(i as f64));
     }
     std::hint::black_box(acc);
-    Duration::from_secs_f64(start.elapsed().as_secs_f64() / n as f64)
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+fn min_f64(xs: impl Iterator<Item = f64>) -> f64 {
+    xs.fold(f64::INFINITY, f64::min)
+}
+
+/// In a child process: define `n` lazy functions (or only set up, to
+/// measure the baseline) and exit. Used under callgrind.
+fn child(spec: &str) {
+    let mut parts = spec.split(':');
+    let n: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let setup_only = parts.next() == Some("setup");
+    let src = program(n);
+    let ast = orc_kaleidoscope::parse_and_check(&src).unwrap();
+    let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());
+    if !setup_only {
+        kjit.add_program(&ast).unwrap();
+        for i in 0..n {
+            kjit.jit().lookup(&format!("f{i}")).unwrap();
+        }
+    }
+    std::process::exit(0);
+}
+
+/// Instructions (counted by callgrind) to define one lazy function at `n`
+/// functions, or `None` without valgrind.
+fn instructions_per_function(n: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let count = |spec: String| -> Option<f64> {
+        let out = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&exe)
+            .env("ORC_LAZINESS_CHILD", spec)
+            .output()
+            .ok()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.lines().find(|l| l.contains("Collected"))?;
+        line.rsplit(':')
+            .next()?
+            .trim()
+            .replace(',', "")
+            .parse()
+            .ok()
+    };
+    let full = count(format!("{n}"))?;
+    let base = count(format!("{n}:setup"))?;
+    Some((full - base) / n as f64)
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("ORC_LAZINESS_CHILD") {
+        return child(&spec);
+    }
     // Accept and ignore the flags cargo bench passes (e.g. --bench).
     let reps = 7;
     println!("orc laziness benchmarks (best of {reps} runs)\n");
@@ -116,14 +167,10 @@ fn main() {
     // SAFETY: as above.
     let direct: extern "C" fn(f64) -> f64 = unsafe { std::mem::transmute(body.to_ptr::<u8>()) };
     let n = 20_000_000;
-    let t_stub = best((0..reps).map(|_| per_call(via_stub, n)).collect());
-    let t_direct = best((0..reps).map(|_| per_call(direct, n)).collect());
-    let extra = t_stub.as_secs_f64() * 1e9 - t_direct.as_secs_f64() * 1e9;
-    println!(
-        "call through a resolved stub: {:.2} ns, direct: {:.2} ns",
-        t_stub.as_secs_f64() * 1e9,
-        t_direct.as_secs_f64() * 1e9
-    );
+    let t_stub = min_f64((0..reps).map(|_| per_call_ns(via_stub, n)));
+    let t_direct = min_f64((0..reps).map(|_| per_call_ns(direct, n)));
+    let extra = t_stub - t_direct;
+    println!("call through a resolved stub: {t_stub:.2} ns, direct: {t_direct:.2} ns");
     println!(
         "  stub overhead = {extra:.2} ns per call (target <= ~1 ns): {}\n",
         verdict(extra <= 1.0)
@@ -156,9 +203,26 @@ fn main() {
         per_fn_100.as_secs_f64() * 1e6, per_fn_10k.as_secs_f64() * 1e6);
     let scale = per_fn_10k.as_secs_f64() / per_fn_100.as_secs_f64();
     println!(
-        "  10,000 / 100 per-function cost = {scale:.2}x (target <= 1.2x): {}",
+        "  10,000 / 100 per-function wall time = {scale:.2}x (target <= 1.2x): {}",
         verdict(scale <= 1.2)
     );
+    match (
+        instructions_per_function(100),
+        instructions_per_function(10_000),
+    ) {
+        (Some(small), Some(large)) => {
+            let ratio = large / small;
+            let kind = if ratio <= 1.2 {
+                "linear"
+            } else {
+                "SUPER-LINEAR"
+            };
+            println!(
+                "  instructions per function (callgrind): {small:.0} at 100, {large:.0} at 10,000 = {ratio:.3}x: bookkeeping is {kind}"
+            );
+        }
+        _ => println!("  (install valgrind to count instructions per function as well)"),
+    }
     // Direct calls also benefit from `id` staying referenced.
     std::hint::black_box(id as extern "C" fn(f64) -> f64);
 }
