@@ -293,3 +293,23 @@ fn in_place_dispatcher_links_objects_started_together() {
         .expect("linking three objects on the in-place dispatcher deadlocked");
     assert_eq!(res, Ok((1 + 3) * 2 + (1 + 3)));
 }
+
+/// Regression: finalizers ran in reverse *link* order (an object linked as
+/// a dependency of an earlier one finished first), not in reverse of the
+/// order initializers ran in (add order), as `.fini_array` does in `ld`'s
+/// output.
+#[test]
+fn finalizers_run_in_reverse_add_order() {
+    let _guard = serial();
+    take_log();
+    let es = ExecutionSession::new();
+    let (layer, main) = setup(&es);
+    for name in ["fini_order_a.c", "fini_order_b.c", "fini_order_c.c"] {
+        add(&layer, &main, &GCC_O2_PIC, name);
+    }
+    // SAFETY: the initializers only call log_event.
+    unsafe { layer.run_initializers(&main).unwrap() };
+    assert_eq!(take_log(), vec![1, 2, 3]);
+    es.end_session().unwrap();
+    assert_eq!(take_log(), vec![-3, -2, -1]);
+}

@@ -20,8 +20,8 @@
 //!
 //! Removing a tracker (or ending the session) runs, for its objects, the
 //! exit handlers their code registered (newest first), then the finalizers
-//! of the initialized ones in reverse order, then unmaps them, through the
-//! session's [`ResourceManager`] hook.
+//! of the initialized ones in reverse add order, then unmaps them, through
+//! the session's [`ResourceManager`] hook.
 //!
 //! Invariants: the layer's lock is never held while JIT'd code runs or
 //! while calling into the session. Dylibs are keyed by name in the layer's
@@ -348,11 +348,15 @@ impl ResourceManager for ObjectLinkingLayer {
 }
 
 /// Exit handlers (newest first across the objects), then finalizers in
-/// reverse link order, then unmapping (when the last handle drops).
-fn shut_down(records: Vec<Record>) {
+/// reverse add order (the reverse of the order initializers ran in, as
+/// `.fini_array` runs in `ld`'s output; link order differs, since an object
+/// linked as another's dependency finishes first), then unmapping (when
+/// the last handle drops).
+fn shut_down(mut records: Vec<Record>) {
     if records.is_empty() {
         return;
     }
+    records.sort_by_key(|r| r.id);
     let objects: Vec<&LinkedObject> = records.iter().map(|r| &*r.object).collect();
     // SAFETY: these handlers and finalizers belong to objects whose
     // initializers the user ran (an unsafe call that vouched for their
