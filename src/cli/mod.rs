@@ -1,6 +1,7 @@
 //! The `orc` command line: argument parsing and wiring only; the work is
 //! in the library.
 
+mod link;
 mod repl;
 mod run;
 
@@ -23,6 +24,7 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// The Kaleidoscope read-eval-print loop on stdin.
     Repl(JitArgs),
+    Link(link::LinkArgs),
 }
 
 /// What to dump while compiling.
@@ -131,6 +133,7 @@ pub(crate) fn main(cli: Cli) -> i32 {
     let status = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Repl(args) => repl::repl(&args),
+        Command::Link(args) => link::link(&args),
     };
     orc::host::flush_stdout();
     status
