@@ -4,7 +4,7 @@
 
 static int show(const char *who, int argc, char **argv) {
     printf("%s: argc=%d\n", who, argc);
-    for (int i = 1; i < argc; i++)
+    for (int i = 0; i < argc; i++)
         printf("%s: argv[%d]=%s\n", who, i, argv[i]);
     return argc;
 }
