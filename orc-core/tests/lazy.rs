@@ -402,3 +402,39 @@ fn stub_pool_grows_by_pages_and_reuses_released_stubs() {
         unsafe { std::mem::transmute(pool.address(ids[1499]).unwrap().to_ptr::<u8>()) };
     assert_eq!(f(41.0), 42.0);
 }
+
+/// Regression: a first call racing with a redefinition. While the
+/// trampoline's lookup is in flight, the stub is repointed (the function
+/// was redefined) and the old body disappears; the call must continue at
+/// the new target instead of failing the process, and the trampoline must
+/// not point the stub back at the old body.
+#[test]
+fn a_redefinition_racing_with_the_first_call_wins() {
+    let s = setup();
+    let lazy = s.lazy.clone();
+    let (main, es) = (s.main.clone(), s.es.clone());
+    let name = s.es.intern("raced");
+    s.bodies
+        .define(
+            TestUnit::new("raced body", [(name.clone(), CALLABLE)].into(), move |r| {
+                // The redefinition lands while this body is being compiled.
+                let new = ExecutorAddr::from_ptr(plus_ten as *const u8);
+                lazy.redirect(&main, &es.intern("raced"), new).unwrap();
+                r.fail(Error::other("the old definition was removed"));
+            })
+            .boxed(),
+            None,
+        )
+        .unwrap();
+    s.reexport(&["raced"]);
+    // SAFETY: the stub stands for f64 -> f64 functions throughout.
+    let f: extern "C" fn(f64) -> f64 =
+        unsafe { std::mem::transmute(s.main.lookup_symbol("raced").unwrap().addr.to_ptr::<u8>()) };
+    s.es.set_error_reporter(|_| {});
+    assert_eq!(f(1.0), 11.0, "the call continued at the new definition");
+    assert_eq!(
+        s.lazy.current_target(&s.main, &name).unwrap(),
+        ExecutorAddr::from_ptr(plus_ten as *const u8),
+        "the stub keeps the redefinition"
+    );
+}

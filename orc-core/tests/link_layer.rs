@@ -266,3 +266,50 @@ fn removing_an_object_before_its_initializers_ran_forgets_them() {
     assert!(take_log().is_empty());
     es.end_session().unwrap();
 }
+
+/// Regression: with the in-place dispatcher, an object whose externals live
+/// in two not-yet-linked objects, one of which uses the other, deadlocked:
+/// the first of the two blocked on a lookup of the second, whose
+/// materialization was queued behind it on the same thread.
+#[test]
+fn in_place_dispatcher_links_objects_started_together() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let es = ExecutionSession::new();
+        let (layer, main) = setup(&es);
+        add(&layer, &main, &GCC_O2_PIC, "fan_out.c");
+        add(&layer, &main, &GCC_O2_PIC, "arch_one.c");
+        add(&layer, &main, &GCC_O2_PIC, "arch_two.c");
+        let res = layer.lookup(&main, "fan_out").map(|addr| {
+            // SAFETY: int fan_out(int).
+            let f: extern "C" fn(i32) -> i32 = unsafe { func(addr) };
+            f(1)
+        });
+        let _ = tx.send(res.map_err(|e| e.to_string()));
+        es.end_session().unwrap();
+    });
+    let res = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("linking three objects on the in-place dispatcher deadlocked");
+    assert_eq!(res, Ok((1 + 3) * 2 + (1 + 3)));
+}
+
+/// Regression: finalizers ran in reverse *link* order (an object linked as
+/// a dependency of an earlier one finished first), not in reverse of the
+/// order initializers ran in (add order), as `.fini_array` does in `ld`'s
+/// output.
+#[test]
+fn finalizers_run_in_reverse_add_order() {
+    let _guard = serial();
+    take_log();
+    let es = ExecutionSession::new();
+    let (layer, main) = setup(&es);
+    for name in ["fini_order_a.c", "fini_order_b.c", "fini_order_c.c"] {
+        add(&layer, &main, &GCC_O2_PIC, name);
+    }
+    // SAFETY: the initializers only call log_event.
+    unsafe { layer.run_initializers(&main).unwrap() };
+    assert_eq!(take_log(), vec![1, 2, 3]);
+    es.end_session().unwrap();
+    assert_eq!(take_log(), vec![-3, -2, -1]);
+}

@@ -1,6 +1,7 @@
 //! The `orc` command line: argument parsing and wiring only; the work is
 //! in the library.
 
+mod link;
 mod repl;
 mod run;
 mod run_ir;
@@ -26,6 +27,7 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// The Kaleidoscope read-eval-print loop on stdin.
     Repl(JitArgs),
+    Link(link::LinkArgs),
 }
 
 /// What to dump while compiling.
@@ -205,6 +207,7 @@ pub(crate) fn main(cli: Cli) -> i32 {
             _ => run::run(&args),
         },
         Command::Repl(args) => repl::repl(&args),
+        Command::Link(args) => link::link(&args),
     };
     orc::host::flush_stdout();
     status

@@ -31,8 +31,12 @@ use crate::symbol::{ExecutorAddr, SymbolName};
 /// handler set (EX_SOFTWARE).
 pub const LAZY_COMPILE_FAILURE_EXIT_CODE: i32 = 70;
 
-/// Called with the address a trampoline resolved to.
-pub type NotifyResolvedFn = Arc<dyn Fn(ExecutorAddr) -> Result<()> + Send + Sync>;
+/// Called with the outcome of a trampoline's lookup; returns where the
+/// call continues. A lazy re-export uses it to repoint its stub (only if
+/// the stub still points at the trampoline) and, when the stub was
+/// repointed meanwhile (a redefinition raced with this first call) or the
+/// lookup failed because of it, to continue at the stub's new target.
+pub type NotifyResolvedFn = Arc<dyn Fn(Result<ExecutorAddr>) -> Result<ExecutorAddr> + Send + Sync>;
 
 struct Landing {
     dylib: JitDylib,
@@ -112,7 +116,7 @@ impl LazyCallThroughManager {
 
     /// A trampoline that, when called, looks `symbol` up in `dylib`
     /// (matching hidden symbols too, required state Ready), passes the
-    /// address to `notify`, and continues there.
+    /// outcome to `notify`, and continues where `notify` says.
     pub fn get_call_through_trampoline(
         &self,
         dylib: &JitDylib,
@@ -225,9 +229,8 @@ impl Inner {
                     .ok_or_else(|| Error::SymbolsNotFound {
                         symbols: vec![symbol.clone()],
                     })
-            })
-            .and_then(|addr| notify(addr).map(|_| addr));
-        (Some(symbol), res)
+            });
+        (Some(symbol), notify(res))
     }
 
     fn fail(&self, symbol: Option<&SymbolName>, err: &Error) -> u64 {

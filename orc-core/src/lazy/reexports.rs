@@ -176,10 +176,27 @@ impl LazyReexportsUnit {
     fn make_stub(&self, aliasee: &SymbolName) -> Result<StubRecord> {
         let m = &self.manager;
         let stub = m.stubs.create_stub(ExecutorAddr::NULL)?;
+        let trampoline_cell: Arc<std::sync::OnceLock<ExecutorAddr>> = Arc::default();
         let notify_manager = Arc::downgrade(m);
-        let notify = Arc::new(move |addr: ExecutorAddr| match notify_manager.upgrade() {
-            Some(manager) => manager.stubs.set_target(stub, addr),
-            None => Ok(()),
+        let cell = trampoline_cell.clone();
+        let notify = Arc::new(move |found: Result<ExecutorAddr>| {
+            let Some(manager) = notify_manager.upgrade() else {
+                return found;
+            };
+            let trampoline = cell.get().copied().unwrap_or(ExecutorAddr::NULL);
+            match found {
+                // Repoint only a stub that still points at us: a
+                // redefinition that raced with this first call wins, and
+                // the call continues at its code.
+                Ok(addr) => match manager.stubs.compare_and_set(stub, trampoline, addr)? {
+                    true => Ok(addr),
+                    false => manager.stubs.target(stub),
+                },
+                Err(e) => match manager.stubs.target(stub)? {
+                    current if current != trampoline && !current.is_null() => Ok(current),
+                    _ => Err(e),
+                },
+            }
         });
         let trampoline =
             match m
@@ -192,6 +209,7 @@ impl LazyReexportsUnit {
                     return Err(e);
                 }
             };
+        let _ = trampoline_cell.set(trampoline);
         m.stubs.set_target(stub, trampoline)?;
         let addr = m.stubs.address(stub)?;
         Ok(StubRecord {

@@ -156,6 +156,21 @@ impl IndirectStubsManager {
         Ok(())
     }
 
+    /// Points the stub at `new` only if it still jumps to `expected` (one
+    /// atomic compare-and-swap); returns whether it did.
+    pub fn compare_and_set(
+        &self,
+        id: StubId,
+        expected: ExecutorAddr,
+        new: ExecutorAddr,
+    ) -> Result<bool> {
+        let st = self.state.lock();
+        let slot = Self::slot_of(&st, id)?;
+        Ok(slot
+            .compare_exchange(expected.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok())
+    }
+
     /// Where the stub jumps now.
     pub fn target(&self, id: StubId) -> Result<ExecutorAddr> {
         let st = self.state.lock();

@@ -9,6 +9,9 @@
 //! order; required state Resolved so cycles between objects link; weak
 //! references optional), record the dependencies, apply, finalize, record
 //! the [`LinkedObject`] under the responsibility's tracker, `notify_emitted`.
+//! The external lookup is asynchronous: the link continues in its
+//! completion, so materializing never blocks a dispatcher thread on another
+//! unit (with the in-place dispatcher, that unit may be queued behind it).
 //!
 //! Objects with initializers or finalizers also define a hidden,
 //! side-effects-only `$orc.init.N` symbol: [`ObjectLinkingLayer::run_initializers`]
@@ -17,8 +20,8 @@
 //!
 //! Removing a tracker (or ending the session) runs, for its objects, the
 //! exit handlers their code registered (newest first), then the finalizers
-//! of the initialized ones in reverse order, then unmaps them, through the
-//! session's [`ResourceManager`] hook.
+//! of the initialized ones in reverse add order, then unmaps them, through
+//! the session's [`ResourceManager`] hook.
 //!
 //! Invariants: the layer's lock is never held while JIT'd code runs or
 //! while calling into the session. Dylibs are keyed by name in the layer's
@@ -33,9 +36,10 @@ use parking_lot::Mutex;
 use super::atexit;
 use super::elf::ObjectFile;
 use super::error::LinkError;
+use super::layout::AllocatedObject;
 use super::linked::LinkedObject;
 use crate::{
-    Error, ExecutionSession, ExecutorAddr, JitDylib, JitDylibLookupFlags,
+    Error, ExecutionSession, ExecutorAddr, JitDylib, JitDylibLookupFlags, JitDylibSearchOrder,
     MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
     ResourceTracker, Result, SymbolFlags, SymbolFlagsMap, SymbolLookupFlags, SymbolLookupSet,
     SymbolMap, SymbolName, SymbolState,
@@ -357,13 +361,16 @@ impl ResourceManager for ObjectLinkingLayer {
 }
 
 /// Exit handlers (newest first across the objects), then finalizers in
-/// reverse link order, then unmapping (when the last handle drops). With a
-/// reclaimer, the unmapping waits until no thread that entered JIT'd code
-/// before now is still inside it.
-fn shut_down(records: Vec<Record>, reclaimer: Option<&crate::Reclaimer>) {
+/// reverse add order (the reverse of the order initializers ran in, as
+/// `.fini_array` runs in `ld`'s output; link order differs, since an object
+/// linked as another's dependency finishes first), then unmapping (when
+/// the last handle drops). With a reclaimer, the unmapping waits until no
+/// thread that entered JIT'd code before now is still inside it.
+fn shut_down(mut records: Vec<Record>, reclaimer: Option<&crate::Reclaimer>) {
     if records.is_empty() {
         return;
     }
+    records.sort_by_key(|r| r.id);
     let objects: Vec<&LinkedObject> = records.iter().map(|r| &*r.object).collect();
     // SAFETY: these handlers and finalizers belong to objects whose
     // initializers the user ran (an unsafe call that vouched for their
@@ -401,9 +408,7 @@ impl MaterializationUnit for ObjectUnit {
     }
 
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
-        if let Err(e) = self.link(&mr) {
-            mr.fail(e);
-        }
+        self.link(mr);
     }
 
     fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
@@ -414,9 +419,45 @@ impl MaterializationUnit for ObjectUnit {
 }
 
 impl ObjectUnit {
-    fn link(&self, mr: &MaterializationResponsibility) -> Result<()> {
-        let es = mr.session();
+    /// Allocates and resolves, then looks the externals up without
+    /// blocking: the rest of the link runs when the lookup completes. (A
+    /// blocking lookup would deadlock the in-place dispatcher when this
+    /// object waits on one whose materialization is queued behind it.)
+    fn link(self: Box<Self>, mr: MaterializationResponsibility) {
+        let (alloc, wanted) = match self.allocate_and_resolve(&mr) {
+            Ok(prepared) => prepared,
+            Err(e) => return mr.fail(e),
+        };
         let dylib = mr.target_dylib().clone();
+        let order = match dylib.search_order() {
+            Ok(order) => order,
+            Err(e) => return mr.fail(e),
+        };
+        let lookup = ExternalLookup {
+            es: mr.session(),
+            order,
+            next: 0,
+            remaining: wanted,
+            found: HashMap::new(),
+            deps: Vec::new(),
+            done: Box::new(move |res| {
+                let res = res.and_then(|(found, deps)| self.finish(&mr, alloc, &found, &deps));
+                if let Err(e) = res {
+                    mr.fail(e);
+                }
+            }),
+        };
+        lookup.step();
+    }
+
+    /// Lays the object out and notifies the session of its addresses;
+    /// returns the allocation and the names to look up: the externals, plus
+    /// this object's weak/common definitions that lost to another.
+    fn allocate_and_resolve(
+        &self,
+        mr: &MaterializationResponsibility,
+    ) -> Result<(AllocatedObject, Vec<SymbolName>)> {
+        let es = mr.session();
         let alloc = self
             .object
             .allocate(&self.dropped)
@@ -442,30 +483,35 @@ impl ObjectUnit {
         }
         mr.notify_resolved(&resolved)?;
 
-        // Externals, plus this object's weak/common definitions that lost.
-        let mut wanted: Vec<(SymbolName, SymbolLookupFlags)> = alloc
+        // Every name is looked up as optional: a weak reference found
+        // nowhere binds to 0, and a strong one is reported by the apply
+        // phase, naming the object.
+        let mut wanted: Vec<SymbolName> = alloc
             .external_symbols()
             .iter()
-            .map(|u| {
-                let flags = if u.weak {
-                    SymbolLookupFlags::WeaklyReferencedSymbol
-                } else {
-                    SymbolLookupFlags::RequiredSymbol
-                };
-                (es.intern(&u.name), flags)
-            })
+            .map(|u| es.intern(&u.name))
             .collect();
         for name in alloc.symbols().keys() {
             let interned = es.intern(name);
             if !owned.contains_key(&interned) {
-                wanted.push((interned, SymbolLookupFlags::RequiredSymbol));
+                wanted.push(interned);
             }
         }
-        let (found, deps) = lookup_by_dylib(&es, &dylib, &wanted)?;
-        mr.add_dependencies_for_all(&deps)?;
+        Ok((alloc, wanted))
+    }
 
+    /// Registers the dependencies, applies and finalizes, records the
+    /// linked object under the tracker and notifies emission.
+    fn finish(
+        &self,
+        mr: &MaterializationResponsibility,
+        alloc: AllocatedObject,
+        found: &HashMap<String, ExecutorAddr>,
+        deps: &Dependencies,
+    ) -> Result<()> {
+        mr.add_dependencies_for_all(deps)?;
         let linked = alloc
-            .apply(&found)
+            .apply(found)
             .and_then(|a| a.finalize())
             .map_err(|e| session_error(&e))?;
         let key = mr.resource_key();
@@ -504,33 +550,52 @@ impl ObjectUnit {
 /// Symbols a unit depends on, with the dylib each was found in.
 type Dependencies = Vec<(JitDylib, SymbolName)>;
 
-/// Looks `wanted` up one dylib of the search order at a time (all optional),
+/// What an external lookup delivers: addresses by name, and dependencies.
+type ExternalsResult = Result<(HashMap<String, ExecutorAddr>, Dependencies)>;
+
+/// Looks names up one dylib of the search order at a time (all optional),
 /// so each hit is known to come from that dylib for dependency tracking.
-/// Returns the addresses by name and the dependencies. A required name
-/// found nowhere is left for the apply phase to report (naming the object).
-fn lookup_by_dylib(
-    es: &ExecutionSession,
-    dylib: &JitDylib,
-    wanted: &[(SymbolName, SymbolLookupFlags)],
-) -> Result<(HashMap<String, ExecutorAddr>, Dependencies)> {
-    let mut remaining: Vec<SymbolName> = wanted.iter().map(|(n, _)| n.clone()).collect();
-    let mut found = HashMap::new();
-    let mut deps = Vec::new();
-    for (jd, flags) in dylib.search_order()? {
-        if remaining.is_empty() {
-            break;
+/// Each step is an asynchronous lookup whose completion runs the next; the
+/// last calls `done`. A required name found nowhere is left for the apply
+/// phase to report (naming the object).
+struct ExternalLookup {
+    es: ExecutionSession,
+    order: JitDylibSearchOrder,
+    next: usize,
+    remaining: Vec<SymbolName>,
+    found: HashMap<String, ExecutorAddr>,
+    deps: Dependencies,
+    done: Box<dyn FnOnce(ExternalsResult) + Send>,
+}
+
+impl ExternalLookup {
+    fn step(mut self) {
+        if self.remaining.is_empty() || self.next == self.order.len() {
+            return (self.done)(Ok((self.found, self.deps)));
         }
+        let (jd, flags) = self.order[self.next].clone();
+        self.next += 1;
         let mut set = SymbolLookupSet::new();
-        for name in &remaining {
+        for name in &self.remaining {
             set.add(name.clone(), SymbolLookupFlags::WeaklyReferencedSymbol);
         }
-        let order = vec![(jd.clone(), flags)];
-        let result = es.lookup(&order, set, SymbolState::Resolved)?;
-        for (name, def) in result {
-            found.insert(name.as_str().to_owned(), def.addr);
-            deps.push((jd.clone(), name));
-        }
-        remaining.retain(|n| !found.contains_key(n.as_str()));
+        let es = self.es.clone();
+        es.lookup_async(
+            &vec![(jd.clone(), flags)],
+            set,
+            SymbolState::Resolved,
+            move |res| match res {
+                Err(e) => (self.done)(Err(e)),
+                Ok(result) => {
+                    for (name, def) in result {
+                        self.found.insert(name.as_str().to_owned(), def.addr);
+                        self.deps.push((jd.clone(), name));
+                    }
+                    let found = &self.found;
+                    self.remaining.retain(|n| !found.contains_key(n.as_str()));
+                    self.step();
+                }
+            },
+        );
     }
-    Ok((found, deps))
 }

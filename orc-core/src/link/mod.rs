@@ -40,8 +40,8 @@
 //!   `__dso_handle` are bound inside the linker (a handle per link), never
 //!   looked up. On tracker removal or session end, for the objects going
 //!   away call [`run_atexit_handlers`] (newest first across all of them),
-//!   then each object's [`LinkedObject::run_finalizers`] in reverse link
-//!   order, then drop them. `Drop` alone never runs JIT'd code.
+//!   then each object's [`LinkedObject::run_finalizers`] in the reverse of
+//!   the order their initializers ran in, then drop them. `Drop` alone never runs JIT'd code.
 //!
 //! Architecture invariant: no page is writable and executable at once; only
 //! [`crate::memory`] changes protections.
