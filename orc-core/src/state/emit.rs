@@ -1,20 +1,23 @@
 //! The responsibility side of the state machine: resolution, emission,
 //! dependency tracking and failure.
 //!
-//! Readiness with cycles: an emitted symbol keeps `waiting_on`, the set of
-//! not-yet-emitted symbols it depends on *transitively*, and each of those
-//! keeps it in `dependants`. When a symbol is emitted it is replaced, in the
-//! sets of everything waiting on it, by what it itself waits on. A symbol is
-//! ready when its set is empty, so a cycle of emitted symbols becomes ready
-//! as soon as its last member is emitted. When a not-yet-emitted symbol
-//! fails, everything in its `dependants` fails with it; because the sets are
-//! transitive, no further walk is needed.
+//! Readiness with cycles: symbols emitted together form an emission unit
+//! that keeps `waiting_on`, the set of not-yet-emitted symbols they depend
+//! on *transitively*, and each of those keeps the unit in `dependants`.
+//! When a symbol is emitted it is replaced, in the sets of every unit
+//! waiting on it, by what it itself waits on. A unit is ready when its set
+//! is empty, so a cycle becomes ready as soon as its last member is
+//! emitted. When a not-yet-emitted symbol fails, every unit in its
+//! `dependants` fails with it; because the sets are transitive, no further
+//! walk is needed. Keeping the sets per unit (per object, for a linker)
+//! rather than per symbol keeps big objects that refer to each other
+//! linear.
 
 use std::sync::Arc;
 
 use super::{
-    DylibId, Effects, HashSet, MrId, MrState, SessionState, SymKey, SymbolEntry, UnitCell,
-    UnitEntry, UnitId,
+    DylibId, Effects, EmitUnit, EmitUnitId, HashSet, MrId, MrState, SessionState, SymKey,
+    SymbolEntry, UnitCell, UnitEntry, UnitId,
 };
 use crate::error::{Error, Result};
 use crate::lookup::SymbolState;
@@ -219,111 +222,118 @@ impl SessionState {
             ..
         } = m;
         let own = |k: &SymKey| k.0 == dylib && symbols.contains_key(&k.1);
-        // The shared dependencies are looked at once for the whole group.
-        // A shared dependency on a symbol of this same group needs no
-        // waiting of its own unless some symbol has extra dependencies, in
-        // which case the shared ones are handled symbol by symbol.
-        let per_symbol = !deps.is_empty() && deps_all.iter().any(own);
-        let group_waits = if per_symbol {
-            HashSet::default()
-        } else {
-            // Every member shares these dependencies, so what a member
-            // waits on through them is what the group waits on: members
-            // reached through other emitted symbols are not waited for.
-            let mut waits = self.waits_for(None, deps_all.iter().filter(|k| !own(k)));
-            waits.retain(|k| !own(k));
-            waits
-        };
-        // Emit one symbol at a time: a symbol of this responsibility that is
-        // not yet processed must still look unemitted to the others, or a
-        // dependency through it would be missed.
-        for key in keys {
-            if let Some(entry) = self.entry_mut(&key) {
-                entry.state = SymbolState::Emitted;
-                entry.mr = None;
+        // Symbols with dependencies of their own are emitted one by one,
+        // after the rest, which form one unit sharing the common
+        // dependencies. A shared dependency on a member needs no waiting of
+        // its own (members are emitted together), unless some member has
+        // extra dependencies: then every symbol is emitted on its own.
+        let one_by_one = !deps.is_empty() && deps_all.iter().any(own);
+        let (group, singles): (Vec<SymKey>, Vec<SymKey>) = keys
+            .into_iter()
+            .partition(|k| !one_by_one && !deps.contains_key(&k.1));
+        if !group.is_empty() {
+            for key in &group {
+                self.mark_emitted(key);
             }
+            let waits = self.waits_for(deps_all.iter().filter(|k| !own(k)));
+            self.emit_group(group, waits, fx);
+        }
+        for key in singles {
+            self.mark_emitted(&key);
             let own_deps = deps.remove(&key.1).unwrap_or_default();
-            let mut waits = group_waits.clone();
-            if per_symbol {
-                waits.extend(self.waits_for(Some(&key), own_deps.iter().chain(&deps_all)));
-            } else if !own_deps.is_empty() {
-                waits.extend(self.waits_for(Some(&key), own_deps.iter()));
-            }
-            self.finish_emit(key, waits, fx);
+            let shared = deps_all.iter().filter(|k| one_by_one || !own(k));
+            let waits = self.waits_for(own_deps.iter().chain(shared));
+            self.emit_group(vec![key], waits, fx);
         }
         Ok(())
     }
 
-    /// The not-yet-emitted symbols that `deps` (transitively) wait on,
-    /// leaving out `sym` itself.
-    fn waits_for<'a>(
-        &self,
-        sym: Option<&SymKey>,
-        deps: impl Iterator<Item = &'a SymKey>,
-    ) -> HashSet<SymKey> {
+    fn mark_emitted(&mut self, key: &SymKey) {
+        if let Some(entry) = self.entry_mut(key) {
+            entry.state = SymbolState::Emitted;
+            entry.mr = None;
+        }
+    }
+
+    /// The not-yet-emitted symbols that `deps` (transitively) wait on.
+    fn waits_for<'a>(&self, deps: impl Iterator<Item = &'a SymKey>) -> HashSet<SymKey> {
         let mut waits: HashSet<SymKey> = HashSet::default();
         for dep in deps {
-            if Some(dep) == sym {
-                continue;
-            }
             match self.entry(dep) {
                 None => {}
                 Some(e) if e.state == SymbolState::Ready => {}
                 Some(e) if e.state == SymbolState::Emitted => {
-                    waits.extend(e.waiting_on.iter().cloned())
+                    if let Some(unit) = e.emit_unit.and_then(|u| self.emit_units.get(&u)) {
+                        waits.extend(unit.waiting_on.iter().cloned());
+                    }
                 }
                 Some(_) => {
                     waits.insert(dep.clone());
                 }
             }
         }
-        if let Some(sym) = sym {
-            waits.remove(sym);
-        }
         waits
     }
 
-    /// Records what an emitted symbol waits on, hands its own waiters over
-    /// to that, and makes ready whatever no longer waits on anything.
-    fn finish_emit(&mut self, sym: SymKey, mut waits: HashSet<SymKey>, fx: &mut Effects) {
-        waits.remove(&sym);
-        let mut ready = Vec::new();
-        let dependants = self
-            .entry_mut(&sym)
-            .map(|e| std::mem::take(&mut e.dependants))
-            .unwrap_or_default();
-        for dependant in dependants {
-            let Some(e) = self.entry_mut(&dependant) else {
-                continue;
-            };
-            e.waiting_on.remove(&sym);
-            e.waiting_on
-                .extend(waits.iter().filter(|x| **x != dependant).cloned());
-            if e.waiting_on.is_empty() {
-                ready.push(dependant.clone());
-            }
-            for x in &waits {
-                if *x != dependant {
-                    if let Some(xe) = self.entry_mut(x) {
-                        xe.dependants.insert(dependant.clone());
+    /// Finishes emitting `members` (already marked Emitted) that wait on
+    /// `waits`: units that waited on a member now wait on `waits` instead,
+    /// and whatever no longer waits on anything becomes ready.
+    fn emit_group(&mut self, members: Vec<SymKey>, mut waits: HashSet<SymKey>, fx: &mut Effects) {
+        for m in &members {
+            waits.remove(m);
+        }
+        let mut ready_units = Vec::new();
+        for m in &members {
+            let dependants = self
+                .entry_mut(m)
+                .map(|e| std::mem::take(&mut e.dependants))
+                .unwrap_or_default();
+            for d in dependants {
+                let Some(unit) = self.emit_units.get_mut(&d) else {
+                    continue;
+                };
+                unit.waiting_on.remove(m);
+                unit.waiting_on.extend(waits.iter().cloned());
+                if unit.waiting_on.is_empty() {
+                    ready_units.push(d);
+                }
+                for w in &waits {
+                    if let Some(we) = self.entry_mut(w) {
+                        we.dependants.insert(d);
                     }
                 }
             }
         }
-        for x in &waits {
-            if let Some(xe) = self.entry_mut(x) {
-                xe.dependants.insert(sym.clone());
+        if waits.is_empty() {
+            for m in &members {
+                self.make_ready(m, fx);
             }
+        } else {
+            let id: EmitUnitId = self.fresh();
+            for w in &waits {
+                if let Some(we) = self.entry_mut(w) {
+                    we.dependants.insert(id);
+                }
+            }
+            for m in &members {
+                if let Some(e) = self.entry_mut(m) {
+                    e.emit_unit = Some(id);
+                }
+            }
+            self.emit_units.insert(
+                id,
+                EmitUnit {
+                    members,
+                    waiting_on: waits,
+                },
+            );
         }
-        let now_ready = waits.is_empty();
-        if let Some(e) = self.entry_mut(&sym) {
-            e.waiting_on = waits;
-        }
-        if now_ready {
-            ready.push(sym);
-        }
-        for key in ready {
-            self.make_ready(&key, fx);
+        for d in ready_units {
+            if let Some(unit) = self.emit_units.remove(&d) {
+                for m in &unit.members {
+                    self.make_ready(m, fx);
+                }
+            }
         }
     }
 
@@ -335,11 +345,44 @@ impl SessionState {
             return;
         }
         entry.state = SymbolState::Ready;
-        entry.waiting_on.clear();
+        entry.emit_unit = None;
         let def = entry.def();
         let pending = std::mem::take(&mut entry.pending);
         for qid in pending {
             self.satisfy(qid, &key.1, def, fx);
+        }
+    }
+
+    /// A removed member leaves its unit; an empty unit is dropped.
+    pub(super) fn leave_emit_unit(&mut self, unit: EmitUnitId, key: &SymKey) {
+        let Some(u) = self.emit_units.get_mut(&unit) else {
+            return;
+        };
+        u.members.retain(|m| m != key);
+        if u.members.is_empty() {
+            if let Some(u) = self.emit_units.remove(&unit) {
+                self.detach_unit(unit, &u);
+            }
+        }
+    }
+
+    fn detach_unit(&mut self, id: EmitUnitId, unit: &EmitUnit) {
+        for w in &unit.waiting_on {
+            if let Some(we) = self.entry_mut(w) {
+                we.dependants.remove(&id);
+            }
+        }
+    }
+
+    /// Fails every member of a unit (it waited on something that failed or
+    /// was removed).
+    pub(super) fn fail_emit_unit(&mut self, id: EmitUnitId, err: &Error, fx: &mut Effects) {
+        let Some(unit) = self.emit_units.remove(&id) else {
+            return;
+        };
+        self.detach_unit(id, &unit);
+        for m in &unit.members {
+            self.fail_one(m, err, fx);
         }
     }
 
@@ -368,16 +411,18 @@ impl SessionState {
 
     /// Puts `keys` (and everything waiting on them) in the error state.
     pub(super) fn fail_symbols(&mut self, keys: &[SymKey], err: Error, fx: &mut Effects) {
-        let mut second = Vec::new();
+        let mut units = Vec::new();
         for key in keys {
-            second.extend(self.fail_one(key, &err, fx));
+            units.extend(self.fail_one(key, &err, fx));
         }
-        for key in second {
-            self.fail_one(&key, &err, fx);
+        for unit in units {
+            self.fail_emit_unit(unit, &err, fx);
         }
     }
 
-    fn fail_one(&mut self, key: &SymKey, err: &Error, fx: &mut Effects) -> Vec<SymKey> {
+    /// Puts one symbol in the error state and fails its waiting queries;
+    /// returns the units that waited on it (for the caller to fail).
+    fn fail_one(&mut self, key: &SymKey, err: &Error, fx: &mut Effects) -> Vec<EmitUnitId> {
         let Some(entry) = self.entry_mut(key) else {
             return Vec::new();
         };
@@ -386,13 +431,12 @@ impl SessionState {
         }
         entry.error = Some(err.clone());
         entry.mr = None;
-        let dependants: Vec<SymKey> = std::mem::take(&mut entry.dependants).into_iter().collect();
-        let waiting_on = std::mem::take(&mut entry.waiting_on);
+        let dependants: Vec<EmitUnitId> =
+            std::mem::take(&mut entry.dependants).into_iter().collect();
+        let unit = entry.emit_unit.take();
         let pending = std::mem::take(&mut entry.pending);
-        for x in waiting_on {
-            if let Some(xe) = self.entry_mut(&x) {
-                xe.dependants.remove(key);
-            }
+        if let Some(unit) = unit {
+            self.leave_emit_unit(unit, key);
         }
         for qid in pending {
             self.fail_query(qid, err.clone(), fx);

@@ -45,6 +45,20 @@ struct UnitId(u64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct QueryId(u64);
 
+/// Identifies an emission unit: symbols emitted together that are not
+/// ready yet and share what they wait on.
+pub(crate) type EmitUnitId = u64;
+
+/// Symbols emitted together (one responsibility's, or one symbol with
+/// dependencies of its own) that wait on the same not-yet-emitted symbols.
+/// Tracking readiness per unit rather than per symbol keeps big objects
+/// linear: a unit joins each waited symbol's dependants once.
+pub(crate) struct EmitUnit {
+    members: Vec<SymKey>,
+    /// Not-yet-emitted symbols the members transitively depend on.
+    waiting_on: HashSet<SymKey>,
+}
+
 /// A unit waiting to be materialized. The mutex is the unit's own, never
 /// held together with the session lock, so `discard` and `materialize` run
 /// unlocked and never at the same time.
@@ -67,11 +81,11 @@ struct SymbolEntry {
     tracker: ResourceKey,
     /// Queries waiting for this symbol to reach their required state.
     pending: Vec<QueryId>,
-    /// Not yet emitted: emitted symbols whose readiness waits on this one.
-    dependants: HashSet<SymKey>,
-    /// Emitted but not ready: the not-yet-emitted symbols it transitively
-    /// depends on. Empty means ready.
-    waiting_on: HashSet<SymKey>,
+    /// Not yet emitted: the emission units whose readiness waits on it.
+    dependants: HashSet<EmitUnitId>,
+    /// Emitted but not ready: the emission unit it was emitted in, which
+    /// holds what it still waits on.
+    emit_unit: Option<EmitUnitId>,
 }
 
 impl SymbolEntry {
@@ -86,7 +100,7 @@ impl SymbolEntry {
             tracker,
             pending: Vec::new(),
             dependants: HashSet::default(),
-            waiting_on: HashSet::default(),
+            emit_unit: None,
         }
     }
 
@@ -175,6 +189,7 @@ pub(crate) struct SessionState {
     queries: HashMap<QueryId, QueryState>,
     mrs: HashMap<MrId, MrState>,
     trackers: HashMap<ResourceKey, TrackerState>,
+    emit_units: HashMap<EmitUnitId, EmitUnit>,
 }
 
 impl SessionState {
@@ -188,6 +203,7 @@ impl SessionState {
             queries: HashMap::default(),
             mrs: HashMap::default(),
             trackers: HashMap::default(),
+            emit_units: HashMap::default(),
         }
     }
 
@@ -663,10 +679,8 @@ impl SessionState {
             for qid in entry.pending {
                 self.fail_query(qid, err.clone(), fx);
             }
-            for x in &entry.waiting_on {
-                if let Some(e) = self.entry_mut(x) {
-                    e.dependants.remove(key);
-                }
+            if let Some(unit) = entry.emit_unit {
+                self.leave_emit_unit(unit, key);
             }
             orphaned.extend(entry.dependants);
             if let Some(unit) = entry.unit {
@@ -687,13 +701,14 @@ impl SessionState {
             }
         }
         // Emitted symbols that waited on removed ones can never be ready.
-        orphaned.retain(|k| !keys.contains(k));
         if !orphaned.is_empty() {
             let cause = Error::FailedToMaterialize {
                 symbols: self.qualify(keys),
                 cause: Arc::new(err),
             };
-            self.fail_symbols(&orphaned, cause, fx);
+            for unit in orphaned {
+                self.fail_emit_unit(unit, &cause, fx);
+            }
         }
     }
 
