@@ -328,28 +328,28 @@ fn add_objects(
 }
 
 /// Looks up every symbol the objects define, so every object is linked
-/// (and every undefined reference found) now.
+/// (and every undefined reference found) now. One lookup per object keeps
+/// the lookup sets small (building one deduplicates names pairwise).
 fn materialize_all(
     es: &ExecutionSession,
     main: &JitDylib,
     objects: &[ObjectFile],
 ) -> Result<(), String> {
+    let order = vec![(main.clone(), JitDylibLookupFlags::MatchAllSymbols)];
     let mut seen = HashSet::new();
-    let mut set = SymbolLookupSet::new();
     for object in objects {
-        for d in object.defined_symbols() {
-            if seen.insert(d.name.as_str()) {
-                set.add(
-                    es.intern(&d.name),
-                    orc::core::SymbolLookupFlags::RequiredSymbol,
-                );
-            }
+        let set: SymbolLookupSet = object
+            .defined_symbols()
+            .iter()
+            .filter(|d| seen.insert(d.name.as_str()))
+            .map(|d| es.intern(&d.name))
+            .collect();
+        if !set.is_empty() {
+            es.lookup(&order, set, SymbolState::Ready)
+                .map_err(|e| describe(&e))?;
         }
     }
-    let order = vec![(main.clone(), JitDylibLookupFlags::MatchAllSymbols)];
-    es.lookup(&order, set, SymbolState::Ready)
-        .map(drop)
-        .map_err(|e| describe(&e))
+    Ok(())
 }
 
 /// The entry point's address; it must be a function the inputs define.
