@@ -426,6 +426,19 @@ fn exit_from_jit_code_runs_handlers_and_flushes_like_gcc() {
 }
 
 #[test]
+fn exit_from_a_constructor_like_gcc() {
+    let dir = work_dir("exit-in-ctor");
+    let other = compile(&dir, "exit_in_ctor_other.c", &["-O2"]);
+    let main = compile(&dir, "exit_in_ctor.c", &["-O2"]);
+    tool(&dir, "gcc", &[&other, &main, "-o", "exit-gcc"]);
+    let expected = run(&dir, dir.join("exit-gcc").to_str().unwrap(), &[]).outcome;
+    assert_eq!(expected.status, 7);
+    assert!(expected.stdout.contains("handler"), "{}", expected.stdout);
+    let got = orc_link(&dir, &[&other, &main]);
+    assert_eq!(got.outcome, expected, "stderr:\n{}", got.stderr);
+}
+
+#[test]
 fn cxx_static_constructors_destructors_and_iostream_like_gxx() {
     for opt in ["-O0", "-O2"] {
         let dir = work_dir(&format!("cxx{opt}"));
