@@ -85,8 +85,7 @@ pub(crate) fn link(args: &LinkArgs) -> i32 {
             }
         }
         Err(message) => {
-            // Nothing JIT'd ran, or initializers failed to link: ending
-            // frees the memory and finalizes what was initialized.
+            // Nothing JIT'd ran: ending only frees the memory.
             let _ = es.end_session();
             error(&message)
         }
