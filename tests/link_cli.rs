@@ -59,13 +59,17 @@ fn tool(dir: &Path, program: &str, args: &[&str]) {
     );
 }
 
-/// Compiles `src` (relative to `tests/link_cli/`) into `dir` as `STEM.o`
-/// and returns the object's file name.
+/// Compiles `src` (relative to `tests/link_cli/`) with gcc or g++ into
+/// `dir` as `STEM.o` and returns the object's file name.
 fn compile(dir: &Path, src: &str, flags: &[&str]) -> String {
+    let compiler = if src.ends_with(".cpp") { "g++" } else { "gcc" };
+    compile_with(compiler, dir, src, flags)
+}
+
+fn compile_with(compiler: &str, dir: &Path, src: &str, flags: &[&str]) -> String {
     let path = sources().join(src);
     let stem = Path::new(src).file_stem().unwrap().to_str().unwrap();
     let object = format!("{stem}.o");
-    let compiler = if src.ends_with(".cpp") { "g++" } else { "gcc" };
     let mut args = vec!["-c", "-g0", "-Wall"];
     args.extend_from_slice(flags);
     args.extend_from_slice(&[path.to_str().unwrap(), "-o", &object]);
@@ -124,7 +128,7 @@ struct Calc {
 }
 
 impl Calc {
-    fn build(name: &str, flags: &[&str]) -> Calc {
+    fn build(name: &str, compiler: &str, flags: &[&str]) -> Calc {
         let dir = work_dir(name);
         let mut sources: Vec<String> = std::fs::read_dir(sources().join("calc"))
             .expect("list tests/link_cli/calc")
@@ -135,7 +139,7 @@ impl Calc {
         let mut objects = Vec::new();
         let mut members = Vec::new();
         for src in &sources {
-            let object = compile(&dir, &format!("calc/{src}"), flags);
+            let object = compile_with(compiler, &dir, &format!("calc/{src}"), flags);
             if ARCHIVE_MEMBERS.contains(&src.trim_end_matches(".c")) {
                 members.push(object);
             } else {
@@ -152,12 +156,13 @@ impl Calc {
         Calc { dir, objects }
     }
 
+    /// calc compiled by gcc at `opt` (`-O0` or `-O2`), built once.
     fn at(opt: &str) -> &'static Calc {
         static O0: OnceLock<Calc> = OnceLock::new();
         static O2: OnceLock<Calc> = OnceLock::new();
         match opt {
-            "-O0" => O0.get_or_init(|| Calc::build("calc-O0", &["-O0"])),
-            _ => O2.get_or_init(|| Calc::build("calc-O2", &["-O2"])),
+            "-O0" => O0.get_or_init(|| Calc::build("calc-O0", "gcc", &["-O0"])),
+            _ => O2.get_or_init(|| Calc::build("calc-O2", "gcc", &["-O2"])),
         }
     }
 
@@ -205,6 +210,32 @@ fn calc_matches_gcc_at_o0_and_o2() {
             );
             assert_ne!(expected.status, 0, "calc exits non-zero");
             assert!(expected.stdout.lines().count() > 10, "{}", expected.stdout);
+        }
+    }
+}
+
+/// clang emits other relocations and sections than gcc; gcc still links
+/// the reference executable. (Not -fno-PIC: calc writes to `stderr`, and
+/// writable libc data cannot be reached by 32-bit references from the low
+/// 2 GiB; the linker refuses that with `RelocationOverflow`.)
+#[test]
+fn calc_compiled_by_clang_matches_gcc_link() {
+    for (name, flags) in [
+        ("calc-clang-O2", &["-O2"][..]),
+        ("calc-clang-O0-pic", &["-O0", "-fPIC"]),
+    ] {
+        let calc = Calc::build(name, "clang-19", flags);
+        for args in CALC_ARGS {
+            let expected = calc.gcc(args);
+            let mut link_args = calc.objects();
+            link_args.extend_from_slice(&["libsupport.a", "-lm", "--"]);
+            link_args.extend_from_slice(args);
+            let got = orc_link(&calc.dir, &link_args);
+            assert_eq!(
+                got.outcome, expected,
+                "{name} {args:?}; stderr:\n{}",
+                got.stderr
+            );
         }
     }
 }
@@ -406,6 +437,19 @@ fn exit_from_jit_code_runs_handlers_and_flushes_like_gcc() {
         let got = orc_link(&dir, &[&main, &helper, "--", "a"]);
         assert_eq!(got.outcome, expected, "{opt}; stderr:\n{}", got.stderr);
     }
+}
+
+#[test]
+fn exit_from_a_constructor_like_gcc() {
+    let dir = work_dir("exit-in-ctor");
+    let other = compile(&dir, "exit_in_ctor_other.c", &["-O2"]);
+    let main = compile(&dir, "exit_in_ctor.c", &["-O2"]);
+    tool(&dir, "gcc", &[&other, &main, "-o", "exit-gcc"]);
+    let expected = run(&dir, dir.join("exit-gcc").to_str().unwrap(), &[]).outcome;
+    assert_eq!(expected.status, 7);
+    assert!(expected.stdout.contains("handler"), "{}", expected.stdout);
+    let got = orc_link(&dir, &[&other, &main]);
+    assert_eq!(got.outcome, expected, "stderr:\n{}", got.stderr);
 }
 
 #[test]

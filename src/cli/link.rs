@@ -85,8 +85,7 @@ pub(crate) fn link(args: &LinkArgs) -> i32 {
             }
         }
         Err(message) => {
-            // Nothing JIT'd ran, or initializers failed to link: ending
-            // frees the memory and finalizes what was initialized.
+            // Nothing JIT'd ran: ending only frees the memory.
             let _ = es.end_session();
             error(&message)
         }
@@ -232,15 +231,17 @@ fn is_shared_object(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF") && bytes.get(16..18) == Some(&[3, 0][..])
 }
 
-/// The program, linked and initialized, ready to run.
+/// The program, linked, ready to initialize and run.
 struct Program {
+    layer: Arc<ObjectLinkingLayer>,
+    main: JitDylib,
     entry: ExecutorAddr,
     argv: Vec<CString>,
     libraries: Vec<LoadedLibrary>,
 }
 
-/// Loads the inputs into a new dylib of `es`, links everything and runs the
-/// initializers. `None` under `--noexec`.
+/// Loads the inputs into a new dylib of `es` and links everything. `None`
+/// under `--noexec`.
 fn prepare(
     es: &ExecutionSession,
     args: &LinkArgs,
@@ -282,15 +283,13 @@ fn prepare(
     }
 
     let entry = find_entry(es, &main, &args.entry)?;
-    // SAFETY: the user asked for this program to be run; its initializers
-    // run now, before its entry point, as in a gcc-linked executable.
-    unsafe { layer.run_initializers(&main) }.map_err(fail)?;
-    times.lap("initializers");
     let argv = std::iter::once(first_object.as_os_str())
         .chain(args.program_args.iter().map(|a| a.as_os_str()))
         .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("argument {a:?} contains NUL")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Program {
+        layer,
+        main,
         entry,
         argv,
         libraries,
@@ -328,28 +327,28 @@ fn add_objects(
 }
 
 /// Looks up every symbol the objects define, so every object is linked
-/// (and every undefined reference found) now.
+/// (and every undefined reference found) now. One lookup per object keeps
+/// the lookup sets small (building one deduplicates names pairwise).
 fn materialize_all(
     es: &ExecutionSession,
     main: &JitDylib,
     objects: &[ObjectFile],
 ) -> Result<(), String> {
+    let order = vec![(main.clone(), JitDylibLookupFlags::MatchAllSymbols)];
     let mut seen = HashSet::new();
-    let mut set = SymbolLookupSet::new();
     for object in objects {
-        for d in object.defined_symbols() {
-            if seen.insert(d.name.as_str()) {
-                set.add(
-                    es.intern(&d.name),
-                    orc::core::SymbolLookupFlags::RequiredSymbol,
-                );
-            }
+        let set: SymbolLookupSet = object
+            .defined_symbols()
+            .iter()
+            .filter(|d| seen.insert(d.name.as_str()))
+            .map(|d| es.intern(&d.name))
+            .collect();
+        if !set.is_empty() {
+            es.lookup(&order, set, SymbolState::Ready)
+                .map_err(|e| describe(&e))?;
         }
     }
-    let order = vec![(main.clone(), JitDylibLookupFlags::MatchAllSymbols)];
-    es.lookup(&order, set, SymbolState::Ready)
-        .map(drop)
-        .map_err(|e| describe(&e))
+    Ok(())
 }
 
 /// The entry point's address; it must be a function the inputs define.
@@ -372,9 +371,25 @@ fn find_entry(es: &ExecutionSession, main: &JitDylib, entry: &str) -> Result<Exe
 type EntryFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
 impl Program {
-    /// Calls the entry point, ends the session, returns the entry point's
-    /// result (if the program calls `exit`, this never returns).
+    /// Runs the initializers, calls the entry point, ends the session;
+    /// returns the entry point's result. If the program calls `exit` (from
+    /// an initializer too), this never returns.
     fn run(self, session: ExecutionSession, times: Times) -> i32 {
+        *TEARDOWN.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Teardown { session, times });
+        // SAFETY: the user asked for this program to be run; its initializers
+        // run now, before its entry point, as in a gcc-linked executable.
+        if let Err(e) = unsafe { self.layer.run_initializers(&self.main) } {
+            let _ = take_teardown().map(Teardown::run);
+            return error(&describe(&e));
+        }
+        if let Some(teardown) = TEARDOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            teardown.times.lap("initializers");
+        }
         let mut argv_ptrs: Vec<*mut c_char> = self
             .argv
             .iter()
@@ -382,8 +397,6 @@ impl Program {
             .chain(std::iter::once(std::ptr::null_mut()))
             .collect();
         let argc = c_int::try_from(self.argv.len()).unwrap_or(c_int::MAX);
-        *TEARDOWN.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Teardown { session, times });
         // SAFETY: the entry point is a function of the linked program
         // (checked callable), called as C's `main` with a NULL-terminated
         // argv whose strings outlive the call (kept until the process exits,

@@ -71,6 +71,11 @@ struct LayerState {
     /// `$orc.init.N` names whose objects are gone, for reuse (so adding and
     /// removing objects does not grow the session's name pool).
     free_init_names: Vec<SymbolName>,
+    /// The anchor of every symbol owned by an object being linked or
+    /// linked, by dylib name (see [`ObjectUnit::register_dependencies`]).
+    anchors: HashMap<String, HashMap<SymbolName, SymbolName>>,
+    /// The `anchors` entries made under each tracker, forgotten with it.
+    anchored: HashMap<ResourceKey, Vec<(String, Vec<SymbolName>)>>,
 }
 
 struct Record {
@@ -324,6 +329,13 @@ impl ResourceManager for ObjectLinkingLayer {
             let mut guard = self.inner.state.lock();
             let st = &mut *guard;
             let records = st.linked.remove(&key).unwrap_or_default();
+            for (dylib_name, names) in st.anchored.remove(&key).unwrap_or_default() {
+                if let Some(map) = st.anchors.get_mut(&dylib_name) {
+                    for name in names {
+                        map.remove(&name);
+                    }
+                }
+            }
             // The tracker's symbols have left the dylib: their init names
             // are free, and objects never materialized need no initializing.
             st.free_init_names
@@ -351,6 +363,9 @@ impl ResourceManager for ObjectLinkingLayer {
         let mut st = self.inner.state.lock();
         if let Some(moved) = st.linked.remove(&src) {
             st.linked.entry(dst).or_default().extend(moved);
+        }
+        if let Some(moved) = st.anchored.remove(&src) {
+            st.anchored.entry(dst).or_default().extend(moved);
         }
         for p in st.pending_inits.get_mut(dylib.name()).into_iter().flatten() {
             if p.key == src {
@@ -424,7 +439,7 @@ impl ObjectUnit {
     /// blocking lookup would deadlock the in-place dispatcher when this
     /// object waits on one whose materialization is queued behind it.)
     fn link(self: Box<Self>, mr: MaterializationResponsibility) {
-        let (alloc, wanted) = match self.allocate_and_resolve(&mr) {
+        let (alloc, wanted, anchor) = match self.allocate_and_resolve(&mr) {
             Ok(prepared) => prepared,
             Err(e) => return mr.fail(e),
         };
@@ -441,7 +456,10 @@ impl ObjectUnit {
             found: HashMap::new(),
             deps: Vec::new(),
             done: Box::new(move |res| {
-                let res = res.and_then(|(found, deps)| self.finish(&mr, alloc, &found, &deps));
+                let res = res.and_then(|(found, deps)| {
+                    self.register_dependencies(&mr, anchor.as_ref(), &deps)?;
+                    self.finish(&mr, alloc, &found)
+                });
                 if let Err(e) = res {
                     mr.fail(e);
                 }
@@ -451,12 +469,13 @@ impl ObjectUnit {
     }
 
     /// Lays the object out and notifies the session of its addresses;
-    /// returns the allocation and the names to look up: the externals, plus
-    /// this object's weak/common definitions that lost to another.
+    /// returns the allocation, the names to look up (the externals, plus
+    /// this object's weak/common definitions that lost to another) and the
+    /// object's anchor symbol, registered for the symbols it owns.
     fn allocate_and_resolve(
         &self,
         mr: &MaterializationResponsibility,
-    ) -> Result<(AllocatedObject, Vec<SymbolName>)> {
+    ) -> Result<(AllocatedObject, Vec<SymbolName>, Option<SymbolName>)> {
         let es = mr.session();
         let alloc = self
             .object
@@ -481,6 +500,9 @@ impl ObjectUnit {
                 crate::ExecutorSymbolDef::new(def.addr, *flags),
             );
         }
+        // Before notifying: that may complete lookups whose continuations
+        // register dependencies on these symbols.
+        let anchor = self.register_anchor(mr, &owned);
         mr.notify_resolved(&resolved)?;
 
         // Every name is looked up as optional: a weak reference found
@@ -497,19 +519,78 @@ impl ObjectUnit {
                 wanted.push(interned);
             }
         }
-        Ok((alloc, wanted))
+        Ok((alloc, wanted, anchor))
     }
 
-    /// Registers the dependencies, applies and finalizes, records the
-    /// linked object under the tracker and notifies emission.
+    /// Picks the object's anchor (an owned symbol with an address, else the
+    /// init symbol) and records it as the anchor of every owned symbol, so
+    /// objects linked later can depend on the anchor instead.
+    fn register_anchor(
+        &self,
+        mr: &MaterializationResponsibility,
+        owned: &SymbolFlagsMap,
+    ) -> Option<SymbolName> {
+        let anchor = owned
+            .iter()
+            .find(|(_, flags)| !flags.has_side_effects_only())
+            .or_else(|| owned.iter().next())
+            .map(|(name, _)| name.clone())?;
+        let dylib = mr.target_dylib().name().to_owned();
+        let names: Vec<SymbolName> = owned.keys().cloned().collect();
+        let mut guard = self.layer.state.lock();
+        let st = &mut *guard;
+        let map = st.anchors.entry(dylib.clone()).or_default();
+        for name in &names {
+            map.insert(name.clone(), anchor.clone());
+        }
+        st.anchored
+            .entry(mr.resource_key())
+            .or_default()
+            .push((dylib, names));
+        Some(anchor)
+    }
+
+    /// Records the object's dependencies in the session, once for all its
+    /// symbols (the session keeps them per object and emits the object's
+    /// symbols as one unit). A reference to a symbol of another object of
+    /// this layer becomes a dependency on that object's anchor: its symbols
+    /// are emitted together and are ready together, so readiness is
+    /// unchanged, but dependency sets grow with the number of objects
+    /// referenced rather than the number of symbols.
+    fn register_dependencies(
+        &self,
+        mr: &MaterializationResponsibility,
+        anchor: Option<&SymbolName>,
+        deps: &Dependencies,
+    ) -> Result<()> {
+        let dylib = mr.target_dylib();
+        let mut mapped: Dependencies = Vec::new();
+        {
+            let st = self.layer.state.lock();
+            let mut seen: HashSet<(&str, SymbolName)> = HashSet::new();
+            for (jd, name) in deps {
+                let target = st
+                    .anchors
+                    .get(jd.name())
+                    .and_then(|m| m.get(name))
+                    .unwrap_or(name);
+                let is_self = Some(target) == anchor && jd.name() == dylib.name();
+                if !is_self && seen.insert((jd.name(), target.clone())) {
+                    mapped.push((jd.clone(), target.clone()));
+                }
+            }
+        }
+        mr.add_dependencies_for_all(&mapped)
+    }
+
+    /// Applies and finalizes, records the linked object under the tracker
+    /// and notifies emission.
     fn finish(
         &self,
         mr: &MaterializationResponsibility,
         alloc: AllocatedObject,
         found: &HashMap<String, ExecutorAddr>,
-        deps: &Dependencies,
     ) -> Result<()> {
-        mr.add_dependencies_for_all(deps)?;
         let linked = alloc
             .apply(found)
             .and_then(|a| a.finalize())
