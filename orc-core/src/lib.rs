@@ -35,6 +35,7 @@ mod dispatch;
 mod dylib;
 mod error;
 mod generators;
+mod layer_unit;
 pub mod lazy;
 pub mod link;
 mod lookup;
@@ -54,6 +55,7 @@ pub use dispatch::{Dispatcher, InPlaceDispatcher, Task, ThreadPoolDispatcher};
 pub use dylib::{make_search_order, DefinitionGenerator, JitDylib, JitDylibSearchOrder};
 pub use error::{Error, QualifiedSymbol, Result};
 pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};
+pub use layer_unit::{CompileLayer, LayerUnit};
 pub use lookup::{
     JitDylibLookupFlags, LookupKind, SymbolLookupFlags, SymbolLookupSet, SymbolState,
 };

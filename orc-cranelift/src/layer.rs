@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use orc_core::link::{ObjectFile, ObjectLinkingLayer};
 use orc_core::{
-    Error, JitDylib, MaterializationResponsibility, MaterializationUnit, ResourceTracker, Result,
-    SymbolFlagsMap, SymbolName,
+    CompileLayer, Error, JitDylib, LayerUnit, MaterializationResponsibility, ResourceTracker,
+    Result, SymbolFlagsMap,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -95,12 +95,7 @@ impl CraneliftLayer {
             .into_iter()
             .map(|(name, flags)| (es.intern(&name), flags))
             .collect();
-        let unit = CraneliftUnit {
-            layer: self.clone(),
-            name: module.name().to_owned(),
-            module,
-            symbols,
-        };
+        let unit = LayerUnit::new(self.clone(), module.name().to_owned(), module, symbols);
         dylib.define(Box::new(unit), tracker)
     }
 
@@ -143,30 +138,10 @@ impl std::fmt::Debug for CraneliftLayer {
     }
 }
 
-struct CraneliftUnit {
-    layer: Arc<CraneliftLayer>,
-    name: String,
-    module: Box<dyn CraneliftModule>,
-    symbols: SymbolFlagsMap,
-}
+impl CompileLayer for CraneliftLayer {
+    type Module = Box<dyn CraneliftModule>;
 
-impl MaterializationUnit for CraneliftUnit {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn symbols(&self) -> SymbolFlagsMap {
-        self.symbols.clone()
-    }
-
-    fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
-        let CraneliftUnit { layer, module, .. } = *self;
-        layer.emit(r, module)
-    }
-
-    fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
-        // The function is still compiled (the frontend builds it), but the
-        // symbol is no longer ours: the object's copy loses to the winner.
-        self.symbols.remove(name);
+    fn emit(&self, r: MaterializationResponsibility, module: Self::Module) {
+        CraneliftLayer::emit(self, r, module)
     }
 }

@@ -1,58 +1,13 @@
 //! The tier-0 compiler produces relocatable ELF objects with the declared
 //! symbols, calls by name and unwind info.
 
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_codegen::ir::{types, AbiParam};
 use cranelift_module::{Linkage, Module};
 use object::{Object, ObjectSection, ObjectSymbol};
-use orc_core::SymbolFlags;
 use orc_cranelift::{CompileError, CraneliftCompiler, CraneliftConfig, FnModule, OptLevel};
 
-/// Defines `name(x) = x * 2 + callee(x)` (or `x * 2` without a callee).
-fn define_fn(module: &mut dyn Module, name: &str, callee: Option<&str>) -> Result<(), String> {
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(types::F64));
-    sig.returns.push(AbiParam::new(types::F64));
-    let id = module
-        .declare_function(name, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let callee_id = match callee {
-        Some(c) => Some(
-            module
-                .declare_function(c, Linkage::Import, &sig)
-                .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let frontend_config = module.isa().frontend_config();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let block = b.create_block();
-    b.append_block_params_for_function_params(block);
-    b.switch_to_block(block);
-    b.seal_block(block);
-    let x = b.block_params(block)[0];
-    let two = b.ins().f64const(2.0);
-    let mut v = b.ins().fmul(x, two);
-    if let Some(callee_id) = callee_id {
-        let fref = module.declare_func_in_func(callee_id, b.func);
-        let call = b.ins().call(fref, &[x]);
-        let r = b.inst_results(call)[0];
-        v = b.ins().fadd(v, r);
-    }
-    b.ins().return_(&[v]);
-    b.finalize(frontend_config);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| e.to_string())
-}
-
-fn callable() -> SymbolFlags {
-    SymbolFlags::EXPORTED | SymbolFlags::CALLABLE
-}
+mod support;
+use support::{callable, define_fn};
 
 #[test]
 fn compiles_functions_into_an_object_with_unwind_info() {
@@ -65,8 +20,8 @@ fn compiles_functions_into_an_object_with_unwind_info() {
         "two",
         vec![("leaf".into(), callable()), ("caller".into(), callable())],
         |m| {
-            define_fn(m, "leaf", None)?;
-            define_fn(m, "caller", Some("sin"))
+            define_fn(m, "leaf", 2.0, &[])?;
+            define_fn(m, "caller", 2.0, &["sin"])
         },
     );
     let compiled = compiler.compile(module).unwrap();

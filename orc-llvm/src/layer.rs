@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use orc_core::link::{ObjectFile, ObjectLinkingLayer};
 use orc_core::{
-    Error, JitDylib, MaterializationResponsibility, MaterializationUnit, ResourceTracker, Result,
-    SymbolFlagsMap, SymbolName,
+    CompileLayer, Error, JitDylib, LayerUnit, MaterializationResponsibility, ResourceTracker,
+    Result, SymbolFlagsMap,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -97,12 +97,7 @@ impl LlvmLayer {
             .into_iter()
             .map(|(name, flags)| (es.intern(&name), flags))
             .collect();
-        let unit = LlvmUnit {
-            layer: self.clone(),
-            name: module.name().to_owned(),
-            module,
-            symbols,
-        };
+        let unit = LayerUnit::new(self.clone(), module.name().to_owned(), module, symbols);
         dylib.define(Box::new(unit), tracker)
     }
 
@@ -161,30 +156,10 @@ impl std::fmt::Debug for LlvmLayer {
     }
 }
 
-struct LlvmUnit {
-    layer: Arc<LlvmLayer>,
-    name: String,
-    module: Box<dyn LlvmModule>,
-    symbols: SymbolFlagsMap,
-}
+impl CompileLayer for LlvmLayer {
+    type Module = Box<dyn LlvmModule>;
 
-impl MaterializationUnit for LlvmUnit {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn symbols(&self) -> SymbolFlagsMap {
-        self.symbols.clone()
-    }
-
-    fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
-        let LlvmUnit { layer, module, .. } = *self;
-        layer.emit(r, module)
-    }
-
-    fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
-        // The module still defines the symbol, but the session chose
-        // another definition: the object's copy loses to the winner.
-        self.symbols.remove(name);
+    fn emit(&self, r: MaterializationResponsibility, module: Self::Module) {
+        LlvmLayer::emit(self, r, module)
     }
 }

@@ -88,18 +88,7 @@ impl SessionState {
             .filter(|(n, f)| !f.has_side_effects_only() && !resolved.contains_key(*n))
             .map(|(n, _)| n.clone())
             .collect();
-        let mut unexpected: Vec<SymbolName> = resolved
-            .keys()
-            .filter(|n| !m.symbols.contains_key(*n))
-            .cloned()
-            .collect();
-        if !unexpected.is_empty() {
-            unexpected.sort();
-            return Err(Error::UnexpectedSymbolDefinitions {
-                unit: m.unit_name.to_string(),
-                symbols: unexpected,
-            });
-        }
+        check_owned(m, resolved.keys())?;
         if !missing.is_empty() {
             missing.sort();
             return Err(Error::MissingSymbolDefinitions {
@@ -447,18 +436,7 @@ impl SessionState {
     /// Splits `names` off into a new responsibility.
     pub(crate) fn delegate(&mut self, mr: MrId, names: &[SymbolName]) -> Result<MrId> {
         let m = self.live_mr(mr)?;
-        let mut foreign: Vec<SymbolName> = names
-            .iter()
-            .filter(|n| !m.symbols.contains_key(*n))
-            .cloned()
-            .collect();
-        if !foreign.is_empty() {
-            foreign.sort();
-            return Err(Error::UnexpectedSymbolDefinitions {
-                unit: m.unit_name.to_string(),
-                symbols: foreign,
-            });
-        }
+        check_owned(m, names.iter())?;
         let new_id = MrId(self.fresh());
         let Some(m) = self.mrs.get_mut(&mr) else {
             return Err(Error::SessionEnded);
@@ -501,18 +479,7 @@ impl SessionState {
         let m = self.live_mr(mr)?;
         let dylib = m.dylib;
         let tracker = m.tracker;
-        let mut foreign: Vec<SymbolName> = symbols
-            .keys()
-            .filter(|n| !m.symbols.contains_key(*n))
-            .cloned()
-            .collect();
-        if !foreign.is_empty() {
-            foreign.sort();
-            return Err(Error::UnexpectedSymbolDefinitions {
-                unit: m.unit_name.to_string(),
-                symbols: foreign,
-            });
-        }
+        check_owned(m, symbols.keys())?;
         for name in symbols.keys() {
             if self.entry(&(dylib, name.clone())).map(|e| e.state)
                 != Some(SymbolState::Materializing)
@@ -605,4 +572,21 @@ impl SessionState {
         };
         self.fail_mr(mr, cause, fx);
     }
+}
+
+/// `UnexpectedSymbolDefinitions` (sorted) for any of `names` that `m` does
+/// not own.
+fn check_owned<'a>(m: &MrState, names: impl Iterator<Item = &'a SymbolName>) -> Result<()> {
+    let mut foreign: Vec<SymbolName> = names
+        .filter(|n| !m.symbols.contains_key(*n))
+        .cloned()
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    Err(Error::UnexpectedSymbolDefinitions {
+        unit: m.unit_name.to_string(),
+        symbols: foreign,
+    })
 }
