@@ -133,6 +133,11 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The JIT linker rejected an object (malformed, unsupported
+    /// relocation, undefined symbol...); the linker's error says which
+    /// object, section and symbol.
+    #[error(transparent)]
+    Link(Arc<crate::link::LinkError>),
     /// Any other failure, from a layer, generator or user unit.
     #[error("{message}")]
     Other {

@@ -91,15 +91,8 @@ struct PendingInit {
 }
 
 /// Turns an engine error into the session's error type.
-fn session_error(e: &LinkError) -> Error {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::other(message)
+fn session_error(e: LinkError) -> Error {
+    Error::Link(Arc::new(e))
 }
 
 impl ObjectLinkingLayer {
@@ -133,7 +126,7 @@ impl ObjectLinkingLayer {
         bytes: Vec<u8>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<()> {
-        let object = ObjectFile::parse(name, bytes).map_err(|e| session_error(&e))?;
+        let object = ObjectFile::parse(name, bytes).map_err(session_error)?;
         self.add(dylib, object, tracker)
     }
 
@@ -477,10 +470,7 @@ impl ObjectUnit {
         mr: &MaterializationResponsibility,
     ) -> Result<(AllocatedObject, Vec<SymbolName>, Option<SymbolName>)> {
         let es = mr.session();
-        let alloc = self
-            .object
-            .allocate(&self.dropped)
-            .map_err(|e| session_error(&e))?;
+        let alloc = self.object.allocate(&self.dropped).map_err(session_error)?;
 
         // Resolved: every owned symbol's address.
         let owned = mr.symbols();
@@ -594,7 +584,7 @@ impl ObjectUnit {
         let linked = alloc
             .apply(found)
             .and_then(|a| a.finalize())
-            .map_err(|e| session_error(&e))?;
+            .map_err(session_error)?;
         let key = mr.resource_key();
         self.layer
             .state
