@@ -914,3 +914,23 @@ fn shared_dependency_waiting_on_the_group_itself_becomes_ready() {
         );
     }
 }
+
+#[test]
+fn linker_errors_reach_the_session_user_structured() {
+    use orc_core::link::{LinkError, ObjectLinkingLayer};
+    let es = ExecutionSession::new();
+    let jd = es.create_jit_dylib("main").unwrap();
+    let layer = ObjectLinkingLayer::new(&es);
+    let err = layer
+        .add_bytes(&jd, "truncated.o", b"\x7fELF\x02\x01".to_vec(), None)
+        .unwrap_err();
+    match &err {
+        Error::Link(link) => assert!(matches!(**link, LinkError::Malformed { .. }), "{link}"),
+        other => panic!("expected Error::Link, got {other:?}"),
+    }
+    assert!(err.to_string().contains("truncated.o"), "{err}");
+    // The session is still usable.
+    jd.define(abs(&es, "ok", 0x10, SymbolFlags::EXPORTED), None)
+        .unwrap();
+    assert_eq!(jd.lookup_symbol("ok").unwrap().addr, ExecutorAddr(0x10));
+}
