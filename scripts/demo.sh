@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build -q --release --bin orc --example kaleidoscope_embed
 orc=${CARGO_TARGET_DIR:-target}/release/orc
-for tier in 0 1; do
+for tier in 0 1 adaptive; do
   echo "== orc run examples/demo.kal --tier $tier"
   "$orc" run --tier "$tier" --print-results examples/demo.kal
   echo "== orc run examples/demo.kal --tier $tier --eager"
