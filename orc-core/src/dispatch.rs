@@ -16,13 +16,14 @@ use parking_lot::{Condvar, Mutex};
 
 /// A unit of work for a dispatcher.
 pub struct Task {
-    description: String,
+    /// Shared, so describing a materialization costs no allocation.
+    description: Arc<str>,
     work: Box<dyn FnOnce() + Send>,
 }
 
 impl Task {
     /// A task that runs `work`; `description` names it for diagnostics.
-    pub fn new(description: impl Into<String>, work: impl FnOnce() + Send + 'static) -> Self {
+    pub fn new(description: impl Into<Arc<str>>, work: impl FnOnce() + Send + 'static) -> Self {
         Task {
             description: description.into(),
             work: Box::new(work),

@@ -346,7 +346,8 @@ impl SessionInner {
             let jd = JitDylib::from_parts(self.clone(), pm.dylib, dylib_name);
             let mr = MaterializationResponsibility::new(self.clone(), pm.mr, jd, pm.tracker);
             let cell = pm.cell;
-            let task = Task::new(format!("materialize {}", pm.unit_name), move || {
+            // The unit's name describes the task (shared, not formatted).
+            let task = Task::new(pm.unit_name.clone(), move || {
                 let unit = cell.lock().take();
                 match unit {
                     Some(unit) => unit.materialize(mr),

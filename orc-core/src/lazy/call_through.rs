@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::lookup::{JitDylibLookupFlags, SymbolLookupSet, SymbolState};
 use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
 use crate::session::ExecutionSession;
-use crate::symbol::{ExecutorAddr, SymbolName};
+use crate::symbol::{ExecutorAddr, FastHash, SymbolName};
 
 /// The exit status of a process whose lazy compile failed with no failure
 /// handler set (EX_SOFTWARE).
@@ -60,7 +60,7 @@ struct Inner {
     session: ExecutionSession,
     reentry: OnceLock<LinkMemory>,
     pool: Mutex<TrampolinePool>,
-    landings: RwLock<HashMap<u64, Landing>>,
+    landings: RwLock<HashMap<u64, Landing, FastHash>>,
     failure_handler: RwLock<Option<ExecutorAddr>>,
     per_block: usize,
 }
@@ -80,7 +80,7 @@ impl LazyCallThroughManager {
             session: session.clone(),
             reentry: OnceLock::new(),
             pool: Mutex::new(TrampolinePool::default()),
-            landings: RwLock::new(HashMap::new()),
+            landings: RwLock::new(HashMap::default()),
             failure_handler: RwLock::new(None),
             per_block: page_size() / HostArch::TRAMPOLINE_SIZE,
         });

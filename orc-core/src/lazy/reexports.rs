@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::reexports::SymbolAliasMap;
 use crate::responsibility::MaterializationResponsibility;
 use crate::session::ExecutionSession;
-use crate::symbol::{ExecutorAddr, ExecutorSymbolDef, SymbolFlagsMap, SymbolMap, SymbolName};
+use crate::symbol::{
+    ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlagsMap, SymbolMap, SymbolName,
+};
 use crate::tracker::{ResourceKey, ResourceManager};
 use crate::unit::MaterializationUnit;
 
@@ -34,8 +36,8 @@ struct StubRecord {
 
 #[derive(Default)]
 struct Records {
-    by_name: HashMap<(JitDylib, SymbolName), StubRecord>,
-    by_key: HashMap<ResourceKey, Vec<(JitDylib, SymbolName)>>,
+    by_name: HashMap<(JitDylib, SymbolName), StubRecord, FastHash>,
+    by_key: HashMap<ResourceKey, Vec<(JitDylib, SymbolName)>, FastHash>,
 }
 
 /// Owns the stubs and trampolines of lazy re-exports. See the module docs.
