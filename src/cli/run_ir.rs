@@ -45,8 +45,13 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let path = args.file.display().to_string();
     let program = match IrProgram::load(&path) {
         Ok(p) => p,
-        Err(e) => {
+        // LLVM's diagnostic already reads `FILE:LINE:COL: error: ...`.
+        Err(e @ orc_llvm_ir::IrError::Invalid(_)) => {
             eprintln!("{e}");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("orc: error: {e}");
             return 1;
         }
     };
