@@ -8,9 +8,12 @@
 //! unique external name so units can refer to each other's, turns
 //! `linkonce` definitions into `weak` ones (so the optimizer of the data unit
 //! cannot drop a definition another unit needs), and returns the prepared
-//! bitcode with the module's interface. Each unit then re-parses that
-//! bitcode in its compile thread's own context ([`function_unit`],
-//! [`globals_unit`]) and deletes what it does not own. Because every module
+//! bitcode with the module's interface. Each unit then reads that bitcode
+//! in its compile thread's own context ([`function_unit`],
+//! [`globals_unit`]) and deletes what it does not own. A function unit
+//! reads it lazily: globals, constants and metadata, and only its own
+//! function's body (the other bodies are deleted unread), which is what
+//! keeps a lazy run's per-function cost low. Because every module
 //! edited here is parsed inside these functions, no caller can hold a handle
 //! to a global that gets deleted: the API is safe.
 //!
@@ -23,6 +26,7 @@ use std::ffi::{c_char, c_uint, CString};
 use std::sync::Arc;
 
 use inkwell::context::Context;
+use inkwell::llvm_sys::bit_reader::LLVMGetBitcodeModuleInContext2;
 use inkwell::llvm_sys::comdat::LLVMSetComdat;
 use inkwell::llvm_sys::core::*;
 use inkwell::llvm_sys::prelude::{LLVMModuleRef, LLVMValueRef};
@@ -202,8 +206,81 @@ pub fn function_unit<'ctx>(
     function: &str,
     body_name: &str,
 ) -> Result<Module<'ctx>, String> {
-    let module = parse(context, name, bitcode)?;
+    let module = parse_lazily(context, name, bitcode)?;
     let m = module.as_mut_ptr();
+    let target = function_list(m)
+        .into_iter()
+        .find(|&f| !is_declaration(f) && name_of(f) == function)
+        .ok_or_else(|| format!("module '{name}' does not define function '{function}'"))?;
+    materialize(m, target);
+    // SAFETY: `module` was parsed just above; no handle to any of its
+    // globals exists outside this call. The other function bodies are
+    // still unread: they are deleted unread, which is what makes this
+    // cheap (only `target`'s body is ever parsed).
+    unsafe { keep_only_function(m, name, function, body_name)? };
+    Ok(module)
+}
+
+/// Reads the bitcode `bytes` lazily into `context`: globals, constants
+/// and metadata now, each function body only when materialized.
+fn parse_lazily<'ctx>(
+    context: &'ctx Context,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Module<'ctx>, String> {
+    let cname = CString::new(name.replace('\0', "")).unwrap_or_default();
+    let mut raw: LLVMModuleRef = std::ptr::null_mut();
+    // SAFETY: the buffer copies `bytes`; on success the module takes
+    // ownership of it (lazy reading keeps it), on failure it is disposed of
+    // here. `context.raw()` is a live context.
+    let failed = unsafe {
+        let buffer = LLVMCreateMemoryBufferWithMemoryRangeCopy(
+            bytes.as_ptr().cast::<c_char>(),
+            bytes.len(),
+            cname.as_ptr(),
+        );
+        let failed = LLVMGetBitcodeModuleInContext2(context.raw(), buffer, &mut raw) != 0;
+        if failed {
+            LLVMDisposeMemoryBuffer(buffer);
+        }
+        failed
+    };
+    if failed || raw.is_null() {
+        return Err(format!("{name}: error: cannot read the prepared bitcode"));
+    }
+    // SAFETY: `raw` is a new module of `context`, owned by nobody else.
+    Ok(unsafe { Module::new(raw) })
+}
+
+/// Reads the body of `f`, a function of the lazily read module `m`
+/// (a no-op for a body already read). LLVM's C API materializes a
+/// function when a legacy function pass manager runs on it; this one has
+/// no passes.
+fn materialize(m: LLVMModuleRef, f: LLVMValueRef) {
+    // SAFETY: `m` is a live module and `f` one of its functions; the pass
+    // manager is created, used and disposed of here.
+    unsafe {
+        let fpm = LLVMCreateFunctionPassManagerForModule(m);
+        LLVMInitializeFunctionPassManager(fpm);
+        LLVMRunFunctionPassManager(fpm, f);
+        LLVMFinalizeFunctionPassManager(fpm);
+        LLVMDisposePassManager(fpm);
+    }
+}
+
+/// The edit of [`function_unit`] on `m`: keeps `function`'s body as
+/// `body_name`, every other definition becomes a declaration, appending
+/// tables are dropped, and so are declarations nothing uses.
+///
+/// # Safety
+/// `m` is a live module and no caller holds a handle to any of its globals
+/// (they may be deleted).
+unsafe fn keep_only_function(
+    m: LLVMModuleRef,
+    name: &str,
+    function: &str,
+    body_name: &str,
+) -> Result<(), String> {
     let target = function_list(m)
         .into_iter()
         .find(|&f| !is_declaration(f) && name_of(f) == function)
@@ -240,7 +317,26 @@ pub fn function_unit<'ctx>(
         LLVMSetVisibility(target, LLVMVisibility::LLVMDefaultVisibility);
         LLVMSetComdat(target, std::ptr::null_mut());
     }
-    Ok(module)
+    // Declarations without uses only cost parsing and symbol-table time in
+    // later stages: drop them (the body's references are all uses).
+    for f in function_list(m) {
+        // SAFETY: `f` is a live function of `m`; an unused declaration can
+        // be erased and no handle to it survives.
+        unsafe {
+            if f != target && is_declaration(f) && LLVMGetFirstUse(f).is_null() {
+                LLVMDeleteFunction(f);
+            }
+        }
+    }
+    for g in global_list(m) {
+        // SAFETY: as above, for global variables.
+        unsafe {
+            if is_declaration(g) && LLVMGetFirstUse(g).is_null() {
+                LLVMDeleteGlobal(g);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses a prepared module (from [`plan`]) into `context` and keeps only
