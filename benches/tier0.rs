@@ -4,8 +4,8 @@
 //!   writer, our linker and the session lookup, on a generated
 //!   2,000-function program, one object per function (the lazy path) and
 //!   one object for all (the eager path);
-//! - wall time of `orc run` for each shared Kaleidoscope program, lazy and
-//!   eager (the other tiers join this table when they exist).
+//! - wall time of `orc run` for each shared Kaleidoscope program under
+//!   tier 0 (lazy and eager), tier 1 and adaptive, with tier 0 / tier 1.
 //!
 //! Run with `cargo bench --bench tier0`.
 
@@ -98,19 +98,25 @@ fn main() {
     programs.sort();
     println!("orc run wall time (best of 5):");
     println!(
-        "  {:<16} {:>12} {:>12}",
-        "program", "tier 0", "tier 0 eager"
+        "  {:<12} {:>9} {:>12} {:>9} {:>9} {:>9}",
+        "program", "tier 0", "tier 0 eager", "tier 1", "adaptive", "t0 / t1"
     );
     for prog in programs {
         let path = prog.to_str().unwrap();
         let lazy = time_orc(&["run", "--tier", "0", path], 5);
         let eager = time_orc(&["run", "--tier", "0", "--eager", path], 5);
+        let t1 = time_orc(&["run", "--tier", "1", path], 5);
+        let adaptive = time_orc(&["run", "--tier", "adaptive", path], 5);
         let name = prog.file_stem().unwrap().to_string_lossy();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "  {:<16} {:>9.1} ms {:>9.1} ms",
+            "  {:<12} {:>6.1} ms {:>9.1} ms {:>6.1} ms {:>6.1} ms {:>8.2}x",
             name,
-            lazy.as_secs_f64() * 1e3,
-            eager.as_secs_f64() * 1e3
+            ms(lazy),
+            ms(eager),
+            ms(t1),
+            ms(adaptive),
+            lazy.as_secs_f64() / t1.as_secs_f64()
         );
     }
 }
