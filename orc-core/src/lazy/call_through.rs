@@ -242,12 +242,16 @@ impl Inner {
             return handler.0;
         }
         eprintln!("orc: error: lazy compile of '{what}' failed: {err}");
-        // SAFETY: fflush(NULL) flushes every C stdio stream; it is always
-        // safe to call.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: fflush(NULL) flushes every C stdio stream, then `_exit`
+        // ends the process at once: no atexit handlers or static
+        // destructors run while other threads (compiles in the background)
+        // may still be using what they would destroy.
         unsafe {
             libc::fflush(std::ptr::null_mut());
+            libc::_exit(LAZY_COMPILE_FAILURE_EXIT_CODE)
         }
-        std::process::exit(LAZY_COMPILE_FAILURE_EXIT_CODE)
     }
 }
 
