@@ -276,59 +276,128 @@ fn kept_functions(
 
 /// Which unit each function definition of `m` belongs to, as a map from
 /// definition to the function whose unit holds it (itself for a function
-/// with a unit of its own). A local function joins another's unit when all
-/// its uses are direct calls and all its callers (itself aside) are in that
-/// unit; definitions without an entry (`available_externally` ones) belong
-/// to no unit.
+/// with a unit of its own); definitions without an entry
+/// (`available_externally` ones) belong to no unit.
+///
+/// A function is a root of the call graph when it may be entered from
+/// outside the module's direct calls: it is not local, its address is
+/// taken, or it is called from a function that is in no unit. A local
+/// function joins the unit of the root that dominates it in the call graph
+/// (every chain of direct calls reaching it passes through that root; it
+/// then has only callers in that unit). A local function that no single
+/// root dominates (callers in several units) gets its own unit, which the
+/// local functions it dominates join in turn.
 fn unit_owners(m: LLVMModuleRef) -> HashMap<LLVMValueRef, LLVMValueRef> {
-    let mut owner = HashMap::new();
-    let mut candidates = Vec::new();
-    for f in function_list(m) {
-        if is_declaration(f) || linkage_of(f) == LLVMLinkage::LLVMAvailableExternallyLinkage {
-            continue;
-        }
+    let defs: Vec<LLVMValueRef> = function_list(m)
+        .into_iter()
+        .filter(|&f| {
+            !is_declaration(f) && linkage_of(f) != LLVMLinkage::LLVMAvailableExternallyLinkage
+        })
+        .collect();
+    // Node 0 is the virtual entry, node `i + 1` is `defs[i]`.
+    let index: HashMap<LLVMValueRef, usize> =
+        defs.iter().enumerate().map(|(i, &f)| (f, i + 1)).collect();
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); defs.len() + 1];
+    for (i, &f) in defs.iter().enumerate() {
         let local = matches!(
             linkage_of(f),
             LLVMLinkage::LLVMPrivateLinkage | LLVMLinkage::LLVMInternalLinkage
         );
-        match direct_callers(f).filter(|_| local) {
-            Some(mut callers) => {
-                callers.remove(&f);
-                if callers.is_empty() {
-                    owner.insert(f, f);
+        let callers: Option<Vec<usize>> = direct_callers(f)
+            .filter(|_| local)
+            .and_then(|callers| callers.iter().map(|c| index.get(c).copied()).collect());
+        preds[i + 1] = match callers {
+            Some(callers) => callers.into_iter().filter(|&c| c != i + 1).collect(),
+            None => vec![0],
+        };
+    }
+    let idom = loop {
+        let (idom, unreached) = dominators(&preds);
+        if unreached.is_empty() {
+            break idom;
+        }
+        // Functions no root reaches (dead local code, e.g. an unused
+        // recursive pair) become roots.
+        for n in unreached {
+            preds[n] = vec![0];
+        }
+    };
+    defs.iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let mut n = i + 1;
+            while idom[n] != 0 {
+                n = idom[n];
+            }
+            (f, defs[n - 1])
+        })
+        .collect()
+}
+
+/// The immediate dominators of the graph given by `preds` (node 0 is the
+/// entry), by Cooper, Harvey and Kennedy's iterative algorithm, and the
+/// nodes the entry does not reach (their entry is meaningless).
+fn dominators(preds: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) {
+    let n = preds.len();
+    let mut succs = vec![Vec::new(); n];
+    for (node, ps) in preds.iter().enumerate() {
+        for &p in ps {
+            succs[p].push(node);
+        }
+    }
+    // Postorder numbers by an iterative depth-first walk from the entry.
+    let mut post = vec![usize::MAX; n];
+    let mut order = Vec::with_capacity(n);
+    let mut visited = vec![false; n];
+    let mut stack = vec![(0usize, 0usize)];
+    visited[0] = true;
+    while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+        if let Some(&s) = succs[node].get(*next) {
+            *next += 1;
+            if !visited[s] {
+                visited[s] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            post[node] = order.len();
+            order.push(node);
+            stack.pop();
+        }
+    }
+    let mut idom = vec![usize::MAX; n];
+    idom[0] = 0;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &node in order.iter().rev().filter(|&&node| node != 0) {
+            let mut new = usize::MAX;
+            for &p in &preds[node] {
+                if idom[p] == usize::MAX {
+                    continue;
+                }
+                new = if new == usize::MAX {
+                    p
                 } else {
-                    candidates.push((f, callers));
-                }
+                    let (mut a, mut b) = (p, new);
+                    while a != b {
+                        while post[a] < post[b] {
+                            a = idom[a];
+                        }
+                        while post[b] < post[a] {
+                            b = idom[b];
+                        }
+                    }
+                    a
+                };
             }
-            None => {
-                owner.insert(f, f);
+            if new != idom[node] {
+                idom[node] = new;
+                changed = true;
             }
         }
     }
-    // Settle candidates whose callers all have a unit, until none changes;
-    // candidates left (e.g. in a cycle of local functions, or called from an
-    // `available_externally` function) get their own unit.
-    loop {
-        let before = candidates.len();
-        candidates.retain(|(f, callers)| {
-            let mut roots = callers.iter().map(|c| owner.get(c).copied());
-            let first = roots.next().flatten();
-            match first {
-                Some(root) if roots.all(|r| r == Some(root)) => {
-                    owner.insert(*f, root);
-                    false
-                }
-                _ => true,
-            }
-        });
-        if candidates.len() == before {
-            break;
-        }
-    }
-    for (f, _) in candidates {
-        owner.insert(f, f);
-    }
-    owner
+    let unreached = (0..n).filter(|&node| !visited[node]).collect();
+    (idom, unreached)
 }
 
 /// The functions that call `f` directly, or `None` if some use of `f` is

@@ -1,5 +1,6 @@
 //! The coarse lazy split: local functions called only from one unit are
-//! members of it (no unit of their own), the rest keep their own unit, and a
+//! members of it (no unit of their own, even when mutually recursive), the
+//! rest keep their own unit (and take their own exclusive helpers), and a
 //! unit with members is a valid module defining them as internal functions.
 
 use orc_llvm::inkwell::context::Context;
@@ -20,7 +21,22 @@ define internal i32 @leaf(i32 %x) {
 }
 
 define internal i32 @shared(i32 %x) {
+  %y = call i32 @shared_leaf(i32 %x)
+  ret i32 %y
+}
+
+define internal i32 @shared_leaf(i32 %x) {
   ret i32 %x
+}
+
+define internal i32 @dead_a(i32 %x) {
+  %r = call i32 @dead_b(i32 %x)
+  ret i32 %r
+}
+
+define internal i32 @dead_b(i32 %x) {
+  %r = call i32 @dead_a(i32 %x)
+  ret i32 %r
 }
 
 define internal i32 @taken(i32 %x) {
@@ -34,7 +50,8 @@ define internal i32 @even(i32 %x) {
 
 define internal i32 @odd(i32 %x) {
   %r = call i32 @even(i32 %x)
-  ret i32 %r
+  %s = call i32 @shared(i32 %r)
+  ret i32 %s
 }
 
 define internal i32 @self_rec(i32 %x) {
@@ -69,20 +86,27 @@ fn static_helpers_called_from_one_unit_have_no_unit() {
         .iter()
         .map(|f| f.source_name.as_str())
         .collect();
-    // `helper` and `leaf` (called only by `helper`) and `self_rec` join
-    // `main`; `shared` (two units), `taken` (address taken) and the
-    // mutually recursive pair keep their own units.
-    assert_eq!(units, ["shared", "taken", "even", "odd", "other", "main"]);
+    // `helper`, `leaf` (called only by `helper`), the mutually recursive
+    // pair and `self_rec` join `main`; `shared` (called from two units, one
+    // of them through the member `odd`) keeps its own unit, which its own
+    // helper joins; so do `taken` (address taken) and the dead pair.
+    assert_eq!(
+        units,
+        ["shared", "dead_a", "dead_b", "taken", "other", "main"]
+    );
     let main = unit(&plan.functions, "main").unwrap();
     let members: Vec<&str> = main
         .members
         .iter()
         .map(|m| m.rsplit('.').next().unwrap())
         .collect();
-    assert_eq!(members, ["helper", "leaf", "self_rec"]);
+    assert_eq!(members, ["helper", "leaf", "even", "odd", "self_rec"]);
     assert!(main.members.iter().all(|m| m.starts_with("__orc_local.t.")));
+    let shared = unit(&plan.functions, "shared").unwrap();
+    assert_eq!(shared.members.len(), 1);
+    assert!(shared.members[0].ends_with(".shared_leaf"));
     for f in &plan.functions {
-        if f.source_name != "main" {
+        if !["main", "shared"].contains(&f.source_name.as_str()) {
             assert!(f.members.is_empty(), "{} has members", f.source_name);
         }
     }
