@@ -3,6 +3,15 @@
 //! `llvm.global_dtors`, aliases of variables) in one unit, and each function
 //! definition in a unit of its own whose other globals are declarations.
 //!
+//! Units are coarser than one per function where laziness cannot gain
+//! anything: a local function whose every use is a direct call (its address
+//! is never taken) and whose callers all belong to one unit joins that unit
+//! as a member (transitively: a helper called only by a member joins the
+//! same unit). Members get no unit, no stub and no symbol of their own:
+//! they are internal definitions of their unit, so the optimizer may inline
+//! them. Local functions called from several units, exported functions and
+//! any function whose address is taken keep their own unit.
+//!
 //! The split works on serialized IR. [`plan`] parses and verifies a module
 //! once, gives every local (private or internal) and unnamed global a
 //! unique external name so units can refer to each other's, turns
@@ -21,7 +30,7 @@
 //! reaches other units' symbols through the GOT or a PLT stub and the JIT
 //! linker may place units anywhere.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_uint, CString};
 use std::sync::Arc;
 
@@ -66,6 +75,10 @@ pub struct PlannedFunction {
     /// lazy loader should compile these when they are first referenced
     /// rather than on first call.
     pub runs_at_exit: bool,
+    /// The local functions compiled in this function's unit (prepared
+    /// names, module order): called only from this unit, they have no unit,
+    /// stub or symbol of their own.
+    pub members: Vec<String>,
 }
 
 /// A module prepared for splitting, and what it defines.
@@ -73,8 +86,10 @@ pub struct PlannedFunction {
 pub struct PartitionPlan {
     /// The prepared module as bitcode, shared by all its units.
     pub bitcode: Arc<[u8]>,
-    /// The function definitions (`available_externally` ones excluded: they
-    /// are declarations in every unit), in module order.
+    /// The function definitions that get a unit of their own
+    /// (`available_externally` ones excluded: they are declarations in every
+    /// unit; so are the [`PlannedFunction::members`] of another unit), in
+    /// module order.
     pub functions: Vec<PlannedFunction>,
     /// Aliases of functions: (alias, aliased function), both prepared
     /// names. They become extra entry points to the function, not data.
@@ -148,17 +163,31 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         }
         (new_name, source_name, exported)
     };
+    let owners = unit_owners(m);
+    let mut unit_index = HashMap::new();
+    let mut members = Vec::new();
     for f in function_list(m) {
         if is_declaration(f) || linkage_of(f) == LLVMLinkage::LLVMAvailableExternallyLinkage {
             continue;
         }
         let (name, source_name, exported) = promote(f);
-        functions.push(PlannedFunction {
-            name,
-            source_name,
-            exported,
-            runs_at_exit: at_exit.contains(&f),
-        });
+        match owners.get(&f) {
+            Some(&root) if root != f => members.push((root, name)),
+            _ => {
+                unit_index.insert(f, functions.len());
+                functions.push(PlannedFunction {
+                    name,
+                    source_name,
+                    exported,
+                    runs_at_exit: at_exit.contains(&f),
+                    members: Vec::new(),
+                });
+            }
+        }
+    }
+    for (root, name) in members {
+        let i = unit_index[&root];
+        functions[i].members.push(name);
     }
     let mut has_data = false;
     let mut has_initializers = false;
@@ -195,30 +224,210 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
 
 /// Parses a prepared module (from [`plan`]) into `context` and keeps only
 /// `function`'s body, renamed `body_name` with external linkage and default
-/// visibility. Every other definition becomes a declaration (so does
-/// `function` itself under its own name: recursive calls and address uses
-/// go through whatever that name resolves to, e.g. a lazy stub), and the
-/// `llvm.global_ctors`-style tables are dropped.
+/// visibility, and the bodies of its unit's `members` (its
+/// [`PlannedFunction::members`]) as internal functions. Every other
+/// definition becomes a declaration (so does `function` itself under its
+/// own name: recursive calls and address uses go through whatever that name
+/// resolves to, e.g. a lazy stub), and the `llvm.global_ctors`-style tables
+/// are dropped.
 pub fn function_unit<'ctx>(
     context: &'ctx Context,
     name: &str,
     bitcode: &[u8],
     function: &str,
+    members: &[String],
     body_name: &str,
 ) -> Result<Module<'ctx>, String> {
     let module = parse_lazily(context, name, bitcode)?;
     let m = module.as_mut_ptr();
-    let target = function_list(m)
-        .into_iter()
-        .find(|&f| !is_declaration(f) && name_of(f) == function)
-        .ok_or_else(|| format!("module '{name}' does not define function '{function}'"))?;
-    materialize(m, target);
+    let kept = kept_functions(m, name, function, members)?;
+    for &f in &kept {
+        materialize(m, f);
+    }
     // SAFETY: `module` was parsed just above; no handle to any of its
     // globals exists outside this call. The other function bodies are
     // still unread: they are deleted unread, which is what makes this
-    // cheap (only `target`'s body is ever parsed).
-    unsafe { keep_only_function(m, name, function, body_name)? };
+    // cheap (only the unit's own bodies are ever parsed).
+    unsafe { keep_only_function(m, name, function, members, body_name)? };
     Ok(module)
+}
+
+/// The definitions of `function` (first) and `members` in `m`.
+fn kept_functions(
+    m: LLVMModuleRef,
+    name: &str,
+    function: &str,
+    members: &[String],
+) -> Result<Vec<LLVMValueRef>, String> {
+    let defs: HashMap<String, LLVMValueRef> = function_list(m)
+        .into_iter()
+        .filter(|&f| !is_declaration(f))
+        .map(|f| (name_of(f), f))
+        .collect();
+    std::iter::once(function)
+        .chain(members.iter().map(String::as_str))
+        .map(|wanted| {
+            defs.get(wanted)
+                .copied()
+                .ok_or_else(|| format!("module '{name}' does not define function '{wanted}'"))
+        })
+        .collect()
+}
+
+/// Which unit each function definition of `m` belongs to, as a map from
+/// definition to the function whose unit holds it (itself for a function
+/// with a unit of its own); definitions without an entry
+/// (`available_externally` ones) belong to no unit.
+///
+/// A function is a root of the call graph when it may be entered from
+/// outside the module's direct calls: it is not local, its address is
+/// taken, or it is called from a function that is in no unit. A local
+/// function joins the unit of the root that dominates it in the call graph
+/// (every chain of direct calls reaching it passes through that root; it
+/// then has only callers in that unit). A local function that no single
+/// root dominates (callers in several units) gets its own unit, which the
+/// local functions it dominates join in turn.
+fn unit_owners(m: LLVMModuleRef) -> HashMap<LLVMValueRef, LLVMValueRef> {
+    let defs: Vec<LLVMValueRef> = function_list(m)
+        .into_iter()
+        .filter(|&f| {
+            !is_declaration(f) && linkage_of(f) != LLVMLinkage::LLVMAvailableExternallyLinkage
+        })
+        .collect();
+    // Node 0 is the virtual entry, node `i + 1` is `defs[i]`.
+    let index: HashMap<LLVMValueRef, usize> =
+        defs.iter().enumerate().map(|(i, &f)| (f, i + 1)).collect();
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); defs.len() + 1];
+    for (i, &f) in defs.iter().enumerate() {
+        let local = matches!(
+            linkage_of(f),
+            LLVMLinkage::LLVMPrivateLinkage | LLVMLinkage::LLVMInternalLinkage
+        );
+        let callers: Option<Vec<usize>> = direct_callers(f)
+            .filter(|_| local)
+            .and_then(|callers| callers.iter().map(|c| index.get(c).copied()).collect());
+        preds[i + 1] = match callers {
+            Some(callers) => callers.into_iter().filter(|&c| c != i + 1).collect(),
+            None => vec![0],
+        };
+    }
+    let idom = loop {
+        let (idom, unreached) = dominators(&preds);
+        if unreached.is_empty() {
+            break idom;
+        }
+        // Functions no root reaches (dead local code, e.g. an unused
+        // recursive pair) become roots.
+        for n in unreached {
+            preds[n] = vec![0];
+        }
+    };
+    defs.iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let mut n = i + 1;
+            while idom[n] != 0 {
+                n = idom[n];
+            }
+            (f, defs[n - 1])
+        })
+        .collect()
+}
+
+/// The immediate dominators of the graph given by `preds` (node 0 is the
+/// entry), by Cooper, Harvey and Kennedy's iterative algorithm, and the
+/// nodes the entry does not reach (their entry is meaningless).
+fn dominators(preds: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) {
+    let n = preds.len();
+    let mut succs = vec![Vec::new(); n];
+    for (node, ps) in preds.iter().enumerate() {
+        for &p in ps {
+            succs[p].push(node);
+        }
+    }
+    // Postorder numbers by an iterative depth-first walk from the entry.
+    let mut post = vec![usize::MAX; n];
+    let mut order = Vec::with_capacity(n);
+    let mut visited = vec![false; n];
+    let mut stack = vec![(0usize, 0usize)];
+    visited[0] = true;
+    while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+        if let Some(&s) = succs[node].get(*next) {
+            *next += 1;
+            if !visited[s] {
+                visited[s] = true;
+                stack.push((s, 0));
+            }
+        } else {
+            post[node] = order.len();
+            order.push(node);
+            stack.pop();
+        }
+    }
+    let mut idom = vec![usize::MAX; n];
+    idom[0] = 0;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &node in order.iter().rev().filter(|&&node| node != 0) {
+            let mut new = usize::MAX;
+            for &p in &preds[node] {
+                if idom[p] == usize::MAX {
+                    continue;
+                }
+                new = if new == usize::MAX {
+                    p
+                } else {
+                    let (mut a, mut b) = (p, new);
+                    while a != b {
+                        while post[a] < post[b] {
+                            a = idom[a];
+                        }
+                        while post[b] < post[a] {
+                            b = idom[b];
+                        }
+                    }
+                    a
+                };
+            }
+            if new != idom[node] {
+                idom[node] = new;
+                changed = true;
+            }
+        }
+    }
+    let unreached = (0..n).filter(|&node| !visited[node]).collect();
+    (idom, unreached)
+}
+
+/// The functions that call `f` directly, or `None` if some use of `f` is
+/// not the callee of a call or invoke (its address is taken, it is in a
+/// constant, an alias...).
+fn direct_callers(f: LLVMValueRef) -> Option<HashSet<LLVMValueRef>> {
+    let mut callers = HashSet::new();
+    // SAFETY: `f` is a live function; its uses, their users and the users'
+    // operands and parents are only inspected.
+    unsafe {
+        let mut u = LLVMGetFirstUse(f);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            let is_call = !LLVMIsACallInst(user).is_null() || !LLVMIsAInvokeInst(user).is_null();
+            if !is_call || LLVMGetCalledValue(user) != f {
+                return None;
+            }
+            let n_args = LLVMGetNumArgOperands(user);
+            if (0..n_args).any(|i| LLVMGetOperand(user, i) == f) {
+                return None;
+            }
+            let block = LLVMGetInstructionParent(user);
+            if block.is_null() {
+                return None;
+            }
+            callers.insert(LLVMGetBasicBlockParent(block));
+            u = LLVMGetNextUse(u);
+        }
+    }
+    Some(callers)
 }
 
 /// Reads the bitcode `bytes` lazily into `context`: globals, constants
@@ -269,8 +478,9 @@ fn materialize(m: LLVMModuleRef, f: LLVMValueRef) {
 }
 
 /// The edit of [`function_unit`] on `m`: keeps `function`'s body as
-/// `body_name`, every other definition becomes a declaration, appending
-/// tables are dropped, and so are declarations nothing uses.
+/// `body_name` and the `members` as internal functions, every other
+/// definition becomes a declaration, appending tables are dropped, and so
+/// are declarations nothing uses.
 ///
 /// # Safety
 /// `m` is a live module and no caller holds a handle to any of its globals
@@ -279,12 +489,11 @@ unsafe fn keep_only_function(
     m: LLVMModuleRef,
     name: &str,
     function: &str,
+    members: &[String],
     body_name: &str,
 ) -> Result<(), String> {
-    let target = function_list(m)
-        .into_iter()
-        .find(|&f| !is_declaration(f) && name_of(f) == function)
-        .ok_or_else(|| format!("module '{name}' does not define function '{function}'"))?;
+    let kept = kept_functions(m, name, function, members)?;
+    let target = kept[0];
     let mut dead = None;
     for g in global_list(m) {
         if linkage_of(g) == LLVMLinkage::LLVMAppendingLinkage {
@@ -302,8 +511,17 @@ unsafe fn keep_only_function(
         }
     }
     for f in function_list(m) {
-        if f != target && !is_declaration(f) {
+        if !kept.contains(&f) && !is_declaration(f) {
             replace_with_declaration(m, f, &mut dead)?;
+        }
+    }
+    for &f in &kept[1..] {
+        // SAFETY: `f` is a live definition of `m`, used only by this unit's
+        // functions (the plan checked it): internal linkage (with the
+        // default visibility it has) keeps it out of the symbol table.
+        unsafe {
+            LLVMSetLinkage(f, LLVMLinkage::LLVMInternalLinkage);
+            LLVMSetComdat(f, std::ptr::null_mut());
         }
     }
     set_name(target, body_name);

@@ -13,7 +13,10 @@
 //!   is a unit of the LLVM layer defining the body `NAME$t1` in the bodies
 //!   dylib, and `NAME` in the main dylib is a lazy stub for it. Bodies call
 //!   each other (and take addresses) through the stubs, so a function is
-//!   compiled on its first call and function pointers are the stubs.
+//!   compiled on its first call and function pointers are the stubs. A
+//!   local (static) function whose address is never taken and whose callers
+//!   are all in one unit is compiled in that unit as an internal function,
+//!   with no unit or stub of its own (see `orc_llvm::partition`).
 //! - [`LoadMode::Eager`]: the whole module is compiled at once into one
 //!   object in the bodies dylib; its exported functions are re-exported
 //!   into the main dylib under their own names.

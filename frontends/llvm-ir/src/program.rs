@@ -159,6 +159,7 @@ impl IrProgram {
                 name: format!("{}:{}", self.name, f.name),
                 bitcode: self.plan.bitcode.clone(),
                 function: f.name.clone(),
+                members: f.members.clone(),
                 body: body_symbol(&f.name),
             };
             target.layer.add(target.bodies, Box::new(unit), tracker)?;
@@ -279,11 +280,14 @@ impl LlvmModule for GlobalsUnit {
     }
 }
 
-/// One function of a split module, defined as its body symbol.
+/// One function of a split module, defined as its body symbol, with the
+/// local functions only it calls.
 struct FunctionUnit {
     name: String,
     bitcode: Arc<[u8]>,
     function: String,
+    /// The local functions compiled with it (no unit of their own).
+    members: Vec<String>,
     body: String,
 }
 
@@ -300,6 +304,7 @@ impl LlvmModule for FunctionUnit {
             &self.name,
             &self.bitcode,
             &self.function,
+            &self.members,
             &self.body,
         )
     }
