@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orc_core::link::{ObjectFile, ObjectLinkingLayer};
+use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     CompileLayer, Error, JitDylib, LayerUnit, MaterializationResponsibility, ResourceTracker,
     Result, SymbolFlagsMap,
@@ -121,12 +121,7 @@ impl CraneliftLayer {
             stats.total_time += compiled.total_time;
             stats.functions.extend(compiled.functions.iter().cloned());
         }
-        match ObjectFile::parse(&name, compiled.bytes) {
-            Ok(object) => self.objects.emit(r, object),
-            Err(e) => r.fail(Error::other(format!(
-                "cranelift produced an object the linker rejects: {e}"
-            ))),
-        }
+        self.objects.emit_bytes(r, &name, compiled.bytes);
     }
 }
 

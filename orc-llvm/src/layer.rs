@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orc_core::link::{ObjectFile, ObjectLinkingLayer};
+use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     CompileLayer, Error, JitDylib, LayerUnit, MaterializationResponsibility, ResourceTracker,
     Result, SymbolFlagsMap,
@@ -139,12 +139,7 @@ impl LlvmLayer {
             Ok(compiled) => compiled,
             Err(e) => return r.fail(Error::other(e.to_string())),
         };
-        match ObjectFile::parse(&name, compiled.bytes) {
-            Ok(object) => self.objects.emit(r, object),
-            Err(e) => r.fail(Error::other(format!(
-                "llvm produced an object the linker rejects: {e}"
-            ))),
-        }
+        self.objects.emit_bytes(r, &name, compiled.bytes);
     }
 }
 

@@ -222,6 +222,16 @@ impl ObjectLinkingLayer {
         (dropped, newly_kept)
     }
 
+    /// Parses `bytes` (an object a compile layer produced, named `name`) and
+    /// [`emit`](Self::emit)s it; an object the linker rejects fails the
+    /// responsibility with the linker's error.
+    pub fn emit_bytes(&self, mr: MaterializationResponsibility, name: &str, bytes: Vec<u8>) {
+        match ObjectFile::parse(name, bytes) {
+            Ok(object) => self.emit(mr, object),
+            Err(e) => mr.fail(session_error(e)),
+        }
+    }
+
     /// Links `object` to satisfy an existing responsibility: what a compile
     /// layer does once its unit has produced the object (ORC's
     /// `ObjectLayer::emit`). Symbols the object defines beyond those owned
