@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{Linkage, Module};
+use cranelift_codegen::ir::{types, InstBuilder};
+use cranelift_module::Module;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{DynamicLibrarySearchGenerator, Error, ExecutionSession, JitDylib};
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
 
 mod support;
-use support::{callable, define_fn};
+use support::{callable, define_fn, define_with};
 
 struct Jit {
     es: ExecutionSession,
@@ -166,43 +165,26 @@ fn removing_the_tracker_unlinks_and_allows_redefinition() {
 /// Defines `name(n) = sum of i for i in 0..n` with a real loop.
 fn define_loop(module: &mut dyn Module, name: &str) -> Result<(), String> {
     use cranelift_codegen::ir::condcodes::FloatCC;
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(types::F64));
-    sig.returns.push(AbiParam::new(types::F64));
-    let id = module
-        .declare_function(name, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let frontend_config = module.isa().frontend_config();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let entry = b.create_block();
-    let header = b.create_block();
-    let exit = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.append_block_param(header, types::F64); // i
-    b.append_block_param(header, types::F64); // acc
-    b.switch_to_block(entry);
-    let n = b.block_params(entry)[0];
-    let zero = b.ins().f64const(0.0);
-    b.ins().jump(header, &[zero.into(), zero.into()]);
-    b.switch_to_block(header);
-    let (i, acc) = (b.block_params(header)[0], b.block_params(header)[1]);
-    let acc2 = b.ins().fadd(acc, i);
-    let one = b.ins().f64const(1.0);
-    let i2 = b.ins().fadd(i, one);
-    let more = b.ins().fcmp(FloatCC::LessThan, i2, n);
-    b.ins()
-        .brif(more, header, &[i2.into(), acc2.into()], exit, &[]);
-    b.switch_to_block(exit);
-    b.ins().return_(&[acc2]);
-    b.seal_all_blocks();
-    b.finalize(frontend_config);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| e.to_string())
+    define_with(module, name, &[types::F64], types::F64, |_, b, args| {
+        let n = args[0];
+        let header = b.create_block();
+        let exit = b.create_block();
+        b.append_block_param(header, types::F64); // i
+        b.append_block_param(header, types::F64); // acc
+        let zero = b.ins().f64const(0.0);
+        b.ins().jump(header, &[zero.into(), zero.into()]);
+        b.switch_to_block(header);
+        let (i, acc) = (b.block_params(header)[0], b.block_params(header)[1]);
+        let acc2 = b.ins().fadd(acc, i);
+        let one = b.ins().f64const(1.0);
+        let i2 = b.ins().fadd(i, one);
+        let more = b.ins().fcmp(FloatCC::LessThan, i2, n);
+        b.ins()
+            .brif(more, header, &[i2.into(), acc2.into()], exit, &[]);
+        b.switch_to_block(exit);
+        b.ins().return_(&[acc2]);
+        Ok(())
+    })
 }
 
 #[test]

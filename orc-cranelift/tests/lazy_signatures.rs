@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Type, UserFuncName};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{Linkage, Module};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type};
+use cranelift_module::Module;
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     ExecutionSession, ExecutorAddr, JitDylib, SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
+
+mod support;
+use support::define_with;
 
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
 
@@ -24,84 +26,48 @@ fn weighted_sum(
     params: &[Type],
     ret: Type,
 ) -> Result<(), String> {
-    let mut sig = module.make_signature();
-    sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
-    sig.returns.push(AbiParam::new(ret));
-    let id = module
-        .declare_function(name, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let config = module.isa().frontend_config();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let block = b.create_block();
-    b.append_block_params_for_function_params(block);
-    b.switch_to_block(block);
-    b.seal_block(block);
-    let args: Vec<_> = b.block_params(block).to_vec();
-    let mut acc = if ret == types::F64 {
-        b.ins().f64const(0.0)
-    } else {
-        b.ins().iconst(types::I64, 0)
-    };
-    for (i, (arg, ty)) in args.into_iter().zip(params).enumerate() {
-        let v = match (*ty, ret) {
-            (types::F64, types::F64) | (types::I64, types::I64) => arg,
-            (types::I64, types::F64) => b.ins().fcvt_from_sint(types::F64, arg),
-            _ => return Err("unsupported conversion".into()),
-        };
-        let w = if ret == types::F64 {
-            let k = b.ins().f64const((i + 1) as f64);
-            b.ins().fmul(v, k)
+    define_with(module, name, params, ret, |_, b, args| {
+        let float = ret == types::F64;
+        let mut acc = if float {
+            b.ins().f64const(0.0)
         } else {
-            b.ins().imul_imm_s(v, (i + 1) as i64)
+            b.ins().iconst(types::I64, 0)
         };
-        acc = if ret == types::F64 {
-            b.ins().fadd(acc, w)
-        } else {
-            b.ins().iadd(acc, w)
-        };
-    }
-    b.ins().return_(&[acc]);
-    b.finalize(config);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| e.to_string())
+        for (i, (arg, ty)) in args.iter().zip(params).enumerate() {
+            let v = match (*ty, ret) {
+                (types::F64, types::F64) | (types::I64, types::I64) => *arg,
+                (types::I64, types::F64) => b.ins().fcvt_from_sint(types::F64, *arg),
+                _ => return Err("unsupported conversion".into()),
+            };
+            if float {
+                let k = b.ins().f64const((i + 1) as f64);
+                let w = b.ins().fmul(v, k);
+                acc = b.ins().fadd(acc, w);
+            } else {
+                let w = b.ins().imul_imm_s(v, (i + 1) as i64);
+                acc = b.ins().iadd(acc, w);
+            }
+        }
+        b.ins().return_(&[acc]);
+        Ok(())
+    })
 }
 
 /// Defines `name(p: *const [f64; 3]) -> f64` = p[0] + 2 p[1] + 3 p[2].
 fn struct_by_pointer(module: &mut dyn Module, name: &str) -> Result<(), String> {
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(types::I64));
-    sig.returns.push(AbiParam::new(types::F64));
-    let id = module
-        .declare_function(name, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let config = module.isa().frontend_config();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let block = b.create_block();
-    b.append_block_params_for_function_params(block);
-    b.switch_to_block(block);
-    b.seal_block(block);
-    let p = b.block_params(block)[0];
-    let mut acc = b.ins().f64const(0.0);
-    for i in 0..3 {
-        let v = b.ins().load(types::F64, MemFlagsData::trusted(), p, 8 * i);
-        let k = b.ins().f64const((i + 1) as f64);
-        let w = b.ins().fmul(v, k);
-        acc = b.ins().fadd(acc, w);
-    }
-    b.ins().return_(&[acc]);
-    b.finalize(config);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| e.to_string())
+    define_with(module, name, &[types::I64], types::F64, |_, b, args| {
+        let mut acc = b.ins().f64const(0.0);
+        for i in 0..3 {
+            let v = b
+                .ins()
+                .load(types::F64, MemFlagsData::trusted(), args[0], 8 * i);
+            let k = b.ins().f64const((i + 1) as f64);
+            let w = b.ins().fmul(v, k);
+            acc = b.ins().fadd(acc, w);
+        }
+        b.ins().return_(&[acc]);
+        Ok(())
+    })
 }
 
 struct Lazy {

@@ -3,56 +3,78 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Type, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{Linkage, Module};
 use orc_core::SymbolFlags;
 
-/// Defines `name(x) = x * factor + sum(callee(x))`.
+/// Declares `name(params...) -> ret` (exported) and defines it: the entry
+/// block (with the parameters) is current when `body` runs, and `body`
+/// emits the rest, returns included (it may add blocks).
+pub fn define_with(
+    module: &mut dyn Module,
+    name: &str,
+    params: &[Type],
+    ret: Type,
+    body: impl FnOnce(&mut dyn Module, &mut FunctionBuilder<'_>, &[Value]) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut sig = module.make_signature();
+    sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
+    sig.returns.push(AbiParam::new(ret));
+    let id = module
+        .declare_function(name, Linkage::Export, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let config = module.isa().frontend_config();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let args = b.block_params(entry).to_vec();
+    body(module, &mut b, &args)?;
+    b.seal_all_blocks();
+    b.finalize(config);
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| e.to_string())
+}
+
+/// Defines `name(x) = x * factor + sum(callee(x))`, calling each callee
+/// by name.
 pub fn define_fn(
     module: &mut dyn Module,
     name: &str,
     factor: f64,
     callees: &[&str],
 ) -> Result<(), String> {
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(types::F64));
-    sig.returns.push(AbiParam::new(types::F64));
-    let id = module
-        .declare_function(name, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ids = Vec::new();
-    for c in callees {
-        ids.push(
-            module
-                .declare_function(c, Linkage::Import, &sig)
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let frontend_config = module.isa().frontend_config();
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let block = b.create_block();
-    b.append_block_params_for_function_params(block);
-    b.switch_to_block(block);
-    b.seal_block(block);
-    let x = b.block_params(block)[0];
-    let k = b.ins().f64const(factor);
-    let mut v = b.ins().fmul(x, k);
-    for callee in ids {
-        let fref = module.declare_func_in_func(callee, b.func);
-        let call = b.ins().call(fref, &[x]);
-        let r = b.inst_results(call)[0];
-        v = b.ins().fadd(v, r);
-    }
-    b.ins().return_(&[v]);
-    b.finalize(frontend_config);
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| e.to_string())
+    define_with(
+        module,
+        name,
+        &[types::F64],
+        types::F64,
+        |module, b, args| {
+            let x = args[0];
+            let k = b.ins().f64const(factor);
+            let mut v = b.ins().fmul(x, k);
+            for callee in callees {
+                let mut sig = module.make_signature();
+                sig.params.push(AbiParam::new(types::F64));
+                sig.returns.push(AbiParam::new(types::F64));
+                let id = module
+                    .declare_function(callee, Linkage::Import, &sig)
+                    .map_err(|e| e.to_string())?;
+                let fref = module.declare_func_in_func(id, b.func);
+                let call = b.ins().call(fref, &[x]);
+                let r = b.inst_results(call)[0];
+                v = b.ins().fadd(v, r);
+            }
+            b.ins().return_(&[v]);
+            Ok(())
+        },
+    )
 }
 
 pub fn callable() -> SymbolFlags {
