@@ -38,18 +38,25 @@ pub fn tier_body_symbol(name: &str, tier: Tier) -> String {
     }
 }
 
-/// Kaleidoscope functions lowered into one Cranelift module.
+/// Kaleidoscope functions lowered into one Cranelift module, each with
+/// the address of its on-stack-replacement slots if it has them.
 struct KalModule {
     name: String,
-    functions: Vec<Function>,
+    functions: Vec<(Function, Option<u64>)>,
 }
 
 impl KalModule {
     /// A module defining `functions` under their prototype names.
-    fn new(name: String, functions: Vec<Function>) -> Box<Self> {
+    fn new(name: String, functions: Vec<(Function, Option<u64>)>) -> Box<Self> {
         Box::new(KalModule { name, functions })
     }
 }
+
+/// The on-stack-replacement slots of one tier-0 body (one per loop; see
+/// `orc_kaleidoscope::OsrSlot`). The body's code reads them at their fixed
+/// address, so they are kept for the life of the JIT (a few words per
+/// tiered body version).
+type OsrSlots = Arc<[orc_kaleidoscope::OsrSlot]>;
 
 impl CraneliftModule for KalModule {
     fn name(&self) -> &str {
@@ -59,13 +66,13 @@ impl CraneliftModule for KalModule {
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
         self.functions
             .iter()
-            .map(|f| (f.proto.name.clone(), CALLABLE))
+            .map(|(f, _)| (f.proto.name.clone(), CALLABLE))
             .collect()
     }
 
     fn build(self: Box<Self>, module: &mut dyn Module) -> std::result::Result<(), String> {
-        for func in &self.functions {
-            orc_kaleidoscope::lower_function(module, func).map_err(|e| {
+        for (func, osr) in &self.functions {
+            orc_kaleidoscope::lower_function_osr(module, func, *osr).map_err(|e| {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
@@ -126,11 +133,17 @@ fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<String, FunctionState>>
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn lock_osr(osr: &Mutex<Vec<(String, OsrSlots)>>) -> MutexGuard<'_, Vec<(String, OsrSlots)>> {
+    osr.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
 pub struct KaleidoscopeJit {
     jit: Jit,
     functions: FunctionTable,
     n_modules: usize,
+    /// Every tier-0 body's OSR slots, by body symbol (adaptive only).
+    osr: Mutex<Vec<(String, OsrSlots)>>,
 }
 
 impl KaleidoscopeJit {
@@ -140,6 +153,7 @@ impl KaleidoscopeJit {
             jit,
             functions: Arc::default(),
             n_modules: 0,
+            osr: Mutex::default(),
         }
     }
 
@@ -161,12 +175,13 @@ impl KaleidoscopeJit {
         tier_body_symbol(name, self.jit.config().tier)
     }
 
-    /// Adds `functions` (named as they should be defined) as one module of
-    /// this JIT's tier, under `tracker`.
+    /// Adds `functions` (named as they should be defined; tier-0 bodies
+    /// with their OSR slots, if any) as one module of this JIT's tier,
+    /// under `tracker`.
     fn add_module(
         &self,
         name: String,
-        functions: Vec<Function>,
+        functions: Vec<(Function, Option<u64>)>,
         tracker: &ResourceTracker,
     ) -> Result<()> {
         let bodies = self.jit.bodies_dylib();
@@ -177,6 +192,7 @@ impl KaleidoscopeJit {
                 Some(tracker),
             ),
             Tier::One => {
+                let functions = functions.into_iter().map(|(f, _)| f).collect();
                 let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(name, functions);
                 self.jit.llvm_layer()?.add(bodies, module, Some(tracker))
             }
@@ -233,8 +249,8 @@ impl KaleidoscopeJit {
         let known = lock(&self.functions).get(&name).map(|state| state.version);
         let Some(old_version) = known else {
             let body = self.body(&name);
-            self.register_for_tiering(&body, func, &name, 0);
-            self.add_module(name.clone(), vec![renamed(func, body)], &tracker)?;
+            let osr = self.register_for_tiering(&body, func, &name, 0);
+            self.add_module(name.clone(), vec![(renamed(func, body), osr)], &tracker)?;
             self.define_stubs(&[&name])?;
             lock(&self.functions).insert(
                 name.clone(),
@@ -251,8 +267,12 @@ impl KaleidoscopeJit {
         };
         let version = old_version + 1;
         let body = format!("{}.{version}", self.body(&name));
-        self.register_for_tiering(&body, func, &name, version);
-        self.add_module(body.clone(), vec![renamed(func, body.clone())], &tracker)?;
+        let osr = self.register_for_tiering(&body, func, &name, version);
+        self.add_module(
+            body.clone(),
+            vec![(renamed(func, body.clone()), osr)],
+            &tracker,
+        )?;
         let addr = self.jit.bodies_dylib().lookup_symbol(&body)?.addr;
         let es = self.jit.session();
         let old = {
@@ -277,11 +297,27 @@ impl KaleidoscopeJit {
 
     /// With adaptive tiering, registers the tier-0 body `body` of function
     /// `name` (at `version`) so its code counts and a hot body is recompiled
-    /// by tier 1 in the background.
-    fn register_for_tiering(&self, body: &str, func: &Function, name: &str, version: usize) {
-        let Some(tiers) = self.jit.tier_manager() else {
-            return;
-        };
+    /// by tier 1 in the background. Returns the address of the body's OSR
+    /// slots when it has loops: the tier-1 recompile also builds an entry
+    /// per loop, so a frame that is still looping in tier 0 moves over.
+    fn register_for_tiering(
+        &self,
+        body: &str,
+        func: &Function,
+        name: &str,
+        version: usize,
+    ) -> Option<u64> {
+        let tiers = self.jit.tier_manager()?;
+        let loops = orc_kaleidoscope::loop_count(func);
+        let osr: Option<OsrSlots> = (loops > 0).then(|| {
+            (0..loops)
+                .map(|_| orc_kaleidoscope::OsrSlot::default())
+                .collect()
+        });
+        if let Some(slots) = &osr {
+            lock_osr(&self.osr).push((body.to_owned(), slots.clone()));
+        }
+        let osr_base = osr.as_ref().map(|slots| slots.as_ptr() as u64);
         let llvm = self.jit.llvm_layer_cell().clone();
         let promoter = Promoter {
             es: self.jit.session().clone(),
@@ -293,8 +329,25 @@ impl KaleidoscopeJit {
             func: func.clone(),
             name: name.to_owned(),
             version,
+            osr,
         };
         tiers.register(body, Arc::new(move || promoter.promote()));
+        osr_base
+    }
+
+    /// With adaptive tiering: for each tier-0 body with loops, how many
+    /// frames moved from its loops to tier-1 code (on-stack replacement).
+    pub fn osr_transfers(&self) -> Vec<(String, u64)> {
+        lock_osr(&self.osr)
+            .iter()
+            .map(|(body, slots)| {
+                let n = slots
+                    .iter()
+                    .map(|s| s.transfers.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum();
+                (body.clone(), n)
+            })
+            .collect()
     }
 
     /// Defines every function of `program` (not its top-level
@@ -325,7 +378,7 @@ impl KaleidoscopeJit {
         self.n_modules += 1;
         let bodies = new
             .iter()
-            .map(|f| renamed(f, self.body(&f.proto.name)))
+            .map(|f| (renamed(f, self.body(&f.proto.name)), None))
             .collect();
         self.add_module(format!("program{}", self.n_modules), bodies, &tracker)?;
         let names: Vec<&str> = new.iter().map(|f| f.proto.name.as_str()).collect();
@@ -351,7 +404,7 @@ impl KaleidoscopeJit {
     pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
         let tracker = self.fresh_tracker()?;
         let name = expr.proto.name.clone();
-        self.add_module(name.clone(), vec![expr.clone()], &tracker)?;
+        self.add_module(name.clone(), vec![(expr.clone(), None)], &tracker)?;
         let result = self.jit.bodies_dylib().lookup_symbol(&name).map(|def| {
             let _inside = self.jit.enter();
             // SAFETY: a Kaleidoscope top-level expression is compiled as
@@ -488,6 +541,8 @@ struct Promoter {
     func: Function,
     name: String,
     version: usize,
+    /// The tier-0 body's OSR slots, if it has loops.
+    osr: Option<OsrSlots>,
 }
 
 impl Promoter {
@@ -498,17 +553,29 @@ impl Promoter {
         };
         let start = Instant::now();
         let tracker = self.bodies.create_resource_tracker()?;
-        let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(
+        let mut module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(
             symbol.clone(),
             vec![renamed(&self.func, symbol.clone())],
         );
-        let addr = match self
+        let loops = self.osr.as_ref().map_or(0, |slots| slots.len());
+        let entries: Vec<String> = (0..loops).map(|l| format!("{symbol}$osr{l}")).collect();
+        for (l, entry) in entries.iter().enumerate() {
+            module = module.with_osr_entry(0, l, entry.clone());
+        }
+        let linked = self
             .llvm
             .get()
             .and_then(|llvm| llvm.add(&self.bodies, module, Some(&tracker)))
             .and_then(|_| self.bodies.lookup_symbol(&symbol))
-        {
-            Ok(def) => def.addr,
+            .and_then(|def| {
+                let osr = entries
+                    .iter()
+                    .map(|e| self.bodies.lookup_symbol(e).map(|d| d.addr))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((def.addr, osr))
+            });
+        let (addr, osr_entries) = match linked {
+            Ok(found) => found,
             Err(e) => {
                 let _ = tracker.remove();
                 return Err(e);
@@ -521,6 +588,16 @@ impl Promoter {
                 Some(state) if state.version == self.version => {
                     self.lazy
                         .redirect(&self.main, &self.es.intern(&self.name), addr)?;
+                    // Frames still looping in the tier-0 body move over at
+                    // their loop's next iteration. The entries live under
+                    // the new body's tracker, which is retired after the
+                    // tier-0 body (so after any frame that can read them).
+                    if let Some(slots) = &self.osr {
+                        for (slot, entry) in slots.iter().zip(&osr_entries) {
+                            slot.entry
+                                .store(entry.value(), std::sync::atomic::Ordering::Release);
+                        }
+                    }
                     Ok(state.body.replace(tracker))
                 }
                 // Redefined while we compiled: this code is stale.

@@ -34,6 +34,23 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
     let status = run_program(&mut kjit, &program, args.jit.print_results, &path);
     if args.jit.stats {
         print_stats(kjit.jit());
+        let osr: Vec<(String, u64)> = kjit
+            .osr_transfers()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if kjit.jit().tier_manager().is_some() {
+            let total: u64 = osr.iter().map(|(_, n)| n).sum();
+            let detail: Vec<String> = osr
+                .iter()
+                .map(|(body, n)| format!("{} {n}", body.trim_end_matches("$t0")))
+                .collect();
+            eprintln!(
+                "orc: stats: on-stack replacement: {total} frames moved to tier 1{}{}",
+                if detail.is_empty() { "" } else { ": " },
+                detail.join(", ")
+            );
+        }
     }
     // The program is done. A Kaleidoscope program registers no finalizers
     // or exit handlers, so there is nothing left to run: exit now instead

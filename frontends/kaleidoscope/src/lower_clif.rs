@@ -20,6 +20,10 @@
 //!   the two orders differ only when both have side effects. We follow the
 //!   project's issue text: end test, then step.)
 //!
+//! - On-stack replacement (adaptive tiering only): given [`OsrSlot`]s, each
+//!   `for` loop checks its slot at the top of every iteration and moves the
+//!   frame to a published tier-1 entry; see `osr.rs` for the protocol.
+//!
 //! Lowering accepts any AST, checked or not: an unknown variable is a
 //! [`LowerError`], never a panic. Unknown functions are the linker's
 //! business (they are just imports).
@@ -28,9 +32,11 @@ use crate::ast::{
     binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Item, Program, VarBinding,
 };
 use crate::diag::Span;
+use crate::osr::OsrSlot;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, FuncRef, InstBuilder, Signature, UserFuncName, Value,
+    types, AbiParam, AtomicRmwOp, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature,
+    UserFuncName, Value,
 };
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -120,6 +126,17 @@ pub fn build_function<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
 ) -> Result<LoweredFunction, LowerError> {
+    build_function_osr(module, func, None)
+}
+
+/// [`build_function`], with on-stack-replacement checks reading the
+/// [`OsrSlot`]s at `osr_slots` (one per loop, [`crate::loop_count`] of them) when
+/// given.
+pub fn build_function_osr<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    osr_slots: Option<u64>,
+) -> Result<LoweredFunction, LowerError> {
     let name = &func.proto.name;
     let module_err = |source| LowerError::Module {
         function: name.clone(),
@@ -139,6 +156,13 @@ pub fn build_function<M: Module + ?Sized>(
         builder,
         scope: Vec::new(),
         callees: HashMap::new(),
+        osr_slots,
+        osr_sizes: match osr_slots {
+            Some(_) => crate::osr::osr_state_sizes(func),
+            None => Vec::new(),
+        },
+        loops: 0,
+        pending: Vec::new(),
     };
     lowerer.lower_body(func).map_err(|err| match *err {
         BodyError::Module(source) => module_err(source),
@@ -164,7 +188,17 @@ pub fn lower_function<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
 ) -> Result<FuncId, LowerError> {
-    let mut lowered = build_function(module, func)?;
+    lower_function_osr(module, func, None)
+}
+
+/// [`lower_function`] with the on-stack-replacement checks of
+/// [`build_function_osr`].
+pub fn lower_function_osr<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    osr_slots: Option<u64>,
+) -> Result<FuncId, LowerError> {
+    let mut lowered = build_function_osr(module, func, osr_slots)?;
     define(module, &mut lowered)?;
     Ok(lowered.id)
 }
@@ -231,6 +265,16 @@ struct FnLowerer<'a, M: Module + ?Sized> {
     scope: Vec<(&'a str, Variable)>,
     /// Callees already imported into this function.
     callees: HashMap<String, FuncRef>,
+    /// The base address of the function's [`OsrSlot`]s, if it has them.
+    osr_slots: Option<u64>,
+    /// With OSR slots: each loop's state size, which the tier-1 entries
+    /// take (checked in debug builds).
+    osr_sizes: Vec<usize>,
+    /// Loops lowered so far (the next loop's number).
+    loops: usize,
+    /// Operands evaluated and waiting for a sibling still being lowered:
+    /// part of a loop's on-stack-replacement state.
+    pending: Vec<Value>,
 }
 
 impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
@@ -336,17 +380,21 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
 
     #[inline(never)]
     fn lower_call(&mut self, name: &str, args: &'a [Expr]) -> BResult<Value> {
-        let mut values = Vec::with_capacity(args.len());
+        let base = self.pending.len();
         for arg in args {
-            values.push(self.lower_expr(arg)?);
+            let value = self.lower_expr(arg)?;
+            self.pending.push(value);
         }
+        let values = self.pending.split_off(base);
         self.call(name, &values)
     }
 
     #[inline(never)]
     fn lower_binary(&mut self, op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> BResult<Value> {
         let l = self.lower_expr(lhs)?;
+        self.pending.push(l);
         let r = self.lower_expr(rhs)?;
+        self.pending.pop();
         Ok(match op {
             BinaryOp::Add => self.builder.ins().fadd(l, r),
             BinaryOp::Sub => self.builder.ins().fsub(l, r),
@@ -407,6 +455,8 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
         step: Option<&'a Expr>,
         body: &'a Expr,
     ) -> BResult<Value> {
+        let index = self.loops;
+        self.loops += 1;
         let start = self.lower_expr(start)?;
         let loop_var = self.bind(name, start);
         let loop_block = self.builder.create_block();
@@ -414,12 +464,20 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
         self.builder.ins().jump(loop_block, &[]);
 
         self.builder.switch_to_block(loop_block);
+        if let Some(base) = self.osr_slots {
+            self.osr_check(
+                index,
+                base + (index * std::mem::size_of::<OsrSlot>()) as u64,
+            );
+        }
         self.lower_expr(body)?;
         let end = self.lower_expr(end)?;
+        self.pending.push(end);
         let step = match step {
             Some(step) => self.lower_expr(step)?,
             None => self.f64(1.0),
         };
+        self.pending.pop();
         let current = self.builder.use_var(loop_var);
         let next = self.builder.ins().fadd(current, step);
         self.builder.def_var(loop_var, next);
@@ -433,6 +491,56 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
         self.builder.seal_block(after_block);
         self.scope.pop();
         Ok(self.f64(0.0))
+    }
+
+    /// At the top of loop `index`'s iteration: if its [`OsrSlot`] at `slot`
+    /// holds an entry, count the transfer, call the entry with the state
+    /// and return its result; otherwise go on into the body.
+    #[inline(never)]
+    fn osr_check(&mut self, index: usize, slot: u64) {
+        let ptr = self.module.isa().pointer_type();
+        let slot_addr = self.builder.ins().iconst(ptr, slot as i64);
+        let entry = self
+            .builder
+            .ins()
+            .load(ptr, MemFlagsData::trusted(), slot_addr, 0);
+        let transfer_block = self.builder.create_block();
+        let body_block = self.builder.create_block();
+        self.builder.set_cold_block(transfer_block);
+        self.builder
+            .ins()
+            .brif(entry, transfer_block, &[], body_block, &[]);
+
+        self.builder.switch_to_block(transfer_block);
+        self.builder.seal_block(transfer_block);
+        let one = self.builder.ins().iconst(ptr, 1);
+        let transfers = self.builder.ins().iadd_imm_u(slot_addr, 8);
+        self.builder.ins().atomic_rmw(
+            ptr,
+            MemFlagsData::trusted(),
+            AtomicRmwOp::Add,
+            transfers,
+            one,
+        );
+        let scope: Vec<Variable> = self.scope.iter().map(|&(_, var)| var).collect();
+        let mut state: Vec<Value> = scope
+            .into_iter()
+            .map(|var| self.builder.use_var(var))
+            .collect();
+        state.extend_from_slice(&self.pending);
+        debug_assert_eq!(
+            Some(&state.len()),
+            self.osr_sizes.get(index),
+            "loop {index}'s state disagrees with osr_state_sizes"
+        );
+        let sig = signature(&*self.module, state.len());
+        let sig = self.builder.import_signature(sig);
+        let call = self.builder.ins().call_indirect(sig, entry, &state);
+        let result = self.builder.inst_results(call)[0];
+        self.builder.ins().return_(&[result]);
+
+        self.builder.switch_to_block(body_block);
+        self.builder.seal_block(body_block);
     }
 
     #[inline(never)]

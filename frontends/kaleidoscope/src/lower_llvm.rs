@@ -83,6 +83,28 @@ pub enum LlvmLowerError {
         /// The function.
         function: String,
     },
+    /// The state of an on-stack-replacement entry disagrees with
+    /// `osr_state_sizes` (a bug in one of them).
+    #[error("loop {loop_index} of '{function}' has {found} state values, expected {expected}")]
+    OsrState {
+        /// The function.
+        function: String,
+        /// The loop.
+        loop_index: usize,
+        /// What `osr_state_sizes` says.
+        expected: usize,
+        /// What the lowering found.
+        found: usize,
+    },
+    /// An on-stack-replacement entry was asked for a loop the function does
+    /// not have.
+    #[error("function '{function}' has no loop number {loop_index}")]
+    NoSuchLoop {
+        /// The function.
+        function: String,
+        /// The loop asked for.
+        loop_index: usize,
+    },
     /// LLVM's IR builder refused an instruction.
     #[error("cannot build IR for function '{function}': {message}")]
     Builder {
@@ -100,6 +122,8 @@ pub enum LlvmLowerError {
 pub struct KaleidoscopeLlvmModule {
     name: String,
     functions: Vec<Function>,
+    /// On-stack-replacement entries: (function index, loop number, symbol).
+    osr_entries: Vec<(usize, usize, String)>,
 }
 
 impl KaleidoscopeLlvmModule {
@@ -109,7 +133,21 @@ impl KaleidoscopeLlvmModule {
         Box::new(KaleidoscopeLlvmModule {
             name: name.into(),
             functions,
+            osr_entries: Vec::new(),
         })
+    }
+
+    /// Also defines, as `symbol`, the on-stack-replacement entry of loop
+    /// `loop_index` of the `function`th function (see the `osr` module:
+    /// `double symbol(state...)`). Out-of-range indices make `build` fail.
+    pub fn with_osr_entry(
+        mut self: Box<Self>,
+        function: usize,
+        loop_index: usize,
+        symbol: String,
+    ) -> Box<Self> {
+        self.osr_entries.push((function, loop_index, symbol));
+        self
     }
 }
 
@@ -119,19 +157,27 @@ impl LlvmModule for KaleidoscopeLlvmModule {
     }
 
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        let flags = SymbolFlags::EXPORTED | SymbolFlags::CALLABLE;
         self.functions
             .iter()
-            .map(|f| {
-                (
-                    f.proto.name.clone(),
-                    SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
-                )
-            })
+            .map(|f| f.proto.name.clone())
+            .chain(self.osr_entries.iter().map(|(_, _, symbol)| symbol.clone()))
+            .map(|name| (name, flags))
             .collect()
     }
 
     fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
-        lower_functions_llvm(context, &self.name, &self.functions).map_err(|e| e.to_string())
+        let module = lower_functions_llvm(context, &self.name, &self.functions)
+            .map_err(|e| e.to_string())?;
+        for (function, loop_index, symbol) in &self.osr_entries {
+            let func = self
+                .functions
+                .get(*function)
+                .ok_or_else(|| format!("no function {function} in module {}", self.name))?;
+            lower_osr_entry_llvm(context, &module, func, *loop_index, symbol)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(module)
     }
 }
 
@@ -156,33 +202,72 @@ pub fn lower_function_llvm<'ctx>(
     module: &Module<'ctx>,
     func: &Function,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
-    let name = &func.proto.name;
+    lower_with_entry(context, module, func, &func.proto.name, None)
+}
+
+/// Defines `name` in `module`: the on-stack-replacement entry of loop
+/// `loop_index` of `func` (see the `osr` module). It takes the loop's state
+/// as doubles, continues the loop from the top of its body and returns
+/// what `func` would return.
+pub fn lower_osr_entry_llvm<'ctx>(
+    context: &'ctx Context,
+    module: &Module<'ctx>,
+    func: &Function,
+    loop_index: usize,
+    name: &str,
+) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
+    lower_with_entry(context, module, func, name, Some(loop_index))
+}
+
+fn lower_with_entry<'ctx>(
+    context: &'ctx Context,
+    module: &Module<'ctx>,
+    func: &Function,
+    name: &str,
+    osr_loop: Option<usize>,
+) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
+    let arity = match osr_loop {
+        None => func.proto.arity(),
+        Some(index) => *crate::osr::osr_state_sizes(func)
+            .get(index)
+            .ok_or_else(|| LlvmLowerError::NoSuchLoop {
+                function: func.proto.name.clone(),
+                loop_index: index,
+            })?,
+    };
     let f64t = context.f64_type();
     let function = match module.get_function(name) {
         Some(existing) if existing.count_basic_blocks() > 0 => {
             return Err(LlvmLowerError::Redefinition {
-                function: name.clone(),
+                function: name.to_owned(),
             })
         }
         Some(existing) => {
             let expected = existing.count_params() as usize;
-            if expected != func.proto.arity() {
+            if expected != arity {
                 return Err(LlvmLowerError::ArityMismatch {
-                    function: name.clone(),
-                    callee: name.clone(),
+                    function: name.to_owned(),
+                    callee: name.to_owned(),
                     expected,
-                    given: func.proto.arity(),
+                    given: arity,
                 });
             }
             existing
         }
-        None => module.add_function(name, fn_type(f64t, func.proto.arity()), None),
+        None => module.add_function(name, fn_type(f64t, arity), None),
     };
     function.set_linkage(Linkage::External);
     for (key, value) in STRICT_FP_ATTRIBUTES {
         let attr = context.create_string_attribute(key, value);
         function.add_attribute(AttributeLoc::Function, attr);
     }
+    // An OSR entry's first block takes the state; the function's own start
+    // follows it, unreachable.
+    let osr = osr_loop.map(|loop_index| OsrTarget {
+        loop_index,
+        block: context.append_basic_block(function, "osr.entry"),
+        reached: false,
+    });
     let entry = context.append_basic_block(function, "entry");
     let builder = context.create_builder();
     builder.position_at_end(entry);
@@ -193,8 +278,17 @@ pub fn lower_function_llvm<'ctx>(
         function,
         f64t,
         scope: Vec::new(),
+        loops: 0,
+        osr,
+        pending: Vec::new(),
     };
     lowerer.lower_body(func).map_err(|err| err.attach(name))?;
+    if lowerer.osr.as_ref().is_some_and(|t| !t.reached) {
+        return Err(LlvmLowerError::NoSuchLoop {
+            function: func.proto.name.clone(),
+            loop_index: osr_loop.unwrap_or_default(),
+        });
+    }
     Ok(function)
 }
 
@@ -214,6 +308,11 @@ enum BodyError {
         callee: String,
         expected: usize,
         given: usize,
+    },
+    OsrState {
+        loop_index: usize,
+        expected: usize,
+        found: usize,
     },
 }
 
@@ -240,6 +339,16 @@ impl BodyError {
                 expected,
                 given,
             },
+            BodyError::OsrState {
+                loop_index,
+                expected,
+                found,
+            } => LlvmLowerError::OsrState {
+                function,
+                loop_index,
+                expected,
+                found,
+            },
         }
     }
 }
@@ -261,16 +370,38 @@ struct FnLowerer<'a, 'ctx> {
     f64t: FloatType<'ctx>,
     /// Variables in scope (their stack slots), innermost last.
     scope: Vec<(&'a str, PointerValue<'ctx>)>,
+    /// Loops lowered so far (the next loop's number).
+    loops: usize,
+    /// When building an on-stack-replacement entry: the loop it enters.
+    osr: Option<OsrTarget<'ctx>>,
+    /// Operands evaluated and waiting for a sibling still being lowered.
+    pending: Vec<Held<'ctx>>,
+}
+
+/// The loop an on-stack-replacement entry enters, and its entry block.
+struct OsrTarget<'ctx> {
+    loop_index: usize,
+    block: orc_llvm::inkwell::basic_block::BasicBlock<'ctx>,
+    reached: bool,
+}
+
+/// A pending operand: an SSA value, or (in an OSR entry, where the entry
+/// block must be able to provide it) a stack slot.
+enum Held<'ctx> {
+    Value(FloatValue<'ctx>),
+    Slot(PointerValue<'ctx>),
 }
 
 impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
     fn lower_body(&mut self, func: &'a Function) -> BResult<()> {
         for (i, param) in func.proto.params.iter().enumerate() {
-            let value = self
-                .function
-                .get_nth_param(i as u32)
-                .map(|p| p.into_float_value())
-                .unwrap_or_else(|| self.f64(0.0));
+            // An OSR entry's parameters are the loop state, not these.
+            let value = match self.osr {
+                Some(_) => None,
+                None => self.function.get_nth_param(i as u32),
+            }
+            .map(|p| p.into_float_value())
+            .unwrap_or_else(|| self.f64(0.0));
             value.set_name(&param.name);
             self.bind(&param.name, value)?;
         }
@@ -367,6 +498,75 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
             .unwrap_or_else(|| self.f64(0.0)))
     }
 
+    /// Keeps `value` while a sibling expression is lowered.
+    fn hold(&mut self, value: FloatValue<'ctx>) -> BResult<()> {
+        let held = match self.osr {
+            Some(_) => {
+                let slot = self.entry_alloca("pending")?;
+                self.builder.build_store(slot, value)?;
+                Held::Slot(slot)
+            }
+            None => Held::Value(value),
+        };
+        self.pending.push(held);
+        Ok(())
+    }
+
+    fn reload(&self, held: Held<'ctx>) -> BResult<FloatValue<'ctx>> {
+        match held {
+            Held::Value(value) => Ok(value),
+            Held::Slot(slot) => self.load(slot, "pending"),
+        }
+    }
+
+    /// The value of the last [`Self::hold`].
+    fn release(&mut self) -> BResult<FloatValue<'ctx>> {
+        match self.pending.pop() {
+            Some(held) => self.reload(held),
+            None => Ok(self.f64(0.0)),
+        }
+    }
+
+    /// In the OSR entry for loop `index`, at the top of its body
+    /// (`body_block`): fill the entry block, which stores the state
+    /// parameters into the variables' and operands' slots and branches here.
+    fn osr_enter(
+        &mut self,
+        index: usize,
+        body_block: orc_llvm::inkwell::basic_block::BasicBlock<'ctx>,
+    ) -> BResult<()> {
+        let Some(target) = self.osr.as_mut().filter(|t| t.loop_index == index) else {
+            return Ok(());
+        };
+        target.reached = true;
+        let block = target.block;
+        let slots: Vec<PointerValue<'ctx>> = self
+            .scope
+            .iter()
+            .map(|&(_, slot)| slot)
+            .chain(self.pending.iter().filter_map(|held| match held {
+                Held::Slot(slot) => Some(*slot),
+                Held::Value(_) => None,
+            }))
+            .collect();
+        if slots.len() != self.function.count_params() as usize {
+            return Err(BodyError::OsrState {
+                loop_index: index,
+                expected: self.function.count_params() as usize,
+                found: slots.len(),
+            });
+        }
+        let builder = self.context.create_builder();
+        builder.position_at_end(block);
+        for (i, slot) in slots.into_iter().enumerate() {
+            if let Some(param) = self.function.get_nth_param(i as u32) {
+                builder.build_store(slot, param.into_float_value())?;
+            }
+        }
+        builder.build_unconditional_branch(body_block)?;
+        Ok(())
+    }
+
     fn lower_expr(&mut self, expr: &'a Expr) -> BResult<FloatValue<'ctx>> {
         match &expr.kind {
             ExprKind::Number(value) => Ok(self.f64(*value)),
@@ -375,10 +575,16 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
                 self.load(slot, name)
             }
             ExprKind::Call { callee, args } => {
-                let mut values = Vec::with_capacity(args.len());
+                let base = self.pending.len();
                 for arg in args {
-                    values.push(self.lower_expr(arg)?);
+                    let value = self.lower_expr(arg)?;
+                    self.hold(value)?;
                 }
+                let held = self.pending.split_off(base);
+                let values = held
+                    .into_iter()
+                    .map(|h| self.reload(h))
+                    .collect::<BResult<Vec<_>>>()?;
                 self.call(&callee.name, &values)
             }
             ExprKind::Unary { op, operand } => {
@@ -387,7 +593,9 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
             }
             ExprKind::Binary { op, lhs, rhs, .. } => {
                 let l = self.lower_expr(lhs)?;
+                self.hold(l)?;
                 let r = self.lower_expr(rhs)?;
+                let l = self.release()?;
                 let b = &self.builder;
                 Ok(match op {
                     BinaryOp::Add => b.build_float_add(l, r, "addtmp")?,
@@ -442,19 +650,24 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
                 step,
                 body,
             } => {
+                let index = self.loops;
+                self.loops += 1;
                 let start = self.lower_expr(start)?;
                 let slot = self.bind(&var.name, start)?;
                 let loop_block = self.context.append_basic_block(self.function, "loop");
                 let after_block = self.context.append_basic_block(self.function, "afterloop");
                 self.builder.build_unconditional_branch(loop_block)?;
+                self.osr_enter(index, loop_block)?;
 
                 self.builder.position_at_end(loop_block);
                 self.lower_expr(body)?;
                 let end = self.lower_expr(end)?;
+                self.hold(end)?;
                 let step = match step {
                     Some(step) => self.lower_expr(step)?,
                     None => self.f64(1.0),
                 };
+                let end = self.release()?;
                 let current = self.load(slot, &var.name)?;
                 let next = self.builder.build_float_add(current, step, "nextvar")?;
                 self.builder.build_store(slot, next)?;
@@ -556,11 +769,46 @@ mod tests {
     }
 
     #[test]
+    fn every_loop_gets_a_verified_osr_entry_taking_its_state() {
+        let program = parse_and_check(
+            "def binary : 1 (x y) y;
+             def g(a b) a + b;
+             def f(x) var s = 1 in
+               (s = s + (for i = 0, i < x, g(1, for k = 0, k < 2 in 0) in
+                  var s = i in for j = 0, j < s in s = s + j)) : s;",
+        )
+        .expect("valid");
+        let func = program.functions().last().expect("f").clone();
+        let sizes = crate::osr_state_sizes(&func);
+        assert_eq!(sizes.len(), 3);
+        let context = Context::create();
+        let module = context.create_module("t");
+        for (index, &size) in sizes.iter().enumerate() {
+            let name = format!("f$osr{index}");
+            let entry =
+                lower_osr_entry_llvm(&context, &module, &func, index, &name).expect("an entry");
+            assert_eq!(entry.count_params() as usize, size, "loop {index}");
+        }
+        module.verify().expect("entries verify");
+        let err = lower_osr_entry_llvm(&context, &module, &func, 3, "f$osr3").unwrap_err();
+        assert_eq!(
+            err,
+            LlvmLowerError::NoSuchLoop {
+                function: "f".into(),
+                loop_index: 3
+            }
+        );
+    }
+
+    #[test]
     fn the_producer_names_its_symbols() {
         let program = parse_and_check("def f(x) x; def g(x) f(x);").expect("valid");
         let module = KaleidoscopeLlvmModule::new("m", program.functions().cloned().collect());
         let names: Vec<String> = module.symbols().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["f", "g"]);
+        let module = module.with_osr_entry(1, 0, "g$osr0".into());
+        let names: Vec<String> = module.symbols().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["f", "g", "g$osr0"]);
         assert_eq!(module.name(), "m");
     }
 }
