@@ -25,6 +25,27 @@ use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
 
 use crate::host;
 
+/// A small function with a loop, floating point and a call: what a
+/// promotion compiles, in miniature.
+const WARMUP_IR: &str = "
+declare double @orc.warmup.callee(double)
+define double @orc.warmup(double %n) {
+entry:
+  br label %loop
+loop:
+  %i = phi double [ 0.0, %entry ], [ %next, %loop ]
+  %s = phi double [ 0.0, %entry ], [ %t, %loop ]
+  %c = call double @orc.warmup.callee(double %i)
+  %m = fmul double %c, %i
+  %t = fadd double %s, %m
+  %next = fadd double %i, 1.0
+  %more = fcmp olt double %next, %n
+  br i1 %more, label %loop, label %done
+done:
+  ret double %t
+}
+";
+
 /// Which code generator runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Tier {
@@ -345,10 +366,20 @@ impl Jit {
         };
         if let Some(pool) = tier_up_pool {
             // Start LLVM on the tier-up thread now, while tier 0 gets going,
-            // so the first promotion does not pay for it.
+            // and run one throwaway compile through the whole pipeline: the
+            // first compile in a process pays for LLVM's one-time set-up
+            // (pass registries, target tables), which the first promotion
+            // should not.
             let llvm = jit.llvm.clone();
             pool.dispatch(orc_core::Task::new("start LLVM", move || {
-                let _ = llvm.get();
+                if let Ok(layer) = llvm.get() {
+                    let module = orc_llvm::IrBufferModule::new(
+                        "orc.warmup",
+                        Vec::new(),
+                        WARMUP_IR.as_bytes(),
+                    );
+                    let _ = layer.compiler().compile(module);
+                }
             }));
         }
         Ok(jit)

@@ -115,11 +115,42 @@ pub enum KaleidoscopeError {
     },
 }
 
+/// The code of one or more functions, under one tracker. Functions whose
+/// current code it holds share it (a tier-1 batch compiles several
+/// functions into one module); it is removed when the last one lets go.
+struct Body(Option<ResourceTracker>);
+
+impl Body {
+    fn new(tracker: ResourceTracker) -> Arc<Body> {
+        Arc::new(Body(Some(tracker)))
+    }
+
+    /// Lets go of `body`: removes its code now if this was the last user
+    /// (its memory is reclaimed once no thread can be running it).
+    fn release(body: Arc<Body>) -> Result<()> {
+        match Arc::into_inner(body).and_then(|mut b| b.0.take()) {
+            Some(tracker) => tracker.remove(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // Only reached when the driver itself goes away (releases go
+        // through `Body::release`, which reports errors); a failure here
+        // means the session has already ended.
+        if let Some(tracker) = self.0.take() {
+            let _ = tracker.remove();
+        }
+    }
+}
+
 struct FunctionState {
     arity: usize,
-    /// The tracker of the current body, when it is not shared with other
-    /// functions (an eager program compiles all bodies as one module).
-    body: Option<ResourceTracker>,
+    /// The current body's code, when it is not shared with other functions
+    /// for good (an eager program compiles all bodies as one module).
+    body: Option<Arc<Body>>,
     /// How many times the function was redefined.
     version: usize,
 }
@@ -144,16 +175,48 @@ pub struct KaleidoscopeJit {
     n_modules: usize,
     /// Every tier-0 body's OSR slots, by body symbol (adaptive only).
     osr: Mutex<Vec<(String, OsrSlots)>>,
+    /// Adaptive only: how to promote each registered tier-0 body, for the
+    /// tier manager's batches.
+    promoters: Promoters,
 }
 
+/// Promoters by tier-0 body symbol.
+type Promoters = Arc<Mutex<HashMap<String, Arc<Promoter>>>>;
+
 impl KaleidoscopeJit {
-    /// A driver over `jit`.
+    /// A driver over `jit`. With adaptive tiering, functions that turn hot
+    /// together are recompiled by tier 1 as one module.
     pub fn new(jit: Jit) -> Self {
+        let promoters = Promoters::default();
+        if let Some(tiers) = jit.tier_manager() {
+            let registry = promoters.clone();
+            tiers.set_batch_promoter(Arc::new(move |names: &[&str]| {
+                let found: Vec<Option<Arc<Promoter>>> = {
+                    let registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+                    names.iter().map(|n| registry.get(*n).cloned()).collect()
+                };
+                let known: Vec<&Promoter> = found.iter().flatten().map(|p| &**p).collect();
+                let mut results = promote_batch(&known).into_iter();
+                names
+                    .iter()
+                    .zip(&found)
+                    .map(|(name, p)| match p {
+                        Some(_) => results
+                            .next()
+                            .unwrap_or_else(|| Err(Error::other("no result"))),
+                        None => Err(Error::other(format!(
+                            "'{name}' was registered by another driver"
+                        ))),
+                    })
+                    .collect()
+            }));
+        }
         KaleidoscopeJit {
             jit,
             functions: Arc::default(),
             n_modules: 0,
             osr: Mutex::default(),
+            promoters,
         }
     }
 
@@ -256,7 +319,7 @@ impl KaleidoscopeJit {
                 name.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
-                    body: Some(tracker),
+                    body: Some(Body::new(tracker)),
                     version: 0,
                 },
             );
@@ -287,10 +350,10 @@ impl KaleidoscopeJit {
                 .redirect(self.main(), &es.intern(&name), addr)?;
             state.arity = func.proto.arity();
             state.version = version;
-            state.body.replace(tracker)
+            state.body.replace(Body::new(tracker))
         };
         if let Some(old) = old {
-            old.remove()?;
+            Body::release(old)?;
         }
         Ok(())
     }
@@ -319,7 +382,7 @@ impl KaleidoscopeJit {
         }
         let osr_base = osr.as_ref().map(|slots| slots.as_ptr() as u64);
         let llvm = self.jit.llvm_layer_cell().clone();
-        let promoter = Promoter {
+        let promoter = Arc::new(Promoter {
             es: self.jit.session().clone(),
             main: self.jit.main_dylib().clone(),
             bodies: self.jit.bodies_dylib().clone(),
@@ -330,7 +393,11 @@ impl KaleidoscopeJit {
             name: name.to_owned(),
             version,
             osr,
-        };
+        });
+        self.promoters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(body.to_owned(), promoter.clone());
         tiers.register(body, Arc::new(move || promoter.promote()));
         osr_base
     }
@@ -546,83 +613,136 @@ struct Promoter {
 }
 
 impl Promoter {
-    fn promote(&self) -> Result<orc_core::Promotion> {
-        let symbol = match self.version {
+    /// The tier-1 body symbol.
+    fn tier1_symbol(&self) -> String {
+        match self.version {
             0 => tier_body_symbol(&self.name, Tier::One),
             v => format!("{}.{v}", tier_body_symbol(&self.name, Tier::One)),
-        };
-        let start = Instant::now();
-        let tracker = self.bodies.create_resource_tracker()?;
-        let mut module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(
-            symbol.clone(),
-            vec![renamed(&self.func, symbol.clone())],
-        );
-        let loops = self.osr.as_ref().map_or(0, |slots| slots.len());
-        let entries: Vec<String> = (0..loops).map(|l| format!("{symbol}$osr{l}")).collect();
-        for (l, entry) in entries.iter().enumerate() {
-            module = module.with_osr_entry(0, l, entry.clone());
         }
-        let linked = self
-            .llvm
-            .get()
-            .and_then(|llvm| llvm.add(&self.bodies, module, Some(&tracker)))
-            .and_then(|_| self.bodies.lookup_symbol(&symbol))
-            .and_then(|def| {
-                let osr = entries
-                    .iter()
-                    .map(|e| self.bodies.lookup_symbol(e).map(|d| d.addr))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok((def.addr, osr))
-            });
-        let (addr, osr_entries) = match linked {
-            Ok(found) => found,
-            Err(e) => {
-                let _ = tracker.remove();
-                return Err(e);
-            }
-        };
-        let compile_time = start.elapsed();
-        let installed = {
+    }
+
+    /// Compiles this function alone.
+    fn promote(&self) -> Result<orc_core::Promotion> {
+        promote_batch(&[self])
+            .pop()
+            .unwrap_or_else(|| Err(Error::other("no result")))
+    }
+
+    /// Puts linked tier-1 code to use: repoints the stub to `addr`,
+    /// publishes the OSR entries and lets go of the tier-0 body. Nothing
+    /// happens when the function was redefined while it compiled.
+    fn install(
+        &self,
+        addr: ExecutorAddr,
+        osr_entries: &[ExecutorAddr],
+        body: &Arc<Body>,
+        compile_time: std::time::Duration,
+    ) -> Result<orc_core::Promotion> {
+        let old_tier0 = {
             let mut table = lock(&self.table);
             match table.get_mut(&self.name) {
                 Some(state) if state.version == self.version => {
                     self.lazy
                         .redirect(&self.main, &self.es.intern(&self.name), addr)?;
                     // Frames still looping in the tier-0 body move over at
-                    // their loop's next iteration. The entries live under
-                    // the new body's tracker, which is retired after the
-                    // tier-0 body (so after any frame that can read them).
+                    // their loop's next iteration. The entries live in the
+                    // new body, which is released after the tier-0 body
+                    // (so after any frame that can read them).
                     if let Some(slots) = &self.osr {
-                        for (slot, entry) in slots.iter().zip(&osr_entries) {
+                        for (slot, entry) in slots.iter().zip(osr_entries) {
                             slot.entry
                                 .store(entry.value(), std::sync::atomic::Ordering::Release);
                         }
                     }
-                    Ok(state.body.replace(tracker))
+                    Some(state.body.replace(body.clone()))
                 }
                 // Redefined while we compiled: this code is stale.
-                _ => Err(tracker),
+                _ => None,
             }
         };
-        match installed {
-            Ok(old_tier0) => {
-                // The tier-0 body leaves the dylib; its memory is reclaimed
-                // once no thread can be running it.
-                if let Some(old) = old_tier0 {
-                    old.remove()?;
-                }
-                Ok(orc_core::Promotion {
-                    compile_time,
-                    installed: true,
-                })
-            }
-            Err(stale) => {
-                stale.remove()?;
-                Ok(orc_core::Promotion {
-                    compile_time,
-                    installed: false,
-                })
+        let installed = old_tier0.is_some();
+        // The tier-0 body leaves the dylib; its memory is reclaimed once no
+        // thread can be running it.
+        if let Some(Some(old)) = old_tier0 {
+            Body::release(old)?;
+        }
+        Ok(orc_core::Promotion {
+            compile_time,
+            installed,
+        })
+    }
+}
+
+/// Recompiles `promoters`' functions with tier 1 as one module (each with
+/// its OSR entries), then installs each. If the module fails, each function
+/// is tried alone, so one bad function fails by itself.
+fn promote_batch(promoters: &[&Promoter]) -> Vec<Result<orc_core::Promotion>> {
+    let Some(first) = promoters.first() else {
+        return Vec::new();
+    };
+    let start = Instant::now();
+    let symbols: Vec<String> = promoters.iter().map(|p| p.tier1_symbol()).collect();
+    let entries: Vec<Vec<String>> = promoters
+        .iter()
+        .zip(&symbols)
+        .map(|(p, symbol)| {
+            let loops = p.osr.as_ref().map_or(0, |slots| slots.len());
+            (0..loops).map(|l| format!("{symbol}$osr{l}")).collect()
+        })
+        .collect();
+    let functions = promoters
+        .iter()
+        .zip(&symbols)
+        .map(|(p, symbol)| renamed(&p.func, symbol.clone()))
+        .collect();
+    let module_name = match promoters.len() {
+        1 => symbols[0].clone(),
+        n => format!("{} (+{} more)", symbols[0], n - 1),
+    };
+    let mut module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(module_name, functions);
+    for (i, names) in entries.iter().enumerate() {
+        for (l, entry) in names.iter().enumerate() {
+            module = module.with_osr_entry(i, l, entry.clone());
+        }
+    }
+    let bodies = &first.bodies;
+    let linked = bodies.create_resource_tracker().and_then(|tracker| {
+        let found = first
+            .llvm
+            .get()
+            .and_then(|llvm| llvm.add(bodies, module, Some(&tracker)))
+            .and_then(|_| {
+                symbols
+                    .iter()
+                    .zip(&entries)
+                    .map(|(symbol, names)| {
+                        let addr = bodies.lookup_symbol(symbol)?.addr;
+                        let osr = names
+                            .iter()
+                            .map(|e| bodies.lookup_symbol(e).map(|d| d.addr))
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok((addr, osr))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            });
+        match found {
+            Ok(found) => Ok((Body::new(tracker), found)),
+            Err(e) => {
+                let _ = tracker.remove();
+                Err(e)
             }
         }
+    });
+    match linked {
+        Ok((body, found)) => {
+            let share = start.elapsed() / promoters.len() as u32;
+            promoters
+                .iter()
+                .zip(found)
+                .map(|(p, (addr, osr))| p.install(addr, &osr, &body, share))
+                .collect()
+        }
+        Err(e) if promoters.len() == 1 => vec![Err(e)],
+        Err(_) => promoters.iter().map(|p| p.promote()).collect(),
     }
 }

@@ -137,6 +137,94 @@ fn custom_policies_choose_what_tiers_up() {
     assert_eq!(tiers.state("other$t0"), Some(TierState::Counting));
 }
 
+/// Hot once `open` is set, so every function counted so far turns hot in
+/// the same sample.
+struct Gate(Arc<std::sync::atomic::AtomicBool>);
+impl TierPolicy for Gate {
+    fn should_tier_up(&self, _function: &str, count: u64) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst) && count >= 1
+    }
+}
+
+fn gated() -> (KaleidoscopeJit, Arc<std::sync::atomic::AtomicBool>) {
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_policy(Arc::new(Gate(open.clone())))
+        .build()
+        .unwrap();
+    (KaleidoscopeJit::new(jit), open)
+}
+
+/// Waits (without sampling from this thread, so only the background
+/// sampler batches) until nothing is counting.
+fn wait_all_promoted(kjit: &KaleidoscopeJit, bodies: &[&str]) {
+    let tiers = kjit.jit().tier_manager().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bodies
+        .iter()
+        .any(|b| tiers.state(b) != Some(TierState::Promoted))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for b in bodies {
+        assert_eq!(tiers.state(b), Some(TierState::Promoted), "{b}");
+    }
+}
+
+#[test]
+fn functions_hot_together_share_one_tier_1_module() {
+    let (mut kjit, open) = gated();
+    kjit.eval("def p(x) x * 2;\ndef q(x) x + 1;\ndef r(x) p(x) - q(x);")
+        .unwrap();
+    let r = kjit.function::<(f64,)>("r").unwrap();
+    let before: Vec<f64> = (0..20).map(|i| r.call((i as f64 * 0.3,))).collect();
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_all_promoted(&kjit, &["p$t0", "q$t0", "r$t0"]);
+    let stats = kjit.jit().llvm_layer_if_created().unwrap().stats();
+    assert_eq!(stats.modules, 1, "one tier-1 compile for the three");
+    assert_eq!(stats.functions.len(), 3);
+    let after: Vec<f64> = (0..20).map(|i| r.call((i as f64 * 0.3,))).collect();
+    assert_eq!(before, after);
+    for f in ["p", "q", "r"] {
+        let t1 = kjit
+            .jit()
+            .bodies_dylib()
+            .lookup_symbol(&format!("{f}$t1"))
+            .unwrap()
+            .addr;
+        assert_eq!(stub_target(&kjit, f), t1, "{f} runs tier 1");
+    }
+    // Redefining one function of the batch keeps the others' code.
+    kjit.eval("def q(x) x + 100;").unwrap();
+    let r = kjit.function::<(f64,)>("r").unwrap();
+    assert_eq!(r.call((1.0,)), 2.0 - 101.0);
+    assert_eq!(kjit.function::<(f64,)>("p").unwrap().call((4.0,)), 8.0);
+}
+
+#[test]
+fn a_batch_that_cannot_compile_together_falls_back_to_one_by_one() {
+    // Two functions that each compile, but not in one LLVM module: they
+    // declare the C function `sin` with different arities (the extra
+    // argument is ignored by the callee).
+    let (mut kjit, open) = gated();
+    kjit.eval("extern sin(x);\ndef one(x) sin(x);").unwrap();
+    kjit.eval("extern sin(x y);\ndef two(x) sin(x, x);")
+        .unwrap();
+    let one = kjit.function::<(f64,)>("one").unwrap();
+    let two = kjit.function::<(f64,)>("two").unwrap();
+    assert_eq!(one.call((3.0,)), 3.0f64.sin());
+    assert_eq!(two.call((3.0,)), 3.0f64.sin());
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_all_promoted(&kjit, &["one$t0", "two$t0"]);
+    let stats = kjit.jit().llvm_layer_if_created().unwrap().stats();
+    assert_eq!(stats.failures, 1, "the batch failed as a whole");
+    assert_eq!(stats.modules, 2, "then each compiled alone");
+    assert_eq!(one.call((3.0,)), 3.0f64.sin());
+    assert_eq!(two.call((3.0,)), 3.0f64.sin());
+}
+
 #[test]
 fn redefinition_during_tiering_wins() {
     let mut kjit = adaptive(1);

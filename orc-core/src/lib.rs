@@ -68,7 +68,8 @@ pub use symbol::{
     SymbolStringPool,
 };
 pub use tiering::{
-    FunctionTierStats, PromoteFn, Promotion, ThresholdPolicy, TierManager, TierPolicy, TierState,
+    BatchPromoteFn, FunctionTierStats, PromoteFn, Promotion, ThresholdPolicy, TierManager,
+    TierPolicy, TierState,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
 pub use unit::MaterializationUnit;

@@ -5,9 +5,11 @@
 //! entry and on every loop back-edge (the tier-0 layer emits that code; the
 //! counters live here, at stable addresses). A sampler thread looks at the
 //! counters every few hundred microseconds and asks the [`TierPolicy`]
-//! whether a function is hot; a hot function is queued on the tier-up
-//! dispatcher, whose task runs the function's `promote` callback (compile
-//! with tier 1, link, repoint the stub). Tier-1 code has no counters, so it
+//! whether a function is hot; hot functions are queued, and a task on the
+//! tier-up dispatcher takes everything queued at once and promotes it:
+//! through the [`BatchPromoteFn`] if one is set (so several functions can
+//! share one tier-1 compile), else through each function's `promote`
+//! callback (compile with tier 1, link, repoint the stub). Tier-1 code has no counters, so it
 //! pays nothing. A failed promotion leaves the function in tier 0 and is
 //! reported once through the session's error reporter.
 //!
@@ -49,7 +51,8 @@ impl TierPolicy for ThresholdPolicy {
 /// What a successful promotion reports.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Promotion {
-    /// Time spent compiling and linking the tier-1 code.
+    /// Time spent compiling and linking the tier-1 code (for a function
+    /// compiled in a batch, its share of the batch's time).
     pub compile_time: Duration,
     /// Whether the result was used (false when the function was redefined
     /// while it compiled, so the result was thrown away).
@@ -58,6 +61,11 @@ pub struct Promotion {
 
 /// Compiles a function with the optimizing tier and repoints its stub.
 pub type PromoteFn = Arc<dyn Fn() -> Result<Promotion> + Send + Sync>;
+
+/// Promotes several functions (by registered name) together, for example
+/// in one tier-1 module; returns one result per name, in order. A result
+/// missing from the end counts as a failure.
+pub type BatchPromoteFn = Arc<dyn Fn(&[&str]) -> Vec<Result<Promotion>> + Send + Sync>;
 
 /// Where a function stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +147,10 @@ struct Inner {
     chunks: Mutex<Vec<Box<[AtomicU64]>>>,
     n_counters: AtomicUsize,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Hot entries waiting for a tier-up task.
+    queue: Mutex<Vec<Arc<Entry>>>,
+    batch: RwLock<Option<BatchPromoteFn>>,
+    /// Entries queued or compiling.
     pending: AtomicUsize,
     idle: (Mutex<()>, Condvar),
     stop: AtomicBool,
@@ -169,6 +181,8 @@ impl TierManager {
             chunks: Mutex::new(Vec::new()),
             n_counters: AtomicUsize::new(0),
             entries: RwLock::new(HashMap::new()),
+            queue: Mutex::new(Vec::new()),
+            batch: RwLock::new(None),
             pending: AtomicUsize::new(0),
             idle: (Mutex::new(()), Condvar::new()),
             stop: AtomicBool::new(false),
@@ -202,6 +216,12 @@ impl TierManager {
         // it until it is reclaimed.
         self.inner.entries.write().insert(name.to_owned(), entry);
         counter as u64
+    }
+
+    /// Promotes everything that is hot at the same time with one call of
+    /// `batch` instead of each function's own callback.
+    pub fn set_batch_promoter(&self, batch: BatchPromoteFn) {
+        *self.inner.batch.write() = Some(batch);
     }
 
     /// The counter address of a registered function.
@@ -327,6 +347,7 @@ impl Inner {
                 .cloned()
                 .collect()
         };
+        let mut queued = 0;
         for entry in hot {
             if entry
                 .state
@@ -341,26 +362,57 @@ impl Inner {
                 stats.queued_at = Some(Instant::now());
             }
             self.pending.fetch_add(1, Ordering::AcqRel);
+            self.queue.lock().push(entry);
+            queued += 1;
+        }
+        if queued > 0 {
             let inner = self.clone();
-            let task_entry = entry.clone();
             self.dispatcher
-                .dispatch(Task::new(format!("tier up {}", entry.name), move || {
-                    inner.promote(&task_entry);
+                .dispatch(Task::new(format!("tier up {queued}"), move || {
+                    inner.drain();
                 }));
         }
     }
 
-    fn promote(&self, entry: &Entry) {
-        entry.state.store(2, Ordering::Release);
-        {
+    /// Promotes everything queued (an earlier task may have taken it all).
+    fn drain(&self) {
+        let batch: Vec<Arc<Entry>> = std::mem::take(&mut *self.queue.lock());
+        if batch.is_empty() {
+            return;
+        }
+        for entry in &batch {
+            entry.state.store(2, Ordering::Release);
             let mut stats = entry.stats.lock();
             stats.queued_for = stats.queued_at.map(|t| t.elapsed());
         }
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (entry.promote)()));
-        let result = match outcome {
-            Ok(result) => result,
-            Err(_) => Err(Error::other("panic while promoting")),
+        let batch_fn = self.batch.read().clone();
+        let results: Vec<Result<Promotion>> = match batch_fn {
+            Some(promote) => {
+                let names: Vec<&str> = batch.iter().map(|e| e.name.as_str()).collect();
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| promote(&names)));
+                outcome.unwrap_or_else(|_| Vec::new())
+            }
+            None => batch
+                .iter()
+                .map(|entry| {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (entry.promote)()
+                    }));
+                    outcome.unwrap_or_else(|_| Err(Error::other("panic while promoting")))
+                })
+                .collect(),
         };
+        let mut results = results.into_iter();
+        for entry in &batch {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(Error::other("panic while promoting")));
+            self.finish(entry, result);
+        }
+    }
+
+    fn finish(&self, entry: &Entry, result: Result<Promotion>) {
         match result {
             Ok(promotion) => {
                 entry.stats.lock().compile_time = Some(promotion.compile_time);
@@ -459,6 +511,42 @@ mod tests {
         let reports = reports.lock();
         assert_eq!(reports.len(), 1);
         assert!(reports[0].contains("'f'") && reports[0].contains("llvm said no"));
+    }
+
+    #[test]
+    fn functions_hot_at_once_are_promoted_in_one_batch() {
+        let tm = manager(10);
+        let calls = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
+        let c = calls.clone();
+        tm.set_batch_promoter(Arc::new(move |names: &[&str]| {
+            c.lock().push(names.iter().map(|n| n.to_string()).collect());
+            names
+                .iter()
+                .map(|n| match *n {
+                    "bad" => Err(Error::other("no tier 1 for you")),
+                    _ => Ok(Promotion::default()),
+                })
+                .collect()
+        }));
+        let unused: PromoteFn = Arc::new(|| Err(Error::other("not called with a batch promoter")));
+        let a = tm.register("a", unused.clone());
+        let b = tm.register("b", unused.clone());
+        let bad = tm.register("bad", unused.clone());
+        let later = tm.register("later", unused);
+        for counter in [a, b, bad] {
+            bump(counter, 10);
+        }
+        tm.sample_now();
+        assert!(tm.wait_idle(Duration::from_secs(10)));
+        bump(later, 10);
+        tm.sample_now();
+        assert!(tm.wait_idle(Duration::from_secs(10)));
+        let mut calls = calls.lock().clone();
+        calls[0].sort();
+        assert_eq!(calls, [vec!["a", "b", "bad"], vec!["later"]]);
+        assert_eq!(tm.state("a"), Some(TierState::Promoted));
+        assert_eq!(tm.state("bad"), Some(TierState::Failed));
+        assert_eq!(tm.state("later"), Some(TierState::Promoted));
     }
 
     #[test]
