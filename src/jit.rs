@@ -25,27 +25,6 @@ use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
 
 use crate::host;
 
-/// A small function with a loop, floating point and a call: what a
-/// promotion compiles, in miniature.
-const WARMUP_IR: &str = "
-declare double @orc.warmup.callee(double)
-define double @orc.warmup(double %n) {
-entry:
-  br label %loop
-loop:
-  %i = phi double [ 0.0, %entry ], [ %next, %loop ]
-  %s = phi double [ 0.0, %entry ], [ %t, %loop ]
-  %c = call double @orc.warmup.callee(double %i)
-  %m = fmul double %c, %i
-  %t = fadd double %s, %m
-  %next = fadd double %i, 1.0
-  %more = fcmp olt double %next, %n
-  br i1 %more, label %loop, label %done
-done:
-  ret double %t
-}
-";
-
 /// Which code generator runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Tier {
@@ -365,21 +344,14 @@ impl Jit {
             config,
         };
         if let Some(pool) = tier_up_pool {
-            // Start LLVM on the tier-up thread now, while tier 0 gets going,
-            // and run one throwaway compile through the whole pipeline: the
-            // first compile in a process pays for LLVM's one-time set-up
-            // (pass registries, target tables), which the first promotion
-            // should not.
+            // Create the LLVM layer (host CPU detection, target set-up) on
+            // the tier-up thread now, while tier 0 gets going. A throwaway
+            // compile here was measured to cost more than it saves: LLVM's
+            // one-time set-up is small next to a compile, and the dummy
+            // compile delays the first real promotion by ~5 ms.
             let llvm = jit.llvm.clone();
             pool.dispatch(orc_core::Task::new("start LLVM", move || {
-                if let Ok(layer) = llvm.get() {
-                    let module = orc_llvm::IrBufferModule::new(
-                        "orc.warmup",
-                        Vec::new(),
-                        WARMUP_IR.as_bytes(),
-                    );
-                    let _ = layer.compiler().compile(module);
-                }
+                let _ = llvm.get();
             }));
         }
         Ok(jit)
