@@ -58,7 +58,7 @@ impl SessionState {
             .keys()
             .filter(|n| {
                 self.entry(&(m.dylib, (*n).clone()))
-                    .is_some_and(|e| !e.pending.is_empty())
+                    .is_some_and(|e| e.has_pending())
             })
             .cloned()
             .collect();
@@ -114,7 +114,7 @@ impl SessionState {
                 }
                 entry.state = SymbolState::Resolved;
                 let def = entry.def();
-                let pending = std::mem::take(&mut entry.pending);
+                let pending = entry.take_pending();
                 let mut still = Vec::new();
                 for qid in pending {
                     match self.queries.get(&qid) {
@@ -124,7 +124,10 @@ impl SessionState {
                     }
                 }
                 if let Some(entry) = self.entry_mut(&key) {
-                    entry.pending = still;
+                    if !still.is_empty() {
+                        entry.extra_mut().pending = still;
+                    }
+                    entry.compact();
                 }
                 for qid in satisfied {
                     self.satisfy(qid, &key.1, def, fx);
@@ -187,7 +190,7 @@ impl SessionState {
             .values()
             .flatten()
             .chain(&m.deps_all)
-            .filter(|d| self.entry(d).is_some_and(|e| e.error.is_some()))
+            .filter(|d| self.entry(d).is_some_and(|e| e.is_failed()))
             .cloned()
             .collect();
         if !failed_deps.is_empty() {
@@ -195,7 +198,7 @@ impl SessionState {
             failed_deps.dedup();
             let cause = self
                 .entry(&failed_deps[0])
-                .and_then(|e| e.error.clone())
+                .and_then(|e| e.error().cloned())
                 .unwrap_or(Error::SessionEnded);
             let err = Error::FailedToMaterialize {
                 symbols: self.qualify(&failed_deps),
@@ -252,7 +255,7 @@ impl SessionState {
                 None => {}
                 Some(e) if e.state == SymbolState::Ready => {}
                 Some(e) if e.state == SymbolState::Emitted => {
-                    if let Some(unit) = e.emit_unit.and_then(|u| self.emit_units.get(&u)) {
+                    if let Some(unit) = e.emit_unit().and_then(|u| self.emit_units.get(&u)) {
                         waits.extend(unit.waiting_on.iter().cloned());
                     }
                 }
@@ -275,7 +278,7 @@ impl SessionState {
         for m in &members {
             let dependants = self
                 .entry_mut(m)
-                .map(|e| std::mem::take(&mut e.dependants))
+                .map(|e| e.take_dependants())
                 .unwrap_or_default();
             for d in dependants {
                 let Some(unit) = self.emit_units.get_mut(&d) else {
@@ -288,7 +291,7 @@ impl SessionState {
                 }
                 for w in &waits {
                     if let Some(we) = self.entry_mut(w) {
-                        we.dependants.insert(d);
+                        we.extra_mut().dependants.insert(d);
                     }
                 }
             }
@@ -301,12 +304,12 @@ impl SessionState {
             let id: EmitUnitId = self.fresh();
             for w in &waits {
                 if let Some(we) = self.entry_mut(w) {
-                    we.dependants.insert(id);
+                    we.extra_mut().dependants.insert(id);
                 }
             }
             for m in &members {
                 if let Some(e) = self.entry_mut(m) {
-                    e.emit_unit = Some(id);
+                    e.extra_mut().emit_unit = Some(id);
                 }
             }
             self.emit_units.insert(
@@ -330,13 +333,14 @@ impl SessionState {
         let Some(entry) = self.entry_mut(key) else {
             return;
         };
-        if entry.state == SymbolState::Ready || entry.error.is_some() {
+        if entry.state == SymbolState::Ready || entry.is_failed() {
             return;
         }
         entry.state = SymbolState::Ready;
-        entry.emit_unit = None;
+        entry.take_emit_unit();
         let def = entry.def();
-        let pending = std::mem::take(&mut entry.pending);
+        let pending = entry.take_pending();
+        entry.compact();
         for qid in pending {
             self.satisfy(qid, &key.1, def, fx);
         }
@@ -358,7 +362,10 @@ impl SessionState {
     fn detach_unit(&mut self, id: EmitUnitId, unit: &EmitUnit) {
         for w in &unit.waiting_on {
             if let Some(we) = self.entry_mut(w) {
-                we.dependants.remove(&id);
+                if let Some(extra) = we.extra.as_mut() {
+                    extra.dependants.remove(&id);
+                }
+                we.compact();
             }
         }
     }
@@ -415,15 +422,16 @@ impl SessionState {
         let Some(entry) = self.entry_mut(key) else {
             return Vec::new();
         };
-        if entry.error.is_some() {
+        if entry.is_failed() {
             return Vec::new();
         }
-        entry.error = Some(err.clone());
         entry.mr = None;
+        let extra = entry.extra_mut();
+        extra.error = Some(err.clone());
         let dependants: Vec<EmitUnitId> =
-            std::mem::take(&mut entry.dependants).into_iter().collect();
-        let unit = entry.emit_unit.take();
-        let pending = std::mem::take(&mut entry.pending);
+            std::mem::take(&mut extra.dependants).into_iter().collect();
+        let unit = extra.emit_unit.take();
+        let pending = std::mem::take(&mut extra.pending);
         if let Some(unit) = unit {
             self.leave_emit_unit(unit, key);
         }
@@ -437,7 +445,7 @@ impl SessionState {
     pub(crate) fn delegate(&mut self, mr: MrId, names: &[SymbolName]) -> Result<MrId> {
         let m = self.live_mr(mr)?;
         check_owned(m, names.iter())?;
-        let new_id = MrId(self.fresh());
+        let new_id = MrId(self.fresh_nonzero());
         let Some(m) = self.mrs.get_mut(&mr) else {
             return Err(Error::SessionEnded);
         };
@@ -493,7 +501,7 @@ impl SessionState {
             fx.dropped_units.push(cell);
             return Ok(());
         }
-        let unit_id = UnitId(self.fresh());
+        let unit_id = UnitId(self.fresh_nonzero());
         let mut wanted = false;
         if let Some(m) = self.mrs.get_mut(&mr) {
             for name in symbols.keys() {
@@ -509,7 +517,7 @@ impl SessionState {
                 e.state = SymbolState::NeverSearched;
                 e.mr = None;
                 e.unit = Some(unit_id);
-                wanted |= !e.pending.is_empty();
+                wanted |= e.has_pending();
             }
         }
         self.units.insert(

@@ -11,6 +11,7 @@
 
 mod emit;
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -35,12 +36,15 @@ pub(crate) struct DylibId(pub(crate) u64);
 /// A symbol in a particular dylib.
 pub(crate) type SymKey = (DylibId, SymbolName);
 
-/// Identifies an active materialization responsibility.
+/// Identifies an active materialization responsibility. Ids are never
+/// zero, so an `Option` of one is as small as the id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct MrId(pub(crate) u64);
+pub(crate) struct MrId(pub(crate) NonZeroU64);
 
+/// Identifies a unit waiting to be materialized (never zero, like
+/// [`MrId`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct UnitId(u64);
+struct UnitId(NonZeroU64);
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct QueryId(u64);
@@ -67,18 +71,27 @@ pub(crate) type UnitCell = Arc<Mutex<Option<Box<dyn MaterializationUnit>>>>;
 /// What a query calls when it completes.
 pub(crate) type QueryCallback = Box<dyn FnOnce(Result<SymbolMap>) + Send>;
 
-/// One symbol of one dylib.
+/// One symbol of one dylib: 48 bytes, so a dylib of many lazy functions
+/// keeps a compact table. What only some symbols need some of the time
+/// (waiting lookups, dependency bookkeeping, the error) lives in
+/// [`SymbolExtra`], allocated on demand and freed once empty.
 struct SymbolEntry {
-    flags: SymbolFlags,
     addr: ExecutorAddr,
-    state: SymbolState,
-    /// Set once the symbol failed; every later lookup gets this error.
-    error: Option<Error>,
+    tracker: ResourceKey,
     /// The unit that will define it (state `NeverSearched` only).
     unit: Option<UnitId>,
     /// The responsibility defining it (`Materializing` or `Resolved`).
     mr: Option<MrId>,
-    tracker: ResourceKey,
+    extra: Option<Box<SymbolExtra>>,
+    flags: SymbolFlags,
+    state: SymbolState,
+}
+
+/// The rarely needed part of a [`SymbolEntry`].
+#[derive(Default)]
+struct SymbolExtra {
+    /// Set once the symbol failed; every later lookup gets this error.
+    error: Option<Error>,
     /// Queries waiting for this symbol to reach their required state.
     pending: Vec<QueryId>,
     /// Not yet emitted: the emission units whose readiness waits on it.
@@ -88,19 +101,25 @@ struct SymbolEntry {
     emit_unit: Option<EmitUnitId>,
 }
 
+impl SymbolExtra {
+    fn is_empty(&self) -> bool {
+        self.error.is_none()
+            && self.pending.is_empty()
+            && self.dependants.is_empty()
+            && self.emit_unit.is_none()
+    }
+}
+
 impl SymbolEntry {
     fn new(flags: SymbolFlags, state: SymbolState, tracker: ResourceKey) -> Self {
         SymbolEntry {
-            flags,
             addr: ExecutorAddr::NULL,
-            state,
-            error: None,
+            tracker,
             unit: None,
             mr: None,
-            tracker,
-            pending: Vec::new(),
-            dependants: HashSet::default(),
-            emit_unit: None,
+            extra: None,
+            flags,
+            state,
         }
     }
 
@@ -110,6 +129,53 @@ impl SymbolEntry {
 
     fn def(&self) -> Option<ExecutorSymbolDef> {
         (!self.flags.has_side_effects_only()).then(|| ExecutorSymbolDef::new(self.addr, self.flags))
+    }
+
+    /// The error, once the symbol failed.
+    fn error(&self) -> Option<&Error> {
+        self.extra.as_ref()?.error.as_ref()
+    }
+
+    fn is_failed(&self) -> bool {
+        self.error().is_some()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.extra.as_ref().is_some_and(|x| !x.pending.is_empty())
+    }
+
+    fn emit_unit(&self) -> Option<EmitUnitId> {
+        self.extra.as_ref()?.emit_unit
+    }
+
+    /// The extra part, allocated if needed.
+    fn extra_mut(&mut self) -> &mut SymbolExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn take_pending(&mut self) -> Vec<QueryId> {
+        self.extra
+            .as_mut()
+            .map(|x| std::mem::take(&mut x.pending))
+            .unwrap_or_default()
+    }
+
+    fn take_dependants(&mut self) -> HashSet<EmitUnitId> {
+        self.extra
+            .as_mut()
+            .map(|x| std::mem::take(&mut x.dependants))
+            .unwrap_or_default()
+    }
+
+    fn take_emit_unit(&mut self) -> Option<EmitUnitId> {
+        self.extra.as_mut()?.emit_unit.take()
+    }
+
+    /// Frees the extra part when nothing is left in it.
+    fn compact(&mut self) {
+        if self.extra.as_ref().is_some_and(|x| x.is_empty()) {
+            self.extra = None;
+        }
     }
 }
 
@@ -211,6 +277,11 @@ impl SessionState {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// A fresh id, never zero (`next_id` starts at 1 and only grows).
+    fn fresh_nonzero(&mut self) -> NonZeroU64 {
+        NonZeroU64::new(self.fresh()).unwrap_or(NonZeroU64::MIN)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -362,7 +433,7 @@ impl SessionState {
                 if flags.is_strong() {
                     if existing.flags.is_strong()
                         || existing.state > SymbolState::NeverSearched
-                        || existing.error.is_some()
+                        || existing.is_failed()
                     {
                         dups.push(name.clone());
                     } else {
@@ -379,7 +450,7 @@ impl SessionState {
                 symbol,
             });
         }
-        let unit_id = UnitId(self.fresh());
+        let unit_id = UnitId(self.fresh_nonzero());
         for name in &override_existing {
             let old = self
                 .dylibs
@@ -459,7 +530,7 @@ impl SessionState {
         let mut out: Vec<_> = d
             .symbols
             .iter()
-            .map(|(n, e)| (n.clone(), e.flags, e.state, e.error.is_some()))
+            .map(|(n, e)| (n.clone(), e.flags, e.state, e.is_failed()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -508,7 +579,7 @@ impl SessionState {
             return;
         }
         for key in &found {
-            if let Some(err) = self.entry(key).and_then(|e| e.error.clone()) {
+            if let Some(err) = self.entry(key).and_then(|e| e.error().cloned()) {
                 fx.completions.push((callback, Err(err)));
                 return;
             }
@@ -532,7 +603,7 @@ impl SessionState {
                 }
                 continue;
             }
-            entry.pending.push(qid);
+            entry.extra_mut().pending.push(qid);
             query.outstanding += 1;
             if entry.state == SymbolState::NeverSearched {
                 if let Some(unit) = entry.unit {
@@ -557,7 +628,7 @@ impl SessionState {
         let Some(u) = self.units.remove(&unit) else {
             return;
         };
-        let mr = MrId(self.fresh());
+        let mr = MrId(self.fresh_nonzero());
         let mut symbols = SymbolFlagsMap::with_capacity(u.symbols.len());
         if let Some(d) = self.dylibs.get_mut(&u.dylib) {
             for name in u.symbols {
@@ -625,7 +696,10 @@ impl SessionState {
         };
         for key in &query.waiting_on {
             if let Some(entry) = self.entry_mut(key) {
-                entry.pending.retain(|q| *q != qid);
+                if let Some(extra) = entry.extra.as_mut() {
+                    extra.pending.retain(|q| *q != qid);
+                }
+                entry.compact();
             }
         }
         fx.completions.push((query.callback, Err(err)));
@@ -676,13 +750,19 @@ impl SessionState {
             else {
                 continue;
             };
-            for qid in entry.pending {
+            let SymbolExtra {
+                pending,
+                dependants,
+                emit_unit,
+                ..
+            } = entry.extra.map(|x| *x).unwrap_or_default();
+            for qid in pending {
                 self.fail_query(qid, err.clone(), fx);
             }
-            if let Some(unit) = entry.emit_unit {
+            if let Some(unit) = emit_unit {
                 self.leave_emit_unit(unit, key);
             }
-            orphaned.extend(entry.dependants);
+            orphaned.extend(dependants);
             if let Some(unit) = entry.unit {
                 if let Some(u) = self.units.get_mut(&unit) {
                     u.symbols.remove(&key.1);
@@ -803,5 +883,19 @@ impl SessionState {
         }
         self.dylib_names.clear();
         generators
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every defined symbol has an entry, so a dylib of many lazy functions
+    /// is as big as its entries: keep them at 48 bytes (64 with the key),
+    /// with the rarely used parts boxed.
+    #[test]
+    fn symbol_entry_stays_small() {
+        assert_eq!(std::mem::size_of::<SymbolEntry>(), 48);
+        assert_eq!(std::mem::size_of::<Option<MrId>>(), 8);
     }
 }
