@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use super::{
-    DylibId, Effects, EmitUnit, EmitUnitId, HashSet, MrId, MrState, SessionState, SymKey,
+    DylibId, Effects, EmitUnit, EmitUnitId, HashMap, HashSet, MrId, MrState, SessionState, SymKey,
     SymbolEntry, UnitCell, UnitEntry, UnitId,
 };
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ impl SessionState {
     pub(crate) fn mr_symbols(&self, mr: MrId) -> SymbolFlagsMap {
         self.mrs
             .get(&mr)
-            .map(|m| m.symbols.clone())
+            .map(|m| m.symbols.iter().map(|(n, f)| (n.clone(), *f)).collect())
             .unwrap_or_default()
     }
 
@@ -453,7 +453,7 @@ impl SessionState {
             dylib: m.dylib,
             tracker: m.tracker,
             unit_name: m.unit_name.clone(),
-            symbols: SymbolFlagsMap::new(),
+            symbols: HashMap::default(),
             deps: Default::default(),
             deps_all: m.deps_all.clone(),
         };
@@ -522,12 +522,7 @@ impl SessionState {
         }
         self.units.insert(
             unit_id,
-            UnitEntry {
-                cell,
-                dylib,
-                tracker,
-                symbols: symbols.keys().cloned().collect(),
-            },
+            UnitEntry::new(cell, dylib, tracker, symbols.keys().cloned().collect()),
         );
         if wanted {
             self.start_materialization(unit_id, fx);

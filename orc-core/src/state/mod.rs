@@ -196,7 +196,24 @@ struct UnitEntry {
     cell: UnitCell,
     dylib: DylibId,
     tracker: ResourceKey,
-    symbols: HashSet<SymbolName>,
+    /// The names the unit was defined with. A name whose entry no longer
+    /// names this unit (it was overridden or removed) is skipped.
+    symbols: Vec<SymbolName>,
+    /// How many of `symbols` the unit still defines; at zero it is dropped.
+    live: usize,
+}
+
+impl UnitEntry {
+    fn new(cell: UnitCell, dylib: DylibId, tracker: ResourceKey, symbols: Vec<SymbolName>) -> Self {
+        let live = symbols.len();
+        UnitEntry {
+            cell,
+            dylib,
+            tracker,
+            symbols,
+            live,
+        }
+    }
 }
 
 struct QueryState {
@@ -212,7 +229,7 @@ struct MrState {
     dylib: DylibId,
     tracker: ResourceKey,
     unit_name: Arc<str>,
-    symbols: SymbolFlagsMap,
+    symbols: HashMap<SymbolName, SymbolFlags>,
     /// Dependencies recorded so far, per owned symbol.
     deps: HashMap<SymbolName, HashSet<SymKey>>,
     /// Dependencies of every owned symbol, kept once rather than copied
@@ -464,29 +481,23 @@ impl SessionState {
         for name in &lose {
             fx.discards.push((cell.clone(), dylib, name.clone()));
         }
-        let mut kept = HashSet::default();
+        let mut kept = Vec::with_capacity(symbols.len() - lose.len());
         let d = self.dylib_mut(dylib)?;
         for (name, flags) in symbols {
-            if lose.contains(&name) {
-                continue;
+            // Duplicates were refused and overridden entries removed: a name
+            // still present is one this unit's weak definition loses.
+            if let std::collections::hash_map::Entry::Vacant(slot) = d.symbols.entry(name) {
+                kept.push(slot.key().clone());
+                let mut entry = SymbolEntry::new(flags, SymbolState::NeverSearched, tracker);
+                entry.unit = Some(unit_id);
+                slot.insert(entry);
             }
-            let mut entry = SymbolEntry::new(flags, SymbolState::NeverSearched, tracker);
-            entry.unit = Some(unit_id);
-            d.symbols.insert(name.clone(), entry);
-            kept.insert(name);
         }
         if kept.is_empty() {
             fx.dropped_units.push(cell);
         } else {
-            self.units.insert(
-                unit_id,
-                UnitEntry {
-                    cell,
-                    dylib,
-                    tracker,
-                    symbols: kept,
-                },
-            );
+            self.units
+                .insert(unit_id, UnitEntry::new(cell, dylib, tracker, kept));
         }
         Ok(())
     }
@@ -497,10 +508,10 @@ impl SessionState {
         let Some(entry) = self.units.get_mut(&unit) else {
             return;
         };
-        entry.symbols.remove(name);
+        entry.live -= 1;
         fx.discards
             .push((entry.cell.clone(), entry.dylib, name.clone()));
-        if entry.symbols.is_empty() {
+        if entry.live == 0 {
             if let Some(entry) = self.units.remove(&unit) {
                 fx.dropped_units.push(entry.cell);
             }
@@ -629,10 +640,13 @@ impl SessionState {
             return;
         };
         let mr = MrId(self.fresh_nonzero());
-        let mut symbols = SymbolFlagsMap::with_capacity(u.symbols.len());
+        let mut symbols = HashMap::with_capacity_and_hasher(u.live, Default::default());
         if let Some(d) = self.dylibs.get_mut(&u.dylib) {
             for name in u.symbols {
-                if let Some(entry) = d.symbols.get_mut(&name) {
+                let Some(entry) = d.symbols.get_mut(&name) else {
+                    continue;
+                };
+                if entry.unit == Some(unit) {
                     entry.state = SymbolState::Materializing;
                     entry.unit = None;
                     entry.mr = Some(mr);
@@ -765,8 +779,8 @@ impl SessionState {
             orphaned.extend(dependants);
             if let Some(unit) = entry.unit {
                 if let Some(u) = self.units.get_mut(&unit) {
-                    u.symbols.remove(&key.1);
-                    if u.symbols.is_empty() {
+                    u.live -= 1;
+                    if u.live == 0 {
                         if let Some(u) = self.units.remove(&unit) {
                             fx.dropped_units.push(u.cell);
                         }
