@@ -11,8 +11,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::lookup::{JitDylibLookupFlags, LookupKind, SymbolLookupSet, SymbolState};
-use crate::session::{ExecutionSession, SessionInner};
+use crate::lookup::{
+    JitDylibLookupFlags, LookupKind, SymbolLookupFlags, SymbolLookupSet, SymbolState,
+};
+use crate::session::{take_one, ExecutionSession, Search, SessionInner};
 use crate::state::{DylibId, Effects};
 use crate::symbol::{ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
 use crate::tracker::ResourceTracker;
@@ -116,7 +118,7 @@ impl JitDylib {
     /// Sets the dylibs searched after this one (replacing the previous
     /// order). The dylib itself is always searched first.
     pub fn set_link_order(&self, order: &[&JitDylib]) -> Result<()> {
-        let ids = order
+        let ids: Arc<[_]> = order
             .iter()
             .filter(|jd| **jd != self)
             .map(|jd| jd.id)
@@ -133,7 +135,7 @@ impl JitDylib {
         let mut st = self.session.state.lock();
         let d = st.dylib_mut(self.id)?;
         if !d.link_order.contains(&other.id) {
-            d.link_order.push(other.id);
+            d.link_order = d.link_order.iter().copied().chain([other.id]).collect();
         }
         Ok(())
     }
@@ -142,9 +144,9 @@ impl JitDylib {
     pub fn link_order(&self) -> Result<Vec<JitDylib>> {
         let st = self.session.state.lock();
         let d = st.dylib(self.id)?;
-        let ids = d.link_order.clone();
-        Ok(ids
-            .into_iter()
+        Ok(d.link_order
+            .iter()
+            .copied()
             .filter_map(|id| {
                 let name = st.dylib(id).ok()?.name.clone();
                 Some(JitDylib::from_parts(self.session.clone(), id, name))
@@ -176,23 +178,18 @@ impl JitDylib {
     /// Looks `names` up in this dylib's search order and waits until they
     /// are Ready.
     pub fn lookup(&self, names: &[&str]) -> Result<SymbolMap> {
-        let es = self.session();
-        let set: SymbolLookupSet = names.iter().map(|n| es.intern(n)).collect();
-        es.lookup(&self.search_order()?, set, SymbolState::Ready)
+        let set: SymbolLookupSet = names.iter().map(|n| self.session.intern(n)).collect();
+        self.session
+            .lookup_blocking(Search::Dylib(self), set.entries(), SymbolState::Ready)
     }
 
     /// Looks one name up in this dylib's search order (Ready).
     pub fn lookup_symbol(&self, name: &str) -> Result<ExecutorSymbolDef> {
-        let es = self.session();
-        let name = es.intern(name);
-        let mut map = es.lookup(
-            &self.search_order()?,
-            SymbolLookupSet::from_names([name.clone()]),
-            SymbolState::Ready,
-        )?;
-        map.remove(&name).ok_or(crate::Error::SymbolsNotFound {
-            symbols: vec![name],
-        })
+        let names = [(self.session.intern(name), SymbolLookupFlags::RequiredSymbol)];
+        let map = self
+            .session
+            .lookup_blocking(Search::Dylib(self), &names, SymbolState::Ready)?;
+        take_one(map, names)
     }
 
     /// The names defined here with their flags, states and whether they are

@@ -22,9 +22,9 @@ use parking_lot::{Mutex, RwLock};
 use super::arch::{HostArch, LazyArch};
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
-use crate::lookup::{JitDylibLookupFlags, SymbolLookupSet, SymbolState};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
-use crate::session::ExecutionSession;
+use crate::session::{take_one, ExecutionSession, Search};
 use crate::symbol::{ExecutorAddr, FastHash, SymbolName};
 
 /// The exit status of a process whose lazy compile failed with no failure
@@ -218,18 +218,16 @@ impl Inner {
                 return (None, Err(err));
             }
         };
-        let order = vec![(dylib, JitDylibLookupFlags::MatchAllSymbols)];
-        let set = SymbolLookupSet::from_names([symbol.clone()]);
-        let res = self
+        let names = [(symbol.clone(), SymbolLookupFlags::RequiredSymbol)];
+        let res = dylib
             .session
-            .lookup(&order, set, SymbolState::Ready)
-            .and_then(|mut map| {
-                map.remove(&symbol)
-                    .map(|def| def.addr)
-                    .ok_or_else(|| Error::SymbolsNotFound {
-                        symbols: vec![symbol.clone()],
-                    })
-            });
+            .lookup_blocking(
+                Search::Only(&dylib, JitDylibLookupFlags::MatchAllSymbols),
+                &names,
+                SymbolState::Ready,
+            )
+            .and_then(|map| take_one(map, names))
+            .map(|def| def.addr);
         (Some(symbol), notify(res))
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::{Error, QualifiedSymbol, Result};
-use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolLookupSet, SymbolState};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::symbol::{
     ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
 };
@@ -68,8 +68,22 @@ pub(crate) struct EmitUnit {
 /// unlocked and never at the same time.
 pub(crate) type UnitCell = Arc<Mutex<Option<Box<dyn MaterializationUnit>>>>;
 
-/// What a query calls when it completes.
-pub(crate) type QueryCallback = Box<dyn FnOnce(Result<SymbolMap>) + Send>;
+/// What a query calls when it completes: a caller's callback, or the slot
+/// a blocking lookup waits on (which needs no boxed closure).
+pub(crate) enum QueryCallback {
+    Callback(Box<dyn FnOnce(Result<SymbolMap>) + Send>),
+    Blocking(crate::session::ResultSender),
+}
+
+impl QueryCallback {
+    /// Delivers the outcome. Called after the session lock is released.
+    pub(crate) fn complete(self, res: Result<SymbolMap>) {
+        match self {
+            QueryCallback::Callback(f) => f(res),
+            QueryCallback::Blocking(sender) => sender.send(res),
+        }
+    }
+}
 
 /// One symbol of one dylib: 48 bytes, so a dylib of many lazy functions
 /// keeps a compact table. What only some symbols need some of the time
@@ -183,8 +197,9 @@ impl SymbolEntry {
 pub(crate) struct DylibState {
     pub(crate) name: Arc<str>,
     symbols: HashMap<SymbolName, SymbolEntry>,
-    /// The dylibs searched after this one, in order.
-    pub(crate) link_order: Vec<DylibId>,
+    /// The dylibs searched after this one, in order. Shared, so a lookup
+    /// can walk it while it changes the state.
+    pub(crate) link_order: Arc<[DylibId]>,
     pub(crate) generators: Vec<Arc<dyn crate::DefinitionGenerator>>,
     /// Serializes generator runs for this dylib (taken without the session
     /// lock).
@@ -325,7 +340,7 @@ impl SessionState {
             DylibState {
                 name: name.clone(),
                 symbols: HashMap::default(),
-                link_order: Vec::new(),
+                link_order: Arc::from([]),
                 generators: Vec::new(),
                 generator_lock: Arc::new(Mutex::new(())),
                 default_tracker: None,
@@ -549,34 +564,83 @@ impl SessionState {
 
     // ----- queries ---------------------------------------------------------
 
-    /// Registers a lookup. Completes it at once when every symbol already
-    /// has the required state, fails it at once when a required name is
-    /// missing or a symbol is in the error state, and otherwise starts the
-    /// materializations it needs.
-    pub(crate) fn register_query(
+    /// The first dylib of `order` that defines `name` visibly.
+    fn find<I>(&self, order: I, name: &SymbolName) -> Option<DylibId>
+    where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)>,
+    {
+        order
+            .filter(|(jd, jd_flags)| {
+                self.dylibs
+                    .get(jd)
+                    .and_then(|d| d.symbols.get(name))
+                    .is_some_and(|e| e.visible(*jd_flags))
+            })
+            .map(|(jd, _)| jd)
+            .next()
+    }
+
+    /// Whether a lookup of `names` in `order` would offer some name to a
+    /// definition generator: a dylib with generators comes before any
+    /// dylib defining it. When not, the lookup can skip the generator pass.
+    pub(crate) fn needs_generators<I>(
+        &self,
+        order: I,
+        names: &[(SymbolName, SymbolLookupFlags)],
+    ) -> bool
+    where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)> + Clone,
+    {
+        names.iter().any(|(name, _)| {
+            for (jd, flags) in order.clone() {
+                let Some(d) = self.dylibs.get(&jd) else {
+                    continue;
+                };
+                if d.symbols.get(name).is_some_and(|e| e.visible(flags)) {
+                    return false;
+                }
+                if !d.generators.is_empty() {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    /// Registers a lookup of `names` in `order`. Completes it at once when
+    /// every symbol already has the required state, fails it at once when a
+    /// required name is missing (`SymbolsNotFound` naming every missing
+    /// name) or else a symbol is in the error state, and otherwise starts
+    /// the materializations it needs.
+    pub(crate) fn register_query<I>(
         &mut self,
-        order: &[(DylibId, JitDylibLookupFlags)],
-        set: &SymbolLookupSet,
+        order: I,
+        names: &[(SymbolName, SymbolLookupFlags)],
         required: SymbolState,
         callback: QueryCallback,
         fx: &mut Effects,
-    ) {
+    ) where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)> + Clone,
+    {
         if let Err(e) = self.check_open() {
             fx.completions.push((callback, Err(e)));
             return;
         }
         let required = required.max(SymbolState::Resolved);
-        let mut found: Vec<SymKey> = Vec::with_capacity(set.len());
+        // First pass: every required name is defined, none has failed.
+        let mut n_found = 0;
         let mut missing = Vec::new();
-        for (name, lookup_flags) in set.iter() {
-            let hit = order.iter().find(|(jd, jd_flags)| {
-                self.dylibs
-                    .get(jd)
-                    .and_then(|d| d.symbols.get(name))
-                    .is_some_and(|e| e.visible(*jd_flags))
-            });
-            match hit {
-                Some((jd, _)) => found.push((*jd, name.clone())),
+        let mut failed = None;
+        for (name, lookup_flags) in names {
+            match self.find(order.clone(), name) {
+                Some(jd) => {
+                    n_found += 1;
+                    if failed.is_none() {
+                        failed = self
+                            .entry(&(jd, name.clone()))
+                            .and_then(|e| e.error().cloned());
+                    }
+                }
                 None if *lookup_flags == SymbolLookupFlags::RequiredSymbol => {
                     missing.push(name.clone())
                 }
@@ -589,48 +653,51 @@ impl SessionState {
                 .push((callback, Err(Error::SymbolsNotFound { symbols: missing })));
             return;
         }
-        for key in &found {
-            if let Some(err) = self.entry(key).and_then(|e| e.error().cloned()) {
-                fx.completions.push((callback, Err(err)));
-                return;
-            }
+        if let Some(err) = failed {
+            fx.completions.push((callback, Err(err)));
+            return;
         }
+        // Second pass: collect what is there, wait for the rest.
         let qid = QueryId(self.fresh());
         let mut query = QueryState {
             required,
             outstanding: 0,
-            results: SymbolMap::with_capacity(found.len()),
+            results: SymbolMap::with_capacity(n_found),
             callback,
             waiting_on: Vec::new(),
         };
-        let mut to_start = Vec::new();
-        for key in found {
+        for (name, _) in names {
+            let Some(jd) = self.find(order.clone(), name) else {
+                continue;
+            };
+            let key = (jd, name.clone());
             let Some(entry) = self.entry_mut(&key) else {
                 continue;
             };
             if entry.state >= required {
                 if let Some(def) = entry.def() {
-                    query.results.insert(key.1.clone(), def);
+                    query.results.insert(key.1, def);
                 }
                 continue;
             }
             entry.extra_mut().pending.push(qid);
             query.outstanding += 1;
-            if entry.state == SymbolState::NeverSearched {
-                if let Some(unit) = entry.unit {
-                    to_start.push(unit);
-                }
-            }
+            let start = match entry.state {
+                SymbolState::NeverSearched => entry.unit,
+                _ => None,
+            };
             query.waiting_on.push(key);
+            // Starting only queues the unit (it runs after unlocking); the
+            // rest of its symbols become Materializing, so it starts once.
+            if let Some(unit) = start {
+                self.start_materialization(unit, fx);
+            }
         }
         if query.outstanding == 0 {
             fx.completions.push((query.callback, Ok(query.results)));
             return;
         }
         self.queries.insert(qid, query);
-        for unit in to_start {
-            self.start_materialization(unit, fx);
-        }
     }
 
     /// Moves a unit's symbols to `Materializing` under a new responsibility
@@ -866,7 +933,14 @@ impl SessionState {
             self.dylib_names.remove(&d.name);
         }
         for other in self.dylibs.values_mut() {
-            other.link_order.retain(|id| *id != dylib);
+            if other.link_order.contains(&dylib) {
+                other.link_order = other
+                    .link_order
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != dylib)
+                    .collect();
+            }
         }
         Ok(())
     }
