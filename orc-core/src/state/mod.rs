@@ -167,22 +167,11 @@ impl SymbolEntry {
         self.extra.get_or_insert_with(Box::default)
     }
 
-    fn take_pending(&mut self) -> Vec<QueryId> {
-        self.extra
-            .as_mut()
-            .map(|x| std::mem::take(&mut x.pending))
-            .unwrap_or_default()
-    }
-
     fn take_dependants(&mut self) -> HashSet<EmitUnitId> {
         self.extra
             .as_mut()
             .map(|x| std::mem::take(&mut x.dependants))
             .unwrap_or_default()
-    }
-
-    fn take_emit_unit(&mut self) -> Option<EmitUnitId> {
-        self.extra.as_mut()?.emit_unit.take()
     }
 
     /// Frees the extra part when nothing is left in it.
@@ -265,11 +254,51 @@ pub(crate) struct PendingMaterialization {
     pub(crate) unit_name: Arc<str>,
 }
 
+/// A list whose first element is kept inline: most transitions complete
+/// one query or start one materialization, and then need no allocation.
+pub(crate) struct Batch<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<T> IntoIterator for Batch<T> {
+    type Item = T;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+
+    /// In push order (`first` is only empty while `rest` is).
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// Work to do after the session lock is released.
 #[derive(Default)]
 pub(crate) struct Effects {
-    pub(crate) completions: Vec<(QueryCallback, Result<SymbolMap>)>,
-    pub(crate) materialize: Vec<PendingMaterialization>,
+    pub(crate) completions: Batch<(QueryCallback, Result<SymbolMap>)>,
+    pub(crate) materialize: Batch<PendingMaterialization>,
     pub(crate) discards: Vec<(UnitCell, DylibId, SymbolName)>,
     pub(crate) dropped_units: Vec<UnitCell>,
     pub(crate) reports: Vec<Error>,
@@ -435,11 +464,20 @@ impl SessionState {
     }
 
     fn entry(&self, key: &SymKey) -> Option<&SymbolEntry> {
-        self.dylibs.get(&key.0)?.symbols.get(&key.1)
+        self.entry_at(key.0, &key.1)
     }
 
     fn entry_mut(&mut self, key: &SymKey) -> Option<&mut SymbolEntry> {
-        self.dylibs.get_mut(&key.0)?.symbols.get_mut(&key.1)
+        self.entry_at_mut(key.0, &key.1)
+    }
+
+    /// Like [`Self::entry`], without building a key.
+    fn entry_at(&self, dylib: DylibId, name: &SymbolName) -> Option<&SymbolEntry> {
+        self.dylibs.get(&dylib)?.symbols.get(name)
+    }
+
+    fn entry_at_mut(&mut self, dylib: DylibId, name: &SymbolName) -> Option<&mut SymbolEntry> {
+        self.dylibs.get_mut(&dylib)?.symbols.get_mut(name)
     }
 
     // ----- definitions ----------------------------------------------------
@@ -747,29 +785,6 @@ impl SessionState {
         });
     }
 
-    /// Records one more result for a query, completing it when it was the
-    /// last one outstanding.
-    fn satisfy(
-        &mut self,
-        qid: QueryId,
-        name: &SymbolName,
-        def: Option<ExecutorSymbolDef>,
-        fx: &mut Effects,
-    ) {
-        let Some(query) = self.queries.get_mut(&qid) else {
-            return;
-        };
-        if let Some(def) = def {
-            query.results.insert(name.clone(), def);
-        }
-        query.outstanding -= 1;
-        if query.outstanding == 0 {
-            if let Some(query) = self.queries.remove(&qid) {
-                fx.completions.push((query.callback, Ok(query.results)));
-            }
-        }
-    }
-
     /// Fails a query (once) and unhooks it from every symbol it waited on.
     fn fail_query(&mut self, qid: QueryId, err: Error, fx: &mut Effects) {
         let Some(query) = self.queries.remove(&qid) else {
@@ -971,6 +986,30 @@ impl SessionState {
         }
         self.dylib_names.clear();
         generators
+    }
+}
+
+/// Records one more result for query `qid`, completing it when it was the
+/// last one outstanding. Takes the query table alone, so callers can hold
+/// other parts of the state borrowed.
+fn satisfy_in(
+    queries: &mut HashMap<QueryId, QueryState>,
+    qid: QueryId,
+    name: &SymbolName,
+    def: Option<ExecutorSymbolDef>,
+    fx: &mut Effects,
+) {
+    let Some(query) = queries.get_mut(&qid) else {
+        return;
+    };
+    if let Some(def) = def {
+        query.results.insert(name.clone(), def);
+    }
+    query.outstanding -= 1;
+    if query.outstanding == 0 {
+        if let Some(query) = queries.remove(&qid) {
+            fx.completions.push((query.callback, Ok(query.results)));
+        }
     }
 }
 
