@@ -80,10 +80,12 @@ impl fmt::Display for SymbolName {
 }
 
 /// The pool that owns interned names. Shared by a session and everything
-/// attached to it.
+/// attached to it. Names hash with the session's cheap hasher: they come
+/// from the programs being run, whose authors control the process anyway,
+/// so SipHash's resistance to chosen collisions buys nothing here.
 #[derive(Default)]
 pub struct SymbolStringPool {
-    names: Mutex<HashSet<Key>>,
+    names: Mutex<HashSet<Key, FastHash>>,
 }
 
 /// A set entry that hashes and compares by text, for interning.
