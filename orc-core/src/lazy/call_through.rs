@@ -31,17 +31,43 @@ use crate::symbol::{ExecutorAddr, FastHash, SymbolName};
 /// handler set (EX_SOFTWARE).
 pub const LAZY_COMPILE_FAILURE_EXIT_CODE: i32 = 70;
 
-/// Called with the outcome of a trampoline's lookup; returns where the
-/// call continues. A lazy re-export uses it to repoint its stub (only if
-/// the stub still points at the trampoline) and, when the stub was
-/// repointed meanwhile (a redefinition raced with this first call) or the
-/// lookup failed because of it, to continue at the stub's new target.
-pub type NotifyResolvedFn = Arc<dyn Fn(Result<ExecutorAddr>) -> Result<ExecutorAddr> + Send + Sync>;
+/// Told the outcome of a trampoline's lookup; returns where the call
+/// continues. One handler serves many trampolines: each call passes the
+/// trampoline's address and the cookie the trampoline was made with, so a
+/// trampoline costs no closure of its own. A lazy re-export uses it to
+/// repoint its stub (only if the stub still points at the trampoline) and,
+/// when the stub was repointed meanwhile (a redefinition raced with this
+/// first call) or the lookup failed because of it, to continue at the
+/// stub's new target.
+pub trait TrampolineHandler: Send + Sync {
+    /// `found` is the outcome of the lookup made for `trampoline`.
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr>;
+}
+
+impl<F> TrampolineHandler for F
+where
+    F: Fn(ExecutorAddr, u64, Result<ExecutorAddr>) -> Result<ExecutorAddr> + Send + Sync,
+{
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr> {
+        self(trampoline, cookie, found)
+    }
+}
 
 struct Landing {
     dylib: JitDylib,
     symbol: SymbolName,
-    notify: NotifyResolvedFn,
+    handler: Arc<dyn TrampolineHandler>,
+    cookie: u64,
 }
 
 struct TrampolineBlock {
@@ -116,12 +142,14 @@ impl LazyCallThroughManager {
 
     /// A trampoline that, when called, looks `symbol` up in `dylib`
     /// (matching hidden symbols too, required state Ready), passes the
-    /// outcome to `notify`, and continues where `notify` says.
+    /// outcome to `handler` (with `cookie`), and continues where the
+    /// handler says.
     pub fn get_call_through_trampoline(
         &self,
         dylib: &JitDylib,
         symbol: SymbolName,
-        notify: NotifyResolvedFn,
+        handler: Arc<dyn TrampolineHandler>,
+        cookie: u64,
     ) -> Result<ExecutorAddr> {
         let addr = self.allocate_trampoline()?;
         self.inner.landings.write().insert(
@@ -129,7 +157,8 @@ impl LazyCallThroughManager {
             Landing {
                 dylib: dylib.clone(),
                 symbol,
-                notify,
+                handler,
+                cookie,
             },
         );
         Ok(ExecutorAddr(addr))
@@ -211,8 +240,13 @@ impl Inner {
     /// Resolves the symbol behind a trampoline (no lock held while the
     /// session materializes it).
     fn resolve(&self, trampoline: u64) -> (Option<SymbolName>, Result<ExecutorAddr>) {
-        let (dylib, symbol, notify) = match self.landings.read().get(&trampoline) {
-            Some(l) => (l.dylib.clone(), l.symbol.clone(), l.notify.clone()),
+        let (dylib, symbol, handler, cookie) = match self.landings.read().get(&trampoline) {
+            Some(l) => (
+                l.dylib.clone(),
+                l.symbol.clone(),
+                l.handler.clone(),
+                l.cookie,
+            ),
             None => {
                 let err = Error::other(format!("call through unknown trampoline {trampoline:#x}"));
                 return (None, Err(err));
@@ -228,7 +262,10 @@ impl Inner {
             )
             .and_then(|map| take_one(map, names))
             .map(|def| def.addr);
-        (Some(symbol), notify(res))
+        (
+            Some(symbol),
+            handler.resolved(ExecutorAddr(trampoline), cookie, res),
+        )
     }
 
     fn fail(&self, symbol: Option<&SymbolName>, err: &Error) -> u64 {

@@ -9,18 +9,19 @@
 //! frees stubs and trampolines when the tracker of their re-export is
 //! removed (it is a [`ResourceManager`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::call_through::LazyCallThroughManager;
+use super::call_through::{LazyCallThroughManager, TrampolineHandler};
 use super::stubs::{IndirectStubsManager, StubId};
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
 use crate::reexports::SymbolAliasMap;
 use crate::responsibility::MaterializationResponsibility;
 use crate::session::ExecutionSession;
+use crate::state::DylibId;
 use crate::symbol::{
     ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlagsMap, SymbolMap, SymbolName,
 };
@@ -34,10 +35,12 @@ struct StubRecord {
     trampoline: ExecutorAddr,
 }
 
+/// Materialized re-exports by dylib (id) and name, and by tracker. The
+/// manager belongs to one session, so dylib ids are unambiguous.
 #[derive(Default)]
 struct Records {
-    by_name: HashMap<(JitDylib, SymbolName), StubRecord, FastHash>,
-    by_key: HashMap<ResourceKey, Vec<(JitDylib, SymbolName)>, FastHash>,
+    by_name: HashMap<(DylibId, SymbolName), StubRecord, FastHash>,
+    by_key: HashMap<ResourceKey, Vec<(DylibId, SymbolName)>, FastHash>,
 }
 
 /// Owns the stubs and trampolines of lazy re-exports. See the module docs.
@@ -45,15 +48,50 @@ pub struct LazyReexportsManager {
     stubs: IndirectStubsManager,
     call_through: LazyCallThroughManager,
     records: Mutex<Records>,
+    /// Every trampoline's handler: repoints the stub named by the cookie.
+    repointer: Arc<dyn TrampolineHandler>,
+}
+
+/// The trampoline handler of a manager. It holds the manager weakly: the
+/// manager owns the call-through manager that holds the handler.
+struct StubRepointer(Weak<LazyReexportsManager>);
+
+impl TrampolineHandler for StubRepointer {
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr> {
+        let Some(manager) = self.0.upgrade() else {
+            return found;
+        };
+        let stub = StubId::from_bits(cookie);
+        match found {
+            // Repoint only a stub that still points at us: a redefinition
+            // that raced with this first call wins, and the call continues
+            // at its code.
+            Ok(addr) => match manager.stubs.compare_and_set(stub, trampoline, addr)? {
+                true => Ok(addr),
+                false => manager.stubs.target(stub),
+            },
+            Err(e) => match manager.stubs.target(stub)? {
+                current if current != trampoline && !current.is_null() => Ok(current),
+                _ => Err(e),
+            },
+        }
+    }
 }
 
 impl LazyReexportsManager {
     /// A manager for `session`, registered as one of its resource managers.
     pub fn new(session: &ExecutionSession) -> Result<Arc<Self>> {
-        let manager = Arc::new(LazyReexportsManager {
+        let call_through = LazyCallThroughManager::new(session)?;
+        let manager = Arc::new_cyclic(|weak| LazyReexportsManager {
             stubs: IndirectStubsManager::new(),
-            call_through: LazyCallThroughManager::new(session)?,
+            call_through,
             records: Mutex::new(Records::default()),
+            repointer: Arc::new(StubRepointer(weak.clone())),
         });
         session.register_resource_manager(manager.clone());
         Ok(manager)
@@ -85,7 +123,7 @@ impl LazyReexportsManager {
 
     /// The stub address of lazy re-export `name` in `dylib`, if materialized.
     pub fn stub_address(&self, dylib: &JitDylib, name: &SymbolName) -> Option<ExecutorAddr> {
-        let key = (dylib.clone(), name.clone());
+        let key = (dylib.id, name.clone());
         self.records.lock().by_name.get(&key).map(|r| r.addr)
     }
 
@@ -115,7 +153,7 @@ impl LazyReexportsManager {
     }
 
     fn record(&self, dylib: &JitDylib, name: &SymbolName) -> Result<StubRecord> {
-        let key = (dylib.clone(), name.clone());
+        let key = (dylib.id, name.clone());
         self.records
             .lock()
             .by_name
@@ -127,6 +165,44 @@ impl LazyReexportsManager {
                     dylib.name()
                 ))
             })
+    }
+
+    /// Records the stub of `name` in `dylib`, made under tracker `key`.
+    fn add_record(&self, dylib: DylibId, name: &SymbolName, key: ResourceKey, record: StubRecord) {
+        let mut records = self.records.lock();
+        records.by_name.insert((dylib, name.clone()), record);
+        records
+            .by_key
+            .entry(key)
+            .or_default()
+            .push((dylib, name.clone()));
+    }
+
+    /// Forgets and frees the stubs of `names` in `dylib` (made under `key`)
+    /// that are still recorded.
+    fn forget<'a>(
+        &self,
+        dylib: DylibId,
+        names: impl Iterator<Item = &'a SymbolName>,
+        key: ResourceKey,
+    ) {
+        let names: HashSet<&SymbolName, FastHash> = names.collect();
+        let released: Vec<StubRecord> = {
+            let mut records = self.records.lock();
+            if let Some(list) = records.by_key.get_mut(&key) {
+                list.retain(|(jd, n)| *jd != dylib || !names.contains(n));
+                if list.is_empty() {
+                    records.by_key.remove(&key);
+                }
+            }
+            names
+                .iter()
+                .filter_map(|n| records.by_name.remove(&(dylib, (*n).clone())))
+                .collect()
+        };
+        for record in &released {
+            self.release(record);
+        }
     }
 
     fn release(&self, record: &StubRecord) {
@@ -175,43 +251,22 @@ struct LazyReexportsUnit {
 }
 
 impl LazyReexportsUnit {
+    /// A stub pointing at a fresh trampoline for `aliasee`.
     fn make_stub(&self, aliasee: &SymbolName) -> Result<StubRecord> {
         let m = &self.manager;
         let stub = m.stubs.create_stub(ExecutorAddr::NULL)?;
-        let trampoline_cell: Arc<std::sync::OnceLock<ExecutorAddr>> = Arc::default();
-        let notify_manager = Arc::downgrade(m);
-        let cell = trampoline_cell.clone();
-        let notify = Arc::new(move |found: Result<ExecutorAddr>| {
-            let Some(manager) = notify_manager.upgrade() else {
-                return found;
-            };
-            let trampoline = cell.get().copied().unwrap_or(ExecutorAddr::NULL);
-            match found {
-                // Repoint only a stub that still points at us: a
-                // redefinition that raced with this first call wins, and
-                // the call continues at its code.
-                Ok(addr) => match manager.stubs.compare_and_set(stub, trampoline, addr)? {
-                    true => Ok(addr),
-                    false => manager.stubs.target(stub),
-                },
-                Err(e) => match manager.stubs.target(stub)? {
-                    current if current != trampoline && !current.is_null() => Ok(current),
-                    _ => Err(e),
-                },
+        let trampoline = match m.call_through.get_call_through_trampoline(
+            &self.source,
+            aliasee.clone(),
+            m.repointer.clone(),
+            stub.to_bits(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                m.stubs.release(stub);
+                return Err(e);
             }
-        });
-        let trampoline =
-            match m
-                .call_through
-                .get_call_through_trampoline(&self.source, aliasee.clone(), notify)
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    m.stubs.release(stub);
-                    return Err(e);
-                }
-            };
-        let _ = trampoline_cell.set(trampoline);
+        };
         m.stubs.set_target(stub, trampoline)?;
         let addr = m.stubs.address(stub)?;
         Ok(StubRecord {
@@ -234,48 +289,34 @@ impl MaterializationUnit for LazyReexportsUnit {
             .collect()
     }
 
+    /// Makes a stub for every alias. The unit's aliases are exactly what
+    /// the responsibility owns (discarded names were removed from them);
+    /// if the tracker was removed meanwhile, resolving fails and the stubs
+    /// made are freed again.
     fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
-        let owned = r.symbols();
-        let target = r.target_dylib().clone();
+        let target = r.target_dylib().id;
         let key = r.resource_key();
-        let mut made: Vec<(SymbolName, StubRecord)> = Vec::new();
-        let mut resolved = SymbolMap::new();
-        for (alias, entry) in self.aliases.iter().filter(|(n, _)| owned.contains_key(*n)) {
+        let mut resolved = SymbolMap::with_capacity(self.aliases.len());
+        for (alias, entry) in &self.aliases {
             match self.make_stub(&entry.aliasee) {
                 Ok(record) => {
+                    self.manager.add_record(target, alias, key, record);
                     resolved.insert(
                         alias.clone(),
                         ExecutorSymbolDef::new(record.addr, entry.flags),
                     );
-                    made.push((alias.clone(), record));
                 }
                 Err(e) => {
-                    for (_, record) in &made {
-                        self.manager.release(record);
-                    }
+                    self.manager.forget(target, resolved.keys(), key);
                     return r.fail(e);
                 }
-            }
-        }
-        {
-            let mut records = self.manager.records.lock();
-            for (alias, record) in &made {
-                records
-                    .by_name
-                    .insert((target.clone(), alias.clone()), *record);
-                records
-                    .by_key
-                    .entry(key)
-                    .or_default()
-                    .push((target.clone(), alias.clone()));
             }
         }
         if let Err(e) = r
             .notify_resolved(&resolved)
             .and_then(|_| r.notify_emitted())
         {
-            // The tracker may have been removed meanwhile: free what we made.
-            let _ = self.manager.handle_remove_resources(&target, key);
+            self.manager.forget(target, resolved.keys(), key);
             r.fail(e);
         }
     }

@@ -26,6 +26,21 @@ pub struct StubId {
     index: u32,
 }
 
+impl StubId {
+    /// The id as one integer (a trampoline cookie).
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.block) << 32) | u64::from(self.index)
+    }
+
+    /// The inverse of [`Self::to_bits`].
+    pub(crate) fn from_bits(bits: u64) -> Self {
+        StubId {
+            block: (bits >> 32) as u32,
+            index: bits as u32,
+        }
+    }
+}
+
 struct StubBlock {
     /// Owns the pages; never dropped while the manager lives.
     _memory: LinkMemory,
