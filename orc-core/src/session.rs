@@ -54,10 +54,11 @@ impl ExecutionSession {
 
     /// A session whose materializations run on `dispatcher`.
     pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>) -> Self {
+        let pool = Arc::new(SymbolStringPool::new());
         ExecutionSession {
             inner: Arc::new(SessionInner {
-                state: Mutex::new(SessionState::new()),
-                pool: Arc::new(SymbolStringPool::new()),
+                state: Mutex::new(SessionState::new(pool.clone())),
+                pool,
                 dispatcher: RwLock::new(dispatcher),
                 reporter: RwLock::new(None),
                 managers: RwLock::new(Vec::new()),
@@ -436,7 +437,7 @@ impl SessionInner {
             let mr = MaterializationResponsibility::new(self.clone(), pm.mr, jd, pm.tracker);
             let cell = pm.cell;
             // The unit's name describes the task (shared, not formatted).
-            let task = Task::new(pm.unit_name.clone(), move || {
+            let task = Task::new(pm.unit_name.to_arc(), move || {
                 let unit = cell.lock().take();
                 match unit {
                     Some(unit) => unit.materialize(mr),

@@ -26,6 +26,11 @@ impl SymbolName {
         &self.0
     }
 
+    /// The text as a shared string (no copy).
+    pub(crate) fn to_arc(&self) -> Arc<str> {
+        self.0.clone()
+    }
+
     fn addr(&self) -> *const u8 {
         Arc::as_ptr(&self.0) as *const u8
     }

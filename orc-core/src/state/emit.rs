@@ -373,7 +373,7 @@ impl SessionState {
         let def = entry.def();
         if let Some(extra) = entry.extra.as_mut() {
             extra.emit_unit = None;
-            for qid in extra.pending.drain(..) {
+            for qid in std::mem::take(&mut extra.pending) {
                 satisfy_in(queries, qid, name, def, fx);
             }
         }

@@ -20,6 +20,7 @@ use crate::error::{Error, QualifiedSymbol, Result};
 use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::symbol::{
     ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
+    SymbolStringPool,
 };
 use crate::tracker::ResourceKey;
 use crate::unit::MaterializationUnit;
@@ -106,8 +107,9 @@ struct SymbolEntry {
 struct SymbolExtra {
     /// Set once the symbol failed; every later lookup gets this error.
     error: Option<Error>,
-    /// Queries waiting for this symbol to reach their required state.
-    pending: Vec<QueryId>,
+    /// Queries waiting for this symbol to reach their required state
+    /// (usually one, kept inline).
+    pending: Batch<QueryId>,
     /// Not yet emitted: the emission units whose readiness waits on it.
     dependants: HashSet<EmitUnitId>,
     /// Emitted but not ready: the emission unit it was emitted in, which
@@ -225,14 +227,14 @@ struct QueryState {
     outstanding: usize,
     results: SymbolMap,
     callback: QueryCallback,
-    waiting_on: Vec<SymKey>,
+    waiting_on: Batch<SymKey>,
 }
 
 /// The bookkeeping of one active responsibility.
 struct MrState {
     dylib: DylibId,
     tracker: ResourceKey,
-    unit_name: Arc<str>,
+    unit_name: SymbolName,
     symbols: HashMap<SymbolName, SymbolFlags>,
     /// Dependencies recorded so far, per owned symbol.
     deps: HashMap<SymbolName, HashSet<SymKey>>,
@@ -251,7 +253,7 @@ pub(crate) struct PendingMaterialization {
     pub(crate) mr: MrId,
     pub(crate) dylib: DylibId,
     pub(crate) tracker: ResourceKey,
-    pub(crate) unit_name: Arc<str>,
+    pub(crate) unit_name: SymbolName,
 }
 
 /// A list whose first element is kept inline: most transitions complete
@@ -282,6 +284,21 @@ impl<T> Batch<T> {
     pub(crate) fn is_empty(&self) -> bool {
         self.first.is_none()
     }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    /// Keeps the items for which `keep` is true (called once per item, in
+    /// order).
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let first = self.first.take().filter(|x| keep(x));
+        self.rest.retain(|x| keep(x));
+        self.first = first;
+        if self.first.is_none() && !self.rest.is_empty() {
+            self.first = Some(self.rest.remove(0));
+        }
+    }
 }
 
 impl<T> IntoIterator for Batch<T> {
@@ -309,6 +326,8 @@ pub(crate) struct Effects {
 /// The whole mutable state of a session.
 pub(crate) struct SessionState {
     pub(crate) open: bool,
+    /// The session's name pool (for the names of materializing units).
+    pool: Arc<SymbolStringPool>,
     next_id: u64,
     dylibs: HashMap<DylibId, DylibState>,
     dylib_names: HashMap<Arc<str>, DylibId>,
@@ -320,8 +339,10 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new() -> Self {
+    /// An open session state interning in `pool`.
+    pub(crate) fn new(pool: Arc<SymbolStringPool>) -> Self {
         SessionState {
+            pool,
             open: true,
             next_id: 1,
             dylibs: HashMap::default(),
@@ -702,7 +723,7 @@ impl SessionState {
             outstanding: 0,
             results: SymbolMap::with_capacity(n_found),
             callback,
-            waiting_on: Vec::new(),
+            waiting_on: Batch::default(),
         };
         for (name, _) in names {
             let Some(jd) = self.find(order.clone(), name) else {
@@ -759,11 +780,13 @@ impl SessionState {
                 }
             }
         }
-        let unit_name: Arc<str> = match u.cell.try_lock() {
-            Some(guard) => guard
-                .as_ref()
-                .map_or_else(|| Arc::from("<unit>"), |m| Arc::from(m.name())),
-            None => Arc::from("<unit>"),
+        // Interned: a compile layer's unit is usually named like a symbol
+        // that is already in the pool, so naming costs no allocation.
+        let unit_name = match u.cell.try_lock() {
+            Some(guard) => self
+                .pool
+                .intern(guard.as_ref().map_or("<unit>", |m| m.name())),
+            None => self.pool.intern("<unit>"),
         };
         self.mrs.insert(
             mr,
@@ -790,7 +813,7 @@ impl SessionState {
         let Some(query) = self.queries.remove(&qid) else {
             return;
         };
-        for key in &query.waiting_on {
+        for key in query.waiting_on.iter() {
             if let Some(entry) = self.entry_mut(key) {
                 if let Some(extra) = entry.extra.as_mut() {
                     extra.pending.retain(|q| *q != qid);
@@ -1024,5 +1047,22 @@ mod tests {
     fn symbol_entry_stays_small() {
         assert_eq!(std::mem::size_of::<SymbolEntry>(), 48);
         assert_eq!(std::mem::size_of::<Option<MrId>>(), 8);
+    }
+
+    #[test]
+    fn batch_keeps_push_order_through_retain() {
+        let mut batch = Batch::default();
+        for i in 0..5 {
+            batch.push(i);
+        }
+        batch.retain(|x| x % 2 == 1);
+        assert_eq!(batch.iter().copied().collect::<Vec<_>>(), vec![1, 3]);
+        batch.retain(|x| *x == 3);
+        assert_eq!(batch.iter().copied().collect::<Vec<_>>(), vec![3]);
+        batch.retain(|_| false);
+        assert!(batch.is_empty());
+        batch.push(7);
+        batch.push(8);
+        assert_eq!(batch.into_iter().collect::<Vec<_>>(), vec![7, 8]);
     }
 }
