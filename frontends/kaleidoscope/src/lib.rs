@@ -64,12 +64,13 @@ pub use check::{check_program, parse_and_check};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
-    build_function, lower_function, lower_program, signature, LowerError, LowerOptions,
-    LoweredFunction, LoweredSymbol,
+    build_function, build_function_as, lower_function, lower_function_as, lower_program, signature,
+    LowerError, LowerOptions, LoweredFunction, LoweredSymbol,
 };
 #[cfg(feature = "llvm")]
 pub use lower_llvm::{
-    lower_function_llvm, lower_functions_llvm, KaleidoscopeLlvmModule, LlvmLowerError,
+    lower_function_llvm, lower_function_llvm_as, lower_functions_llvm, KaleidoscopeLlvmModule,
+    LlvmLowerError,
 };
 pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
 pub use repl::{ReplEvent, ReplSession};

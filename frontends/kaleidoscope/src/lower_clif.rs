@@ -120,9 +120,20 @@ pub fn build_function<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
 ) -> Result<LoweredFunction, LowerError> {
-    let name = &func.proto.name;
+    build_function_as(module, func, &func.proto.name)
+}
+
+/// Like [`build_function`], but declares the function under `symbol`
+/// instead of its prototype name (a driver's body symbol such as `f$t0`);
+/// calls in the body still name their callees as written.
+pub fn build_function_as<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    symbol: &str,
+) -> Result<LoweredFunction, LowerError> {
+    let name = symbol;
     let module_err = |source| LowerError::Module {
-        function: name.clone(),
+        function: name.to_owned(),
         source: Box::new(source),
     };
     let sig = signature(module, func.proto.arity());
@@ -143,7 +154,7 @@ pub fn build_function<M: Module + ?Sized>(
     lowerer.lower_body(func).map_err(|err| match *err {
         BodyError::Module(source) => module_err(source),
         BodyError::UnknownVariable { name: var, span } => LowerError::UnknownVariable {
-            function: name.clone(),
+            function: name.to_owned(),
             name: var,
             span,
         },
@@ -154,7 +165,7 @@ pub fn build_function<M: Module + ?Sized>(
     builder.finalize(module.isa().frontend_config());
     Ok(LoweredFunction {
         id,
-        name: name.clone(),
+        name: name.to_owned(),
         ctx,
     })
 }
@@ -165,6 +176,18 @@ pub fn lower_function<M: Module + ?Sized>(
     func: &Function,
 ) -> Result<FuncId, LowerError> {
     let mut lowered = build_function(module, func)?;
+    define(module, &mut lowered)?;
+    Ok(lowered.id)
+}
+
+/// Like [`lower_function`], defining the function under `symbol` (see
+/// [`build_function_as`]).
+pub fn lower_function_as<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    symbol: &str,
+) -> Result<FuncId, LowerError> {
+    let mut lowered = build_function_as(module, func, symbol)?;
     define(module, &mut lowered)?;
     Ok(lowered.id)
 }

@@ -25,6 +25,8 @@
 //! disagrees with an earlier declaration of the same name in the module is
 //! an [`LlvmLowerError`], never a panic.
 
+use std::sync::Arc;
+
 use orc_core::SymbolFlags;
 use orc_llvm::inkwell::builder::{Builder, BuilderError};
 use orc_llvm::inkwell::context::Context;
@@ -99,13 +101,24 @@ pub enum LlvmLowerError {
 #[derive(Debug, Clone)]
 pub struct KaleidoscopeLlvmModule {
     name: String,
-    functions: Vec<Function>,
+    /// Each function with the symbol it is defined under.
+    functions: Vec<(String, Arc<Function>)>,
 }
 
 impl KaleidoscopeLlvmModule {
     /// A module called `name` defining `functions` under their prototype
-    /// names (rename the prototypes first, e.g. to `f$t1`).
+    /// names.
     pub fn new(name: impl Into<String>, functions: Vec<Function>) -> Box<Self> {
+        let functions = functions
+            .into_iter()
+            .map(|f| (f.proto.name.clone(), Arc::new(f)))
+            .collect();
+        Self::shared(name, functions)
+    }
+
+    /// A module called `name` defining each shared function under the
+    /// symbol paired with it (e.g. `f$t1`), without copying the trees.
+    pub fn shared(name: impl Into<String>, functions: Vec<(String, Arc<Function>)>) -> Box<Self> {
         Box::new(KaleidoscopeLlvmModule {
             name: name.into(),
             functions,
@@ -121,9 +134,9 @@ impl LlvmModule for KaleidoscopeLlvmModule {
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
         self.functions
             .iter()
-            .map(|f| {
+            .map(|(symbol, _)| {
                 (
-                    f.proto.name.clone(),
+                    symbol.clone(),
                     SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
                 )
             })
@@ -131,7 +144,11 @@ impl LlvmModule for KaleidoscopeLlvmModule {
     }
 
     fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
-        lower_functions_llvm(context, &self.name, &self.functions).map_err(|e| e.to_string())
+        let module = context.create_module(&self.name);
+        for (symbol, func) in &self.functions {
+            lower_function_llvm_as(context, &module, func, symbol).map_err(|e| e.to_string())?;
+        }
+        Ok(module)
     }
 }
 
@@ -156,20 +173,32 @@ pub fn lower_function_llvm<'ctx>(
     module: &Module<'ctx>,
     func: &Function,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
-    let name = &func.proto.name;
+    lower_function_llvm_as(context, module, func, &func.proto.name)
+}
+
+/// Like [`lower_function_llvm`], defining the function under `symbol`
+/// (a driver's body symbol such as `f$t1`); calls in the body still name
+/// their callees as written.
+pub fn lower_function_llvm_as<'ctx>(
+    context: &'ctx Context,
+    module: &Module<'ctx>,
+    func: &Function,
+    symbol: &str,
+) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
+    let name = symbol;
     let f64t = context.f64_type();
     let function = match module.get_function(name) {
         Some(existing) if existing.count_basic_blocks() > 0 => {
             return Err(LlvmLowerError::Redefinition {
-                function: name.clone(),
+                function: name.to_owned(),
             })
         }
         Some(existing) => {
             let expected = existing.count_params() as usize;
             if expected != func.proto.arity() {
                 return Err(LlvmLowerError::ArityMismatch {
-                    function: name.clone(),
-                    callee: name.clone(),
+                    function: name.to_owned(),
+                    callee: name.to_owned(),
                     expected,
                     given: func.proto.arity(),
                 });
