@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use cranelift_module::Module;
 use orc_core::{
-    Error, ExecutorAddr, JitDylib, ResourceTracker, Result, SymbolAliasMap, SymbolAliasMapEntry,
-    SymbolFlags, SymbolLookupSet, SymbolState,
+    Error, ExecutionSession, ExecutorAddr, JitDylib, ResourceTracker, Result, SymbolAliasMap,
+    SymbolAliasMapEntry, SymbolFlags, SymbolFlagsMap, SymbolLookupSet, SymbolName, SymbolState,
 };
 use orc_cranelift::CraneliftModule;
 use orc_kaleidoscope::{Diagnostic, Function, Program};
@@ -38,17 +38,12 @@ pub fn tier_body_symbol(name: &str, tier: Tier) -> String {
     }
 }
 
-/// Kaleidoscope functions lowered into one Cranelift module.
+/// Kaleidoscope functions lowered into one Cranelift module, each under its
+/// body symbol. The trees are shared with the parsed program, not copied,
+/// and the symbols are interned once by the driver.
 struct KalModule {
-    name: String,
-    functions: Vec<Function>,
-}
-
-impl KalModule {
-    /// A module defining `functions` under their prototype names.
-    fn new(name: String, functions: Vec<Function>) -> Box<Self> {
-        Box::new(KalModule { name, functions })
-    }
+    name: SymbolName,
+    functions: Vec<(SymbolName, Arc<Function>)>,
 }
 
 impl CraneliftModule for KalModule {
@@ -59,13 +54,20 @@ impl CraneliftModule for KalModule {
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
         self.functions
             .iter()
-            .map(|f| (f.proto.name.clone(), CALLABLE))
+            .map(|(symbol, _)| (symbol.to_string(), CALLABLE))
+            .collect()
+    }
+
+    fn interned_symbols(&self, _es: &ExecutionSession) -> SymbolFlagsMap {
+        self.functions
+            .iter()
+            .map(|(symbol, _)| (symbol.clone(), CALLABLE))
             .collect()
     }
 
     fn build(self: Box<Self>, module: &mut dyn Module) -> std::result::Result<(), String> {
-        for func in &self.functions {
-            orc_kaleidoscope::lower_function(module, func).map_err(|e| {
+        for (symbol, func) in &self.functions {
+            orc_kaleidoscope::lower_function_as(module, func, symbol).map_err(|e| {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
@@ -78,13 +80,6 @@ impl CraneliftModule for KalModule {
         }
         Ok(())
     }
-}
-
-/// A copy of `func` whose definition is named `symbol`.
-fn renamed(func: &Function, symbol: String) -> Function {
-    let mut f = func.clone();
-    f.proto.name = symbol;
-    f
 }
 
 /// Errors of the Kaleidoscope driver: source diagnostics or JIT errors.
@@ -117,10 +112,10 @@ struct FunctionState {
     version: usize,
 }
 
-/// Function states by name, shared with background promotions.
-type FunctionTable = Arc<Mutex<HashMap<String, FunctionState>>>;
+/// Function states by (interned) name, shared with background promotions.
+type FunctionTable = Arc<Mutex<HashMap<SymbolName, FunctionState>>>;
 
-fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<String, FunctionState>> {
+fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<SymbolName, FunctionState>> {
     table
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -131,6 +126,14 @@ pub struct KaleidoscopeJit {
     jit: Jit,
     functions: FunctionTable,
     n_modules: usize,
+}
+
+/// A function's stub symbol (its name, in `main`) and body symbol (in
+/// `main.impl`), interned once.
+#[derive(Clone)]
+struct Symbols {
+    stub: SymbolName,
+    body: SymbolName,
 }
 
 impl KaleidoscopeJit {
@@ -156,44 +159,56 @@ impl KaleidoscopeJit {
         self.jit.main_dylib()
     }
 
-    /// The body symbol of `name` in this JIT's tier.
-    fn body(&self, name: &str) -> String {
-        tier_body_symbol(name, self.jit.config().tier)
+    fn intern(&self, name: &str) -> SymbolName {
+        self.jit.session().intern(name)
     }
 
-    /// Adds `functions` (named as they should be defined) as one module of
-    /// this JIT's tier, under `tracker`.
+    /// The stub and (first) body symbols of function `name` in this JIT's
+    /// tier.
+    fn symbols(&self, name: &str) -> Symbols {
+        Symbols {
+            stub: self.intern(name),
+            body: self.intern(&tier_body_symbol(name, self.jit.config().tier)),
+        }
+    }
+
+    /// Adds `functions` (each with the symbol it is defined under) as one
+    /// module called `name` of this JIT's tier, under `tracker`.
     fn add_module(
         &self,
-        name: String,
-        functions: Vec<Function>,
+        name: SymbolName,
+        functions: Vec<(SymbolName, Arc<Function>)>,
         tracker: &ResourceTracker,
     ) -> Result<()> {
         let bodies = self.jit.bodies_dylib();
         match self.jit.config().tier {
             Tier::Zero | Tier::Adaptive => self.jit.cranelift_layer().add(
                 bodies,
-                KalModule::new(name, functions),
+                Box::new(KalModule { name, functions }),
                 Some(tracker),
             ),
             Tier::One => {
-                let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(name, functions);
+                let functions = functions
+                    .into_iter()
+                    .map(|(symbol, func)| (symbol.to_string(), func))
+                    .collect();
+                let module =
+                    orc_kaleidoscope::KaleidoscopeLlvmModule::shared(name.as_str(), functions);
                 self.jit.llvm_layer()?.add(bodies, module, Some(tracker))
             }
         }
     }
 
-    /// Defines the stubs of `names` (each standing for its body symbol).
-    fn define_stubs(&self, names: &[&str]) -> Result<()> {
-        let es = self.jit.session();
-        let aliases: SymbolAliasMap = names
+    /// Defines the stubs of `functions`, each standing for its body symbol.
+    fn define_stubs(&self, functions: &[Symbols]) -> Result<()> {
+        let aliases: SymbolAliasMap = functions
             .iter()
-            .map(|n| {
+            .map(|f| {
                 let entry = SymbolAliasMapEntry {
-                    aliasee: es.intern(&self.body(n)),
+                    aliasee: f.body.clone(),
                     flags: CALLABLE,
                 };
-                (es.intern(n), entry)
+                (f.stub.clone(), entry)
             })
             .collect();
         let unit = self
@@ -203,19 +218,19 @@ impl KaleidoscopeJit {
         self.main().define(unit, None)
     }
 
-    /// Compiles the bodies of `names` now and points their stubs at them.
-    fn compile_now(&self, names: &[&str]) -> Result<()> {
+    /// Compiles the bodies of `functions` now and points their stubs at
+    /// them.
+    fn compile_now(&self, functions: &[Symbols]) -> Result<()> {
         let es = self.jit.session();
-        let bodies: SymbolLookupSet = names.iter().map(|n| es.intern(&self.body(n))).collect();
+        let bodies: SymbolLookupSet = functions.iter().map(|f| f.body.clone()).collect();
         let order = self.jit.bodies_dylib().search_order()?;
         let found = es.lookup(&order, bodies, SymbolState::Ready)?;
         let lazy = self.jit.lazy_reexports();
-        for name in names {
-            let stub = es.intern(name);
+        for f in functions {
             // Make sure the stub exists (looking it up materializes it).
-            self.main().lookup_symbol(name)?;
-            if let Some(def) = found.get(&es.intern(&self.body(name))) {
-                lazy.redirect(self.main(), &stub, def.addr)?;
+            self.main().lookup_symbol(&f.stub)?;
+            if let Some(def) = found.get(&f.body) {
+                lazy.redirect(self.main(), &f.stub, def.addr)?;
             }
         }
         Ok(())
@@ -226,18 +241,24 @@ impl KaleidoscopeJit {
     /// is repointed to it, so every caller, including code already
     /// compiled, runs the new body on its next call; the old body is
     /// removed (its memory is reclaimed once no thread can be running it).
-    /// With an eager JIT a new function is compiled at once too.
-    pub fn define(&mut self, func: &Function) -> Result<()> {
-        let name = func.proto.name.clone();
+    /// With an eager JIT a new function is compiled at once too. The tree
+    /// is shared with the compile unit, not copied.
+    pub fn define(&mut self, func: &Arc<Function>) -> Result<()> {
+        let symbols = self.symbols(&func.proto.name);
         let tracker = self.fresh_tracker()?;
-        let known = lock(&self.functions).get(&name).map(|state| state.version);
+        let known = lock(&self.functions)
+            .get(&symbols.stub)
+            .map(|state| state.version);
         let Some(old_version) = known else {
-            let body = self.body(&name);
-            self.register_for_tiering(&body, func, &name, 0);
-            self.add_module(name.clone(), vec![renamed(func, body)], &tracker)?;
-            self.define_stubs(&[&name])?;
+            self.register_for_tiering(&symbols.body, func, &symbols.stub, 0);
+            self.add_module(
+                symbols.stub.clone(),
+                vec![(symbols.body.clone(), func.clone())],
+                &tracker,
+            )?;
+            self.define_stubs(std::slice::from_ref(&symbols))?;
             lock(&self.functions).insert(
-                name.clone(),
+                symbols.stub.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
                     body: Some(tracker),
@@ -245,26 +266,28 @@ impl KaleidoscopeJit {
                 },
             );
             if !self.jit.config().lazy {
-                self.compile_now(&[&name])?;
+                self.compile_now(std::slice::from_ref(&symbols))?;
             }
             return Ok(());
         };
         let version = old_version + 1;
-        let body = format!("{}.{version}", self.body(&name));
-        self.register_for_tiering(&body, func, &name, version);
-        self.add_module(body.clone(), vec![renamed(func, body.clone())], &tracker)?;
+        let body = self.intern(&format!("{}.{version}", symbols.body));
+        self.register_for_tiering(&body, func, &symbols.stub, version);
+        self.add_module(body.clone(), vec![(body.clone(), func.clone())], &tracker)?;
         let addr = self.jit.bodies_dylib().lookup_symbol(&body)?.addr;
-        let es = self.jit.session();
+        // The stub may never have been looked up (and so not exist yet):
+        // looking it up materializes it.
+        self.main().lookup_symbol(&symbols.stub)?;
         let old = {
             let mut table = lock(&self.functions);
             let state = table
-                .get_mut(&name)
+                .get_mut(&symbols.stub)
                 .ok_or_else(|| Error::other("function table changed"))?;
             // Under the table lock, so a promotion of the old version that
             // finishes now cannot repoint the stub after us.
             self.jit
                 .lazy_reexports()
-                .redirect(self.main(), &es.intern(&name), addr)?;
+                .redirect(self.main(), &symbols.stub, addr)?;
             state.arity = func.proto.arity();
             state.version = version;
             state.body.replace(tracker)
@@ -278,20 +301,25 @@ impl KaleidoscopeJit {
     /// With adaptive tiering, registers the tier-0 body `body` of function
     /// `name` (at `version`) so its code counts and a hot body is recompiled
     /// by tier 1 in the background.
-    fn register_for_tiering(&self, body: &str, func: &Function, name: &str, version: usize) {
+    fn register_for_tiering(
+        &self,
+        body: &str,
+        func: &Arc<Function>,
+        name: &SymbolName,
+        version: usize,
+    ) {
         let Some(tiers) = self.jit.tier_manager() else {
             return;
         };
         let llvm = self.jit.llvm_layer_cell().clone();
         let promoter = Promoter {
-            es: self.jit.session().clone(),
             main: self.jit.main_dylib().clone(),
             bodies: self.jit.bodies_dylib().clone(),
             llvm,
             lazy: self.jit.lazy_reexports().clone(),
             table: self.functions.clone(),
             func: func.clone(),
-            name: name.to_owned(),
+            name: name.clone(),
             version,
         };
         tiers.register(body, Arc::new(move || promoter.promote()));
@@ -302,40 +330,40 @@ impl KaleidoscopeJit {
     /// module, compiled now.
     pub fn add_program(&mut self, program: &Program) -> Result<()> {
         if self.jit.config().lazy {
-            for func in program.functions() {
+            for func in program.shared_functions() {
                 self.define(func)?;
             }
             return Ok(());
         }
-        let new: Vec<&Function> = program
-            .functions()
-            .filter(|f| !lock(&self.functions).contains_key(&f.proto.name))
-            .collect();
-        let redefined: Vec<&Function> = program
-            .functions()
-            .filter(|f| lock(&self.functions).contains_key(&f.proto.name))
-            .collect();
-        for func in redefined {
-            self.define(func)?;
+        let mut new = Vec::new();
+        for func in program.shared_functions() {
+            let stub = self.intern(&func.proto.name);
+            if lock(&self.functions).contains_key(&stub) {
+                self.define(func)?;
+            } else {
+                new.push(func);
+            }
         }
         if new.is_empty() {
             return Ok(());
         }
         let tracker = self.fresh_tracker()?;
         self.n_modules += 1;
-        let bodies = new
+        let symbols: Vec<Symbols> = new.iter().map(|f| self.symbols(&f.proto.name)).collect();
+        let bodies = symbols
             .iter()
-            .map(|f| renamed(f, self.body(&f.proto.name)))
+            .zip(&new)
+            .map(|(s, f)| (s.body.clone(), Arc::clone(f)))
             .collect();
-        self.add_module(format!("program{}", self.n_modules), bodies, &tracker)?;
-        let names: Vec<&str> = new.iter().map(|f| f.proto.name.as_str()).collect();
-        self.define_stubs(&names)?;
-        for func in &new {
+        let name = self.intern(&format!("program{}", self.n_modules));
+        self.add_module(name, bodies, &tracker)?;
+        self.define_stubs(&symbols)?;
+        for (s, func) in symbols.iter().zip(&new) {
             // The module's tracker is shared, so no function owns it: a
             // redefinition leaves the shared module in place (unreachable
             // for that function) instead of removing its neighbours.
             lock(&self.functions).insert(
-                func.proto.name.clone(),
+                s.stub.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
                     body: None,
@@ -343,15 +371,16 @@ impl KaleidoscopeJit {
                 },
             );
         }
-        self.compile_now(&names)
+        self.compile_now(&symbols)
     }
 
     /// Compiles and runs a top-level expression (a parameterless function)
     /// under its own tracker, removed once it has run. Returns its value.
     pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
         let tracker = self.fresh_tracker()?;
-        let name = expr.proto.name.clone();
-        self.add_module(name.clone(), vec![expr.clone()], &tracker)?;
+        let name = self.intern(&expr.proto.name);
+        let func = (name.clone(), Arc::new(expr.clone()));
+        self.add_module(name.clone(), vec![func], &tracker)?;
         let result = self.jit.bodies_dylib().lookup_symbol(&name).map(|def| {
             let _inside = self.jit.enter();
             // SAFETY: a Kaleidoscope top-level expression is compiled as
@@ -379,7 +408,9 @@ impl KaleidoscopeJit {
 
     /// The arity of a defined function.
     pub fn arity(&self, name: &str) -> Option<usize> {
-        lock(&self.functions).get(name).map(|s| s.arity)
+        lock(&self.functions)
+            .get(&self.intern(name))
+            .map(|s| s.arity)
     }
 
     /// A typed handle on function `name`, checked to take `A::ARITY`
@@ -479,14 +510,13 @@ impl<A: KalArgs> KalFunction<'_, A> {
 /// Recompiles one function with tier 1 and repoints its stub (runs on a
 /// tier-up thread).
 struct Promoter {
-    es: orc_core::ExecutionSession,
     main: JitDylib,
     bodies: JitDylib,
     llvm: Arc<crate::jit::LazyLlvmLayer>,
     lazy: Arc<orc_core::lazy::LazyReexportsManager>,
     table: FunctionTable,
-    func: Function,
-    name: String,
+    func: Arc<Function>,
+    name: SymbolName,
     version: usize,
 }
 
@@ -498,9 +528,9 @@ impl Promoter {
         };
         let start = Instant::now();
         let tracker = self.bodies.create_resource_tracker()?;
-        let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(
+        let module = orc_kaleidoscope::KaleidoscopeLlvmModule::shared(
             symbol.clone(),
-            vec![renamed(&self.func, symbol.clone())],
+            vec![(symbol.clone(), self.func.clone())],
         );
         let addr = match self
             .llvm
@@ -519,8 +549,7 @@ impl Promoter {
             let mut table = lock(&self.table);
             match table.get_mut(&self.name) {
                 Some(state) if state.version == self.version => {
-                    self.lazy
-                        .redirect(&self.main, &self.es.intern(&self.name), addr)?;
+                    self.lazy.redirect(&self.main, &self.name, addr)?;
                     Ok(state.body.replace(tracker))
                 }
                 // Redefined while we compiled: this code is stale.

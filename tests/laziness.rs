@@ -120,6 +120,18 @@ fn failed_lazy_compile_exits_70_naming_the_function() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Regression: redefining a function whose stub was never looked up (so
+/// never materialized) failed with "'f' is not a materialized lazy
+/// re-export of 'main'" (`def f(x) x + 1; def f(x) x + 10;` in the REPL).
+#[test]
+fn redefining_a_function_never_looked_up() {
+    for lazy in [true, false] {
+        let mut kjit = KaleidoscopeJit::new(Jit::builder().lazy(lazy).build().unwrap());
+        kjit.eval("def f(x) x + 1;").unwrap();
+        assert_eq!(kjit.eval("def f(x) x + 10; f(1);").unwrap(), vec![11.0]);
+    }
+}
+
 #[test]
 fn typed_calls_check_arity() {
     let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());
