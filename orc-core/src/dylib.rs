@@ -97,6 +97,16 @@ impl JitDylib {
         res
     }
 
+    /// Makes room for `n_units` more units defining `n_symbols` more
+    /// symbols here, before defining many: a big program's definitions then
+    /// never rehash tables that no longer fit in cache.
+    pub fn reserve(&self, n_units: usize, n_symbols: usize) {
+        self.session
+            .state
+            .lock()
+            .reserve(self.id, n_units, n_symbols);
+    }
+
     /// The tracker definitions go to when none is given.
     pub fn default_resource_tracker(&self) -> Result<ResourceTracker> {
         let key = self.session.state.lock().default_tracker(self.id)?;

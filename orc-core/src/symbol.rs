@@ -130,6 +130,11 @@ impl SymbolStringPool {
         SymbolName(arc)
     }
 
+    /// Makes room for `additional` more names (before interning many).
+    pub fn reserve(&self, additional: usize) {
+        self.names.lock().reserve(additional);
+    }
+
     /// Drops every entry no [`SymbolName`] refers to any more.
     pub fn clear_dead_entries(&self) {
         self.names.lock().retain(|k| Arc::strong_count(&k.0) > 1);

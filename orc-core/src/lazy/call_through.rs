@@ -164,6 +164,11 @@ impl LazyCallThroughManager {
         Ok(ExecutorAddr(addr))
     }
 
+    /// Makes room for `additional` more trampolines.
+    pub fn reserve(&self, additional: usize) {
+        self.inner.landings.write().reserve(additional);
+    }
+
     /// Returns a trampoline to the pool. The caller guarantees nothing will
     /// call it again.
     pub fn release_trampoline(&self, trampoline: ExecutorAddr) {

@@ -121,6 +121,13 @@ impl LazyReexportsManager {
         })
     }
 
+    /// Makes room for `additional` more lazy re-exports (before defining
+    /// many), so materializing them does not grow the tables step by step.
+    pub fn reserve(&self, additional: usize) {
+        self.records.lock().by_name.reserve(additional);
+        self.call_through.reserve(additional);
+    }
+
     /// The stub address of lazy re-export `name` in `dylib`, if materialized.
     pub fn stub_address(&self, dylib: &JitDylib, name: &SymbolName) -> Option<ExecutorAddr> {
         let key = (dylib.id, name.clone());

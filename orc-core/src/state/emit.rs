@@ -554,12 +554,13 @@ impl SessionState {
                 wanted |= e.has_pending();
             }
         }
-        self.units.insert(
-            unit_id,
-            UnitEntry::new(cell, dylib, tracker, symbols.keys().cloned().collect()),
-        );
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
+            let names = symbols.keys().cloned().collect();
+            d.units
+                .insert(unit_id, UnitEntry::new(cell, tracker, names));
+        }
         if wanted {
-            self.start_materialization(unit_id, fx);
+            self.start_materialization(dylib, unit_id, fx);
         }
         Ok(())
     }

@@ -196,25 +196,27 @@ pub(crate) struct DylibState {
     /// lock).
     pub(crate) generator_lock: Arc<Mutex<()>>,
     default_tracker: Option<ResourceKey>,
+    /// Units defined here and not materialized yet.
+    units: HashMap<UnitId, UnitEntry>,
 }
 
+/// A unit waiting in its dylib to be materialized.
 struct UnitEntry {
     cell: UnitCell,
-    dylib: DylibId,
     tracker: ResourceKey,
-    /// The names the unit was defined with. A name whose entry no longer
-    /// names this unit (it was overridden or removed) is skipped.
-    symbols: Vec<SymbolName>,
+    /// The names the unit was defined with (usually one, kept inline). A
+    /// name whose entry no longer names this unit (it was overridden or
+    /// removed) is skipped.
+    symbols: Batch<SymbolName>,
     /// How many of `symbols` the unit still defines; at zero it is dropped.
     live: usize,
 }
 
 impl UnitEntry {
-    fn new(cell: UnitCell, dylib: DylibId, tracker: ResourceKey, symbols: Vec<SymbolName>) -> Self {
-        let live = symbols.len();
+    fn new(cell: UnitCell, tracker: ResourceKey, symbols: Batch<SymbolName>) -> Self {
+        let live = symbols.iter().count();
         UnitEntry {
             cell,
-            dylib,
             tracker,
             symbols,
             live,
@@ -301,6 +303,16 @@ impl<T> Batch<T> {
     }
 }
 
+impl<T> FromIterator<T> for Batch<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut batch = Batch::default();
+        for item in items {
+            batch.push(item);
+        }
+        batch
+    }
+}
+
 impl<T> IntoIterator for Batch<T> {
     type Item = T;
     type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
@@ -331,7 +343,6 @@ pub(crate) struct SessionState {
     next_id: u64,
     dylibs: HashMap<DylibId, DylibState>,
     dylib_names: HashMap<Arc<str>, DylibId>,
-    units: HashMap<UnitId, UnitEntry>,
     queries: HashMap<QueryId, QueryState>,
     mrs: HashMap<MrId, MrState>,
     trackers: HashMap<ResourceKey, TrackerState>,
@@ -347,7 +358,6 @@ impl SessionState {
             next_id: 1,
             dylibs: HashMap::default(),
             dylib_names: HashMap::default(),
-            units: HashMap::default(),
             queries: HashMap::default(),
             mrs: HashMap::default(),
             trackers: HashMap::default(),
@@ -394,6 +404,7 @@ impl SessionState {
                 generators: Vec::new(),
                 generator_lock: Arc::new(Mutex::new(())),
                 default_tracker: None,
+                units: HashMap::default(),
             },
         );
         self.dylib_names.insert(name.clone(), id);
@@ -503,6 +514,15 @@ impl SessionState {
 
     // ----- definitions ----------------------------------------------------
 
+    /// Makes room for `n_units` more units defining `n_symbols` more
+    /// symbols in `dylib`.
+    pub(crate) fn reserve(&mut self, dylib: DylibId, n_units: usize, n_symbols: usize) {
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
+            d.units.reserve(n_units);
+            d.symbols.reserve(n_symbols);
+        }
+    }
+
     /// Defines the symbols of a unit in `dylib`, applying the linker rules:
     /// strong-strong is a duplicate, strong overrides an unsearched weak,
     /// and a weak definition loses to any existing one.
@@ -549,13 +569,13 @@ impl SessionState {
                 .and_then(|d| d.symbols.remove(name))
                 .and_then(|e| e.unit);
             if let Some(old) = old {
-                self.unit_lost_symbol(old, name, fx);
+                self.unit_lost_symbol(dylib, old, name, fx);
             }
         }
         for name in &lose {
             fx.discards.push((cell.clone(), dylib, name.clone()));
         }
-        let mut kept = Vec::with_capacity(symbols.len() - lose.len());
+        let mut kept = Batch::default();
         let d = self.dylib_mut(dylib)?;
         for (name, flags) in symbols {
             // Duplicates were refused and overridden entries removed: a name
@@ -570,23 +590,30 @@ impl SessionState {
         if kept.is_empty() {
             fx.dropped_units.push(cell);
         } else {
-            self.units
-                .insert(unit_id, UnitEntry::new(cell, dylib, tracker, kept));
+            d.units.insert(unit_id, UnitEntry::new(cell, tracker, kept));
         }
         Ok(())
     }
 
     /// A unit no longer defines `name`: tell it to discard the symbol, and
     /// drop the unit when nothing is left.
-    fn unit_lost_symbol(&mut self, unit: UnitId, name: &SymbolName, fx: &mut Effects) {
-        let Some(entry) = self.units.get_mut(&unit) else {
+    fn unit_lost_symbol(
+        &mut self,
+        dylib: DylibId,
+        unit: UnitId,
+        name: &SymbolName,
+        fx: &mut Effects,
+    ) {
+        let Some(units) = self.dylibs.get_mut(&dylib).map(|d| &mut d.units) else {
+            return;
+        };
+        let Some(entry) = units.get_mut(&unit) else {
             return;
         };
         entry.live -= 1;
-        fx.discards
-            .push((entry.cell.clone(), entry.dylib, name.clone()));
+        fx.discards.push((entry.cell.clone(), dylib, name.clone()));
         if entry.live == 0 {
-            if let Some(entry) = self.units.remove(&unit) {
+            if let Some(entry) = units.remove(&unit) {
                 fx.dropped_units.push(entry.cell);
             }
         }
@@ -749,7 +776,7 @@ impl SessionState {
             // Starting only queues the unit (it runs after unlocking); the
             // rest of its symbols become Materializing, so it starts once.
             if let Some(unit) = start {
-                self.start_materialization(unit, fx);
+                self.start_materialization(jd, unit, fx);
             }
         }
         if query.outstanding == 0 {
@@ -761,13 +788,17 @@ impl SessionState {
 
     /// Moves a unit's symbols to `Materializing` under a new responsibility
     /// and queues the unit to run.
-    fn start_materialization(&mut self, unit: UnitId, fx: &mut Effects) {
-        let Some(u) = self.units.remove(&unit) else {
+    fn start_materialization(&mut self, dylib: DylibId, unit: UnitId, fx: &mut Effects) {
+        let Some(u) = self
+            .dylibs
+            .get_mut(&dylib)
+            .and_then(|d| d.units.remove(&unit))
+        else {
             return;
         };
         let mr = MrId(self.fresh_nonzero());
         let mut symbols = HashMap::with_capacity_and_hasher(u.live, Default::default());
-        if let Some(d) = self.dylibs.get_mut(&u.dylib) {
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
             for name in u.symbols {
                 let Some(entry) = d.symbols.get_mut(&name) else {
                     continue;
@@ -791,7 +822,7 @@ impl SessionState {
         self.mrs.insert(
             mr,
             MrState {
-                dylib: u.dylib,
+                dylib,
                 tracker: u.tracker,
                 unit_name: unit_name.clone(),
                 symbols,
@@ -802,7 +833,7 @@ impl SessionState {
         fx.materialize.push(PendingMaterialization {
             cell: u.cell,
             mr,
-            dylib: u.dylib,
+            dylib,
             tracker: u.tracker,
             unit_name,
         });
@@ -883,11 +914,13 @@ impl SessionState {
             }
             orphaned.extend(dependants);
             if let Some(unit) = entry.unit {
-                if let Some(u) = self.units.get_mut(&unit) {
-                    u.live -= 1;
-                    if u.live == 0 {
-                        if let Some(u) = self.units.remove(&unit) {
-                            fx.dropped_units.push(u.cell);
+                if let Some(units) = self.dylibs.get_mut(&key.0).map(|d| &mut d.units) {
+                    if let Some(u) = units.get_mut(&unit) {
+                        u.live -= 1;
+                        if u.live == 0 {
+                            if let Some(u) = units.remove(&unit) {
+                                fx.dropped_units.push(u.cell);
+                            }
                         }
                     }
                 }
@@ -933,10 +966,10 @@ impl SessionState {
                     entry.tracker = dst;
                 }
             }
-        }
-        for unit in self.units.values_mut() {
-            if unit.tracker == src {
-                unit.tracker = dst;
+            for unit in d.units.values_mut() {
+                if unit.tracker == src {
+                    unit.tracker = dst;
+                }
             }
         }
         for mr in self.mrs.values_mut() {
@@ -969,6 +1002,9 @@ impl SessionState {
         self.remove_symbols(&rest, fx);
         if let Some(d) = self.dylibs.remove(&dylib) {
             self.dylib_names.remove(&d.name);
+            // Dropped after unlocking, like every unit.
+            fx.dropped_units
+                .extend(d.units.into_values().map(|u| u.cell));
         }
         for other in self.dylibs.values_mut() {
             if other.link_order.contains(&dylib) {
@@ -990,8 +1026,10 @@ impl SessionState {
         for qid in qids {
             self.fail_query(qid, Error::SessionEnded, fx);
         }
-        for (_, unit) in self.units.drain() {
-            fx.dropped_units.push(unit.cell);
+        for d in self.dylibs.values_mut() {
+            for (_, unit) in d.units.drain() {
+                fx.dropped_units.push(unit.cell);
+            }
         }
         let mut trackers: Vec<(ResourceKey, DylibId)> =
             self.trackers.drain().map(|(k, t)| (k, t.dylib)).collect();
