@@ -7,15 +7,16 @@
 //! functions by their plain names, which resolve to the stubs, so a
 //! redefinition (or a tier-up) reaches every caller.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use cranelift_module::Module;
 use orc_core::{
-    Error, ExecutionSession, ExecutorAddr, JitDylib, ResourceTracker, Result, SymbolAliasMap,
-    SymbolAliasMapEntry, SymbolFlags, SymbolFlagsMap, SymbolLookupSet, SymbolName, SymbolState,
+    Error, ExecutionSession, ExecutorAddr, JitDylib, MaterializationUnit, ResourceTracker, Result,
+    SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags, SymbolFlagsMap, SymbolLookupSet, SymbolName,
+    SymbolState,
 };
 use orc_cranelift::CraneliftModule;
 use orc_kaleidoscope::{Diagnostic, Function, Program};
@@ -199,8 +200,9 @@ impl KaleidoscopeJit {
         }
     }
 
-    /// Defines the stubs of `functions`, each standing for its body symbol.
-    fn define_stubs(&self, functions: &[Symbols]) -> Result<()> {
+    /// A unit defining the stubs of `functions`, each standing for its body
+    /// symbol.
+    fn stub_unit(&self, functions: &[Symbols]) -> Box<dyn MaterializationUnit> {
         let aliases: SymbolAliasMap = functions
             .iter()
             .map(|f| {
@@ -211,11 +213,9 @@ impl KaleidoscopeJit {
                 (f.stub.clone(), entry)
             })
             .collect();
-        let unit = self
-            .jit
+        self.jit
             .lazy_reexports()
-            .lazy_reexports(self.jit.bodies_dylib(), aliases);
-        self.main().define(unit, None)
+            .lazy_reexports(self.jit.bodies_dylib(), aliases)
     }
 
     /// Compiles the bodies of `functions` now and points their stubs at
@@ -245,31 +245,17 @@ impl KaleidoscopeJit {
     /// is shared with the compile unit, not copied.
     pub fn define(&mut self, func: &Arc<Function>) -> Result<()> {
         let symbols = self.symbols(&func.proto.name);
-        let tracker = self.fresh_tracker()?;
         let known = lock(&self.functions)
             .get(&symbols.stub)
             .map(|state| state.version);
         let Some(old_version) = known else {
-            self.register_for_tiering(&symbols.body, func, &symbols.stub, 0);
-            self.add_module(
-                symbols.stub.clone(),
-                vec![(symbols.body.clone(), func.clone())],
-                &tracker,
-            )?;
-            self.define_stubs(std::slice::from_ref(&symbols))?;
-            lock(&self.functions).insert(
-                symbols.stub.clone(),
-                FunctionState {
-                    arity: func.proto.arity(),
-                    body: Some(tracker),
-                    version: 0,
-                },
-            );
+            self.define_units(&[func])?;
             if !self.jit.config().lazy {
                 self.compile_now(std::slice::from_ref(&symbols))?;
             }
             return Ok(());
         };
+        let tracker = self.fresh_tracker()?;
         let version = old_version + 1;
         let body = self.intern(&format!("{}.{version}", symbols.body));
         self.register_for_tiering(&body, func, &symbols.stub, version);
@@ -325,40 +311,93 @@ impl KaleidoscopeJit {
         tiers.register(body, Arc::new(move || promoter.promote()));
     }
 
+    /// Defines new functions (none of them known yet), each as its own
+    /// unit under its own tracker, behind its stub. Every table they go into
+    /// is sized for all of them first, so defining a big program rehashes
+    /// nothing, and the work goes in stages (names, trackers, bodies,
+    /// stubs, table), each over all functions: a stage's code stays in the
+    /// instruction cache instead of the whole pipeline running per function.
+    fn define_units(&mut self, funcs: &[&Arc<Function>]) -> Result<()> {
+        let n = funcs.len();
+        self.jit.session().symbol_string_pool().reserve(2 * n);
+        self.jit.bodies_dylib().reserve(n, n);
+        self.main().reserve(n, n);
+        self.jit.lazy_reexports().reserve(n);
+        let symbols: Vec<Symbols> = funcs.iter().map(|f| self.symbols(&f.proto.name)).collect();
+        let trackers = funcs
+            .iter()
+            .map(|_| self.fresh_tracker())
+            .collect::<Result<Vec<_>>>()?;
+        for ((s, func), tracker) in symbols.iter().zip(funcs).zip(&trackers) {
+            self.register_for_tiering(&s.body, func, &s.stub, 0);
+            let functions = vec![(s.body.clone(), Arc::clone(func))];
+            self.add_module(s.stub.clone(), functions, tracker)?;
+        }
+        for s in &symbols {
+            self.main()
+                .define(self.stub_unit(std::slice::from_ref(s)), None)?;
+        }
+        let mut table = lock(&self.functions);
+        table.reserve(n);
+        for ((s, func), tracker) in symbols.into_iter().zip(funcs).zip(trackers) {
+            let state = FunctionState {
+                arity: func.proto.arity(),
+                body: Some(tracker),
+                version: 0,
+            };
+            table.insert(s.stub, state);
+        }
+        Ok(())
+    }
+
     /// Defines every function of `program` (not its top-level
-    /// expressions). Lazy: one unit per function. Eager: all bodies in one
-    /// module, compiled now.
+    /// expressions). The functions not defined yet are added together:
+    /// lazily one unit per function, eagerly all bodies in one module,
+    /// compiled now. Then the others (and repeats within the program) are
+    /// redefined one by one, in order.
     pub fn add_program(&mut self, program: &Program) -> Result<()> {
-        if self.jit.config().lazy {
-            for func in program.shared_functions() {
-                self.define(func)?;
-            }
-            return Ok(());
-        }
         let mut new = Vec::new();
-        for func in program.shared_functions() {
-            let stub = self.intern(&func.proto.name);
-            if lock(&self.functions).contains_key(&stub) {
-                self.define(func)?;
-            } else {
-                new.push(func);
+        let mut redefined = Vec::new();
+        {
+            let mut seen = HashSet::new();
+            let table = lock(&self.functions);
+            for func in program.shared_functions() {
+                let stub = self.intern(&func.proto.name);
+                if !table.contains_key(&stub) && seen.insert(stub) {
+                    new.push(func);
+                } else {
+                    redefined.push(func);
+                }
             }
         }
-        if new.is_empty() {
-            return Ok(());
+        if !new.is_empty() {
+            if self.jit.config().lazy {
+                self.define_units(&new)?;
+            } else {
+                self.define_module(&new)?;
+            }
         }
+        for func in redefined {
+            self.define(func)?;
+        }
+        Ok(())
+    }
+
+    /// Defines new functions as one module under one tracker and compiles
+    /// it now (the eager path).
+    fn define_module(&mut self, funcs: &[&Arc<Function>]) -> Result<()> {
         let tracker = self.fresh_tracker()?;
         self.n_modules += 1;
-        let symbols: Vec<Symbols> = new.iter().map(|f| self.symbols(&f.proto.name)).collect();
+        let symbols: Vec<Symbols> = funcs.iter().map(|f| self.symbols(&f.proto.name)).collect();
         let bodies = symbols
             .iter()
-            .zip(&new)
+            .zip(funcs)
             .map(|(s, f)| (s.body.clone(), Arc::clone(f)))
             .collect();
         let name = self.intern(&format!("program{}", self.n_modules));
         self.add_module(name, bodies, &tracker)?;
-        self.define_stubs(&symbols)?;
-        for (s, func) in symbols.iter().zip(&new) {
+        self.main().define(self.stub_unit(&symbols), None)?;
+        for (s, func) in symbols.iter().zip(funcs) {
             // The module's tracker is shared, so no function owns it: a
             // redefinition leaves the shared module in place (unreachable
             // for that function) instead of removing its neighbours.
