@@ -70,6 +70,16 @@ impl ExecutionSession {
         ExecutionSession { inner }
     }
 
+    pub(crate) fn inner(&self) -> &Arc<SessionInner> {
+        &self.inner
+    }
+
+    /// A handle on dylib `id` of this session, if it still exists.
+    pub(crate) fn dylib_handle(&self, id: DylibId) -> Result<JitDylib> {
+        let name = self.inner.state.lock().dylib(id)?.name.clone();
+        Ok(JitDylib::from_parts(self.inner.clone(), id, name))
+    }
+
     /// Interns `name` in the session's pool.
     pub fn intern(&self, name: &str) -> SymbolName {
         self.inner.pool.intern(name)

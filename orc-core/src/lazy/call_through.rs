@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
 use crate::session::{take_one, ExecutionSession, Search};
+use crate::state::DylibId;
 use crate::symbol::{ExecutorAddr, FastHash, SymbolName};
 
 /// The exit status of a process whose lazy compile failed with no failure
@@ -63,8 +64,10 @@ where
     }
 }
 
+/// What a trampoline stands for. Kept small (the dylib by id), since a
+/// program has one per function.
 struct Landing {
-    dylib: JitDylib,
+    dylib: DylibId,
     symbol: SymbolName,
     handler: Arc<dyn TrampolineHandler>,
     cookie: u64,
@@ -151,11 +154,17 @@ impl LazyCallThroughManager {
         handler: Arc<dyn TrampolineHandler>,
         cookie: u64,
     ) -> Result<ExecutorAddr> {
+        if !Arc::ptr_eq(&dylib.session, self.inner.session.inner()) {
+            return Err(Error::other(format!(
+                "dylib '{}' belongs to another session than the call-through manager",
+                dylib.name()
+            )));
+        }
         let addr = self.allocate_trampoline()?;
         self.inner.landings.write().insert(
             addr,
             Landing {
-                dylib: dylib.clone(),
+                dylib: dylib.id,
                 symbol,
                 handler,
                 cookie,
@@ -246,25 +255,23 @@ impl Inner {
     /// session materializes it).
     fn resolve(&self, trampoline: u64) -> (Option<SymbolName>, Result<ExecutorAddr>) {
         let (dylib, symbol, handler, cookie) = match self.landings.read().get(&trampoline) {
-            Some(l) => (
-                l.dylib.clone(),
-                l.symbol.clone(),
-                l.handler.clone(),
-                l.cookie,
-            ),
+            Some(l) => (l.dylib, l.symbol.clone(), l.handler.clone(), l.cookie),
             None => {
                 let err = Error::other(format!("call through unknown trampoline {trampoline:#x}"));
                 return (None, Err(err));
             }
         };
         let names = [(symbol.clone(), SymbolLookupFlags::RequiredSymbol)];
-        let res = dylib
+        let res = self
             .session
-            .lookup_blocking(
-                Search::Only(&dylib, JitDylibLookupFlags::MatchAllSymbols),
-                &names,
-                SymbolState::Ready,
-            )
+            .dylib_handle(dylib)
+            .and_then(|dylib| {
+                dylib.session.lookup_blocking(
+                    Search::Only(&dylib, JitDylibLookupFlags::MatchAllSymbols),
+                    &names,
+                    SymbolState::Ready,
+                )
+            })
             .and_then(|map| take_one(map, names))
             .map(|def| def.addr);
         (

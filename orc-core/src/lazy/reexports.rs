@@ -16,9 +16,10 @@ use parking_lot::Mutex;
 
 use super::call_through::{LazyCallThroughManager, TrampolineHandler};
 use super::stubs::{IndirectStubsManager, StubId};
+use crate::batch::Batch;
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
-use crate::reexports::SymbolAliasMap;
+use crate::reexports::{SymbolAliasMap, SymbolAliasMapEntry};
 use crate::responsibility::MaterializationResponsibility;
 use crate::session::ExecutionSession;
 use crate::state::DylibId;
@@ -28,10 +29,11 @@ use crate::symbol::{
 use crate::tracker::{ResourceKey, ResourceManager};
 use crate::unit::MaterializationUnit;
 
+/// A materialized re-export: its stub and the trampoline the stub starts
+/// at (the stub's address is the stub manager's to say).
 #[derive(Clone, Copy, Debug)]
 struct StubRecord {
     stub: StubId,
-    addr: ExecutorAddr,
     trampoline: ExecutorAddr,
 }
 
@@ -117,7 +119,7 @@ impl LazyReexportsManager {
         Box::new(LazyReexportsUnit {
             manager: self.clone(),
             source: source.clone(),
-            aliases,
+            aliases: aliases.into_iter().collect(),
         })
     }
 
@@ -131,7 +133,8 @@ impl LazyReexportsManager {
     /// The stub address of lazy re-export `name` in `dylib`, if materialized.
     pub fn stub_address(&self, dylib: &JitDylib, name: &SymbolName) -> Option<ExecutorAddr> {
         let key = (dylib.id, name.clone());
-        self.records.lock().by_name.get(&key).map(|r| r.addr)
+        let stub = self.records.lock().by_name.get(&key)?.stub;
+        self.stubs.address(stub).ok()
     }
 
     /// Where the stub of `name` in `dylib` jumps now.
@@ -254,12 +257,13 @@ impl std::fmt::Debug for LazyReexportsManager {
 struct LazyReexportsUnit {
     manager: Arc<LazyReexportsManager>,
     source: JitDylib,
-    aliases: SymbolAliasMap,
+    /// Usually one alias (one function), kept inline.
+    aliases: Batch<(SymbolName, SymbolAliasMapEntry)>,
 }
 
 impl LazyReexportsUnit {
-    /// A stub pointing at a fresh trampoline for `aliasee`.
-    fn make_stub(&self, aliasee: &SymbolName) -> Result<StubRecord> {
+    /// A stub pointing at a fresh trampoline for `aliasee`, and its address.
+    fn make_stub(&self, aliasee: &SymbolName) -> Result<(StubRecord, ExecutorAddr)> {
         let m = &self.manager;
         let stub = m.stubs.create_stub(ExecutorAddr::NULL)?;
         let trampoline = match m.call_through.get_call_through_trampoline(
@@ -276,11 +280,7 @@ impl LazyReexportsUnit {
         };
         m.stubs.set_target(stub, trampoline)?;
         let addr = m.stubs.address(stub)?;
-        Ok(StubRecord {
-            stub,
-            addr,
-            trampoline,
-        })
+        Ok((StubRecord { stub, trampoline }, addr))
     }
 }
 
@@ -304,14 +304,11 @@ impl MaterializationUnit for LazyReexportsUnit {
         let target = r.target_dylib().id;
         let key = r.resource_key();
         let mut resolved = SymbolMap::with_capacity(self.aliases.len());
-        for (alias, entry) in &self.aliases {
+        for (alias, entry) in self.aliases.iter() {
             match self.make_stub(&entry.aliasee) {
-                Ok(record) => {
+                Ok((record, addr)) => {
                     self.manager.add_record(target, alias, key, record);
-                    resolved.insert(
-                        alias.clone(),
-                        ExecutorSymbolDef::new(record.addr, entry.flags),
-                    );
+                    resolved.insert(alias.clone(), ExecutorSymbolDef::new(addr, entry.flags));
                 }
                 Err(e) => {
                     self.manager.forget(target, resolved.keys(), key);
@@ -329,6 +326,6 @@ impl MaterializationUnit for LazyReexportsUnit {
     }
 
     fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
-        self.aliases.remove(name);
+        self.aliases.retain(|(alias, _)| alias != name);
     }
 }

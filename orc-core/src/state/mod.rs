@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::batch::Batch;
 use crate::error::{Error, QualifiedSymbol, Result};
 use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::symbol::{
@@ -214,7 +215,7 @@ struct UnitEntry {
 
 impl UnitEntry {
     fn new(cell: UnitCell, tracker: ResourceKey, symbols: Batch<SymbolName>) -> Self {
-        let live = symbols.iter().count();
+        let live = symbols.len();
         UnitEntry {
             cell,
             tracker,
@@ -256,71 +257,6 @@ pub(crate) struct PendingMaterialization {
     pub(crate) dylib: DylibId,
     pub(crate) tracker: ResourceKey,
     pub(crate) unit_name: SymbolName,
-}
-
-/// A list whose first element is kept inline: most transitions complete
-/// one query or start one materialization, and then need no allocation.
-pub(crate) struct Batch<T> {
-    first: Option<T>,
-    rest: Vec<T>,
-}
-
-impl<T> Default for Batch<T> {
-    fn default() -> Self {
-        Batch {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-}
-
-impl<T> Batch<T> {
-    pub(crate) fn push(&mut self, item: T) {
-        if self.first.is_none() {
-            self.first = Some(item);
-        } else {
-            self.rest.push(item);
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.first.iter().chain(&self.rest)
-    }
-
-    /// Keeps the items for which `keep` is true (called once per item, in
-    /// order).
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let first = self.first.take().filter(|x| keep(x));
-        self.rest.retain(|x| keep(x));
-        self.first = first;
-        if self.first.is_none() && !self.rest.is_empty() {
-            self.first = Some(self.rest.remove(0));
-        }
-    }
-}
-
-impl<T> FromIterator<T> for Batch<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let mut batch = Batch::default();
-        for item in items {
-            batch.push(item);
-        }
-        batch
-    }
-}
-
-impl<T> IntoIterator for Batch<T> {
-    type Item = T;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
-
-    /// In push order (`first` is only empty while `rest` is).
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
-    }
 }
 
 /// Work to do after the session lock is released.
@@ -1085,22 +1021,5 @@ mod tests {
     fn symbol_entry_stays_small() {
         assert_eq!(std::mem::size_of::<SymbolEntry>(), 48);
         assert_eq!(std::mem::size_of::<Option<MrId>>(), 8);
-    }
-
-    #[test]
-    fn batch_keeps_push_order_through_retain() {
-        let mut batch = Batch::default();
-        for i in 0..5 {
-            batch.push(i);
-        }
-        batch.retain(|x| x % 2 == 1);
-        assert_eq!(batch.iter().copied().collect::<Vec<_>>(), vec![1, 3]);
-        batch.retain(|x| *x == 3);
-        assert_eq!(batch.iter().copied().collect::<Vec<_>>(), vec![3]);
-        batch.retain(|_| false);
-        assert!(batch.is_empty());
-        batch.push(7);
-        batch.push(8);
-        assert_eq!(batch.into_iter().collect::<Vec<_>>(), vec![7, 8]);
     }
 }
