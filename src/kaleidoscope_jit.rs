@@ -322,7 +322,6 @@ impl KaleidoscopeJit {
         self.jit.session().symbol_string_pool().reserve(2 * n);
         self.jit.bodies_dylib().reserve(n, n);
         self.main().reserve(n, n);
-        self.jit.lazy_reexports().reserve(n);
         let symbols: Vec<Symbols> = funcs.iter().map(|f| self.symbols(&f.proto.name)).collect();
         let trackers = funcs
             .iter()

@@ -16,7 +16,7 @@ use crate::lookup::{
 };
 use crate::session::{take_one, ExecutionSession, Search, SessionInner};
 use crate::state::{DylibId, Effects};
-use crate::symbol::{ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
+use crate::symbol::{ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
 use crate::tracker::ResourceTracker;
 use crate::unit::MaterializationUnit;
 
@@ -105,6 +105,12 @@ impl JitDylib {
             .state
             .lock()
             .reserve(self.id, n_units, n_symbols);
+    }
+
+    /// The address of `name` here once it is resolved, without looking it
+    /// up (so without materializing anything).
+    pub(crate) fn resolved_address(&self, name: &SymbolName) -> Option<ExecutorAddr> {
+        self.session.state.lock().resolved_address(self.id, name)
     }
 
     /// The tracker definitions go to when none is given.

@@ -453,6 +453,13 @@ fn stub_pool_grows_by_pages_and_reuses_released_stubs() {
         pool.create_stub(target).unwrap();
     }
     assert_eq!(pool.n_pages(), pages, "released stubs are reused");
+    // A stub is found again from its address, and only from its start.
+    for id in &ids[100..] {
+        let addr = pool.address(*id).unwrap();
+        assert_eq!(pool.stub_at(addr), Some(*id));
+        assert_eq!(pool.stub_at(addr.offset(1)), None);
+    }
+    assert_eq!(pool.stub_at(target), None);
     // Every stub jumps to its target.
     // SAFETY: each stub's target is `plus_one`.
     let f: extern "C" fn(f64) -> f64 =

@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::reexports::{SymbolAliasMap, SymbolAliasMapEntry};
 use crate::responsibility::MaterializationResponsibility;
 use crate::session::ExecutionSession;
-use crate::state::DylibId;
 use crate::symbol::{
     ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlagsMap, SymbolMap, SymbolName,
 };
@@ -37,12 +36,42 @@ struct StubRecord {
     trampoline: ExecutorAddr,
 }
 
-/// Materialized re-exports by dylib (id) and name, and by tracker. The
-/// manager belongs to one session, so dylib ids are unambiguous.
+/// The materialized re-exports. A re-export is found by name through its
+/// symbol, whose address is its stub; so nothing here is keyed by name,
+/// and making a stub only appends.
 #[derive(Default)]
 struct Records {
-    by_name: HashMap<(DylibId, SymbolName), StubRecord, FastHash>,
-    by_key: HashMap<ResourceKey, Vec<(DylibId, SymbolName)>, FastHash>,
+    /// The trampoline each stub starts at, by stub position (null for a
+    /// stub that is not a live re-export).
+    trampolines: Vec<Vec<ExecutorAddr>>,
+    /// The stubs made under each tracker.
+    by_key: HashMap<ResourceKey, Vec<StubId>, FastHash>,
+}
+
+impl Records {
+    fn trampoline_mut(&mut self, stub: StubId) -> &mut ExecutorAddr {
+        let (block, index) = stub.position();
+        if self.trampolines.len() <= block {
+            self.trampolines.resize_with(block + 1, Vec::new);
+        }
+        let slots = &mut self.trampolines[block];
+        if slots.len() <= index {
+            slots.resize(index + 1, ExecutorAddr::NULL);
+        }
+        &mut slots[index]
+    }
+
+    fn trampoline(&self, stub: StubId) -> Option<ExecutorAddr> {
+        let (block, index) = stub.position();
+        let addr = *self.trampolines.get(block)?.get(index)?;
+        (!addr.is_null()).then_some(addr)
+    }
+
+    /// Forgets `stub`, returning its record if it was live.
+    fn take(&mut self, stub: StubId) -> Option<StubRecord> {
+        let trampoline = std::mem::replace(self.trampoline_mut(stub), ExecutorAddr::NULL);
+        (!trampoline.is_null()).then_some(StubRecord { stub, trampoline })
+    }
 }
 
 /// Owns the stubs and trampolines of lazy re-exports. See the module docs.
@@ -123,18 +152,10 @@ impl LazyReexportsManager {
         })
     }
 
-    /// Makes room for `additional` more lazy re-exports (before defining
-    /// many), so materializing them does not grow the tables step by step.
-    pub fn reserve(&self, additional: usize) {
-        self.records.lock().by_name.reserve(additional);
-        self.call_through.reserve(additional);
-    }
-
     /// The stub address of lazy re-export `name` in `dylib`, if materialized.
     pub fn stub_address(&self, dylib: &JitDylib, name: &SymbolName) -> Option<ExecutorAddr> {
-        let key = (dylib.id, name.clone());
-        let stub = self.records.lock().by_name.get(&key)?.stub;
-        self.stubs.address(stub).ok()
+        let record = self.record(dylib, name).ok()?;
+        self.stubs.address(record.stub).ok()
     }
 
     /// Where the stub of `name` in `dylib` jumps now.
@@ -162,13 +183,16 @@ impl LazyReexportsManager {
         self.stubs.set_target(record.stub, record.trampoline)
     }
 
+    /// The re-export `name` of `dylib`: its symbol's address is one of our
+    /// live stubs.
     fn record(&self, dylib: &JitDylib, name: &SymbolName) -> Result<StubRecord> {
-        let key = (dylib.id, name.clone());
-        self.records
-            .lock()
-            .by_name
-            .get(&key)
-            .copied()
+        dylib
+            .resolved_address(name)
+            .and_then(|addr| self.stubs.stub_at(addr))
+            .and_then(|stub| {
+                let trampoline = self.records.lock().trampoline(stub)?;
+                Some(StubRecord { stub, trampoline })
+            })
             .ok_or_else(|| {
                 Error::other(format!(
                     "'{name}' is not a materialized lazy re-export of '{}'",
@@ -177,38 +201,26 @@ impl LazyReexportsManager {
             })
     }
 
-    /// Records the stub of `name` in `dylib`, made under tracker `key`.
-    fn add_record(&self, dylib: DylibId, name: &SymbolName, key: ResourceKey, record: StubRecord) {
+    /// Records `record`, made under tracker `key`.
+    fn add_record(&self, key: ResourceKey, record: StubRecord) {
         let mut records = self.records.lock();
-        records.by_name.insert((dylib, name.clone()), record);
-        records
-            .by_key
-            .entry(key)
-            .or_default()
-            .push((dylib, name.clone()));
+        *records.trampoline_mut(record.stub) = record.trampoline;
+        records.by_key.entry(key).or_default().push(record.stub);
     }
 
-    /// Forgets and frees the stubs of `names` in `dylib` (made under `key`)
-    /// that are still recorded.
-    fn forget<'a>(
-        &self,
-        dylib: DylibId,
-        names: impl Iterator<Item = &'a SymbolName>,
-        key: ResourceKey,
-    ) {
-        let names: HashSet<&SymbolName, FastHash> = names.collect();
+    /// Forgets and frees `made` (made under `key`), as far as still
+    /// recorded.
+    fn forget(&self, made: &Batch<StubRecord>, key: ResourceKey) {
         let released: Vec<StubRecord> = {
             let mut records = self.records.lock();
             if let Some(list) = records.by_key.get_mut(&key) {
-                list.retain(|(jd, n)| *jd != dylib || !names.contains(n));
+                let made: HashSet<StubId, FastHash> = made.iter().map(|r| r.stub).collect();
+                list.retain(|stub| !made.contains(stub));
                 if list.is_empty() {
                     records.by_key.remove(&key);
                 }
             }
-            names
-                .iter()
-                .filter_map(|n| records.by_name.remove(&(dylib, (*n).clone())))
-                .collect()
+            made.iter().filter_map(|r| records.take(r.stub)).collect()
         };
         for record in &released {
             self.release(record);
@@ -225,11 +237,8 @@ impl ResourceManager for LazyReexportsManager {
     fn handle_remove_resources(&self, _dylib: &JitDylib, key: ResourceKey) -> Result<()> {
         let released: Vec<StubRecord> = {
             let mut records = self.records.lock();
-            let names = records.by_key.remove(&key).unwrap_or_default();
-            names
-                .iter()
-                .filter_map(|k| records.by_name.remove(k))
-                .collect()
+            let stubs = records.by_key.remove(&key).unwrap_or_default();
+            stubs.into_iter().filter_map(|s| records.take(s)).collect()
         };
         for record in &released {
             self.release(record);
@@ -239,8 +248,8 @@ impl ResourceManager for LazyReexportsManager {
 
     fn handle_transfer_resources(&self, _dylib: &JitDylib, dst: ResourceKey, src: ResourceKey) {
         let mut records = self.records.lock();
-        if let Some(names) = records.by_key.remove(&src) {
-            records.by_key.entry(dst).or_default().extend(names);
+        if let Some(stubs) = records.by_key.remove(&src) {
+            records.by_key.entry(dst).or_default().extend(stubs);
         }
     }
 }
@@ -301,17 +310,18 @@ impl MaterializationUnit for LazyReexportsUnit {
     /// if the tracker was removed meanwhile, resolving fails and the stubs
     /// made are freed again.
     fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
-        let target = r.target_dylib().id;
         let key = r.resource_key();
         let mut resolved = SymbolMap::with_capacity(self.aliases.len());
+        let mut made = Batch::default();
         for (alias, entry) in self.aliases.iter() {
             match self.make_stub(&entry.aliasee) {
                 Ok((record, addr)) => {
-                    self.manager.add_record(target, alias, key, record);
+                    self.manager.add_record(key, record);
+                    made.push(record);
                     resolved.insert(alias.clone(), ExecutorSymbolDef::new(addr, entry.flags));
                 }
                 Err(e) => {
-                    self.manager.forget(target, resolved.keys(), key);
+                    self.manager.forget(&made, key);
                     return r.fail(e);
                 }
             }
@@ -320,7 +330,7 @@ impl MaterializationUnit for LazyReexportsUnit {
             .notify_resolved(&resolved)
             .and_then(|_| r.notify_emitted())
         {
-            self.manager.forget(target, resolved.keys(), key);
+            self.manager.forget(&made, key);
             r.fail(e);
         }
     }

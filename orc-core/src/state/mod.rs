@@ -568,6 +568,17 @@ impl SessionState {
             .is_some_and(|e| e.visible(flags))
     }
 
+    /// The address of `name` in `dylib` once it is resolved (and has not
+    /// failed). Never starts a materialization.
+    pub(crate) fn resolved_address(
+        &self,
+        dylib: DylibId,
+        name: &SymbolName,
+    ) -> Option<ExecutorAddr> {
+        let entry = self.entry_at(dylib, name)?;
+        (entry.state >= SymbolState::Resolved && !entry.is_failed()).then_some(entry.addr)
+    }
+
     /// The names defined in `dylib`, with their flags and states (for
     /// diagnostics and tests).
     pub(crate) fn symbol_table(
