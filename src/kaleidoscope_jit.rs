@@ -244,17 +244,16 @@ impl KaleidoscopeJit {
     /// With an eager JIT a new function is compiled at once too. The tree
     /// is shared with the compile unit, not copied.
     pub fn define(&mut self, func: &Arc<Function>) -> Result<()> {
-        let symbols = self.symbols(&func.proto.name);
-        let known = lock(&self.functions)
-            .get(&symbols.stub)
-            .map(|state| state.version);
+        let stub = self.intern(&func.proto.name);
+        let known = lock(&self.functions).get(&stub).map(|state| state.version);
         let Some(old_version) = known else {
-            self.define_units(&[func])?;
+            let symbols = self.define_units(&[(stub, func)])?;
             if !self.jit.config().lazy {
-                self.compile_now(std::slice::from_ref(&symbols))?;
+                self.compile_now(&symbols)?;
             }
             return Ok(());
         };
+        let symbols = self.symbols(&func.proto.name);
         let tracker = self.fresh_tracker()?;
         let version = old_version + 1;
         let body = self.intern(&format!("{}.{version}", symbols.body));
@@ -314,23 +313,29 @@ impl KaleidoscopeJit {
     /// Defines new functions (none of them known yet), each as its own
     /// unit under its own tracker, behind its stub. Every table they go into
     /// is sized for all of them first, so defining a big program rehashes
-    /// nothing, and the work goes in stages (names, trackers, bodies,
-    /// stubs, table), each over all functions: a stage's code stays in the
-    /// instruction cache instead of the whole pipeline running per function.
-    fn define_units(&mut self, funcs: &[&Arc<Function>]) -> Result<()> {
+    /// nothing, and the work goes in stages (body names, bodies with their
+    /// trackers, stubs, table), each over all functions: a stage's code
+    /// stays in the instruction cache instead of the whole pipeline running
+    /// per function. Returns the functions' symbols.
+    fn define_units(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<Vec<Symbols>> {
         let n = funcs.len();
-        self.jit.session().symbol_string_pool().reserve(2 * n);
         self.jit.bodies_dylib().reserve(n, n);
         self.main().reserve(n, n);
-        let symbols: Vec<Symbols> = funcs.iter().map(|f| self.symbols(&f.proto.name)).collect();
-        let trackers = funcs
+        let tier = self.jit.config().tier;
+        let symbols: Vec<Symbols> = funcs
             .iter()
-            .map(|_| self.fresh_tracker())
-            .collect::<Result<Vec<_>>>()?;
-        for ((s, func), tracker) in symbols.iter().zip(funcs).zip(&trackers) {
+            .map(|(stub, _)| Symbols {
+                stub: stub.clone(),
+                body: self.intern(&tier_body_symbol(stub, tier)),
+            })
+            .collect();
+        let mut trackers = Vec::with_capacity(n);
+        for (s, (_, func)) in symbols.iter().zip(funcs) {
+            let tracker = self.fresh_tracker()?;
             self.register_for_tiering(&s.body, func, &s.stub, 0);
             let functions = vec![(s.body.clone(), Arc::clone(func))];
-            self.add_module(s.stub.clone(), functions, tracker)?;
+            self.add_module(s.stub.clone(), functions, &tracker)?;
+            trackers.push(tracker);
         }
         for s in &symbols {
             self.main()
@@ -338,15 +343,15 @@ impl KaleidoscopeJit {
         }
         let mut table = lock(&self.functions);
         table.reserve(n);
-        for ((s, func), tracker) in symbols.into_iter().zip(funcs).zip(trackers) {
+        for ((s, (_, func)), tracker) in symbols.iter().zip(funcs).zip(trackers) {
             let state = FunctionState {
                 arity: func.proto.arity(),
                 body: Some(tracker),
                 version: 0,
             };
-            table.insert(s.stub, state);
+            table.insert(s.stub.clone(), state);
         }
-        Ok(())
+        Ok(symbols)
     }
 
     /// Defines every function of `program` (not its top-level
@@ -357,13 +362,18 @@ impl KaleidoscopeJit {
     pub fn add_program(&mut self, program: &Program) -> Result<()> {
         let mut new = Vec::new();
         let mut redefined = Vec::new();
+        // Each function interns its name and its body's.
+        self.jit
+            .session()
+            .symbol_string_pool()
+            .reserve(2 * program.functions().count());
         {
             let mut seen = HashSet::new();
             let table = lock(&self.functions);
             for func in program.shared_functions() {
                 let stub = self.intern(&func.proto.name);
-                if !table.contains_key(&stub) && seen.insert(stub) {
-                    new.push(func);
+                if !table.contains_key(&stub) && seen.insert(stub.clone()) {
+                    new.push((stub, func));
                 } else {
                     redefined.push(func);
                 }
@@ -384,19 +394,26 @@ impl KaleidoscopeJit {
 
     /// Defines new functions as one module under one tracker and compiles
     /// it now (the eager path).
-    fn define_module(&mut self, funcs: &[&Arc<Function>]) -> Result<()> {
+    fn define_module(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<()> {
         let tracker = self.fresh_tracker()?;
         self.n_modules += 1;
-        let symbols: Vec<Symbols> = funcs.iter().map(|f| self.symbols(&f.proto.name)).collect();
+        let tier = self.jit.config().tier;
+        let symbols: Vec<Symbols> = funcs
+            .iter()
+            .map(|(stub, _)| Symbols {
+                stub: stub.clone(),
+                body: self.intern(&tier_body_symbol(stub, tier)),
+            })
+            .collect();
         let bodies = symbols
             .iter()
             .zip(funcs)
-            .map(|(s, f)| (s.body.clone(), Arc::clone(f)))
+            .map(|(s, (_, f))| (s.body.clone(), Arc::clone(f)))
             .collect();
         let name = self.intern(&format!("program{}", self.n_modules));
         self.add_module(name, bodies, &tracker)?;
         self.main().define(self.stub_unit(&symbols), None)?;
-        for (s, func) in symbols.iter().zip(funcs) {
+        for (s, (_, func)) in symbols.iter().zip(funcs) {
             // The module's tracker is shared, so no function owns it: a
             // redefinition leaves the shared module in place (unreachable
             // for that function) instead of removing its neighbours.
