@@ -422,6 +422,9 @@ impl SessionInner {
     /// Performs the effects of a transition. Must be called without the
     /// session lock held.
     pub(crate) fn run_effects(self: &Arc<Self>, fx: Effects) {
+        if fx.is_empty() {
+            return;
+        }
         for (cell, dylib, name) in fx.discards {
             let dylib_name = self.state.lock().dylib_name(dylib);
             let jd = JitDylib::from_parts(self.clone(), dylib, dylib_name);

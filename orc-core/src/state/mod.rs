@@ -271,6 +271,18 @@ pub(crate) struct Effects {
     pub(crate) removed_trackers: Vec<(DylibId, Arc<str>, ResourceKey)>,
 }
 
+impl Effects {
+    /// Whether there is nothing to do (most transitions of a lazy function).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.completions.is_empty()
+            && self.materialize.is_empty()
+            && self.discards.is_empty()
+            && self.dropped_units.is_empty()
+            && self.reports.is_empty()
+            && self.removed_trackers.is_empty()
+    }
+}
+
 /// The whole mutable state of a session.
 pub(crate) struct SessionState {
     pub(crate) open: bool,
