@@ -48,18 +48,49 @@ fn time_to_first_result(src: &str, lazy: bool) -> Duration {
     elapsed
 }
 
-/// Time to define `n` lazy functions (JIT start-up excluded), per function.
-fn lazy_define_per_function(n: usize) -> Duration {
-    let src = program(n);
-    let ast = orc_kaleidoscope::parse_and_check(&src).unwrap();
-    let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());
-    let start = Instant::now();
-    kjit.add_program(&ast).unwrap();
-    // Look every stub up, so the lazy re-exports are materialized too.
-    for i in 0..n {
-        kjit.jit().lookup(&format!("f{i}")).unwrap();
+/// The number of functions every sample of [`lazy_cost_per_function`]
+/// defines, whatever the size of one JIT.
+const FUNCTIONS_PER_SAMPLE: usize = 10_000;
+
+/// The lazy cost per function when each JIT holds `per_jit` functions:
+/// `add_program` of the functions, then a lookup of each stub (which
+/// materializes its lazy re-export). Building a JIT is not timed.
+///
+/// Every sample defines [`FUNCTIONS_PER_SAMPLE`] functions: in one JIT of
+/// 10,000, or in 100 JITs of 100, each built just before its functions are
+/// timed and kept until the sample ends. The programs and the lookup names
+/// are all prepared first. So both sizes are measured the same way: the
+/// same work and total timed length per sample (a lone 0.2 ms sample can
+/// dodge the interrupts and preemptions of a shared machine that a 20 ms
+/// one cannot, which biased a best-of-N towards the small size), the same
+/// memory in use (the allocator hands out equally fresh memory), the same
+/// freshly built JIT, and inputs equally far from the cache (a 100-function
+/// program parsed just before its timing is still in cache, which a
+/// 10,000-function one cannot be). What still differs is how many
+/// functions share one JIT's tables, which is what the ratio is about.
+fn lazy_cost_per_function(per_jit: usize) -> Duration {
+    let n_jits = FUNCTIONS_PER_SAMPLE / per_jit;
+    let programs: Vec<_> = (0..n_jits)
+        .map(|_| orc_kaleidoscope::parse_and_check(&program(per_jit)).unwrap())
+        .collect();
+    let names: Vec<Vec<String>> = (0..n_jits)
+        .map(|_| (0..per_jit).map(|i| format!("f{i}")).collect())
+        .collect();
+    let mut jits = Vec::with_capacity(n_jits);
+    let mut elapsed = Duration::ZERO;
+    for (ast, names) in programs.iter().zip(&names) {
+        let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());
+        let start = Instant::now();
+        kjit.add_program(ast).unwrap();
+        // Look every stub up, so the lazy re-exports are materialized too.
+        for name in names {
+            kjit.jit().lookup(name).unwrap();
+        }
+        elapsed += start.elapsed();
+        jits.push(kjit);
     }
-    start.elapsed() / n as u32
+    drop(jits);
+    elapsed / FUNCTIONS_PER_SAMPLE as u32
 }
 
 extern "C" fn id(x: f64) -> f64 {
@@ -81,19 +112,22 @@ fn min_f64(xs: impl Iterator<Item = f64>) -> f64 {
     xs.fold(f64::INFINITY, f64::min)
 }
 
-/// In a child process: define `n` lazy functions (or only set up, to
-/// measure the baseline) and exit. Used under callgrind.
+/// In a child process: define `n` lazy functions in one JIT and look each
+/// stub up (or only set up, to measure the baseline), then exit. Used under
+/// callgrind, and with `perf` by hand: `ORC_LAZINESS_CHILD=10000` runs one
+/// pass, `ORC_LAZINESS_CHILD=10000:setup` only the set-up.
 fn child(spec: &str) {
     let mut parts = spec.split(':');
     let n: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let setup_only = parts.next() == Some("setup");
     let src = program(n);
     let ast = orc_kaleidoscope::parse_and_check(&src).unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
     let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());
     if !setup_only {
         kjit.add_program(&ast).unwrap();
-        for i in 0..n {
-            kjit.jit().lookup(&format!("f{i}")).unwrap();
+        for name in &names {
+            kjit.jit().lookup(name).unwrap();
         }
     }
     std::process::exit(0);
@@ -197,10 +231,21 @@ fn main() {
         verdict(per_stub < Duration::from_micros(1))
     );
     // A whole lazy function: body unit, lazy re-export, stub, trampoline.
-    let per_fn_100 = best((0..reps).map(|_| lazy_define_per_function(100)).collect());
-    let per_fn_10k = best((0..5).map(|_| lazy_define_per_function(10_000)).collect());
-    println!("lazy function (unit + stub + trampoline + lookup): {:.2} us each at 100 functions, {:.2} us at 10,000",
-        per_fn_100.as_secs_f64() * 1e6, per_fn_10k.as_secs_f64() * 1e6);
+    // One untimed round warms the allocator and the code; then the sizes
+    // alternate, so a change in the machine's load hits both alike.
+    lazy_cost_per_function(100);
+    lazy_cost_per_function(10_000);
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        small.push(lazy_cost_per_function(100));
+        large.push(lazy_cost_per_function(10_000));
+    }
+    let (per_fn_100, per_fn_10k) = (best(small), best(large));
+    println!(
+        "lazy function (unit + stub + trampoline + lookup), best of {reps} samples of {FUNCTIONS_PER_SAMPLE} functions: {:.2} us each with 100 per JIT, {:.2} us with 10,000",
+        per_fn_100.as_secs_f64() * 1e6,
+        per_fn_10k.as_secs_f64() * 1e6
+    );
     let scale = per_fn_10k.as_secs_f64() / per_fn_100.as_secs_f64();
     println!(
         "  10,000 / 100 per-function wall time = {scale:.2}x (target <= 1.2x): {}",

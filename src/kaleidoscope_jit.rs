@@ -7,15 +7,16 @@
 //! functions by their plain names, which resolve to the stubs, so a
 //! redefinition (or a tier-up) reaches every caller.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use cranelift_module::Module;
 use orc_core::{
-    Error, ExecutorAddr, JitDylib, ResourceTracker, Result, SymbolAliasMap, SymbolAliasMapEntry,
-    SymbolFlags, SymbolLookupSet, SymbolState,
+    Error, ExecutionSession, ExecutorAddr, JitDylib, MaterializationUnit, ResourceTracker, Result,
+    SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags, SymbolFlagsMap, SymbolLookupSet, SymbolName,
+    SymbolState,
 };
 use orc_cranelift::CraneliftModule;
 use orc_kaleidoscope::{Diagnostic, Function, Program};
@@ -38,23 +39,17 @@ pub fn tier_body_symbol(name: &str, tier: Tier) -> String {
     }
 }
 
-/// Kaleidoscope functions lowered into one Cranelift module, each with
-/// the address of its on-stack-replacement slots if it has them.
+/// Kaleidoscope functions lowered into one Cranelift module, each under its
+/// body symbol. The trees are shared with the parsed program, not copied,
+/// and the symbols are interned once by the driver.
 struct KalModule {
-    name: String,
-    functions: Vec<(Function, Option<u64>)>,
-}
-
-impl KalModule {
-    /// A module defining `functions` under their prototype names.
-    fn new(name: String, functions: Vec<(Function, Option<u64>)>) -> Box<Self> {
-        Box::new(KalModule { name, functions })
-    }
+    name: SymbolName,
+    functions: Vec<(SymbolName, Arc<Function>, Option<u64>)>,
 }
 
 /// The on-stack-replacement slots of one tier-0 body (one per loop; see
 /// `orc_kaleidoscope::OsrSlot`). The body's code reads them at their fixed
-/// address, so they are kept for the life of the JIT (a few words per
+/// address, so they are kept for the life of the driver (a few words per
 /// tiered body version).
 type OsrSlots = Arc<[orc_kaleidoscope::OsrSlot]>;
 
@@ -66,13 +61,20 @@ impl CraneliftModule for KalModule {
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
         self.functions
             .iter()
-            .map(|(f, _)| (f.proto.name.clone(), CALLABLE))
+            .map(|(symbol, _, _)| (symbol.to_string(), CALLABLE))
+            .collect()
+    }
+
+    fn interned_symbols(&self, _es: &ExecutionSession) -> SymbolFlagsMap {
+        self.functions
+            .iter()
+            .map(|(symbol, _, _)| (symbol.clone(), CALLABLE))
             .collect()
     }
 
     fn build(self: Box<Self>, module: &mut dyn Module) -> std::result::Result<(), String> {
-        for (func, osr) in &self.functions {
-            orc_kaleidoscope::lower_function_osr(module, func, *osr).map_err(|e| {
+        for (symbol, func, osr) in &self.functions {
+            orc_kaleidoscope::lower_function_osr(module, func, symbol, *osr).map_err(|e| {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
@@ -85,13 +87,6 @@ impl CraneliftModule for KalModule {
         }
         Ok(())
     }
-}
-
-/// A copy of `func` whose definition is named `symbol`.
-fn renamed(func: &Function, symbol: String) -> Function {
-    let mut f = func.clone();
-    f.proto.name = symbol;
-    f
 }
 
 /// Errors of the Kaleidoscope driver: source diagnostics or JIT errors.
@@ -115,9 +110,9 @@ pub enum KaleidoscopeError {
     },
 }
 
-/// The code of one or more functions, under one tracker. Functions whose
-/// current code it holds share it (a tier-1 batch compiles several
-/// functions into one module); it is removed when the last one lets go.
+/// The code of one or more functions, under one tracker. The functions
+/// whose current code it holds share it (an eager program's module, a
+/// tier-1 batch); it is removed when the last one lets go.
 struct Body(Option<ResourceTracker>);
 
 impl Body {
@@ -148,24 +143,19 @@ impl Drop for Body {
 
 struct FunctionState {
     arity: usize,
-    /// The current body's code, when it is not shared with other functions
-    /// for good (an eager program compiles all bodies as one module).
+    /// The current body's code (possibly shared with other functions).
     body: Option<Arc<Body>>,
     /// How many times the function was redefined.
     version: usize,
 }
 
-/// Function states by name, shared with background promotions.
-type FunctionTable = Arc<Mutex<HashMap<String, FunctionState>>>;
+/// Function states by (interned) name, shared with background promotions.
+type FunctionTable = Arc<Mutex<HashMap<SymbolName, FunctionState>>>;
 
-fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<String, FunctionState>> {
+fn lock(table: &FunctionTable) -> MutexGuard<'_, HashMap<SymbolName, FunctionState>> {
     table
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lock_osr(osr: &Mutex<Vec<(String, OsrSlots)>>) -> MutexGuard<'_, Vec<(String, OsrSlots)>> {
-    osr.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
@@ -174,7 +164,7 @@ pub struct KaleidoscopeJit {
     functions: FunctionTable,
     n_modules: usize,
     /// Every tier-0 body's OSR slots, by body symbol (adaptive only).
-    osr: Mutex<Vec<(String, OsrSlots)>>,
+    osr: Mutex<Vec<(SymbolName, OsrSlots)>>,
     /// Adaptive only: how to promote each registered tier-0 body, for the
     /// tier manager's batches.
     promoters: Promoters,
@@ -182,6 +172,20 @@ pub struct KaleidoscopeJit {
 
 /// Promoters by tier-0 body symbol.
 type Promoters = Arc<Mutex<HashMap<String, Arc<Promoter>>>>;
+
+fn lock_osr(
+    osr: &Mutex<Vec<(SymbolName, OsrSlots)>>,
+) -> MutexGuard<'_, Vec<(SymbolName, OsrSlots)>> {
+    osr.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A function's stub symbol (its name, in `main`) and body symbol (in
+/// `main.impl`), interned once.
+#[derive(Clone)]
+struct Symbols {
+    stub: SymbolName,
+    body: SymbolName,
+}
 
 impl KaleidoscopeJit {
     /// A driver over `jit`. With adaptive tiering, functions that turn hot
@@ -233,68 +237,77 @@ impl KaleidoscopeJit {
         self.jit.main_dylib()
     }
 
-    /// The body symbol of `name` in this JIT's tier.
-    fn body(&self, name: &str) -> String {
-        tier_body_symbol(name, self.jit.config().tier)
+    fn intern(&self, name: &str) -> SymbolName {
+        self.jit.session().intern(name)
     }
 
-    /// Adds `functions` (named as they should be defined; tier-0 bodies
-    /// with their OSR slots, if any) as one module of this JIT's tier,
-    /// under `tracker`.
+    /// The stub and (first) body symbols of function `name` in this JIT's
+    /// tier.
+    fn symbols(&self, name: &str) -> Symbols {
+        Symbols {
+            stub: self.intern(name),
+            body: self.intern(&tier_body_symbol(name, self.jit.config().tier)),
+        }
+    }
+
+    /// Adds `functions` (each with the symbol it is defined under) as one
+    /// module called `name` of this JIT's tier, under `tracker`.
     fn add_module(
         &self,
-        name: String,
-        functions: Vec<(Function, Option<u64>)>,
+        name: SymbolName,
+        functions: Vec<(SymbolName, Arc<Function>, Option<u64>)>,
         tracker: &ResourceTracker,
     ) -> Result<()> {
         let bodies = self.jit.bodies_dylib();
         match self.jit.config().tier {
             Tier::Zero | Tier::Adaptive => self.jit.cranelift_layer().add(
                 bodies,
-                KalModule::new(name, functions),
+                Box::new(KalModule { name, functions }),
                 Some(tracker),
             ),
             Tier::One => {
-                let functions = functions.into_iter().map(|(f, _)| f).collect();
-                let module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(name, functions);
+                let functions = functions
+                    .into_iter()
+                    .map(|(symbol, func, _)| (symbol.to_string(), func))
+                    .collect();
+                let module =
+                    orc_kaleidoscope::KaleidoscopeLlvmModule::shared(name.as_str(), functions);
                 self.jit.llvm_layer()?.add(bodies, module, Some(tracker))
             }
         }
     }
 
-    /// Defines the stubs of `names` (each standing for its body symbol).
-    fn define_stubs(&self, names: &[&str]) -> Result<()> {
-        let es = self.jit.session();
-        let aliases: SymbolAliasMap = names
+    /// A unit defining the stubs of `functions`, each standing for its body
+    /// symbol.
+    fn stub_unit(&self, functions: &[Symbols]) -> Box<dyn MaterializationUnit> {
+        let aliases: SymbolAliasMap = functions
             .iter()
-            .map(|n| {
+            .map(|f| {
                 let entry = SymbolAliasMapEntry {
-                    aliasee: es.intern(&self.body(n)),
+                    aliasee: f.body.clone(),
                     flags: CALLABLE,
                 };
-                (es.intern(n), entry)
+                (f.stub.clone(), entry)
             })
             .collect();
-        let unit = self
-            .jit
+        self.jit
             .lazy_reexports()
-            .lazy_reexports(self.jit.bodies_dylib(), aliases);
-        self.main().define(unit, None)
+            .lazy_reexports(self.jit.bodies_dylib(), aliases)
     }
 
-    /// Compiles the bodies of `names` now and points their stubs at them.
-    fn compile_now(&self, names: &[&str]) -> Result<()> {
+    /// Compiles the bodies of `functions` now and points their stubs at
+    /// them.
+    fn compile_now(&self, functions: &[Symbols]) -> Result<()> {
         let es = self.jit.session();
-        let bodies: SymbolLookupSet = names.iter().map(|n| es.intern(&self.body(n))).collect();
+        let bodies: SymbolLookupSet = functions.iter().map(|f| f.body.clone()).collect();
         let order = self.jit.bodies_dylib().search_order()?;
         let found = es.lookup(&order, bodies, SymbolState::Ready)?;
         let lazy = self.jit.lazy_reexports();
-        for name in names {
-            let stub = es.intern(name);
+        for f in functions {
             // Make sure the stub exists (looking it up materializes it).
-            self.main().lookup_symbol(name)?;
-            if let Some(def) = found.get(&es.intern(&self.body(name))) {
-                lazy.redirect(self.main(), &stub, def.addr)?;
+            self.main().lookup_symbol(&f.stub)?;
+            if let Some(def) = found.get(&f.body) {
+                lazy.redirect(self.main(), &f.stub, def.addr)?;
             }
         }
         Ok(())
@@ -305,49 +318,42 @@ impl KaleidoscopeJit {
     /// is repointed to it, so every caller, including code already
     /// compiled, runs the new body on its next call; the old body is
     /// removed (its memory is reclaimed once no thread can be running it).
-    /// With an eager JIT a new function is compiled at once too.
-    pub fn define(&mut self, func: &Function) -> Result<()> {
-        let name = func.proto.name.clone();
-        let tracker = self.fresh_tracker()?;
-        let known = lock(&self.functions).get(&name).map(|state| state.version);
+    /// With an eager JIT a new function is compiled at once too. The tree
+    /// is shared with the compile unit, not copied.
+    pub fn define(&mut self, func: &Arc<Function>) -> Result<()> {
+        let stub = self.intern(&func.proto.name);
+        let known = lock(&self.functions).get(&stub).map(|state| state.version);
         let Some(old_version) = known else {
-            let body = self.body(&name);
-            let osr = self.register_for_tiering(&body, func, &name, 0);
-            self.add_module(name.clone(), vec![(renamed(func, body), osr)], &tracker)?;
-            self.define_stubs(&[&name])?;
-            lock(&self.functions).insert(
-                name.clone(),
-                FunctionState {
-                    arity: func.proto.arity(),
-                    body: Some(Body::new(tracker)),
-                    version: 0,
-                },
-            );
+            let symbols = self.define_units(&[(stub, func)])?;
             if !self.jit.config().lazy {
-                self.compile_now(&[&name])?;
+                self.compile_now(&symbols)?;
             }
             return Ok(());
         };
+        let symbols = self.symbols(&func.proto.name);
+        let tracker = self.fresh_tracker()?;
         let version = old_version + 1;
-        let body = format!("{}.{version}", self.body(&name));
-        let osr = self.register_for_tiering(&body, func, &name, version);
+        let body = self.intern(&format!("{}.{version}", symbols.body));
+        let osr = self.register_for_tiering(&body, func, &symbols.stub, version);
         self.add_module(
             body.clone(),
-            vec![(renamed(func, body.clone()), osr)],
+            vec![(body.clone(), func.clone(), osr)],
             &tracker,
         )?;
         let addr = self.jit.bodies_dylib().lookup_symbol(&body)?.addr;
-        let es = self.jit.session();
+        // The stub may never have been looked up (and so not exist yet):
+        // looking it up materializes it.
+        self.main().lookup_symbol(&symbols.stub)?;
         let old = {
             let mut table = lock(&self.functions);
             let state = table
-                .get_mut(&name)
+                .get_mut(&symbols.stub)
                 .ok_or_else(|| Error::other("function table changed"))?;
             // Under the table lock, so a promotion of the old version that
             // finishes now cannot repoint the stub after us.
             self.jit
                 .lazy_reexports()
-                .redirect(self.main(), &es.intern(&name), addr)?;
+                .redirect(self.main(), &symbols.stub, addr)?;
             state.arity = func.proto.arity();
             state.version = version;
             state.body.replace(Body::new(tracker))
@@ -365,9 +371,9 @@ impl KaleidoscopeJit {
     /// per loop, so a frame that is still looping in tier 0 moves over.
     fn register_for_tiering(
         &self,
-        body: &str,
-        func: &Function,
-        name: &str,
+        body: &SymbolName,
+        func: &Arc<Function>,
+        name: &SymbolName,
         version: usize,
     ) -> Option<u64> {
         let tiers = self.jit.tier_manager()?;
@@ -378,26 +384,24 @@ impl KaleidoscopeJit {
                 .collect()
         });
         if let Some(slots) = &osr {
-            lock_osr(&self.osr).push((body.to_owned(), slots.clone()));
+            lock_osr(&self.osr).push((body.clone(), slots.clone()));
         }
         let osr_base = osr.as_ref().map(|slots| slots.as_ptr() as u64);
-        let llvm = self.jit.llvm_layer_cell().clone();
         let promoter = Arc::new(Promoter {
-            es: self.jit.session().clone(),
             main: self.jit.main_dylib().clone(),
             bodies: self.jit.bodies_dylib().clone(),
-            llvm,
+            llvm: self.jit.llvm_layer_cell().clone(),
             lazy: self.jit.lazy_reexports().clone(),
             table: self.functions.clone(),
             func: func.clone(),
-            name: name.to_owned(),
+            name: name.clone(),
             version,
             osr,
         });
         self.promoters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(body.to_owned(), promoter.clone());
+            .insert(body.to_string(), promoter.clone());
         tiers.register(body, Arc::new(move || promoter.promote()));
         osr_base
     }
@@ -412,66 +416,140 @@ impl KaleidoscopeJit {
                     .iter()
                     .map(|s| s.transfers.load(std::sync::atomic::Ordering::Relaxed))
                     .sum();
-                (body.clone(), n)
+                (body.to_string(), n)
             })
             .collect()
     }
 
-    /// Defines every function of `program` (not its top-level
-    /// expressions). Lazy: one unit per function. Eager: all bodies in one
-    /// module, compiled now.
-    pub fn add_program(&mut self, program: &Program) -> Result<()> {
-        if self.jit.config().lazy {
-            for func in program.functions() {
-                self.define(func)?;
-            }
-            return Ok(());
+    /// Defines new functions (none of them known yet), each as its own
+    /// unit under its own tracker, behind its stub. Every table they go into
+    /// is sized for all of them first, so defining a big program rehashes
+    /// nothing, and the work goes in stages (body names, bodies with their
+    /// trackers, stubs, table), each over all functions: a stage's code
+    /// stays in the instruction cache instead of the whole pipeline running
+    /// per function. Returns the functions' symbols.
+    fn define_units(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<Vec<Symbols>> {
+        let n = funcs.len();
+        self.jit.bodies_dylib().reserve(n, n);
+        self.main().reserve(n, n);
+        let tier = self.jit.config().tier;
+        let symbols: Vec<Symbols> = funcs
+            .iter()
+            .map(|(stub, _)| Symbols {
+                stub: stub.clone(),
+                body: self.intern(&tier_body_symbol(stub, tier)),
+            })
+            .collect();
+        let mut trackers = Vec::with_capacity(n);
+        for (s, (_, func)) in symbols.iter().zip(funcs) {
+            let tracker = self.fresh_tracker()?;
+            let osr = self.register_for_tiering(&s.body, func, &s.stub, 0);
+            let functions = vec![(s.body.clone(), Arc::clone(func), osr)];
+            self.add_module(s.stub.clone(), functions, &tracker)?;
+            trackers.push(tracker);
         }
-        let new: Vec<&Function> = program
-            .functions()
-            .filter(|f| !lock(&self.functions).contains_key(&f.proto.name))
-            .collect();
-        let redefined: Vec<&Function> = program
-            .functions()
-            .filter(|f| lock(&self.functions).contains_key(&f.proto.name))
-            .collect();
+        for s in &symbols {
+            self.main()
+                .define(self.stub_unit(std::slice::from_ref(s)), None)?;
+        }
+        let mut table = lock(&self.functions);
+        table.reserve(n);
+        for ((s, (_, func)), tracker) in symbols.iter().zip(funcs).zip(trackers) {
+            let state = FunctionState {
+                arity: func.proto.arity(),
+                body: Some(Body::new(tracker)),
+                version: 0,
+            };
+            table.insert(s.stub.clone(), state);
+        }
+        Ok(symbols)
+    }
+
+    /// Defines every function of `program` (not its top-level
+    /// expressions). The functions not defined yet are added together:
+    /// lazily one unit per function, eagerly all bodies in one module,
+    /// compiled now. Then the others (and repeats within the program) are
+    /// redefined one by one, in order.
+    pub fn add_program(&mut self, program: &Program) -> Result<()> {
+        let mut new = Vec::new();
+        let mut redefined = Vec::new();
+        // Each function interns its name and its body's.
+        self.jit
+            .session()
+            .symbol_string_pool()
+            .reserve(2 * program.functions().count());
+        {
+            let mut seen = HashSet::new();
+            let table = lock(&self.functions);
+            for func in program.shared_functions() {
+                let stub = self.intern(&func.proto.name);
+                if !table.contains_key(&stub) && seen.insert(stub.clone()) {
+                    new.push((stub, func));
+                } else {
+                    redefined.push(func);
+                }
+            }
+        }
+        if !new.is_empty() {
+            if self.jit.config().lazy {
+                self.define_units(&new)?;
+            } else {
+                self.define_module(&new)?;
+            }
+        }
         for func in redefined {
             self.define(func)?;
         }
-        if new.is_empty() {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// Defines new functions as one module under one tracker and compiles
+    /// it now (the eager path).
+    fn define_module(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<()> {
         let tracker = self.fresh_tracker()?;
         self.n_modules += 1;
-        let bodies = new
+        let tier = self.jit.config().tier;
+        let symbols: Vec<Symbols> = funcs
             .iter()
-            .map(|f| (renamed(f, self.body(&f.proto.name)), None))
+            .map(|(stub, _)| Symbols {
+                stub: stub.clone(),
+                body: self.intern(&tier_body_symbol(stub, tier)),
+            })
             .collect();
-        self.add_module(format!("program{}", self.n_modules), bodies, &tracker)?;
-        let names: Vec<&str> = new.iter().map(|f| f.proto.name.as_str()).collect();
-        self.define_stubs(&names)?;
-        for func in &new {
-            // The module's tracker is shared, so no function owns it: a
-            // redefinition leaves the shared module in place (unreachable
-            // for that function) instead of removing its neighbours.
+        let bodies = symbols
+            .iter()
+            .zip(funcs)
+            .map(|(s, (_, f))| {
+                let osr = self.register_for_tiering(&s.body, f, &s.stub, 0);
+                (s.body.clone(), Arc::clone(f), osr)
+            })
+            .collect();
+        let name = self.intern(&format!("program{}", self.n_modules));
+        self.add_module(name, bodies, &tracker)?;
+        self.main().define(self.stub_unit(&symbols), None)?;
+        // Every function shares the module: it is removed once all of them
+        // have been redefined or promoted.
+        let body = Body::new(tracker);
+        for (s, (_, func)) in symbols.iter().zip(funcs) {
             lock(&self.functions).insert(
-                func.proto.name.clone(),
+                s.stub.clone(),
                 FunctionState {
                     arity: func.proto.arity(),
-                    body: None,
+                    body: Some(body.clone()),
                     version: 0,
                 },
             );
         }
-        self.compile_now(&names)
+        self.compile_now(&symbols)
     }
 
     /// Compiles and runs a top-level expression (a parameterless function)
     /// under its own tracker, removed once it has run. Returns its value.
     pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
         let tracker = self.fresh_tracker()?;
-        let name = expr.proto.name.clone();
-        self.add_module(name.clone(), vec![(expr.clone(), None)], &tracker)?;
+        let name = self.intern(&expr.proto.name);
+        let func = (name.clone(), Arc::new(expr.clone()), None);
+        self.add_module(name.clone(), vec![func], &tracker)?;
         let result = self.jit.bodies_dylib().lookup_symbol(&name).map(|def| {
             let _inside = self.jit.enter();
             // SAFETY: a Kaleidoscope top-level expression is compiled as
@@ -499,7 +577,9 @@ impl KaleidoscopeJit {
 
     /// The arity of a defined function.
     pub fn arity(&self, name: &str) -> Option<usize> {
-        lock(&self.functions).get(name).map(|s| s.arity)
+        lock(&self.functions)
+            .get(&self.intern(name))
+            .map(|s| s.arity)
     }
 
     /// A typed handle on function `name`, checked to take `A::ARITY`
@@ -597,16 +677,16 @@ impl<A: KalArgs> KalFunction<'_, A> {
 }
 
 /// Recompiles one function with tier 1 and repoints its stub (runs on a
+/// Recompiles one function with tier 1 and repoints its stub (runs on a
 /// tier-up thread).
 struct Promoter {
-    es: orc_core::ExecutionSession,
     main: JitDylib,
     bodies: JitDylib,
     llvm: Arc<crate::jit::LazyLlvmLayer>,
     lazy: Arc<orc_core::lazy::LazyReexportsManager>,
     table: FunctionTable,
-    func: Function,
-    name: String,
+    func: Arc<Function>,
+    name: SymbolName,
     version: usize,
     /// The tier-0 body's OSR slots, if it has loops.
     osr: Option<OsrSlots>,
@@ -642,8 +722,7 @@ impl Promoter {
             let mut table = lock(&self.table);
             match table.get_mut(&self.name) {
                 Some(state) if state.version == self.version => {
-                    self.lazy
-                        .redirect(&self.main, &self.es.intern(&self.name), addr)?;
+                    self.lazy.redirect(&self.main, &self.name, addr)?;
                     // Frames still looping in the tier-0 body move over at
                     // their loop's next iteration. The entries live in the
                     // new body, which is released after the tier-0 body
@@ -693,13 +772,13 @@ fn promote_batch(promoters: &[&Promoter]) -> Vec<Result<orc_core::Promotion>> {
     let functions = promoters
         .iter()
         .zip(&symbols)
-        .map(|(p, symbol)| renamed(&p.func, symbol.clone()))
+        .map(|(p, symbol)| (symbol.clone(), p.func.clone()))
         .collect();
     let module_name = match promoters.len() {
         1 => symbols[0].clone(),
         n => format!("{} (+{} more)", symbols[0], n - 1),
     };
-    let mut module = orc_kaleidoscope::KaleidoscopeLlvmModule::new(module_name, functions);
+    let mut module = orc_kaleidoscope::KaleidoscopeLlvmModule::shared(module_name, functions);
     for (i, names) in entries.iter().enumerate() {
         for (l, entry) in names.iter().enumerate() {
             module = module.with_osr_entry(i, l, entry.clone());

@@ -120,6 +120,37 @@ fn failed_lazy_compile_exits_70_naming_the_function() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Regression: redefining a function whose stub was never looked up (so
+/// never materialized) failed with "'f' is not a materialized lazy
+/// re-export of 'main'" (`def f(x) x + 1; def f(x) x + 10;` in the REPL).
+#[test]
+fn redefining_a_function_never_looked_up() {
+    for lazy in [true, false] {
+        let mut kjit = KaleidoscopeJit::new(Jit::builder().lazy(lazy).build().unwrap());
+        kjit.eval("def f(x) x + 1;").unwrap();
+        assert_eq!(kjit.eval("def f(x) x + 10; f(1);").unwrap(), vec![11.0]);
+    }
+}
+
+/// A program's new functions are defined before its redefinitions, so a
+/// redefinition (compiled at once) may call a function the same program
+/// introduces; a name defined twice in one (unchecked) program is a
+/// redefinition of the first.
+#[test]
+fn add_program_defines_new_functions_before_redefining() {
+    for lazy in [true, false] {
+        let mut kjit = KaleidoscopeJit::new(Jit::builder().lazy(lazy).build().unwrap());
+        kjit.eval("def f(x) x + 1;").unwrap();
+        let values = kjit
+            .eval("def g(x) f(x) * 2; def f(x) h(x) + 10; def h(x) x; g(1);")
+            .unwrap();
+        assert_eq!(values, vec![22.0], "lazy: {lazy}");
+        let twice = orc_kaleidoscope::parse_program("def k(x) 1; def k(x) 2;").unwrap();
+        kjit.add_program(&twice).unwrap();
+        assert_eq!(kjit.function::<(f64,)>("k").unwrap().call((0.0,)), 2.0);
+    }
+}
+
 #[test]
 fn typed_calls_check_arity() {
     let mut kjit = KaleidoscopeJit::new(Jit::builder().build().unwrap());

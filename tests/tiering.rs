@@ -66,6 +66,33 @@ fn a_hot_function_moves_to_tier_1_and_keeps_its_results() {
 }
 
 #[test]
+fn an_eager_program_tiers_up_too() {
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_threshold(50)
+        .lazy(false)
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.eval("def poly(x) x * x * 3 + x * 2 + 1;\ndef other(x) x;")
+        .unwrap();
+    let poly = kjit.function::<(f64,)>("poly").unwrap();
+    let before: Vec<f64> = (0..100).map(|i| poly.call((i as f64 * 0.37,))).collect();
+    wait_for(&kjit, "poly$t0", TierState::Promoted);
+    let t1 = kjit
+        .jit()
+        .bodies_dylib()
+        .lookup_symbol("poly$t1")
+        .unwrap()
+        .addr;
+    assert_eq!(stub_target(&kjit, "poly"), t1);
+    let after: Vec<f64> = (0..100).map(|i| poly.call((i as f64 * 0.37,))).collect();
+    assert_eq!(before, after);
+    // The shared tier-0 module stays for `other`, which still runs it.
+    assert_eq!(kjit.function::<(f64,)>("other").unwrap().call((2.5,)), 2.5);
+}
+
+#[test]
 fn a_function_entered_once_that_loops_hot_is_promoted() {
     let mut kjit = adaptive(10_000);
     let values = kjit

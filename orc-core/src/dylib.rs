@@ -11,10 +11,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::lookup::{JitDylibLookupFlags, LookupKind, SymbolLookupSet, SymbolState};
-use crate::session::{ExecutionSession, SessionInner};
+use crate::lookup::{
+    JitDylibLookupFlags, LookupKind, SymbolLookupFlags, SymbolLookupSet, SymbolState,
+};
+use crate::session::{take_one, ExecutionSession, Search, SessionInner};
 use crate::state::{DylibId, Effects};
-use crate::symbol::{ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
+use crate::symbol::{ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
 use crate::tracker::ResourceTracker;
 use crate::unit::MaterializationUnit;
 
@@ -95,6 +97,22 @@ impl JitDylib {
         res
     }
 
+    /// Makes room for `n_units` more units defining `n_symbols` more
+    /// symbols here, before defining many: a big program's definitions then
+    /// never rehash tables that no longer fit in cache.
+    pub fn reserve(&self, n_units: usize, n_symbols: usize) {
+        self.session
+            .state
+            .lock()
+            .reserve(self.id, n_units, n_symbols);
+    }
+
+    /// The address of `name` here once it is resolved, without looking it
+    /// up (so without materializing anything).
+    pub(crate) fn resolved_address(&self, name: &SymbolName) -> Option<ExecutorAddr> {
+        self.session.state.lock().resolved_address(self.id, name)
+    }
+
     /// The tracker definitions go to when none is given.
     pub fn default_resource_tracker(&self) -> Result<ResourceTracker> {
         let key = self.session.state.lock().default_tracker(self.id)?;
@@ -116,7 +134,7 @@ impl JitDylib {
     /// Sets the dylibs searched after this one (replacing the previous
     /// order). The dylib itself is always searched first.
     pub fn set_link_order(&self, order: &[&JitDylib]) -> Result<()> {
-        let ids = order
+        let ids: Arc<[_]> = order
             .iter()
             .filter(|jd| **jd != self)
             .map(|jd| jd.id)
@@ -133,7 +151,7 @@ impl JitDylib {
         let mut st = self.session.state.lock();
         let d = st.dylib_mut(self.id)?;
         if !d.link_order.contains(&other.id) {
-            d.link_order.push(other.id);
+            d.link_order = d.link_order.iter().copied().chain([other.id]).collect();
         }
         Ok(())
     }
@@ -142,9 +160,9 @@ impl JitDylib {
     pub fn link_order(&self) -> Result<Vec<JitDylib>> {
         let st = self.session.state.lock();
         let d = st.dylib(self.id)?;
-        let ids = d.link_order.clone();
-        Ok(ids
-            .into_iter()
+        Ok(d.link_order
+            .iter()
+            .copied()
             .filter_map(|id| {
                 let name = st.dylib(id).ok()?.name.clone();
                 Some(JitDylib::from_parts(self.session.clone(), id, name))
@@ -176,23 +194,18 @@ impl JitDylib {
     /// Looks `names` up in this dylib's search order and waits until they
     /// are Ready.
     pub fn lookup(&self, names: &[&str]) -> Result<SymbolMap> {
-        let es = self.session();
-        let set: SymbolLookupSet = names.iter().map(|n| es.intern(n)).collect();
-        es.lookup(&self.search_order()?, set, SymbolState::Ready)
+        let set: SymbolLookupSet = names.iter().map(|n| self.session.intern(n)).collect();
+        self.session
+            .lookup_blocking(Search::Dylib(self), set.entries(), SymbolState::Ready)
     }
 
     /// Looks one name up in this dylib's search order (Ready).
     pub fn lookup_symbol(&self, name: &str) -> Result<ExecutorSymbolDef> {
-        let es = self.session();
-        let name = es.intern(name);
-        let mut map = es.lookup(
-            &self.search_order()?,
-            SymbolLookupSet::from_names([name.clone()]),
-            SymbolState::Ready,
-        )?;
-        map.remove(&name).ok_or(crate::Error::SymbolsNotFound {
-            symbols: vec![name],
-        })
+        let names = [(self.session.intern(name), SymbolLookupFlags::RequiredSymbol)];
+        let map = self
+            .session
+            .lookup_blocking(Search::Dylib(self), &names, SymbolState::Ready)?;
+        take_one(map, names)
     }
 
     /// The names defined here with their flags, states and whether they are

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::batch::Batch;
 use crate::dylib::JitDylib;
 use crate::responsibility::MaterializationResponsibility;
-use crate::symbol::{SymbolFlagsMap, SymbolName};
+use crate::symbol::{SymbolFlags, SymbolFlagsMap, SymbolName};
 use crate::unit::MaterializationUnit;
 
 /// A layer that compiles modules of one kind and links the result under a
@@ -25,7 +26,8 @@ pub struct LayerUnit<L: CompileLayer> {
     layer: Arc<L>,
     name: String,
     module: L::Module,
-    symbols: SymbolFlagsMap,
+    /// Usually one symbol (a lazily compiled function), kept inline.
+    symbols: Batch<(SymbolName, SymbolFlags)>,
 }
 
 impl<L: CompileLayer> LayerUnit<L> {
@@ -36,7 +38,7 @@ impl<L: CompileLayer> LayerUnit<L> {
             layer,
             name,
             module,
-            symbols,
+            symbols: symbols.into_iter().collect(),
         }
     }
 }
@@ -47,7 +49,7 @@ impl<L: CompileLayer> MaterializationUnit for LayerUnit<L> {
     }
 
     fn symbols(&self) -> SymbolFlagsMap {
-        self.symbols.clone()
+        self.symbols.iter().cloned().collect()
     }
 
     fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
@@ -58,6 +60,6 @@ impl<L: CompileLayer> MaterializationUnit for LayerUnit<L> {
     fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
         // The module still defines the symbol, but the session chose another
         // definition: the object's copy loses to the winner at link time.
-        self.symbols.remove(name);
+        self.symbols.retain(|(n, _)| n != name);
     }
 }

@@ -31,6 +31,7 @@
 //! ```
 
 mod absolute;
+mod batch;
 mod dispatch;
 mod dylib;
 mod error;

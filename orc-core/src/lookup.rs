@@ -122,6 +122,18 @@ impl SymbolLookupSet {
         self.entries.iter().any(|(n, _)| n == name)
     }
 
+    /// The entries, in insertion order.
+    pub(crate) fn entries(&self) -> &[(SymbolName, SymbolLookupFlags)] {
+        &self.entries
+    }
+
+    /// A set of `entries` (already free of repeated names).
+    pub(crate) fn from_entries(entries: &[(SymbolName, SymbolLookupFlags)]) -> Self {
+        SymbolLookupSet {
+            entries: entries.to_vec(),
+        }
+    }
+
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&SymbolName, SymbolLookupFlags) -> bool) {
         self.entries.retain(|(n, f)| keep(n, *f));

@@ -13,6 +13,7 @@
 //! user code under it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -31,6 +32,9 @@ pub struct MaterializationResponsibility {
     id: MrId,
     dylib: JitDylib,
     tracker: ResourceKey,
+    /// Set once the responsibility emitted: the session has forgotten it,
+    /// so dropping it has nothing to fail.
+    finished: AtomicBool,
 }
 
 impl MaterializationResponsibility {
@@ -45,6 +49,7 @@ impl MaterializationResponsibility {
             id,
             dylib,
             tracker,
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -149,7 +154,11 @@ impl MaterializationResponsibility {
     /// it depends on is. Finishes the responsibility. If a dependency has
     /// failed, the owned symbols fail too and the error is returned.
     pub fn notify_emitted(&self) -> Result<()> {
-        self.with_effects(|st, fx| st.notify_emitted(self.id, fx))
+        let res = self.with_effects(|st, fx| st.notify_emitted(self.id, fx));
+        if res.is_ok() {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        res
     }
 
     /// Fails every owned symbol with `cause`: lookups waiting on them (or on
@@ -196,6 +205,9 @@ impl MaterializationResponsibility {
 
 impl Drop for MaterializationResponsibility {
     fn drop(&mut self) {
+        if *self.finished.get_mut() {
+            return;
+        }
         let mut fx = Effects::default();
         self.session.state.lock().mr_dropped(self.id, &mut fx);
         self.session.run_effects(fx);

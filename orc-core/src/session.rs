@@ -7,18 +7,18 @@
 //! after unlocking, so no materializer, generator, resource manager or user
 //! callback ever runs under the session lock.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dispatch::{Dispatcher, InPlaceDispatcher, Task};
 use crate::dylib::{JitDylib, JitDylibSearchOrder};
 use crate::error::{Error, Result};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags};
 use crate::lookup::{LookupKind, SymbolLookupSet, SymbolState};
 use crate::responsibility::MaterializationResponsibility;
-use crate::state::{Effects, SessionState};
+use crate::state::{DylibId, Effects, QueryCallback, SessionState};
 use crate::symbol::{SymbolMap, SymbolName, SymbolStringPool};
 use crate::tracker::{free_removed, ResourceManager};
 
@@ -54,10 +54,11 @@ impl ExecutionSession {
 
     /// A session whose materializations run on `dispatcher`.
     pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>) -> Self {
+        let pool = Arc::new(SymbolStringPool::new());
         ExecutionSession {
             inner: Arc::new(SessionInner {
-                state: Mutex::new(SessionState::new()),
-                pool: Arc::new(SymbolStringPool::new()),
+                state: Mutex::new(SessionState::new(pool.clone())),
+                pool,
                 dispatcher: RwLock::new(dispatcher),
                 reporter: RwLock::new(None),
                 managers: RwLock::new(Vec::new()),
@@ -67,6 +68,16 @@ impl ExecutionSession {
 
     pub(crate) fn from_inner(inner: Arc<SessionInner>) -> Self {
         ExecutionSession { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<SessionInner> {
+        &self.inner
+    }
+
+    /// A handle on dylib `id` of this session, if it still exists.
+    pub(crate) fn dylib_handle(&self, id: DylibId) -> Result<JitDylib> {
+        let name = self.inner.state.lock().dylib(id)?.name.clone();
+        Ok(JitDylib::from_parts(self.inner.clone(), id, name))
     }
 
     /// Interns `name` in the session's pool.
@@ -168,63 +179,13 @@ impl ExecutionSession {
         required: SymbolState,
         on_complete: Box<dyn FnOnce(Result<SymbolMap>) + Send>,
     ) {
-        if let Err(e) = self.run_generators(kind, order, &names) {
-            on_complete(Err(e));
-            return;
-        }
-        let ids: Vec<_> = order
-            .iter()
-            .filter(|(jd, _)| Arc::ptr_eq(&jd.session, &self.inner))
-            .map(|(jd, flags)| (jd.id, *flags))
-            .collect();
-        let mut fx = Effects::default();
-        self.inner
-            .state
-            .lock()
-            .register_query(&ids, &names, required, on_complete, &mut fx);
-        self.inner.run_effects(fx);
-    }
-
-    /// Offers the names no dylib defines (so far, in order) to generators.
-    fn run_generators(
-        &self,
-        kind: LookupKind,
-        order: &JitDylibSearchOrder,
-        names: &SymbolLookupSet,
-    ) -> Result<()> {
-        let mut unresolved = names.clone();
-        for (jd, flags) in order {
-            if unresolved.is_empty() {
-                break;
-            }
-            let (generators, lock) = {
-                let st = self.inner.state.lock();
-                st.check_open()?;
-                let Ok(d) = st.dylib(jd.id) else {
-                    continue;
-                };
-                unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
-                (d.generators.clone(), d.generator_lock.clone())
-            };
-            if unresolved.is_empty() || generators.is_empty() {
-                continue;
-            }
-            let _serial = lock.lock();
-            for generator in &generators {
-                self.inner.state.lock().check_open().map(|_| ())?;
-                {
-                    let st = self.inner.state.lock();
-                    unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
-                }
-                if unresolved.is_empty() {
-                    break;
-                }
-                generator.try_to_generate(kind, jd, *flags, &unresolved)?;
-            }
-            let st = self.inner.state.lock();
-            unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
-        }
-        Ok(())
+        self.inner.lookup(
+            kind,
+            Search::Order(order),
+            names.entries(),
+            required,
+            QueryCallback::Callback(on_complete),
+        )
     }
 
     /// Blocking form of [`Self::lookup_async`]. On a dispatcher worker
@@ -236,26 +197,8 @@ impl ExecutionSession {
         names: SymbolLookupSet,
         required: SymbolState,
     ) -> Result<SymbolMap> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.lookup_async(order, names, required, move |res| {
-            let _ = tx.send(res);
-        });
-        let dispatcher = self.dispatcher();
-        loop {
-            match rx.try_recv() {
-                Ok(res) => return res,
-                Err(mpsc::TryRecvError::Disconnected) => return Err(Error::SessionEnded),
-                Err(mpsc::TryRecvError::Empty) => {}
-            }
-            if dispatcher.run_one_if_worker() {
-                continue;
-            }
-            match rx.recv_timeout(Duration::from_millis(2)) {
-                Ok(res) => return res,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::SessionEnded),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-        }
+        self.inner
+            .lookup_blocking(Search::Order(order), names.entries(), required)
     }
 
     /// Looks one name up in `dylibs` (exported symbols only), waiting until
@@ -267,14 +210,11 @@ impl ExecutionSession {
     ) -> Result<crate::ExecutorSymbolDef> {
         let name = self.intern(name);
         let order = crate::dylib::make_search_order(dylibs);
-        let mut map = self.lookup(
-            &order,
-            SymbolLookupSet::from_names([name.clone()]),
-            SymbolState::Ready,
-        )?;
-        map.remove(&name).ok_or(Error::SymbolsNotFound {
-            symbols: vec![name],
-        })
+        let names = [(name, SymbolLookupFlags::RequiredSymbol)];
+        let map = self
+            .inner
+            .lookup_blocking(Search::Order(&order), &names, SymbolState::Ready)?;
+        take_one(map, names)
     }
 
     /// Ends the session: every pending lookup fails with `SessionEnded`,
@@ -308,6 +248,166 @@ impl ExecutionSession {
 }
 
 impl SessionInner {
+    /// Interns `name` in the session's pool.
+    pub(crate) fn intern(&self, name: &str) -> SymbolName {
+        self.pool.intern(name)
+    }
+
+    /// Looks `names` up in `search` and completes `callback` once (see
+    /// [`ExecutionSession::lookup_async`]). When no name can reach a
+    /// definition generator, which is the common case, this takes the
+    /// session lock once and allocates nothing for the search order.
+    pub(crate) fn lookup(
+        self: &Arc<Self>,
+        kind: LookupKind,
+        search: Search<'_>,
+        names: &[(SymbolName, SymbolLookupFlags)],
+        required: SymbolState,
+        callback: QueryCallback,
+    ) {
+        let mut fx = Effects::default();
+        let deferred = self.register(&search, names, required, callback, true, &mut fx);
+        self.run_effects(fx);
+        let Some(callback) = deferred else {
+            return;
+        };
+        // Some name may be defined by a generator: offer the names to them
+        // first, without the session lock, then register.
+        let offered = search.handles().and_then(|order| {
+            self.run_generators(kind, &order, &SymbolLookupSet::from_entries(names))
+        });
+        if let Err(e) = offered {
+            return callback.complete(Err(e));
+        }
+        let mut fx = Effects::default();
+        let _ = self.register(&search, names, required, callback, false, &mut fx);
+        self.run_effects(fx);
+    }
+
+    /// Registers a query under the session lock, or hands `callback` back
+    /// when `check_generators` is set and some name must first be offered
+    /// to a generator.
+    fn register(
+        &self,
+        search: &Search<'_>,
+        names: &[(SymbolName, SymbolLookupFlags)],
+        required: SymbolState,
+        callback: QueryCallback,
+        check_generators: bool,
+        fx: &mut Effects,
+    ) -> Option<QueryCallback> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let ours = |jd: &JitDylib| std::ptr::eq(Arc::as_ptr(&jd.session), self);
+        match *search {
+            Search::Order(order) => {
+                let ids: Vec<_> = order
+                    .iter()
+                    .filter(|(jd, _)| ours(jd))
+                    .map(|(jd, flags)| (jd.id, *flags))
+                    .collect();
+                let ids = ids.iter().copied();
+                register_in(st, ids, names, required, callback, check_generators, fx)
+            }
+            Search::Dylib(jd) => {
+                // The dylib itself (hidden symbols too), then its link order.
+                let link = match st.dylib(jd.id) {
+                    Ok(d) => d.link_order.clone(),
+                    Err(e) => {
+                        fx.completions.push((callback, Err(e)));
+                        return None;
+                    }
+                };
+                let ids = std::iter::once((jd.id, JitDylibLookupFlags::MatchAllSymbols)).chain(
+                    link.iter()
+                        .map(|id| (*id, JitDylibLookupFlags::MatchExportedSymbolsOnly)),
+                );
+                register_in(st, ids, names, required, callback, check_generators, fx)
+            }
+            Search::Only(jd, flags) => {
+                let ids = std::iter::once((jd.id, flags)).filter(|_| ours(jd));
+                register_in(st, ids, names, required, callback, check_generators, fx)
+            }
+        }
+    }
+
+    /// Offers the names no dylib defines (so far, in order) to generators.
+    fn run_generators(
+        self: &Arc<Self>,
+        kind: LookupKind,
+        order: &JitDylibSearchOrder,
+        names: &SymbolLookupSet,
+    ) -> Result<()> {
+        let mut unresolved = names.clone();
+        for (jd, flags) in order {
+            if unresolved.is_empty() {
+                break;
+            }
+            let (generators, lock) = {
+                let st = self.state.lock();
+                st.check_open()?;
+                let Ok(d) = st.dylib(jd.id) else {
+                    continue;
+                };
+                unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+                (d.generators.clone(), d.generator_lock.clone())
+            };
+            if unresolved.is_empty() || generators.is_empty() {
+                continue;
+            }
+            let _serial = lock.lock();
+            for generator in &generators {
+                self.state.lock().check_open()?;
+                {
+                    let st = self.state.lock();
+                    unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+                }
+                if unresolved.is_empty() {
+                    break;
+                }
+                generator.try_to_generate(kind, jd, *flags, &unresolved)?;
+            }
+            let st = self.state.lock();
+            unresolved.retain(|n, _| !st.defines(jd.id, n, *flags));
+        }
+        Ok(())
+    }
+
+    /// Blocking form of [`Self::lookup`]: waits on a [`ResultSlot`],
+    /// running queued tasks meanwhile on a dispatcher worker thread.
+    pub(crate) fn lookup_blocking(
+        self: &Arc<Self>,
+        search: Search<'_>,
+        names: &[(SymbolName, SymbolLookupFlags)],
+        required: SymbolState,
+    ) -> Result<SymbolMap> {
+        let slot = Arc::new(ResultSlot::default());
+        let sender = ResultSender(Some(slot.clone()));
+        self.lookup(
+            LookupKind::Static,
+            search,
+            names,
+            required,
+            QueryCallback::Blocking(sender),
+        );
+        // With the in-place dispatcher the query has usually completed.
+        if let Some(res) = slot.take() {
+            return res;
+        }
+        let dispatcher = self.dispatcher.read().clone();
+        loop {
+            if let Some(res) = slot.take() {
+                return res;
+            }
+            if dispatcher.run_one_if_worker() {
+                continue;
+            }
+            if let Some(res) = slot.wait(Duration::from_millis(2)) {
+                return res;
+            }
+        }
+    }
+
     pub(crate) fn report_error(&self, err: &Error) {
         match &*self.reporter.read() {
             Some(reporter) => reporter(err),
@@ -322,6 +422,9 @@ impl SessionInner {
     /// Performs the effects of a transition. Must be called without the
     /// session lock held.
     pub(crate) fn run_effects(self: &Arc<Self>, fx: Effects) {
+        if fx.is_empty() {
+            return;
+        }
         for (cell, dylib, name) in fx.discards {
             let dylib_name = self.state.lock().dylib_name(dylib);
             let jd = JitDylib::from_parts(self.clone(), dylib, dylib_name);
@@ -331,7 +434,7 @@ impl SessionInner {
         }
         drop(fx.dropped_units);
         for (callback, res) in fx.completions {
-            callback(res);
+            callback.complete(res);
         }
         for err in &fx.reports {
             self.report_error(err);
@@ -347,7 +450,7 @@ impl SessionInner {
             let mr = MaterializationResponsibility::new(self.clone(), pm.mr, jd, pm.tracker);
             let cell = pm.cell;
             // The unit's name describes the task (shared, not formatted).
-            let task = Task::new(pm.unit_name.clone(), move || {
+            let task = Task::new(pm.unit_name.to_arc(), move || {
                 let unit = cell.lock().take();
                 match unit {
                     Some(unit) => unit.materialize(mr),
@@ -364,5 +467,105 @@ impl std::fmt::Debug for ExecutionSession {
         f.debug_struct("ExecutionSession")
             .field("dylibs", &self.jit_dylibs())
             .finish()
+    }
+}
+
+/// Where a lookup searches.
+pub(crate) enum Search<'a> {
+    /// An explicit search order; dylibs of other sessions are skipped.
+    Order(&'a JitDylibSearchOrder),
+    /// A dylib's own search order: itself (hidden symbols too), then its
+    /// link order (exported symbols only).
+    Dylib(&'a JitDylib),
+    /// One dylib, matching with the given flags.
+    Only(&'a JitDylib, JitDylibLookupFlags),
+}
+
+impl Search<'_> {
+    /// The search order as dylib handles (for generators).
+    fn handles(&self) -> Result<JitDylibSearchOrder> {
+        match *self {
+            Search::Order(order) => Ok(order.clone()),
+            Search::Dylib(jd) => jd.search_order(),
+            Search::Only(jd, flags) => Ok(vec![(jd.clone(), flags)]),
+        }
+    }
+}
+
+/// Registers a query for `names` in the dylibs `ids` (see
+/// [`SessionInner::register`]).
+fn register_in<I>(
+    st: &mut SessionState,
+    ids: I,
+    names: &[(SymbolName, SymbolLookupFlags)],
+    required: SymbolState,
+    callback: QueryCallback,
+    check_generators: bool,
+    fx: &mut Effects,
+) -> Option<QueryCallback>
+where
+    I: Iterator<Item = (DylibId, JitDylibLookupFlags)> + Clone,
+{
+    if check_generators && st.open && st.needs_generators(ids.clone(), names) {
+        return Some(callback);
+    }
+    st.register_query(ids, names, required, callback, fx);
+    None
+}
+
+/// The one definition a single-name lookup asked for.
+pub(crate) fn take_one(
+    mut map: SymbolMap,
+    [(name, _)]: [(SymbolName, SymbolLookupFlags); 1],
+) -> Result<crate::ExecutorSymbolDef> {
+    map.remove(&name).ok_or(Error::SymbolsNotFound {
+        symbols: vec![name],
+    })
+}
+
+/// Where a blocking lookup's outcome lands: a slot and a condition
+/// variable in one allocation (a channel costs several).
+#[derive(Default)]
+pub(crate) struct ResultSlot {
+    value: Mutex<Option<Result<SymbolMap>>>,
+    filled: Condvar,
+}
+
+impl ResultSlot {
+    fn take(&self) -> Option<Result<SymbolMap>> {
+        self.value.lock().take()
+    }
+
+    /// Waits until the slot is filled or `timeout` passes.
+    fn wait(&self, timeout: Duration) -> Option<Result<SymbolMap>> {
+        let mut value = self.value.lock();
+        if value.is_none() {
+            self.filled.wait_for(&mut value, timeout);
+        }
+        value.take()
+    }
+}
+
+/// Fills a [`ResultSlot`] once. Dropped unfilled (the query was dropped
+/// without completing), it fills the slot with `SessionEnded`, so the
+/// waiter never hangs.
+pub(crate) struct ResultSender(Option<Arc<ResultSlot>>);
+
+impl ResultSender {
+    pub(crate) fn send(mut self, res: Result<SymbolMap>) {
+        self.fill(res);
+    }
+
+    fn fill(&mut self, res: Result<SymbolMap>) {
+        if let Some(slot) = self.0.take() {
+            *slot.value.lock() = Some(res);
+            slot.filled.notify_all();
+        }
+    }
+}
+
+impl Drop for ResultSender {
+    fn drop(&mut self) {
+        self.fill(Err(Error::SessionEnded));
     }
 }

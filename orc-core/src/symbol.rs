@@ -26,6 +26,11 @@ impl SymbolName {
         &self.0
     }
 
+    /// The text as a shared string (no copy).
+    pub(crate) fn to_arc(&self) -> Arc<str> {
+        self.0.clone()
+    }
+
     fn addr(&self) -> *const u8 {
         Arc::as_ptr(&self.0) as *const u8
     }
@@ -80,10 +85,12 @@ impl fmt::Display for SymbolName {
 }
 
 /// The pool that owns interned names. Shared by a session and everything
-/// attached to it.
+/// attached to it. Names hash with the session's cheap hasher: they come
+/// from the programs being run, whose authors control the process anyway,
+/// so SipHash's resistance to chosen collisions buys nothing here.
 #[derive(Default)]
 pub struct SymbolStringPool {
-    names: Mutex<HashSet<Key>>,
+    names: Mutex<HashSet<Key, FastHash>>,
 }
 
 /// A set entry that hashes and compares by text, for interning.
@@ -121,6 +128,11 @@ impl SymbolStringPool {
         let arc: Arc<str> = Arc::from(text);
         names.insert(Key(arc.clone()));
         SymbolName(arc)
+    }
+
+    /// Makes room for `additional` more names (before interning many).
+    pub fn reserve(&self, additional: usize) {
+        self.names.lock().reserve(additional);
     }
 
     /// Drops every entry no [`SymbolName`] refers to any more.

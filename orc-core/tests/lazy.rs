@@ -379,6 +379,63 @@ fn removing_the_reexport_frees_its_stub() {
     assert!(s.lazy.stub_address(&s.main, &s.es.intern("g")).is_none());
 }
 
+/// The tracker of a lazy re-export is removed after its materialization
+/// was queued but before it ran: the removal finds no stubs yet, so the
+/// unit must free the ones it makes when resolving is refused.
+#[test]
+fn stubs_made_after_their_tracker_was_removed_are_freed() {
+    let workers = Arc::new(orc_core::ThreadPoolDispatcher::new(1).unwrap());
+    let es = ExecutionSession::with_dispatcher(workers.clone());
+    let main = es.create_jit_dylib("main").unwrap();
+    let bodies = es.create_jit_dylib("main.impl").unwrap();
+    let lazy = LazyReexportsManager::new(&es).unwrap();
+    let rt = main.create_resource_tracker().unwrap();
+    let aliases: SymbolAliasMap = ["g", "h"]
+        .iter()
+        .map(|n| {
+            let entry = SymbolAliasMapEntry {
+                aliasee: es.intern(n),
+                flags: CALLABLE,
+            };
+            (es.intern(n), entry)
+        })
+        .collect();
+    main.define(lazy.lazy_reexports(&bodies, aliases), Some(&rt))
+        .unwrap();
+    // Hold the only worker until the tracker is gone.
+    let gate = Arc::new(Barrier::new(2));
+    let held = gate.clone();
+    orc_core::Dispatcher::dispatch(
+        &*workers,
+        orc_core::Task::new("hold", move || {
+            held.wait();
+        }),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let order = main.search_order().unwrap();
+    let names = orc_core::SymbolLookupSet::from_names([es.intern("g")]);
+    es.lookup_async(&order, names, orc_core::SymbolState::Ready, move |res| {
+        let _ = tx.send(res);
+    });
+    rt.remove().unwrap();
+    gate.wait();
+    let res = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(res.is_err(), "the lookup of a removed re-export fails");
+    // The worker runs tasks in order: once this one ran, so did the
+    // materialization queued before it.
+    let (done, finished) = std::sync::mpsc::channel();
+    orc_core::Dispatcher::dispatch(
+        &*workers,
+        orc_core::Task::new("after", move || {
+            let _ = done.send(());
+        }),
+    );
+    finished.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(lazy.stubs().n_live(), 0);
+    assert_eq!(lazy.call_through().n_live(), 0);
+    assert!(lazy.stub_address(&main, &es.intern("g")).is_none());
+}
+
 #[test]
 fn stub_pool_grows_by_pages_and_reuses_released_stubs() {
     let pool = IndirectStubsManager::new();
@@ -396,6 +453,13 @@ fn stub_pool_grows_by_pages_and_reuses_released_stubs() {
         pool.create_stub(target).unwrap();
     }
     assert_eq!(pool.n_pages(), pages, "released stubs are reused");
+    // A stub is found again from its address, and only from its start.
+    for id in &ids[100..] {
+        let addr = pool.address(*id).unwrap();
+        assert_eq!(pool.stub_at(addr), Some(*id));
+        assert_eq!(pool.stub_at(addr.offset(1)), None);
+    }
+    assert_eq!(pool.stub_at(target), None);
     // Every stub jumps to its target.
     // SAFETY: each stub's target is `plus_one`.
     let f: extern "C" fn(f64) -> f64 =

@@ -189,6 +189,39 @@ fn strong_overrides_weak_and_first_weak_wins() {
     ));
 }
 
+/// A unit remembers the names it was defined with; one it lost (to a
+/// strong definition that was later removed and defined again elsewhere)
+/// must not come back to it when it is finally materialized.
+#[test]
+fn a_unit_does_not_reclaim_a_name_it_lost() {
+    let es = ExecutionSession::new();
+    let jd = es.create_jit_dylib("main").unwrap();
+    let weak = SymbolFlags::EXPORTED | SymbolFlags::WEAK;
+    let owned = Arc::new(Mutex::new(Vec::new()));
+    let seen = owned.clone();
+    let weak_unit = TestUnit::new(
+        "weak",
+        flags(&es, &[("s", weak), ("t", SymbolFlags::EXPORTED)]),
+        move |r| {
+            seen.lock().extend(r.symbols().into_keys());
+            resolve_and_emit(&r, 0x300)
+        },
+    );
+    jd.define(weak_unit.boxed(), None).unwrap();
+    let overriding = jd.create_resource_tracker().unwrap();
+    jd.define(
+        abs(&es, "s", 0x400, SymbolFlags::EXPORTED),
+        Some(&overriding),
+    )
+    .unwrap();
+    overriding.remove().unwrap();
+    jd.define(abs(&es, "s", 0x500, SymbolFlags::EXPORTED), None)
+        .unwrap();
+    assert_eq!(jd.lookup_symbol("t").unwrap().addr, ExecutorAddr(0x300));
+    assert_eq!(*owned.lock(), vec![es.intern("t")]);
+    assert_eq!(jd.lookup_symbol("s").unwrap().addr, ExecutorAddr(0x500));
+}
+
 #[test]
 fn process_generator_with_allow_predicate() {
     let es = ExecutionSession::new();

@@ -19,7 +19,7 @@ use cranelift_module::{
     DataDescription, DataId, FuncId, Linkage, Module, ModuleDeclarations, ModuleReloc, ModuleResult,
 };
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use orc_core::SymbolFlags;
+use orc_core::{ExecutionSession, SymbolFlags, SymbolFlagsMap};
 
 use crate::error::CompileError;
 
@@ -62,6 +62,16 @@ pub trait CraneliftModule: Send + 'static {
     /// The symbols the module defines once built, with their flags. Must
     /// match what `build` defines with `Linkage::Export`.
     fn symbols(&self) -> Vec<(String, SymbolFlags)>;
+
+    /// [`Self::symbols`] interned in `es` (the session the module is added
+    /// to). A module that already holds its names interned in `es`
+    /// overrides this to skip the copies.
+    fn interned_symbols(&self, es: &ExecutionSession) -> SymbolFlagsMap {
+        self.symbols()
+            .into_iter()
+            .map(|(name, flags)| (es.intern(&name), flags))
+            .collect()
+    }
 
     /// Declares and defines the module's functions in `module`.
     fn build(self: Box<Self>, module: &mut dyn Module) -> Result<(), String>;

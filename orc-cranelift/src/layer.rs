@@ -13,7 +13,7 @@ use std::time::Duration;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     CompileLayer, Error, JitDylib, LayerUnit, MaterializationResponsibility, ResourceTracker,
-    Result, SymbolFlagsMap,
+    Result,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -89,12 +89,7 @@ impl CraneliftLayer {
         module: Box<dyn CraneliftModule>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<()> {
-        let es = dylib.session();
-        let symbols: SymbolFlagsMap = module
-            .symbols()
-            .into_iter()
-            .map(|(name, flags)| (es.intern(&name), flags))
-            .collect();
+        let symbols = module.interned_symbols(&dylib.session());
         let unit = LayerUnit::new(self.clone(), module.name().to_owned(), module, symbols);
         dylib.define(Box::new(unit), tracker)
     }

@@ -2,7 +2,9 @@
 //!
 //! The tree is plain owned data (`Send + Sync`, `Clone`), so one parsed
 //! function can be lowered by tier 0 (Cranelift) on one thread and again by
-//! tier 1 (LLVM) on a compile thread. Every node carries the [`Span`] of its
+//! tier 1 (LLVM) on a compile thread. A program's functions are shared
+//! (`Arc`): a driver hands one to a compile unit, under whatever symbol name
+//! it chooses, without copying the tree. Every node carries the [`Span`] of its
 //! first token; names carry their own span so that diagnostics can point at
 //! them. The parser bounds the nesting depth of every expression (see
 //! [`crate::MAX_NESTING`]), so recursive walks over a parsed tree cannot
@@ -13,6 +15,7 @@
 
 use crate::diag::Span;
 use std::fmt;
+use std::sync::Arc;
 
 /// The prefix of the symbol names given to top-level expressions: the `n`th
 /// top-level expression (0-based, in source order) is `__anon_expr_n`.
@@ -215,13 +218,13 @@ pub struct Function {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// `def proto body`.
-    Def(Function),
+    Def(Arc<Function>),
     /// `extern proto`: a function defined elsewhere (the host, the C library
     /// or a later `def`).
     Extern(Prototype),
     /// A top-level expression, wrapped in a parameterless function named
     /// `__anon_expr_N`.
-    Expr(Function),
+    Expr(Arc<Function>),
 }
 
 /// A whole parsed file: its items in source order.
@@ -234,6 +237,12 @@ pub struct Program {
 impl Program {
     /// The `def`ined functions, in source order.
     pub fn functions(&self) -> impl Iterator<Item = &Function> {
+        self.shared_functions().map(|func| &**func)
+    }
+
+    /// The `def`ined functions as shared handles, in source order (to keep
+    /// one without copying it).
+    pub fn shared_functions(&self) -> impl Iterator<Item = &Arc<Function>> {
         self.items.iter().filter_map(|item| match item {
             Item::Def(func) => Some(func),
             _ => None,
@@ -251,7 +260,7 @@ impl Program {
     /// The top-level expressions as anonymous functions, in source order.
     pub fn top_level_exprs(&self) -> impl Iterator<Item = &Function> {
         self.items.iter().filter_map(|item| match item {
-            Item::Expr(func) => Some(func),
+            Item::Expr(func) => Some(&**func),
             _ => None,
         })
     }
@@ -347,21 +356,21 @@ mod tests {
         let program = Program {
             items: vec![
                 Item::Extern(proto("e")),
-                Item::Def(Function {
+                Item::Def(Arc::new(Function {
                     proto: proto("f"),
                     body: body.clone(),
-                }),
-                Item::Expr(Function {
+                })),
+                Item::Expr(Arc::new(Function {
                     proto: proto("__anon_expr_0"),
                     body,
-                }),
-                Item::Def(Function {
+                })),
+                Item::Def(Arc::new(Function {
                     proto: proto("g"),
                     body: Expr {
                         kind: ExprKind::Variable("x".into()),
                         span,
                     },
-                }),
+                })),
             ],
         };
         let names: Vec<_> = program.functions().map(|f| f.proto.name.as_str()).collect();

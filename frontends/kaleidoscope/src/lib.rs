@@ -65,13 +65,14 @@ pub use check::{check_program, parse_and_check};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
-    build_function, build_function_osr, lower_function, lower_function_osr, lower_program,
-    signature, LowerError, LowerOptions, LoweredFunction, LoweredSymbol,
+    build_function, build_function_as, build_function_osr, lower_function, lower_function_as,
+    lower_function_osr, lower_program, signature, LowerError, LowerOptions, LoweredFunction,
+    LoweredSymbol,
 };
 #[cfg(feature = "llvm")]
 pub use lower_llvm::{
-    lower_function_llvm, lower_functions_llvm, lower_osr_entry_llvm, KaleidoscopeLlvmModule,
-    LlvmLowerError,
+    lower_function_llvm, lower_function_llvm_as, lower_functions_llvm, lower_osr_entry_llvm,
+    KaleidoscopeLlvmModule, LlvmLowerError,
 };
 pub use osr::{loop_count, osr_state_sizes, OsrSlot};
 pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};

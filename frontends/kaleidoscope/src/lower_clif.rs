@@ -126,20 +126,32 @@ pub fn build_function<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
 ) -> Result<LoweredFunction, LowerError> {
-    build_function_osr(module, func, None)
+    build_function_as(module, func, &func.proto.name)
 }
 
-/// [`build_function`], with on-stack-replacement checks reading the
-/// [`OsrSlot`]s at `osr_slots` (one per loop, [`crate::loop_count`] of them) when
-/// given.
+/// Like [`build_function`], but declares the function under `symbol`
+/// instead of its prototype name (a driver's body symbol such as `f$t0`);
+/// calls in the body still name their callees as written.
+pub fn build_function_as<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    symbol: &str,
+) -> Result<LoweredFunction, LowerError> {
+    build_function_osr(module, func, symbol, None)
+}
+
+/// [`build_function_as`], with on-stack-replacement checks reading the
+/// [`OsrSlot`]s at `osr_slots` (one per loop, [`crate::loop_count`] of
+/// them) when given.
 pub fn build_function_osr<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
+    symbol: &str,
     osr_slots: Option<u64>,
 ) -> Result<LoweredFunction, LowerError> {
-    let name = &func.proto.name;
+    let name = symbol;
     let module_err = |source| LowerError::Module {
-        function: name.clone(),
+        function: name.to_owned(),
         source: Box::new(source),
     };
     let sig = signature(module, func.proto.arity());
@@ -167,7 +179,7 @@ pub fn build_function_osr<M: Module + ?Sized>(
     lowerer.lower_body(func).map_err(|err| match *err {
         BodyError::Module(source) => module_err(source),
         BodyError::UnknownVariable { name: var, span } => LowerError::UnknownVariable {
-            function: name.clone(),
+            function: name.to_owned(),
             name: var,
             span,
         },
@@ -178,7 +190,7 @@ pub fn build_function_osr<M: Module + ?Sized>(
     builder.finalize(module.isa().frontend_config());
     Ok(LoweredFunction {
         id,
-        name: name.clone(),
+        name: name.to_owned(),
         ctx,
     })
 }
@@ -188,17 +200,28 @@ pub fn lower_function<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
 ) -> Result<FuncId, LowerError> {
-    lower_function_osr(module, func, None)
+    lower_function_as(module, func, &func.proto.name)
 }
 
-/// [`lower_function`] with the on-stack-replacement checks of
+/// Like [`lower_function`], defining the function under `symbol` (see
+/// [`build_function_as`]).
+pub fn lower_function_as<M: Module + ?Sized>(
+    module: &mut M,
+    func: &Function,
+    symbol: &str,
+) -> Result<FuncId, LowerError> {
+    lower_function_osr(module, func, symbol, None)
+}
+
+/// [`lower_function_as`] with the on-stack-replacement checks of
 /// [`build_function_osr`].
 pub fn lower_function_osr<M: Module + ?Sized>(
     module: &mut M,
     func: &Function,
+    symbol: &str,
     osr_slots: Option<u64>,
 ) -> Result<FuncId, LowerError> {
-    let mut lowered = build_function_osr(module, func, osr_slots)?;
+    let mut lowered = build_function_osr(module, func, symbol, osr_slots)?;
     define(module, &mut lowered)?;
     Ok(lowered.id)
 }

@@ -25,6 +25,8 @@
 //! disagrees with an earlier declaration of the same name in the module is
 //! an [`LlvmLowerError`], never a panic.
 
+use std::sync::Arc;
+
 use orc_core::SymbolFlags;
 use orc_llvm::inkwell::builder::{Builder, BuilderError};
 use orc_llvm::inkwell::context::Context;
@@ -121,15 +123,26 @@ pub enum LlvmLowerError {
 #[derive(Debug, Clone)]
 pub struct KaleidoscopeLlvmModule {
     name: String,
-    functions: Vec<Function>,
+    /// Each function with the symbol it is defined under.
+    functions: Vec<(String, Arc<Function>)>,
     /// On-stack-replacement entries: (function index, loop number, symbol).
     osr_entries: Vec<(usize, usize, String)>,
 }
 
 impl KaleidoscopeLlvmModule {
     /// A module called `name` defining `functions` under their prototype
-    /// names (rename the prototypes first, e.g. to `f$t1`).
+    /// names.
     pub fn new(name: impl Into<String>, functions: Vec<Function>) -> Box<Self> {
+        let functions = functions
+            .into_iter()
+            .map(|f| (f.proto.name.clone(), Arc::new(f)))
+            .collect();
+        Self::shared(name, functions)
+    }
+
+    /// A module called `name` defining each shared function under the
+    /// symbol paired with it (e.g. `f$t1`), without copying the trees.
+    pub fn shared(name: impl Into<String>, functions: Vec<(String, Arc<Function>)>) -> Box<Self> {
         Box::new(KaleidoscopeLlvmModule {
             name: name.into(),
             functions,
@@ -160,17 +173,19 @@ impl LlvmModule for KaleidoscopeLlvmModule {
         let flags = SymbolFlags::EXPORTED | SymbolFlags::CALLABLE;
         self.functions
             .iter()
-            .map(|f| f.proto.name.clone())
+            .map(|(symbol, _)| symbol.clone())
             .chain(self.osr_entries.iter().map(|(_, _, symbol)| symbol.clone()))
             .map(|name| (name, flags))
             .collect()
     }
 
     fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
-        let module = lower_functions_llvm(context, &self.name, &self.functions)
-            .map_err(|e| e.to_string())?;
+        let module = context.create_module(&self.name);
+        for (symbol, func) in &self.functions {
+            lower_function_llvm_as(context, &module, func, symbol).map_err(|e| e.to_string())?;
+        }
         for (function, loop_index, symbol) in &self.osr_entries {
-            let func = self
+            let (_, func) = self
                 .functions
                 .get(*function)
                 .ok_or_else(|| format!("no function {function} in module {}", self.name))?;
@@ -202,7 +217,19 @@ pub fn lower_function_llvm<'ctx>(
     module: &Module<'ctx>,
     func: &Function,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
-    lower_with_entry(context, module, func, &func.proto.name, None)
+    lower_function_llvm_as(context, module, func, &func.proto.name)
+}
+
+/// Like [`lower_function_llvm`], defining the function under `symbol`
+/// (a driver's body symbol such as `f$t1`); calls in the body still name
+/// their callees as written.
+pub fn lower_function_llvm_as<'ctx>(
+    context: &'ctx Context,
+    module: &Module<'ctx>,
+    func: &Function,
+    symbol: &str,
+) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
+    lower_with_entry(context, module, func, symbol, None)
 }
 
 /// Defines `name` in `module`: the on-stack-replacement entry of loop

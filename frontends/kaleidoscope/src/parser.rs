@@ -14,6 +14,8 @@
 //! most [`MAX_NESTING`], and the parser's own recursion is bounded the same
 //! way, so no input can overflow the stack here or in later passes.
 
+use std::sync::Arc;
+
 use crate::ast::{
     anon_expr_name, binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Ident, Item,
     Program, Prototype, PrototypeKind, VarBinding,
@@ -239,7 +241,7 @@ impl<'src, 'ops> Parser<'src, 'ops> {
                 self.bump()?;
                 let proto = self.parse_prototype()?;
                 let body = self.parse_expression()?.expr;
-                Ok(Some(Item::Def(Function { proto, body })))
+                Ok(Some(Item::Def(Arc::new(Function { proto, body }))))
             }
             TokenKind::Extern => {
                 self.bump()?;
@@ -254,7 +256,7 @@ impl<'src, 'ops> Parser<'src, 'ops> {
                     params: Vec::new(),
                 };
                 self.next_anon += 1;
-                Ok(Some(Item::Expr(Function { proto, body })))
+                Ok(Some(Item::Expr(Arc::new(Function { proto, body }))))
             }
         }
     }

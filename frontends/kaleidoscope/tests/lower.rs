@@ -6,7 +6,8 @@ mod support;
 
 use cranelift_module::{Module, ModuleError};
 use orc_kaleidoscope::{
-    build_function, lower_function, parse_and_check, parse_program, LowerError, Program,
+    build_function, lower_function, lower_function_as, parse_and_check, parse_program, LowerError,
+    Program,
 };
 use support::host_module;
 
@@ -106,6 +107,28 @@ fn operators_and_externs_are_calls_by_symbol_name() {
     for symbol in ["h", "g", "unary!", "printd", "binary:"] {
         assert!(contains(&bytes, symbol), "object lacks {symbol}");
     }
+}
+
+/// A driver defines a function under its own body symbol without
+/// copying the tree: a recursive call still goes to the plain name (the
+/// driver's stub), not to the body symbol.
+#[test]
+fn lower_function_as_defines_the_given_symbol() {
+    let program = program("def f(x) if x < 1 then 0 else f(x - 1);");
+    let f = program.functions().next().unwrap();
+    let mut module = host_module("f");
+    let id = lower_function_as(&mut module, f, "f$t0").unwrap();
+    let decl = module.declarations().get_function_decl(id);
+    assert_eq!(decl.name.as_deref(), Some("f$t0"));
+    assert_eq!(decl.linkage, cranelift_module::Linkage::Export);
+    let imports: Vec<_> = module
+        .declarations()
+        .get_functions()
+        .filter(|(_, d)| d.linkage == cranelift_module::Linkage::Import)
+        .map(|(_, d)| d.name.clone().unwrap())
+        .collect();
+    assert_eq!(imports, ["f"]);
+    assert_eq!(f.proto.name, "f", "the tree is left as parsed");
 }
 
 #[test]

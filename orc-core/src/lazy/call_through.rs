@@ -17,50 +17,121 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use super::arch::{HostArch, LazyArch};
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
-use crate::lookup::{JitDylibLookupFlags, SymbolLookupSet, SymbolState};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
-use crate::session::ExecutionSession;
+use crate::session::{take_one, ExecutionSession, Search};
+use crate::state::DylibId;
 use crate::symbol::{ExecutorAddr, FastHash, SymbolName};
 
 /// The exit status of a process whose lazy compile failed with no failure
 /// handler set (EX_SOFTWARE).
 pub const LAZY_COMPILE_FAILURE_EXIT_CODE: i32 = 70;
 
-/// Called with the outcome of a trampoline's lookup; returns where the
-/// call continues. A lazy re-export uses it to repoint its stub (only if
-/// the stub still points at the trampoline) and, when the stub was
-/// repointed meanwhile (a redefinition raced with this first call) or the
-/// lookup failed because of it, to continue at the stub's new target.
-pub type NotifyResolvedFn = Arc<dyn Fn(Result<ExecutorAddr>) -> Result<ExecutorAddr> + Send + Sync>;
+/// Told the outcome of a trampoline's lookup; returns where the call
+/// continues. One handler serves many trampolines: each call passes the
+/// trampoline's address and the cookie the trampoline was made with, so a
+/// trampoline costs no closure of its own. A lazy re-export uses it to
+/// repoint its stub (only if the stub still points at the trampoline) and,
+/// when the stub was repointed meanwhile (a redefinition raced with this
+/// first call) or the lookup failed because of it, to continue at the
+/// stub's new target.
+pub trait TrampolineHandler: Send + Sync {
+    /// `found` is the outcome of the lookup made for `trampoline`.
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr>;
+}
 
+impl<F> TrampolineHandler for F
+where
+    F: Fn(ExecutorAddr, u64, Result<ExecutorAddr>) -> Result<ExecutorAddr> + Send + Sync,
+{
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr> {
+        self(trampoline, cookie, found)
+    }
+}
+
+/// What a trampoline stands for. Kept small (the dylib by id), since a
+/// program has one per function.
 struct Landing {
-    dylib: JitDylib,
+    dylib: DylibId,
     symbol: SymbolName,
-    notify: NotifyResolvedFn,
+    handler: Arc<dyn TrampolineHandler>,
+    cookie: u64,
 }
 
 struct TrampolineBlock {
     _memory: LinkMemory,
     code_addr: u64,
+    /// The landing of each trampoline of the block, by index: registering
+    /// one writes next to the previous one, not into a hash table.
+    landings: Vec<Option<Landing>>,
 }
 
+/// Every trampoline block and what each handed-out trampoline stands for.
 #[derive(Default)]
-struct TrampolinePool {
+struct Trampolines {
     blocks: Vec<TrampolineBlock>,
+    /// Block index by the address of its code page.
+    by_page: HashMap<u64, usize, FastHash>,
+    /// Trampolines never handed out in the newest block start at this index.
     next_in_last: usize,
     free: Vec<u64>,
+    n_live: usize,
+}
+
+impl Trampolines {
+    /// The block and index of trampoline `addr`, if it is one of ours.
+    fn position(&self, addr: u64) -> Option<(usize, usize)> {
+        let page = page_size() as u64;
+        let block = *self.by_page.get(&(addr & !(page - 1)))?;
+        let offset = addr - self.blocks[block].code_addr;
+        let size = HostArch::TRAMPOLINE_SIZE as u64;
+        (offset % size == 0).then_some((block, (offset / size) as usize))
+    }
+
+    fn landing(&self, addr: u64) -> Option<&Landing> {
+        let (block, index) = self.position(addr)?;
+        self.blocks[block].landings.get(index)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, addr: u64) -> Option<&mut Option<Landing>> {
+        let (block, index) = self.position(addr)?;
+        self.blocks[block].landings.get_mut(index)
+    }
+
+    /// A trampoline nobody uses, if there is one without a new block.
+    fn take_free(&mut self, per_block: usize) -> Option<u64> {
+        if let Some(addr) = self.free.pop() {
+            return Some(addr);
+        }
+        let block = self
+            .blocks
+            .last()
+            .filter(|_| self.next_in_last < per_block)?;
+        let addr = block.code_addr + (HostArch::TRAMPOLINE_SIZE * self.next_in_last) as u64;
+        self.next_in_last += 1;
+        Some(addr)
+    }
 }
 
 struct Inner {
     session: ExecutionSession,
     reentry: OnceLock<LinkMemory>,
-    pool: Mutex<TrampolinePool>,
-    landings: RwLock<HashMap<u64, Landing, FastHash>>,
+    trampolines: RwLock<Trampolines>,
     failure_handler: RwLock<Option<ExecutorAddr>>,
     per_block: usize,
 }
@@ -79,8 +150,7 @@ impl LazyCallThroughManager {
         let inner = Arc::new(Inner {
             session: session.clone(),
             reentry: OnceLock::new(),
-            pool: Mutex::new(TrampolinePool::default()),
-            landings: RwLock::new(HashMap::default()),
+            trampolines: RwLock::new(Trampolines::default()),
             failure_handler: RwLock::new(None),
             per_block: page_size() / HostArch::TRAMPOLINE_SIZE,
         });
@@ -116,55 +186,65 @@ impl LazyCallThroughManager {
 
     /// A trampoline that, when called, looks `symbol` up in `dylib`
     /// (matching hidden symbols too, required state Ready), passes the
-    /// outcome to `notify`, and continues where `notify` says.
+    /// outcome to `handler` (with `cookie`), and continues where the
+    /// handler says.
     pub fn get_call_through_trampoline(
         &self,
         dylib: &JitDylib,
         symbol: SymbolName,
-        notify: NotifyResolvedFn,
+        handler: Arc<dyn TrampolineHandler>,
+        cookie: u64,
     ) -> Result<ExecutorAddr> {
-        let addr = self.allocate_trampoline()?;
-        self.inner.landings.write().insert(
-            addr,
-            Landing {
-                dylib: dylib.clone(),
-                symbol,
-                notify,
-            },
-        );
-        Ok(ExecutorAddr(addr))
+        if !Arc::ptr_eq(&dylib.session, self.inner.session.inner()) {
+            return Err(Error::other(format!(
+                "dylib '{}' belongs to another session than the call-through manager",
+                dylib.name()
+            )));
+        }
+        let landing = Landing {
+            dylib: dylib.id,
+            symbol,
+            handler,
+            cookie,
+        };
+        loop {
+            {
+                let mut table = self.inner.trampolines.write();
+                if let Some(addr) = table.take_free(self.inner.per_block) {
+                    if let Some(slot) = table.slot_mut(addr) {
+                        *slot = Some(landing);
+                        table.n_live += 1;
+                        return Ok(ExecutorAddr(addr));
+                    }
+                }
+            }
+            // A new block is mapped without the table lock, so the reentry
+            // path never waits on it; another thread may add one meanwhile,
+            // which only means one more block.
+            let block = self.new_block()?;
+            let mut table = self.inner.trampolines.write();
+            let index = table.blocks.len();
+            table.by_page.insert(block.code_addr, index);
+            table.blocks.push(block);
+            table.next_in_last = 0;
+        }
     }
 
     /// Returns a trampoline to the pool. The caller guarantees nothing will
     /// call it again.
     pub fn release_trampoline(&self, trampoline: ExecutorAddr) {
-        if self.inner.landings.write().remove(&trampoline.0).is_some() {
-            self.inner.pool.lock().free.push(trampoline.0);
+        let mut table = self.inner.trampolines.write();
+        if let Some(slot) = table.slot_mut(trampoline.0) {
+            if slot.take().is_some() {
+                table.n_live -= 1;
+                table.free.push(trampoline.0);
+            }
         }
     }
 
     /// Trampolines handed out and not released.
     pub fn n_live(&self) -> usize {
-        self.inner.landings.read().len()
-    }
-
-    fn allocate_trampoline(&self) -> Result<u64> {
-        let mut pool = self.inner.pool.lock();
-        if let Some(addr) = pool.free.pop() {
-            return Ok(addr);
-        }
-        if pool.blocks.is_empty() || pool.next_in_last == self.inner.per_block {
-            let block = self.new_block()?;
-            pool.blocks.push(block);
-            pool.next_in_last = 0;
-        }
-        let index = pool.next_in_last;
-        pool.next_in_last += 1;
-        let block = pool
-            .blocks
-            .last()
-            .ok_or_else(|| Error::other("no trampoline block"))?;
-        Ok(block.code_addr + (HostArch::TRAMPOLINE_SIZE * index) as u64)
+        self.inner.trampolines.read().n_live
     }
 
     fn new_block(&self) -> Result<TrampolineBlock> {
@@ -187,6 +267,10 @@ impl LazyCallThroughManager {
         let segs = memory.segments().to_vec();
         let (code_off, ptr_off) = (segs[0].offset, segs[1].offset);
         let code_addr = base + code_off as u64;
+        // Trampolines are found by their block's code page.
+        if code_addr % page as u64 != 0 {
+            return Err(Error::other("trampoline code is not page-aligned"));
+        }
         let bytes = memory
             .bytes_mut()
             .ok_or_else(|| Error::other("fresh trampoline memory is already published"))?;
@@ -203,6 +287,9 @@ impl LazyCallThroughManager {
         Ok(TrampolineBlock {
             _memory: memory,
             code_addr,
+            landings: std::iter::repeat_with(|| None)
+                .take(self.inner.per_block)
+                .collect(),
         })
     }
 }
@@ -211,26 +298,30 @@ impl Inner {
     /// Resolves the symbol behind a trampoline (no lock held while the
     /// session materializes it).
     fn resolve(&self, trampoline: u64) -> (Option<SymbolName>, Result<ExecutorAddr>) {
-        let (dylib, symbol, notify) = match self.landings.read().get(&trampoline) {
-            Some(l) => (l.dylib.clone(), l.symbol.clone(), l.notify.clone()),
+        let (dylib, symbol, handler, cookie) = match self.trampolines.read().landing(trampoline) {
+            Some(l) => (l.dylib, l.symbol.clone(), l.handler.clone(), l.cookie),
             None => {
                 let err = Error::other(format!("call through unknown trampoline {trampoline:#x}"));
                 return (None, Err(err));
             }
         };
-        let order = vec![(dylib, JitDylibLookupFlags::MatchAllSymbols)];
-        let set = SymbolLookupSet::from_names([symbol.clone()]);
+        let names = [(symbol.clone(), SymbolLookupFlags::RequiredSymbol)];
         let res = self
             .session
-            .lookup(&order, set, SymbolState::Ready)
-            .and_then(|mut map| {
-                map.remove(&symbol)
-                    .map(|def| def.addr)
-                    .ok_or_else(|| Error::SymbolsNotFound {
-                        symbols: vec![symbol.clone()],
-                    })
-            });
-        (Some(symbol), notify(res))
+            .dylib_handle(dylib)
+            .and_then(|dylib| {
+                dylib.session.lookup_blocking(
+                    Search::Only(&dylib, JitDylibLookupFlags::MatchAllSymbols),
+                    &names,
+                    SymbolState::Ready,
+                )
+            })
+            .and_then(|map| take_one(map, names))
+            .map(|def| def.addr);
+        (
+            Some(symbol),
+            handler.resolved(ExecutorAddr(trampoline), cookie, res),
+        )
     }
 
     fn fail(&self, symbol: Option<&SymbolName>, err: &Error) -> u64 {

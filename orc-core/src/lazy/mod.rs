@@ -14,6 +14,6 @@ mod stubs;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use call_through::{LazyCallThroughManager, NotifyResolvedFn, LAZY_COMPILE_FAILURE_EXIT_CODE};
+pub use call_through::{LazyCallThroughManager, TrampolineHandler, LAZY_COMPILE_FAILURE_EXIT_CODE};
 pub use reexports::LazyReexportsManager;
 pub use stubs::{IndirectStubsManager, StubId};

@@ -9,16 +9,17 @@
 //! frees stubs and trampolines when the tracker of their re-export is
 //! removed (it is a [`ResourceManager`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::call_through::LazyCallThroughManager;
+use super::call_through::{LazyCallThroughManager, TrampolineHandler};
 use super::stubs::{IndirectStubsManager, StubId};
+use crate::batch::Batch;
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
-use crate::reexports::SymbolAliasMap;
+use crate::reexports::{SymbolAliasMap, SymbolAliasMapEntry};
 use crate::responsibility::MaterializationResponsibility;
 use crate::session::ExecutionSession;
 use crate::symbol::{
@@ -27,17 +28,50 @@ use crate::symbol::{
 use crate::tracker::{ResourceKey, ResourceManager};
 use crate::unit::MaterializationUnit;
 
+/// A materialized re-export: its stub and the trampoline the stub starts
+/// at (the stub's address is the stub manager's to say).
 #[derive(Clone, Copy, Debug)]
 struct StubRecord {
     stub: StubId,
-    addr: ExecutorAddr,
     trampoline: ExecutorAddr,
 }
 
+/// The materialized re-exports. A re-export is found by name through its
+/// symbol, whose address is its stub; so nothing here is keyed by name,
+/// and making a stub only appends.
 #[derive(Default)]
 struct Records {
-    by_name: HashMap<(JitDylib, SymbolName), StubRecord, FastHash>,
-    by_key: HashMap<ResourceKey, Vec<(JitDylib, SymbolName)>, FastHash>,
+    /// The trampoline each stub starts at, by stub position (null for a
+    /// stub that is not a live re-export).
+    trampolines: Vec<Vec<ExecutorAddr>>,
+    /// The stubs made under each tracker.
+    by_key: HashMap<ResourceKey, Vec<StubId>, FastHash>,
+}
+
+impl Records {
+    fn trampoline_mut(&mut self, stub: StubId) -> &mut ExecutorAddr {
+        let (block, index) = stub.position();
+        if self.trampolines.len() <= block {
+            self.trampolines.resize_with(block + 1, Vec::new);
+        }
+        let slots = &mut self.trampolines[block];
+        if slots.len() <= index {
+            slots.resize(index + 1, ExecutorAddr::NULL);
+        }
+        &mut slots[index]
+    }
+
+    fn trampoline(&self, stub: StubId) -> Option<ExecutorAddr> {
+        let (block, index) = stub.position();
+        let addr = *self.trampolines.get(block)?.get(index)?;
+        (!addr.is_null()).then_some(addr)
+    }
+
+    /// Forgets `stub`, returning its record if it was live.
+    fn take(&mut self, stub: StubId) -> Option<StubRecord> {
+        let trampoline = std::mem::replace(self.trampoline_mut(stub), ExecutorAddr::NULL);
+        (!trampoline.is_null()).then_some(StubRecord { stub, trampoline })
+    }
 }
 
 /// Owns the stubs and trampolines of lazy re-exports. See the module docs.
@@ -45,15 +79,50 @@ pub struct LazyReexportsManager {
     stubs: IndirectStubsManager,
     call_through: LazyCallThroughManager,
     records: Mutex<Records>,
+    /// Every trampoline's handler: repoints the stub named by the cookie.
+    repointer: Arc<dyn TrampolineHandler>,
+}
+
+/// The trampoline handler of a manager. It holds the manager weakly: the
+/// manager owns the call-through manager that holds the handler.
+struct StubRepointer(Weak<LazyReexportsManager>);
+
+impl TrampolineHandler for StubRepointer {
+    fn resolved(
+        &self,
+        trampoline: ExecutorAddr,
+        cookie: u64,
+        found: Result<ExecutorAddr>,
+    ) -> Result<ExecutorAddr> {
+        let Some(manager) = self.0.upgrade() else {
+            return found;
+        };
+        let stub = StubId::from_bits(cookie);
+        match found {
+            // Repoint only a stub that still points at us: a redefinition
+            // that raced with this first call wins, and the call continues
+            // at its code.
+            Ok(addr) => match manager.stubs.compare_and_set(stub, trampoline, addr)? {
+                true => Ok(addr),
+                false => manager.stubs.target(stub),
+            },
+            Err(e) => match manager.stubs.target(stub)? {
+                current if current != trampoline && !current.is_null() => Ok(current),
+                _ => Err(e),
+            },
+        }
+    }
 }
 
 impl LazyReexportsManager {
     /// A manager for `session`, registered as one of its resource managers.
     pub fn new(session: &ExecutionSession) -> Result<Arc<Self>> {
-        let manager = Arc::new(LazyReexportsManager {
+        let call_through = LazyCallThroughManager::new(session)?;
+        let manager = Arc::new_cyclic(|weak| LazyReexportsManager {
             stubs: IndirectStubsManager::new(),
-            call_through: LazyCallThroughManager::new(session)?,
+            call_through,
             records: Mutex::new(Records::default()),
+            repointer: Arc::new(StubRepointer(weak.clone())),
         });
         session.register_resource_manager(manager.clone());
         Ok(manager)
@@ -79,14 +148,14 @@ impl LazyReexportsManager {
         Box::new(LazyReexportsUnit {
             manager: self.clone(),
             source: source.clone(),
-            aliases,
+            aliases: aliases.into_iter().collect(),
         })
     }
 
     /// The stub address of lazy re-export `name` in `dylib`, if materialized.
     pub fn stub_address(&self, dylib: &JitDylib, name: &SymbolName) -> Option<ExecutorAddr> {
-        let key = (dylib.clone(), name.clone());
-        self.records.lock().by_name.get(&key).map(|r| r.addr)
+        let record = self.record(dylib, name).ok()?;
+        self.stubs.address(record.stub).ok()
     }
 
     /// Where the stub of `name` in `dylib` jumps now.
@@ -114,19 +183,48 @@ impl LazyReexportsManager {
         self.stubs.set_target(record.stub, record.trampoline)
     }
 
+    /// The re-export `name` of `dylib`: its symbol's address is one of our
+    /// live stubs.
     fn record(&self, dylib: &JitDylib, name: &SymbolName) -> Result<StubRecord> {
-        let key = (dylib.clone(), name.clone());
-        self.records
-            .lock()
-            .by_name
-            .get(&key)
-            .copied()
+        dylib
+            .resolved_address(name)
+            .and_then(|addr| self.stubs.stub_at(addr))
+            .and_then(|stub| {
+                let trampoline = self.records.lock().trampoline(stub)?;
+                Some(StubRecord { stub, trampoline })
+            })
             .ok_or_else(|| {
                 Error::other(format!(
                     "'{name}' is not a materialized lazy re-export of '{}'",
                     dylib.name()
                 ))
             })
+    }
+
+    /// Records `record`, made under tracker `key`.
+    fn add_record(&self, key: ResourceKey, record: StubRecord) {
+        let mut records = self.records.lock();
+        *records.trampoline_mut(record.stub) = record.trampoline;
+        records.by_key.entry(key).or_default().push(record.stub);
+    }
+
+    /// Forgets and frees `made` (made under `key`), as far as still
+    /// recorded.
+    fn forget(&self, made: &Batch<StubRecord>, key: ResourceKey) {
+        let released: Vec<StubRecord> = {
+            let mut records = self.records.lock();
+            if let Some(list) = records.by_key.get_mut(&key) {
+                let made: HashSet<StubId, FastHash> = made.iter().map(|r| r.stub).collect();
+                list.retain(|stub| !made.contains(stub));
+                if list.is_empty() {
+                    records.by_key.remove(&key);
+                }
+            }
+            made.iter().filter_map(|r| records.take(r.stub)).collect()
+        };
+        for record in &released {
+            self.release(record);
+        }
     }
 
     fn release(&self, record: &StubRecord) {
@@ -139,11 +237,8 @@ impl ResourceManager for LazyReexportsManager {
     fn handle_remove_resources(&self, _dylib: &JitDylib, key: ResourceKey) -> Result<()> {
         let released: Vec<StubRecord> = {
             let mut records = self.records.lock();
-            let names = records.by_key.remove(&key).unwrap_or_default();
-            names
-                .iter()
-                .filter_map(|k| records.by_name.remove(k))
-                .collect()
+            let stubs = records.by_key.remove(&key).unwrap_or_default();
+            stubs.into_iter().filter_map(|s| records.take(s)).collect()
         };
         for record in &released {
             self.release(record);
@@ -153,8 +248,8 @@ impl ResourceManager for LazyReexportsManager {
 
     fn handle_transfer_resources(&self, _dylib: &JitDylib, dst: ResourceKey, src: ResourceKey) {
         let mut records = self.records.lock();
-        if let Some(names) = records.by_key.remove(&src) {
-            records.by_key.entry(dst).or_default().extend(names);
+        if let Some(stubs) = records.by_key.remove(&src) {
+            records.by_key.entry(dst).or_default().extend(stubs);
         }
     }
 }
@@ -171,54 +266,30 @@ impl std::fmt::Debug for LazyReexportsManager {
 struct LazyReexportsUnit {
     manager: Arc<LazyReexportsManager>,
     source: JitDylib,
-    aliases: SymbolAliasMap,
+    /// Usually one alias (one function), kept inline.
+    aliases: Batch<(SymbolName, SymbolAliasMapEntry)>,
 }
 
 impl LazyReexportsUnit {
-    fn make_stub(&self, aliasee: &SymbolName) -> Result<StubRecord> {
+    /// A stub pointing at a fresh trampoline for `aliasee`, and its address.
+    fn make_stub(&self, aliasee: &SymbolName) -> Result<(StubRecord, ExecutorAddr)> {
         let m = &self.manager;
         let stub = m.stubs.create_stub(ExecutorAddr::NULL)?;
-        let trampoline_cell: Arc<std::sync::OnceLock<ExecutorAddr>> = Arc::default();
-        let notify_manager = Arc::downgrade(m);
-        let cell = trampoline_cell.clone();
-        let notify = Arc::new(move |found: Result<ExecutorAddr>| {
-            let Some(manager) = notify_manager.upgrade() else {
-                return found;
-            };
-            let trampoline = cell.get().copied().unwrap_or(ExecutorAddr::NULL);
-            match found {
-                // Repoint only a stub that still points at us: a
-                // redefinition that raced with this first call wins, and
-                // the call continues at its code.
-                Ok(addr) => match manager.stubs.compare_and_set(stub, trampoline, addr)? {
-                    true => Ok(addr),
-                    false => manager.stubs.target(stub),
-                },
-                Err(e) => match manager.stubs.target(stub)? {
-                    current if current != trampoline && !current.is_null() => Ok(current),
-                    _ => Err(e),
-                },
+        let trampoline = match m.call_through.get_call_through_trampoline(
+            &self.source,
+            aliasee.clone(),
+            m.repointer.clone(),
+            stub.to_bits(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                m.stubs.release(stub);
+                return Err(e);
             }
-        });
-        let trampoline =
-            match m
-                .call_through
-                .get_call_through_trampoline(&self.source, aliasee.clone(), notify)
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    m.stubs.release(stub);
-                    return Err(e);
-                }
-            };
-        let _ = trampoline_cell.set(trampoline);
+        };
         m.stubs.set_target(stub, trampoline)?;
         let addr = m.stubs.address(stub)?;
-        Ok(StubRecord {
-            stub,
-            addr,
-            trampoline,
-        })
+        Ok((StubRecord { stub, trampoline }, addr))
     }
 }
 
@@ -234,53 +305,37 @@ impl MaterializationUnit for LazyReexportsUnit {
             .collect()
     }
 
+    /// Makes a stub for every alias. The unit's aliases are exactly what
+    /// the responsibility owns (discarded names were removed from them);
+    /// if the tracker was removed meanwhile, resolving fails and the stubs
+    /// made are freed again.
     fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
-        let owned = r.symbols();
-        let target = r.target_dylib().clone();
         let key = r.resource_key();
-        let mut made: Vec<(SymbolName, StubRecord)> = Vec::new();
-        let mut resolved = SymbolMap::new();
-        for (alias, entry) in self.aliases.iter().filter(|(n, _)| owned.contains_key(*n)) {
+        let mut resolved = SymbolMap::with_capacity(self.aliases.len());
+        let mut made = Batch::default();
+        for (alias, entry) in self.aliases.iter() {
             match self.make_stub(&entry.aliasee) {
-                Ok(record) => {
-                    resolved.insert(
-                        alias.clone(),
-                        ExecutorSymbolDef::new(record.addr, entry.flags),
-                    );
-                    made.push((alias.clone(), record));
+                Ok((record, addr)) => {
+                    self.manager.add_record(key, record);
+                    made.push(record);
+                    resolved.insert(alias.clone(), ExecutorSymbolDef::new(addr, entry.flags));
                 }
                 Err(e) => {
-                    for (_, record) in &made {
-                        self.manager.release(record);
-                    }
+                    self.manager.forget(&made, key);
                     return r.fail(e);
                 }
-            }
-        }
-        {
-            let mut records = self.manager.records.lock();
-            for (alias, record) in &made {
-                records
-                    .by_name
-                    .insert((target.clone(), alias.clone()), *record);
-                records
-                    .by_key
-                    .entry(key)
-                    .or_default()
-                    .push((target.clone(), alias.clone()));
             }
         }
         if let Err(e) = r
             .notify_resolved(&resolved)
             .and_then(|_| r.notify_emitted())
         {
-            // The tracker may have been removed meanwhile: free what we made.
-            let _ = self.manager.handle_remove_resources(&target, key);
+            self.manager.forget(&made, key);
             r.fail(e);
         }
     }
 
     fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
-        self.aliases.remove(name);
+        self.aliases.retain(|(alias, _)| alias != name);
     }
 }

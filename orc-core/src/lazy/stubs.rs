@@ -10,6 +10,7 @@
 //! Blocks live as long as the manager. A released stub goes back to a free
 //! list; whoever releases it guarantees nobody calls it any more.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -17,13 +18,34 @@ use parking_lot::Mutex;
 use super::arch::{HostArch, LazyArch};
 use crate::error::{Error, Result};
 use crate::memory::{page_size, LinkMemory, Placement, SegmentProtection};
-use crate::symbol::ExecutorAddr;
+use crate::symbol::{ExecutorAddr, FastHash};
 
 /// Identifies a stub of an [`IndirectStubsManager`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct StubId {
     block: u32,
     index: u32,
+}
+
+impl StubId {
+    /// The id as one integer (a trampoline cookie).
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.block) << 32) | u64::from(self.index)
+    }
+
+    /// The inverse of [`Self::to_bits`].
+    pub(crate) fn from_bits(bits: u64) -> Self {
+        StubId {
+            block: (bits >> 32) as u32,
+            index: bits as u32,
+        }
+    }
+
+    /// The block the stub is in and its index there: dense from zero, for
+    /// tables indexed by stub.
+    pub(crate) fn position(self) -> (usize, usize) {
+        (self.block as usize, self.index as usize)
+    }
 }
 
 struct StubBlock {
@@ -36,6 +58,8 @@ struct StubBlock {
 #[derive(Default)]
 struct StubsState {
     blocks: Vec<StubBlock>,
+    /// Block index by the address of its code page.
+    by_page: HashMap<u64, u32, FastHash>,
     /// Stubs never handed out in the newest block start at this index.
     next_in_last: usize,
     free: Vec<StubId>,
@@ -78,6 +102,10 @@ impl IndirectStubsManager {
         let (code_off, slots_off) = (segs[0].offset, segs[1].offset);
         let code_addr = base + code_off as u64;
         let slots_addr = base + slots_off as u64;
+        // `stub_at` finds a block by its code page.
+        if code_addr % page as u64 != 0 {
+            return Err(Error::other("stub code is not page-aligned"));
+        }
         let bytes = memory
             .bytes_mut()
             .ok_or_else(|| Error::other("fresh stub memory is already published"))?;
@@ -106,6 +134,8 @@ impl IndirectStubsManager {
             None => {
                 if st.blocks.is_empty() || st.next_in_last == self.per_block {
                     let block = self.new_block()?;
+                    let index = st.blocks.len() as u32;
+                    st.by_page.insert(block.code_addr, index);
                     st.blocks.push(block);
                     st.next_in_last = 0;
                 }
@@ -138,6 +168,23 @@ impl IndirectStubsManager {
             .get(id.block as usize)
             .filter(|_| in_range)
             .ok_or_else(|| Error::other(format!("{id:?} does not belong to this stubs manager")))
+    }
+
+    /// The stub whose address is `addr`, if `addr` is the start of one of
+    /// this pool's stubs (handed out or not).
+    pub fn stub_at(&self, addr: ExecutorAddr) -> Option<StubId> {
+        let page = page_size() as u64;
+        let code_page = addr.0 & !(page - 1);
+        let offset = addr.0 - code_page;
+        let size = HostArch::STUB_SIZE as u64;
+        if offset % size != 0 || offset / size >= self.per_block as u64 {
+            return None;
+        }
+        let block = *self.state.lock().by_page.get(&code_page)?;
+        Some(StubId {
+            block,
+            index: (offset / size) as u32,
+        })
     }
 
     /// The stub's address: the stable address of whatever it stands for.

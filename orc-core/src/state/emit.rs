@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use super::{
-    DylibId, Effects, EmitUnit, EmitUnitId, HashSet, MrId, MrState, SessionState, SymKey,
-    SymbolEntry, UnitCell, UnitEntry, UnitId,
+    satisfy_in, DylibId, Effects, EmitUnit, EmitUnitId, HashMap, HashSet, MrId, MrState,
+    SessionState, SymKey, SymbolEntry, UnitCell, UnitEntry, UnitId,
 };
 use crate::error::{Error, Result};
 use crate::lookup::SymbolState;
@@ -44,7 +44,7 @@ impl SessionState {
     pub(crate) fn mr_symbols(&self, mr: MrId) -> SymbolFlagsMap {
         self.mrs
             .get(&mr)
-            .map(|m| m.symbols.clone())
+            .map(|m| m.symbols.iter().map(|(n, f)| (n.clone(), *f)).collect())
             .unwrap_or_default()
     }
 
@@ -58,7 +58,7 @@ impl SessionState {
             .keys()
             .filter(|n| {
                 self.entry(&(m.dylib, (*n).clone()))
-                    .is_some_and(|e| !e.pending.is_empty())
+                    .is_some_and(|e| e.has_pending())
             })
             .cloned()
             .collect();
@@ -96,40 +96,47 @@ impl SessionState {
                 symbols: missing,
             });
         }
-        let names: Vec<SymbolName> = m.symbols.keys().cloned().collect();
-        for name in &names {
-            let state = self.entry(&(dylib, name.clone())).map(|e| e.state);
+        for name in m.symbols.keys() {
+            let state = self.entry_at(dylib, name).map(|e| e.state);
             if state != Some(SymbolState::Materializing) {
                 return Err(Error::ResponsibilityMisuse {
                     message: format!("symbol '{name}' resolved twice"),
                 });
             }
         }
-        for name in names {
-            let key = (dylib, name);
-            let mut satisfied = Vec::new();
-            if let Some(entry) = self.entry_mut(&key) {
-                if let Some(def) = resolved.get(&key.1) {
-                    entry.addr = def.addr;
-                }
-                entry.state = SymbolState::Resolved;
-                let def = entry.def();
-                let pending = std::mem::take(&mut entry.pending);
-                let mut still = Vec::new();
-                for qid in pending {
-                    match self.queries.get(&qid) {
-                        Some(q) if q.required <= SymbolState::Resolved => satisfied.push(qid),
-                        Some(_) => still.push(qid),
-                        None => {}
-                    }
-                }
-                if let Some(entry) = self.entry_mut(&key) {
-                    entry.pending = still;
-                }
-                for qid in satisfied {
-                    self.satisfy(qid, &key.1, def, fx);
-                }
+        // The responsibility's names, the dylib's entries and the queries
+        // are borrowed apart, so nothing is copied.
+        let SessionState {
+            mrs,
+            dylibs,
+            queries,
+            ..
+        } = self;
+        let (Some(m), Some(d)) = (mrs.get(&mr), dylibs.get_mut(&dylib)) else {
+            return Ok(());
+        };
+        for name in m.symbols.keys() {
+            let Some(entry) = d.symbols.get_mut(name) else {
+                continue;
+            };
+            if let Some(def) = resolved.get(name) {
+                entry.addr = def.addr;
             }
+            entry.state = SymbolState::Resolved;
+            let def = entry.def();
+            if let Some(extra) = entry.extra.as_mut() {
+                extra
+                    .pending
+                    .retain(|qid| match queries.get(qid).map(|q| q.required) {
+                        Some(required) if required <= SymbolState::Resolved => {
+                            satisfy_in(queries, *qid, name, def, fx);
+                            false
+                        }
+                        Some(_) => true,
+                        None => false,
+                    });
+            }
+            entry.compact();
         }
         Ok(())
     }
@@ -170,7 +177,7 @@ impl SessionState {
         let m = self.live_mr(mr)?;
         let dylib = m.dylib;
         for name in m.symbols.keys() {
-            let state = self.entry(&(dylib, name.clone())).map(|e| e.state);
+            let state = self.entry_at(dylib, name).map(|e| e.state);
             if state != Some(SymbolState::Resolved) {
                 return Err(Error::ResponsibilityMisuse {
                     message: format!("symbol '{name}' emitted before it was resolved"),
@@ -180,14 +187,13 @@ impl SessionState {
         let Some(m) = self.mrs.remove(&mr) else {
             return Ok(());
         };
-        let keys: Vec<SymKey> = m.symbols.keys().map(|n| (dylib, n.clone())).collect();
         // A dependency that already failed fails the whole responsibility.
         let mut failed_deps: Vec<SymKey> = m
             .deps
             .values()
             .flatten()
             .chain(&m.deps_all)
-            .filter(|d| self.entry(d).is_some_and(|e| e.error.is_some()))
+            .filter(|d| self.entry(d).is_some_and(|e| e.is_failed()))
             .cloned()
             .collect();
         if !failed_deps.is_empty() {
@@ -195,12 +201,13 @@ impl SessionState {
             failed_deps.dedup();
             let cause = self
                 .entry(&failed_deps[0])
-                .and_then(|e| e.error.clone())
+                .and_then(|e| e.error().cloned())
                 .unwrap_or(Error::SessionEnded);
             let err = Error::FailedToMaterialize {
                 symbols: self.qualify(&failed_deps),
                 cause: Arc::new(cause),
             };
+            let keys: Vec<SymKey> = m.symbols.keys().map(|n| (dylib, n.clone())).collect();
             self.fail_symbols(&keys, err.clone(), fx);
             return Err(err);
         }
@@ -212,33 +219,44 @@ impl SessionState {
         } = m;
         let own = |k: &SymKey| k.0 == dylib && symbols.contains_key(&k.1);
         // Symbols with dependencies of their own are emitted one by one,
-        // after the rest, which form one unit sharing the common
+        // after the rest, which form one group sharing the common
         // dependencies. A shared dependency on a member needs no waiting of
         // its own (members are emitted together), unless some member has
         // extra dependencies: then every symbol is emitted on its own.
         let one_by_one = !deps.is_empty() && deps_all.iter().any(own);
-        let (group, singles): (Vec<SymKey>, Vec<SymKey>) = keys
-            .into_iter()
-            .partition(|k| !one_by_one && !deps.contains_key(&k.1));
-        if !group.is_empty() {
-            for key in &group {
-                self.mark_emitted(key);
+        let singles: Vec<SymbolName> = if deps.is_empty() {
+            Vec::new()
+        } else {
+            symbols
+                .keys()
+                .filter(|n| one_by_one || deps.contains_key(*n))
+                .cloned()
+                .collect()
+        };
+        {
+            let group = symbols
+                .keys()
+                .filter(|n| !one_by_one && !deps.contains_key(*n));
+            if group.clone().next().is_some() {
+                for name in group.clone() {
+                    self.mark_emitted(dylib, name);
+                }
+                let waits = self.waits_for(deps_all.iter().filter(|k| !own(k)));
+                self.emit_group(dylib, group, waits, fx);
             }
-            let waits = self.waits_for(deps_all.iter().filter(|k| !own(k)));
-            self.emit_group(group, waits, fx);
         }
-        for key in singles {
-            self.mark_emitted(&key);
-            let own_deps = deps.remove(&key.1).unwrap_or_default();
+        for name in &singles {
+            self.mark_emitted(dylib, name);
+            let own_deps = deps.remove(name).unwrap_or_default();
             let shared = deps_all.iter().filter(|k| one_by_one || !own(k));
             let waits = self.waits_for(own_deps.iter().chain(shared));
-            self.emit_group(vec![key], waits, fx);
+            self.emit_group(dylib, std::iter::once(name), waits, fx);
         }
         Ok(())
     }
 
-    fn mark_emitted(&mut self, key: &SymKey) {
-        if let Some(entry) = self.entry_mut(key) {
+    fn mark_emitted(&mut self, dylib: DylibId, name: &SymbolName) {
+        if let Some(entry) = self.entry_at_mut(dylib, name) {
             entry.state = SymbolState::Emitted;
             entry.mr = None;
         }
@@ -252,7 +270,7 @@ impl SessionState {
                 None => {}
                 Some(e) if e.state == SymbolState::Ready => {}
                 Some(e) if e.state == SymbolState::Emitted => {
-                    if let Some(unit) = e.emit_unit.and_then(|u| self.emit_units.get(&u)) {
+                    if let Some(unit) = e.emit_unit().and_then(|u| self.emit_units.get(&u)) {
                         waits.extend(unit.waiting_on.iter().cloned());
                     }
                 }
@@ -264,49 +282,64 @@ impl SessionState {
         waits
     }
 
-    /// Finishes emitting `members` (already marked Emitted) that wait on
-    /// `waits`: units that waited on a member now wait on `waits` instead,
-    /// and whatever no longer waits on anything becomes ready.
-    fn emit_group(&mut self, members: Vec<SymKey>, mut waits: HashSet<SymKey>, fx: &mut Effects) {
-        for m in &members {
-            waits.remove(m);
+    /// Finishes emitting `members` of `dylib` (already marked Emitted) that
+    /// wait on `waits`: units that waited on a member now wait on `waits`
+    /// instead, and whatever no longer waits on anything becomes ready.
+    fn emit_group<'a, I>(
+        &mut self,
+        dylib: DylibId,
+        members: I,
+        mut waits: HashSet<SymKey>,
+        fx: &mut Effects,
+    ) where
+        I: Iterator<Item = &'a SymbolName> + Clone,
+    {
+        if !waits.is_empty() {
+            for m in members.clone() {
+                waits.remove(&(dylib, m.clone()));
+            }
         }
         let mut ready_units = Vec::new();
-        for m in &members {
-            let dependants = self
-                .entry_mut(m)
-                .map(|e| std::mem::take(&mut e.dependants))
-                .unwrap_or_default();
+        for m in members.clone() {
+            let dependants = match self.entry_at_mut(dylib, m) {
+                Some(e) => e.take_dependants(),
+                None => continue,
+            };
+            if dependants.is_empty() {
+                continue;
+            }
+            let key = (dylib, m.clone());
             for d in dependants {
                 let Some(unit) = self.emit_units.get_mut(&d) else {
                     continue;
                 };
-                unit.waiting_on.remove(m);
+                unit.waiting_on.remove(&key);
                 unit.waiting_on.extend(waits.iter().cloned());
                 if unit.waiting_on.is_empty() {
                     ready_units.push(d);
                 }
                 for w in &waits {
                     if let Some(we) = self.entry_mut(w) {
-                        we.dependants.insert(d);
+                        we.extra_mut().dependants.insert(d);
                     }
                 }
             }
         }
         if waits.is_empty() {
-            for m in &members {
-                self.make_ready(m, fx);
+            for m in members {
+                self.make_ready(dylib, m, fx);
             }
         } else {
             let id: EmitUnitId = self.fresh();
             for w in &waits {
                 if let Some(we) = self.entry_mut(w) {
-                    we.dependants.insert(id);
+                    we.extra_mut().dependants.insert(id);
                 }
             }
+            let members: Vec<SymKey> = members.map(|m| (dylib, m.clone())).collect();
             for m in &members {
                 if let Some(e) = self.entry_mut(m) {
-                    e.emit_unit = Some(id);
+                    e.extra_mut().emit_unit = Some(id);
                 }
             }
             self.emit_units.insert(
@@ -319,27 +352,32 @@ impl SessionState {
         }
         for d in ready_units {
             if let Some(unit) = self.emit_units.remove(&d) {
-                for m in &unit.members {
-                    self.make_ready(m, fx);
+                for (dylib, name) in &unit.members {
+                    self.make_ready(*dylib, name, fx);
                 }
             }
         }
     }
 
-    fn make_ready(&mut self, key: &SymKey, fx: &mut Effects) {
-        let Some(entry) = self.entry_mut(key) else {
+    fn make_ready(&mut self, dylib: DylibId, name: &SymbolName, fx: &mut Effects) {
+        let SessionState {
+            dylibs, queries, ..
+        } = self;
+        let Some(entry) = dylibs.get_mut(&dylib).and_then(|d| d.symbols.get_mut(name)) else {
             return;
         };
-        if entry.state == SymbolState::Ready || entry.error.is_some() {
+        if entry.state == SymbolState::Ready || entry.is_failed() {
             return;
         }
         entry.state = SymbolState::Ready;
-        entry.emit_unit = None;
         let def = entry.def();
-        let pending = std::mem::take(&mut entry.pending);
-        for qid in pending {
-            self.satisfy(qid, &key.1, def, fx);
+        if let Some(extra) = entry.extra.as_mut() {
+            extra.emit_unit = None;
+            for qid in std::mem::take(&mut extra.pending) {
+                satisfy_in(queries, qid, name, def, fx);
+            }
         }
+        entry.compact();
     }
 
     /// A removed member leaves its unit; an empty unit is dropped.
@@ -358,7 +396,10 @@ impl SessionState {
     fn detach_unit(&mut self, id: EmitUnitId, unit: &EmitUnit) {
         for w in &unit.waiting_on {
             if let Some(we) = self.entry_mut(w) {
-                we.dependants.remove(&id);
+                if let Some(extra) = we.extra.as_mut() {
+                    extra.dependants.remove(&id);
+                }
+                we.compact();
             }
         }
     }
@@ -415,15 +456,16 @@ impl SessionState {
         let Some(entry) = self.entry_mut(key) else {
             return Vec::new();
         };
-        if entry.error.is_some() {
+        if entry.is_failed() {
             return Vec::new();
         }
-        entry.error = Some(err.clone());
         entry.mr = None;
+        let extra = entry.extra_mut();
+        extra.error = Some(err.clone());
         let dependants: Vec<EmitUnitId> =
-            std::mem::take(&mut entry.dependants).into_iter().collect();
-        let unit = entry.emit_unit.take();
-        let pending = std::mem::take(&mut entry.pending);
+            std::mem::take(&mut extra.dependants).into_iter().collect();
+        let unit = extra.emit_unit.take();
+        let pending = std::mem::take(&mut extra.pending);
         if let Some(unit) = unit {
             self.leave_emit_unit(unit, key);
         }
@@ -437,7 +479,7 @@ impl SessionState {
     pub(crate) fn delegate(&mut self, mr: MrId, names: &[SymbolName]) -> Result<MrId> {
         let m = self.live_mr(mr)?;
         check_owned(m, names.iter())?;
-        let new_id = MrId(self.fresh());
+        let new_id = MrId(self.fresh_nonzero());
         let Some(m) = self.mrs.get_mut(&mr) else {
             return Err(Error::SessionEnded);
         };
@@ -445,7 +487,7 @@ impl SessionState {
             dylib: m.dylib,
             tracker: m.tracker,
             unit_name: m.unit_name.clone(),
-            symbols: SymbolFlagsMap::new(),
+            symbols: HashMap::default(),
             deps: Default::default(),
             deps_all: m.deps_all.clone(),
         };
@@ -493,7 +535,7 @@ impl SessionState {
             fx.dropped_units.push(cell);
             return Ok(());
         }
-        let unit_id = UnitId(self.fresh());
+        let unit_id = UnitId(self.fresh_nonzero());
         let mut wanted = false;
         if let Some(m) = self.mrs.get_mut(&mr) {
             for name in symbols.keys() {
@@ -509,20 +551,16 @@ impl SessionState {
                 e.state = SymbolState::NeverSearched;
                 e.mr = None;
                 e.unit = Some(unit_id);
-                wanted |= !e.pending.is_empty();
+                wanted |= e.has_pending();
             }
         }
-        self.units.insert(
-            unit_id,
-            UnitEntry {
-                cell,
-                dylib,
-                tracker,
-                symbols: symbols.keys().cloned().collect(),
-            },
-        );
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
+            let names = symbols.keys().cloned().collect();
+            d.units
+                .insert(unit_id, UnitEntry::new(cell, tracker, names));
+        }
         if wanted {
-            self.start_materialization(unit_id, fx);
+            self.start_materialization(dylib, unit_id, fx);
         }
         Ok(())
     }

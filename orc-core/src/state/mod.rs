@@ -11,14 +11,17 @@
 
 mod emit;
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::batch::Batch;
 use crate::error::{Error, QualifiedSymbol, Result};
-use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolLookupSet, SymbolState};
+use crate::lookup::{JitDylibLookupFlags, SymbolLookupFlags, SymbolState};
 use crate::symbol::{
     ExecutorAddr, ExecutorSymbolDef, FastHash, SymbolFlags, SymbolFlagsMap, SymbolMap, SymbolName,
+    SymbolStringPool,
 };
 use crate::tracker::ResourceKey;
 use crate::unit::MaterializationUnit;
@@ -35,12 +38,15 @@ pub(crate) struct DylibId(pub(crate) u64);
 /// A symbol in a particular dylib.
 pub(crate) type SymKey = (DylibId, SymbolName);
 
-/// Identifies an active materialization responsibility.
+/// Identifies an active materialization responsibility. Ids are never
+/// zero, so an `Option` of one is as small as the id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct MrId(pub(crate) u64);
+pub(crate) struct MrId(pub(crate) NonZeroU64);
 
+/// Identifies a unit waiting to be materialized (never zero, like
+/// [`MrId`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct UnitId(u64);
+struct UnitId(NonZeroU64);
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct QueryId(u64);
@@ -64,23 +70,47 @@ pub(crate) struct EmitUnit {
 /// unlocked and never at the same time.
 pub(crate) type UnitCell = Arc<Mutex<Option<Box<dyn MaterializationUnit>>>>;
 
-/// What a query calls when it completes.
-pub(crate) type QueryCallback = Box<dyn FnOnce(Result<SymbolMap>) + Send>;
+/// What a query calls when it completes: a caller's callback, or the slot
+/// a blocking lookup waits on (which needs no boxed closure).
+pub(crate) enum QueryCallback {
+    Callback(Box<dyn FnOnce(Result<SymbolMap>) + Send>),
+    Blocking(crate::session::ResultSender),
+}
 
-/// One symbol of one dylib.
+impl QueryCallback {
+    /// Delivers the outcome. Called after the session lock is released.
+    pub(crate) fn complete(self, res: Result<SymbolMap>) {
+        match self {
+            QueryCallback::Callback(f) => f(res),
+            QueryCallback::Blocking(sender) => sender.send(res),
+        }
+    }
+}
+
+/// One symbol of one dylib: 48 bytes, so a dylib of many lazy functions
+/// keeps a compact table. What only some symbols need some of the time
+/// (waiting lookups, dependency bookkeeping, the error) lives in
+/// [`SymbolExtra`], allocated on demand and freed once empty.
 struct SymbolEntry {
-    flags: SymbolFlags,
     addr: ExecutorAddr,
-    state: SymbolState,
-    /// Set once the symbol failed; every later lookup gets this error.
-    error: Option<Error>,
+    tracker: ResourceKey,
     /// The unit that will define it (state `NeverSearched` only).
     unit: Option<UnitId>,
     /// The responsibility defining it (`Materializing` or `Resolved`).
     mr: Option<MrId>,
-    tracker: ResourceKey,
-    /// Queries waiting for this symbol to reach their required state.
-    pending: Vec<QueryId>,
+    extra: Option<Box<SymbolExtra>>,
+    flags: SymbolFlags,
+    state: SymbolState,
+}
+
+/// The rarely needed part of a [`SymbolEntry`].
+#[derive(Default)]
+struct SymbolExtra {
+    /// Set once the symbol failed; every later lookup gets this error.
+    error: Option<Error>,
+    /// Queries waiting for this symbol to reach their required state
+    /// (usually one, kept inline).
+    pending: Batch<QueryId>,
     /// Not yet emitted: the emission units whose readiness waits on it.
     dependants: HashSet<EmitUnitId>,
     /// Emitted but not ready: the emission unit it was emitted in, which
@@ -88,19 +118,25 @@ struct SymbolEntry {
     emit_unit: Option<EmitUnitId>,
 }
 
+impl SymbolExtra {
+    fn is_empty(&self) -> bool {
+        self.error.is_none()
+            && self.pending.is_empty()
+            && self.dependants.is_empty()
+            && self.emit_unit.is_none()
+    }
+}
+
 impl SymbolEntry {
     fn new(flags: SymbolFlags, state: SymbolState, tracker: ResourceKey) -> Self {
         SymbolEntry {
-            flags,
             addr: ExecutorAddr::NULL,
-            state,
-            error: None,
+            tracker,
             unit: None,
             mr: None,
-            tracker,
-            pending: Vec::new(),
-            dependants: HashSet::default(),
-            emit_unit: None,
+            extra: None,
+            flags,
+            state,
         }
     }
 
@@ -111,26 +147,82 @@ impl SymbolEntry {
     fn def(&self) -> Option<ExecutorSymbolDef> {
         (!self.flags.has_side_effects_only()).then(|| ExecutorSymbolDef::new(self.addr, self.flags))
     }
+
+    /// The error, once the symbol failed.
+    fn error(&self) -> Option<&Error> {
+        self.extra.as_ref()?.error.as_ref()
+    }
+
+    fn is_failed(&self) -> bool {
+        self.error().is_some()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.extra.as_ref().is_some_and(|x| !x.pending.is_empty())
+    }
+
+    fn emit_unit(&self) -> Option<EmitUnitId> {
+        self.extra.as_ref()?.emit_unit
+    }
+
+    /// The extra part, allocated if needed.
+    fn extra_mut(&mut self) -> &mut SymbolExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn take_dependants(&mut self) -> HashSet<EmitUnitId> {
+        self.extra
+            .as_mut()
+            .map(|x| std::mem::take(&mut x.dependants))
+            .unwrap_or_default()
+    }
+
+    /// Frees the extra part when nothing is left in it.
+    fn compact(&mut self) {
+        if self.extra.as_ref().is_some_and(|x| x.is_empty()) {
+            self.extra = None;
+        }
+    }
 }
 
 /// A dylib's symbol table and search configuration.
 pub(crate) struct DylibState {
     pub(crate) name: Arc<str>,
     symbols: HashMap<SymbolName, SymbolEntry>,
-    /// The dylibs searched after this one, in order.
-    pub(crate) link_order: Vec<DylibId>,
+    /// The dylibs searched after this one, in order. Shared, so a lookup
+    /// can walk it while it changes the state.
+    pub(crate) link_order: Arc<[DylibId]>,
     pub(crate) generators: Vec<Arc<dyn crate::DefinitionGenerator>>,
     /// Serializes generator runs for this dylib (taken without the session
     /// lock).
     pub(crate) generator_lock: Arc<Mutex<()>>,
     default_tracker: Option<ResourceKey>,
+    /// Units defined here and not materialized yet.
+    units: HashMap<UnitId, UnitEntry>,
 }
 
+/// A unit waiting in its dylib to be materialized.
 struct UnitEntry {
     cell: UnitCell,
-    dylib: DylibId,
     tracker: ResourceKey,
-    symbols: HashSet<SymbolName>,
+    /// The names the unit was defined with (usually one, kept inline). A
+    /// name whose entry no longer names this unit (it was overridden or
+    /// removed) is skipped.
+    symbols: Batch<SymbolName>,
+    /// How many of `symbols` the unit still defines; at zero it is dropped.
+    live: usize,
+}
+
+impl UnitEntry {
+    fn new(cell: UnitCell, tracker: ResourceKey, symbols: Batch<SymbolName>) -> Self {
+        let live = symbols.len();
+        UnitEntry {
+            cell,
+            tracker,
+            symbols,
+            live,
+        }
+    }
 }
 
 struct QueryState {
@@ -138,15 +230,15 @@ struct QueryState {
     outstanding: usize,
     results: SymbolMap,
     callback: QueryCallback,
-    waiting_on: Vec<SymKey>,
+    waiting_on: Batch<SymKey>,
 }
 
 /// The bookkeeping of one active responsibility.
 struct MrState {
     dylib: DylibId,
     tracker: ResourceKey,
-    unit_name: Arc<str>,
-    symbols: SymbolFlagsMap,
+    unit_name: SymbolName,
+    symbols: HashMap<SymbolName, SymbolFlags>,
     /// Dependencies recorded so far, per owned symbol.
     deps: HashMap<SymbolName, HashSet<SymKey>>,
     /// Dependencies of every owned symbol, kept once rather than copied
@@ -164,14 +256,14 @@ pub(crate) struct PendingMaterialization {
     pub(crate) mr: MrId,
     pub(crate) dylib: DylibId,
     pub(crate) tracker: ResourceKey,
-    pub(crate) unit_name: Arc<str>,
+    pub(crate) unit_name: SymbolName,
 }
 
 /// Work to do after the session lock is released.
 #[derive(Default)]
 pub(crate) struct Effects {
-    pub(crate) completions: Vec<(QueryCallback, Result<SymbolMap>)>,
-    pub(crate) materialize: Vec<PendingMaterialization>,
+    pub(crate) completions: Batch<(QueryCallback, Result<SymbolMap>)>,
+    pub(crate) materialize: Batch<PendingMaterialization>,
     pub(crate) discards: Vec<(UnitCell, DylibId, SymbolName)>,
     pub(crate) dropped_units: Vec<UnitCell>,
     pub(crate) reports: Vec<Error>,
@@ -179,13 +271,26 @@ pub(crate) struct Effects {
     pub(crate) removed_trackers: Vec<(DylibId, Arc<str>, ResourceKey)>,
 }
 
+impl Effects {
+    /// Whether there is nothing to do (most transitions of a lazy function).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.completions.is_empty()
+            && self.materialize.is_empty()
+            && self.discards.is_empty()
+            && self.dropped_units.is_empty()
+            && self.reports.is_empty()
+            && self.removed_trackers.is_empty()
+    }
+}
+
 /// The whole mutable state of a session.
 pub(crate) struct SessionState {
     pub(crate) open: bool,
+    /// The session's name pool (for the names of materializing units).
+    pool: Arc<SymbolStringPool>,
     next_id: u64,
     dylibs: HashMap<DylibId, DylibState>,
     dylib_names: HashMap<Arc<str>, DylibId>,
-    units: HashMap<UnitId, UnitEntry>,
     queries: HashMap<QueryId, QueryState>,
     mrs: HashMap<MrId, MrState>,
     trackers: HashMap<ResourceKey, TrackerState>,
@@ -193,13 +298,14 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new() -> Self {
+    /// An open session state interning in `pool`.
+    pub(crate) fn new(pool: Arc<SymbolStringPool>) -> Self {
         SessionState {
+            pool,
             open: true,
             next_id: 1,
             dylibs: HashMap::default(),
             dylib_names: HashMap::default(),
-            units: HashMap::default(),
             queries: HashMap::default(),
             mrs: HashMap::default(),
             trackers: HashMap::default(),
@@ -211,6 +317,11 @@ impl SessionState {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// A fresh id, never zero (`next_id` starts at 1 and only grows).
+    fn fresh_nonzero(&mut self) -> NonZeroU64 {
+        NonZeroU64::new(self.fresh()).unwrap_or(NonZeroU64::MIN)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -237,10 +348,11 @@ impl SessionState {
             DylibState {
                 name: name.clone(),
                 symbols: HashMap::default(),
-                link_order: Vec::new(),
+                link_order: Arc::from([]),
                 generators: Vec::new(),
                 generator_lock: Arc::new(Mutex::new(())),
                 default_tracker: None,
+                units: HashMap::default(),
             },
         );
         self.dylib_names.insert(name.clone(), id);
@@ -332,14 +444,32 @@ impl SessionState {
     }
 
     fn entry(&self, key: &SymKey) -> Option<&SymbolEntry> {
-        self.dylibs.get(&key.0)?.symbols.get(&key.1)
+        self.entry_at(key.0, &key.1)
     }
 
     fn entry_mut(&mut self, key: &SymKey) -> Option<&mut SymbolEntry> {
-        self.dylibs.get_mut(&key.0)?.symbols.get_mut(&key.1)
+        self.entry_at_mut(key.0, &key.1)
+    }
+
+    /// Like [`Self::entry`], without building a key.
+    fn entry_at(&self, dylib: DylibId, name: &SymbolName) -> Option<&SymbolEntry> {
+        self.dylibs.get(&dylib)?.symbols.get(name)
+    }
+
+    fn entry_at_mut(&mut self, dylib: DylibId, name: &SymbolName) -> Option<&mut SymbolEntry> {
+        self.dylibs.get_mut(&dylib)?.symbols.get_mut(name)
     }
 
     // ----- definitions ----------------------------------------------------
+
+    /// Makes room for `n_units` more units defining `n_symbols` more
+    /// symbols in `dylib`.
+    pub(crate) fn reserve(&mut self, dylib: DylibId, n_units: usize, n_symbols: usize) {
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
+            d.units.reserve(n_units);
+            d.symbols.reserve(n_symbols);
+        }
+    }
 
     /// Defines the symbols of a unit in `dylib`, applying the linker rules:
     /// strong-strong is a duplicate, strong overrides an unsearched weak,
@@ -362,7 +492,7 @@ impl SessionState {
                 if flags.is_strong() {
                     if existing.flags.is_strong()
                         || existing.state > SymbolState::NeverSearched
-                        || existing.error.is_some()
+                        || existing.is_failed()
                     {
                         dups.push(name.clone());
                     } else {
@@ -379,7 +509,7 @@ impl SessionState {
                 symbol,
             });
         }
-        let unit_id = UnitId(self.fresh());
+        let unit_id = UnitId(self.fresh_nonzero());
         for name in &override_existing {
             let old = self
                 .dylibs
@@ -387,50 +517,51 @@ impl SessionState {
                 .and_then(|d| d.symbols.remove(name))
                 .and_then(|e| e.unit);
             if let Some(old) = old {
-                self.unit_lost_symbol(old, name, fx);
+                self.unit_lost_symbol(dylib, old, name, fx);
             }
         }
         for name in &lose {
             fx.discards.push((cell.clone(), dylib, name.clone()));
         }
-        let mut kept = HashSet::default();
+        let mut kept = Batch::default();
         let d = self.dylib_mut(dylib)?;
         for (name, flags) in symbols {
-            if lose.contains(&name) {
-                continue;
+            // Duplicates were refused and overridden entries removed: a name
+            // still present is one this unit's weak definition loses.
+            if let std::collections::hash_map::Entry::Vacant(slot) = d.symbols.entry(name) {
+                kept.push(slot.key().clone());
+                let mut entry = SymbolEntry::new(flags, SymbolState::NeverSearched, tracker);
+                entry.unit = Some(unit_id);
+                slot.insert(entry);
             }
-            let mut entry = SymbolEntry::new(flags, SymbolState::NeverSearched, tracker);
-            entry.unit = Some(unit_id);
-            d.symbols.insert(name.clone(), entry);
-            kept.insert(name);
         }
         if kept.is_empty() {
             fx.dropped_units.push(cell);
         } else {
-            self.units.insert(
-                unit_id,
-                UnitEntry {
-                    cell,
-                    dylib,
-                    tracker,
-                    symbols: kept,
-                },
-            );
+            d.units.insert(unit_id, UnitEntry::new(cell, tracker, kept));
         }
         Ok(())
     }
 
     /// A unit no longer defines `name`: tell it to discard the symbol, and
     /// drop the unit when nothing is left.
-    fn unit_lost_symbol(&mut self, unit: UnitId, name: &SymbolName, fx: &mut Effects) {
-        let Some(entry) = self.units.get_mut(&unit) else {
+    fn unit_lost_symbol(
+        &mut self,
+        dylib: DylibId,
+        unit: UnitId,
+        name: &SymbolName,
+        fx: &mut Effects,
+    ) {
+        let Some(units) = self.dylibs.get_mut(&dylib).map(|d| &mut d.units) else {
             return;
         };
-        entry.symbols.remove(name);
-        fx.discards
-            .push((entry.cell.clone(), entry.dylib, name.clone()));
-        if entry.symbols.is_empty() {
-            if let Some(entry) = self.units.remove(&unit) {
+        let Some(entry) = units.get_mut(&unit) else {
+            return;
+        };
+        entry.live -= 1;
+        fx.discards.push((entry.cell.clone(), dylib, name.clone()));
+        if entry.live == 0 {
+            if let Some(entry) = units.remove(&unit) {
                 fx.dropped_units.push(entry.cell);
             }
         }
@@ -449,6 +580,17 @@ impl SessionState {
             .is_some_and(|e| e.visible(flags))
     }
 
+    /// The address of `name` in `dylib` once it is resolved (and has not
+    /// failed). Never starts a materialization.
+    pub(crate) fn resolved_address(
+        &self,
+        dylib: DylibId,
+        name: &SymbolName,
+    ) -> Option<ExecutorAddr> {
+        let entry = self.entry_at(dylib, name)?;
+        (entry.state >= SymbolState::Resolved && !entry.is_failed()).then_some(entry.addr)
+    }
+
     /// The names defined in `dylib`, with their flags and states (for
     /// diagnostics and tests).
     pub(crate) fn symbol_table(
@@ -459,7 +601,7 @@ impl SessionState {
         let mut out: Vec<_> = d
             .symbols
             .iter()
-            .map(|(n, e)| (n.clone(), e.flags, e.state, e.error.is_some()))
+            .map(|(n, e)| (n.clone(), e.flags, e.state, e.is_failed()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -467,34 +609,83 @@ impl SessionState {
 
     // ----- queries ---------------------------------------------------------
 
-    /// Registers a lookup. Completes it at once when every symbol already
-    /// has the required state, fails it at once when a required name is
-    /// missing or a symbol is in the error state, and otherwise starts the
-    /// materializations it needs.
-    pub(crate) fn register_query(
+    /// The first dylib of `order` that defines `name` visibly.
+    fn find<I>(&self, order: I, name: &SymbolName) -> Option<DylibId>
+    where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)>,
+    {
+        order
+            .filter(|(jd, jd_flags)| {
+                self.dylibs
+                    .get(jd)
+                    .and_then(|d| d.symbols.get(name))
+                    .is_some_and(|e| e.visible(*jd_flags))
+            })
+            .map(|(jd, _)| jd)
+            .next()
+    }
+
+    /// Whether a lookup of `names` in `order` would offer some name to a
+    /// definition generator: a dylib with generators comes before any
+    /// dylib defining it. When not, the lookup can skip the generator pass.
+    pub(crate) fn needs_generators<I>(
+        &self,
+        order: I,
+        names: &[(SymbolName, SymbolLookupFlags)],
+    ) -> bool
+    where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)> + Clone,
+    {
+        names.iter().any(|(name, _)| {
+            for (jd, flags) in order.clone() {
+                let Some(d) = self.dylibs.get(&jd) else {
+                    continue;
+                };
+                if d.symbols.get(name).is_some_and(|e| e.visible(flags)) {
+                    return false;
+                }
+                if !d.generators.is_empty() {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    /// Registers a lookup of `names` in `order`. Completes it at once when
+    /// every symbol already has the required state, fails it at once when a
+    /// required name is missing (`SymbolsNotFound` naming every missing
+    /// name) or else a symbol is in the error state, and otherwise starts
+    /// the materializations it needs.
+    pub(crate) fn register_query<I>(
         &mut self,
-        order: &[(DylibId, JitDylibLookupFlags)],
-        set: &SymbolLookupSet,
+        order: I,
+        names: &[(SymbolName, SymbolLookupFlags)],
         required: SymbolState,
         callback: QueryCallback,
         fx: &mut Effects,
-    ) {
+    ) where
+        I: Iterator<Item = (DylibId, JitDylibLookupFlags)> + Clone,
+    {
         if let Err(e) = self.check_open() {
             fx.completions.push((callback, Err(e)));
             return;
         }
         let required = required.max(SymbolState::Resolved);
-        let mut found: Vec<SymKey> = Vec::with_capacity(set.len());
+        // First pass: every required name is defined, none has failed.
+        let mut n_found = 0;
         let mut missing = Vec::new();
-        for (name, lookup_flags) in set.iter() {
-            let hit = order.iter().find(|(jd, jd_flags)| {
-                self.dylibs
-                    .get(jd)
-                    .and_then(|d| d.symbols.get(name))
-                    .is_some_and(|e| e.visible(*jd_flags))
-            });
-            match hit {
-                Some((jd, _)) => found.push((*jd, name.clone())),
+        let mut failed = None;
+        for (name, lookup_flags) in names {
+            match self.find(order.clone(), name) {
+                Some(jd) => {
+                    n_found += 1;
+                    if failed.is_none() {
+                        failed = self
+                            .entry(&(jd, name.clone()))
+                            .and_then(|e| e.error().cloned());
+                    }
+                }
                 None if *lookup_flags == SymbolLookupFlags::RequiredSymbol => {
                     missing.push(name.clone())
                 }
@@ -507,61 +698,71 @@ impl SessionState {
                 .push((callback, Err(Error::SymbolsNotFound { symbols: missing })));
             return;
         }
-        for key in &found {
-            if let Some(err) = self.entry(key).and_then(|e| e.error.clone()) {
-                fx.completions.push((callback, Err(err)));
-                return;
-            }
+        if let Some(err) = failed {
+            fx.completions.push((callback, Err(err)));
+            return;
         }
+        // Second pass: collect what is there, wait for the rest.
         let qid = QueryId(self.fresh());
         let mut query = QueryState {
             required,
             outstanding: 0,
-            results: SymbolMap::with_capacity(found.len()),
+            results: SymbolMap::with_capacity(n_found),
             callback,
-            waiting_on: Vec::new(),
+            waiting_on: Batch::default(),
         };
-        let mut to_start = Vec::new();
-        for key in found {
+        for (name, _) in names {
+            let Some(jd) = self.find(order.clone(), name) else {
+                continue;
+            };
+            let key = (jd, name.clone());
             let Some(entry) = self.entry_mut(&key) else {
                 continue;
             };
             if entry.state >= required {
                 if let Some(def) = entry.def() {
-                    query.results.insert(key.1.clone(), def);
+                    query.results.insert(key.1, def);
                 }
                 continue;
             }
-            entry.pending.push(qid);
+            entry.extra_mut().pending.push(qid);
             query.outstanding += 1;
-            if entry.state == SymbolState::NeverSearched {
-                if let Some(unit) = entry.unit {
-                    to_start.push(unit);
-                }
-            }
+            let start = match entry.state {
+                SymbolState::NeverSearched => entry.unit,
+                _ => None,
+            };
             query.waiting_on.push(key);
+            // Starting only queues the unit (it runs after unlocking); the
+            // rest of its symbols become Materializing, so it starts once.
+            if let Some(unit) = start {
+                self.start_materialization(jd, unit, fx);
+            }
         }
         if query.outstanding == 0 {
             fx.completions.push((query.callback, Ok(query.results)));
             return;
         }
         self.queries.insert(qid, query);
-        for unit in to_start {
-            self.start_materialization(unit, fx);
-        }
     }
 
     /// Moves a unit's symbols to `Materializing` under a new responsibility
     /// and queues the unit to run.
-    fn start_materialization(&mut self, unit: UnitId, fx: &mut Effects) {
-        let Some(u) = self.units.remove(&unit) else {
+    fn start_materialization(&mut self, dylib: DylibId, unit: UnitId, fx: &mut Effects) {
+        let Some(u) = self
+            .dylibs
+            .get_mut(&dylib)
+            .and_then(|d| d.units.remove(&unit))
+        else {
             return;
         };
-        let mr = MrId(self.fresh());
-        let mut symbols = SymbolFlagsMap::with_capacity(u.symbols.len());
-        if let Some(d) = self.dylibs.get_mut(&u.dylib) {
+        let mr = MrId(self.fresh_nonzero());
+        let mut symbols = HashMap::with_capacity_and_hasher(u.live, Default::default());
+        if let Some(d) = self.dylibs.get_mut(&dylib) {
             for name in u.symbols {
-                if let Some(entry) = d.symbols.get_mut(&name) {
+                let Some(entry) = d.symbols.get_mut(&name) else {
+                    continue;
+                };
+                if entry.unit == Some(unit) {
                     entry.state = SymbolState::Materializing;
                     entry.unit = None;
                     entry.mr = Some(mr);
@@ -569,16 +770,18 @@ impl SessionState {
                 }
             }
         }
-        let unit_name: Arc<str> = match u.cell.try_lock() {
-            Some(guard) => guard
-                .as_ref()
-                .map_or_else(|| Arc::from("<unit>"), |m| Arc::from(m.name())),
-            None => Arc::from("<unit>"),
+        // Interned: a compile layer's unit is usually named like a symbol
+        // that is already in the pool, so naming costs no allocation.
+        let unit_name = match u.cell.try_lock() {
+            Some(guard) => self
+                .pool
+                .intern(guard.as_ref().map_or("<unit>", |m| m.name())),
+            None => self.pool.intern("<unit>"),
         };
         self.mrs.insert(
             mr,
             MrState {
-                dylib: u.dylib,
+                dylib,
                 tracker: u.tracker,
                 unit_name: unit_name.clone(),
                 symbols,
@@ -589,33 +792,10 @@ impl SessionState {
         fx.materialize.push(PendingMaterialization {
             cell: u.cell,
             mr,
-            dylib: u.dylib,
+            dylib,
             tracker: u.tracker,
             unit_name,
         });
-    }
-
-    /// Records one more result for a query, completing it when it was the
-    /// last one outstanding.
-    fn satisfy(
-        &mut self,
-        qid: QueryId,
-        name: &SymbolName,
-        def: Option<ExecutorSymbolDef>,
-        fx: &mut Effects,
-    ) {
-        let Some(query) = self.queries.get_mut(&qid) else {
-            return;
-        };
-        if let Some(def) = def {
-            query.results.insert(name.clone(), def);
-        }
-        query.outstanding -= 1;
-        if query.outstanding == 0 {
-            if let Some(query) = self.queries.remove(&qid) {
-                fx.completions.push((query.callback, Ok(query.results)));
-            }
-        }
     }
 
     /// Fails a query (once) and unhooks it from every symbol it waited on.
@@ -623,9 +803,12 @@ impl SessionState {
         let Some(query) = self.queries.remove(&qid) else {
             return;
         };
-        for key in &query.waiting_on {
+        for key in query.waiting_on.iter() {
             if let Some(entry) = self.entry_mut(key) {
-                entry.pending.retain(|q| *q != qid);
+                if let Some(extra) = entry.extra.as_mut() {
+                    extra.pending.retain(|q| *q != qid);
+                }
+                entry.compact();
             }
         }
         fx.completions.push((query.callback, Err(err)));
@@ -676,19 +859,27 @@ impl SessionState {
             else {
                 continue;
             };
-            for qid in entry.pending {
+            let SymbolExtra {
+                pending,
+                dependants,
+                emit_unit,
+                ..
+            } = entry.extra.map(|x| *x).unwrap_or_default();
+            for qid in pending {
                 self.fail_query(qid, err.clone(), fx);
             }
-            if let Some(unit) = entry.emit_unit {
+            if let Some(unit) = emit_unit {
                 self.leave_emit_unit(unit, key);
             }
-            orphaned.extend(entry.dependants);
+            orphaned.extend(dependants);
             if let Some(unit) = entry.unit {
-                if let Some(u) = self.units.get_mut(&unit) {
-                    u.symbols.remove(&key.1);
-                    if u.symbols.is_empty() {
-                        if let Some(u) = self.units.remove(&unit) {
-                            fx.dropped_units.push(u.cell);
+                if let Some(units) = self.dylibs.get_mut(&key.0).map(|d| &mut d.units) {
+                    if let Some(u) = units.get_mut(&unit) {
+                        u.live -= 1;
+                        if u.live == 0 {
+                            if let Some(u) = units.remove(&unit) {
+                                fx.dropped_units.push(u.cell);
+                            }
                         }
                     }
                 }
@@ -734,10 +925,10 @@ impl SessionState {
                     entry.tracker = dst;
                 }
             }
-        }
-        for unit in self.units.values_mut() {
-            if unit.tracker == src {
-                unit.tracker = dst;
+            for unit in d.units.values_mut() {
+                if unit.tracker == src {
+                    unit.tracker = dst;
+                }
             }
         }
         for mr in self.mrs.values_mut() {
@@ -770,9 +961,19 @@ impl SessionState {
         self.remove_symbols(&rest, fx);
         if let Some(d) = self.dylibs.remove(&dylib) {
             self.dylib_names.remove(&d.name);
+            // Dropped after unlocking, like every unit.
+            fx.dropped_units
+                .extend(d.units.into_values().map(|u| u.cell));
         }
         for other in self.dylibs.values_mut() {
-            other.link_order.retain(|id| *id != dylib);
+            if other.link_order.contains(&dylib) {
+                other.link_order = other
+                    .link_order
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != dylib)
+                    .collect();
+            }
         }
         Ok(())
     }
@@ -784,8 +985,10 @@ impl SessionState {
         for qid in qids {
             self.fail_query(qid, Error::SessionEnded, fx);
         }
-        for (_, unit) in self.units.drain() {
-            fx.dropped_units.push(unit.cell);
+        for d in self.dylibs.values_mut() {
+            for (_, unit) in d.units.drain() {
+                fx.dropped_units.push(unit.cell);
+            }
         }
         let mut trackers: Vec<(ResourceKey, DylibId)> =
             self.trackers.drain().map(|(k, t)| (k, t.dylib)).collect();
@@ -803,5 +1006,43 @@ impl SessionState {
         }
         self.dylib_names.clear();
         generators
+    }
+}
+
+/// Records one more result for query `qid`, completing it when it was the
+/// last one outstanding. Takes the query table alone, so callers can hold
+/// other parts of the state borrowed.
+fn satisfy_in(
+    queries: &mut HashMap<QueryId, QueryState>,
+    qid: QueryId,
+    name: &SymbolName,
+    def: Option<ExecutorSymbolDef>,
+    fx: &mut Effects,
+) {
+    let Some(query) = queries.get_mut(&qid) else {
+        return;
+    };
+    if let Some(def) = def {
+        query.results.insert(name.clone(), def);
+    }
+    query.outstanding -= 1;
+    if query.outstanding == 0 {
+        if let Some(query) = queries.remove(&qid) {
+            fx.completions.push((query.callback, Ok(query.results)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every defined symbol has an entry, so a dylib of many lazy functions
+    /// is as big as its entries: keep them at 48 bytes (64 with the key),
+    /// with the rarely used parts boxed.
+    #[test]
+    fn symbol_entry_stays_small() {
+        assert_eq!(std::mem::size_of::<SymbolEntry>(), 48);
+        assert_eq!(std::mem::size_of::<Option<MrId>>(), 8);
     }
 }
