@@ -3,7 +3,9 @@
 //! for the unit that holds the function, never an abort of the process.
 //! Lazily, the program runs until it first calls the function, which then
 //! fails like any lazy compile (stderr names the function and the cause,
-//! exit status 70); a run that never calls it is unaffected. Eagerly, the
+//! exit status 70); a run that never calls it is unaffected (lazy mode
+//! tries to compile it along with `main`, which calls it, then compiles
+//! `main` alone). Eagerly, the
 //! whole module is one unit: a clear error and exit status 1 before `main`.
 
 use std::path::PathBuf;
