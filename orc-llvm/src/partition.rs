@@ -26,6 +26,15 @@
 //! edited here is parsed inside these functions, no caller can hold a handle
 //! to a global that gets deleted: the API is safe.
 //!
+//! The plan also records what each unit's code refers to: its size in
+//! instructions, the units it calls or takes the address of, and the
+//! globals (function-pointer tables, aliases) through which it reaches
+//! more. [`PartitionPlan::speculate`] uses that graph to pick, when some
+//! units are needed, the small units their code can reach, so a loader can
+//! compile them in one module ([`functions_unit`]) and pay one unit's fixed
+//! cost instead of many: the "partition" function of the
+//! CompileOnDemandLayer.
+//!
 //! Declarations made here are fresh globals without `dso_local`, so code
 //! reaches other units' symbols through the GOT or a PLT stub and the JIT
 //! linker may place units anywhere.
