@@ -98,6 +98,9 @@ pub struct PlannedFunction {
     /// lead to functions, as indices into [`PartitionPlan::globals`],
     /// ascending.
     pub globals: Vec<usize>,
+    /// The units whose code refers to this one directly (the reverse of
+    /// `callees`), ascending.
+    pub callers: Vec<usize>,
 }
 
 /// A global variable or alias through which code can reach functions: a
@@ -180,62 +183,64 @@ impl PartitionPlan {
     /// The units to compile together when the units `requested` (indices
     /// into [`Self::functions`]) are needed: LLVM's CompileOnDemandLayer
     /// "partition" idea. The requested units come first; then, breadth
-    /// first along what the batch's code refers to
-    /// ([`PlannedFunction::callees`], and the functions reachable through
-    /// [`PlannedFunction::globals`]), every unit that `available` says is
-    /// not compiled yet, within `limits`. A unit is only ever added because
-    /// code in the batch refers to it, so a function that nothing compiled
-    /// can reach is never compiled early.
+    /// first, every unit that `available` says is not compiled yet, within
+    /// `limits`, that is reachable from
+    /// - the batch's own code (its [`PlannedFunction::callees`] and the
+    ///   functions reachable through its [`PlannedFunction::globals`]),
+    /// - the code of the requested units' callers that are compiled
+    ///   already (not `available`): code calling one of its callees now
+    ///   tends to call the others it refers to next (a long `main` calling
+    ///   many small functions in turn).
+    ///
+    /// Either way a unit is only added because compiled code (or code in
+    /// the batch) refers to it, so a function that nothing compiled can
+    /// reach is never compiled early.
     pub fn speculate(
         &self,
         requested: &[usize],
         available: impl Fn(usize) -> bool,
         limits: SpeculationLimits,
     ) -> Vec<usize> {
+        enum Node {
+            Unit(usize),
+            Global(usize),
+        }
         let mut batch: Vec<usize> = Vec::new();
-        let mut seen_units = HashSet::new();
+        let mut in_batch = HashSet::new();
+        let mut queue = std::collections::VecDeque::new();
         for &i in requested {
-            if i < self.functions.len() && seen_units.insert(i) {
+            if i < self.functions.len() && in_batch.insert(i) {
                 batch.push(i);
+                queue.push_back(Node::Unit(i));
             }
         }
-        let mut seen_globals = HashSet::new();
-        let mut globals: Vec<usize> = Vec::new();
+        for &i in &batch {
+            let compiled_callers = self.functions[i].callers.iter().filter(|&&c| !available(c));
+            queue.extend(compiled_callers.map(|&c| Node::Unit(c)));
+        }
+        let (mut explored_units, mut explored_globals) = (HashSet::new(), HashSet::new());
         let mut left = limits.total_size;
-        let (mut next_unit, mut next_global) = (0, 0);
-        let mut consider = |unit: usize, batch: &mut Vec<usize>| {
-            let size = self.functions[unit].size;
-            let fits = size <= limits.unit_size && size <= left;
-            if fits && !seen_units.contains(&unit) && available(unit) {
-                seen_units.insert(unit);
-                left -= size;
-                batch.push(unit);
-            }
-        };
-        while next_unit < batch.len() || next_global < globals.len() {
-            if next_unit < batch.len() {
-                let unit = &self.functions[batch[next_unit]];
-                next_unit += 1;
-                for &callee in &unit.callees {
-                    consider(callee, &mut batch);
+        while let Some(node) = queue.pop_front() {
+            let (units, globals) = match node {
+                Node::Unit(u) if explored_units.insert(u) => {
+                    (&self.functions[u].callees, &self.functions[u].globals)
                 }
-                for &g in &unit.globals {
-                    if seen_globals.insert(g) {
-                        globals.push(g);
-                    }
+                Node::Global(g) if explored_globals.insert(g) => {
+                    (&self.globals[g].functions, &self.globals[g].globals)
                 }
-            } else {
-                let global = &self.globals[globals[next_global]];
-                next_global += 1;
-                for &f in &global.functions {
-                    consider(f, &mut batch);
-                }
-                for &g in &global.globals {
-                    if seen_globals.insert(g) {
-                        globals.push(g);
-                    }
+                _ => continue,
+            };
+            for &u in units {
+                let size = self.functions[u].size;
+                let fits = size <= limits.unit_size && size <= left;
+                if fits && !in_batch.contains(&u) && available(u) {
+                    left -= size;
+                    in_batch.insert(u);
+                    batch.push(u);
+                    queue.push_back(Node::Unit(u));
                 }
             }
+            queue.extend(globals.iter().map(|&g| Node::Global(g)));
         }
         batch
     }
@@ -320,6 +325,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
                     size: 0,
                     callees: Vec::new(),
                     globals: Vec::new(),
+                    callers: Vec::new(),
                 });
             }
         }
@@ -432,24 +438,56 @@ fn kept_functions(
     name: &str,
     functions: &[UnitFunction<'_>],
 ) -> Result<Vec<Vec<LLVMValueRef>>, String> {
-    let defs: HashMap<String, LLVMValueRef> = function_list(m)
-        .into_iter()
-        .filter(|&f| !is_declaration(f))
-        .map(|f| (name_of(f), f))
-        .collect();
     functions
         .iter()
         .map(|unit| {
             std::iter::once(unit.function)
                 .chain(unit.members.iter().map(String::as_str))
                 .map(|wanted| {
-                    defs.get(wanted).copied().ok_or_else(|| {
-                        format!("module '{name}' does not define function '{wanted}'")
-                    })
+                    named_function(m, wanted)
+                        .filter(|&f| !is_declaration(f))
+                        .ok_or_else(|| {
+                            format!("module '{name}' does not define function '{wanted}'")
+                        })
                 })
                 .collect()
         })
         .collect()
+}
+
+/// The function called `name` in `m`, if any.
+fn named_function(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
+    // A name with a NUL byte cannot be looked up; no function has one.
+    let cname = CString::new(name).ok()?;
+    // SAFETY: `m` is a live module; LLVM only reads the NUL-terminated
+    // name to look it up.
+    let f = unsafe { LLVMGetNamedFunction(m, cname.as_ptr()) };
+    (!f.is_null()).then_some(f)
+}
+
+/// Removes the definition `old` from `m`: deleted at once when nothing uses
+/// it, else replaced by a declaration (see [`replace_with_declaration`]).
+fn drop_definition(
+    m: LLVMModuleRef,
+    old: LLVMValueRef,
+    dead: &mut Option<LLVMValueRef>,
+) -> Result<(), String> {
+    // SAFETY: `old` is a live global of `m`; without uses it can be
+    // erased with the API matching its kind, and no handle to it survives
+    // (the module was parsed by our caller).
+    unsafe {
+        if LLVMGetFirstUse(old).is_null() {
+            if !LLVMIsAFunction(old).is_null() {
+                LLVMDeleteFunction(old);
+                return Ok(());
+            }
+            if !LLVMIsAGlobalVariable(old).is_null() {
+                LLVMDeleteGlobal(old);
+                return Ok(());
+            }
+        }
+    }
+    replace_with_declaration(m, old, dead)
 }
 
 /// Which unit each function definition of `m` belongs to, as a map from
@@ -677,6 +715,9 @@ fn references(
     for (unit, refs) in unit_refs.iter().enumerate() {
         let mut callees = sorted(&refs.units);
         callees.retain(|&c| c != unit);
+        for &callee in &callees {
+            functions[callee].callers.push(unit);
+        }
         functions[unit].callees = callees;
         functions[unit].globals = remap(&refs.globals);
     }
@@ -854,12 +895,12 @@ unsafe fn keep_only_functions(
     }
     for g in global_list(m) {
         if !is_declaration(g) && Some(g) != dead {
-            replace_with_declaration(m, g, &mut dead)?;
+            drop_definition(m, g, &mut dead)?;
         }
     }
     for f in function_list(m) {
         if !all_kept.contains(&f) && !is_declaration(f) {
-            replace_with_declaration(m, f, &mut dead)?;
+            drop_definition(m, f, &mut dead)?;
         }
     }
     for &f in kept.iter().flat_map(|unit| &unit[1..]) {
@@ -928,12 +969,12 @@ pub fn globals_unit<'ctx>(
     }
     for f in function_list(m) {
         if !is_declaration(f) {
-            replace_with_declaration(m, f, &mut dead)?;
+            drop_definition(m, f, &mut dead)?;
         }
     }
     for g in global_list(m) {
         if !is_declaration(g) && linkage_of(g) == LLVMLinkage::LLVMAvailableExternallyLinkage {
-            replace_with_declaration(m, g, &mut dead)?;
+            drop_definition(m, g, &mut dead)?;
         }
     }
     Ok(module)

@@ -235,6 +235,8 @@ fn units_know_their_size_callees_and_the_globals_leading_to_functions() {
     callees.sort();
     assert_eq!(f("main").callees, callees);
     assert_eq!(f("mid").callees, [index(&plan, "leaf")]);
+    assert_eq!(f("mid").callers, [index(&plan, "main")]);
+    assert!(f("main").callers.is_empty());
     assert!(f("leaf").callees.is_empty() && f("leaf").globals.is_empty());
     // `@text` leads to no function: it is not a planned global.
     let mut global_names: Vec<&str> = plan.globals.iter().map(|g| g.name.as_str()).collect();
@@ -288,6 +290,14 @@ fn speculation_follows_code_and_tables_within_its_limits() {
     assert_eq!(
         names(&plan, &plan.speculate(&[main], all, three)),
         ["main", "mid", "leaf"]
+    );
+    // A unit asked for by compiled code brings what that code refers to:
+    // `main` is compiled and calls `mid`, so `main`'s other small callees
+    // and tables come along (and `mid`'s own callee).
+    let batch = plan.speculate(&[mid], |i| i != main, SpeculationLimits::default());
+    assert_eq!(
+        names(&plan, &batch),
+        ["mid", "leaf", "aliased", "op_a", "op_b"]
     );
     // A big function asked for is compiled; `unreached` never is.
     let big = index(&plan, "big");
