@@ -30,6 +30,9 @@
 //!   (its entries live on the stack): it is saved before the call and
 //!   restored after a caught error, which is what LLVM's own
 //!   `CrashRecoveryContext` does when it abandons frames.
+//! - Only `report_fatal_error` is recoverable. `llvm_unreachable`, a
+//!   crash inside LLVM (a segmentation fault from a backend bug) or an
+//!   out-of-memory report still end the process.
 //! - A fatal error inside a callback of ours (the diagnostic handler is an
 //!   `extern "C"` Rust function) cannot unwind through it: Rust aborts the
 //!   process there, as LLVM would have. So does a program built with
