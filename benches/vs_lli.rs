@@ -1,8 +1,10 @@
 //! `orc run PROG.ll` against `lli-19` and the `gcc -O2` binary on the C
 //! test programs (tests/ir_c/), from one run, printed as ratios of median wall
-//! times (whole process: start, load, compile, run, exit).
+//! times (whole process: start, load, compile, run, exit). The runs of one
+//! program alternate between the commands, so load from other processes
+//! spreads over all of them.
 //!
-//! Run with `cargo bench -p orc-llvm-ir --bench vs_lli`. `ORC_BENCH_RUNS`
+//! Run with `cargo bench --bench vs_lli`. `ORC_BENCH_RUNS`
 //! sets the runs per configuration (default 7).
 
 use std::path::{Path, PathBuf};
@@ -54,23 +56,36 @@ fn build(dir: &Path, name: &str, sources: &[&str]) -> (PathBuf, PathBuf) {
     (ir, bin)
 }
 
-fn median_time(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let mut cmd = make();
-            let start = Instant::now();
-            let status = cmd
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            let t = start.elapsed();
-            assert!(status.code().is_some(), "{cmd:?} crashed");
-            t
+/// Runs `cmd` once (output discarded) and returns its wall time.
+fn time_once(mut cmd: Command) -> Duration {
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let t = start.elapsed();
+    assert!(status.code().is_some(), "{cmd:?} crashed");
+    t
+}
+
+/// The median wall time of each command over `runs` rounds. Each round
+/// runs every command once, in turn, so a change of load on a shared
+/// machine affects all of them alike instead of whichever ran then.
+fn median_times(runs: usize, commands: &[&dyn Fn() -> Command]) -> Vec<Duration> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
+    for _ in 0..runs {
+        for (make, t) in commands.iter().zip(&mut times) {
+            t.push(time_once(make()));
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[runs / 2]
         })
-        .collect();
-    times.sort();
-    times[runs / 2]
+        .collect()
 }
 
 fn main() {
@@ -112,27 +127,37 @@ fn main() {
     );
     for (name, sources, args) in programs {
         let (ir, bin) = build(&dir, name, sources);
-        let lli = median_time(runs, || {
+        let lli = || {
             let mut c = Command::new("lli-19");
             c.arg(&ir).args(args);
             c
-        });
-        let lli_lazy = median_time(runs, || {
+        };
+        let lli_lazy = || {
             let mut c = Command::new("lli-19");
             c.arg("-jit-kind=orc-lazy").arg(&ir).args(args);
             c
-        });
-        let gcc = median_time(runs, || {
+        };
+        let gcc = || {
             let mut c = Command::new(&bin);
             c.args(args);
             c
-        });
-        for (i, (label, flags)) in configs.iter().enumerate() {
-            let t = median_time(runs, || {
-                let mut c = Command::new(orc);
-                c.arg("run").args(*flags).arg(&ir).arg("--").args(args);
-                c
-            });
+        };
+        let orc_runs: Vec<Box<dyn Fn() -> Command>> = configs
+            .iter()
+            .map(|(_, flags)| {
+                let ir = ir.clone();
+                Box::new(move || {
+                    let mut c = Command::new(orc);
+                    c.arg("run").args(*flags).arg(&ir).arg("--").args(args);
+                    c
+                }) as Box<dyn Fn() -> Command>
+            })
+            .collect();
+        let mut commands: Vec<&dyn Fn() -> Command> = vec![&lli, &lli_lazy, &gcc];
+        commands.extend(orc_runs.iter().map(|c| c.as_ref()));
+        let times = median_times(runs, &commands);
+        let (lli, lli_lazy, gcc) = (times[0], times[1], times[2]);
+        for (i, ((label, _), t)) in configs.iter().zip(&times[3..]).enumerate() {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             let (p, l, ll, g) = if i == 0 {
                 (
@@ -146,7 +171,7 @@ fn main() {
             };
             println!(
                 "{p:<9} {l:>7} {ll:>9} {g:>7} | {label:<19} {:>7.1} {:>7.2} {:>7.1}",
-                ms(t),
+                ms(*t),
                 t.as_secs_f64() / lli.as_secs_f64(),
                 t.as_secs_f64() / gcc.as_secs_f64()
             );

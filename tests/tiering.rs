@@ -108,11 +108,31 @@ fn a_function_entered_once_that_loops_hot_is_promoted() {
 #[test]
 fn a_failing_tier_1_compile_leaves_tier_0_running_and_is_reported_once() {
     // An invalid LLVM pass pipeline makes every tier-1 compile fail.
+    let report = tier_up_failure_report("no-such-pass");
+    assert!(report.contains("no-such-pass"), "{report}");
+}
+
+#[test]
+fn a_fatal_llvm_error_in_tier_up_leaves_tier_0_running_and_is_reported_once() {
+    // The verifier pass reports the module `trigger-verifier-error` broke
+    // with LLVM's `report_fatal_error`, which used to end the process.
+    let report = tier_up_failure_report("trigger-verifier-error,verify");
+    assert!(
+        report.contains("llvm fatal error while optimizing"),
+        "{report}"
+    );
+    assert!(report.contains("Broken module found"), "{report}");
+}
+
+/// Runs a hot function with every tier-1 compile failing under `pipeline`;
+/// checks it keeps running in tier 0 and that the failure is reported
+/// exactly once; returns that report.
+fn tier_up_failure_report(pipeline: &str) -> String {
     let jit = Jit::builder()
         .tier(Tier::Adaptive)
         .tier_threshold(5)
         .llvm_config(orc_llvm::LlvmConfig {
-            pipeline: Some("no-such-pass".into()),
+            pipeline: Some(pipeline.into()),
             ..Default::default()
         })
         .build()
@@ -139,6 +159,25 @@ fn a_failing_tier_1_compile_leaves_tier_0_running_and_is_reported_once() {
         .collect();
     assert_eq!(tier_reports.len(), 1, "{reports:?}");
     assert!(tier_reports[0].contains("stays in tier 0"));
+    tier_reports[0].clone()
+}
+
+#[test]
+fn a_fatal_llvm_error_under_tier_1_is_an_eval_error() {
+    let jit = Jit::builder()
+        .tier(Tier::One)
+        .llvm_config(orc_llvm::LlvmConfig {
+            pipeline: Some("trigger-verifier-error,verify".into()),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    for _ in 0..2 {
+        let err = kjit.eval("def twice(x) x * 2;\ntwice(4);").unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("llvm fatal error while optimizing"), "{err}");
+    }
 }
 
 #[test]

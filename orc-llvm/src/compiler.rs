@@ -7,26 +7,29 @@
 //! code model). The module is verified before anything else touches it, so
 //! the optimizer and the code generator only ever see valid IR. Error
 //! diagnostics LLVM reports on the context are collected and fail the
-//! compile instead of ending the process.
+//! compile instead of ending the process, and so do LLVM's fatal errors
+//! during optimization and code generation (`fatal.rs`): such a compile's
+//! context, module and target machine are leaked, never reused.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use inkwell::context::Context;
+use inkwell::llvm_sys::target_machine::LLVMCodeGenFileType;
 use inkwell::memory_buffer::MemoryBuffer;
 use inkwell::module::Module;
-use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{
-    CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
+    CodeModel, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
 };
 use inkwell::values::AnyValue;
 use inkwell::OptimizationLevel;
 use object::{Object, ObjectSymbol, SymbolKind};
 use orc_core::SymbolFlags;
 
-use crate::diagnostics::{install_fatal_error_handler, CurrentUnit, DiagnosticSink};
-use crate::error::CompileError;
+use crate::diagnostics::{CurrentUnit, DiagnosticSink};
+use crate::error::{CompileError, CompileStage};
+use crate::fatal::{self, install_fatal_error_handler, Fatal};
 
 /// How hard LLVM optimizes: the IR pipeline `default<On>` and the code
 /// generator's level.
@@ -372,8 +375,8 @@ impl LlvmCompiler {
     }
 
     /// Builds, verifies, optimizes and compiles `module` into one
-    /// relocatable object. Every failure is an error value; see the module
-    /// docs.
+    /// relocatable object. Every failure is an error value, including
+    /// LLVM's fatal errors ([`CompileError::Fatal`]); see the crate docs.
     pub fn compile(&self, module: Box<dyn LlvmModule>) -> Result<CompiledObject, CompileError> {
         let start = Instant::now();
         let name = module.name().to_owned();
@@ -382,7 +385,16 @@ impl LlvmCompiler {
         let sink = DiagnosticSink::new();
         let context = Context::create();
         sink.attach(&context);
-        let mut compiled = self.compile_in(&context, &sink, module, &name)?;
+        let res = self.compile_in(&context, &sink, module, &name);
+        if let Err(CompileError::Fatal { .. }) = &res {
+            // LLVM abandoned its work on this context half-way (see
+            // `fatal.rs`): objects of the unwound frames, leaked, may still
+            // refer to it. It is leaked too, and so is the sink it reports
+            // to.
+            std::mem::forget(context);
+            std::mem::forget(sink);
+        }
+        let mut compiled = res?;
         compiled.total_time = start.elapsed();
         Ok(compiled)
     }
@@ -408,10 +420,19 @@ impl LlvmCompiler {
 
         let tm = self.take_machine()?;
         let compiled = self.compile_module(module, &tm, sink, name, phases);
-        self.recycle(tm);
+        if let Err(CompileError::Fatal { .. }) = &compiled {
+            // It may have been half-way through an update: never reused,
+            // never disposed of.
+            std::mem::forget(tm);
+        } else {
+            self.recycle(tm);
+        }
         compiled
     }
 
+    /// Verifies, optimizes and compiles `module`. After a
+    /// [`CompileError::Fatal`], `tm` and the module's context must be
+    /// leaked (the module already is).
     fn compile_module(
         &self,
         module: Module<'_>,
@@ -432,6 +453,13 @@ impl LlvmCompiler {
         })?;
         phases.verify = t.elapsed();
 
+        let function = sole_function(&module);
+        let fatal_error = |stage: CompileStage, f: Fatal| CompileError::Fatal {
+            module: name.to_owned(),
+            function: function.clone(),
+            stage,
+            reason: f.0,
+        };
         let t = Instant::now();
         let pipeline = self
             .config
@@ -439,12 +467,19 @@ impl LlvmCompiler {
             .as_deref()
             .unwrap_or(self.config.opt_level.pipeline());
         if !pipeline.is_empty() {
-            module
-                .run_passes(pipeline, tm, PassBuilderOptions::create())
-                .map_err(|e| CompileError::Passes {
-                    module: name.to_owned(),
-                    message: e.to_string(),
-                })?;
+            match fatal::run_passes(&module, pipeline, tm) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    return Err(CompileError::Passes {
+                        module: name.to_owned(),
+                        message,
+                    })
+                }
+                Err(f) => {
+                    std::mem::forget(module);
+                    return Err(fatal_error(CompileStage::Optimize, f));
+                }
+            }
         }
         phases.optimize = t.elapsed();
         diag_errors("optimizing")?;
@@ -463,27 +498,36 @@ impl LlvmCompiler {
         };
 
         let t = Instant::now();
-        let codegen_err = |e: inkwell::support::LLVMString| CompileError::Codegen {
+        let codegen_err = |message: String| CompileError::Codegen {
             module: name.to_owned(),
-            message: e.to_string(),
+            message,
         };
         let asm = if self.config.capture_asm {
             // Code generation may rewrite the IR it runs on: emit the
             // assembly from a copy so the object comes from the same input.
             let copy = module.clone();
-            let buffer = tm
-                .write_to_memory_buffer(&copy, FileType::Assembly)
-                .map_err(codegen_err)?;
-            Some(String::from_utf8_lossy(buffer.as_slice()).into_owned())
+            match fatal::emit(&copy, tm, LLVMCodeGenFileType::LLVMAssemblyFile) {
+                Ok(Ok(text)) => Some(String::from_utf8_lossy(&text).into_owned()),
+                Ok(Err(message)) => return Err(codegen_err(message)),
+                Err(f) => {
+                    std::mem::forget(copy);
+                    std::mem::forget(module);
+                    return Err(fatal_error(CompileStage::Codegen, f));
+                }
+            }
         } else {
             None
         };
-        let buffer = tm
-            .write_to_memory_buffer(&module, FileType::Object)
-            .map_err(codegen_err)?;
+        let bytes = match fatal::emit(&module, tm, LLVMCodeGenFileType::LLVMObjectFile) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(message)) => return Err(codegen_err(message)),
+            Err(f) => {
+                std::mem::forget(module);
+                return Err(fatal_error(CompileStage::Codegen, f));
+            }
+        };
         phases.codegen = t.elapsed();
         diag_errors("generating code")?;
-        let bytes = buffer.as_slice().to_vec();
 
         let compile_time = phases.optimize + phases.codegen;
         let functions = function_reports(&bytes, compile_time, ir);
@@ -527,6 +571,18 @@ impl std::fmt::Debug for LlvmCompiler {
             .field("config", &self.config)
             .finish()
     }
+}
+
+/// The name of `module`'s only function definition, if it has exactly one.
+fn sole_function(module: &Module<'_>) -> Option<String> {
+    let mut defined = module
+        .get_functions()
+        .filter(|f| !f.as_global_value().is_declaration());
+    let first = defined.next()?;
+    if defined.next().is_some() {
+        return None;
+    }
+    Some(first.get_name().to_string_lossy().into_owned())
 }
 
 /// The error diagnostics LLVM reported while `stage` ran, as an error.

@@ -1,23 +1,20 @@
 //! Keeping LLVM's errors inside the unit that caused them.
 //!
-//! Two hooks: a per-context diagnostic handler ([`DiagnosticSink`]) that
-//! collects error diagnostics instead of letting LLVM print them and call
-//! `exit(1)` (its behaviour for a context without a handler), and a
-//! process-wide fatal error handler ([`install_fatal_error_handler`]) that
-//! names the unit being compiled on this thread before LLVM ends the
-//! process. Neither hook can panic or unwind into LLVM.
+//! A per-context diagnostic handler ([`DiagnosticSink`]) collects error
+//! diagnostics instead of letting LLVM print them and call `exit(1)` (its
+//! behaviour for a context without a handler); it cannot panic or unwind
+//! into LLVM. [`CurrentUnit`] records which unit a thread compiles, for
+//! messages about fatal errors (see `fatal.rs`).
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr};
-use std::io::Write;
-use std::sync::{Mutex, Once};
+use std::ffi::{c_void, CStr};
+use std::sync::Mutex;
 
 use inkwell::context::Context;
 use inkwell::llvm_sys::core::{
     LLVMContextSetDiagnosticHandler, LLVMDisposeMessage, LLVMGetDiagInfoDescription,
     LLVMGetDiagInfoSeverity,
 };
-use inkwell::llvm_sys::error_handling::LLVMInstallFatalErrorHandler;
 use inkwell::llvm_sys::prelude::LLVMDiagnosticInfoRef;
 use inkwell::llvm_sys::LLVMDiagnosticSeverity;
 
@@ -113,36 +110,10 @@ impl Drop for CurrentUnit {
     }
 }
 
-/// Installs the process-wide fatal error handler (once).
-pub(crate) fn install_fatal_error_handler() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // SAFETY: the handler is a plain function that never unwinds.
-        unsafe { LLVMInstallFatalErrorHandler(Some(on_fatal_error)) };
-    });
-}
-
-extern "C" fn on_fatal_error(reason: *const c_char) {
-    let reason = if reason.is_null() {
-        "(no reason given)".to_owned()
-    } else {
-        // SAFETY: LLVM passes a NUL-terminated string.
-        unsafe { CStr::from_ptr(reason) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    let unit = CURRENT_UNIT
+/// The unit this thread is compiling, if any.
+pub(crate) fn current_unit() -> Option<String> {
+    CURRENT_UNIT
         .try_with(|u| u.try_borrow().ok().and_then(|u| u.clone()))
         .ok()
-        .flatten();
-    let mut err = std::io::stderr().lock();
-    let _ = match unit {
-        Some(unit) => writeln!(
-            err,
-            "orc: fatal LLVM error while compiling '{unit}': {reason}"
-        ),
-        None => writeln!(err, "orc: fatal LLVM error: {reason}"),
-    };
-    let _ = err.flush();
-    // LLVM ends the process when this returns.
+        .flatten()
 }

@@ -1,6 +1,27 @@
 //! Errors of the tier-1 compiler: one variant per stage that can fail, each
 //! naming the module and carrying LLVM's own message.
 
+use std::fmt;
+
+/// Where in a compile LLVM stopped with a fatal error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompileStage {
+    /// The IR pass pipeline.
+    Optimize,
+    /// Code generation (instruction selection to object emission).
+    Codegen,
+}
+
+impl fmt::Display for CompileStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompileStage::Optimize => "optimizing",
+            CompileStage::Codegen => "generating code for",
+        })
+    }
+}
+
 /// Why an LLVM compile failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -56,4 +77,26 @@ pub enum CompileError {
         /// LLVM's messages, one per line.
         message: String,
     },
+    /// LLVM stopped with a fatal error (`report_fatal_error`, e.g. "Cannot
+    /// select" in instruction selection, or a verifier pass of the
+    /// pipeline rejecting the module). Only this unit failed; the memory of
+    /// its compile is leaked (see `fatal.rs`).
+    #[error("llvm fatal error while {stage} {}: {reason}", describe_unit(.module, .function.as_deref()))]
+    Fatal {
+        /// The module.
+        module: String,
+        /// The module's function, when it defines exactly one.
+        function: Option<String>,
+        /// What LLVM was doing.
+        stage: CompileStage,
+        /// LLVM's reason.
+        reason: String,
+    },
+}
+
+fn describe_unit(module: &str, function: Option<&str>) -> String {
+    match function {
+        Some(function) => format!("function '{function}' (module '{module}')"),
+        None => format!("module '{module}'"),
+    }
 }

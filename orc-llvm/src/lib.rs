@@ -11,12 +11,13 @@
 //! core's object-linking layer. [`partition`] holds the module surgery that
 //! splits a module per function the way LLVM's CompileOnDemandLayer does.
 //!
-//! Failure policy: a module that fails to build or verify, or that LLVM
-//! reports an error diagnostic for, is an error for its unit only. Unverified
-//! IR never reaches the optimizer or code generator. LLVM's fatal errors
-//! (backend bugs such as "cannot select") still end the process, because LLVM
-//! exits after its handler returns; the handler installed here names the
-//! unit being compiled first.
+//! Failure policy: a module that fails to build or verify, that LLVM
+//! reports an error diagnostic for, or that makes LLVM stop with a fatal
+//! error while optimizing or generating code (backend failures such as
+//! "Cannot select") is an error for its unit only
+//! ([`CompileError::Fatal`]); the process and later compiles go on.
+//! Unverified IR never reaches the optimizer or code generator. A fatal
+//! error leaks the memory of the compile it stopped.
 //!
 //! # Example
 //!
@@ -46,6 +47,7 @@
 mod compiler;
 mod diagnostics;
 mod error;
+mod fatal;
 mod layer;
 pub mod partition;
 
@@ -53,7 +55,7 @@ pub use compiler::{
     host_target, CompiledObject, FnLlvmModule, FunctionReport, HostTarget, IrBufferModule,
     LlvmCompiler, LlvmConfig, LlvmModule, LlvmOptLevel, PhaseTimes,
 };
-pub use error::CompileError;
+pub use error::{CompileError, CompileStage};
 pub use layer::{CompileObserver, CompileStats, LlvmLayer};
 
 /// Re-exported so frontends build against the same inkwell (and LLVM).

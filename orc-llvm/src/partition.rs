@@ -26,6 +26,15 @@
 //! edited here is parsed inside these functions, no caller can hold a handle
 //! to a global that gets deleted: the API is safe.
 //!
+//! The plan also records what each unit's code refers to: its size in
+//! instructions, the units it calls or takes the address of, and the
+//! globals (function-pointer tables, aliases) through which it reaches
+//! more. [`PartitionPlan::speculate`] uses that graph to pick, when some
+//! units are needed, the small units their code can reach, so a loader can
+//! compile them in one module ([`functions_unit`]) and pay one unit's fixed
+//! cost instead of many: the "partition" function of the
+//! CompileOnDemandLayer.
+//!
 //! Declarations made here are fresh globals without `dso_local`, so code
 //! reaches other units' symbols through the GOT or a PLT stub and the JIT
 //! linker may place units anywhere.
@@ -79,6 +88,34 @@ pub struct PlannedFunction {
     /// names, module order): called only from this unit, they have no unit,
     /// stub or symbol of their own.
     pub members: Vec<String>,
+    /// The unit's size: instructions of the function and its members.
+    pub size: usize,
+    /// The units whose functions this unit's code refers to (calls or takes
+    /// the address of), as indices into [`PartitionPlan::functions`],
+    /// ascending, without itself.
+    pub callees: Vec<usize>,
+    /// The global variables and aliases this unit's code refers to that
+    /// lead to functions, as indices into [`PartitionPlan::globals`],
+    /// ascending.
+    pub globals: Vec<usize>,
+    /// The units whose code refers to this one directly (the reverse of
+    /// `callees`), ascending.
+    pub callers: Vec<usize>,
+}
+
+/// A global variable or alias through which code can reach functions: a
+/// table of function pointers, an alias of a function, a structure holding
+/// one of those...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedGlobal {
+    /// Its name in the prepared module.
+    pub name: String,
+    /// The units whose functions its initializer (or aliasee) refers to,
+    /// as indices into [`PartitionPlan::functions`], ascending.
+    pub functions: Vec<usize>,
+    /// The other globals of [`PartitionPlan::globals`] it refers to that
+    /// lead to functions, ascending.
+    pub globals: Vec<usize>,
 }
 
 /// A module prepared for splitting, and what it defines.
@@ -91,6 +128,9 @@ pub struct PartitionPlan {
     /// unit; so are the [`PlannedFunction::members`] of another unit), in
     /// module order.
     pub functions: Vec<PlannedFunction>,
+    /// The globals through which code can reach functions (see
+    /// [`PlannedGlobal`]).
+    pub globals: Vec<PlannedGlobal>,
     /// Aliases of functions: (alias, aliased function), both prepared
     /// names. They become extra entry points to the function, not data.
     pub function_aliases: Vec<(String, String)>,
@@ -103,6 +143,107 @@ pub struct PartitionPlan {
     /// The module's ifuncs: the split does not handle them (compile such a
     /// module whole).
     pub ifuncs: Vec<String>,
+}
+
+/// How much [`PartitionPlan::speculate`] may add to the units asked for,
+/// in instructions.
+///
+/// A unit has a fixed cost (reading the module, setting up code generation,
+/// linking an object: about as much as generating code for 50
+/// instructions), which a callee compiled along with its caller does not
+/// pay; a callee compiled that way and never called wastes its own
+/// compile time. So only small callees are worth it, and a total keeps the
+/// first call's delay bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpeculationLimits {
+    /// The largest unit added (default 256).
+    pub unit_size: usize,
+    /// The most added in all (default 2048).
+    pub total_size: usize,
+}
+
+impl SpeculationLimits {
+    /// No speculation: each unit is compiled when asked for.
+    pub const NONE: SpeculationLimits = SpeculationLimits {
+        unit_size: 0,
+        total_size: 0,
+    };
+}
+
+impl Default for SpeculationLimits {
+    fn default() -> Self {
+        SpeculationLimits {
+            unit_size: 256,
+            total_size: 2048,
+        }
+    }
+}
+
+impl PartitionPlan {
+    /// The units to compile together when the units `requested` (indices
+    /// into [`Self::functions`]) are needed: LLVM's CompileOnDemandLayer
+    /// "partition" idea. The requested units come first; then, breadth
+    /// first, every unit that `available` says is not compiled yet, within
+    /// `limits`, that is reachable from
+    /// - the batch's own code (its [`PlannedFunction::callees`] and the
+    ///   functions reachable through its [`PlannedFunction::globals`]),
+    /// - the code of the requested units' callers that are compiled
+    ///   already (not `available`): code calling one of its callees now
+    ///   tends to call the others it refers to next (a long `main` calling
+    ///   many small functions in turn).
+    ///
+    /// Either way a unit is only added because compiled code (or code in
+    /// the batch) refers to it, so a function that nothing compiled can
+    /// reach is never compiled early.
+    pub fn speculate(
+        &self,
+        requested: &[usize],
+        available: impl Fn(usize) -> bool,
+        limits: SpeculationLimits,
+    ) -> Vec<usize> {
+        enum Node {
+            Unit(usize),
+            Global(usize),
+        }
+        let mut batch: Vec<usize> = Vec::new();
+        let mut in_batch = HashSet::new();
+        let mut queue = std::collections::VecDeque::new();
+        for &i in requested {
+            if i < self.functions.len() && in_batch.insert(i) {
+                batch.push(i);
+                queue.push_back(Node::Unit(i));
+            }
+        }
+        for &i in &batch {
+            let compiled_callers = self.functions[i].callers.iter().filter(|&&c| !available(c));
+            queue.extend(compiled_callers.map(|&c| Node::Unit(c)));
+        }
+        let (mut explored_units, mut explored_globals) = (HashSet::new(), HashSet::new());
+        let mut left = limits.total_size;
+        while let Some(node) = queue.pop_front() {
+            let (units, globals) = match node {
+                Node::Unit(u) if explored_units.insert(u) => {
+                    (&self.functions[u].callees, &self.functions[u].globals)
+                }
+                Node::Global(g) if explored_globals.insert(g) => {
+                    (&self.globals[g].functions, &self.globals[g].globals)
+                }
+                _ => continue,
+            };
+            for &u in units {
+                let size = self.functions[u].size;
+                let fits = size <= limits.unit_size && size <= left;
+                if fits && !in_batch.contains(&u) && available(u) {
+                    left -= size;
+                    in_batch.insert(u);
+                    batch.push(u);
+                    queue.push_back(Node::Unit(u));
+                }
+            }
+            queue.extend(globals.iter().map(|&g| Node::Global(g)));
+        }
+        batch
+    }
 }
 
 /// Parses `bytes` (IR text or bitcode; `name` is the buffer name in
@@ -181,6 +322,10 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
                     exported,
                     runs_at_exit: at_exit.contains(&f),
                     members: Vec::new(),
+                    size: 0,
+                    callees: Vec::new(),
+                    globals: Vec::new(),
+                    callers: Vec::new(),
                 });
             }
         }
@@ -211,15 +356,30 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
             None => has_data = true,
         }
     }
+    let globals = references(m, &owners, &unit_index, &mut functions);
     let buffer = module.write_bitcode_to_memory();
     Ok(PartitionPlan {
         bitcode: Arc::from(buffer.as_slice()),
         functions,
+        globals,
         function_aliases,
         has_data,
         has_initializers,
         ifuncs: ifunc_names,
     })
+}
+
+/// One function of a unit being cut out of a prepared module (see
+/// [`functions_unit`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UnitFunction<'a> {
+    /// The function's name in the prepared module
+    /// ([`PlannedFunction::name`]).
+    pub function: &'a str,
+    /// Its unit's members ([`PlannedFunction::members`]).
+    pub members: &'a [String],
+    /// The name its body gets.
+    pub body: &'a str,
 }
 
 /// Parses a prepared module (from [`plan`]) into `context` and keeps only
@@ -238,40 +398,96 @@ pub fn function_unit<'ctx>(
     members: &[String],
     body_name: &str,
 ) -> Result<Module<'ctx>, String> {
+    let unit = UnitFunction {
+        function,
+        members,
+        body: body_name,
+    };
+    functions_unit(context, name, bitcode, &[unit])
+}
+
+/// [`function_unit`] for several units at once (one module, one object):
+/// each function keeps its body under its `body` name, with its members.
+/// Calls between them still go through their own names.
+pub fn functions_unit<'ctx>(
+    context: &'ctx Context,
+    name: &str,
+    bitcode: &[u8],
+    functions: &[UnitFunction<'_>],
+) -> Result<Module<'ctx>, String> {
+    if functions.is_empty() {
+        return Err(format!("unit '{name}' has no function"));
+    }
     let module = parse_lazily(context, name, bitcode)?;
     let m = module.as_mut_ptr();
-    let kept = kept_functions(m, name, function, members)?;
-    for &f in &kept {
+    let kept = kept_functions(m, name, functions)?;
+    for &f in kept.iter().flatten() {
         materialize(m, f);
     }
     // SAFETY: `module` was parsed just above; no handle to any of its
     // globals exists outside this call. The other function bodies are
     // still unread: they are deleted unread, which is what makes this
     // cheap (only the unit's own bodies are ever parsed).
-    unsafe { keep_only_function(m, name, function, members, body_name)? };
+    unsafe { keep_only_functions(m, &kept, functions)? };
     Ok(module)
 }
 
-/// The definitions of `function` (first) and `members` in `m`.
+/// For each of `functions`, its definition in `m` (first) and its members'.
 fn kept_functions(
     m: LLVMModuleRef,
     name: &str,
-    function: &str,
-    members: &[String],
-) -> Result<Vec<LLVMValueRef>, String> {
-    let defs: HashMap<String, LLVMValueRef> = function_list(m)
-        .into_iter()
-        .filter(|&f| !is_declaration(f))
-        .map(|f| (name_of(f), f))
-        .collect();
-    std::iter::once(function)
-        .chain(members.iter().map(String::as_str))
-        .map(|wanted| {
-            defs.get(wanted)
-                .copied()
-                .ok_or_else(|| format!("module '{name}' does not define function '{wanted}'"))
+    functions: &[UnitFunction<'_>],
+) -> Result<Vec<Vec<LLVMValueRef>>, String> {
+    functions
+        .iter()
+        .map(|unit| {
+            std::iter::once(unit.function)
+                .chain(unit.members.iter().map(String::as_str))
+                .map(|wanted| {
+                    named_function(m, wanted)
+                        .filter(|&f| !is_declaration(f))
+                        .ok_or_else(|| {
+                            format!("module '{name}' does not define function '{wanted}'")
+                        })
+                })
+                .collect()
         })
         .collect()
+}
+
+/// The function called `name` in `m`, if any.
+fn named_function(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
+    // A name with a NUL byte cannot be looked up; no function has one.
+    let cname = CString::new(name).ok()?;
+    // SAFETY: `m` is a live module; LLVM only reads the NUL-terminated
+    // name to look it up.
+    let f = unsafe { LLVMGetNamedFunction(m, cname.as_ptr()) };
+    (!f.is_null()).then_some(f)
+}
+
+/// Removes the definition `old` from `m`: deleted at once when nothing uses
+/// it, else replaced by a declaration (see [`replace_with_declaration`]).
+fn drop_definition(
+    m: LLVMModuleRef,
+    old: LLVMValueRef,
+    dead: &mut Option<LLVMValueRef>,
+) -> Result<(), String> {
+    // SAFETY: `old` is a live global of `m`; without uses it can be
+    // erased with the API matching its kind, and no handle to it survives
+    // (the module was parsed by our caller).
+    unsafe {
+        if LLVMGetFirstUse(old).is_null() {
+            if !LLVMIsAFunction(old).is_null() {
+                LLVMDeleteFunction(old);
+                return Ok(());
+            }
+            if !LLVMIsAGlobalVariable(old).is_null() {
+                LLVMDeleteGlobal(old);
+                return Ok(());
+            }
+        }
+    }
+    replace_with_declaration(m, old, dead)
 }
 
 /// Which unit each function definition of `m` belongs to, as a map from
@@ -400,6 +616,180 @@ fn dominators(preds: &[Vec<usize>]) -> (Vec<usize>, Vec<usize>) {
     (idom, unreached)
 }
 
+/// Fills in each unit's size, callees and globals (see [`PlannedFunction`])
+/// and returns the globals that lead to functions. `owners` and
+/// `unit_index` say which unit each function definition belongs to.
+fn references(
+    m: LLVMModuleRef,
+    owners: &HashMap<LLVMValueRef, LLVMValueRef>,
+    unit_index: &HashMap<LLVMValueRef, usize>,
+    functions: &mut [PlannedFunction],
+) -> Vec<PlannedGlobal> {
+    let mut walk = ReferenceWalk {
+        owners,
+        unit_index,
+        global_ids: HashMap::new(),
+        global_values: Vec::new(),
+    };
+    let mut unit_refs = vec![Refs::default(); functions.len()];
+    for f in function_list(m) {
+        let Some(&unit) = owners.get(&f).and_then(|root| unit_index.get(root)) else {
+            continue;
+        };
+        let refs = &mut unit_refs[unit];
+        // SAFETY: walking the blocks and instructions of a live function;
+        // operands are only inspected.
+        unsafe {
+            let mut block = LLVMGetFirstBasicBlock(f);
+            while !block.is_null() {
+                let mut inst = LLVMGetFirstInstruction(block);
+                while !inst.is_null() {
+                    functions[unit].size += 1;
+                    let n = u32::try_from(LLVMGetNumOperands(inst)).unwrap_or(0);
+                    for i in 0..n {
+                        walk.visit(LLVMGetOperand(inst, i), refs);
+                    }
+                    inst = LLVMGetNextInstruction(inst);
+                }
+                block = LLVMGetNextBasicBlock(block);
+            }
+        }
+        refs.constants.clear();
+    }
+    // The globals' own references; visiting may discover more globals.
+    let mut global_refs: Vec<Refs> = Vec::new();
+    while global_refs.len() < walk.global_values.len() {
+        let g = walk.global_values[global_refs.len()];
+        let mut refs = Refs::default();
+        // SAFETY: `g` is a live global variable with an initializer or a
+        // live alias (see `ReferenceWalk::visit`); both are only inspected.
+        let target = unsafe {
+            if LLVMIsAGlobalAlias(g).is_null() {
+                LLVMGetInitializer(g)
+            } else {
+                LLVMAliasGetAliasee(g)
+            }
+        };
+        walk.visit(target, &mut refs);
+        refs.constants.clear();
+        global_refs.push(refs);
+    }
+    // Keep only the globals that lead to some function.
+    let n = global_refs.len();
+    let mut leads = vec![false; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for g in 0..n {
+            if !leads[g]
+                && (!global_refs[g].units.is_empty()
+                    || global_refs[g].globals.iter().any(|&h| leads[h]))
+            {
+                leads[g] = true;
+                changed = true;
+            }
+        }
+    }
+    let mut new_id = vec![usize::MAX; n];
+    let mut kept = 0;
+    for g in 0..n {
+        if leads[g] {
+            new_id[g] = kept;
+            kept += 1;
+        }
+    }
+    let remap = |ids: &HashSet<usize>| -> Vec<usize> {
+        let mut out: Vec<usize> = ids
+            .iter()
+            .filter(|&&g| leads[g])
+            .map(|&g| new_id[g])
+            .collect();
+        out.sort_unstable();
+        out
+    };
+    let sorted = |ids: &HashSet<usize>| -> Vec<usize> {
+        let mut out: Vec<usize> = ids.iter().copied().collect();
+        out.sort_unstable();
+        out
+    };
+    for (unit, refs) in unit_refs.iter().enumerate() {
+        let mut callees = sorted(&refs.units);
+        callees.retain(|&c| c != unit);
+        for &callee in &callees {
+            functions[callee].callers.push(unit);
+        }
+        functions[unit].callees = callees;
+        functions[unit].globals = remap(&refs.globals);
+    }
+    (0..n)
+        .filter(|&g| leads[g])
+        .map(|g| PlannedGlobal {
+            name: name_of(walk.global_values[g]),
+            functions: sorted(&global_refs[g].units),
+            globals: remap(&global_refs[g].globals),
+        })
+        .collect()
+}
+
+/// What a piece of code or data refers to.
+#[derive(Clone, Default)]
+struct Refs {
+    /// Units (indices).
+    units: HashSet<usize>,
+    /// Globals (ids of [`ReferenceWalk`]).
+    globals: HashSet<usize>,
+    /// Constants already visited (shared subexpressions are walked once).
+    constants: HashSet<LLVMValueRef>,
+}
+
+/// Finds the functions and globals values refer to, numbering the globals
+/// as it meets them.
+struct ReferenceWalk<'a> {
+    owners: &'a HashMap<LLVMValueRef, LLVMValueRef>,
+    unit_index: &'a HashMap<LLVMValueRef, usize>,
+    global_ids: HashMap<LLVMValueRef, usize>,
+    global_values: Vec<LLVMValueRef>,
+}
+
+impl ReferenceWalk<'_> {
+    /// Records what `v` refers to: a function's unit, a global variable
+    /// with an initializer or an alias (walked later, once), or, for other
+    /// constants, what their operands refer to.
+    fn visit(&mut self, v: LLVMValueRef, refs: &mut Refs) {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            if v.is_null() {
+                continue;
+            }
+            // SAFETY: `v` is a live value of the module; the queries and
+            // operand reads only inspect it.
+            unsafe {
+                if !LLVMIsAFunction(v).is_null() {
+                    let unit = self.owners.get(&v).and_then(|r| self.unit_index.get(r));
+                    refs.units.extend(unit.copied());
+                } else if !LLVMIsAGlobalAlias(v).is_null()
+                    || (!LLVMIsAGlobalVariable(v).is_null()
+                        && !is_declaration(v)
+                        && linkage_of(v) != LLVMLinkage::LLVMAppendingLinkage)
+                {
+                    let next = self.global_values.len();
+                    let id = *self.global_ids.entry(v).or_insert(next);
+                    if id == next {
+                        self.global_values.push(v);
+                    }
+                    refs.globals.insert(id);
+                } else if !LLVMIsAConstant(v).is_null()
+                    && LLVMIsAGlobalValue(v).is_null()
+                    && refs.constants.insert(v)
+                {
+                    let n = u32::try_from(LLVMGetNumOperands(v)).unwrap_or(0);
+                    stack.extend((0..n).map(|i| LLVMGetOperand(v, i)));
+                }
+            }
+        }
+    }
+}
+
 /// The functions that call `f` directly, or `None` if some use of `f` is
 /// not the callee of a call or invoke (its address is taken, it is in a
 /// constant, an alias...).
@@ -477,23 +867,21 @@ fn materialize(m: LLVMModuleRef, f: LLVMValueRef) {
     }
 }
 
-/// The edit of [`function_unit`] on `m`: keeps `function`'s body as
-/// `body_name` and the `members` as internal functions, every other
-/// definition becomes a declaration, appending tables are dropped, and so
-/// are declarations nothing uses.
+/// The edit of [`functions_unit`] on `m`: keeps each function's body
+/// (`kept[i][0]`) as `functions[i].body` and its members (`kept[i][1..]`) as
+/// internal functions; every other definition becomes a declaration,
+/// appending tables are dropped, and so are declarations nothing uses.
 ///
 /// # Safety
-/// `m` is a live module and no caller holds a handle to any of its globals
-/// (they may be deleted).
-unsafe fn keep_only_function(
+/// `m` is a live module, `kept` holds definitions of `m` (from
+/// [`kept_functions`]) and no caller holds a handle to any other of its
+/// globals (they may be deleted).
+unsafe fn keep_only_functions(
     m: LLVMModuleRef,
-    name: &str,
-    function: &str,
-    members: &[String],
-    body_name: &str,
+    kept: &[Vec<LLVMValueRef>],
+    functions: &[UnitFunction<'_>],
 ) -> Result<(), String> {
-    let kept = kept_functions(m, name, function, members)?;
-    let target = kept[0];
+    let all_kept: HashSet<LLVMValueRef> = kept.iter().flatten().copied().collect();
     let mut dead = None;
     for g in global_list(m) {
         if linkage_of(g) == LLVMLinkage::LLVMAppendingLinkage {
@@ -507,16 +895,16 @@ unsafe fn keep_only_function(
     }
     for g in global_list(m) {
         if !is_declaration(g) && Some(g) != dead {
-            replace_with_declaration(m, g, &mut dead)?;
+            drop_definition(m, g, &mut dead)?;
         }
     }
     for f in function_list(m) {
-        if !kept.contains(&f) && !is_declaration(f) {
-            replace_with_declaration(m, f, &mut dead)?;
+        if !all_kept.contains(&f) && !is_declaration(f) {
+            drop_definition(m, f, &mut dead)?;
         }
     }
-    for &f in &kept[1..] {
-        // SAFETY: `f` is a live definition of `m`, used only by this unit's
+    for &f in kept.iter().flat_map(|unit| &unit[1..]) {
+        // SAFETY: `f` is a live definition of `m`, used only by its unit's
         // functions (the plan checked it): internal linkage (with the
         // default visibility it has) keeps it out of the symbol table.
         unsafe {
@@ -524,24 +912,29 @@ unsafe fn keep_only_function(
             LLVMSetComdat(f, std::ptr::null_mut());
         }
     }
-    set_name(target, body_name);
-    let decl = declare_like(m, target, function);
-    // SAFETY: `target` and `decl` are live globals of `m` with the same
-    // type; afterwards `target` is a plain external definition without a
-    // comdat (its copy is the only one).
-    unsafe {
-        LLVMReplaceAllUsesWith(target, decl);
-        LLVMSetLinkage(target, LLVMLinkage::LLVMExternalLinkage);
-        LLVMSetVisibility(target, LLVMVisibility::LLVMDefaultVisibility);
-        LLVMSetComdat(target, std::ptr::null_mut());
+    let mut targets = HashSet::new();
+    for (unit, wanted) in kept.iter().zip(functions) {
+        let target = unit[0];
+        targets.insert(target);
+        set_name(target, wanted.body);
+        let decl = declare_like(m, target, wanted.function);
+        // SAFETY: `target` and `decl` are live globals of `m` with the same
+        // type; afterwards `target` is a plain external definition without
+        // a comdat (its copy is the only one).
+        unsafe {
+            LLVMReplaceAllUsesWith(target, decl);
+            LLVMSetLinkage(target, LLVMLinkage::LLVMExternalLinkage);
+            LLVMSetVisibility(target, LLVMVisibility::LLVMDefaultVisibility);
+            LLVMSetComdat(target, std::ptr::null_mut());
+        }
     }
     // Declarations without uses only cost parsing and symbol-table time in
-    // later stages: drop them (the body's references are all uses).
+    // later stages: drop them (the bodies' references are all uses).
     for f in function_list(m) {
         // SAFETY: `f` is a live function of `m`; an unused declaration can
         // be erased and no handle to it survives.
         unsafe {
-            if f != target && is_declaration(f) && LLVMGetFirstUse(f).is_null() {
+            if !targets.contains(&f) && is_declaration(f) && LLVMGetFirstUse(f).is_null() {
                 LLVMDeleteFunction(f);
             }
         }
@@ -576,12 +969,12 @@ pub fn globals_unit<'ctx>(
     }
     for f in function_list(m) {
         if !is_declaration(f) {
-            replace_with_declaration(m, f, &mut dead)?;
+            drop_definition(m, f, &mut dead)?;
         }
     }
     for g in global_list(m) {
         if !is_declaration(g) && linkage_of(g) == LLVMLinkage::LLVMAvailableExternallyLinkage {
-            replace_with_declaration(m, g, &mut dead)?;
+            drop_definition(m, g, &mut dead)?;
         }
     }
     Ok(module)

@@ -2,10 +2,12 @@
 //! members of it (no unit of their own, even when mutually recursive), the
 //! rest keep their own unit (and take their own exclusive helpers), and a
 //! unit with members is a valid module defining them as internal functions.
+//! The plan's reference graph (sizes, callees, function tables) and the
+//! speculation that compiles small reachable callees with their caller.
 
 use orc_llvm::inkwell::context::Context;
 use orc_llvm::inkwell::module::Linkage;
-use orc_llvm::partition::{self, PlannedFunction};
+use orc_llvm::partition::{self, PlannedFunction, SpeculationLimits, UnitFunction};
 
 const IR: &str = r#"
 @fp = global ptr @taken
@@ -148,4 +150,196 @@ fn a_missing_member_is_an_error() {
     )
     .unwrap_err();
     assert!(err.contains("does not define function 'nope'"), "{err}");
+}
+
+/// `main` calls `mid` (which calls `leaf`) and `big`, reads a table of
+/// function pointers through another global, and calls through an alias;
+/// `unreached` is referred to by nothing.
+fn references_ir() -> String {
+    let adds: String = (0..300)
+        .map(|i| format!("  %v{} = add i32 %v{i}, 1\n", i + 1))
+        .collect();
+    format!(
+        r#"
+@ops = internal constant [2 x ptr] [ptr @op_a, ptr @op_b]
+@holder = internal global {{ ptr }} {{ ptr @ops }}
+@alias_f = alias i32 (i32), ptr @aliased
+@text = private constant [3 x i8] c"hi\00"
+
+define internal i32 @op_a(i32 %x) {{
+  %r = add i32 %x, 1
+  ret i32 %r
+}}
+
+define internal i32 @op_b(i32 %x) {{
+  ret i32 %x
+}}
+
+define i32 @aliased(i32 %x) {{
+  ret i32 %x
+}}
+
+define i32 @leaf(i32 %x) {{
+  ret i32 %x
+}}
+
+define i32 @mid(i32 %x) {{
+  %r = call i32 @leaf(i32 %x)
+  ret i32 %r
+}}
+
+define i32 @big(i32 %v0) {{
+{adds}  ret i32 %v300
+}}
+
+define i32 @unreached(i32 %x) {{
+  ret i32 %x
+}}
+
+define i32 @main(i32 %x) {{
+  %a = call i32 @mid(i32 %x)
+  %b = call i32 @big(i32 %a)
+  %t = load ptr, ptr @holder
+  %f = load ptr, ptr %t
+  %c = call i32 %f(i32 %b)
+  %d = call i32 @alias_f(i32 %c)
+  %s = load i8, ptr @text
+  ret i32 %d
+}}
+"#
+    )
+}
+
+fn index(plan: &partition::PartitionPlan, source_name: &str) -> usize {
+    plan.functions
+        .iter()
+        .position(|f| f.source_name == source_name)
+        .unwrap()
+}
+
+fn names(plan: &partition::PartitionPlan, batch: &[usize]) -> Vec<String> {
+    batch
+        .iter()
+        .map(|&i| plan.functions[i].source_name.clone())
+        .collect()
+}
+
+#[test]
+fn units_know_their_size_callees_and_the_globals_leading_to_functions() {
+    let plan = partition::plan("refs.ll", references_ir().as_bytes(), "r").unwrap();
+    let f = |n: &str| &plan.functions[index(&plan, n)];
+    assert_eq!(f("leaf").size, 1);
+    assert_eq!(f("big").size, 301);
+    assert_eq!(f("main").size, 8);
+    let mut callees = vec![index(&plan, "mid"), index(&plan, "big")];
+    callees.sort();
+    assert_eq!(f("main").callees, callees);
+    assert_eq!(f("mid").callees, [index(&plan, "leaf")]);
+    assert_eq!(f("mid").callers, [index(&plan, "main")]);
+    assert!(f("main").callers.is_empty());
+    assert!(f("leaf").callees.is_empty() && f("leaf").globals.is_empty());
+    // `@text` leads to no function: it is not a planned global.
+    let mut global_names: Vec<&str> = plan.globals.iter().map(|g| g.name.as_str()).collect();
+    global_names.sort();
+    assert_eq!(global_names.len(), 3, "{global_names:?}");
+    assert!(global_names.contains(&"alias_f"), "{global_names:?}");
+    assert!(
+        global_names.iter().all(|g| !g.contains("text")),
+        "{global_names:?}"
+    );
+    assert_eq!(f("main").globals.len(), 2, "holder and the alias");
+    let ops = plan
+        .globals
+        .iter()
+        .find(|g| g.name.ends_with(".ops"))
+        .unwrap();
+    let mut op_units = vec![index(&plan, "op_a"), index(&plan, "op_b")];
+    op_units.sort();
+    assert_eq!(ops.functions, op_units);
+}
+
+#[test]
+fn speculation_follows_code_and_tables_within_its_limits() {
+    let plan = partition::plan("refs.ll", references_ir().as_bytes(), "r").unwrap();
+    let main = index(&plan, "main");
+    let all = |_: usize| true;
+    let batch = plan.speculate(&[main], all, SpeculationLimits::default());
+    // Breadth first: main's callees (`big` is too big) and theirs, then
+    // what the batch reaches through the globals.
+    assert_eq!(
+        names(&plan, &batch),
+        ["main", "mid", "leaf", "aliased", "op_a", "op_b"]
+    );
+    assert_eq!(
+        names(
+            &plan,
+            &plan.speculate(&[main], all, SpeculationLimits::NONE)
+        ),
+        ["main"]
+    );
+    // What is compiled already is not compiled again, nor followed.
+    let mid = index(&plan, "mid");
+    let batch = plan.speculate(&[main], |i| i != mid, SpeculationLimits::default());
+    assert_eq!(names(&plan, &batch), ["main", "aliased", "op_a", "op_b"]);
+    // The total limit counts instructions of the units added (`mid` has
+    // two, `leaf` and `aliased` one).
+    let three = SpeculationLimits {
+        unit_size: 256,
+        total_size: 3,
+    };
+    assert_eq!(
+        names(&plan, &plan.speculate(&[main], all, three)),
+        ["main", "mid", "leaf"]
+    );
+    // A unit asked for by compiled code brings what that code refers to:
+    // `main` is compiled and calls `mid`, so `main`'s other small callees
+    // and tables come along (and `mid`'s own callee).
+    let batch = plan.speculate(&[mid], |i| i != main, SpeculationLimits::default());
+    assert_eq!(
+        names(&plan, &batch),
+        ["mid", "leaf", "aliased", "op_a", "op_b"]
+    );
+    // A big function asked for is compiled; `unreached` never is.
+    let big = index(&plan, "big");
+    let batch = plan.speculate(&[big, main], all, SpeculationLimits::default());
+    assert_eq!(names(&plan, &batch)[..2], ["big", "main"]);
+    assert!(!names(&plan, &batch).contains(&"unreached".to_owned()));
+}
+
+#[test]
+fn several_units_compile_as_one_module() {
+    let plan = partition::plan("refs.ll", references_ir().as_bytes(), "r").unwrap();
+    let (main, mid) = (
+        &plan.functions[index(&plan, "main")],
+        &plan.functions[index(&plan, "mid")],
+    );
+    let context = Context::create();
+    let units = [
+        UnitFunction {
+            function: &main.name,
+            members: &main.members,
+            body: "main$t1",
+        },
+        UnitFunction {
+            function: &mid.name,
+            members: &mid.members,
+            body: "mid$t1",
+        },
+    ];
+    let module =
+        partition::functions_unit(&context, "refs.ll:main+1", &plan.bitcode, &units).unwrap();
+    module.verify().unwrap();
+    for body in ["main$t1", "mid$t1"] {
+        let f = module.get_function(body).unwrap();
+        assert!(f.count_basic_blocks() > 0, "{body}");
+        assert_eq!(f.get_linkage(), Linkage::External);
+    }
+    // `main` calls `mid` by name (its stub), not `mid$t1`.
+    let mid_decl = module.get_function("mid").unwrap();
+    assert_eq!(mid_decl.count_basic_blocks(), 0);
+    assert!(module
+        .get_function("leaf")
+        .is_some_and(|f| f.count_basic_blocks() == 0));
+    let err = partition::functions_unit(&context, "none", &plan.bitcode, &[]).unwrap_err();
+    assert!(err.contains("has no function"), "{err}");
 }

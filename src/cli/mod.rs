@@ -82,9 +82,18 @@ pub(crate) struct JitArgs {
     /// the default is code generation only, like lli).
     #[arg(long, value_name = "O0|O1|O2|O3", value_parser = parse_llvm_opt)]
     pub(crate) llvm_opt_level: Option<LlvmOptLevel>,
-    /// Compile on N background threads (0: on the calling thread).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub(crate) compile_threads: usize,
+    /// Compile on N background threads (0: on the calling thread). The
+    /// default is one fewer than the machine's cores, at least 1.
+    #[arg(long, value_name = "N")]
+    pub(crate) compile_threads: Option<usize>,
+}
+
+/// One fewer than the machine's cores, at least 1: the main thread keeps a
+/// core while compiles run on the others.
+fn default_compile_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
@@ -126,7 +135,7 @@ impl JitArgs {
         builder
             .lazy(!self.eager)
             .opt_level(opt_level)
-            .compile_threads(self.compile_threads)
+            .compile_threads(self.compile_threads.unwrap_or_else(default_compile_threads))
             .dump(DumpOptions {
                 clif: self.dump.contains(&Dump::Clif),
                 llvm_ir: self.dump.contains(&Dump::LlvmIr),

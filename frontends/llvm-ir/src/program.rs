@@ -2,6 +2,7 @@
 //! crate docs). The module's bytes are parsed again on each compile thread
 //! (inkwell contexts are not `Send`); only bytes and names cross threads.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,11 +10,12 @@ use std::sync::Arc;
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectFile;
 use orc_core::{
-    reexports, JitDylib, ResourceTracker, SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags,
+    reexports, JitDylib, MaterializationResponsibility, MaterializationUnit, ResourceTracker,
+    SymbolAliasMap, SymbolAliasMapEntry, SymbolFlags, SymbolFlagsMap, SymbolName,
 };
 use orc_llvm::inkwell::context::Context;
 use orc_llvm::inkwell::module::Module;
-use orc_llvm::partition::{self, PartitionError, PartitionPlan};
+use orc_llvm::partition::{self, PartitionError, PartitionPlan, SpeculationLimits, UnitFunction};
 use orc_llvm::{IrBufferModule, LlvmLayer, LlvmModule};
 
 use crate::diagnostic::{IrDiagnostic, IrError};
@@ -59,6 +61,7 @@ pub struct IrProgram {
     name: String,
     bytes: Arc<[u8]>,
     plan: PartitionPlan,
+    speculation: SpeculationLimits,
 }
 
 impl IrProgram {
@@ -91,7 +94,20 @@ impl IrProgram {
             }
             other => IrError::Invalid(IrDiagnostic::from_parse_error(&name, &other.to_string())),
         })?;
-        Ok(IrProgram { name, bytes, plan })
+        Ok(IrProgram {
+            name,
+            bytes,
+            plan,
+            speculation: SpeculationLimits::default(),
+        })
+    }
+
+    /// How many callees lazy mode may compile along with a function that is
+    /// called (see [`LoadMode::Lazy`]); [`SpeculationLimits::NONE`] compiles
+    /// each unit only when it is called itself.
+    pub fn with_speculation(mut self, limits: SpeculationLimits) -> Self {
+        self.speculation = limits;
+        self
     }
 
     /// The name diagnostics use (the path as given).
@@ -154,20 +170,31 @@ impl IrProgram {
             };
             self.add_object(target, Box::new(data), tracker)?;
         }
-        for f in &self.plan.functions {
-            let unit = FunctionUnit {
-                name: format!("{}:{}", self.name, f.name),
-                bitcode: self.plan.bitcode.clone(),
-                function: f.name.clone(),
-                members: f.members.clone(),
-                body: body_symbol(&f.name),
+        let es = target.main.session();
+        if !self.plan.functions.is_empty() {
+            let bodies: Vec<SymbolName> = self
+                .plan
+                .functions
+                .iter()
+                .map(|f| es.intern(&body_symbol(&f.name)))
+                .collect();
+            let split = Arc::new(SplitModule {
+                name: self.name.clone(),
+                index: bodies.iter().cloned().zip(0..).collect(),
+                bodies,
+                plan: self.plan.clone(),
+                layer: target.layer.clone(),
+                limits: self.speculation,
+            });
+            let unit = FunctionsUnit {
+                functions: (0..split.plan.functions.len()).collect(),
+                split,
             };
-            target.layer.add(target.bodies, Box::new(unit), tracker)?;
+            target.bodies.define(Box::new(unit), tracker)?;
         }
         // Functions that may run during teardown, when nothing can be
         // compiled any more, are plain re-exports: compiled as soon as code
         // referring to them is linked. The rest are lazy stubs.
-        let es = target.main.session();
         let mut lazy = SymbolAliasMap::new();
         let mut direct = SymbolAliasMap::new();
         let at_exit = |name: &str| {
@@ -280,32 +307,177 @@ impl LlvmModule for GlobalsUnit {
     }
 }
 
-/// One function of a split module, defined as its body symbol, with the
-/// local functions only it calls.
-struct FunctionUnit {
+/// What the function units of one lazily added module share.
+struct SplitModule {
+    /// The module's name (the file).
     name: String,
-    bitcode: Arc<[u8]>,
-    function: String,
-    /// The local functions compiled with it (no unit of their own).
-    members: Vec<String>,
-    body: String,
+    plan: PartitionPlan,
+    layer: Arc<LlvmLayer>,
+    limits: SpeculationLimits,
+    /// The body symbol of each planned function, by index.
+    bodies: Vec<SymbolName>,
+    /// The index of each body symbol.
+    index: HashMap<SymbolName, usize>,
 }
 
-impl LlvmModule for FunctionUnit {
+/// The function bodies of a split module that are not compiled yet, as one
+/// unit: the CompileOnDemandLayer's partitioning unit. When some are looked
+/// up it compiles them together with the small functions their code refers
+/// to that are not compiled yet ([`PartitionPlan::speculate`], within the
+/// default [`SpeculationLimits`]), as one object, and hands every other body back
+/// to the dylib as a new unit of the same kind. So a function is compiled
+/// on the first call of a function whose code can reach it, and never when
+/// nothing compiled can.
+///
+/// If that batch fails to compile, the speculative part is handed back and
+/// the requested functions are compiled alone: a callee that cannot be
+/// compiled fails only when (and if) it is called itself.
+struct FunctionsUnit {
+    split: Arc<SplitModule>,
+    /// The planned functions (indices) whose bodies this unit defines.
+    functions: Vec<usize>,
+}
+
+impl FunctionsUnit {
+    fn symbols_of(split: &SplitModule, functions: &[usize]) -> SymbolFlagsMap {
+        functions
+            .iter()
+            .map(|&i| (split.bodies[i].clone(), CALLABLE))
+            .collect()
+    }
+
+    /// A unit for `functions` of the same module.
+    fn rest(&self, functions: Vec<usize>) -> Box<FunctionsUnit> {
+        Box::new(FunctionsUnit {
+            split: self.split.clone(),
+            functions,
+        })
+    }
+}
+
+impl MaterializationUnit for FunctionsUnit {
+    fn name(&self) -> &str {
+        &self.split.name
+    }
+
+    fn symbols(&self) -> SymbolFlagsMap {
+        Self::symbols_of(&self.split, &self.functions)
+    }
+
+    fn materialize(self: Box<Self>, r: MaterializationResponsibility) {
+        let split = &self.split;
+        let mut requested: Vec<usize> = r
+            .requested_symbols()
+            .iter()
+            .filter_map(|s| split.index.get(s).copied())
+            .filter(|i| self.functions.contains(i))
+            .collect();
+        if requested.is_empty() {
+            // Materialized with no lookup waiting: everything was wanted.
+            requested.clone_from(&self.functions);
+        }
+        let owned: HashSet<usize> = self.functions.iter().copied().collect();
+        let batch = split
+            .plan
+            .speculate(&requested, |i| owned.contains(&i), split.limits);
+        let in_batch: HashSet<usize> = batch.iter().copied().collect();
+        let rest: Vec<usize> = self
+            .functions
+            .iter()
+            .copied()
+            .filter(|i| !in_batch.contains(i))
+            .collect();
+        if !rest.is_empty() {
+            if let Err(e) = r.replace(self.rest(rest)) {
+                return r.fail(e);
+            }
+        }
+        let compiled = split.layer.compile(split.batch_module(&batch));
+        match compiled {
+            Ok(compiled) => {
+                let name = split.batch_name(&batch);
+                split
+                    .layer
+                    .object_layer()
+                    .emit_bytes(r, &name, compiled.bytes);
+            }
+            Err(_) if batch.len() > requested.len() => {
+                // Maybe a speculative callee failed: compile what was asked
+                // for alone, and the callees when they are called.
+                let extras = batch[requested.len()..].to_vec();
+                if let Err(e) = r.replace(self.rest(extras)) {
+                    return r.fail(e);
+                }
+                split.layer.emit(r, split.batch_module(&requested));
+            }
+            Err(e) => r.fail(orc_core::Error::other(e.to_string())),
+        }
+    }
+
+    fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
+        // Body symbols are strong definitions; nothing to lose to.
+        if let Some(i) = self.split.index.get(name) {
+            self.functions.retain(|f| f != i);
+        }
+    }
+}
+
+impl SplitModule {
+    /// `NAME:FUNCTION`, or `NAME:FUNCTION+N` for a batch of N more.
+    fn batch_name(&self, batch: &[usize]) -> String {
+        let first = batch
+            .first()
+            .map_or("", |&i| self.plan.functions[i].name.as_str());
+        match batch.len() {
+            0 | 1 => format!("{}:{first}", self.name),
+            n => format!("{}:{first}+{}", self.name, n - 1),
+        }
+    }
+
+    fn batch_module(&self, batch: &[usize]) -> Box<dyn LlvmModule> {
+        Box::new(BatchModule {
+            name: self.batch_name(batch),
+            bitcode: self.plan.bitcode.clone(),
+            functions: batch
+                .iter()
+                .map(|&i| {
+                    let f = &self.plan.functions[i];
+                    (f.name.clone(), f.members.clone(), body_symbol(&f.name))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Functions of a split module compiled together, each defined as its body
+/// symbol, with the local functions only it calls.
+struct BatchModule {
+    name: String,
+    bitcode: Arc<[u8]>,
+    /// (function, members, body symbol) for each.
+    functions: Vec<(String, Vec<String>, String)>,
+}
+
+impl LlvmModule for BatchModule {
     fn name(&self) -> &str {
         &self.name
     }
     fn symbols(&self) -> Vec<(String, SymbolFlags)> {
-        vec![(self.body.clone(), CALLABLE)]
+        self.functions
+            .iter()
+            .map(|(_, _, body)| (body.clone(), CALLABLE))
+            .collect()
     }
     fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
-        partition::function_unit(
-            context,
-            &self.name,
-            &self.bitcode,
-            &self.function,
-            &self.members,
-            &self.body,
-        )
+        let units: Vec<UnitFunction<'_>> = self
+            .functions
+            .iter()
+            .map(|(function, members, body)| UnitFunction {
+                function,
+                members,
+                body,
+            })
+            .collect();
+        partition::functions_unit(context, &self.name, &self.bitcode, &units)
     }
 }

@@ -1,6 +1,7 @@
 //! The IR frontend in-process: located diagnostics for invalid IR, what the
-//! lazy split compiles and when, promoted local names, eager loading, and a
-//! function that fails inside LLVM failing alone.
+//! lazy split compiles and when (small callees with their caller, nothing
+//! unreachable), promoted local names, eager loading, and a function that
+//! fails inside LLVM failing alone, even when compiled speculatively.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{DynamicLibrarySearchGenerator, ExecutionSession, JitDylib};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
-use orc_llvm_ir::{body_symbol, IrError, IrProgram, IrTarget, LoadMode};
+use orc_llvm_ir::{body_symbol, IrError, IrProgram, IrTarget, LoadMode, SpeculationLimits};
 
 struct Jit {
     es: ExecutionSession,
@@ -245,4 +246,159 @@ fn garbage_bitcode_and_missing_files_are_errors() {
     let err = IrProgram::load("/nonexistent/prog.ll").unwrap_err();
     assert!(matches!(err, IrError::Read { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/prog.ll"));
+}
+
+/// `entry` calls `mid` (which calls `leaf`) and a function it finds in a
+/// table; `guarded` calls `cannot_select` (an AArch64 intrinsic) only for
+/// big arguments; `unused` is referred to by nothing.
+const CALL_TREE: &str = r#"
+@ops = internal constant [1 x ptr] [ptr @via_table]
+
+declare i32 @llvm.aarch64.crc32b(i32, i32)
+
+define internal i32 @via_table(i32 %x) {
+  %r = add i32 %x, 100
+  ret i32 %r
+}
+
+define i32 @leaf(i32 %x) {
+  %r = add i32 %x, 1
+  ret i32 %r
+}
+
+define i32 @mid(i32 %x) {
+  %r = call i32 @leaf(i32 %x)
+  ret i32 %r
+}
+
+define i32 @entry(i32 %x) {
+  %a = call i32 @mid(i32 %x)
+  %f = load ptr, ptr @ops
+  %b = call i32 %f(i32 %a)
+  ret i32 %b
+}
+
+define i32 @unused(i32 %x) {
+  %r = call i32 @leaf(i32 %x)
+  ret i32 %r
+}
+
+define i32 @cannot_select(i32 %x) {
+  %r = call i32 @llvm.aarch64.crc32b(i32 %x, i32 %x)
+  ret i32 %r
+}
+
+define i32 @guarded(i32 %x) {
+  %big = icmp sgt i32 %x, 1000
+  br i1 %big, label %bad, label %fine
+bad:
+  %r = call i32 @cannot_select(i32 %x)
+  ret i32 %r
+fine:
+  %s = add i32 %x, 2
+  ret i32 %s
+}
+"#;
+
+/// The source names of the compiled functions, sorted.
+fn compiled_sources(jit: &Jit) -> Vec<String> {
+    let mut names: Vec<String> = jit
+        .compiled()
+        .iter()
+        .map(|n| {
+            let n = n.strip_suffix("$t1").unwrap_or(n);
+            n.rsplit('.').next().unwrap_or(n).to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn lazy_mode_compiles_small_callees_with_their_caller_and_nothing_unreachable() {
+    let jit = Jit::new();
+    let program = IrProgram::parse("tree.ll", CALL_TREE).unwrap();
+    jit.add(&program, LoadMode::Lazy).unwrap();
+    assert_eq!(jit.layer.stats().modules, 1, "only the data unit so far");
+    // leaf(1) = 2 through mid, then + 100 through the table.
+    assert_eq!(jit.call_i32("entry", 1), 102);
+    assert_eq!(jit.layer.stats().modules, 2, "one batch");
+    assert_eq!(
+        compiled_sources(&jit),
+        ["entry", "leaf", "mid", "via_table"],
+        "everything entry's code reaches, nothing else"
+    );
+    assert_eq!(jit.call_i32("mid", 5), 6);
+    assert_eq!(jit.layer.stats().modules, 2, "mid was compiled already");
+    assert_eq!(jit.call_i32("unused", 5), 6);
+    assert_eq!(jit.layer.stats().modules, 3);
+    assert!(compiled_sources(&jit).contains(&"unused".to_owned()));
+    jit.es.end_session().unwrap();
+
+    // Without speculation, each function is compiled on its own first call.
+    let jit = Jit::new();
+    let program = program.with_speculation(SpeculationLimits::NONE);
+    jit.add(&program, LoadMode::Lazy).unwrap();
+    assert_eq!(jit.call_i32("entry", 1), 102);
+    assert_eq!(
+        jit.layer.stats().modules,
+        5,
+        "data, entry, mid, leaf, via_table"
+    );
+    jit.es.end_session().unwrap();
+}
+
+#[test]
+fn a_callee_that_cannot_be_compiled_fails_only_when_called_itself() {
+    let jit = Jit::new();
+    let program = IrProgram::parse("tree.ll", CALL_TREE).unwrap();
+    jit.add(&program, LoadMode::Lazy).unwrap();
+    // The batch of `guarded` and `cannot_select` fails; `guarded` is then
+    // compiled alone.
+    assert_eq!(jit.call_i32("guarded", 5), 7);
+    let stats = jit.layer.stats();
+    assert_eq!((stats.failures, stats.modules), (1, 2), "data and guarded");
+    assert!(!compiled_sources(&jit).contains(&"cannot_select".to_owned()));
+    let err = jit
+        .bodies
+        .lookup_symbol(&body_symbol("cannot_select"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cannot select: intrinsic %llvm.aarch64.crc32b"),
+        "{err}"
+    );
+    assert!(err.contains("'tree.ll:cannot_select'"), "{err}");
+    // The rest of the program still compiles and runs.
+    assert_eq!(jit.call_i32("entry", 1), 102);
+    jit.es.end_session().unwrap();
+}
+
+/// Regression: a long `main` calling 2,000 small functions in turn used to
+/// compile each of them as a unit of its own after the first batch (each
+/// unit reads the whole module: quadratic, 43 s for 5,000), because only
+/// the requested function's own callees were speculated on.
+#[test]
+fn a_long_function_calling_many_small_ones_compiles_them_in_a_few_batches() {
+    let n = 2000;
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "define i32 @f{i}(i32 %x) {{\n  %r = add i32 %x, 1\n  ret i32 %r\n}}\n"
+        ));
+    }
+    src.push_str("define i32 @entry(i32 %x0) {\n");
+    for i in 0..n {
+        src.push_str(&format!("  %x{} = call i32 @f{i}(i32 %x{i})\n", i + 1));
+    }
+    src.push_str(&format!("  ret i32 %x{n}\n}}\n"));
+    let jit = Jit::new();
+    let program = IrProgram::parse("wide.ll", src).unwrap();
+    jit.add(&program, LoadMode::Lazy).unwrap();
+    assert_eq!(jit.call_i32("entry", 5), 2005);
+    let stats = jit.layer.stats();
+    assert_eq!(stats.functions.len(), n + 1);
+    // 2,000 units of 2 instructions, at most 2,048 instructions a batch.
+    assert!(stats.modules <= 3, "{} modules", stats.modules);
+    jit.es.end_session().unwrap();
 }
