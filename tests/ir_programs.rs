@@ -96,7 +96,12 @@ fn same_everywhere(test: &str, sources: &[&str], ext: &str, args: &[&str], statu
         "{test}: lli-19 differs from the native program"
     );
     // Options go before the file; arguments after it (and after `--`).
-    for mode in [&[][..], &["--eager"][..], &["--compile-threads", "2"][..]] {
+    for mode in [
+        &[][..],
+        &["--eager"][..],
+        &["--compile-threads", "2"][..],
+        &["--lazy-units", "function"][..],
+    ] {
         let out = run(Command::new(env!("CARGO_BIN_EXE_orc"))
             .arg("run")
             .args(mode)

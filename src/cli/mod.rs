@@ -41,6 +41,15 @@ pub(crate) enum Dump {
     Asm,
 }
 
+/// How lazily compiled IR functions are grouped (see `--lazy-units`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LazyUnits {
+    /// One function per compile.
+    Function,
+    /// The called function with the small functions its code can reach.
+    Reachable,
+}
+
 /// Cranelift optimization levels.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Opt {
@@ -113,6 +122,12 @@ pub(crate) struct RunArgs {
     /// Libraries an IR program links against, as with `gcc -lNAME`.
     #[arg(short = 'l', value_name = "NAME")]
     pub(crate) libs: Vec<String>,
+    /// For IR programs run lazily: `function` compiles exactly the function
+    /// called, each in its own unit (LLVM CompileOnDemand's default);
+    /// `reachable` (the default) also compiles the small functions its code
+    /// can reach, in the same module.
+    #[arg(long, value_enum, default_value = "reachable")]
+    pub(crate) lazy_units: LazyUnits,
     /// Arguments for the IR program's `main` (after `--`).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,

@@ -44,6 +44,9 @@ fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> 
 pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let path = args.file.display().to_string();
     let program = match IrProgram::load(&path) {
+        Ok(p) if args.lazy_units == super::LazyUnits::Function => {
+            p.with_speculation(orc_llvm_ir::SpeculationLimits::NONE)
+        }
         Ok(p) => p,
         // LLVM's diagnostic already reads `FILE:LINE:COL: error: ...`.
         Err(e @ orc_llvm_ir::IrError::Invalid(_)) => {
