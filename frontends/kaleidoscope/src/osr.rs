@@ -45,36 +45,7 @@ pub struct OsrSlot {
 /// The number of `for` loops in `func`: the number of [`OsrSlot`]s its
 /// tier-0 code reads, and of on-stack-replacement entries it can have.
 pub fn loop_count(func: &Function) -> usize {
-    fn count(expr: &Expr) -> usize {
-        match &expr.kind {
-            ExprKind::Number(_) | ExprKind::Variable(_) => 0,
-            ExprKind::Call { args, .. } => args.iter().map(count).sum(),
-            ExprKind::Unary { operand, .. } => count(operand),
-            ExprKind::Binary { lhs, rhs, .. } => count(lhs) + count(rhs),
-            ExprKind::Assign { value, .. } => count(value),
-            ExprKind::If {
-                cond,
-                then_branch,
-                else_branch,
-            } => count(cond) + count(then_branch) + count(else_branch),
-            ExprKind::For {
-                start,
-                end,
-                step,
-                body,
-                ..
-            } => 1 + count(start) + count(end) + step.as_deref().map_or(0, count) + count(body),
-            ExprKind::Var { bindings, body } => {
-                bindings
-                    .iter()
-                    .filter_map(|b| b.init.as_ref())
-                    .map(count)
-                    .sum::<usize>()
-                    + count(body)
-            }
-        }
-    }
-    count(&func.body)
+    osr_state_sizes(func).len()
 }
 
 /// For each loop of `func`, in loop-number order, the number of `f64`s in
@@ -143,8 +114,45 @@ mod tests {
     fn sizes(src: &str) -> Vec<usize> {
         let program = parse_and_check(src).expect("valid");
         let func = program.functions().last().expect("a function").clone();
-        assert_eq!(loop_count(&func), osr_state_sizes(&func).len());
+        let loops = count_loops(&func.body);
+        assert_eq!(loop_count(&func), loops);
         osr_state_sizes(&func)
+    }
+
+    /// Loops counted independently of the state walk.
+    fn count_loops(expr: &Expr) -> usize {
+        match &expr.kind {
+            ExprKind::Number(_) | ExprKind::Variable(_) => 0,
+            ExprKind::Call { args, .. } => args.iter().map(count_loops).sum(),
+            ExprKind::Unary { operand, .. } => count_loops(operand),
+            ExprKind::Binary { lhs, rhs, .. } => count_loops(lhs) + count_loops(rhs),
+            ExprKind::Assign { value, .. } => count_loops(value),
+            ExprKind::If {
+                cond,
+                then_branch,
+                else_branch,
+            } => count_loops(cond) + count_loops(then_branch) + count_loops(else_branch),
+            ExprKind::For {
+                start,
+                end,
+                step,
+                body,
+                ..
+            } => {
+                1 + count_loops(start)
+                    + count_loops(end)
+                    + step.as_deref().map_or(0, count_loops)
+                    + count_loops(body)
+            }
+            ExprKind::Var { bindings, body } => {
+                bindings
+                    .iter()
+                    .filter_map(|b| b.init.as_ref())
+                    .map(count_loops)
+                    .sum::<usize>()
+                    + count_loops(body)
+            }
+        }
     }
 
     #[test]
