@@ -23,9 +23,14 @@ thread_local! {
     /// What `osrsync` waits for on this thread: a tier manager and the
     /// tier-0 body that must be promoted.
     static WAIT_FOR: RefCell<Option<(Arc<TierManager>, String)>> = const { RefCell::new(None) };
+    /// A barrier `osr_sync` passes once, on its first call, before waiting.
+    static MEET: RefCell<Option<Arc<std::sync::Barrier>>> = const { RefCell::new(None) };
 }
 
 extern "C" fn osr_sync(x: f64) -> f64 {
+    if let Some(barrier) = MEET.with(|m| m.borrow_mut().take()) {
+        barrier.wait();
+    }
     WAIT_FOR.with(|w| {
         if let Some((tiers, body)) = &*w.borrow() {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -136,6 +141,54 @@ fn a_frame_in_a_later_loop_moves_and_finishes_the_function() {
              (for k = 0, k < 5 in b = b - k) : a * 1000000 + b;",
         500.0,
     );
+}
+
+#[test]
+fn frames_on_several_threads_move_over_together() {
+    let src = "extern osrsync(x);\ndef binary : 1 (x y) y;\n\
+               def main(n) var s = 0.5, t = 1 in \
+                 (for i = 0, i < n in (var t = i * 3 in s = s + osrsync(t) * 0.25 - i)) : s * t;";
+    let mut tier0 = jit(Tier::Zero);
+    tier0.eval(src).unwrap();
+    let main0 = tier0.function::<(f64,)>("main").unwrap();
+    let expected: Vec<f64> = (0..6).map(|k| main0.call((400.0 + k as f64,))).collect();
+
+    let mut adaptive = jit(Tier::Adaptive);
+    adaptive.eval(src).unwrap();
+    let tiers = adaptive.jit().tier_manager().unwrap().clone();
+    let stub = adaptive.function::<(f64,)>("main").unwrap().address();
+    let reclaimer = adaptive.jit().reclaimer().clone();
+    // All six meet inside the tier-0 loop before any waits for the
+    // promotion, so all six are in tier-0 frames when the entry appears.
+    let meet = Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|k| {
+            let tiers = tiers.clone();
+            let reclaimer = reclaimer.clone();
+            let meet = meet.clone();
+            std::thread::spawn(move || {
+                WAIT_FOR.with(|w| *w.borrow_mut() = Some((tiers, "main$t0".to_owned())));
+                MEET.with(|m| *m.borrow_mut() = Some(meet));
+                let _pinned = reclaimer.pin();
+                // SAFETY: `main` is a Kaleidoscope function of one f64.
+                let f: extern "C" fn(f64) -> f64 =
+                    unsafe { std::mem::transmute(stub.to_ptr::<u8>()) };
+                f(400.0 + k as f64)
+            })
+        })
+        .collect();
+    let got: Vec<f64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let moved: u64 = adaptive
+        .osr_transfers()
+        .iter()
+        .filter(|(body, _)| body == "main$t0")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(moved, 6, "every thread's frame moved to tier 1");
 }
 
 #[test]
