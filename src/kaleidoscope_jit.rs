@@ -6,6 +6,14 @@
 //! `f` itself is a lazy re-export (a stub) in `main`. Bodies call other
 //! functions by their plain names, which resolve to the stubs, so a
 //! redefinition (or a tier-up) reaches every caller.
+//!
+//! Adaptive tiering: each tier-0 body is registered with the tier manager
+//! (with one OSR slot per loop). Functions that turn hot together are
+//! recompiled as one LLVM module holding `f$t1` (`f$t1.N` for the Nth
+//! redefinition) and an entry `f$t1$osrL` per loop; installing repoints the
+//! stub, publishes the entries (a frame still looping in `f$t0` moves over
+//! at its next iteration) and releases the tier-0 body. A body's code is a
+//! shared `Body`, removed when the last function using it lets go.
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
