@@ -367,8 +367,27 @@ fn eight_threads_call_through_repoints_for_seconds() {
 
 #[test]
 fn repeated_redefinition_under_load_reclaims_old_bodies() {
+    redefine_under_load(|k| format!("def g(x) x + {k};"));
+}
+
+/// The same with a body that loops, so promotions build OSR entries and
+/// frames move to them while versions come and go.
+#[test]
+fn repeated_redefinition_of_a_looping_function_under_load() {
+    redefine_under_load(|k| {
+        format!(
+            "def binary : 1 (x y) y;\n\
+             def g(x) var s = 0 in (for i = 0, i < 50 in s = s + 1) : x + {k} + s - 51;"
+        )
+    });
+}
+
+/// Redefines `g` (version `k` returns `x + k`) 199 times while a thread
+/// calls it; checks every result, that old bodies are freed and that RSS
+/// stays bounded.
+fn redefine_under_load(version: impl Fn(usize) -> String) {
     let mut kjit = adaptive(20);
-    kjit.eval("def g(x) x + 0;").unwrap();
+    kjit.eval(&version(0)).unwrap();
     let reclaimer = kjit.jit().reclaimer().clone();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stub = kjit.function::<(f64,)>("g").unwrap().address();
@@ -390,7 +409,7 @@ fn repeated_redefinition_under_load_reclaims_old_bodies() {
     };
     let mut rss = Vec::new();
     for k in 1..200 {
-        kjit.eval(&format!("def g(x) x + {k};")).unwrap();
+        kjit.eval(&version(k)).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         if k % 40 == 0 {
             rss.push(rss_kib());
