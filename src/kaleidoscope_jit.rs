@@ -57,8 +57,8 @@ struct KalModule {
 
 /// The on-stack-replacement slots of one tier-0 body (one per loop; see
 /// `orc_kaleidoscope::OsrSlot`). The body's code reads them at their fixed
-/// address, so they are kept for the life of the driver (a few words per
-/// tiered body version).
+/// address; the body's `Promoter`, kept in the driver's registry for the
+/// life of the driver, owns them (a few words per tiered body version).
 type OsrSlots = Arc<[orc_kaleidoscope::OsrSlot]>;
 
 impl CraneliftModule for KalModule {
@@ -171,8 +171,6 @@ pub struct KaleidoscopeJit {
     jit: Jit,
     functions: FunctionTable,
     n_modules: usize,
-    /// Every tier-0 body's OSR slots, by body symbol (adaptive only).
-    osr: Mutex<Vec<(SymbolName, OsrSlots)>>,
     /// Adaptive only: how to promote each registered tier-0 body, for the
     /// tier manager's batches.
     promoters: Promoters,
@@ -180,12 +178,6 @@ pub struct KaleidoscopeJit {
 
 /// Promoters by tier-0 body symbol.
 type Promoters = Arc<Mutex<HashMap<String, Arc<Promoter>>>>;
-
-fn lock_osr(
-    osr: &Mutex<Vec<(SymbolName, OsrSlots)>>,
-) -> MutexGuard<'_, Vec<(SymbolName, OsrSlots)>> {
-    osr.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A function's stub symbol (its name, in `main`) and body symbol (in
 /// `main.impl`), interned once.
@@ -227,7 +219,6 @@ impl KaleidoscopeJit {
             jit,
             functions: Arc::default(),
             n_modules: 0,
-            osr: Mutex::default(),
             promoters,
         }
     }
@@ -391,9 +382,6 @@ impl KaleidoscopeJit {
                 .map(|_| orc_kaleidoscope::OsrSlot::default())
                 .collect()
         });
-        if let Some(slots) = &osr {
-            lock_osr(&self.osr).push((body.clone(), slots.clone()));
-        }
         let osr_base = osr.as_ref().map(|slots| slots.as_ptr() as u64);
         let promoter = Arc::new(Promoter {
             main: self.jit.main_dylib().clone(),
@@ -417,16 +405,20 @@ impl KaleidoscopeJit {
     /// With adaptive tiering: for each tier-0 body with loops, how many
     /// frames moved from its loops to tier-1 code (on-stack replacement).
     pub fn osr_transfers(&self) -> Vec<(String, u64)> {
-        lock_osr(&self.osr)
+        let promoters = self.promoters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, u64)> = promoters
             .iter()
-            .map(|(body, slots)| {
+            .filter_map(|(body, p)| {
+                let slots = p.osr.as_ref()?;
                 let n = slots
                     .iter()
                     .map(|s| s.transfers.load(std::sync::atomic::Ordering::Relaxed))
                     .sum();
-                (body.to_string(), n)
+                Some((body.clone(), n))
             })
-            .collect()
+            .collect();
+        out.sort();
+        out
     }
 
     /// Defines new functions (none of them known yet), each as its own
