@@ -388,7 +388,7 @@ impl LlvmCompiler {
         let res = self.compile_in(&context, &sink, module, &name);
         if let Err(CompileError::Fatal { .. }) = &res {
             // LLVM abandoned its work on this context half-way (see
-            // `fatal.rs`): objects of the unwound frames, leaked, may still
+            // `fatal.rs`): the parked helper thread's frames may still
             // refer to it. It is leaked too, and so is the sink it reports
             // to.
             std::mem::forget(context);

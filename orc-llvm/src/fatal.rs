@@ -3,114 +3,87 @@
 //! LLVM reports some failures with `llvm::report_fatal_error` (instruction
 //! selection's "Cannot select", a verifier pass in the pipeline rejecting
 //! the module, ...). That function calls the installed handler and, if the
-//! handler returns, ends the process with `exit`/`abort`. The handler
-//! installed here ([`install_fatal_error_handler`]) does not return while a
-//! compile on its thread is *guarded*: it unwinds, as a Rust panic with a
-//! private payload, through LLVM's frames back to [`run_passes`] or
-//! [`emit`], which catch it and return [`Fatal`] to the compiler.
+//! handler returns, ends the process with `exit`/`abort`.
 //!
-//! Why this is sound enough, and what it costs:
-//! - LLVM is built without exceptions but with unwind tables (`.eh_frame`
-//!   for every function, no landing pads), so the unwinder can walk its
-//!   frames; none of them runs a destructor, so everything those frames
-//!   owned is leaked: the pass managers, the machine code, the output
-//!   buffer. The compiler also leaks the unit's context, module and target
-//!   machine (they may be referenced by the leaked objects or be mid-way
-//!   through an update), so a fatal error costs the failing compile's
-//!   memory, by design.
-//! - The calls that may unwind are declared `extern "C-unwind"` here (not
-//!   the `extern "C"` declarations of `llvm-sys`, through which unwinding
-//!   would be undefined behaviour), and the handler only unwinds when one
-//!   of them is running on its thread ([`GUARDED`]); anywhere else it names
-//!   the unit and lets LLVM end the process as before.
-//! - `report_fatal_error` releases its own lock before calling the handler,
-//!   and neither the pass pipeline nor code generation holds a lock of
-//!   LLVM's across the passes. The one piece of thread-local state left
-//!   pointing into the abandoned frames is LLVM's pretty-stack-trace list
-//!   (its entries live on the stack): it is saved before the call and
-//!   restored after a caught error, which is what LLVM's own
-//!   `CrashRecoveryContext` does when it abandons frames.
-//! - Only `report_fatal_error` is recoverable. `llvm_unreachable`, a
-//!   crash inside LLVM (a segmentation fault from a backend bug) or an
-//!   out-of-memory report still end the process.
-//! - A fatal error inside a callback of ours (the diagnostic handler is an
-//!   `extern "C"` Rust function) cannot unwind through it: Rust aborts the
-//!   process there, as LLVM would have. So does a program built with
-//!   `panic = "abort"`.
+//! How a fatal error becomes [`Fatal`] instead: the two LLVM calls that can
+//! meet one, [`run_passes`] and [`emit`], run on a *helper thread* (one per
+//! compiling thread, reused from call to call) while the caller waits. When
+//! a fatal error happens there, the handler ([`install_fatal_error_handler`])
+//! sends the reason to the waiting caller and then parks the helper thread
+//! forever: it never returns into LLVM and never unwinds, so every LLVM
+//! frame, every object they own and every lock they hold stays exactly as
+//! it was, untouched by anyone. The caller gets [`Fatal`] and the compiling
+//! thread gets a fresh helper for its next call.
+//!
+//! What it costs, by design: the parked thread (its stack) and everything
+//! the failing compile allocated. The compiler leaks that unit's context,
+//! module and target machine too, since the parked frames refer to them.
+//! A lock of LLVM's held by the parked frames would stay held, but
+//! `report_fatal_error` releases its own before calling the handler, and
+//! neither the pass pipeline nor code generation holds one across passes.
+//!
+//! An earlier version unwound through LLVM's frames instead (no destructors
+//! run there); state those frames had left in shared structures corrupted
+//! the heap and stacks of compiles running on other threads (about 1 run in
+//! 13 of `tests/fatal.rs`). Parking leaves no frame half-abandoned.
+//!
+//! A fatal error anywhere else (no guarded call on the thread) names the
+//! unit being compiled, if any, and lets LLVM end the process as before.
 
-use std::cell::Cell;
-use std::ffi::{c_char, c_void, CStr};
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
 use std::io::Write;
-use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Once;
 
 use inkwell::llvm_sys::core::{
     LLVMDisposeMemoryBuffer, LLVMDisposeMessage, LLVMGetBufferSize, LLVMGetBufferStart,
 };
-use inkwell::llvm_sys::error::{LLVMDisposeErrorMessage, LLVMErrorRef, LLVMGetErrorMessage};
-use inkwell::llvm_sys::prelude::{LLVMBool, LLVMMemoryBufferRef, LLVMModuleRef};
-use inkwell::llvm_sys::target_machine::{LLVMCodeGenFileType, LLVMTargetMachineRef};
+use inkwell::llvm_sys::error::{LLVMDisposeErrorMessage, LLVMGetErrorMessage};
+use inkwell::llvm_sys::prelude::LLVMMemoryBufferRef;
+use inkwell::llvm_sys::target_machine::{LLVMCodeGenFileType, LLVMTargetMachineEmitToMemoryBuffer};
 use inkwell::llvm_sys::transforms::pass_builder::{
-    LLVMCreatePassBuilderOptions, LLVMDisposePassBuilderOptions, LLVMPassBuilderOptionsRef,
+    LLVMCreatePassBuilderOptions, LLVMDisposePassBuilderOptions, LLVMRunPasses,
 };
 use inkwell::module::Module;
 use inkwell::targets::TargetMachine;
 
 use crate::diagnostics::current_unit;
 
-/// LLVM gave up with a fatal error: its reason. Everything the interrupted
-/// call was working on (module, context, target machine) must be leaked.
+/// A fatal error of LLVM's during a guarded call: its reason.
 #[derive(Debug)]
 pub(crate) struct Fatal(pub(crate) String);
 
-/// The panic payload that carries a fatal error from the handler to
-/// [`catch_fatal`]. Private, so no other panic can be mistaken for it.
-struct FatalUnwind(String);
+/// What a guarded call sends back: its value, or the fatal error's reason.
+type Outcome = Result<Box<dyn std::any::Any + Send>, String>;
+
+/// A job for a helper thread: the call, and where its outcome goes.
+type Job = (
+    Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>,
+    SyncSender<Outcome>,
+);
 
 thread_local! {
-    /// Whether a call that may unwind (see the module docs) is running on
-    /// this thread.
-    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// On a helper thread, while a job runs: where a fatal error's reason
+    /// goes.
+    static FATAL_TO: RefCell<Option<SyncSender<Outcome>>> = const { RefCell::new(None) };
+    /// On a compiling thread: its helper, if it has a live one.
+    static HELPER: RefCell<Option<SyncSender<Job>>> = const { RefCell::new(None) };
 }
+
+/// The stack of a helper thread: code generation recurses deeply on big
+/// functions, as on a main thread.
+const HELPER_STACK: usize = 16 << 20;
 
 mod ffi {
     use super::*;
 
-    // The same functions `llvm-sys` declares, declared again with the
-    // ABI that allows unwinding out of them.
-    extern "C-unwind" {
-        #[link_name = "LLVMRunPasses"]
-        pub(super) fn run_passes(
-            m: LLVMModuleRef,
-            passes: *const c_char,
-            tm: LLVMTargetMachineRef,
-            options: LLVMPassBuilderOptionsRef,
-        ) -> LLVMErrorRef;
-
-        #[link_name = "LLVMTargetMachineEmitToMemoryBuffer"]
-        pub(super) fn emit_to_memory_buffer(
-            tm: LLVMTargetMachineRef,
-            m: LLVMModuleRef,
-            codegen: LLVMCodeGenFileType,
-            error_message: *mut *mut c_char,
-            out: *mut LLVMMemoryBufferRef,
-        ) -> LLVMBool;
-    }
-
     extern "C" {
-        /// The handler is called by LLVM (C++), which lets it unwind.
+        /// `llvm-c/ErrorHandling.h`, declared here with the handler type
+        /// this module installs.
         pub(super) fn LLVMInstallFatalErrorHandler(
-            handler: Option<unsafe extern "C-unwind" fn(reason: *const c_char)>,
+            handler: Option<unsafe extern "C" fn(reason: *const c_char)>,
         );
-
-        /// `const void *llvm::SavePrettyStackState()`: the head of this
-        /// thread's pretty-stack-trace list (no C API).
-        #[link_name = "_ZN4llvm20SavePrettyStackStateEv"]
-        pub(super) fn save_pretty_stack_state() -> *const c_void;
-
-        /// `void llvm::RestorePrettyStackState(const void *)`.
-        #[link_name = "_ZN4llvm23RestorePrettyStackStateEPKv"]
-        pub(super) fn restore_pretty_stack_state(top: *const c_void);
     }
 }
 
@@ -118,25 +91,32 @@ mod ffi {
 pub(crate) fn install_fatal_error_handler() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        // SAFETY: the handler unwinds only while GUARDED, i.e. only into
-        // frames of `catch_fatal` reached through `extern "C-unwind"`
-        // calls; otherwise it returns normally.
+        // SAFETY: installing a handler is a plain store inside LLVM; the
+        // handler never unwinds (see `on_fatal_error`).
         unsafe { ffi::LLVMInstallFatalErrorHandler(Some(on_fatal_error)) };
     });
 }
 
-unsafe extern "C-unwind" fn on_fatal_error(reason: *const c_char) {
+/// LLVM's fatal error handler. On a helper thread running a guarded call:
+/// report the reason to the caller and park this thread forever. Anywhere
+/// else: name the unit and return, so LLVM ends the process.
+unsafe extern "C" fn on_fatal_error(reason: *const c_char) {
     let reason = if reason.is_null() {
         "(no reason given)".to_owned()
     } else {
-        // SAFETY: LLVM passes a NUL-terminated string.
+        // SAFETY: LLVM passes a NUL-terminated string valid for this call.
         unsafe { CStr::from_ptr(reason) }
             .to_string_lossy()
             .into_owned()
     };
-    if GUARDED.try_with(Cell::get).unwrap_or(false) {
-        // No panic hook runs: this is not a bug of ours, just a way back.
-        std::panic::resume_unwind(Box::new(FatalUnwind(reason)));
+    let to = FATAL_TO.try_with(|t| t.borrow_mut().take()).ok().flatten();
+    if let Some(to) = to {
+        let _ = to.send(Err(reason));
+        // Never return into LLVM, never unwind: the frames below stay as
+        // they are, and nothing else will ever run them.
+        loop {
+            std::thread::park();
+        }
     }
     let mut err = std::io::stderr().lock();
     let _ = match current_unit() {
@@ -147,32 +127,76 @@ unsafe extern "C-unwind" fn on_fatal_error(reason: *const c_char) {
         None => writeln!(err, "orc: fatal LLVM error: {reason}"),
     };
     let _ = err.flush();
-    // LLVM ends the process when this returns.
 }
 
-/// Runs `f`, catching a fatal error LLVM reports while it runs.
+/// A helper thread: runs jobs until its job channel closes.
+fn spawn_helper() -> Option<SyncSender<Job>> {
+    let (tx, rx): (SyncSender<Job>, Receiver<Job>) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("orc-llvm-codegen".into())
+        .stack_size(HELPER_STACK)
+        .spawn(move || {
+            while let Ok((call, outcome)) = rx.recv() {
+                FATAL_TO.with(|t| *t.borrow_mut() = Some(outcome.clone()));
+                let value = call();
+                FATAL_TO.with(|t| t.borrow_mut().take());
+                let _ = outcome.send(Ok(value));
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
+/// A value moved to the helper thread and back. Raw LLVM handles are not
+/// `Send`; the caller owns them and waits while the helper uses them.
+struct OnHelper<T>(T);
+// SAFETY: see `catch_fatal`: the calling thread blocks while the helper
+// uses the value, so it is never used by two threads at once.
+unsafe impl<T> Send for OnHelper<T> {}
+
+/// Runs `f` on this thread's helper and waits for it; a fatal error of
+/// LLVM's in `f` becomes [`Fatal`] (the helper is then parked for good and
+/// a new one serves the next call).
 ///
 /// # Safety
-/// `f` reaches LLVM only through `extern "C-unwind"` declarations (those
-/// of [`ffi`]), and owns nothing whose drop calls into LLVM: a fatal error
-/// unwinds its frames.
-unsafe fn catch_fatal<R>(f: impl FnOnce() -> R) -> Result<R, Fatal> {
-    // SAFETY: plain thread-local reads of LLVM's list head.
-    let saved = unsafe { ffi::save_pretty_stack_state() };
-    let was_guarded = GUARDED.replace(true);
-    let res = std::panic::catch_unwind(AssertUnwindSafe(f));
-    GUARDED.set(was_guarded);
-    match res {
-        Ok(value) => Ok(value),
-        Err(payload) => {
-            // SAFETY: `saved` is the head this thread had before the call;
-            // the entries pushed since lived in the unwound frames.
-            unsafe { ffi::restore_pretty_stack_state(saved) };
-            match payload.downcast::<FatalUnwind>() {
-                Ok(fatal) => Err(Fatal(fatal.0)),
-                Err(other) => std::panic::resume_unwind(other),
+/// `f` must only call into LLVM with handles the caller owns. If it returns
+/// `Err`, whatever `f` touched (module, context, target machine, buffers it
+/// wrote to) may still be referenced by the parked thread's frames: the
+/// caller must leak it, never use it again (the parked thread never runs
+/// again, so freeing plain memory `f` borrowed, like a string, is fine).
+unsafe fn catch_fatal<R: 'static>(f: impl FnOnce() -> R) -> Result<R, Fatal> {
+    let helper = HELPER.with(|h| h.borrow_mut().take()).or_else(spawn_helper);
+    let Some(helper) = helper else {
+        // No thread for it: run here, unprotected (a fatal error then ends
+        // the process, as without this module).
+        return Ok(f());
+    };
+    let call: Box<dyn FnOnce() -> R + '_> = Box::new(f);
+    // SAFETY: the borrow is erased to 'static so the helper can run it; we
+    // block below until the helper has finished `f` or parked for good, and
+    // a parked helper never runs `f`'s code again.
+    let call: Box<dyn FnOnce() -> R + 'static> = unsafe { std::mem::transmute(call) };
+    let call = OnHelper(call);
+    let job: Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send> = Box::new(move || {
+        let call = call;
+        Box::new(OnHelper((call.0)())) as Box<dyn std::any::Any + Send>
+    });
+    let (tx, rx) = mpsc::sync_channel(1);
+    if helper.send((job, tx)).is_err() {
+        return Err(Fatal("the LLVM code generation thread is gone".into()));
+    }
+    match rx.recv() {
+        Ok(Ok(value)) => {
+            HELPER.with(|h| *h.borrow_mut() = Some(helper));
+            match value.downcast::<OnHelper<R>>() {
+                Ok(v) => Ok(v.0),
+                Err(_) => Err(Fatal("internal: unexpected result type".into())),
             }
         }
+        // The helper is parked; drop our sender to it.
+        Ok(Err(reason)) => Err(Fatal(reason)),
+        // The helper died (a Rust panic in `f`): treat it as fatal too.
+        Err(_) => Err(Fatal("the LLVM code generation thread panicked".into())),
     }
 }
 
@@ -188,9 +212,9 @@ pub(crate) fn run_passes(
     let (m, machine) = (module.as_mut_ptr(), tm.as_mut_ptr());
     // SAFETY: creates an options object owned here.
     let options = unsafe { LLVMCreatePassBuilderOptions() };
-    // SAFETY: `m`, `machine` and `options` are live; the closure owns only
-    // raw pointers and reaches LLVM through `ffi` alone.
-    let error = unsafe { catch_fatal(|| ffi::run_passes(m, pipeline.as_ptr(), machine, options))? };
+    // SAFETY: `m`, `machine` and `options` are live and owned by the
+    // caller, who leaks them on a fatal error (see `catch_fatal`).
+    let error = unsafe { catch_fatal(|| LLVMRunPasses(m, pipeline.as_ptr(), machine, options))? };
     // SAFETY: the options are not used any more (on a fatal error they
     // leak with the rest, above).
     unsafe { LLVMDisposePassBuilderOptions(options) };
@@ -220,11 +244,14 @@ pub(crate) fn emit(
     let mut message: *mut c_char = std::ptr::null_mut();
     let mut buffer: LLVMMemoryBufferRef = std::ptr::null_mut();
     let (message_ptr, buffer_ptr) = (&raw mut message, &raw mut buffer);
-    // SAFETY: `m` and `machine` are live; the out-pointers point at locals
-    // of this frame, which outlives the call; the closure owns only raw
-    // pointers and reaches LLVM through `ffi` alone.
+    // SAFETY: `m` and `machine` are live and owned by the caller, who leaks
+    // them on a fatal error; the out-pointers point at locals of this frame,
+    // written only before the helper reports success (a parked helper never
+    // writes again).
     let failed = unsafe {
-        catch_fatal(|| ffi::emit_to_memory_buffer(machine, m, file_type, message_ptr, buffer_ptr))?
+        catch_fatal(|| {
+            LLVMTargetMachineEmitToMemoryBuffer(machine, m, file_type, message_ptr, buffer_ptr)
+        })?
     };
     if failed != 0 || buffer.is_null() {
         let text = if message.is_null() {
