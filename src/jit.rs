@@ -294,7 +294,6 @@ impl Jit {
         let lazy = LazyReexportsManager::new(&es)?;
         lazy.call_through()
             .set_failure_handler(config.lazy_failure_handler);
-        let mut tier_up_pool = None;
         let tiers = if config.tier == Tier::Adaptive {
             let policy = policy.unwrap_or_else(|| {
                 Arc::new(ThresholdPolicy {
@@ -308,10 +307,9 @@ impl Jit {
             let manager = Arc::new(TierManager::new(
                 &es,
                 policy,
-                pool.clone(),
+                pool,
                 Duration::from_micros(500),
             )?);
-            tier_up_pool = Some(pool);
             let weak = Arc::downgrade(&manager);
             cranelift.set_counter_provider(Arc::new(move |name: &str| {
                 weak.upgrade()?.counter_address(name)
@@ -343,17 +341,6 @@ impl Jit {
             reclaimer,
             config,
         };
-        if let Some(pool) = tier_up_pool {
-            // Create the LLVM layer (host CPU detection, target set-up) on
-            // the tier-up thread now, while tier 0 gets going. A throwaway
-            // compile here was measured to cost more than it saves: LLVM's
-            // one-time set-up is small next to a compile, and the dummy
-            // compile delays the first real promotion by ~5 ms.
-            let llvm = jit.llvm.clone();
-            pool.dispatch(orc_core::Task::new("start LLVM", move || {
-                let _ = llvm.get();
-            }));
-        }
         Ok(jit)
     }
 

@@ -789,7 +789,10 @@ fn promote_batch(promoters: &[&Promoter]) -> Vec<Result<orc_core::Promotion>> {
         let found = first
             .llvm
             .get()
-            .and_then(|llvm| llvm.add(bodies, module, Some(&tracker)))
+            // Compiled on this (tier-up) thread, not on the session's
+            // compile threads: tier 0's first-call compiles must not wait
+            // behind an LLVM compile.
+            .and_then(|llvm| llvm.add_compiled_here(bodies, module, Some(&tracker)))
             .and_then(|_| {
                 symbols
                     .iter()

@@ -106,6 +106,55 @@ fn a_function_entered_once_that_loops_hot_is_promoted() {
 }
 
 #[test]
+fn a_first_call_does_not_wait_behind_a_tier_up_compile() {
+    // One compile thread, as on a two-core machine.
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_threshold(10)
+        .compile_threads(1)
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.eval("def hot(x) x + 1;\ndef cold(x) x * 2;").unwrap();
+    // Hold every tier-1 compile inside the LLVM layer until released.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    kjit.jit().llvm_layer().unwrap().set_observer(move |_| {
+        let _ = started_tx.send(());
+        let _ = release_rx.lock().unwrap().recv();
+    });
+    let hot = kjit.function::<(f64,)>("hot").unwrap();
+    // Its stub only: `cold`'s body is compiled on its first call.
+    let cold = kjit.function::<(f64,)>("cold").unwrap();
+    for i in 0..100 {
+        assert_eq!(hot.call((i as f64,)), i as f64 + 1.0);
+    }
+    kjit.jit().tier_manager().unwrap().sample_now();
+    started_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the tier-up compile started");
+    // `cold` has never been called: its first call compiles it with tier 0
+    // while `hot`'s tier-1 compile is still held.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = done_tx.send(cold.call((21.0,)));
+        });
+        let first_call = done_rx.recv_timeout(Duration::from_secs(10));
+        // Let the tier-up finish either way, so the scope can end.
+        drop(release_tx);
+        assert_eq!(
+            first_call,
+            Ok(42.0),
+            "the first call of a cold function waited for the tier-up compile"
+        );
+    });
+    wait_for(&kjit, "hot$t0", TierState::Promoted);
+    assert_eq!(hot.call((1.0,)), 2.0);
+}
+
+#[test]
 fn a_failing_tier_1_compile_leaves_tier_0_running_and_is_reported_once() {
     // An invalid LLVM pass pipeline makes every tier-1 compile fail.
     let report = tier_up_failure_report("no-such-pass");

@@ -4,7 +4,8 @@
 //! Each registered function gets a counter that its tier-0 code bumps on
 //! entry and on every loop back-edge (the tier-0 layer emits that code; the
 //! counters live here, at stable addresses). A sampler thread looks at the
-//! counters every few hundred microseconds and asks the [`TierPolicy`]
+//! counters every few hundred microseconds (less often while none moves)
+//! and asks the [`TierPolicy`]
 //! whether a function is hot; hot functions are queued, and a task on the
 //! tier-up dispatcher takes everything queued at once and promotes it:
 //! through the [`BatchPromoteFn`] if one is set (so several functions can
@@ -140,6 +141,10 @@ impl Entry {
 
 const CHUNK: usize = 512;
 
+/// The longest the sampler waits, in sampling intervals, while no counter
+/// moves.
+const MAX_BACKOFF: u32 = 64;
+
 struct Inner {
     session: ExecutionSession,
     policy: Arc<dyn TierPolicy>,
@@ -156,6 +161,8 @@ struct Inner {
     stop: AtomicBool,
     wake: (Mutex<bool>, Condvar),
     interval: Duration,
+    /// Times the sampler has looked at the counters by itself.
+    wakeups: AtomicU64,
 }
 
 /// Watches counters and promotes hot functions. See the module docs.
@@ -188,6 +195,7 @@ impl TierManager {
             stop: AtomicBool::new(false),
             wake: (Mutex::new(false), Condvar::new()),
             interval,
+            wakeups: AtomicU64::new(0),
         });
         let sampler_inner = inner.clone();
         let sampler = std::thread::Builder::new()
@@ -260,6 +268,12 @@ impl TierManager {
         true
     }
 
+    /// How many times the sampler thread has woken up to look at the
+    /// counters.
+    pub fn sampler_wakeups(&self) -> u64 {
+        self.inner.wakeups.load(Ordering::Relaxed)
+    }
+
     /// Checks the counters now instead of waiting for the sampler.
     pub fn sample_now(&self) {
         self.inner.sample();
@@ -327,23 +341,44 @@ impl Inner {
         &chunks[index / CHUNK][index % CHUNK] as *const AtomicU64
     }
 
+    /// Samples every `interval` while tier-0 code is counting, and backs
+    /// off (doubling the wait, up to [`MAX_BACKOFF`] times the interval)
+    /// while no counter moves, so an idle process (a REPL at its prompt, a
+    /// program whose hot code is all promoted) is not woken thousands of
+    /// times a second.
     fn sample_loop(self: Arc<Self>) {
+        let mut last_total = 0;
+        let mut wait = self.interval;
         while !self.stop.load(Ordering::SeqCst) {
-            self.sample();
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+            let total = self.sample();
+            wait = if total != last_total {
+                self.interval
+            } else {
+                (wait * 2).min(self.interval * MAX_BACKOFF)
+            };
+            last_total = total;
             let mut woken = self.wake.0.lock();
             if !*woken {
-                self.wake.1.wait_for(&mut woken, self.interval);
+                self.wake.1.wait_for(&mut woken, wait);
             }
         }
     }
 
-    fn sample(self: &Arc<Self>) {
+    /// Queues what the policy finds hot; returns the sum of the counts of
+    /// the functions still counting (to tell whether anything ran).
+    fn sample(self: &Arc<Self>) -> u64 {
+        let mut total = 0u64;
         let hot: Vec<Arc<Entry>> = {
             let entries = self.entries.read();
             entries
                 .values()
                 .filter(|e| e.state.load(Ordering::Relaxed) == 0)
-                .filter(|e| self.policy.should_tier_up(&e.name, e.count()))
+                .filter(|e| {
+                    let count = e.count();
+                    total = total.wrapping_add(count);
+                    self.policy.should_tier_up(&e.name, count)
+                })
                 .cloned()
                 .collect()
         };
@@ -372,6 +407,7 @@ impl Inner {
                     inner.drain();
                 }));
         }
+        total
     }
 
     /// Promotes everything queued (an earlier task may have taken it all).
@@ -553,6 +589,24 @@ mod tests {
     fn the_sampler_finds_hot_functions_by_itself() {
         let tm = manager(10);
         let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        bump(f, 10);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tm.state("f") != Some(TierState::Promoted) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(tm.state("f"), Some(TierState::Promoted));
+        tm.shutdown();
+    }
+
+    #[test]
+    fn the_sampler_backs_off_while_nothing_runs_and_still_sees_new_work() {
+        let tm = manager(10);
+        let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        // 300 intervals of 1 ms with no counter moving: the waits double up
+        // to 64 ms, so about ten wake-ups instead of 300.
+        std::thread::sleep(Duration::from_millis(300));
+        let idle = tm.sampler_wakeups();
+        assert!(idle < 60, "{idle} wake-ups in 300 idle intervals");
         bump(f, 10);
         let deadline = Instant::now() + Duration::from_secs(10);
         while tm.state("f") != Some(TierState::Promoted) && Instant::now() < deadline {

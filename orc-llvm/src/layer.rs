@@ -101,6 +101,26 @@ impl LlvmLayer {
         dylib.define(Box::new(unit), tracker)
     }
 
+    /// Compiles `module` now, on this thread, and adds its object to
+    /// `dylib` under `tracker` (linked when one of its symbols is looked
+    /// up). Unlike [`Self::add`], the compile does not run on the session's
+    /// dispatcher: a background thread compiling a large module this way
+    /// (a tier-up) does not hold up the dispatcher's other work, such as
+    /// the first-call compiles of a running program.
+    pub fn add_compiled_here(
+        &self,
+        dylib: &JitDylib,
+        module: Box<dyn LlvmModule>,
+        tracker: Option<&ResourceTracker>,
+    ) -> Result<()> {
+        let name = module.name().to_owned();
+        let compiled = self
+            .compile(module)
+            .map_err(|e| Error::other(e.to_string()))?;
+        self.objects
+            .add_bytes(dylib, &name, compiled.bytes, tracker)
+    }
+
     /// Compiles `module` now, on this thread, records it in the statistics
     /// and shows it to the observer, without linking it (for callers that
     /// add the object themselves, e.g. to run its initializers).

@@ -282,10 +282,11 @@ fn print_tiering_stats(jit: &orc::Jit, tiers: &orc_core::TierManager) {
         );
     }
     eprintln!(
-        "orc: stats: {} functions, {} promoted to tier 1; {:.3} ms in tier 0 compiles, {:.3} ms in tier 1 compiles",
+        "orc: stats: {} functions, {} promoted to tier 1; {:.3} ms in tier 0 compiles, {:.3} ms in tier 1 compiles; {} sampler wake-ups",
         stats.len(),
         n_promoted,
         t0_total,
-        t1_total
+        t1_total,
+        tiers.sampler_wakeups()
     );
 }
