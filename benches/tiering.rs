@@ -1,20 +1,36 @@
 //! Tiering benchmark (issue 7): total wall time of `orc run` for each
 //! CPU-heavy program under `--tier 0`, `--tier 1` and `--tier adaptive`,
-//! from one run, printed as ratios; then a sweep of tier-up thresholds,
-//! the measurement behind `DEFAULT_TIER_THRESHOLD`.
+//! from one run, printed as ratios; then a per-program sweep of tier-up
+//! thresholds, the measurement behind `DEFAULT_TIER_THRESHOLD`.
 //!
 //! Targets: adaptive within 1.05x of the better of the other two on every
 //! program, and clearly better than `--tier 1` (here: below 0.9x) on
 //! programs that run under 100 ms in every tier.
 //!
-//! Run with `cargo bench --bench tiering`. Each figure is the best of
-//! several runs (the machine is shared; the minimum is least disturbed).
+//! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
+//! or fewer rounds). Method: the configurations being compared run
+//! interleaved, one run of each per round in an order that rotates from
+//! round to round, and each figure is the fastest of its rounds (the
+//! median is printed too). The machines this runs on are shared virtual
+//! machines whose speed changes from one stretch of tens of milliseconds
+//! to the next, by up to 1.5x, for native code as much as for ours (a
+//! plain C loop shows it); running the configurations back to back in
+//! blocks, as this bench first did, let one configuration's block land in
+//! a slow stretch and another's in a fast one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 7;
+const DEFAULT_ROUNDS: usize = 11;
+
+fn rounds() -> usize {
+    std::env::var("ORC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_ROUNDS)
+}
 
 fn programs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal");
@@ -27,7 +43,7 @@ fn programs() -> Vec<PathBuf> {
     files
 }
 
-fn run(prog: &Path, args: &[&str]) -> (Duration, Vec<u8>) {
+fn run(prog: &Path, args: &[String]) -> (Duration, Vec<u8>) {
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_orc"))
         .arg("run")
@@ -45,10 +61,51 @@ fn run(prog: &Path, args: &[&str]) -> (Duration, Vec<u8>) {
     (elapsed, out.stdout)
 }
 
-fn best(prog: &Path, args: &[&str]) -> (Duration, Vec<u8>) {
-    let mut results: Vec<(Duration, Vec<u8>)> = (0..RUNS).map(|_| run(prog, args)).collect();
-    results.sort_by_key(|r| r.0);
-    results.swap_remove(0)
+/// The fastest and the median time of one configuration, and its output.
+struct Timing {
+    best: Duration,
+    median: Duration,
+    output: Vec<u8>,
+}
+
+/// Runs every configuration `rounds` times, interleaved, each round in an
+/// order rotated by one from the round before. Fails if two runs of one
+/// configuration print different output.
+fn measure(prog: &Path, configs: &[Vec<String>], rounds: usize) -> Vec<Timing> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); configs.len()];
+    let mut outputs: Vec<Option<Vec<u8>>> = vec![None; configs.len()];
+    for round in 0..rounds {
+        for k in 0..configs.len() {
+            let i = (round + k) % configs.len();
+            let (t, out) = run(prog, &configs[i]);
+            match &outputs[i] {
+                Some(first) => assert!(
+                    *first == out,
+                    "{}: {:?} printed different output from one run to the next",
+                    prog.display(),
+                    configs[i]
+                ),
+                None => outputs[i] = Some(out),
+            }
+            times[i].push(t);
+        }
+    }
+    times
+        .into_iter()
+        .zip(outputs)
+        .map(|(mut t, out)| {
+            t.sort();
+            Timing {
+                best: t[0],
+                median: t[t.len() / 2],
+                output: out.unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -56,38 +113,48 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    println!("tiering: best of {RUNS} runs of `orc run`, whole process\n");
+    let rounds = rounds();
     println!(
-        "{:<14} {:>9} {:>9} {:>9} | {:>12} {:>12}  verdict",
+        "tiering: `orc run`, whole process; fastest of {rounds} interleaved rounds (median in brackets)\n"
+    );
+    println!(
+        "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9}  verdict",
         "program", "tier 0", "tier 1", "adaptive", "ad/best", "ad/tier 1"
     );
+    let configs = [
+        args(&["--tier", "0"]),
+        args(&["--tier", "1"]),
+        args(&["--tier", "adaptive"]),
+    ];
     let mut all_ok = true;
+    let mut better_of_tiers = Vec::new();
     for prog in programs() {
         let name = prog.file_stem().unwrap().to_string_lossy().into_owned();
-        let (t0, out0) = best(&prog, &["--tier", "0"]);
-        let (t1, out1) = best(&prog, &["--tier", "1"]);
-        let (ta, outa) = best(&prog, &["--tier", "adaptive"]);
+        let m = measure(&prog, &configs, rounds);
+        let (t0, t1, ta) = (&m[0], &m[1], &m[2]);
         assert!(
-            out0 == out1 && out0 == outa,
+            t0.output == t1.output && t0.output == ta.output,
             "{name}: the tiers printed different output"
         );
-        let better = t0.min(t1);
-        let vs_best = ta.as_secs_f64() / better.as_secs_f64();
-        let vs_t1 = ta.as_secs_f64() / t1.as_secs_f64();
+        let better = t0.best.min(t1.best);
+        better_of_tiers.push((prog.clone(), better));
+        let vs_best = ta.best.as_secs_f64() / better.as_secs_f64();
+        let vs_t1 = ta.best.as_secs_f64() / t1.best.as_secs_f64();
         // "Programs that run under 100 ms" are those that do in every tier:
         // start-up-bound programs, where tier 1's compile time is what
         // adaptive should save. A compute-heavy program that only tier 1
         // finishes quickly (numeric: ~340 ms in tier 0) cannot be clearly
         // better than tier 1; for it the 1.05x bound is the target.
-        let short = t0.max(t1) < Duration::from_millis(100);
+        let short = t0.best.max(t1.best) < Duration::from_millis(100);
         let ok = vs_best <= 1.05 && (!short || vs_t1 < 0.9);
         all_ok &= ok;
+        let cell = |t: &Timing| format!("{:.1} ({:.1}) ms", ms(t.best), ms(t.median));
         println!(
-            "{:<14} {:>6.1} ms {:>6.1} ms {:>6.1} ms | {:>11.2}x {:>11.2}x  {}",
+            "{:<13} {:>17} {:>17} {:>17} | {:>6.2}x {:>8.2}x  {}",
             name,
-            ms(t0),
-            ms(t1),
-            ms(ta),
+            cell(t0),
+            cell(t1),
+            cell(ta),
             vs_best,
             vs_t1,
             if ok { "ok" } else { "MISSED" }
@@ -102,13 +169,44 @@ fn main() {
         }
     );
 
-    println!("\nthreshold sweep: adaptive total over all programs (best of {RUNS} each)");
-    for threshold in [1u64, 100, 1_000, 10_000, 100_000, 1_000_000] {
-        let t = threshold.to_string();
-        let total: Duration = programs()
-            .iter()
-            .map(|p| best(p, &["--tier", "adaptive", "--tier-threshold", &t]).0)
-            .sum();
-        println!("  threshold {:>9}: {:>8.1} ms", threshold, ms(total));
+    let thresholds = [100u64, 1_000, 10_000, 100_000];
+    println!(
+        "\nthreshold sweep: adaptive / better of tier 0 and tier 1, per program \
+         (fastest of {rounds} interleaved rounds)"
+    );
+    print!("{:<13}", "program");
+    for t in thresholds {
+        print!(" {:>9}", t);
     }
+    println!();
+    let mut products = vec![1.0f64; thresholds.len()];
+    for (prog, better) in &better_of_tiers {
+        let configs: Vec<Vec<String>> = thresholds
+            .iter()
+            .map(|t| {
+                args(&[
+                    "--tier",
+                    "adaptive",
+                    "--tier-threshold",
+                    &t.to_string(),
+                ])
+            })
+            .collect();
+        let m = measure(prog, &configs, rounds);
+        print!("{:<13}", prog.file_stem().unwrap().to_string_lossy());
+        for (i, t) in m.iter().enumerate() {
+            let ratio = t.best.as_secs_f64() / better.as_secs_f64();
+            products[i] *= ratio;
+            print!(" {:>8.2}x", ratio);
+        }
+        println!();
+    }
+    print!("{:<13}", "geomean");
+    for p in products {
+        print!(
+            " {:>8.2}x",
+            p.powf(1.0 / better_of_tiers.len().max(1) as f64)
+        );
+    }
+    println!();
 }

@@ -145,6 +145,10 @@ const CHUNK: usize = 512;
 /// moves.
 const MAX_BACKOFF: u32 = 64;
 
+/// Samples in a row with no counter moving before the sampler backs off
+/// (50 ms at the default 500 µs interval).
+const IDLE_SAMPLES: u32 = 100;
+
 struct Inner {
     session: ExecutionSession,
     policy: Arc<dyn TierPolicy>,
@@ -163,6 +167,8 @@ struct Inner {
     interval: Duration,
     /// Times the sampler has looked at the counters by itself.
     wakeups: AtomicU64,
+    /// Set when a function is registered: the sampler stops backing off.
+    kick: AtomicBool,
 }
 
 /// Watches counters and promotes hot functions. See the module docs.
@@ -196,6 +202,7 @@ impl TierManager {
             wake: (Mutex::new(false), Condvar::new()),
             interval,
             wakeups: AtomicU64::new(0),
+            kick: AtomicBool::new(false),
         });
         let sampler_inner = inner.clone();
         let sampler = std::thread::Builder::new()
@@ -223,6 +230,9 @@ impl TierManager {
         // A replaced entry's counter is not reused: old code may still bump
         // it until it is reclaimed.
         self.inner.entries.write().insert(name.to_owned(), entry);
+        // No wake-up (registering thousands of functions must not make
+        // thousands of system calls): the sampler sees it at its next look.
+        self.inner.kick.store(true, Ordering::Relaxed);
         counter as u64
     }
 
@@ -341,22 +351,31 @@ impl Inner {
         &chunks[index / CHUNK][index % CHUNK] as *const AtomicU64
     }
 
-    /// Samples every `interval` while tier-0 code is counting, and backs
-    /// off (doubling the wait, up to [`MAX_BACKOFF`] times the interval)
-    /// while no counter moves, so an idle process (a REPL at its prompt, a
-    /// program whose hot code is all promoted) is not woken thousands of
-    /// times a second.
+    /// Samples every `interval` while tier-0 code is counting. After
+    /// [`IDLE_SAMPLES`] samples in a row with no counter moving it backs off
+    /// (doubling the wait, up to [`MAX_BACKOFF`] times the interval), so an
+    /// idle process (a REPL at its prompt, a program whose hot code is all
+    /// promoted) is not woken thousands of times a second; a counter moving
+    /// or a function being registered brings it back to full rate. The
+    /// wait before backing off covers a program's start-up (parsing and
+    /// first compiles, when nothing counts yet): promotions there must not
+    /// be late.
     fn sample_loop(self: Arc<Self>) {
         let mut last_total = 0;
+        let mut idle = 0u32;
         let mut wait = self.interval;
         while !self.stop.load(Ordering::SeqCst) {
             self.wakeups.fetch_add(1, Ordering::Relaxed);
             let total = self.sample();
-            wait = if total != last_total {
-                self.interval
+            let kicked = self.kick.swap(false, Ordering::Relaxed);
+            if total != last_total || kicked {
+                idle = 0;
+                wait = self.interval;
+            } else if idle < IDLE_SAMPLES {
+                idle += 1;
             } else {
-                (wait * 2).min(self.interval * MAX_BACKOFF)
-            };
+                wait = (wait * 2).min(self.interval * MAX_BACKOFF);
+            }
             last_total = total;
             let mut woken = self.wake.0.lock();
             if !*woken {
@@ -602,11 +621,11 @@ mod tests {
     fn the_sampler_backs_off_while_nothing_runs_and_still_sees_new_work() {
         let tm = manager(10);
         let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
-        // 300 intervals of 1 ms with no counter moving: the waits double up
-        // to 64 ms, so about ten wake-ups instead of 300.
-        std::thread::sleep(Duration::from_millis(300));
+        // 1,000 intervals of 1 ms with no counter moving: 100 samples, then
+        // waits doubling up to 64 ms, so about 120 wake-ups instead of 1,000.
+        std::thread::sleep(Duration::from_millis(1000));
         let idle = tm.sampler_wakeups();
-        assert!(idle < 60, "{idle} wake-ups in 300 idle intervals");
+        assert!(idle < 300, "{idle} wake-ups in 1,000 idle intervals");
         bump(f, 10);
         let deadline = Instant::now() + Duration::from_secs(10);
         while tm.state("f") != Some(TierState::Promoted) && Instant::now() < deadline {
