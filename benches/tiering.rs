@@ -183,14 +183,7 @@ fn main() {
     for (prog, better) in &better_of_tiers {
         let configs: Vec<Vec<String>> = thresholds
             .iter()
-            .map(|t| {
-                args(&[
-                    "--tier",
-                    "adaptive",
-                    "--tier-threshold",
-                    &t.to_string(),
-                ])
-            })
+            .map(|t| args(&["--tier", "adaptive", "--tier-threshold", &t.to_string()]))
             .collect();
         let m = measure(prog, &configs, rounds);
         print!("{:<13}", prog.file_stem().unwrap().to_string_lossy());

@@ -17,8 +17,8 @@ use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     absolute_symbols, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
-    ExecutorAddr, InPlaceDispatcher, JitDylib, PinGuard, Reclaimer, Result, ThreadPoolDispatcher,
-    ThresholdPolicy, TierManager, TierPolicy,
+    ExecutorAddr, InPlaceDispatcher, JitDylib, LazyPoolDispatcher, PinGuard, Reclaimer, Result,
+    ThreadPoolDispatcher, ThresholdPolicy, TierManager, TierPolicy,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
@@ -39,9 +39,18 @@ pub enum Tier {
 }
 
 /// The default tier-up threshold: entries plus loop back-edges counted in
-/// tier-0 code before a function is queued for tier 1 (see
-/// `benches/tiering.rs` for the measurements behind it).
-pub const DEFAULT_TIER_THRESHOLD: u64 = 1000;
+/// tier-0 code before a function is queued for tier 1.
+///
+/// Measured with `cargo bench --bench tiering` (its threshold sweep): from
+/// 100 to 100,000 the CPU-heavy programs change little, because a hot
+/// function passes any of them within a millisecond; a short program
+/// (`short.kal`, ~7 ms) is hurt by low thresholds, which start LLVM
+/// compiles (2-8 ms each) whose code the program ends before using. 10,000
+/// was best or within noise of best on every program. It is in the range
+/// HotSpot uses for its optimizing compiler (C2: ~10,000 invocations
+/// without tiered compilation, 5,000-15,000 with it), which like LLVM here
+/// costs milliseconds per method; .NET's 30 calls suit a cheaper tier 1.
+pub const DEFAULT_TIER_THRESHOLD: u64 = 10_000;
 
 impl std::str::FromStr for Tier {
     type Err = String;
@@ -300,10 +309,10 @@ impl Jit {
                     threshold: config.tier_threshold,
                 })
             });
-            let pool: Arc<dyn Dispatcher> = Arc::new(
-                ThreadPoolDispatcher::new(config.tier_up_threads.max(1))
-                    .map_err(|e| Error::other(format!("cannot start tier-up threads: {e}")))?,
-            );
+            // Started by the first promotion: a program with nothing hot
+            // pays for no tier-up thread.
+            let pool: Arc<dyn Dispatcher> =
+                Arc::new(LazyPoolDispatcher::new(config.tier_up_threads.max(1)));
             let manager = Arc::new(TierManager::new(
                 &es,
                 policy,

@@ -230,6 +230,78 @@ impl std::fmt::Debug for ThreadPoolDispatcher {
     }
 }
 
+/// A [`ThreadPoolDispatcher`] started by its first task: a pool that may
+/// never get work (the tier-up pool of a program in which nothing turns
+/// hot) costs no thread. If the pool's threads cannot be started, tasks
+/// run on the dispatching thread instead.
+pub struct LazyPoolDispatcher {
+    n_threads: usize,
+    pool: std::sync::OnceLock<Option<ThreadPoolDispatcher>>,
+    shut: AtomicBool,
+}
+
+impl LazyPoolDispatcher {
+    /// A pool of `n_threads` workers (at least one), started on first use.
+    pub fn new(n_threads: usize) -> Self {
+        LazyPoolDispatcher {
+            n_threads,
+            pool: std::sync::OnceLock::new(),
+            shut: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the pool's threads have been started.
+    pub fn is_started(&self) -> bool {
+        matches!(self.pool.get(), Some(Some(_)))
+    }
+}
+
+impl Dispatcher for LazyPoolDispatcher {
+    fn dispatch(&self, task: Task) {
+        if self.shut.load(Ordering::SeqCst) {
+            // As a shut-down pool does: dropping fails the task's work.
+            drop(task);
+            return;
+        }
+        match self
+            .pool
+            .get_or_init(|| ThreadPoolDispatcher::new(self.n_threads).ok())
+        {
+            Some(pool) => {
+                pool.dispatch(task);
+                // A shutdown that raced with starting the pool.
+                if self.shut.load(Ordering::SeqCst) {
+                    pool.shutdown();
+                }
+            }
+            None => task.run(),
+        }
+    }
+
+    fn shutdown(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        if let Some(Some(pool)) = self.pool.get() {
+            pool.shutdown();
+        }
+    }
+
+    fn run_one_if_worker(&self) -> bool {
+        match self.pool.get() {
+            Some(Some(pool)) => pool.run_one_if_worker(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for LazyPoolDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyPoolDispatcher")
+            .field("n_threads", &self.n_threads)
+            .field("started", &self.is_started())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +338,33 @@ mod tests {
             flag.store(true, Ordering::SeqCst)
         }));
         assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_lazy_pool_starts_its_threads_with_its_first_task() {
+        let pool = LazyPoolDispatcher::new(2);
+        assert!(!pool.is_started());
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.dispatch(Task::new("where", move || {
+            tx.send(std::thread::current().id()).unwrap();
+        }));
+        let ran_on = rx.recv().unwrap();
+        assert!(pool.is_started());
+        assert_ne!(ran_on, std::thread::current().id(), "ran on a worker");
+        pool.shutdown();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        pool.dispatch(Task::new("late", move || {
+            flag.store(true, Ordering::SeqCst)
+        }));
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_lazy_pool_shut_down_unused_never_starts() {
+        let pool = LazyPoolDispatcher::new(1);
+        pool.shutdown();
+        pool.dispatch(Task::new("late", || {}));
+        assert!(!pool.is_started());
     }
 }

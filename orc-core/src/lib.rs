@@ -52,7 +52,7 @@ mod tracker;
 mod unit;
 
 pub use absolute::absolute_symbols;
-pub use dispatch::{Dispatcher, InPlaceDispatcher, Task, ThreadPoolDispatcher};
+pub use dispatch::{Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher};
 pub use dylib::{make_search_order, DefinitionGenerator, JitDylib, JitDylibSearchOrder};
 pub use error::{Error, QualifiedSymbol, Result};
 pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};

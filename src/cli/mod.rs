@@ -69,7 +69,7 @@ pub(crate) struct JitArgs {
     #[arg(long, value_parser = parse_tier)]
     pub(crate) tier: Option<Tier>,
     /// With --tier adaptive: entries plus loop back-edges before a function
-    /// is recompiled by LLVM [default: 1000, or ORC_TIER_THRESHOLD].
+    /// is recompiled by LLVM [default: 10000, or ORC_TIER_THRESHOLD].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) tier_threshold: Option<u64>,
     /// Compile every function up front instead of on first call.
