@@ -11,7 +11,6 @@
 //!   symbols and libm through generators.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
@@ -94,7 +93,9 @@ pub struct JitConfig {
     /// With [`Tier::Adaptive`]: the count (entries plus loop back-edges)
     /// at which a function is recompiled by tier 1.
     pub tier_threshold: u64,
-    /// With [`Tier::Adaptive`]: background threads for tier-1 compiles.
+    /// With [`Tier::Adaptive`]: background threads for tier-1 compiles
+    /// (started by the first promotion). 0 compiles each promotion on the
+    /// thread whose code made the function hot, which waits for it.
     pub tier_up_threads: usize,
     /// Dumps.
     pub dump: DumpOptions,
@@ -204,6 +205,14 @@ impl JitBuilder {
         self.config.compile_threads = n;
         self
     }
+
+    /// With [`Tier::Adaptive`]: `n` background threads for tier-1 compiles
+    /// (default 1); 0 compiles each promotion on the thread whose code made
+    /// the function hot.
+    pub fn tier_up_threads(mut self, n: usize) -> Self {
+        self.config.tier_up_threads = n;
+        self
+    }
     /// Sets what to dump.
     pub fn dump(mut self, dump: DumpOptions) -> Self {
         self.config.dump = dump;
@@ -310,18 +319,22 @@ impl Jit {
                 })
             });
             // Started by the first promotion: a program with nothing hot
-            // pays for no tier-up thread.
-            let pool: Arc<dyn Dispatcher> =
-                Arc::new(LazyPoolDispatcher::new(config.tier_up_threads.max(1)));
-            let manager = Arc::new(TierManager::new(
-                &es,
-                policy,
-                pool,
-                Duration::from_micros(500),
-            )?);
+            // pays for no tier-up thread. None: promote on the thread whose
+            // code made the function hot.
+            let pool: Arc<dyn Dispatcher> = match config.tier_up_threads {
+                0 => Arc::new(InPlaceDispatcher),
+                n => Arc::new(LazyPoolDispatcher::new(n)),
+            };
+            let manager = Arc::new(TierManager::new(&es, policy, pool));
             let weak = Arc::downgrade(&manager);
             cranelift.set_counter_provider(Arc::new(move |name: &str| {
-                weak.upgrade()?.counter_address(name)
+                let trip = weak.upgrade()?.trip_counter(name)?;
+                Some(orc_cranelift::ProfileCounter {
+                    counter: trip.counter,
+                    trip: trip.trip,
+                    on_trip: trip.on_trip,
+                    context: trip.context,
+                })
             }));
             Some(manager)
         } else {

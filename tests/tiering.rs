@@ -66,6 +66,55 @@ fn a_hot_function_moves_to_tier_1_and_keeps_its_results() {
 }
 
 #[test]
+fn the_call_that_reaches_the_threshold_queues_the_function() {
+    // No sampling from here: the tier-0 code itself reports the trip.
+    let mut kjit = adaptive(100);
+    kjit.eval("def poly(x) x * x * 3 + x * 2 + 1;").unwrap();
+    let poly = kjit.function::<(f64,)>("poly").unwrap();
+    let tiers = kjit.jit().tier_manager().unwrap();
+    for i in 0..99 {
+        poly.call((i as f64,));
+    }
+    assert!(tiers.wait_idle(Duration::from_secs(1)));
+    assert_eq!(tiers.state("poly$t0"), Some(TierState::Counting));
+    assert_eq!(tiers.trips(), 0);
+    poly.call((1.0,));
+    assert_eq!(tiers.trips(), 1);
+    assert!(tiers.wait_idle(Duration::from_secs(30)));
+    assert_eq!(tiers.state("poly$t0"), Some(TierState::Promoted));
+    assert_eq!(tiers.stats()[0].count, 100);
+}
+
+#[test]
+fn with_no_tier_up_threads_the_tripping_call_promotes_in_place() {
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_threshold(100)
+        .tier_up_threads(0)
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.eval("def fib(n) if n < 2 then n else fib(n - 1) + fib(n - 2);")
+        .unwrap();
+    let fib = kjit.function::<(f64,)>("fib").unwrap();
+    // fib(15) makes 1,973 calls: the 100th promotes fib while 15 frames of
+    // tier-0 code are on this thread's stack; the rest run tier 1.
+    assert_eq!(fib.call((15.0,)), 610.0);
+    let tiers = kjit.jit().tier_manager().unwrap();
+    // Already done when the call returned: nothing ran in the background.
+    assert_eq!(tiers.state("fib$t0"), Some(TierState::Promoted));
+    let t1 = kjit
+        .jit()
+        .bodies_dylib()
+        .lookup_symbol("fib$t1")
+        .unwrap()
+        .addr;
+    assert_eq!(stub_target(&kjit, "fib"), t1);
+    assert_eq!(fib.call((20.0,)), 6765.0);
+    assert_eq!(tiers.trips(), 1, "tier-1 code does not count");
+}
+
+#[test]
 fn an_eager_program_tiers_up_too() {
     let jit = Jit::builder()
         .tier(Tier::Adaptive)
@@ -252,8 +301,8 @@ fn custom_policies_choose_what_tiers_up() {
     assert_eq!(tiers.state("other$t0"), Some(TierState::Counting));
 }
 
-/// Hot once `open` is set, so every function counted so far turns hot in
-/// the same sample.
+/// Hot once `open` is set, so every function counted so far turns hot at
+/// the same check.
 struct Gate(Arc<std::sync::atomic::AtomicBool>);
 impl TierPolicy for Gate {
     fn should_tier_up(&self, _function: &str, count: u64) -> bool {
@@ -271,10 +320,12 @@ fn gated() -> (KaleidoscopeJit, Arc<std::sync::atomic::AtomicBool>) {
     (KaleidoscopeJit::new(jit), open)
 }
 
-/// Waits (without sampling from this thread, so only the background
-/// sampler batches) until nothing is counting.
+/// Asks the policy about every function once (with the gate open, all
+/// counted ones turn hot together, in one batch), then waits until they are
+/// promoted.
 fn wait_all_promoted(kjit: &KaleidoscopeJit, bodies: &[&str]) {
     let tiers = kjit.jit().tier_manager().unwrap();
+    tiers.sample_now();
     let deadline = Instant::now() + Duration::from_secs(30);
     while bodies
         .iter()

@@ -70,7 +70,7 @@ pub use symbol::{
 };
 pub use tiering::{
     BatchPromoteFn, FunctionTierStats, PromoteFn, Promotion, ThresholdPolicy, TierManager,
-    TierPolicy, TierState,
+    TierPolicy, TierState, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
 pub use unit::MaterializationUnit;

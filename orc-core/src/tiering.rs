@@ -3,16 +3,23 @@
 //!
 //! Each registered function gets a counter that its tier-0 code bumps on
 //! entry and on every loop back-edge (the tier-0 layer emits that code; the
-//! counters live here, at stable addresses). A sampler thread looks at the
-//! counters every few hundred microseconds (less often while none moves)
-//! and asks the [`TierPolicy`]
-//! whether a function is hot; hot functions are queued, and a task on the
-//! tier-up dispatcher takes everything queued at once and promotes it:
-//! through the [`BatchPromoteFn`] if one is set (so several functions can
-//! share one tier-1 compile), else through each function's `promote`
-//! callback (compile with tier 1, link, repoint the stub). Tier-1 code has no counters, so it
-//! pays nothing. A failed promotion leaves the function in tier 0 and is
-//! reported once through the session's error reporter.
+//! counters live here, at stable addresses). When a bump brings the count to
+//! the function's trip value ([`TierPolicy::check_interval`]), the tier-0
+//! code calls the manager ([`TripCounter::on_trip`]), on the thread running
+//! it: the manager folds the counter into the function's total, resets it,
+//! and asks the [`TierPolicy`] whether the function is hot. Hot functions
+//! are queued, and a task on the tier-up dispatcher takes everything queued
+//! at once and promotes it: through the [`BatchPromoteFn`] if one is set (so
+//! several functions can share one tier-1 compile), else through each
+//! function's `promote` callback (compile with tier 1, link, repoint the
+//! stub). No thread polls: a process with nothing hot has no tiering thread
+//! awake, and a function is queued the moment it reaches the threshold.
+//! Tier-1 code has no counters, so it pays nothing. A failed promotion
+//! leaves the function in tier 0 and is reported once through the session's
+//! error reporter.
+//!
+//! With an in-place dispatcher the promotion runs inside the trip call, on
+//! the thread that made the function hot (synchronous tier-up).
 //!
 //! The manager knows no IR: what promoting means is the registrant's
 //! business.
@@ -20,7 +27,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -34,6 +40,13 @@ pub trait TierPolicy: Send + Sync {
     /// Whether `function`, whose tier-0 code has counted `count` entries
     /// and loop back-edges since it was (re)defined, should be promoted now.
     fn should_tier_up(&self, function: &str, count: u64) -> bool;
+
+    /// How many counts apart the tier-0 code asks [`Self::should_tier_up`]
+    /// (at least 1). The default, 1,000, asks often enough for any
+    /// threshold-like policy without the asking costing anything.
+    fn check_interval(&self) -> u64 {
+        1000
+    }
 }
 
 /// Promotes a function once its count reaches a threshold.
@@ -47,6 +60,27 @@ impl TierPolicy for ThresholdPolicy {
     fn should_tier_up(&self, _function: &str, count: u64) -> bool {
         count >= self.threshold
     }
+
+    /// The threshold itself: the code asks exactly when it is reached.
+    fn check_interval(&self) -> u64 {
+        self.threshold.max(1)
+    }
+}
+
+/// What a function's tier-0 code needs to count for the manager: see
+/// [`TierManager::trip_counter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TripCounter {
+    /// Address of the function's `u64` counter, bumped on entry and on
+    /// every loop back-edge.
+    pub counter: u64,
+    /// When a bump makes the counter at least this, the code calls
+    /// `on_trip`, then reloads the counter (the call resets it).
+    pub trip: u64,
+    /// Address of the manager's `extern "C" fn(context: u64, counter: u64)`.
+    pub on_trip: u64,
+    /// The first argument for `on_trip`.
+    pub context: u64,
 }
 
 /// What a successful promotion reports.
@@ -113,6 +147,8 @@ pub struct FunctionTierStats {
 struct Entry {
     name: String,
     counter: *const AtomicU64,
+    /// Counts already taken out of the counter by trips.
+    base: AtomicU64,
     state: AtomicU8,
     promote: PromoteFn,
     stats: Mutex<EntryStats>,
@@ -135,19 +171,12 @@ struct EntryStats {
 impl Entry {
     fn count(&self) -> u64 {
         // SAFETY: see the `Send` impl: the chunk outlives the entry.
-        unsafe { &*self.counter }.load(Ordering::Relaxed)
+        let counter = unsafe { &*self.counter }.load(Ordering::Relaxed);
+        self.base.load(Ordering::Relaxed).wrapping_add(counter)
     }
 }
 
 const CHUNK: usize = 512;
-
-/// The longest the sampler waits, in sampling intervals, while no counter
-/// moves.
-const MAX_BACKOFF: u32 = 64;
-
-/// Samples in a row with no counter moving before the sampler backs off
-/// (50 ms at the default 500 µs interval).
-const IDLE_SAMPLES: u32 = 100;
 
 struct Inner {
     session: ExecutionSession,
@@ -156,6 +185,8 @@ struct Inner {
     chunks: Mutex<Vec<Box<[AtomicU64]>>>,
     n_counters: AtomicUsize,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// The same entries by counter address, for trips.
+    by_counter: RwLock<HashMap<usize, Arc<Entry>>>,
     /// Hot entries waiting for a tier-up task.
     queue: Mutex<Vec<Arc<Entry>>>,
     batch: RwLock<Option<BatchPromoteFn>>,
@@ -163,77 +194,95 @@ struct Inner {
     pending: AtomicUsize,
     idle: (Mutex<()>, Condvar),
     stop: AtomicBool,
-    wake: (Mutex<bool>, Condvar),
-    interval: Duration,
-    /// Times the sampler has looked at the counters by itself.
-    wakeups: AtomicU64,
-    /// Set when a function is registered: the sampler stops backing off.
-    kick: AtomicBool,
+    /// Calls from tier-0 code whose count reached its trip value.
+    trips: AtomicU64,
+    /// This `Inner`, for the trip handler (which gets a plain pointer).
+    me: std::sync::Weak<Inner>,
 }
 
 /// Watches counters and promotes hot functions. See the module docs.
 pub struct TierManager {
     inner: Arc<Inner>,
-    sampler: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TierManager {
     /// A manager reporting errors through `session`, deciding with `policy`,
-    /// promoting on `dispatcher` (typically a pool of background threads),
-    /// sampling counters every `interval`.
+    /// promoting on `dispatcher` (typically a pool of background threads;
+    /// with an in-place dispatcher, promotions run on the thread whose code
+    /// tripped).
     pub fn new(
         session: &ExecutionSession,
         policy: Arc<dyn TierPolicy>,
         dispatcher: Arc<dyn Dispatcher>,
-        interval: Duration,
-    ) -> Result<Self> {
-        let inner = Arc::new(Inner {
-            session: session.clone(),
-            policy,
-            dispatcher,
-            chunks: Mutex::new(Vec::new()),
-            n_counters: AtomicUsize::new(0),
-            entries: RwLock::new(HashMap::new()),
-            queue: Mutex::new(Vec::new()),
-            batch: RwLock::new(None),
-            pending: AtomicUsize::new(0),
-            idle: (Mutex::new(()), Condvar::new()),
-            stop: AtomicBool::new(false),
-            wake: (Mutex::new(false), Condvar::new()),
-            interval,
-            wakeups: AtomicU64::new(0),
-            kick: AtomicBool::new(false),
-        });
-        let sampler_inner = inner.clone();
-        let sampler = std::thread::Builder::new()
-            .name("orc-tier-sampler".into())
-            .spawn(move || sampler_inner.sample_loop())
-            .map_err(|e| Error::other(format!("cannot start the tiering sampler: {e}")))?;
-        Ok(TierManager {
-            inner,
-            sampler: Mutex::new(Some(sampler)),
-        })
+    ) -> Self {
+        TierManager {
+            inner: Arc::new_cyclic(|me| Inner {
+                session: session.clone(),
+                policy,
+                dispatcher,
+                chunks: Mutex::new(Vec::new()),
+                n_counters: AtomicUsize::new(0),
+                entries: RwLock::new(HashMap::new()),
+                by_counter: RwLock::new(HashMap::new()),
+                queue: Mutex::new(Vec::new()),
+                batch: RwLock::new(None),
+                pending: AtomicUsize::new(0),
+                idle: (Mutex::new(()), Condvar::new()),
+                stop: AtomicBool::new(false),
+                trips: AtomicU64::new(0),
+                me: me.clone(),
+            }),
+        }
     }
 
     /// Registers (or re-registers, after a redefinition) `name` with a fresh
     /// zero counter; `promote` is called once when it turns hot. Returns the
-    /// counter's address for the tier-0 code to bump.
+    /// counter's address for the tier-0 code to bump (see
+    /// [`Self::trip_counter`] for the rest of what the code needs).
     pub fn register(&self, name: &str, promote: PromoteFn) -> u64 {
         let counter = self.inner.allocate_counter();
         let entry = Arc::new(Entry {
             name: name.to_owned(),
             counter,
+            base: AtomicU64::new(0),
             state: AtomicU8::new(0),
             promote,
             stats: Mutex::new(EntryStats::default()),
         });
         // A replaced entry's counter is not reused: old code may still bump
-        // it until it is reclaimed.
-        self.inner.entries.write().insert(name.to_owned(), entry);
-        // No wake-up (registering thousands of functions must not make
-        // thousands of system calls): the sampler sees it at its next look.
-        self.inner.kick.store(true, Ordering::Relaxed);
+        // it (and trip on it) until it is reclaimed.
+        let replaced = self
+            .inner
+            .entries
+            .write()
+            .insert(name.to_owned(), entry.clone());
+        let mut by_counter = self.inner.by_counter.write();
+        if let Some(old) = replaced {
+            by_counter.remove(&(old.counter as usize));
+        }
+        by_counter.insert(counter as usize, entry);
         counter as u64
+    }
+
+    /// What `name`'s tier-0 code needs to count and trip: its counter, the
+    /// policy's check interval, and the manager's trip handler. The handler
+    /// and its context stay valid while the manager lives; code bumping the
+    /// counter must not run after that (as for the counter itself).
+    pub fn trip_counter(&self, name: &str) -> Option<TripCounter> {
+        let counter = self.inner.entries.read().get(name)?.counter as u64;
+        Some(TripCounter {
+            counter,
+            trip: self.inner.policy.check_interval().max(1),
+            on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
+            context: Arc::as_ptr(&self.inner) as u64,
+        })
+    }
+
+    /// What tier-0 code calls when a function's count reaches its trip
+    /// value, as [`TripCounter::on_trip`] would (for tests and for code
+    /// that counts some other way).
+    pub fn tripped(&self, counter: u64) {
+        self.inner.tripped(counter as *const AtomicU64);
     }
 
     /// Promotes everything that is hot at the same time with one call of
@@ -278,13 +327,15 @@ impl TierManager {
         true
     }
 
-    /// How many times the sampler thread has woken up to look at the
-    /// counters.
-    pub fn sampler_wakeups(&self) -> u64 {
-        self.inner.wakeups.load(Ordering::Relaxed)
+    /// How many times tier-0 code has called the manager because a count
+    /// reached its trip value.
+    pub fn trips(&self) -> u64 {
+        self.inner.trips.load(Ordering::Relaxed)
     }
 
-    /// Checks the counters now instead of waiting for the sampler.
+    /// Asks the policy about every function still counting now, instead of
+    /// at their next trip (for policies whose answer changes with time or
+    /// outside state).
     pub fn sample_now(&self) {
         self.inner.sample();
     }
@@ -309,17 +360,10 @@ impl TierManager {
         out
     }
 
-    /// Stops sampling and waits for promotions in flight. Idempotent.
+    /// Stops queueing promotions and waits for those in flight.
+    /// Idempotent.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
-        {
-            let mut woken = self.inner.wake.0.lock();
-            *woken = true;
-            self.inner.wake.1.notify_all();
-        }
-        if let Some(sampler) = self.sampler.lock().take() {
-            let _ = sampler.join();
-        }
         self.wait_idle(Duration::from_secs(60));
     }
 }
@@ -351,56 +395,66 @@ impl Inner {
         &chunks[index / CHUNK][index % CHUNK] as *const AtomicU64
     }
 
-    /// Samples every `interval` while tier-0 code is counting. After
-    /// [`IDLE_SAMPLES`] samples in a row with no counter moving it backs off
-    /// (doubling the wait, up to [`MAX_BACKOFF`] times the interval), so an
-    /// idle process (a REPL at its prompt, a program whose hot code is all
-    /// promoted) is not woken thousands of times a second; a counter moving
-    /// or a function being registered brings it back to full rate. The
-    /// wait before backing off covers a program's start-up (parsing and
-    /// first compiles, when nothing counts yet): promotions there must not
-    /// be late.
-    fn sample_loop(self: Arc<Self>) {
-        let mut last_total = 0;
-        let mut idle = 0u32;
-        let mut wait = self.interval;
-        while !self.stop.load(Ordering::SeqCst) {
-            self.wakeups.fetch_add(1, Ordering::Relaxed);
-            let total = self.sample();
-            let kicked = self.kick.swap(false, Ordering::Relaxed);
-            if total != last_total || kicked {
-                idle = 0;
-                wait = self.interval;
-            } else if idle < IDLE_SAMPLES {
-                idle += 1;
-            } else {
-                wait = (wait * 2).min(self.interval * MAX_BACKOFF);
+    /// A trip: `counter`'s count reached its trip value. Folds the counter
+    /// into its function's total, resets it, and queues the function if the
+    /// policy calls it hot. Counters of replaced registrations are reset and
+    /// otherwise ignored.
+    fn tripped(self: &Arc<Self>, counter: *const AtomicU64) {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        let entry = self.by_counter.read().get(&(counter as usize)).cloned();
+        let Some(entry) = entry else {
+            // Not one of our live counters: if it is a stale one, reset it
+            // so its old code stops tripping on every count.
+            if self.is_our_counter(counter) {
+                // SAFETY: an address inside one of our chunks, which live as
+                // long as the manager.
+                unsafe { &*counter }.store(0, Ordering::Relaxed);
             }
-            last_total = total;
-            let mut woken = self.wake.0.lock();
-            if !*woken {
-                self.wake.1.wait_for(&mut woken, wait);
-            }
+            return;
+        };
+        // SAFETY: a registered entry's counter is in one of our chunks.
+        let taken = unsafe { &*counter }.swap(0, Ordering::Relaxed);
+        let count = entry
+            .base
+            .fetch_add(taken, Ordering::Relaxed)
+            .wrapping_add(taken);
+        if entry.state.load(Ordering::Relaxed) != 0 || self.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.policy.should_tier_up(&entry.name, count) {
+            self.queue_hot(vec![entry]);
         }
     }
 
-    /// Queues what the policy finds hot; returns the sum of the counts of
-    /// the functions still counting (to tell whether anything ran).
-    fn sample(self: &Arc<Self>) -> u64 {
-        let mut total = 0u64;
+    /// Whether `counter` points at a counter in one of our chunks.
+    fn is_our_counter(&self, counter: *const AtomicU64) -> bool {
+        let addr = counter as usize;
+        self.chunks.lock().iter().any(|chunk| {
+            let start = chunk.as_ptr() as usize;
+            let end = start + chunk.len() * std::mem::size_of::<AtomicU64>();
+            (start..end).contains(&addr) && (addr - start) % std::mem::size_of::<AtomicU64>() == 0
+        })
+    }
+
+    /// Asks the policy about every function still counting.
+    fn sample(self: &Arc<Self>) {
+        if self.stop.load(Ordering::Relaxed) {
+            return;
+        }
         let hot: Vec<Arc<Entry>> = {
             let entries = self.entries.read();
             entries
                 .values()
                 .filter(|e| e.state.load(Ordering::Relaxed) == 0)
-                .filter(|e| {
-                    let count = e.count();
-                    total = total.wrapping_add(count);
-                    self.policy.should_tier_up(&e.name, count)
-                })
+                .filter(|e| self.policy.should_tier_up(&e.name, e.count()))
                 .cloned()
                 .collect()
         };
+        self.queue_hot(hot);
+    }
+
+    /// Queues those of `hot` still counting and starts a tier-up task.
+    fn queue_hot(self: &Arc<Self>, hot: Vec<Arc<Entry>>) {
         let mut queued = 0;
         for entry in hot {
             if entry
@@ -426,7 +480,6 @@ impl Inner {
                     inner.drain();
                 }));
         }
-        total
     }
 
     /// Promotes everything queued (an earlier task may have taken it all).
@@ -487,21 +540,34 @@ impl Inner {
     }
 }
 
+/// The trip handler tier-0 code calls (see [`TripCounter`]).
+extern "C" fn on_trip(context: u64, counter: u64) {
+    // Nothing may unwind into JIT'd code.
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `context` is the address of the `Inner` of the manager
+        // whose `trip_counter` gave it to this code, and the code runs only
+        // while that manager lives (see `TierManager::trip_counter`).
+        let inner = unsafe { &*(context as *const Inner) };
+        if let Some(inner) = inner.me.upgrade() {
+            inner.tripped(counter as *const AtomicU64);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::ThreadPoolDispatcher;
+    use crate::dispatch::{InPlaceDispatcher, ThreadPoolDispatcher};
 
     fn manager(threshold: u64) -> TierManager {
         let es = ExecutionSession::new();
         let pool = Arc::new(ThreadPoolDispatcher::new(1).unwrap());
-        TierManager::new(
-            &es,
-            Arc::new(ThresholdPolicy { threshold }),
-            pool,
-            Duration::from_millis(1),
-        )
-        .unwrap()
+        TierManager::new(&es, Arc::new(ThresholdPolicy { threshold }), pool)
+    }
+
+    fn load(addr: u64) -> u64 {
+        // SAFETY: `addr` is a counter address handed out by the manager.
+        unsafe { &*(addr as *const AtomicU64) }.load(Ordering::Relaxed)
     }
 
     fn bump(addr: u64, n: u64) {
@@ -549,13 +615,7 @@ mod tests {
         let r = reports.clone();
         es.set_error_reporter(move |e| r.lock().push(e.to_string()));
         let pool = Arc::new(ThreadPoolDispatcher::new(1).unwrap());
-        let tm = TierManager::new(
-            &es,
-            Arc::new(ThresholdPolicy { threshold: 1 }),
-            pool,
-            Duration::from_millis(1),
-        )
-        .unwrap();
+        let tm = TierManager::new(&es, Arc::new(ThresholdPolicy { threshold: 1 }), pool);
         let f = tm.register("f", Arc::new(|| Err(Error::other("llvm said no"))));
         bump(f, 5);
         for _ in 0..5 {
@@ -605,33 +665,68 @@ mod tests {
     }
 
     #[test]
-    fn the_sampler_finds_hot_functions_by_itself() {
+    fn a_trip_queues_a_hot_function_at_once() {
         let tm = manager(10);
         let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        let trip = tm.trip_counter("f").unwrap();
+        assert_eq!((trip.counter, trip.trip), (f, 10));
+        // What tier-0 code does when its count reaches 10: call the handler
+        // it was given, then go on from the reset counter.
         bump(f, 10);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tm.state("f") != Some(TierState::Promoted) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let on_trip: extern "C" fn(u64, u64) =
+            // SAFETY: `on_trip` is the address of a function of this type.
+            unsafe { std::mem::transmute(trip.on_trip as *const ()) };
+        on_trip(trip.context, trip.counter);
+        assert_eq!(tm.trips(), 1);
+        assert_eq!(load(f), 0);
+        assert!(tm.wait_idle(Duration::from_secs(10)));
         assert_eq!(tm.state("f"), Some(TierState::Promoted));
+        assert_eq!(tm.stats()[0].count, 10);
         tm.shutdown();
     }
 
     #[test]
-    fn the_sampler_backs_off_while_nothing_runs_and_still_sees_new_work() {
-        let tm = manager(10);
-        let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
-        // 1,000 intervals of 1 ms with no counter moving: 100 samples, then
-        // waits doubling up to 64 ms, so about 120 wake-ups instead of 1,000.
-        std::thread::sleep(Duration::from_millis(1000));
-        let idle = tm.sampler_wakeups();
-        assert!(idle < 300, "{idle} wake-ups in 1,000 idle intervals");
-        bump(f, 10);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tm.state("f") != Some(TierState::Promoted) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+    fn counts_add_up_across_trips_until_the_policy_says_hot() {
+        struct EveryFourth;
+        impl TierPolicy for EveryFourth {
+            fn should_tier_up(&self, _: &str, count: u64) -> bool {
+                count >= 12
+            }
+            fn check_interval(&self) -> u64 {
+                4
+            }
         }
+        let es = ExecutionSession::new();
+        let tm = TierManager::new(&es, Arc::new(EveryFourth), Arc::new(InPlaceDispatcher));
+        let f = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        for expected in [4, 8] {
+            bump(f, 4);
+            tm.tripped(f);
+            assert_eq!(tm.state("f"), Some(TierState::Counting), "at {expected}");
+            assert_eq!(tm.stats()[0].count, expected);
+        }
+        bump(f, 4);
+        // With an in-place dispatcher the promotion runs inside the trip.
+        tm.tripped(f);
         assert_eq!(tm.state("f"), Some(TierState::Promoted));
+        assert_eq!(tm.stats()[0].count, 12);
+        assert_eq!(tm.trips(), 3);
+    }
+
+    #[test]
+    fn a_replaced_registration_trips_harmlessly() {
+        let tm = manager(5);
+        let old = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        let new = tm.register("f", Arc::new(|| Ok(Promotion::default())));
+        assert_ne!(old, new);
+        bump(old, 5);
+        tm.tripped(old);
+        assert_eq!(load(old), 0);
+        assert_eq!(tm.state("f"), Some(TierState::Counting));
+        // An address that is no counter of ours is left alone.
+        let stray = AtomicU64::new(7);
+        tm.tripped(&stray as *const AtomicU64 as u64);
+        assert_eq!(stray.load(Ordering::Relaxed), 7);
         tm.shutdown();
     }
 }

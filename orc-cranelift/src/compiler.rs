@@ -190,7 +190,8 @@ impl CraneliftCompiler {
     }
 
     /// Like [`Self::compile`], adding tiering counters (entry and loop
-    /// back-edges) to every function `counters` gives a counter address.
+    /// back-edges, with a trip check) to every function `counters` gives a
+    /// [`crate::ProfileCounter`] for.
     pub fn compile_profiled(
         &self,
         module: Box<dyn CraneliftModule>,
@@ -250,9 +251,11 @@ impl std::fmt::Debug for CraneliftCompiler {
     }
 }
 
-/// Gives the address of the tiering counter of a function (by symbol name),
-/// or `None` for functions that are not profiled.
-pub type CounterProvider = std::sync::Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+/// Gives the tiering counter of a function (by symbol name) and what its
+/// code calls when the count trips, or `None` for functions that are not
+/// profiled.
+pub type CounterProvider =
+    std::sync::Arc<dyn Fn(&str) -> Option<crate::ProfileCounter> + Send + Sync>;
 
 /// Delegates to the object module and records what each function cost.
 struct RecordingModule<'a> {
@@ -314,8 +317,9 @@ impl Module for RecordingModule<'_> {
             .linkage_name(func)
             .into_owned();
         let start = Instant::now();
-        if let Some(counter) = self.counters.and_then(|c| c(&name)) {
-            crate::profile::instrument(&mut ctx.func, counter);
+        if let Some(profile) = self.counters.and_then(|c| c(&name)) {
+            let call_conv = self.inner.isa().default_call_conv();
+            crate::profile::instrument(&mut ctx.func, &profile, call_conv);
         }
         let clif = self.capture_clif.then(|| ctx.func.display().to_string());
         let res = self

@@ -71,7 +71,8 @@ impl CraneliftLayer {
     }
 
     /// Profiles the functions `counters` names: their code bumps the given
-    /// counter on entry and on every loop back-edge (for a tier manager).
+    /// counter on entry and on every loop back-edge and calls the given
+    /// handler when the count trips (for a tier manager).
     pub fn set_counter_provider(&self, counters: CounterProvider) {
         *self.counters.write() = Some(counters);
     }

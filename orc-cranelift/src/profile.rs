@@ -1,29 +1,58 @@
 //! Profiling instrumentation for tiering: tier-0 code bumps a per-function
 //! counter on entry and on every loop back-edge, so a tier manager can see
-//! both functions called often and functions entered once that loop hot.
+//! both functions called often and functions entered once that loop hot,
+//! and calls the manager out of line when the count reaches a trip value.
 //!
 //! The count is carried in a register through the function (an extra block
 //! parameter on every block): entry loads the counter once, adds one and
 //! stores it; each back-edge adds one to the register and stores it, with no
-//! load, so a tight loop gets no dependency through memory. Counts are
-//! approximate by design: recursive frames and racing threads overwrite
-//! each other's stores, which only delays a tier-up. Frontends do nothing
-//! for it; the layer applies it to the functions its counter provider
-//! names.
-
-use std::collections::HashMap;
+//! load, so a tight loop gets no dependency through memory. After each
+//! store the new count is compared with the trip value (an immediate); when
+//! it is reached, a cold block calls the trip handler with the context and
+//! the counter's address, then reloads the counter (the handler may reset
+//! it) and continues with that value. So the manager hears of a hot function
+//! at once, from the thread running it, and no thread has to poll. Counts
+//! are approximate by design: recursive frames and racing threads overwrite
+//! each other's stores, which only delays a trip. Frontends do nothing for
+//! it; the layer applies it to the functions its counter provider names.
 
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::dominator_tree::DominatorTree;
 use cranelift_codegen::flowgraph::ControlFlowGraph;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    self, types, Block, InstBuilder, InstructionData, MemFlagsData, Value,
+    self, types, AbiParam, Block, InstBuilder, InstructionData, MemFlagsData, Value,
 };
+use cranelift_codegen::isa::CallConv;
 
-/// Adds the counter bumps for the counter at `counter` to `func`. Returns
-/// the number of back-edge sites instrumented.
-pub(crate) fn instrument(func: &mut ir::Function, counter: u64) -> usize {
+/// How a profiled function counts: where its counter lives and what to call
+/// when the count reaches `trip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileCounter {
+    /// Address of the function's `u64` counter.
+    pub counter: u64,
+    /// The count at which the code calls `on_trip` (every entry or
+    /// back-edge whose new count is at least this calls it, so the handler
+    /// should lower the counter).
+    pub trip: u64,
+    /// Address of an `extern "C" fn(context: u64, counter: u64)`.
+    pub on_trip: u64,
+    /// Passed to `on_trip` as its first argument.
+    pub context: u64,
+}
+
+/// Adds the counting and trip checks for `profile` to `func`; the handler
+/// is called with `call_conv`. Returns the number of back-edge sites
+/// instrumented.
+pub(crate) fn instrument(
+    func: &mut ir::Function,
+    profile: &ProfileCounter,
+    call_conv: CallConv,
+) -> usize {
     let Some(entry) = func.layout.entry_block() else {
+        return 0;
+    };
+    let Some(first_inst) = func.layout.first_inst(entry) else {
         return 0;
     };
     // Exception edges carry fixed parameters and jump tables may be
@@ -38,70 +67,81 @@ pub(crate) fn instrument(func: &mut ir::Function, counter: u64) -> usize {
             )
         })
     });
-    // Back-edges: a branch from a block to a block that dominates it.
+    // Back-edges: a branch from a block to a block that dominates it. For
+    // every block, which of its terminator's destinations are back-edges
+    // (worked out before the function changes).
     let cfg = ControlFlowGraph::with_function(func);
     let domtree = DominatorTree::with_function(func, &cfg);
-    let blocks: Vec<Block> = func.layout.blocks().collect();
-    let mut back_edge_sources = Vec::new();
-    for &block in &blocks {
-        let Some(term) = func.layout.last_inst(block) else {
-            continue;
+    let mut blocks: Vec<(Block, Vec<bool>)> = Vec::new();
+    for block in func.layout.blocks() {
+        let back: Vec<bool> = match func.layout.last_inst(block) {
+            Some(term) => func.dfg.insts[term]
+                .branch_destination(&func.dfg.jump_tables, &func.dfg.exception_tables)
+                .iter()
+                .map(|d| domtree.dominates(d.block(&func.dfg.value_lists), block, &func.layout))
+                .collect(),
+            None => Vec::new(),
         };
-        let dests = func.dfg.insts[term]
-            .branch_destination(&func.dfg.jump_tables, &func.dfg.exception_tables);
-        if dests
-            .iter()
-            .any(|d| domtree.dominates(d.block(&func.dfg.value_lists), block, &func.layout))
-        {
-            back_edge_sources.push(block);
-        }
+        blocks.push((block, back));
     }
+    let n_back_edge_sites = blocks.iter().filter(|(_, b)| b.contains(&true)).count();
 
-    // Entry: load, add one, store; the result is the running count.
-    let mut pos = FuncCursor::new(func);
-    pos.goto_first_insertion_point(entry);
-    let addr = pos.ins().iconst(types::I64, counter as i64);
+    let mut sig = ir::Signature::new(call_conv);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    let trip_sig = func.import_signature(sig);
+
+    // Entry: the original entry block's instructions move to `body`; the
+    // entry block itself counts and checks, and passes the count on.
+    let body = func.dfg.make_block();
+    func.layout.split_block(body, first_inst);
+    let entry_count = func.dfg.append_block_param(body, types::I64);
+    let mut pos = FuncCursor::new(func).at_bottom(entry);
+    let addr = pos.ins().iconst(types::I64, profile.counter as i64);
     let old = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
     let first = pos.ins().iadd_imm_s(old, 1);
     pos.ins().store(MemFlagsData::trusted(), first, addr, 0);
-    if has_special_edges || back_edge_sources.is_empty() {
+    check_trip(pos.func, entry, first, body, profile, trip_sig);
+
+    if has_special_edges || n_back_edge_sites == 0 {
         return 0;
     }
 
-    // Every other block receives the running count as a parameter.
-    let mut running: HashMap<Block, Value> = HashMap::new();
-    running.insert(entry, first);
-    for &block in &blocks {
-        if block != entry {
-            let param = func.dfg.append_block_param(block, types::I64);
-            running.insert(block, param);
+    // Every other original block receives the running count as a
+    // parameter; the original entry's code (now in `body`) starts with the
+    // count the entry block passed.
+    let mut running = std::collections::HashMap::new();
+    for (block, _) in &mut blocks {
+        if *block == entry {
+            *block = body;
+            running.insert(body, entry_count);
+        } else {
+            let param = func.dfg.append_block_param(*block, types::I64);
+            running.insert(*block, param);
         }
     }
-    for &block in &blocks {
-        let Some(term) = func.layout.last_inst(block) else {
+    for (block, back) in &blocks {
+        let Some(term) = func.layout.last_inst(*block) else {
             continue;
         };
-        let current = running[&block];
+        let current = running[block];
+        // The value passed along back-edges: the bumped count, or what the
+        // trip handler left in the counter.
         let mut bumped = current;
-        if back_edge_sources.contains(&block) {
-            let mut pos = FuncCursor::new(func);
-            pos.goto_inst(term);
-            let addr = pos.ins().iconst(types::I64, counter as i64);
-            bumped = pos.ins().iadd_imm_s(current, 1);
-            pos.ins().store(MemFlagsData::trusted(), bumped, addr, 0);
+        if back.contains(&true) {
+            let mut pos = FuncCursor::new(func).at_inst(term);
+            let addr = pos.ins().iconst(types::I64, profile.counter as i64);
+            let next = pos.ins().iadd_imm_s(current, 1);
+            pos.ins().store(MemFlagsData::trusted(), next, addr, 0);
+            // The terminator moves to a new block after the check.
+            let cont = func.dfg.make_block();
+            func.layout.split_block(cont, term);
+            bumped = func.dfg.append_block_param(cont, types::I64);
+            check_trip(func, *block, next, cont, profile, trip_sig);
         }
-        // A back-edge passes the bumped count, any other edge the current.
-        let values: Vec<Value> = func.dfg.insts[term]
-            .branch_destination(&func.dfg.jump_tables, &func.dfg.exception_tables)
+        let values: Vec<Value> = back
             .iter()
-            .map(|d| {
-                let target = d.block(&func.dfg.value_lists);
-                if domtree.dominates(target, block, &func.layout) {
-                    bumped
-                } else {
-                    current
-                }
-            })
+            .map(|&is_back| if is_back { bumped } else { current })
             .collect();
         let dfg = &mut func.dfg;
         let dests =
@@ -110,5 +150,35 @@ pub(crate) fn instrument(func: &mut ir::Function, counter: u64) -> usize {
             dest.append_argument(value, &mut dfg.value_lists);
         }
     }
-    back_edge_sources.len()
+    n_back_edge_sites
+}
+
+/// Ends `block` (whose last instruction stored `count`) with the trip
+/// check: on to `cont(count)`, or through a cold block that calls the
+/// handler, reloads the counter and goes on to `cont(reloaded)`.
+fn check_trip(
+    func: &mut ir::Function,
+    block: Block,
+    count: Value,
+    cont: Block,
+    profile: &ProfileCounter,
+    trip_sig: ir::SigRef,
+) {
+    let cold = func.dfg.make_block();
+    func.layout.append_block(cold);
+    func.layout.set_cold(cold);
+    let mut pos = FuncCursor::new(func).at_bottom(block);
+    let hot = pos.ins().icmp_imm_u(
+        IntCC::UnsignedGreaterThanOrEqual,
+        count,
+        profile.trip as i64,
+    );
+    pos.ins().brif(hot, cold, &[], cont, &[count.into()]);
+    pos.goto_bottom(cold);
+    let handler = pos.ins().iconst(types::I64, profile.on_trip as i64);
+    let context = pos.ins().iconst(types::I64, profile.context as i64);
+    let addr = pos.ins().iconst(types::I64, profile.counter as i64);
+    pos.ins().call_indirect(trip_sig, handler, &[context, addr]);
+    let reloaded = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
+    pos.ins().jump(cont, &[reloaded.into()]);
 }

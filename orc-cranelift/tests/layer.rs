@@ -193,8 +193,16 @@ fn profiled_functions_count_entries_and_back_edges() {
     static LOOPING: AtomicU64 = AtomicU64::new(0);
     static UNUSED: AtomicU64 = AtomicU64::new(0);
     let j = jit();
+    extern "C" fn never_called(_: u64, _: u64) {
+        unreachable!("the trip value is never reached")
+    }
     let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| match name {
-        "looping" => Some(&LOOPING as *const AtomicU64 as u64),
+        "looping" => Some(orc_cranelift::ProfileCounter {
+            counter: &LOOPING as *const AtomicU64 as u64,
+            trip: u64::MAX,
+            on_trip: never_called as extern "C" fn(u64, u64) as usize as u64,
+            context: 0,
+        }),
         _ => None,
     });
     j.layer.set_counter_provider(provider);
@@ -220,5 +228,48 @@ fn profiled_functions_count_entries_and_back_edges() {
         15,
         "unprofiled code bumps nothing"
     );
+    j.es.end_session().unwrap();
+}
+
+#[test]
+fn profiled_code_calls_the_trip_handler_and_continues_with_its_count() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static TRIPS: AtomicU64 = AtomicU64::new(0);
+    static CONTEXT: AtomicU64 = AtomicU64::new(0);
+    /// Records the trip and starts the count again from zero.
+    extern "C" fn on_trip(context: u64, counter: u64) {
+        CONTEXT.store(context, Ordering::SeqCst);
+        TRIPS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the code passes the counter address it was given.
+        unsafe { &*(counter as *const AtomicU64) }.store(0, Ordering::SeqCst);
+    }
+    let j = jit();
+    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
+        (name == "looping").then_some(orc_cranelift::ProfileCounter {
+            counter: &COUNTER as *const AtomicU64 as u64,
+            trip: 4,
+            on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
+            context: 0xfeed,
+        })
+    });
+    j.layer.set_counter_provider(provider);
+    let module = FnModule::new("trips", vec![("looping".into(), callable())], |m| {
+        define_loop(m, "looping")
+    });
+    j.layer.add(&j.jd, module, None).unwrap();
+    // The loop computes the same result with the checks in place.
+    assert_eq!(call(&j.jd, "looping", 10.0), 45.0);
+    // 11 counts (entry + 10 back-edges): trips at 4, then 4 more after each
+    // reset (the loop goes on with the count the handler left): 4, 8.
+    assert_eq!(TRIPS.load(Ordering::SeqCst), 2);
+    assert_eq!(COUNTER.load(Ordering::SeqCst), 3);
+    assert_eq!(CONTEXT.load(Ordering::SeqCst), 0xfeed);
+    // Entries count too: one call is one count.
+    assert_eq!(call(&j.jd, "looping", 1.0), 0.0);
+    // The entry's count (4) tripped and was reset; the loop's one back-edge
+    // counted 1.
+    assert_eq!(COUNTER.load(Ordering::SeqCst), 1);
+    assert_eq!(TRIPS.load(Ordering::SeqCst), 3);
     j.es.end_session().unwrap();
 }

@@ -95,6 +95,11 @@ pub(crate) struct JitArgs {
     /// default is one fewer than the machine's cores, at least 1.
     #[arg(long, value_name = "N")]
     pub(crate) compile_threads: Option<usize>,
+    /// With --tier adaptive: background threads for tier-1 compiles
+    /// (0: compile each promotion on the thread whose code made the
+    /// function hot, which waits for it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) tier_up_threads: usize,
 }
 
 /// One fewer than the machine's cores, at least 1: the main thread keeps a
@@ -148,6 +153,7 @@ impl JitArgs {
             builder = builder.tier_threshold(threshold);
         }
         builder
+            .tier_up_threads(self.tier_up_threads)
             .lazy(!self.eager)
             .opt_level(opt_level)
             .compile_threads(self.compile_threads.unwrap_or_else(default_compile_threads))
@@ -282,11 +288,11 @@ fn print_tiering_stats(jit: &orc::Jit, tiers: &orc_core::TierManager) {
         );
     }
     eprintln!(
-        "orc: stats: {} functions, {} promoted to tier 1; {:.3} ms in tier 0 compiles, {:.3} ms in tier 1 compiles; {} sampler wake-ups",
+        "orc: stats: {} functions, {} promoted to tier 1; {:.3} ms in tier 0 compiles, {:.3} ms in tier 1 compiles; {} trips",
         stats.len(),
         n_promoted,
         t0_total,
         t1_total,
-        tiers.sampler_wakeups()
+        tiers.trips()
     );
 }
