@@ -115,6 +115,48 @@ fn with_no_tier_up_threads_the_tripping_call_promotes_in_place() {
 }
 
 #[test]
+fn tier_1_code_calls_itself_directly_and_other_functions_through_stubs() {
+    let jit = Jit::builder()
+        .tier(Tier::Adaptive)
+        .tier_threshold(100)
+        .tier_up_threads(0)
+        .llvm_config(orc::llvm::LlvmConfig {
+            capture_ir: true,
+            ..orc::llvm::LlvmConfig::default()
+        })
+        .build()
+        .unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    let ir = Arc::new(Mutex::new(String::new()));
+    let seen = ir.clone();
+    kjit.jit()
+        .llvm_layer()
+        .unwrap()
+        .set_observer(move |compiled| {
+            for f in &compiled.functions {
+                seen.lock()
+                    .unwrap()
+                    .push_str(f.ir.as_deref().unwrap_or_default());
+            }
+        });
+    kjit.eval("def step(n) n - 1;\ndef fib(n) if n < 2 then n else fib(step(n)) + fib(n - 2);")
+        .unwrap();
+    let fib = kjit.function::<(f64,)>("fib").unwrap();
+    assert_eq!(fib.call((15.0,)), 610.0);
+    let tiers = kjit.jit().tier_manager().unwrap();
+    assert_eq!(tiers.state("fib$t0"), Some(TierState::Promoted));
+    let ir = ir.lock().unwrap().clone();
+    assert!(ir.contains("call double @\"fib$t1\"("), "{ir}");
+    assert!(!ir.contains("@fib("), "{ir}");
+    // `step` is another function: reached through its stub, by name.
+    assert!(ir.contains("@step("), "{ir}");
+    // Redefining `fib` reaches the next call from outside.
+    kjit.eval("def fib(n) n * 10;").unwrap();
+    let fib = kjit.function::<(f64,)>("fib").unwrap();
+    assert_eq!(fib.call((15.0,)), 150.0);
+}
+
+#[test]
 fn an_eager_program_tiers_up_too() {
     let jit = Jit::builder()
         .tier(Tier::Adaptive)

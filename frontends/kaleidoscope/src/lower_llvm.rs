@@ -179,18 +179,34 @@ impl LlvmModule for KaleidoscopeLlvmModule {
             .collect()
     }
 
+    /// A function's calls to itself, in its body and in its OSR entries,
+    /// call its definition here directly, as calls within one LLVM module
+    /// do (LLVM's CompileOnDemand layer gives a function's recursion the
+    /// same treatment): they skip the stub, and LLVM sees the recursion
+    /// (and can turn tail recursion into a loop). Calls to other functions
+    /// go through their stubs. So a redefinition reaches the recursion of
+    /// this code only at its next call from outside; activations already
+    /// running finish with the definition they started with.
     fn build<'ctx>(self: Box<Self>, context: &'ctx Context) -> Result<Module<'ctx>, String> {
         let module = context.create_module(&self.name);
         for (symbol, func) in &self.functions {
-            lower_function_llvm_as(context, &module, func, symbol).map_err(|e| e.to_string())?;
+            lower_with_entry(context, &module, func, symbol, None, Some(symbol))
+                .map_err(|e| e.to_string())?;
         }
         for (function, loop_index, symbol) in &self.osr_entries {
-            let (_, func) = self
+            let (body, func) = self
                 .functions
                 .get(*function)
                 .ok_or_else(|| format!("no function {function} in module {}", self.name))?;
-            lower_osr_entry_llvm(context, &module, func, *loop_index, symbol)
-                .map_err(|e| e.to_string())?;
+            lower_with_entry(
+                context,
+                &module,
+                func,
+                symbol,
+                Some(*loop_index),
+                Some(body),
+            )
+            .map_err(|e| e.to_string())?;
         }
         Ok(module)
     }
@@ -229,7 +245,7 @@ pub fn lower_function_llvm_as<'ctx>(
     func: &Function,
     symbol: &str,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
-    lower_with_entry(context, module, func, symbol, None)
+    lower_with_entry(context, module, func, symbol, None, None)
 }
 
 /// Defines `name` in `module`: the on-stack-replacement entry of loop
@@ -243,7 +259,7 @@ pub fn lower_osr_entry_llvm<'ctx>(
     loop_index: usize,
     name: &str,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
-    lower_with_entry(context, module, func, name, Some(loop_index))
+    lower_with_entry(context, module, func, name, Some(loop_index), None)
 }
 
 fn lower_with_entry<'ctx>(
@@ -252,6 +268,7 @@ fn lower_with_entry<'ctx>(
     func: &Function,
     name: &str,
     osr_loop: Option<usize>,
+    self_symbol: Option<&str>,
 ) -> Result<FunctionValue<'ctx>, LlvmLowerError> {
     let arity = match osr_loop {
         None => func.proto.arity(),
@@ -308,6 +325,11 @@ fn lower_with_entry<'ctx>(
         loops: 0,
         osr,
         pending: Vec::new(),
+        // Calls of `func` by its own name go to `self_symbol` (when that is
+        // another symbol: under its own name the call already is direct).
+        self_call: self_symbol
+            .filter(|s| *s != func.proto.name)
+            .map(|s| (func.proto.name.as_str(), s)),
     };
     lowerer.lower_body(func).map_err(|err| err.attach(name))?;
     if lowerer.osr.as_ref().is_some_and(|t| !t.reached) {
@@ -393,6 +415,8 @@ struct FnLowerer<'a, 'ctx> {
     context: &'ctx Context,
     module: &'a Module<'ctx>,
     builder: Builder<'ctx>,
+    /// (source name, symbol): self-calls go to the symbol directly.
+    self_call: Option<(&'a str, &'a str)>,
     function: FunctionValue<'ctx>,
     f64t: FloatType<'ctx>,
     /// Variables in scope (their stack slots), innermost last.
@@ -514,6 +538,10 @@ impl<'a, 'ctx> FnLowerer<'a, 'ctx> {
     }
 
     fn call(&mut self, name: &str, args: &[FloatValue<'ctx>]) -> BResult<FloatValue<'ctx>> {
+        let name = match self.self_call {
+            Some((source, symbol)) if source == name => symbol,
+            _ => name,
+        };
         let callee = self.callee(name, args.len())?;
         let args: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
         let call = self.builder.build_call(callee, &args, "calltmp")?;
