@@ -101,7 +101,7 @@ pub(crate) fn instrument(
     let old = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
     let first = pos.ins().iadd_imm_s(old, 1);
     pos.ins().store(MemFlagsData::trusted(), first, addr, 0);
-    check_trip(pos.func, entry, first, body, profile, trip_sig);
+    check_trip(pos.func, entry, first, addr, body, profile, trip_sig);
 
     if has_special_edges || n_back_edge_sites == 0 {
         return 0;
@@ -137,7 +137,7 @@ pub(crate) fn instrument(
             let cont = func.dfg.make_block();
             func.layout.split_block(cont, term);
             bumped = func.dfg.append_block_param(cont, types::I64);
-            check_trip(func, *block, next, cont, profile, trip_sig);
+            check_trip(func, *block, next, addr, cont, profile, trip_sig);
         }
         let values: Vec<Value> = back
             .iter()
@@ -160,6 +160,7 @@ fn check_trip(
     func: &mut ir::Function,
     block: Block,
     count: Value,
+    addr: Value,
     cont: Block,
     profile: &ProfileCounter,
     trip_sig: ir::SigRef,
@@ -177,7 +178,6 @@ fn check_trip(
     pos.goto_bottom(cold);
     let handler = pos.ins().iconst(types::I64, profile.on_trip as i64);
     let context = pos.ins().iconst(types::I64, profile.context as i64);
-    let addr = pos.ins().iconst(types::I64, profile.counter as i64);
     pos.ins().call_indirect(trip_sig, handler, &[context, addr]);
     let reloaded = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
     pos.ins().jump(cont, &[reloaded.into()]);
