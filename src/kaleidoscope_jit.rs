@@ -5,7 +5,10 @@
 //! Naming: the body of function `f` is the symbol `f$t0` in `main.impl`;
 //! `f` itself is a lazy re-export (a stub) in `main`. Bodies call other
 //! functions by their plain names, which resolve to the stubs, so a
-//! redefinition (or a tier-up) reaches every caller.
+//! redefinition (or a tier-up) reaches every caller. The one exception is
+//! tier-1 code calling itself: `f$t1`'s recursion calls `f$t1` directly
+//! (see `KaleidoscopeLlvmModule`), so a redefinition reaches it at its next
+//! call from outside.
 //!
 //! Adaptive tiering: each tier-0 body is registered with the tier manager
 //! (with one OSR slot per loop). Functions that turn hot together are
