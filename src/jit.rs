@@ -328,13 +328,7 @@ impl Jit {
             let manager = Arc::new(TierManager::new(&es, policy, pool));
             let weak = Arc::downgrade(&manager);
             cranelift.set_counter_provider(Arc::new(move |name: &str| {
-                let trip = weak.upgrade()?.trip_counter(name)?;
-                Some(orc_cranelift::ProfileCounter {
-                    counter: trip.counter,
-                    trip: trip.trip,
-                    on_trip: trip.on_trip,
-                    context: trip.context,
-                })
+                weak.upgrade()?.trip_counter(name)
             }));
             Some(manager)
         } else {

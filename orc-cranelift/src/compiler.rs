@@ -191,7 +191,7 @@ impl CraneliftCompiler {
 
     /// Like [`Self::compile`], adding tiering counters (entry and loop
     /// back-edges, with a trip check) to every function `counters` gives a
-    /// [`crate::ProfileCounter`] for.
+    /// [`orc_core::TripCounter`] for.
     pub fn compile_profiled(
         &self,
         module: Box<dyn CraneliftModule>,
@@ -255,7 +255,7 @@ impl std::fmt::Debug for CraneliftCompiler {
 /// code calls when the count trips, or `None` for functions that are not
 /// profiled.
 pub type CounterProvider =
-    std::sync::Arc<dyn Fn(&str) -> Option<crate::ProfileCounter> + Send + Sync>;
+    std::sync::Arc<dyn Fn(&str) -> Option<orc_core::TripCounter> + Send + Sync>;
 
 /// Delegates to the object module and records what each function cost.
 struct RecordingModule<'a> {

@@ -18,7 +18,6 @@ pub use compiler::{
 };
 pub use error::CompileError;
 pub use layer::{CompileObserver, CompileStats, CraneliftLayer};
-pub use profile::ProfileCounter;
 
 /// Re-exported so frontends build against the same Cranelift version.
 pub use cranelift_codegen as codegen;

@@ -24,29 +24,14 @@ use cranelift_codegen::ir::{
     self, types, AbiParam, Block, InstBuilder, InstructionData, MemFlagsData, Value,
 };
 use cranelift_codegen::isa::CallConv;
-
-/// How a profiled function counts: where its counter lives and what to call
-/// when the count reaches `trip`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProfileCounter {
-    /// Address of the function's `u64` counter.
-    pub counter: u64,
-    /// The count at which the code calls `on_trip` (every entry or
-    /// back-edge whose new count is at least this calls it, so the handler
-    /// should lower the counter).
-    pub trip: u64,
-    /// Address of an `extern "C" fn(context: u64, counter: u64)`.
-    pub on_trip: u64,
-    /// Passed to `on_trip` as its first argument.
-    pub context: u64,
-}
+use orc_core::TripCounter;
 
 /// Adds the counting and trip checks for `profile` to `func`; the handler
 /// is called with `call_conv`. Returns the number of back-edge sites
 /// instrumented.
 pub(crate) fn instrument(
     func: &mut ir::Function,
-    profile: &ProfileCounter,
+    profile: &TripCounter,
     call_conv: CallConv,
 ) -> usize {
     let Some(entry) = func.layout.entry_block() else {
@@ -162,7 +147,7 @@ fn check_trip(
     count: Value,
     addr: Value,
     cont: Block,
-    profile: &ProfileCounter,
+    profile: &TripCounter,
     trip_sig: ir::SigRef,
 ) {
     let cold = func.dfg.make_block();

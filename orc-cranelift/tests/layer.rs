@@ -197,7 +197,7 @@ fn profiled_functions_count_entries_and_back_edges() {
         unreachable!("the trip value is never reached")
     }
     let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| match name {
-        "looping" => Some(orc_cranelift::ProfileCounter {
+        "looping" => Some(orc_core::TripCounter {
             counter: &LOOPING as *const AtomicU64 as u64,
             trip: u64::MAX,
             on_trip: never_called as extern "C" fn(u64, u64) as usize as u64,
@@ -246,7 +246,7 @@ fn profiled_code_calls_the_trip_handler_and_continues_with_its_count() {
     }
     let j = jit();
     let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
-        (name == "looping").then_some(orc_cranelift::ProfileCounter {
+        (name == "looping").then_some(orc_core::TripCounter {
             counter: &COUNTER as *const AtomicU64 as u64,
             trip: 4,
             on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
