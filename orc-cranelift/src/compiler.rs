@@ -10,13 +10,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir;
-use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_module::{
-    DataDescription, DataId, FuncId, Linkage, Module, ModuleDeclarations, ModuleReloc, ModuleResult,
+    DataDescription, DataId, FuncId, Linkage, Module, ModuleDeclarations, ModuleReloc,
+    ModuleRelocTarget, ModuleResult,
 };
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use orc_core::{ExecutionSession, SymbolFlags, SymbolFlagsMap};
@@ -268,6 +270,37 @@ struct RecordingModule<'a> {
     error: Option<String>,
 }
 
+impl RecordingModule<'_> {
+    /// Compiles `ctx` as a local body `{name}$body` and defines `func` (the
+    /// symbol callers reach) as `thunk` jumping to it.
+    // The error type is the `Module` trait's, returned as is.
+    #[allow(clippy::result_large_err)]
+    fn define_behind_thunk(
+        &mut self,
+        func: FuncId,
+        name: &str,
+        thunk: &orc_core::EntryThunk,
+        ctx: &mut Context,
+        ctrl_plane: &mut ControlPlane,
+    ) -> ModuleResult<()> {
+        let body = self.inner.declare_function(
+            &format!("{name}$body"),
+            Linkage::Local,
+            &ctx.func.signature,
+        )?;
+        self.inner
+            .define_function_with_control_plane(body, ctx, ctrl_plane)?;
+        let reloc = ModuleReloc {
+            offset: thunk.body_rel32_at as u32,
+            kind: Reloc::X86PCRel4,
+            name: ModuleRelocTarget::user(0, body.as_u32()),
+            addend: -4,
+        };
+        self.inner
+            .define_function_bytes(func, 16, &thunk.code, &[reloc])
+    }
+}
+
 impl Module for RecordingModule<'_> {
     fn isa(&self) -> &dyn TargetIsa {
         self.inner.isa()
@@ -317,21 +350,32 @@ impl Module for RecordingModule<'_> {
             .linkage_name(func)
             .into_owned();
         let start = Instant::now();
-        if let Some(profile) = self.counters.and_then(|c| c(&name)) {
+        let profile = self.counters.and_then(|c| c(&name));
+        // Entries are counted by a thunk in front of the body where the
+        // host has one and the signature is System V (the thunk keeps
+        // exactly that convention's argument registers); else in the body.
+        let thunk = profile
+            .filter(|_| ctx.func.signature.call_conv == CallConv::SystemV)
+            .and_then(|p| p.entry_thunk());
+        if let Some(profile) = &profile {
             let call_conv = self.inner.isa().default_call_conv();
-            crate::profile::instrument(&mut ctx.func, &profile, call_conv);
+            crate::profile::instrument(&mut ctx.func, profile, call_conv, thunk.is_none());
         }
         let clif = self.capture_clif.then(|| ctx.func.display().to_string());
-        let res = self
-            .inner
-            .define_function_with_control_plane(func, ctx, ctrl_plane);
+        let res = match &thunk {
+            None => self
+                .inner
+                .define_function_with_control_plane(func, ctx, ctrl_plane),
+            Some(thunk) => self.define_behind_thunk(func, &name, thunk, ctx, ctrl_plane),
+        };
         let compile_time = start.elapsed();
         if let Err(e) = &res {
             self.error
                 .get_or_insert_with(|| format!("function '{name}': {e}"));
             return res;
         }
-        let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
+            + thunk.map_or(0, |t| t.code.len());
         self.reports.push(FunctionReport {
             name,
             clif,

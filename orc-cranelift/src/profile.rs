@@ -15,6 +15,14 @@
 //! are approximate by design: recursive frames and racing threads overwrite
 //! each other's stores, which only delays a trip. Frontends do nothing for
 //! it; the layer applies it to the functions its counter provider names.
+//!
+//! On x86-64, for System V functions, the entry count and its check are
+//! not compiled into the function: the compiler puts an
+//! [`orc_core::EntryThunk`] in front of the body (under the function's
+//! symbol) and the body only loads the counter, if it has loops. A function
+//! without loops then compiles exactly as unprofiled, which halves the
+//! compile time of small functions (the check's cold call block used to
+//! double their blocks, register allocation and emission).
 
 use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::dominator_tree::DominatorTree;
@@ -27,12 +35,15 @@ use cranelift_codegen::isa::CallConv;
 use orc_core::TripCounter;
 
 /// Adds the counting and trip checks for `profile` to `func`; the handler
-/// is called with `call_conv`. Returns the number of back-edge sites
-/// instrumented.
+/// is called with `call_conv`. With `count_entries` false the entry is
+/// counted elsewhere (by an [`orc_core::EntryThunk`] in front of the
+/// function), and a function without loops is left as it is. Returns the
+/// number of back-edge sites instrumented.
 pub(crate) fn instrument(
     func: &mut ir::Function,
     profile: &TripCounter,
     call_conv: CallConv,
+    count_entries: bool,
 ) -> usize {
     let Some(entry) = func.layout.entry_block() else {
         return 0;
@@ -70,6 +81,10 @@ pub(crate) fn instrument(
         blocks.push((block, back));
     }
     let n_back_edge_sites = blocks.iter().filter(|(_, b)| b.contains(&true)).count();
+    let count_loops = !has_special_edges && n_back_edge_sites > 0;
+    if !count_entries && !count_loops {
+        return 0;
+    }
 
     let mut sig = ir::Signature::new(call_conv);
     sig.params.push(AbiParam::new(types::I64));
@@ -84,11 +99,16 @@ pub(crate) fn instrument(
     let mut pos = FuncCursor::new(func).at_bottom(entry);
     let addr = pos.ins().iconst(types::I64, profile.counter as i64);
     let old = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
-    let first = pos.ins().iadd_imm_s(old, 1);
-    pos.ins().store(MemFlagsData::trusted(), first, addr, 0);
-    check_trip(pos.func, entry, first, addr, body, profile, trip_sig);
+    if count_entries {
+        let first = pos.ins().iadd_imm_s(old, 1);
+        pos.ins().store(MemFlagsData::trusted(), first, addr, 0);
+        check_trip(pos.func, entry, first, addr, body, profile, trip_sig);
+    } else {
+        // An entry thunk counted this entry already: start from its count.
+        pos.ins().jump(body, &[old.into()]);
+    }
 
-    if has_special_edges || n_back_edge_sites == 0 {
+    if !count_loops {
         return 0;
     }
 

@@ -273,3 +273,154 @@ fn profiled_code_calls_the_trip_handler_and_continues_with_its_count() {
     assert_eq!(TRIPS.load(Ordering::SeqCst), 3);
     j.es.end_session().unwrap();
 }
+
+/// Counts trips and, like any real handler may, leaves garbage in every
+/// register the System V convention lets it clobber.
+extern "C" fn clobbering_trip(_context: u64, counter: u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    CLOBBERING_TRIPS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the code passes the counter address it was given.
+    unsafe { &*(counter as *const AtomicU64) }.store(0, Ordering::SeqCst);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: writes only registers declared as clobbered outputs.
+    unsafe {
+        std::arch::asm!(
+            "mov rax, -1", "mov rcx, -1", "mov rdx, -1", "mov rsi, -1", "mov rdi, -1",
+            "mov r8, -1", "mov r9, -1", "mov r10, -1", "mov r11, -1",
+            "pcmpeqd xmm0, xmm0", "pcmpeqd xmm1, xmm1", "pcmpeqd xmm2, xmm2",
+            "pcmpeqd xmm3, xmm3", "pcmpeqd xmm4, xmm4", "pcmpeqd xmm5, xmm5",
+            "pcmpeqd xmm6, xmm6", "pcmpeqd xmm7, xmm7",
+            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+        );
+    }
+}
+static CLOBBERING_TRIPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[test]
+fn every_argument_reaches_a_profiled_body_through_the_trip_path() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let j = jit();
+    // Trip on every call, so each call goes through the handler first.
+    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
+        (name == "mixed").then_some(orc_core::TripCounter {
+            counter: &COUNTER as *const AtomicU64 as u64,
+            trip: 1,
+            on_trip: clobbering_trip as extern "C" fn(u64, u64) as usize as u64,
+            context: 7,
+        })
+    });
+    j.layer.set_counter_provider(provider);
+    // mixed(i0..i7, x0..x9) = sum((k + 1) * i_k) + sum((k + 1) * x_k): 8
+    // integers (6 in registers, 2 on the stack) and 10 doubles (8 in
+    // registers, 2 on the stack), each with its own weight so a lost or
+    // swapped argument changes the result.
+    let mut params = vec![types::I64; 8];
+    params.extend([types::F64; 10]);
+    let module = FnModule::new("mixed", vec![("mixed".into(), callable())], move |m| {
+        define_with(m, "mixed", &params, types::F64, |_, b, args| {
+            let mut acc = b.ins().f64const(0.0);
+            for (k, &arg) in args.iter().enumerate() {
+                let weight = (k % 8 + 1) as f64 + if k >= 8 { 0.5 } else { 0.0 };
+                let v = if k < 8 {
+                    b.ins().fcvt_from_sint(types::F64, arg)
+                } else {
+                    arg
+                };
+                let w = b.ins().f64const(weight);
+                let term = b.ins().fmul(v, w);
+                acc = b.ins().fadd(acc, term);
+            }
+            b.ins().return_(&[acc]);
+            Ok(())
+        })
+    });
+    j.layer.add(&j.jd, module, None).unwrap();
+    let addr = j.jd.lookup_symbol("mixed").unwrap().addr;
+    type Mixed = extern "C" fn(
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+    ) -> f64;
+    // SAFETY: `mixed` was defined with exactly this signature.
+    let mixed: Mixed = unsafe { std::mem::transmute(addr.to_ptr::<u8>()) };
+    let ints = [3i64, -5, 7, 11, -13, 17, 19, -23];
+    let floats = [
+        0.5, 1.25, -2.0, 4.5, 8.75, -16.0, 32.5, 64.25, -128.0, 256.5,
+    ];
+    let expected: f64 = ints
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| v as f64 * (k + 1) as f64)
+        .chain(
+            floats
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| v * ((k + 8) % 8 + 1) as f64 + v * 0.5),
+        )
+        .sum();
+    let before = CLOBBERING_TRIPS.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        let got = mixed(
+            ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], ints[7], floats[0],
+            floats[1], floats[2], floats[3], floats[4], floats[5], floats[6], floats[7], floats[8],
+            floats[9],
+        );
+        assert_eq!(got, expected);
+    }
+    assert_eq!(CLOBBERING_TRIPS.load(Ordering::SeqCst) - before, 3);
+    j.es.end_session().unwrap();
+}
+
+#[test]
+fn calls_inside_a_module_count_entries_too() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LEAF: AtomicU64 = AtomicU64::new(0);
+    extern "C" fn never_called(_: u64, _: u64) {
+        unreachable!("the trip value is never reached")
+    }
+    let j = jit();
+    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
+        (name == "leaf").then_some(orc_core::TripCounter {
+            counter: &LEAF as *const AtomicU64 as u64,
+            trip: u64::MAX,
+            on_trip: never_called as extern "C" fn(u64, u64) as usize as u64,
+            context: 0,
+        })
+    });
+    j.layer.set_counter_provider(provider);
+    let module = FnModule::new(
+        "pair",
+        vec![("leaf".into(), callable()), ("caller".into(), callable())],
+        |m| {
+            define_fn(m, "leaf", 2.0, &[])?;
+            define_fn(m, "caller", 1.0, &["leaf"])
+        },
+    );
+    j.layer.add(&j.jd, module, None).unwrap();
+    // caller(x) = x + leaf(x) = 3x, calling leaf by its id in the module.
+    assert_eq!(call(&j.jd, "caller", 5.0), 15.0);
+    assert_eq!(call(&j.jd, "caller", 1.0), 3.0);
+    assert_eq!(LEAF.load(Ordering::Relaxed), 2);
+    assert_eq!(call(&j.jd, "leaf", 1.0), 2.0);
+    assert_eq!(LEAF.load(Ordering::Relaxed), 3);
+    j.es.end_session().unwrap();
+}
