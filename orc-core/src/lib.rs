@@ -34,7 +34,6 @@ mod absolute;
 mod batch;
 mod dispatch;
 mod dylib;
-mod entry_thunk;
 mod error;
 mod generators;
 mod layer_unit;
@@ -50,12 +49,12 @@ mod state;
 mod symbol;
 mod tiering;
 mod tracker;
+mod trip_code;
 mod unit;
 
 pub use absolute::absolute_symbols;
 pub use dispatch::{Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher};
 pub use dylib::{make_search_order, DefinitionGenerator, JitDylib, JitDylibSearchOrder};
-pub use entry_thunk::EntryThunk;
 pub use error::{Error, QualifiedSymbol, Result};
 pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};
 pub use layer_unit::{CompileLayer, LayerUnit};
@@ -75,4 +74,5 @@ pub use tiering::{
     TierPolicy, TierState, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
+pub use trip_code::EntryThunk;
 pub use unit::MaterializationUnit;

@@ -86,10 +86,22 @@ pub(crate) fn instrument(
         return 0;
     }
 
+    // With the preserve-all trip routine the call clobbers no register, so
+    // the values a loop keeps in registers stay there on the hot path; the
+    // plain handler call is the fallback where the host has no routine.
+    let routine = TripCounter::preserve_all_trip();
+    let (call_conv, n_params) = match routine {
+        Some(_) => (CallConv::PreserveAll, 3),
+        None => (call_conv, 2),
+    };
     let mut sig = ir::Signature::new(call_conv);
-    sig.params.push(AbiParam::new(types::I64));
-    sig.params.push(AbiParam::new(types::I64));
-    let trip_sig = func.import_signature(sig);
+    for _ in 0..n_params {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    let trip = TripCall {
+        sig: func.import_signature(sig),
+        routine,
+    };
 
     // Entry: the original entry block's instructions move to `body`; the
     // entry block itself counts and checks, and passes the count on.
@@ -102,7 +114,7 @@ pub(crate) fn instrument(
     if count_entries {
         let first = pos.ins().iadd_imm_s(old, 1);
         pos.ins().store(MemFlagsData::trusted(), first, addr, 0);
-        check_trip(pos.func, entry, first, addr, body, profile, trip_sig);
+        check_trip(pos.func, entry, first, addr, body, profile, &trip);
     } else {
         // An entry thunk counted this entry already: start from its count.
         pos.ins().jump(body, &[old.into()]);
@@ -142,7 +154,7 @@ pub(crate) fn instrument(
             let cont = func.dfg.make_block();
             func.layout.split_block(cont, term);
             bumped = func.dfg.append_block_param(cont, types::I64);
-            check_trip(func, *block, next, addr, cont, profile, trip_sig);
+            check_trip(func, *block, next, addr, cont, profile, &trip);
         }
         let values: Vec<Value> = back
             .iter()
@@ -158,6 +170,13 @@ pub(crate) fn instrument(
     n_back_edge_sites
 }
 
+/// How the trip check calls out: the preserve-all routine (arguments
+/// context, counter, handler) where there is one, else the handler itself.
+struct TripCall {
+    sig: ir::SigRef,
+    routine: Option<u64>,
+}
+
 /// Ends `block` (whose last instruction stored `count`) with the trip
 /// check: on to `cont(count)`, or through a cold block that calls the
 /// handler, reloads the counter and goes on to `cont(reloaded)`.
@@ -168,7 +187,7 @@ fn check_trip(
     addr: Value,
     cont: Block,
     profile: &TripCounter,
-    trip_sig: ir::SigRef,
+    trip: &TripCall,
 ) {
     let cold = func.dfg.make_block();
     func.layout.append_block(cold);
@@ -183,7 +202,16 @@ fn check_trip(
     pos.goto_bottom(cold);
     let handler = pos.ins().iconst(types::I64, profile.on_trip as i64);
     let context = pos.ins().iconst(types::I64, profile.context as i64);
-    pos.ins().call_indirect(trip_sig, handler, &[context, addr]);
+    match trip.routine {
+        Some(routine) => {
+            let routine = pos.ins().iconst(types::I64, routine as i64);
+            pos.ins()
+                .call_indirect(trip.sig, routine, &[context, addr, handler]);
+        }
+        None => {
+            pos.ins().call_indirect(trip.sig, handler, &[context, addr]);
+        }
+    }
     let reloaded = pos.ins().load(types::I64, MemFlagsData::trusted(), addr, 0);
     pos.ins().jump(cont, &[reloaded.into()]);
 }
