@@ -71,14 +71,31 @@ fn if_tests_ordered_not_equal_to_zero() {
 }
 
 #[test]
-fn for_loop_has_a_back_edge_and_tests_with_fcmp_one() {
+fn a_for_loop_ending_on_a_comparison_branches_on_it() {
     let clif = clif_of(
         "def f(n) var s = 0 in (for i = 1, i < n, 2 in s = s + i) + s;",
         "f",
     );
+    // `i < n` is the branch condition itself: no 1.0/0.0 select, no
+    // second compare against zero.
     assert!(clif.contains("fcmp ult"), "{clif}");
-    assert!(clif.contains("fcmp one"), "{clif}");
+    assert!(!clif.contains("select"), "{clif}");
+    assert!(!clif.contains("fcmp one"), "{clif}");
     assert_eq!(clif.matches("brif").count(), 1, "{clif}");
+}
+
+#[test]
+fn other_loop_and_if_conditions_test_ordered_not_equal_to_zero() {
+    let clif = clif_of("def f(n) for i = 1, n - i in 0;", "f");
+    assert!(clif.contains("fcmp one"), "{clif}");
+    assert!(!clif.contains("fcmp ult"), "{clif}");
+    // A `<` that is a value, not the condition, is still a select.
+    let clif = clif_of("def g(a b) if (a < b) + 1 then 1 else 2;", "g");
+    assert!(clif.contains("select"), "{clif}");
+    assert!(clif.contains("fcmp one"), "{clif}");
+    let clif = clif_of("def h(a b) if a < b then 1 else 2;", "h");
+    assert!(!clif.contains("select"), "{clif}");
+    assert!(!clif.contains("fcmp one"), "{clif}");
 }
 
 #[test]
