@@ -10,7 +10,12 @@
 //! store the new count is compared with the trip value (an immediate); when
 //! it is reached, a cold block calls the trip handler with the context and
 //! the counter's address, then reloads the counter (the handler may reset
-//! it) and continues with that value. So the manager hears of a hot function
+//! it) and continues with that value. The call goes through
+//! [`orc_core::TripCounter::preserve_all_trip`] in the `preserve_all`
+//! convention where the host has that routine: it clobbers no register, so
+//! values live across a loop's back-edge stay in registers on the hot path
+//! (a System V call there made the register allocator spill and reload
+//! them every iteration). So the manager hears of a hot function
 //! at once, from the thread running it, and no thread has to poll. Counts
 //! are approximate by design: recursive frames and racing threads overwrite
 //! each other's stores, which only delays a trip. Frontends do nothing for
