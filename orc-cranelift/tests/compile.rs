@@ -7,7 +7,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use orc_cranelift::{CompileError, CraneliftCompiler, CraneliftConfig, FnModule, OptLevel};
 
 mod support;
-use support::{callable, define_fn};
+use support::{callable, define_fn, define_loop};
 
 #[test]
 fn compiles_functions_into_an_object_with_unwind_info() {
@@ -91,4 +91,61 @@ fn frontend_and_codegen_errors_are_reported_with_context() {
         matches!(&err, CompileError::Codegen { module, message } if module == "invalid" && message.contains("'bad'")),
         "{err}"
     );
+}
+
+#[test]
+fn profiling_leaves_loop_free_bodies_alone_and_trips_without_clobbering_registers() {
+    extern "C" fn on_trip(_: u64, _: u64) {}
+    static COUNTERS: [u64; 2] = [0, 0];
+    let compiler = CraneliftCompiler::new(CraneliftConfig {
+        capture_clif: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let module = || {
+        FnModule::new(
+            "profiled",
+            vec![("leaf".into(), callable()), ("looping".into(), callable())],
+            |m| {
+                define_fn(m, "leaf", 2.0, &[])?;
+                define_loop(m, "looping")
+            },
+        )
+    };
+    let plain = compiler.compile(module()).unwrap();
+    let provider: orc_cranelift::CounterProvider = std::sync::Arc::new(|name: &str| {
+        let index = ["leaf", "looping"].iter().position(|n| *n == name)?;
+        Some(orc_core::TripCounter {
+            counter: &COUNTERS[index] as *const u64 as u64,
+            trip: 100,
+            on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
+            context: 0,
+        })
+    });
+    let profiled = compiler
+        .compile_profiled(module(), Some(&provider))
+        .unwrap();
+    let clif = |c: &orc_cranelift::CompiledObject, i: usize| c.functions[i].clif.clone().unwrap();
+    // The entry is counted by the thunk in front of `leaf`, so its body is
+    // the unprofiled one.
+    assert_eq!(clif(&profiled, 0), clif(&plain, 0));
+    // The loop's back-edge calls out in the preserve-all convention.
+    let looping = clif(&profiled, 1);
+    assert!(looping.contains("preserve_all"), "{looping}");
+    assert!(!clif(&plain, 1).contains("preserve_all"));
+    // Callers reach the thunks under the functions' names; the bodies are
+    // local symbols.
+    let obj = object::File::parse(&*profiled.bytes).unwrap();
+    let symbols = |global: bool| -> Vec<String> {
+        let mut names: Vec<String> = obj
+            .symbols()
+            .filter(|s| s.is_definition() && s.is_global() == global)
+            .filter(|s| s.kind() == object::SymbolKind::Text)
+            .map(|s| s.name().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(symbols(true), ["leaf", "looping"]);
+    assert_eq!(symbols(false), ["leaf$body", "looping$body"]);
 }

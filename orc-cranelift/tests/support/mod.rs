@@ -80,3 +80,28 @@ pub fn define_fn(
 pub fn callable() -> SymbolFlags {
     SymbolFlags::EXPORTED | SymbolFlags::CALLABLE
 }
+
+/// Defines `name(n) = sum of i for i in 0..n` with a real loop.
+pub fn define_loop(module: &mut dyn Module, name: &str) -> Result<(), String> {
+    use cranelift_codegen::ir::condcodes::FloatCC;
+    define_with(module, name, &[types::F64], types::F64, |_, b, args| {
+        let n = args[0];
+        let header = b.create_block();
+        let exit = b.create_block();
+        b.append_block_param(header, types::F64); // i
+        b.append_block_param(header, types::F64); // acc
+        let zero = b.ins().f64const(0.0);
+        b.ins().jump(header, &[zero.into(), zero.into()]);
+        b.switch_to_block(header);
+        let (i, acc) = (b.block_params(header)[0], b.block_params(header)[1]);
+        let acc2 = b.ins().fadd(acc, i);
+        let one = b.ins().f64const(1.0);
+        let i2 = b.ins().fadd(i, one);
+        let more = b.ins().fcmp(FloatCC::LessThan, i2, n);
+        b.ins()
+            .brif(more, header, &[i2.into(), acc2.into()], exit, &[]);
+        b.switch_to_block(exit);
+        b.ins().return_(&[acc2]);
+        Ok(())
+    })
+}
