@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use cranelift_codegen::ir::{types, InstBuilder};
-use cranelift_module::Module;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{DynamicLibrarySearchGenerator, Error, ExecutionSession, JitDylib};
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
