@@ -1,7 +1,9 @@
 //! Tiering benchmark (issue 7): total wall time of `orc run` for each
 //! CPU-heavy program under `--tier 0`, `--tier 1` and `--tier adaptive`,
-//! from one run, printed as ratios; then a per-program sweep of tier-up
-//! thresholds, the measurement behind `DEFAULT_TIER_THRESHOLD`.
+//! from one run, printed as ratios; then what the tier-0 profiling costs
+//! (adaptive code that never promotes against plain tier 0), and a
+//! per-program sweep of tier-up thresholds, the measurement behind
+//! `DEFAULT_TIER_THRESHOLD`.
 //!
 //! Targets: adaptive within 1.05x of the better of the other two on every
 //! program, and clearly better than `--tier 1` (here: below 0.9x) on
@@ -168,6 +170,25 @@ fn main() {
             "some targets missed (see MISSED)"
         }
     );
+
+    // What the counting itself costs: adaptive code that never reaches
+    // its threshold runs tier-0 code with every counter and trip check in
+    // place, against plain tier 0.
+    println!(
+        "\nprofiling overhead: adaptive that never promotes / tier 0 \
+         (fastest of {rounds} interleaved rounds)"
+    );
+    let never = args(&["--tier", "adaptive", "--tier-threshold", "1000000000000"]);
+    for (prog, _) in &better_of_tiers {
+        let m = measure(prog, &[configs[0].clone(), never.clone()], rounds);
+        println!(
+            "{:<13} {:>8.1} ms {:>8.1} ms  {:>6.2}x",
+            prog.file_stem().unwrap().to_string_lossy(),
+            ms(m[0].best),
+            ms(m[1].best),
+            m[1].best.as_secs_f64() / m[0].best.as_secs_f64()
+        );
+    }
 
     let thresholds = [100u64, 1_000, 10_000, 100_000];
     println!(
