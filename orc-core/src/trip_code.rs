@@ -81,8 +81,14 @@ std::arch::global_asm!(
     ".hidden orc_core_preserve_all_trip",
     ".type orc_core_preserve_all_trip, @function",
     "orc_core_preserve_all_trip:",
+    // Call frame information, so that debuggers and profilers can walk
+    // from the handler out through this routine.
+    ".cfi_startproc",
     "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
     "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
     "push rax",
     "push rcx",
     "push rdx",
@@ -110,7 +116,9 @@ std::arch::global_asm!(
     "pop rcx",
     "pop rax",
     "pop rbp",
+    ".cfi_def_cfa rsp, 8",
     "ret",
+    ".cfi_endproc",
     ".size orc_core_preserve_all_trip, . - orc_core_preserve_all_trip",
 );
 
@@ -205,12 +213,14 @@ mod tests {
     }
 
     static SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static BACKTRACE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
     /// Records its arguments and leaves garbage in every register System V
     /// lets it clobber.
     extern "C" fn clobbering_on_trip(context: u64, counter: u64) {
         SEEN[0].store(context, Ordering::SeqCst);
         SEEN[1].store(counter, Ordering::SeqCst);
+        *BACKTRACE.lock().unwrap() = std::backtrace::Backtrace::force_capture().to_string();
         // SAFETY: writes only registers declared as clobbered outputs.
         unsafe {
             std::arch::asm!(
@@ -262,5 +272,12 @@ mod tests {
         assert_eq!(SEEN[1].load(Ordering::SeqCst), 0xc1);
         assert_eq!(after, ints);
         assert_eq!(floats_after, floats);
+        // The routine's call frame information lets an unwinder walk from
+        // the handler back into this test.
+        let backtrace = BACKTRACE.lock().unwrap().clone();
+        assert!(
+            backtrace.contains("the_trip_routine_calls_the_handler_and_preserves_every_register"),
+            "{backtrace}"
+        );
     }
 }
