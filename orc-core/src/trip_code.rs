@@ -40,6 +40,11 @@
 //! works. Like the counting compiled into a body, the count is a plain
 //! load and store: racing threads and recursive frames may lose counts,
 //! which only delays a trip.
+//!
+//! The trip routine has call frame information; a thunk has none (it is
+//! written bytes in the tier-0 object), so a backtrace taken in the
+//! handler of an entry trip ends at the thunk. Nothing unwinds through
+//! either: the handler is `extern "C"` and does not unwind.
 
 use crate::tiering::TripCounter;
 
