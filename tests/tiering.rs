@@ -277,12 +277,31 @@ fn tier_up_failure_report(pipeline: &str) -> String {
     let mut kjit = KaleidoscopeJit::new(jit);
     kjit.eval("def twice(x) x * 2;").unwrap();
     let twice = kjit.function::<(f64,)>("twice").unwrap();
+    assert_eq!(twice.call((1.0,)), 2.0);
+    // The tier-0 symbol is the entry-counting thunk, and the stub goes
+    // through it while the function counts.
+    let thunk = kjit
+        .jit()
+        .bodies_dylib()
+        .lookup_symbol("twice$t0")
+        .unwrap()
+        .addr;
+    assert_eq!(stub_target(&kjit, "twice"), thunk);
     for i in 0..50 {
         assert_eq!(twice.call((i as f64,)), 2.0 * i as f64);
     }
     wait_for(&kjit, "twice$t0", TierState::Failed);
+    let tiers = kjit.jit().tier_manager().unwrap();
+    let counted = |tiers: &orc_core::TierManager| tiers.stats()[0].count;
+    let count_after_failing = counted(tiers);
     for i in 0..50 {
         assert_eq!(twice.call((i as f64,)), 2.0 * i as f64, "still tier 0");
+    }
+    if orc_core::TripCounter::preserve_all_trip().is_some() {
+        // Once queued, the stub skipped the thunk: the tier-0 body runs
+        // without counting entries nobody will act on.
+        assert_ne!(stub_target(&kjit, "twice"), thunk);
+        assert_eq!(counted(tiers), count_after_failing);
     }
     kjit.jit().tier_manager().unwrap().sample_now();
     let reports = reports.lock().unwrap();

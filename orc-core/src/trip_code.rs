@@ -61,6 +61,51 @@ pub struct EntryThunk {
     pub body_rel32_at: usize,
 }
 
+impl EntryThunk {
+    /// How many bytes from a thunk's start [`Self::body_of`] reads: through
+    /// the end of the jump to the body.
+    pub const BODY_JUMP_END: usize = 34;
+
+    /// The body that the linked entry thunk at `addr`, whose first
+    /// [`Self::BODY_JUMP_END`] bytes are `code`, jumps to; `None` when the
+    /// bytes are not an entry thunk's (so a driver can skip the thunk
+    /// once a function's entries need no more counting).
+    pub fn body_of(code: &[u8], addr: u64) -> Option<u64> {
+        body_of(code.get(..Self::BODY_JUMP_END)?, addr)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn body_of(code: &[u8], addr: u64) -> Option<u64> {
+    // Everything but the counter, the trip displacement and the rel32.
+    let fixed: [(usize, &[u8]); 3] = [
+        (0, &[0x49, 0xBB]),
+        (
+            10,
+            &[
+                0x4D, 0x8B, 0x13, 0x49, 0x83, 0xC2, 0x01, 0x4D, 0x89, 0x13, 0x4C, 0x3B, 0x15,
+            ],
+        ),
+        (27, &[0x73, 0x05, 0xE9]),
+    ];
+    if fixed
+        .iter()
+        .any(|(at, bytes)| code.get(*at..at + bytes.len()) != Some(*bytes))
+    {
+        return None;
+    }
+    let rel = i32::from_le_bytes(code[30..34].try_into().ok()?);
+    Some(
+        addr.wrapping_add(EntryThunk::BODY_JUMP_END as u64)
+            .wrapping_add(rel as i64 as u64),
+    )
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn body_of(_: &[u8], _: u64) -> Option<u64> {
+    None
+}
+
 impl TripCounter {
     /// An entry-counting thunk for this counter, on hosts that have one
     /// (x86-64 Linux); `None` elsewhere, where the compiler counts entries
@@ -215,6 +260,32 @@ mod tests {
         let trip_at = 27 + disp as usize;
         assert_eq!(trip_at, t.code.len() - 8);
         assert_eq!(&t.code[trip_at..], &c.trip.to_le_bytes());
+    }
+
+    #[test]
+    fn a_linked_thunk_gives_its_body_and_other_code_gives_none() {
+        let c = TripCounter {
+            counter: 0x1000,
+            trip: 5,
+            on_trip: 0x2000,
+            context: 0x3000,
+        };
+        let mut t = c.entry_thunk().unwrap();
+        // Linked at 0x10_0000 with its body 0x40 bytes before it.
+        let (addr, body) = (0x10_0000u64, 0x10_0000u64 - 0x40);
+        let rel = (body as i64 - (addr + t.body_rel32_at as u64 + 4) as i64) as i32;
+        t.code[t.body_rel32_at..t.body_rel32_at + 4].copy_from_slice(&rel.to_le_bytes());
+        assert_eq!(EntryThunk::body_of(&t.code, addr), Some(body));
+        assert_eq!(
+            EntryThunk::BODY_JUMP_END,
+            t.body_rel32_at + 4,
+            "the jump ends where body_of stops reading"
+        );
+        // A function prologue, or too few bytes, is no thunk.
+        let mut prologue = vec![0x55, 0x48, 0x89, 0xE5];
+        prologue.resize(64, 0x90);
+        assert_eq!(EntryThunk::body_of(&prologue, addr), None);
+        assert_eq!(EntryThunk::body_of(&t.code[..20], addr), None);
     }
 
     static SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
