@@ -11,7 +11,9 @@
 //! call from outside.
 //!
 //! Adaptive tiering: each tier-0 body is registered with the tier manager
-//! (with one OSR slot per loop). Functions that turn hot together are
+//! (with one OSR slot per loop). When a batch starts, each of its
+//! functions' stubs skips the entry-counting thunk and jumps straight to
+//! the tier-0 body, so the compile window runs uncounted. Functions that turn hot together are
 //! recompiled as one LLVM module holding `f$t1` (`f$t1.N` for the Nth
 //! redefinition) and an entry `f$t1$osrL` per loop; installing repoints the
 //! stub, publishes the entries (a frame still looping in `f$t0` moves over
