@@ -10,10 +10,10 @@
 //! programs that run under 100 ms in every tier.
 //!
 //! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
-//! or fewer rounds). Method: the configurations being compared run
-//! interleaved, one run of each per round in an order that rotates from
-//! round to round, and each figure is the fastest of its rounds (the
-//! median is printed too). The machines this runs on are shared virtual
+//! or fewer rounds; programs under 100 ms get four times as many). Method:
+//! the configurations being compared run interleaved, one run of each per
+//! round in an order that rotates from round to round, and each figure is
+//! the fastest of its rounds (the median is printed too). The machines this runs on are shared virtual
 //! machines whose speed changes from one stretch of tens of milliseconds
 //! to the next, by up to 1.5x, for native code as much as for ours (a
 //! plain C loop shows it); running the configurations back to back in
@@ -106,6 +106,20 @@ fn measure(prog: &Path, configs: &[Vec<String>], rounds: usize) -> Vec<Timing> {
         .collect()
 }
 
+/// Rounds for `prog`: `rounds`, or four times as many when one probe run
+/// of each configuration finishes under 100 ms. Such runs are cheap, and
+/// their fastest of 11 is noisy: a 7 ms program's fastest run moves by
+/// ±0.3 ms from one set of rounds to the next here, as much as the 5%
+/// being judged.
+fn rounds_for(prog: &Path, configs: &[Vec<String>], rounds: usize) -> usize {
+    let slowest = configs.iter().map(|c| run(prog, c).0).max();
+    if slowest.is_some_and(|t| t < Duration::from_millis(100)) {
+        4 * rounds
+    } else {
+        rounds
+    }
+}
+
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -117,7 +131,9 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let rounds = rounds();
     println!(
-        "tiering: `orc run`, whole process; fastest of {rounds} interleaved rounds (median in brackets)\n"
+        "tiering: `orc run`, whole process; fastest of {rounds} interleaved rounds, {} for \
+         programs under 100 ms (median in brackets)\n",
+        4 * rounds
     );
     println!(
         "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9}  verdict",
@@ -132,7 +148,7 @@ fn main() {
     let mut better_of_tiers = Vec::new();
     for prog in programs() {
         let name = prog.file_stem().unwrap().to_string_lossy().into_owned();
-        let m = measure(&prog, &configs, rounds);
+        let m = measure(&prog, &configs, rounds_for(&prog, &configs, rounds));
         let (t0, t1, ta) = (&m[0], &m[1], &m[2]);
         assert!(
             t0.output == t1.output && t0.output == ta.output,
@@ -176,11 +192,12 @@ fn main() {
     // place, against plain tier 0.
     println!(
         "\nprofiling overhead: adaptive that never promotes / tier 0 \
-         (fastest of {rounds} interleaved rounds)"
+         (fastest of {rounds} interleaved rounds, 4x for programs under 100 ms)"
     );
     let never = args(&["--tier", "adaptive", "--tier-threshold", "1000000000000"]);
     for (prog, _) in &better_of_tiers {
-        let m = measure(prog, &[configs[0].clone(), never.clone()], rounds);
+        let pair = [configs[0].clone(), never.clone()];
+        let m = measure(prog, &pair, rounds_for(prog, &pair, rounds));
         println!(
             "{:<13} {:>8.1} ms {:>8.1} ms  {:>6.2}x",
             prog.file_stem().unwrap().to_string_lossy(),
@@ -193,7 +210,7 @@ fn main() {
     let thresholds = [100u64, 1_000, 10_000, 100_000];
     println!(
         "\nthreshold sweep: adaptive / better of tier 0 and tier 1, per program \
-         (fastest of {rounds} interleaved rounds)"
+         (fastest of {rounds} interleaved rounds, 4x for programs under 100 ms)"
     );
     print!("{:<13}", "program");
     for t in thresholds {
@@ -206,7 +223,7 @@ fn main() {
             .iter()
             .map(|t| args(&["--tier", "adaptive", "--tier-threshold", &t.to_string()]))
             .collect();
-        let m = measure(prog, &configs, rounds);
+        let m = measure(prog, &configs, rounds_for(prog, &configs, rounds));
         print!("{:<13}", prog.file_stem().unwrap().to_string_lossy());
         for (i, t) in m.iter().enumerate() {
             let ratio = t.best.as_secs_f64() / better.as_secs_f64();
