@@ -8,7 +8,7 @@ use orc_core::{DynamicLibrarySearchGenerator, Error, ExecutionSession, JitDylib}
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
 
 mod support;
-use support::{callable, define_fn, define_loop, define_with};
+use support::{callable, define_fn, define_loop, define_with, never_called, profile_only};
 
 struct Jit {
     es: ExecutionSession,
@@ -167,19 +167,8 @@ fn profiled_functions_count_entries_and_back_edges() {
     static LOOPING: AtomicU64 = AtomicU64::new(0);
     static UNUSED: AtomicU64 = AtomicU64::new(0);
     let j = jit();
-    extern "C" fn never_called(_: u64, _: u64) {
-        unreachable!("the trip value is never reached")
-    }
-    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| match name {
-        "looping" => Some(orc_core::TripCounter {
-            counter: &LOOPING as *const AtomicU64 as u64,
-            trip: u64::MAX,
-            on_trip: never_called as extern "C" fn(u64, u64) as usize as u64,
-            context: 0,
-        }),
-        _ => None,
-    });
-    j.layer.set_counter_provider(provider);
+    j.layer
+        .set_counter_provider(profile_only("looping", &LOOPING, u64::MAX, never_called, 0));
     let module = FnModule::new(
         "loops",
         vec![("looping".into(), callable()), ("plain".into(), callable())],
@@ -219,15 +208,8 @@ fn profiled_code_calls_the_trip_handler_and_continues_with_its_count() {
         unsafe { &*(counter as *const AtomicU64) }.store(0, Ordering::SeqCst);
     }
     let j = jit();
-    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
-        (name == "looping").then_some(orc_core::TripCounter {
-            counter: &COUNTER as *const AtomicU64 as u64,
-            trip: 4,
-            on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
-            context: 0xfeed,
-        })
-    });
-    j.layer.set_counter_provider(provider);
+    j.layer
+        .set_counter_provider(profile_only("looping", &COUNTER, 4, on_trip, 0xfeed));
     let module = FnModule::new("trips", vec![("looping".into(), callable())], |m| {
         define_loop(m, "looping")
     });
@@ -279,15 +261,8 @@ fn every_argument_reaches_a_profiled_body_through_the_trip_path() {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let j = jit();
     // Trip on every call, so each call goes through the handler first.
-    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
-        (name == "mixed").then_some(orc_core::TripCounter {
-            counter: &COUNTER as *const AtomicU64 as u64,
-            trip: 1,
-            on_trip: clobbering_trip as extern "C" fn(u64, u64) as usize as u64,
-            context: 7,
-        })
-    });
-    j.layer.set_counter_provider(provider);
+    j.layer
+        .set_counter_provider(profile_only("mixed", &COUNTER, 1, clobbering_trip, 7));
     // mixed(i0..i7, x0..x9) = sum((k + 1) * i_k) + sum((k + 1) * x_k): 8
     // integers (6 in registers, 2 on the stack) and 10 doubles (8 in
     // registers, 2 on the stack), each with its own weight so a lost or
@@ -368,19 +343,9 @@ fn every_argument_reaches_a_profiled_body_through_the_trip_path() {
 fn calls_inside_a_module_count_entries_too() {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LEAF: AtomicU64 = AtomicU64::new(0);
-    extern "C" fn never_called(_: u64, _: u64) {
-        unreachable!("the trip value is never reached")
-    }
     let j = jit();
-    let provider: orc_cranelift::CounterProvider = Arc::new(|name: &str| {
-        (name == "leaf").then_some(orc_core::TripCounter {
-            counter: &LEAF as *const AtomicU64 as u64,
-            trip: u64::MAX,
-            on_trip: never_called as extern "C" fn(u64, u64) as usize as u64,
-            context: 0,
-        })
-    });
-    j.layer.set_counter_provider(provider);
+    j.layer
+        .set_counter_provider(profile_only("leaf", &LEAF, u64::MAX, never_called, 0));
     let module = FnModule::new(
         "pair",
         vec![("leaf".into(), callable()), ("caller".into(), callable())],

@@ -105,3 +105,27 @@ pub fn define_loop(module: &mut dyn Module, name: &str) -> Result<(), String> {
         Ok(())
     })
 }
+
+/// A trip handler for tests whose trip value is never reached.
+pub extern "C" fn never_called(_: u64, _: u64) {
+    unreachable!("the trip value is never reached")
+}
+
+/// A counter provider profiling only `name`: its code counts in `counter`
+/// and calls `on_trip(context, counter)` when the count reaches `trip`.
+pub fn profile_only(
+    name: &'static str,
+    counter: &'static std::sync::atomic::AtomicU64,
+    trip: u64,
+    on_trip: extern "C" fn(u64, u64),
+    context: u64,
+) -> orc_cranelift::CounterProvider {
+    std::sync::Arc::new(move |f: &str| {
+        (f == name).then_some(orc_core::TripCounter {
+            counter: counter as *const std::sync::atomic::AtomicU64 as u64,
+            trip,
+            on_trip: on_trip as usize as u64,
+            context,
+        })
+    })
+}
