@@ -438,14 +438,7 @@ impl KaleidoscopeJit {
         let n = funcs.len();
         self.jit.bodies_dylib().reserve(n, n);
         self.main().reserve(n, n);
-        let tier = self.jit.config().tier;
-        let symbols: Vec<Symbols> = funcs
-            .iter()
-            .map(|(stub, _)| Symbols {
-                stub: stub.clone(),
-                body: self.intern(&tier_body_symbol(stub, tier)),
-            })
-            .collect();
+        let symbols = self.symbols_of(funcs);
         let mut trackers = Vec::with_capacity(n);
         for (s, (_, func)) in symbols.iter().zip(funcs) {
             let tracker = self.fresh_tracker()?;
@@ -509,19 +502,24 @@ impl KaleidoscopeJit {
         Ok(())
     }
 
-    /// Defines new functions as one module under one tracker and compiles
-    /// it now (the eager path).
-    fn define_module(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<()> {
-        let tracker = self.fresh_tracker()?;
-        self.n_modules += 1;
+    /// The stub and body symbols of each of `funcs`.
+    fn symbols_of(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Vec<Symbols> {
         let tier = self.jit.config().tier;
-        let symbols: Vec<Symbols> = funcs
+        funcs
             .iter()
             .map(|(stub, _)| Symbols {
                 stub: stub.clone(),
                 body: self.intern(&tier_body_symbol(stub, tier)),
             })
-            .collect();
+            .collect()
+    }
+
+    /// Defines new functions as one module under one tracker and compiles
+    /// it now (the eager path).
+    fn define_module(&mut self, funcs: &[(SymbolName, &Arc<Function>)]) -> Result<()> {
+        let tracker = self.fresh_tracker()?;
+        self.n_modules += 1;
+        let symbols = self.symbols_of(funcs);
         let bodies = symbols
             .iter()
             .zip(funcs)
