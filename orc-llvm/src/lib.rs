@@ -49,6 +49,8 @@ mod diagnostics;
 mod error;
 mod fatal;
 mod layer;
+#[cfg(target_arch = "x86_64")]
+mod native_target;
 pub mod partition;
 
 pub use compiler::{

@@ -1,0 +1,100 @@
+//! Links LLVM's x86-64 target only.
+//!
+//! llvm-sys implements the `LLVM_Initialize*` helpers (`static inline` in
+//! `llvm-c/Target.h`) in one small C object, `target.o`, and inkwell refers
+//! to them (`Target::initialize_native`, `Target::initialize_all`). Linking
+//! that object pulls in every target the LLVM build has (AArch64, AMDGPU,
+//! ARM, Hexagon, RISC-V, ... and, through them, Polly), and each brings its
+//! static constructors: about 230 of them, run at every process start
+//! whether or not LLVM is used (`orc --version` measured ~1 ms slower).
+//!
+//! orc generates code for the host only, so this module defines the same
+//! ten symbols itself, for x86-64. The linker then never needs `target.o`
+//! (an archive member is only extracted for a symbol still undefined), and
+//! only the X86 target's libraries are linked. `Target::initialize_all` and
+//! friends consequently initialize x86-64 alone in a process linking
+//! orc-llvm; no other target is linked to initialize.
+
+use inkwell::llvm_sys::target::{
+    LLVMInitializeX86AsmParser, LLVMInitializeX86AsmPrinter, LLVMInitializeX86Disassembler,
+    LLVMInitializeX86Target, LLVMInitializeX86TargetInfo, LLVMInitializeX86TargetMC,
+};
+
+/// `LLVMInitializeAllTargetInfos`: the x86-64 target's information.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllTargetInfos() {
+    // SAFETY: LLVM's target registration functions take no arguments and
+    // may be called any number of times, from any thread.
+    unsafe { LLVMInitializeX86TargetInfo() }
+}
+
+/// `LLVMInitializeAllTargets`: the x86-64 target.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllTargets() {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86Target() }
+}
+
+/// `LLVMInitializeAllTargetMCs`: the x86-64 machine-code layer.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllTargetMCs() {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86TargetMC() }
+}
+
+/// `LLVMInitializeAllAsmPrinters`: the x86-64 assembly printer.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllAsmPrinters() {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86AsmPrinter() }
+}
+
+/// `LLVMInitializeAllAsmParsers`: the x86-64 assembly parser.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllAsmParsers() {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86AsmParser() }
+}
+
+/// `LLVMInitializeAllDisassemblers`: the x86-64 disassembler.
+#[no_mangle]
+extern "C" fn LLVM_InitializeAllDisassemblers() {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86Disassembler() }
+}
+
+/// `LLVMInitializeNativeTarget`: 0 (success), as the C helper returns.
+#[no_mangle]
+extern "C" fn LLVM_InitializeNativeTarget() -> i32 {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe {
+        LLVMInitializeX86TargetInfo();
+        LLVMInitializeX86Target();
+        LLVMInitializeX86TargetMC();
+    }
+    0
+}
+
+/// `LLVMInitializeNativeAsmParser`: 0 (success).
+#[no_mangle]
+extern "C" fn LLVM_InitializeNativeAsmParser() -> i32 {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86AsmParser() }
+    0
+}
+
+/// `LLVMInitializeNativeAsmPrinter`: 0 (success).
+#[no_mangle]
+extern "C" fn LLVM_InitializeNativeAsmPrinter() -> i32 {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86AsmPrinter() }
+    0
+}
+
+/// `LLVMInitializeNativeDisassembler`: 0 (success).
+#[no_mangle]
+extern "C" fn LLVM_InitializeNativeDisassembler() -> i32 {
+    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
+    unsafe { LLVMInitializeX86Disassembler() }
+    0
+}
