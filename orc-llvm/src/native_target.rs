@@ -1,12 +1,12 @@
-//! Links LLVM's x86-64 target only.
+//! Links LLVM's x86-64 target only, and no Polly.
 //!
 //! llvm-sys implements the `LLVM_Initialize*` helpers (`static inline` in
 //! `llvm-c/Target.h`) in one small C object, `target.o`, and inkwell refers
 //! to them (`Target::initialize_native`, `Target::initialize_all`). Linking
 //! that object pulls in every target the LLVM build has (AArch64, AMDGPU,
-//! ARM, Hexagon, RISC-V, ... and, through them, Polly), and each brings its
-//! static constructors: about 230 of them, run at every process start
-//! whether or not LLVM is used (`orc --version` measured ~1 ms slower).
+//! ARM, Hexagon, RISC-V, ...), and each brings its static constructors:
+//! about 230 of them, run at every process start whether or not LLVM is
+//! used (`orc --version` measured ~1 ms slower).
 //!
 //! orc generates code for the host only, so this module defines the same
 //! ten symbols itself, for x86-64. The linker then never needs `target.o`
@@ -98,3 +98,19 @@ extern "C" fn LLVM_InitializeNativeDisassembler() -> i32 {
     unsafe { LLVMInitializeX86Disassembler() }
     0
 }
+
+/// `llvm::AllAnalysesOn<llvm::Loop>::SetKey`, which keeps Polly out.
+///
+/// The symbol is a template's static data member: every LLVM object that
+/// uses it carries a weak copy, and the linker takes the first archive
+/// member offering one. In Debian's LLVM that member is Polly's
+/// `JSONExporter.cpp.o`, so asking for the key (the pass builder does)
+/// pulled in Polly whole (about 120 objects, 27 static constructors,
+/// 3 MB, ~0.25 ms of every start) although orc never runs a Polly pass.
+/// Defining it here satisfies the reference first. LLVM uses only its
+/// address, as an identity (`AllAnalysesOn<Loop>::ID()`), so any unique,
+/// 8-byte-aligned object serves; the weak copies in LLVM's objects yield
+/// to this one.
+#[no_mangle]
+static _ZN4llvm13AllAnalysesOnINS_4LoopEE6SetKeyE: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);

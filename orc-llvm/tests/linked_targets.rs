@@ -1,6 +1,7 @@
-//! orc-llvm links LLVM's x86-64 target alone (see `src/native_target.rs`):
-//! the other targets' libraries, and their static constructors run at
-//! every process start, stay out of binaries that use it.
+//! orc-llvm links LLVM's x86-64 target alone, and no Polly (see
+//! `src/native_target.rs`): the other targets' libraries and Polly, whose
+//! static constructors would run at every process start, stay out of
+//! binaries that use it.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -40,6 +41,48 @@ fn only_the_x86_64_target_is_linked() {
         others.is_empty(),
         "other LLVM targets are linked: {others:?}"
     );
+}
+
+#[test]
+fn polly_is_not_linked() {
+    // Compile through the pass pipeline, as every user does: the pass
+    // builder is what used to pull Polly in.
+    use orc_core::SymbolFlags;
+    use orc_llvm::{FnLlvmModule, LlvmCompiler, LlvmConfig};
+    let compiler = LlvmCompiler::new(LlvmConfig::default()).expect("a compiler");
+    let module = FnLlvmModule::new(
+        "seven",
+        vec![(
+            "seven".into(),
+            SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
+        )],
+        |ctx| {
+            let m = ctx.create_module("seven");
+            let i32t = ctx.i32_type();
+            let f = m.add_function("seven", i32t.fn_type(&[], false), None);
+            let b = ctx.create_builder();
+            b.position_at_end(ctx.append_basic_block(f, "entry"));
+            b.build_return(Some(&i32t.const_int(7, false)))
+                .map_err(|e| e.to_string())?;
+            Ok(m)
+        },
+    );
+    let compiled = compiler.compile(module).expect("the module compiles");
+    assert!(compiled.functions[0].code_size > 0);
+
+    let defined = defined_symbols();
+    assert!(
+        defined
+            .iter()
+            .any(|s| s.starts_with("_ZN4llvm11PassBuilder")),
+        "the pass builder should be linked"
+    );
+    let polly: Vec<&String> = defined
+        .iter()
+        .filter(|s| s.starts_with("_ZN5polly"))
+        .take(5)
+        .collect();
+    assert!(polly.is_empty(), "Polly is linked: {polly:?} ...");
 }
 
 #[test]
