@@ -20,83 +20,33 @@ use inkwell::llvm_sys::target::{
     LLVMInitializeX86Target, LLVMInitializeX86TargetInfo, LLVMInitializeX86TargetMC,
 };
 
-/// `LLVMInitializeAllTargetInfos`: the x86-64 target's information.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllTargetInfos() {
-    // SAFETY: LLVM's target registration functions take no arguments and
-    // may be called any number of times, from any thread.
-    unsafe { LLVMInitializeX86TargetInfo() }
+/// Defines each named helper as the x86-64 registration calls listed.
+/// Helpers declared `-> i32` return 0, success, as the C helpers do.
+macro_rules! x86_64_helpers {
+    ($($helper:ident $(-> $ret:ty)? = $($init:ident),+;)*) => {$(
+        #[no_mangle]
+        extern "C" fn $helper() $(-> $ret)? {
+            // SAFETY: LLVM's target registration functions take no
+            // arguments and may be called any number of times, from any
+            // thread.
+            unsafe { $($init();)+ }
+            $(0 as $ret)?
+        }
+    )*};
 }
 
-/// `LLVMInitializeAllTargets`: the x86-64 target.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllTargets() {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86Target() }
-}
-
-/// `LLVMInitializeAllTargetMCs`: the x86-64 machine-code layer.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllTargetMCs() {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86TargetMC() }
-}
-
-/// `LLVMInitializeAllAsmPrinters`: the x86-64 assembly printer.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllAsmPrinters() {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86AsmPrinter() }
-}
-
-/// `LLVMInitializeAllAsmParsers`: the x86-64 assembly parser.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllAsmParsers() {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86AsmParser() }
-}
-
-/// `LLVMInitializeAllDisassemblers`: the x86-64 disassembler.
-#[no_mangle]
-extern "C" fn LLVM_InitializeAllDisassemblers() {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86Disassembler() }
-}
-
-/// `LLVMInitializeNativeTarget`: 0 (success), as the C helper returns.
-#[no_mangle]
-extern "C" fn LLVM_InitializeNativeTarget() -> i32 {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe {
-        LLVMInitializeX86TargetInfo();
-        LLVMInitializeX86Target();
-        LLVMInitializeX86TargetMC();
-    }
-    0
-}
-
-/// `LLVMInitializeNativeAsmParser`: 0 (success).
-#[no_mangle]
-extern "C" fn LLVM_InitializeNativeAsmParser() -> i32 {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86AsmParser() }
-    0
-}
-
-/// `LLVMInitializeNativeAsmPrinter`: 0 (success).
-#[no_mangle]
-extern "C" fn LLVM_InitializeNativeAsmPrinter() -> i32 {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86AsmPrinter() }
-    0
-}
-
-/// `LLVMInitializeNativeDisassembler`: 0 (success).
-#[no_mangle]
-extern "C" fn LLVM_InitializeNativeDisassembler() -> i32 {
-    // SAFETY: as in `LLVM_InitializeAllTargetInfos`.
-    unsafe { LLVMInitializeX86Disassembler() }
-    0
+x86_64_helpers! {
+    LLVM_InitializeAllTargetInfos = LLVMInitializeX86TargetInfo;
+    LLVM_InitializeAllTargets = LLVMInitializeX86Target;
+    LLVM_InitializeAllTargetMCs = LLVMInitializeX86TargetMC;
+    LLVM_InitializeAllAsmPrinters = LLVMInitializeX86AsmPrinter;
+    LLVM_InitializeAllAsmParsers = LLVMInitializeX86AsmParser;
+    LLVM_InitializeAllDisassemblers = LLVMInitializeX86Disassembler;
+    LLVM_InitializeNativeTarget -> i32 =
+        LLVMInitializeX86TargetInfo, LLVMInitializeX86Target, LLVMInitializeX86TargetMC;
+    LLVM_InitializeNativeAsmParser -> i32 = LLVMInitializeX86AsmParser;
+    LLVM_InitializeNativeAsmPrinter -> i32 = LLVMInitializeX86AsmPrinter;
+    LLVM_InitializeNativeDisassembler -> i32 = LLVMInitializeX86Disassembler;
 }
 
 /// `llvm::AllAnalysesOn<llvm::Loop>::SetKey`, which keeps Polly out.
