@@ -60,6 +60,15 @@ fn jit(tier: Tier) -> KaleidoscopeJit {
 /// Runs `main` (one argument) of `src` in tier 0, then adaptively with
 /// `osrsync` waiting for `main`'s promotion; asserts equal bits and that
 /// the adaptive frame moved over. Returns the value.
+/// How many frames moved from `main`'s tier-0 loops to tier 1.
+fn main_transfers(kjit: &KaleidoscopeJit) -> u64 {
+    kjit.osr_transfers()
+        .iter()
+        .filter(|(body, _)| body == "main$t0")
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn same_after_osr(src: &str, arg: f64) -> f64 {
     let src = format!("extern osrsync(x);\ndef binary : 1 (x y) y;\n{src}");
     let mut tier0 = jit(Tier::Zero);
@@ -78,12 +87,7 @@ fn same_after_osr(src: &str, arg: f64) -> f64 {
         Some(TierState::Promoted),
         "main was promoted while it ran"
     );
-    let moved: u64 = adaptive
-        .osr_transfers()
-        .iter()
-        .filter(|(body, _)| body == "main$t0")
-        .map(|(_, n)| n)
-        .sum();
+    let moved = main_transfers(&adaptive);
     assert_eq!(moved, 1, "the running frame moved to tier 1 once");
     assert_eq!(
         got.to_bits(),
@@ -182,12 +186,7 @@ fn frames_on_several_threads_move_over_together() {
         got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     );
-    let moved: u64 = adaptive
-        .osr_transfers()
-        .iter()
-        .filter(|(body, _)| body == "main$t0")
-        .map(|(_, n)| n)
-        .sum();
+    let moved = main_transfers(&adaptive);
     assert_eq!(moved, 6, "every thread's frame moved to tier 1");
 }
 

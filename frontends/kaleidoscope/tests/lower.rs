@@ -30,6 +30,16 @@ fn clif_of(src: &str, name: &str) -> String {
     lowered.clif()
 }
 
+/// The names `module` declares as imports, in declaration order.
+fn imports(module: &impl Module) -> Vec<String> {
+    module
+        .declarations()
+        .get_functions()
+        .filter(|(_, d)| d.linkage == cranelift_module::Linkage::Import)
+        .map(|(_, d)| d.name.clone().unwrap())
+        .collect()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -113,12 +123,7 @@ fn operators_and_externs_are_calls_by_symbol_name() {
     let decl = module.declarations().get_function_decl(id);
     assert_eq!(decl.name.as_deref(), Some("h"));
     assert_eq!(decl.linkage, cranelift_module::Linkage::Export);
-    let imports: Vec<_> = module
-        .declarations()
-        .get_functions()
-        .filter(|(_, d)| d.linkage == cranelift_module::Linkage::Import)
-        .map(|(_, d)| d.name.clone().unwrap())
-        .collect();
+    let imports = imports(&module);
     assert_eq!(imports, ["g", "unary!", "printd", "binary:"]);
     let bytes = module.finish().emit().unwrap();
     for symbol in ["h", "g", "unary!", "printd", "binary:"] {
@@ -138,12 +143,7 @@ fn lower_function_as_defines_the_given_symbol() {
     let decl = module.declarations().get_function_decl(id);
     assert_eq!(decl.name.as_deref(), Some("f$t0"));
     assert_eq!(decl.linkage, cranelift_module::Linkage::Export);
-    let imports: Vec<_> = module
-        .declarations()
-        .get_functions()
-        .filter(|(_, d)| d.linkage == cranelift_module::Linkage::Import)
-        .map(|(_, d)| d.name.clone().unwrap())
-        .collect();
+    let imports = imports(&module);
     assert_eq!(imports, ["f"]);
     assert_eq!(f.proto.name, "f", "the tree is left as parsed");
 }
