@@ -607,6 +607,13 @@ mod tests {
         unsafe { &*(addr as *const AtomicU64) }.load(Ordering::Relaxed)
     }
 
+    /// Asks the policy about every function, then waits for the promotions
+    /// that starts.
+    fn sample_and_settle(tm: &TierManager) {
+        tm.sample_now();
+        assert!(tm.wait_idle(Duration::from_secs(10)));
+    }
+
     fn bump(addr: u64, n: u64) {
         // SAFETY: `addr` is a counter address handed out by the manager.
         let counter = unsafe { &*(addr as *const AtomicU64) };
@@ -632,11 +639,9 @@ mod tests {
         // Below a quarter of the threshold: not even warm enough to join.
         bump(cold, 24);
         bump(hot, 100);
-        tm.sample_now();
-        assert!(tm.wait_idle(Duration::from_secs(10)));
+        sample_and_settle(&tm);
         bump(hot, 1000);
-        tm.sample_now();
-        assert!(tm.wait_idle(Duration::from_secs(10)));
+        sample_and_settle(&tm);
         assert_eq!(promoted.load(Ordering::SeqCst), 1);
         assert_eq!(tm.state("hot"), Some(TierState::Promoted));
         assert_eq!(tm.state("cold"), Some(TierState::Counting));
@@ -657,8 +662,7 @@ mod tests {
         let f = tm.register("f", Arc::new(|| Err(Error::other("llvm said no"))));
         bump(f, 5);
         for _ in 0..5 {
-            tm.sample_now();
-            assert!(tm.wait_idle(Duration::from_secs(10)));
+            sample_and_settle(&tm);
         }
         assert_eq!(tm.state("f"), Some(TierState::Failed));
         let reports = reports.lock();
@@ -689,11 +693,9 @@ mod tests {
         for counter in [a, b, bad] {
             bump(counter, 10);
         }
-        tm.sample_now();
-        assert!(tm.wait_idle(Duration::from_secs(10)));
+        sample_and_settle(&tm);
         bump(later, 10);
-        tm.sample_now();
-        assert!(tm.wait_idle(Duration::from_secs(10)));
+        sample_and_settle(&tm);
         let mut calls = calls.lock().clone();
         calls[0].sort();
         assert_eq!(calls, [vec!["a", "b", "bad"], vec!["later"]]);
