@@ -34,12 +34,12 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
     let status = run_program(&mut kjit, &program, args.jit.print_results, &path);
     if args.jit.stats {
         print_stats(kjit.jit());
-        let osr: Vec<(String, u64)> = kjit
-            .osr_transfers()
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .collect();
         if kjit.jit().tier_manager().is_some() {
+            let osr: Vec<(String, u64)> = kjit
+                .osr_transfers()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect();
             let total: u64 = osr.iter().map(|(_, n)| n).sum();
             let detail: Vec<String> = osr
                 .iter()
