@@ -17,7 +17,7 @@ use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     absolute_symbols, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
     ExecutorAddr, InPlaceDispatcher, JitDylib, LazyPoolDispatcher, PinGuard, Reclaimer, Result,
-    ThreadPoolDispatcher, ThresholdPolicy, TierManager, TierPolicy,
+    ThresholdPolicy, TierManager, TierPolicy,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
@@ -88,7 +88,10 @@ pub struct JitConfig {
     /// LLVM's settings for tier 1 (pipeline, level; dumps come from
     /// [`DumpOptions`]).
     pub llvm: LlvmConfig,
-    /// Threads for compiles; 0 compiles on the calling thread.
+    /// Threads for compiles; 0 compiles on the calling thread. A thread
+    /// that waits for a compile runs it itself either way (see
+    /// [`orc_core::Dispatcher::caller_may_run`]); the pool, started when a
+    /// lookup first has more work than its own thread, takes the rest.
     pub compile_threads: usize,
     /// With [`Tier::Adaptive`]: the count (entries plus loop back-edges)
     /// at which a function is recompiled by tier 1.
@@ -272,9 +275,10 @@ impl Jit {
         let dispatcher: Arc<dyn Dispatcher> = if config.compile_threads == 0 {
             Arc::new(InPlaceDispatcher)
         } else {
-            let pool = ThreadPoolDispatcher::new(config.compile_threads)
-                .map_err(|e| Error::other(format!("cannot start compile threads: {e}")))?;
-            Arc::new(pool)
+            // Started by the first task that reaches it: a lookup's first
+            // materialization runs on the thread that waits for it, so a
+            // lazily run program may never need the pool.
+            Arc::new(LazyPoolDispatcher::new(config.compile_threads))
         };
         let es = ExecutionSession::with_dispatcher(dispatcher);
         let host = es.create_jit_dylib("host")?;

@@ -1,7 +1,10 @@
 //! Dispatchers: where materialization work runs.
 //!
 //! The session hands every materialization (and nothing else that is slow)
-//! to its dispatcher, always after releasing the session lock. The
+//! to its dispatcher, always after releasing the session lock, except the
+//! first one a blocking lookup starts, which the waiting thread runs
+//! itself unless the dispatcher says otherwise
+//! ([`Dispatcher::caller_may_run`]). The
 //! in-place dispatcher runs work on the calling thread; the thread pool runs
 //! it on N worker threads. A task that is never run (the pool shut down
 //! first) is dropped, and dropping a materialization task fails its
@@ -63,6 +66,15 @@ pub trait Dispatcher: Send + Sync {
     /// on work queued behind it.
     fn run_one_if_worker(&self) -> bool {
         false
+    }
+
+    /// Whether a thread that makes a blocking lookup may run the first
+    /// materialization the lookup starts itself, instead of dispatching it
+    /// and sleeping until a worker has run it (the default, since that
+    /// thread would only wait). Return false to keep every materialization
+    /// on the dispatcher's threads.
+    fn caller_may_run(&self) -> bool {
+        true
     }
 }
 

@@ -383,6 +383,12 @@ impl SessionInner {
     ) -> Result<SymbolMap> {
         let slot = Arc::new(ResultSlot::default());
         let sender = ResultSender(Some(slot.clone()));
+        let dispatcher = self.dispatcher.read().clone();
+        // This thread is about to wait, so it runs the first
+        // materialization its lookup starts itself (see `WaiterWork`).
+        let outer = dispatcher
+            .caller_may_run()
+            .then(|| WAITER_WORK.replace(WaiterWork::Keep(None)));
         self.lookup(
             LookupKind::Static,
             search,
@@ -390,11 +396,20 @@ impl SessionInner {
             required,
             QueryCallback::Blocking(sender),
         );
-        // With the in-place dispatcher the query has usually completed.
+        if let Some(outer) = outer {
+            if let WaiterWork::Keep(Some(task)) = WAITER_WORK.replace(WaiterWork::Inline) {
+                // As on a pool worker: a panicking task fails what it was
+                // materializing (its responsibility is dropped unwinding),
+                // and this lookup reports that.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()));
+            }
+            WAITER_WORK.set(outer);
+        }
+        // With the in-place dispatcher, or the work kept here, the query
+        // has usually completed.
         if let Some(res) = slot.take() {
             return res;
         }
-        let dispatcher = self.dispatcher.read().clone();
         loop {
             if let Some(res) = slot.take() {
                 return res;
@@ -457,9 +472,43 @@ impl SessionInner {
                     None => drop(mr),
                 }
             });
-            dispatcher.dispatch(task);
+            match WAITER_WORK.replace(WaiterWork::None) {
+                WaiterWork::Keep(None) => WAITER_WORK.set(WaiterWork::Keep(Some(task))),
+                WaiterWork::Inline => {
+                    WAITER_WORK.set(WaiterWork::Inline);
+                    task.run();
+                }
+                other => {
+                    WAITER_WORK.set(other);
+                    dispatcher.dispatch(task);
+                }
+            }
         }
     }
+}
+
+/// What a thread that will wait for its own blocking lookup does with the
+/// materializations it starts. Handing the work to a sleeping pool worker
+/// and being woken when it is done costs two thread wake-ups (tens of
+/// microseconds each, more on virtual machines) for a thread that would
+/// only wait: a lazy call's compile then took a quarter longer than
+/// compiling it in place.
+enum WaiterWork {
+    /// Not in a blocking lookup: dispatch as usual.
+    None,
+    /// Making the lookup: the first task it starts is kept here, for the
+    /// thread to run once the lookup call returns; later ones are
+    /// dispatched and run alongside (an eager lookup of many units still
+    /// compiles them in parallel).
+    Keep(Option<Task>),
+    /// Running the kept task: what it starts in turn (its object's link
+    /// looking up the lazy stubs it calls, say) runs at once, as with the
+    /// in-place dispatcher, so the whole chain stays on this thread.
+    Inline,
+}
+
+thread_local! {
+    static WAITER_WORK: std::cell::Cell<WaiterWork> = const { std::cell::Cell::new(WaiterWork::None) };
 }
 
 impl std::fmt::Debug for ExecutionSession {

@@ -281,3 +281,103 @@ fn end_session_drops_units_and_generators() {
     // Interned names nobody holds are gone too.
     assert!(es.symbol_string_pool().len() <= 1);
 }
+
+/// Which thread each unit materialized on, by unit name.
+type Places = Arc<parking_lot::Mutex<Vec<(&'static str, std::thread::ThreadId)>>>;
+
+/// A unit `name` defining `name` that records where it materializes.
+fn placed_unit(es: &ExecutionSession, name: &'static str, places: &Places) -> TestUnit {
+    let places = places.clone();
+    TestUnit::new(name, exported(es, &[name]), move |r| {
+        places.lock().push((name, std::thread::current().id()));
+        resolve_and_emit(&r, 0x1000);
+    })
+}
+
+fn place_of(places: &Places, name: &str) -> std::thread::ThreadId {
+    let places = places.lock();
+    let found: Vec<_> = places.iter().filter(|(n, _)| *n == name).collect();
+    assert_eq!(found.len(), 1, "{name} materialized once: {places:?}");
+    found[0].1
+}
+
+#[test]
+fn a_blocking_lookup_materializes_its_first_unit_on_the_waiting_thread() {
+    let es = ExecutionSession::with_dispatcher(Arc::new(ThreadPoolDispatcher::new(2).unwrap()));
+    let jd = es.create_jit_dylib("main").unwrap();
+    let places = Places::default();
+    for name in ["alone", "first", "second"] {
+        jd.define(placed_unit(&es, name, &places).boxed(), None)
+            .unwrap();
+    }
+    // What a unit starts while it materializes here (its link looking up
+    // the stubs it calls, say) runs here as well: `chained` looks `tail`
+    // up asynchronously and finishes in the callback.
+    jd.define(placed_unit(&es, "tail", &places).boxed(), None)
+        .unwrap();
+    let (p, jd2) = (places.clone(), jd.clone());
+    jd.define(
+        TestUnit::new("chained", exported(&es, &["chained"]), move |r| {
+            p.lock().push(("chained", std::thread::current().id()));
+            let tail = r.session().intern("tail");
+            r.session().lookup_async(
+                &jd2.search_order().unwrap(),
+                SymbolLookupSet::from_names([tail]),
+                SymbolState::Ready,
+                move |res| {
+                    assert!(res.is_ok(), "{res:?}");
+                    resolve_and_emit(&r, 0x2000);
+                },
+            );
+        })
+        .boxed(),
+        None,
+    )
+    .unwrap();
+
+    let here = std::thread::current().id();
+    jd.lookup_symbol("alone").unwrap();
+    assert_eq!(place_of(&places, "alone"), here);
+    jd.lookup_symbol("chained").unwrap();
+    assert_eq!(place_of(&places, "chained"), here);
+    assert_eq!(place_of(&places, "tail"), here);
+    // Two units in one lookup: one runs here, the other on a worker at the
+    // same time.
+    jd.lookup(&["first", "second"]).unwrap();
+    let (first, second) = (place_of(&places, "first"), place_of(&places, "second"));
+    assert!(
+        (first == here) != (second == here),
+        "exactly one of the two ran on the waiting thread: {places:?}"
+    );
+    es.end_session().unwrap();
+}
+
+#[test]
+fn a_dispatcher_can_keep_every_materialization_on_its_threads() {
+    /// A pool that does not let waiting threads run its work.
+    struct PoolOnly(ThreadPoolDispatcher);
+    impl orc_core::Dispatcher for PoolOnly {
+        fn dispatch(&self, task: orc_core::Task) {
+            self.0.dispatch(task)
+        }
+        fn shutdown(&self) {
+            self.0.shutdown()
+        }
+        fn run_one_if_worker(&self) -> bool {
+            self.0.run_one_if_worker()
+        }
+        fn caller_may_run(&self) -> bool {
+            false
+        }
+    }
+    let es = ExecutionSession::with_dispatcher(Arc::new(PoolOnly(
+        ThreadPoolDispatcher::new(1).unwrap(),
+    )));
+    let jd = es.create_jit_dylib("main").unwrap();
+    let places = Places::default();
+    jd.define(placed_unit(&es, "elsewhere", &places).boxed(), None)
+        .unwrap();
+    jd.lookup_symbol("elsewhere").unwrap();
+    assert_ne!(place_of(&places, "elsewhere"), std::thread::current().id());
+    es.end_session().unwrap();
+}

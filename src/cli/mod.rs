@@ -91,8 +91,11 @@ pub(crate) struct JitArgs {
     /// the default is code generation only, like lli).
     #[arg(long, value_name = "O0|O1|O2|O3", value_parser = parse_llvm_opt)]
     pub(crate) llvm_opt_level: Option<LlvmOptLevel>,
-    /// Compile on N background threads (0: on the calling thread). The
-    /// default is one fewer than the machine's cores, at least 1.
+    /// Compile on N background threads (0: on the calling thread). A
+    /// thread that waits for a compile (a lazy call) runs it itself either
+    /// way; the threads take the rest of a lookup's work (an eager
+    /// program's other modules), started when first needed. The default is
+    /// one fewer than the machine's cores, at least 1.
     #[arg(long, value_name = "N")]
     pub(crate) compile_threads: Option<usize>,
     /// With --tier adaptive: background threads for tier-1 compiles
