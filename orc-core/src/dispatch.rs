@@ -118,6 +118,10 @@ impl ThreadPoolDispatcher {
     /// A pool of `n_threads` workers (at least one). Fails only when the
     /// operating system refuses to start a thread.
     pub fn new(n_threads: usize) -> std::io::Result<Self> {
+        Self::placed(n_threads, placement::Steer::away_from_this_cpu())
+    }
+
+    fn placed(n_threads: usize, placement: placement::Steer) -> std::io::Result<Self> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let shared = Arc::new(PoolShared {
             queue: Mutex::new(PoolQueue {
@@ -137,7 +141,8 @@ impl ThreadPoolDispatcher {
             let shared = pool.shared.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("orc-worker-{i}"))
-                .spawn(move || worker_loop(&shared))?;
+                .spawn(move || worker_loop(&shared, placement))?;
+            placement.apply(&worker);
             pool.workers.lock().push(worker);
         }
         Ok(pool)
@@ -149,7 +154,7 @@ impl ThreadPoolDispatcher {
     }
 }
 
-fn worker_loop(shared: &PoolShared) {
+fn worker_loop(shared: &PoolShared, mut placement: placement::Steer) {
     WORKER_OF.with(|w| w.set(shared.id));
     loop {
         let task = {
@@ -165,11 +170,110 @@ fn worker_loop(shared: &PoolShared) {
                 shared.available.wait(&mut queue);
             }
         };
+        // Placed: from now on the scheduler may move it anywhere.
+        placement.release();
         // A panicking task must not take the worker down with it; whatever
         // it was materializing fails when its responsibility is dropped
         // during unwinding.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()));
         shared.queue.lock().running -= 1;
+    }
+}
+
+/// Where a new pool's workers start. Linux places a new thread on the
+/// least busy CPU as it sees it at the fork, and with two CPUs, one running
+/// the program and the other idle, it still put workers on the program's
+/// CPU about half the time. There a worker waits for the program's time
+/// slice to end (3 ms) before its first task, while the other CPU idles:
+/// the first tier-up of a short program was queued that long. So the
+/// spawning thread (the program's, which goes on running) keeps its
+/// workers off its own CPU until each starts its first task, which can
+/// only be queued after the pool exists.
+mod placement {
+    #[cfg(target_os = "linux")]
+    #[derive(Clone, Copy)]
+    pub(super) struct Steer {
+        /// The spawner's CPU set without its current CPU, and the whole
+        /// set, to give back; `None` when there is no other CPU.
+        sets: Option<(libc::cpu_set_t, libc::cpu_set_t)>,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Steer {
+        pub(super) fn away_from_this_cpu() -> Steer {
+            // SAFETY: no arguments; -1 when unknown.
+            let cpu = unsafe { libc::sched_getcpu() };
+            match own_cpu_set() {
+                Some(all) if cpu >= 0 => Steer::away_from(cpu as usize, all),
+                _ => Steer { sets: None },
+            }
+        }
+
+        /// Off `cpu`, back to `all` later; no steering unless `all` has
+        /// `cpu` and another CPU.
+        pub(super) fn away_from(cpu: usize, all: libc::cpu_set_t) -> Steer {
+            if cpu >= libc::CPU_SETSIZE as usize {
+                return Steer { sets: None };
+            }
+            let mut others = all;
+            // SAFETY: `cpu` is below the set's size (checked above).
+            let sets = unsafe {
+                libc::CPU_CLR(cpu, &mut others);
+                let (n_others, n_all) = (libc::CPU_COUNT(&others), libc::CPU_COUNT(&all));
+                (n_others > 0 && n_others < n_all).then_some((others, all))
+            };
+            Steer { sets }
+        }
+
+        /// Keeps `thread` off the spawner's CPU (called by the spawner).
+        pub(super) fn apply(&self, thread: &std::thread::JoinHandle<()>) {
+            if let Some((others, _)) = &self.sets {
+                let id = std::os::unix::thread::JoinHandleExt::as_pthread_t(thread);
+                // SAFETY: `id` names a thread we just started and have not
+                // joined; a refusal leaves the scheduler's choice.
+                unsafe { libc::pthread_setaffinity_np(id, std::mem::size_of_val(others), others) };
+            }
+        }
+
+        /// Gives the calling worker back the whole CPU set (called by the
+        /// worker, once).
+        pub(super) fn release(&mut self) {
+            if let Some((_, all)) = self.sets.take() {
+                // SAFETY: sets the calling thread's affinity to a set it
+                // had when it was spawned.
+                unsafe {
+                    libc::pthread_setaffinity_np(
+                        libc::pthread_self(),
+                        std::mem::size_of_val(&all),
+                        &all,
+                    )
+                };
+            }
+        }
+    }
+
+    /// The calling thread's CPU set.
+    #[cfg(target_os = "linux")]
+    pub(super) fn own_cpu_set() -> Option<libc::cpu_set_t> {
+        // SAFETY: `set` is a plain bit set for the kernel to fill.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of_val(&set);
+            (libc::pthread_getaffinity_np(libc::pthread_self(), size, &mut set) == 0).then_some(set)
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[derive(Clone, Copy)]
+    pub(super) struct Steer;
+
+    #[cfg(not(target_os = "linux"))]
+    impl Steer {
+        pub(super) fn away_from_this_cpu() -> Steer {
+            Steer
+        }
+        pub(super) fn apply(&self, _: &std::thread::JoinHandle<()>) {}
+        pub(super) fn release(&mut self) {}
     }
 }
 
@@ -318,6 +422,55 @@ impl std::fmt::Debug for LazyPoolDispatcher {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn new_workers_start_off_the_spawners_cpu_and_get_every_cpu_back() {
+        let all = placement::own_cpu_set().expect("this thread's CPU set");
+        // SAFETY: reads of a plain bit set.
+        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &all) });
+        let first = first.expect("a CPU to run on");
+        let steer = placement::Steer::away_from(first, all);
+        let pool = ThreadPoolDispatcher::placed(1, steer).unwrap();
+        // SAFETY: as above.
+        let n_cpus = unsafe { libc::CPU_COUNT(&all) };
+        let worker_set = {
+            let workers = pool.workers.lock();
+            let id = std::os::unix::thread::JoinHandleExt::as_pthread_t(&workers[0]);
+            // SAFETY: the worker is alive (not joined); `set` is a plain
+            // bit set for the kernel to fill.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                assert_eq!(
+                    libc::pthread_getaffinity_np(id, std::mem::size_of_val(&set), &mut set),
+                    0
+                );
+                set
+            }
+        };
+        // SAFETY: reads of plain bit sets.
+        unsafe {
+            if n_cpus > 1 {
+                assert!(!libc::CPU_ISSET(first, &worker_set), "kept off CPU {first}");
+                assert_eq!(libc::CPU_COUNT(&worker_set), n_cpus - 1);
+            } else {
+                // Nowhere else to go: left alone.
+                assert!(libc::CPU_EQUAL(&worker_set, &all));
+            }
+        }
+        // Its first task finds the whole set again.
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.dispatch(Task::new("where may I run", move || {
+            tx.send(placement::own_cpu_set()).unwrap();
+        }));
+        let during = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        // SAFETY: a read of plain bit sets.
+        assert!(unsafe { libc::CPU_EQUAL(&during, &all) });
+        pool.shutdown();
+    }
 
     /// Whether `pool` runs a task it is given (at once or on a worker).
     fn runs_a_task(pool: &dyn Dispatcher) -> bool {
