@@ -427,8 +427,11 @@ mod tests {
     #[test]
     fn new_workers_start_off_the_spawners_cpu_and_get_every_cpu_back() {
         let all = placement::own_cpu_set().expect("this thread's CPU set");
-        // SAFETY: reads of a plain bit set.
-        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &all) });
+        let is_set = |c: usize| {
+            // SAFETY: a read of a plain bit set; `c` is below its size.
+            unsafe { libc::CPU_ISSET(c, &all) }
+        };
+        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| is_set(c));
         let first = first.expect("a CPU to run on");
         let steer = placement::Steer::away_from(first, all);
         let pool = ThreadPoolDispatcher::placed(1, steer).unwrap();
