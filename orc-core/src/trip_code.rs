@@ -180,7 +180,7 @@ extern "C" {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn preserve_all_trip() -> Option<u64> {
-    Some(orc_core_preserve_all_trip as unsafe extern "C" fn() as usize as u64)
+    Some(orc_core_preserve_all_trip as *const () as usize as u64)
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
