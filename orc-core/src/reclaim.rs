@@ -115,6 +115,21 @@ impl Reclaimer {
     /// Frees every retired item no pinned thread can still be using.
     /// Returns how many were freed.
     pub fn collect(&self) -> usize {
+        self.free_up_to(self.free_bound())
+    }
+
+    /// The newest retirement epoch that is safe to free now: no thread
+    /// pinned before it is still pinned.
+    ///
+    /// The epoch is read *before* the pins. An item retired after that read
+    /// is above the bound, so it waits for a later collect: a thread could
+    /// pin after this look at the pins (so unseen here), reach the code
+    /// through its stub before the stub was repointed, and be running it
+    /// when the item is retired. (Without the cap, a collect racing such a
+    /// retirement freed code a pinned thread was running: a tier-0 loop
+    /// crashed on its return from the trip handler.)
+    fn free_bound(&self) -> u64 {
+        let now = self.inner.epoch.load(Ordering::SeqCst);
         let oldest_pin = {
             let slots = self.inner.slots.lock();
             slots
@@ -125,11 +140,16 @@ impl Reclaimer {
                 .min()
                 .unwrap_or(u64::MAX)
         };
+        now.min(oldest_pin)
+    }
+
+    /// Frees the retired items of epochs up to `bound`.
+    fn free_up_to(&self, bound: u64) -> usize {
         let ready: Vec<Retired> = {
             let mut retired = self.inner.retired.lock();
             let (ready, keep) = std::mem::take(&mut *retired)
                 .into_iter()
-                .partition(|r| r.epoch <= oldest_pin);
+                .partition(|r| r.epoch <= bound);
             *retired = keep;
             ready
         };
@@ -245,5 +265,28 @@ mod tests {
         r.collect();
         assert_eq!(freed.load(Ordering::SeqCst), 1);
         drop(mine);
+    }
+
+    #[test]
+    fn a_collect_frees_nothing_retired_after_it_looked_at_the_pins() {
+        let r = Reclaimer::new();
+        // A collect (on another thread, say) looks at the pins: none.
+        let bound = r.free_bound();
+        // Before it frees anything, this thread pins and reaches the code
+        // through its stub; then the stub is repointed and the code
+        // retired.
+        let guard = r.pin();
+        let (freed, f) = counter();
+        r.retire(f);
+        assert_eq!(freed.load(Ordering::SeqCst), 0);
+        // The first collect goes on with what it saw.
+        assert_eq!(r.free_up_to(bound), 0);
+        assert_eq!(
+            freed.load(Ordering::SeqCst),
+            0,
+            "the pinned thread may still be running the retired code"
+        );
+        drop(guard);
+        assert_eq!(freed.load(Ordering::SeqCst), 1);
     }
 }
