@@ -604,3 +604,52 @@ fn environment_variables_select_the_policy() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ORC_TIER_THRESHOLD: 'lots'"));
 }
+
+#[test]
+fn adaptive_tier_0_compiles_unoptimized_unless_told_otherwise() {
+    use orc::cranelift::OptLevel;
+    let level = |builder: orc::JitBuilder| {
+        let jit = builder.build().unwrap();
+        jit.cranelift_layer().compiler().config().opt_level
+    };
+    // A fixed tier 0 keeps its code: it is optimized.
+    assert_eq!(level(Jit::builder().tier(Tier::Zero)), OptLevel::Speed);
+    // Adaptive tier 0 is a baseline: LLVM recompiles what runs hot.
+    assert_eq!(level(Jit::builder().tier(Tier::Adaptive)), OptLevel::None);
+    // A level the embedder sets wins either way.
+    assert_eq!(
+        level(
+            Jit::builder()
+                .tier(Tier::Adaptive)
+                .opt_level(OptLevel::Speed)
+        ),
+        OptLevel::Speed
+    );
+    assert_eq!(
+        level(Jit::builder().tier(Tier::Zero).opt_level(OptLevel::None)),
+        OptLevel::None
+    );
+    // Unoptimized tier-0 code with loop counting and OSR still computes
+    // the same results as optimized code.
+    let src = "def binary : 1 (x y) y;\n\
+               def f(n) var s = 0 in (for i = 0, i < n in s = s + i * 0.5) : s;";
+    let mut speed = KaleidoscopeJit::new(
+        Jit::builder()
+            .tier(Tier::Adaptive)
+            .opt_level(OptLevel::Speed)
+            .build()
+            .unwrap(),
+    );
+    let mut none = KaleidoscopeJit::new(Jit::builder().tier(Tier::Adaptive).build().unwrap());
+    speed.eval(src).unwrap();
+    none.eval(src).unwrap();
+    let (f_speed, f_none) = (
+        speed.function::<(f64,)>("f").unwrap(),
+        none.function::<(f64,)>("f").unwrap(),
+    );
+    for n in [0.0, 1.0, 10.0, 50_000.0] {
+        assert_eq!(f_speed.call((n,)), f_none.call((n,)), "f({n})");
+    }
+    // Kaleidoscope checks the end condition before the step: i = 0..=4.
+    assert_eq!(f_none.call((4.0,)), 5.0);
+}

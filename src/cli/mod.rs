@@ -84,9 +84,10 @@ pub(crate) struct JitArgs {
     /// Print per-function compile time and code size on stderr at exit.
     #[arg(long)]
     pub(crate) stats: bool,
-    /// Cranelift optimization level.
-    #[arg(long, value_enum, default_value = "speed")]
-    pub(crate) opt_level: Opt,
+    /// Cranelift optimization level [default: speed; none with --tier
+    /// adaptive, whose hot code LLVM recompiles]
+    #[arg(long, value_enum)]
+    pub(crate) opt_level: Option<Opt>,
     /// LLVM IR pipeline level for tier 1 (default O2; for .ll/.bc files
     /// the default is code generation only, like lli).
     #[arg(long, value_name = "O0|O1|O2|O3", value_parser = parse_llvm_opt)]
@@ -143,12 +144,14 @@ pub(crate) struct RunArgs {
 
 impl JitArgs {
     pub(crate) fn builder(&self) -> JitBuilder {
-        let opt_level = match self.opt_level {
-            Opt::None => OptLevel::None,
-            Opt::Speed => OptLevel::Speed,
-            Opt::SpeedAndSize => OptLevel::SpeedAndSize,
-        };
         let mut builder = orc::Jit::builder();
+        if let Some(opt) = self.opt_level {
+            builder = builder.opt_level(match opt {
+                Opt::None => OptLevel::None,
+                Opt::Speed => OptLevel::Speed,
+                Opt::SpeedAndSize => OptLevel::SpeedAndSize,
+            });
+        }
         if let Some(tier) = self.tier {
             builder = builder.tier(tier);
         }
@@ -158,7 +161,6 @@ impl JitArgs {
         builder
             .tier_up_threads(self.tier_up_threads)
             .lazy(!self.eager)
-            .opt_level(opt_level)
             .compile_threads(self.compile_threads.unwrap_or_else(default_compile_threads))
             .dump(DumpOptions {
                 clif: self.dump.contains(&Dump::Clif),
