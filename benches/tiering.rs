@@ -18,7 +18,10 @@
 //! to the next, by up to 1.5x, for native code as much as for ours (a
 //! plain C loop shows it); running the configurations back to back in
 //! blocks, as this bench first did, let one configuration's block land in
-//! a slow stretch and another's in a fast one.
+//! a slow stretch and another's in a fast one. Beside the verdict the
+//! table prints paired figures, which cancel such stretches: the median
+//! over rounds of the ratio of the two runs of one round, and in how many
+//! rounds adaptive won.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,11 +66,28 @@ fn run(prog: &Path, args: &[String]) -> (Duration, Vec<u8>) {
     (elapsed, out.stdout)
 }
 
-/// The fastest and the median time of one configuration, and its output.
+/// The fastest and the median time of one configuration, its times in
+/// round order, and its output.
 struct Timing {
     best: Duration,
     median: Duration,
+    runs: Vec<Duration>,
     output: Vec<u8>,
+}
+
+/// Per-round ratios `a / b` (the runs of one round ran back to back, so
+/// they share the machine's speed of the moment): their median, and in how
+/// many rounds `a` was faster.
+fn paired(a: &Timing, b: &Timing) -> (f64, usize, usize) {
+    let mut ratios: Vec<f64> = a
+        .runs
+        .iter()
+        .zip(&b.runs)
+        .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let wins = ratios.iter().filter(|&&r| r < 1.0).count();
+    (ratios[ratios.len() / 2], wins, ratios.len())
 }
 
 /// Runs every configuration `rounds` times, interleaved, each round in an
@@ -95,11 +115,13 @@ fn measure(prog: &Path, configs: &[Vec<String>], rounds: usize) -> Vec<Timing> {
     times
         .into_iter()
         .zip(outputs)
-        .map(|(mut t, out)| {
+        .map(|(runs, out)| {
+            let mut t = runs.clone();
             t.sort();
             Timing {
                 best: t[0],
                 median: t[t.len() / 2],
+                runs,
                 output: out.unwrap_or_default(),
             }
         })
@@ -136,8 +158,16 @@ fn main() {
         4 * rounds
     );
     println!(
-        "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9}  verdict",
-        "program", "tier 0", "tier 1", "adaptive", "ad/best", "ad/tier 1"
+        "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9}  verdict | {:>6} {:>6} {:>7}",
+        "program",
+        "tier 0",
+        "tier 1",
+        "adaptive",
+        "ad/best",
+        "ad/tier 1",
+        "paired",
+        "vs t1",
+        "ad won"
     );
     let configs = [
         args(&["--tier", "0"]),
@@ -155,6 +185,9 @@ fn main() {
             "{name}: the tiers printed different output"
         );
         let better = t0.best.min(t1.best);
+        let better_t = if t0.best <= t1.best { t0 } else { t1 };
+        let (p_best, won, n) = paired(ta, better_t);
+        let (p_t1, _, _) = paired(ta, t1);
         better_of_tiers.push((prog.clone(), better));
         let vs_best = ta.best.as_secs_f64() / better.as_secs_f64();
         let vs_t1 = ta.best.as_secs_f64() / t1.best.as_secs_f64();
@@ -168,16 +201,24 @@ fn main() {
         all_ok &= ok;
         let cell = |t: &Timing| format!("{:.1} ({:.1}) ms", ms(t.best), ms(t.median));
         println!(
-            "{:<13} {:>17} {:>17} {:>17} | {:>6.2}x {:>8.2}x  {}",
+            "{:<13} {:>17} {:>17} {:>17} | {:>6.2}x {:>8.2}x  {:<7} | {:>5.2}x {:>5.2}x {:>7}",
             name,
             cell(t0),
             cell(t1),
             cell(ta),
             vs_best,
             vs_t1,
-            if ok { "ok" } else { "MISSED" }
+            if ok { "ok" } else { "MISSED" },
+            p_best,
+            p_t1,
+            format!("{won}/{n}")
         );
     }
+    println!(
+        "\nverdicts: on the fastest runs. paired: the median over rounds of \
+         adaptive / the better tier (and / tier 1), each round's runs back to \
+         back; ad won: rounds in which adaptive beat the better tier."
+    );
     println!(
         "\n{}",
         if all_ok {
