@@ -6,22 +6,31 @@
 //! `DEFAULT_TIER_THRESHOLD`.
 //!
 //! Targets: adaptive within 1.05x of the better of the other two on every
-//! program, and clearly better than `--tier 1` (here: below 0.9x) on
+//! program, and clearly better than `--tier 1` (here: a paired median
+//! below 0.9x) on
 //! programs that run under 100 ms in every tier.
 //!
 //! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
 //! or fewer rounds; programs under 100 ms get four times as many). Method:
 //! the configurations being compared run interleaved, one run of each per
-//! round in an order that rotates from round to round, and each figure is
-//! the fastest of its rounds (the median is printed too). The machines this runs on are shared virtual
-//! machines whose speed changes from one stretch of tens of milliseconds
-//! to the next, by up to 1.5x, for native code as much as for ours (a
-//! plain C loop shows it); running the configurations back to back in
-//! blocks, as this bench first did, let one configuration's block land in
-//! a slow stretch and another's in a fast one. Beside the verdict the
-//! table prints paired figures, which cancel such stretches: the median
-//! over rounds of the ratio of the two runs of one round, and in how many
-//! rounds adaptive won.
+//! round in an order that rotates from round to round. The machines this
+//! runs on are shared virtual machines whose speed changes from one
+//! stretch of tens of milliseconds to the next, by up to 1.5x, for native
+//! code as much as for ours (a plain C loop shows it); running the
+//! configurations back to back in blocks, as this bench first did, let one
+//! configuration's block land in a slow stretch and another's in a fast
+//! one. The verdicts are on paired figures, which cancel such stretches:
+//! the median over rounds of the ratio of the two runs of one round. The
+//! table also prints in how many rounds adaptive won, and the ratio of the
+//! fastest runs (what the verdicts used up to session 10: one lucky run
+//! moved it by 0.1x for a 6 ms program when the machine was busy, with the
+//! paired median at 1.01x).
+//!
+//! The length sweep at the end runs `fib.kal` with other arguments: what
+//! adaptive saves against tier 1 is a few milliseconds whatever the
+//! program's length (the part of tier 1's start it hides behind tier-0
+//! code), so its ratio to tier 1 rises towards 1 as the program runs
+//! longer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,21 +162,21 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let rounds = rounds();
     println!(
-        "tiering: `orc run`, whole process; fastest of {rounds} interleaved rounds, {} for \
-         programs under 100 ms (median in brackets)\n",
+        "tiering: `orc run`, whole process; {rounds} interleaved rounds, {} for programs \
+         under 100 ms; times: fastest (median in brackets)\n",
         4 * rounds
     );
     println!(
-        "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9}  verdict | {:>6} {:>6} {:>7}",
+        "{:<13} {:>17} {:>17} {:>17} | {:>7} {:>9} {:>7}  verdict | {:>7} {:>7}",
         "program",
         "tier 0",
         "tier 1",
         "adaptive",
         "ad/best",
         "ad/tier 1",
-        "paired",
-        "vs t1",
-        "ad won"
+        "ad won",
+        "fastest",
+        "vs t1"
     );
     let configs = [
         args(&["--tier", "0"]),
@@ -197,27 +206,28 @@ fn main() {
         // finishes quickly (numeric: ~340 ms in tier 0) cannot be clearly
         // better than tier 1; for it the 1.05x bound is the target.
         let short = t0.best.max(t1.best) < Duration::from_millis(100);
-        let ok = vs_best <= 1.05 && (!short || vs_t1 < 0.9);
+        let ok = p_best <= 1.05 && (!short || p_t1 < 0.9);
         all_ok &= ok;
         let cell = |t: &Timing| format!("{:.1} ({:.1}) ms", ms(t.best), ms(t.median));
         println!(
-            "{:<13} {:>17} {:>17} {:>17} | {:>6.2}x {:>8.2}x  {:<7} | {:>5.2}x {:>5.2}x {:>7}",
+            "{:<13} {:>17} {:>17} {:>17} | {:>6.3}x {:>8.3}x {:>7}  {:<7} | {:>6.3}x {:>6.3}x",
             name,
             cell(t0),
             cell(t1),
             cell(ta),
-            vs_best,
-            vs_t1,
-            if ok { "ok" } else { "MISSED" },
             p_best,
             p_t1,
-            format!("{won}/{n}")
+            format!("{won}/{n}"),
+            if ok { "ok" } else { "MISSED" },
+            vs_best,
+            vs_t1,
         );
     }
     println!(
-        "\nverdicts: on the fastest runs. paired: the median over rounds of \
-         adaptive / the better tier (and / tier 1), each round's runs back to \
-         back; ad won: rounds in which adaptive beat the better tier."
+        "\nad/best, ad/tier 1 (the verdicts): the median over rounds of adaptive / \
+         the better tier (and / tier 1), each round's runs back to back; ad won: \
+         rounds in which adaptive beat the better tier; fastest: the same ratios \
+         on the fastest runs."
     );
     println!(
         "\n{}",
@@ -247,6 +257,8 @@ fn main() {
             m[1].best.as_secs_f64() / m[0].best.as_secs_f64()
         );
     }
+
+    length_sweep(rounds);
 
     let thresholds = [100u64, 1_000, 10_000, 100_000];
     println!(
@@ -281,4 +293,63 @@ fn main() {
         );
     }
     println!();
+}
+
+/// What adaptive saves against tier 1 as the same kind of program runs
+/// longer: `fib.kal` with its argument changed, tier 1 against adaptive.
+/// Adaptive's gain is the part of tier 1's start (creating LLVM, compiling
+/// before the first call can run) that it hides behind tier-0 code, so it
+/// is a roughly fixed number of milliseconds, and the ratio is 1 minus
+/// that over the program's length. Printed so the "clearly better" target
+/// can be read against it: no fixed ratio holds for every length.
+fn length_sweep(rounds: usize) {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal/fib.kal"))
+            .unwrap();
+    assert!(
+        source.contains("fib(33)"),
+        "benches/kal/fib.kal changed its call"
+    );
+    println!(
+        "\nlength sweep: fib.kal with other arguments, tier 1 against adaptive \
+         (fastest of {} interleaved rounds; saved: tier 1 - adaptive, fastest \
+         runs and median of each round's difference)",
+        4 * rounds
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>7}",
+        "program", "tier 1", "adaptive", "saved", "paired", "ad/tier 1", "ad won"
+    );
+    let dir = std::env::temp_dir().join(format!("orc-tiering-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let configs = [args(&["--tier", "1"]), args(&["--tier", "adaptive"])];
+    for n in [27, 30, 33, 35, 36] {
+        let prog = dir.join(format!("fib{n}.kal"));
+        std::fs::write(&prog, source.replace("fib(33)", &format!("fib({n})"))).unwrap();
+        let m = measure(&prog, &configs, 4 * rounds);
+        let (t1, ta) = (&m[0], &m[1]);
+        assert!(
+            t1.output == ta.output,
+            "fib({n}): the tiers printed different output"
+        );
+        let mut saved: Vec<f64> = t1
+            .runs
+            .iter()
+            .zip(&ta.runs)
+            .map(|(a, b)| ms(*a) - ms(*b))
+            .collect();
+        saved.sort_by(f64::total_cmp);
+        let (_, won, total) = paired(ta, t1);
+        println!(
+            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.2}x {:>7}",
+            format!("fib({n})"),
+            ms(t1.best),
+            ms(ta.best),
+            ms(t1.best) - ms(ta.best),
+            saved[saved.len() / 2],
+            ta.best.as_secs_f64() / t1.best.as_secs_f64(),
+            format!("{won}/{total}")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
