@@ -7,8 +7,7 @@
 //!
 //! Targets: adaptive within 1.05x of the better of the other two on every
 //! program, and clearly better than `--tier 1` (here: a paired median
-//! below 0.9x) on
-//! programs that run under 100 ms in every tier.
+//! below 0.9x) on programs that run under 100 ms in every tier.
 //!
 //! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
 //! or fewer rounds; programs under 100 ms get four times as many). Method:
