@@ -311,8 +311,9 @@ fn length_sweep(rounds: usize) {
     );
     println!(
         "\nlength sweep: fib.kal with other arguments, tier 1 against adaptive \
-         (fastest of {} interleaved rounds; saved: tier 1 - adaptive, fastest \
-         runs and median of each round's difference)",
+         ({} interleaved rounds; times: fastest; saved: tier 1 - adaptive, on \
+         the fastest runs and the median of each round's difference; ad/tier 1: \
+         paired median, as in the verdicts)",
         4 * rounds
     );
     println!(
@@ -338,15 +339,15 @@ fn length_sweep(rounds: usize) {
             .map(|(a, b)| ms(*a) - ms(*b))
             .collect();
         saved.sort_by(f64::total_cmp);
-        let (_, won, total) = paired(ta, t1);
+        let (ratio, won, total) = paired(ta, t1);
         println!(
-            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.2}x {:>7}",
+            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7}",
             format!("fib({n})"),
             ms(t1.best),
             ms(ta.best),
             ms(t1.best) - ms(ta.best),
             saved[saved.len() / 2],
-            ta.best.as_secs_f64() / t1.best.as_secs_f64(),
+            ratio,
             format!("{won}/{total}")
         );
     }
