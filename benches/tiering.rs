@@ -10,7 +10,8 @@
 //! below 0.9x) on programs that run under 100 ms in every tier.
 //!
 //! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
-//! or fewer rounds; programs under 100 ms get four times as many). Method:
+//! or fewer rounds; programs under 100 ms get four times as many;
+//! `ORC_BENCH_SWEEP_ONLY=1` for the length sweep alone). Method:
 //! the configurations being compared run interleaved, one run of each per
 //! round in an order that rotates from round to round. The machines this
 //! runs on are shared virtual machines whose speed changes from one
@@ -160,6 +161,10 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let rounds = rounds();
+    if std::env::var_os("ORC_BENCH_SWEEP_ONLY").is_some() {
+        length_sweep(rounds);
+        return;
+    }
     println!(
         "tiering: `orc run`, whole process; {rounds} interleaved rounds, {} for programs \
          under 100 ms; times: fastest (median in brackets)\n",
@@ -301,6 +306,13 @@ fn main() {
 /// is a roughly fixed number of milliseconds, and the ratio is 1 minus
 /// that over the program's length. Printed so the "clearly better" target
 /// can be read against it: no fixed ratio holds for every length.
+///
+/// The sweep also prints the bound no tiering policy can pass: a program
+/// cannot start sooner than tier 0 starts it nor compute faster than tier-1
+/// code, so the most adaptive can save is tier 1's start-up over tier 0's,
+/// measured here as `fib(1)` under tier 1 minus under tier 0 (the same two
+/// compiles, no computing). "ideal" is tier 1's time less that, over tier
+/// 1's time; "of ideal" is the share of that saving adaptive makes.
 fn length_sweep(rounds: usize) {
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal/fib.kal"))
@@ -316,12 +328,44 @@ fn length_sweep(rounds: usize) {
          paired median, as in the verdicts)",
         4 * rounds
     );
-    println!(
-        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>7}",
-        "program", "tier 1", "adaptive", "saved", "paired", "ad/tier 1", "ad won"
-    );
     let dir = std::env::temp_dir().join(format!("orc-tiering-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+
+    // Tier 1's start-up over tier 0's: the most any policy can save.
+    let start_only = dir.join("fib1.kal");
+    std::fs::write(&start_only, source.replace("fib(33)", "fib(1)")).unwrap();
+    let m = measure(
+        &start_only,
+        &[args(&["--tier", "0"]), args(&["--tier", "1"])],
+        4 * rounds,
+    );
+    let mut start_gap: Vec<f64> = m[1]
+        .runs
+        .iter()
+        .zip(&m[0].runs)
+        .map(|(t1, t0)| ms(*t1) - ms(*t0))
+        .collect();
+    start_gap.sort_by(f64::total_cmp);
+    let start_gap = start_gap[start_gap.len() / 2];
+    println!(
+        "start-up: fib(1) runs in {:.1} ms under tier 0 and {:.1} ms under tier 1 \
+         (fastest); tier 1 starts {start_gap:.1} ms later (paired median), the \
+         most adaptive can save",
+        ms(m[0].best),
+        ms(m[1].best)
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8}",
+        "program",
+        "tier 1",
+        "adaptive",
+        "saved",
+        "paired",
+        "ad/tier 1",
+        "ad won",
+        "ideal",
+        "of ideal"
+    );
     let configs = [args(&["--tier", "1"]), args(&["--tier", "adaptive"])];
     for n in [27, 30, 33, 35, 36] {
         let prog = dir.join(format!("fib{n}.kal"));
@@ -340,15 +384,19 @@ fn length_sweep(rounds: usize) {
             .collect();
         saved.sort_by(f64::total_cmp);
         let (ratio, won, total) = paired(ta, t1);
+        let paired_saving = saved[saved.len() / 2];
+        let ideal = 1.0 - start_gap / ms(t1.median);
         println!(
-            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7}",
+            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7} {:>6.3}x {:>7.0}%",
             format!("fib({n})"),
             ms(t1.best),
             ms(ta.best),
             ms(t1.best) - ms(ta.best),
-            saved[saved.len() / 2],
+            paired_saving,
             ratio,
-            format!("{won}/{total}")
+            format!("{won}/{total}"),
+            ideal,
+            100.0 * paired_saving / start_gap
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
