@@ -99,6 +99,19 @@ fn paired(a: &Timing, b: &Timing) -> (f64, usize, usize) {
     (ratios[ratios.len() / 2], wins, ratios.len())
 }
 
+/// The median over rounds of `a - b` in milliseconds, each round's runs
+/// back to back.
+fn paired_difference_ms(a: &Timing, b: &Timing) -> f64 {
+    let mut diffs: Vec<f64> = a
+        .runs
+        .iter()
+        .zip(&b.runs)
+        .map(|(x, y)| ms(*x) - ms(*y))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    diffs[diffs.len() / 2]
+}
+
 /// Runs every configuration `rounds` times, interleaved, each round in an
 /// order rotated by one from the round before. Fails if two runs of one
 /// configuration print different output.
@@ -339,14 +352,7 @@ fn length_sweep(rounds: usize) {
         &[args(&["--tier", "0"]), args(&["--tier", "1"])],
         4 * rounds,
     );
-    let mut start_gap: Vec<f64> = m[1]
-        .runs
-        .iter()
-        .zip(&m[0].runs)
-        .map(|(t1, t0)| ms(*t1) - ms(*t0))
-        .collect();
-    start_gap.sort_by(f64::total_cmp);
-    let start_gap = start_gap[start_gap.len() / 2];
+    let start_gap = paired_difference_ms(&m[1], &m[0]);
     println!(
         "start-up: fib(1) runs in {:.1} ms under tier 0 and {:.1} ms under tier 1 \
          (fastest); tier 1 starts {start_gap:.1} ms later (paired median), the \
@@ -376,15 +382,8 @@ fn length_sweep(rounds: usize) {
             t1.output == ta.output,
             "fib({n}): the tiers printed different output"
         );
-        let mut saved: Vec<f64> = t1
-            .runs
-            .iter()
-            .zip(&ta.runs)
-            .map(|(a, b)| ms(*a) - ms(*b))
-            .collect();
-        saved.sort_by(f64::total_cmp);
         let (ratio, won, total) = paired(ta, t1);
-        let paired_saving = saved[saved.len() / 2];
+        let paired_saving = paired_difference_ms(t1, ta);
         let ideal = 1.0 - start_gap / ms(t1.median);
         println!(
             "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7} {:>6.3}x {:>7.0}%",
