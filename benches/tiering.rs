@@ -112,6 +112,20 @@ fn paired_difference_ms(a: &Timing, b: &Timing) -> f64 {
     diffs[diffs.len() / 2]
 }
 
+/// The one-sided sign test's p-value for `won` wins in `n` paired rounds:
+/// the chance of at least that many if neither configuration were faster.
+fn sign_test_p(won: usize, n: usize) -> f64 {
+    let mut choose = 1.0f64; // C(n, k), from k = 0
+    let mut tail = 0.0;
+    for k in 0..=n {
+        if k >= won {
+            tail += choose;
+        }
+        choose = choose * (n - k) as f64 / (k + 1) as f64;
+    }
+    tail / 2f64.powi(n as i32)
+}
+
 /// Runs every configuration `rounds` times, interleaved, each round in an
 /// order rotated by one from the round before. Fails if two runs of one
 /// configuration print different output.
@@ -325,7 +339,9 @@ fn main() {
 /// code, so the most adaptive can save is tier 1's start-up over tier 0's,
 /// measured here as `fib(1)` under tier 1 minus under tier 0 (the same two
 /// compiles, no computing). "ideal" is tier 1's time less that, over tier
-/// 1's time; "of ideal" is the share of that saving adaptive makes.
+/// 1's time; "of ideal" is the share of that saving adaptive makes. "p" is
+/// the one-sided sign test's p-value on the rounds adaptive won: how likely
+/// that many wins would be if adaptive were no faster than tier 1.
 fn length_sweep(rounds: usize) {
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal/fib.kal"))
@@ -338,7 +354,7 @@ fn length_sweep(rounds: usize) {
         "\nlength sweep: fib.kal with other arguments, tier 1 against adaptive \
          ({} interleaved rounds; times: fastest; saved: tier 1 - adaptive, on \
          the fastest runs and the median of each round's difference; ad/tier 1: \
-         paired median, as in the verdicts)",
+         paired median, as in the verdicts; p: sign test on the rounds won)",
         4 * rounds
     );
     let dir = std::env::temp_dir().join(format!("orc-tiering-bench-{}", std::process::id()));
@@ -361,7 +377,7 @@ fn length_sweep(rounds: usize) {
         ms(m[1].best)
     );
     println!(
-        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8}",
+        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>10} {:>7} {:>8} {:>7} {:>8}",
         "program",
         "tier 1",
         "adaptive",
@@ -369,6 +385,7 @@ fn length_sweep(rounds: usize) {
         "paired",
         "ad/tier 1",
         "ad won",
+        "p",
         "ideal",
         "of ideal"
     );
@@ -386,7 +403,7 @@ fn length_sweep(rounds: usize) {
         let paired_saving = paired_difference_ms(t1, ta);
         let ideal = 1.0 - start_gap / ms(t1.median);
         println!(
-            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7} {:>6.3}x {:>7.0}%",
+            "{:<8} {:>7.1} ms {:>7.1} ms {:>6.1} ms {:>6.1} ms {:>9.3}x {:>7} {:>8.1e} {:>6.3}x {:>7.0}%",
             format!("fib({n})"),
             ms(t1.best),
             ms(ta.best),
@@ -394,6 +411,7 @@ fn length_sweep(rounds: usize) {
             paired_saving,
             ratio,
             format!("{won}/{total}"),
+            sign_test_p(won, total),
             ideal,
             100.0 * paired_saving / start_gap
         );
