@@ -84,32 +84,30 @@ struct Timing {
     output: Vec<u8>,
 }
 
-/// Per-round ratios `a / b` (the runs of one round ran back to back, so
-/// they share the machine's speed of the moment): their median, and in how
-/// many rounds `a` was faster.
-fn paired(a: &Timing, b: &Timing) -> (f64, usize, usize) {
-    let mut ratios: Vec<f64> = a
+/// The median over rounds of `f(a's run, b's run)`, in seconds (the runs
+/// of one round ran back to back, so they share the machine's speed of the
+/// moment).
+fn round_median(a: &Timing, b: &Timing, f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut values: Vec<f64> = a
         .runs
         .iter()
         .zip(&b.runs)
-        .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+        .map(|(x, y)| f(x.as_secs_f64(), y.as_secs_f64()))
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let wins = ratios.iter().filter(|&&r| r < 1.0).count();
-    (ratios[ratios.len() / 2], wins, ratios.len())
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
-/// The median over rounds of `a - b` in milliseconds, each round's runs
-/// back to back.
+/// Per-round ratios `a / b`: their median, in how many rounds `a` was
+/// faster, and the number of rounds.
+fn paired(a: &Timing, b: &Timing) -> (f64, usize, usize) {
+    let wins = a.runs.iter().zip(&b.runs).filter(|(x, y)| x < y).count();
+    (round_median(a, b, |x, y| x / y), wins, a.runs.len())
+}
+
+/// The median over rounds of `a - b`, in milliseconds.
 fn paired_difference_ms(a: &Timing, b: &Timing) -> f64 {
-    let mut diffs: Vec<f64> = a
-        .runs
-        .iter()
-        .zip(&b.runs)
-        .map(|(x, y)| ms(*x) - ms(*y))
-        .collect();
-    diffs.sort_by(f64::total_cmp);
-    diffs[diffs.len() / 2]
+    round_median(a, b, |x, y| (x - y) * 1e3)
 }
 
 /// The one-sided sign test's p-value for `won` wins in `n` paired rounds:
