@@ -1,0 +1,16 @@
+//! Cranelift IR text (CLIF) as an orc frontend: files parsed with
+//! `cranelift-reader`, their `; run:` directives, the name mapping that
+//! turns CLIF function names into symbols, and the test trampoline that
+//! lets the host call any CLIF signature.
+//!
+//! This crate never runs code; the facade (`orc::clif`) links the functions
+//! and calls them through [`trampoline`] with slots made by [`values`].
+#![forbid(unsafe_code)]
+
+pub mod trampoline;
+pub mod values;
+
+pub use values::{decode_results, encode_args, ValuesError};
+
+/// Re-exported so users build against the same Cranelift version.
+pub use cranelift_codegen::data_value::DataValue;
