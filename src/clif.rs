@@ -1,0 +1,360 @@
+//! CLIF programs on a [`Jit`]: a parsed file's functions defined under
+//! their symbols, and calls into them with any signature through the test
+//! trampoline.
+//!
+//! [`define_clif_functions`] is the one place that decides which tier
+//! compiles a file's functions. [`ClifProgram`] owns the JIT; its
+//! [`ClifProgram::call`] compiles (once per signature, always with tier 0)
+//! a trampoline from `orc_clif::trampoline`, fills 16-byte argument slots,
+//! calls the trampoline with the function's address while the JIT is
+//! pinned, and reads the results back from the slots.
+//! [`ClifProgram::run_directive`] runs a `; run:` / `; print:` directive
+//! with the semantics of Cranelift's own runner: results are compared bit
+//! for bit (so NaN payloads count), `!=` inverts the comparison, and a
+//! directive calls the function it follows.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use orc_clif::{
+    trampoline, ClifError, ClifFile, ClifFunction, ClifModule, Comparison, DataValue, Directive,
+    FileSettings, RunCommand, ValuesError,
+};
+use orc_core::ExecutorAddr;
+use orc_cranelift::codegen::ir::{Function, Signature};
+use orc_cranelift::codegen::settings::OptLevel as ClifOptLevel;
+use orc_cranelift::OptLevel;
+
+use crate::{Jit, JitBuilder, Tier};
+
+/// Why a CLIF program could not be loaded or a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClifRunError {
+    /// The file is not valid (parse, directives, names, settings).
+    #[error(transparent)]
+    Load(#[from] ClifError),
+    /// The JIT could not be built or code could not be added or linked.
+    #[error("{context}: {source}")]
+    Jit {
+        /// What was being done.
+        context: String,
+        /// The core's error.
+        #[source]
+        source: orc_core::Error,
+    },
+    /// No function of the program defines this symbol.
+    #[error("no function {0} in the program")]
+    NoFunction(String),
+    /// Arguments or results do not match a signature.
+    #[error("function {symbol}: {source}")]
+    Values {
+        /// The function called.
+        symbol: String,
+        /// The mismatch.
+        #[source]
+        source: ValuesError,
+    },
+    /// The tier-1 translation of CLIF to LLVM IR is not in this build.
+    #[error("tier 1 for CLIF needs the CLIF-to-LLVM translation, which is not available yet")]
+    Tier1Unavailable,
+    /// `--tier adaptive` for CLIF programs is not wired yet.
+    #[error("--tier adaptive is not yet supported for CLIF programs")]
+    AdaptiveNotYet,
+    /// Under tier 1: the translator cannot handle this function (it runs
+    /// in tier 0 so its callers can, but its own directives fail).
+    #[error("function {symbol} is not translatable to LLVM IR: {reason}")]
+    Untranslatable {
+        /// The function.
+        symbol: String,
+        /// The translator's message, naming the instruction.
+        reason: String,
+    },
+}
+
+/// What [`define_clif_functions`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DefinedFunctions {
+    /// Under tier 1: the functions left in tier 0 because the translator
+    /// cannot handle them, with its reason.
+    pub untranslatable: HashMap<String, String>,
+}
+
+/// Defines each `(symbol, function)` in `jit`'s `main` dylib with the tier
+/// the JIT is configured for, as one module called `name`. Nothing is
+/// compiled until a symbol is looked up. Calls between the functions, and
+/// to host and process symbols, bind by symbol (see `orc_clif::names`).
+pub fn define_clif_functions(
+    jit: &Jit,
+    name: &str,
+    functions: Vec<(String, Function)>,
+    settings: &FileSettings,
+) -> Result<DefinedFunctions, ClifRunError> {
+    match jit.config().tier {
+        Tier::Zero => {
+            define_tier0(jit, name, functions, settings)?;
+            Ok(DefinedFunctions::default())
+        }
+        Tier::One => Err(ClifRunError::Tier1Unavailable),
+        // ADAPTIVE-CLIF: the tiered-function layer of `Jit` takes CLIF
+        // functions here once it exists; until then adaptive is refused
+        // rather than silently run in one tier.
+        Tier::Adaptive => Err(ClifRunError::AdaptiveNotYet),
+    }
+}
+
+fn define_tier0(
+    jit: &Jit,
+    name: &str,
+    functions: Vec<(String, Function)>,
+    settings: &FileSettings,
+) -> Result<(), ClifRunError> {
+    let module =
+        ClifModule::new(name, functions).with_nan_canonicalization(settings.nan_canonicalization);
+    jit.cranelift_layer()
+        .add(jit.main_dylib(), Box::new(module), None)
+        .map_err(|source| ClifRunError::Jit {
+            context: format!("cannot add {name}"),
+            source,
+        })
+}
+
+/// A CLIF file's functions in a JIT of their own, ready to call.
+pub struct ClifProgram {
+    jit: Jit,
+    signatures: HashMap<String, Signature>,
+    defined: DefinedFunctions,
+    /// Per signature, the address of its trampoline (compiled on first
+    /// use).
+    trampolines: Mutex<HashMap<Signature, ExecutorAddr>>,
+}
+
+impl ClifProgram {
+    /// Builds a JIT with `builder` and defines `file`'s functions in it. A
+    /// file's `set opt_level` applies unless `builder` sets a level.
+    pub fn load(file: &ClifFile, builder: JitBuilder) -> Result<ClifProgram, ClifRunError> {
+        let builder = match (builder.config().opt_level, file.settings.opt_level) {
+            (None, Some(level)) => builder.opt_level(match level {
+                ClifOptLevel::None => OptLevel::None,
+                ClifOptLevel::Speed => OptLevel::Speed,
+                ClifOptLevel::SpeedAndSize => OptLevel::SpeedAndSize,
+            }),
+            _ => builder,
+        };
+        let jit = builder.build().map_err(|source| ClifRunError::Jit {
+            context: "cannot start the JIT".to_owned(),
+            source,
+        })?;
+        let functions: Vec<(String, Function)> = file
+            .functions
+            .iter()
+            .map(|f| (f.symbol.clone(), f.func.clone()))
+            .collect();
+        let signatures = file
+            .functions
+            .iter()
+            .map(|f| (f.symbol.clone(), f.func.signature.clone()))
+            .collect();
+        let defined = define_clif_functions(&jit, &file.name, functions, &file.settings)?;
+        Ok(ClifProgram {
+            jit,
+            signatures,
+            defined,
+            trampolines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The JIT the program runs in.
+    pub fn jit(&self) -> &Jit {
+        &self.jit
+    }
+
+    /// The signature of the function defining `symbol`.
+    pub fn signature(&self, symbol: &str) -> Option<&Signature> {
+        self.signatures.get(symbol)
+    }
+
+    /// Calls the function defining `symbol` with `args` (checked against
+    /// its signature) and returns its results. Compiles what the call
+    /// needs first. Under tier 1, a function the translator cannot handle
+    /// is an [`ClifRunError::Untranslatable`] error.
+    ///
+    /// # Safety
+    ///
+    /// CLIF code is machine code with raw loads, stores and calls; orc
+    /// checks the arguments' number and types, not what the code does with
+    /// them. The caller must know that this function, and what it calls,
+    /// stays within memory it may use for these arguments (a CLIF function
+    /// that only computes on its arguments and its own stack slots does),
+    /// and that it does not trap: traps are not yet caught and end the
+    /// process.
+    pub unsafe fn call(
+        &self,
+        symbol: &str,
+        args: &[DataValue],
+    ) -> Result<Vec<DataValue>, ClifRunError> {
+        let sig = self
+            .signatures
+            .get(symbol)
+            .ok_or_else(|| ClifRunError::NoFunction(symbol.to_owned()))?;
+        if let Some(reason) = self.defined.untranslatable.get(symbol) {
+            return Err(ClifRunError::Untranslatable {
+                symbol: symbol.to_owned(),
+                reason: reason.clone(),
+            });
+        }
+        let values_err = |source| ClifRunError::Values {
+            symbol: symbol.to_owned(),
+            source,
+        };
+        let mut slots = orc_clif::encode_args(args, sig).map_err(values_err)?;
+        let tramp = self.trampoline(sig).map_err(|e| match e {
+            TrampolineError::Values(source) => values_err(source),
+            TrampolineError::Run(e) => e,
+        })?;
+        let callee = self
+            .jit
+            .lookup(symbol)
+            .map_err(|source| ClifRunError::Jit {
+                context: format!("cannot link {symbol}"),
+                source,
+            })?;
+        // SAFETY: `tramp` is the code of `trampoline::build(sig)`, whose
+        // signature is `(i64, i64)` in the System V convention: on x86-64
+        // exactly `extern "C" fn(*const u8, *mut u128)`.
+        let tramp: extern "C" fn(*const u8, *mut u128) =
+            unsafe { std::mem::transmute(tramp.to_ptr::<u8>()) };
+        {
+            let _inside = self.jit.enter();
+            // `callee` is the function defined for `symbol`, whose
+            // signature is `sig`, the one the trampoline calls it with;
+            // `slots` holds `slot_count(sig)` 16-byte-aligned slots, which
+            // covers every argument the trampoline loads and every result
+            // it stores. What the callee itself does is the caller's
+            // contract (see `# Safety`).
+            tramp(callee.to_ptr::<u8>(), slots.as_mut_ptr());
+        }
+        orc_clif::decode_results(&slots, sig).map_err(values_err)
+    }
+
+    /// Runs `directive`, which follows `func` in its file, and says how it
+    /// went.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::call`]: the directive calls `func` with its
+    /// arguments.
+    pub unsafe fn run_directive(&self, func: &ClifFunction, directive: &Directive) -> Outcome {
+        let (invocation, expected) = match &directive.command {
+            RunCommand::Print(inv) => (inv, None),
+            RunCommand::Run(inv, cmp, values) => (inv, Some((cmp, values))),
+        };
+        // SAFETY: forwarded to our caller (see `# Safety`).
+        let got = match unsafe { self.call(&func.symbol, &invocation.args) } {
+            Ok(got) => got,
+            Err(e) => return Outcome::Error(e),
+        };
+        let Some((cmp, expected)) = expected else {
+            return Outcome::Printed(format!(
+                "%{}({}) -> {}",
+                func.symbol,
+                DisplayValues(&invocation.args),
+                DisplayValues(&got)
+            ));
+        };
+        let equal =
+            got.len() == expected.len() && got.iter().zip(expected).all(|(a, b)| a.bitwise_eq(b));
+        let passed = match cmp {
+            Comparison::Equals => equal,
+            Comparison::NotEquals => !equal,
+        };
+        if passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed { got }
+        }
+    }
+
+    fn trampoline(&self, sig: &Signature) -> Result<ExecutorAddr, TrampolineError> {
+        let mut trampolines = self
+            .trampolines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&addr) = trampolines.get(sig) {
+            return Ok(addr);
+        }
+        let symbol = format!("$orc.clif.trampoline.{}", trampolines.len());
+        let func = trampoline::build(sig, &symbol).map_err(TrampolineError::Values)?;
+        let module = ClifModule::new(symbol.clone(), vec![(symbol.clone(), func)]);
+        let jit_err = |source| {
+            TrampolineError::Run(ClifRunError::Jit {
+                context: "cannot compile a call trampoline".to_owned(),
+                source,
+            })
+        };
+        self.jit
+            .cranelift_layer()
+            .add(self.jit.main_dylib(), Box::new(module), None)
+            .map_err(jit_err)?;
+        let addr = self.jit.lookup(&symbol).map_err(jit_err)?;
+        trampolines.insert(sig.clone(), addr);
+        Ok(addr)
+    }
+}
+
+impl std::fmt::Debug for ClifProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClifProgram")
+            .field("jit", &self.jit)
+            .field("functions", &self.signatures.len())
+            .finish()
+    }
+}
+
+enum TrampolineError {
+    Values(ValuesError),
+    Run(ClifRunError),
+}
+
+/// How a directive went.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A `run:` whose comparison held.
+    Passed,
+    /// A `print:`: the call and its results, as Cranelift prints them.
+    Printed(String),
+    /// A `run:` whose comparison failed, with the results the call gave.
+    Failed {
+        /// The results.
+        got: Vec<DataValue>,
+    },
+    /// The call could not be made.
+    Error(ClifRunError),
+}
+
+/// Values as a run directive writes them: `1, 0x2, +0x1.8p1`; several
+/// results in brackets, as in the directive syntax.
+#[derive(Debug, Clone, Copy)]
+pub struct DisplayValues<'a>(pub &'a [DataValue]);
+
+impl std::fmt::Display for DisplayValues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>| {
+            for (i, v) in self.0.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{v}")?;
+            }
+            Ok(())
+        };
+        if self.0.len() == 1 {
+            list(f)
+        } else {
+            f.write_str("[")?;
+            list(f)?;
+            f.write_str("]")
+        }
+    }
+}
