@@ -103,20 +103,27 @@ pub fn define_clif_functions(
     }
 }
 
+/// Each function is a module of its own (`FILE:SYMBOL`), so one that
+/// Cranelift rejects fails only the lookups that need it; calls between
+/// them bind by symbol when they are linked.
 fn define_tier0(
     jit: &Jit,
     name: &str,
     functions: Vec<(String, Function)>,
     settings: &FileSettings,
 ) -> Result<(), ClifRunError> {
-    let module =
-        ClifModule::new(name, functions).with_nan_canonicalization(settings.nan_canonicalization);
-    jit.cranelift_layer()
-        .add(jit.main_dylib(), Box::new(module), None)
-        .map_err(|source| ClifRunError::Jit {
-            context: format!("cannot add {name}"),
-            source,
-        })
+    for (symbol, func) in functions {
+        let module_name = format!("{name}:{symbol}");
+        let module = ClifModule::new(module_name.clone(), vec![(symbol, func)])
+            .with_nan_canonicalization(settings.nan_canonicalization);
+        jit.cranelift_layer()
+            .add(jit.main_dylib(), Box::new(module), None)
+            .map_err(|source| ClifRunError::Jit {
+                context: format!("cannot add {module_name}"),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// A CLIF file's functions in a JIT of their own, ready to call.
@@ -125,8 +132,8 @@ pub struct ClifProgram {
     signatures: HashMap<String, Signature>,
     defined: DefinedFunctions,
     /// Per signature, the address of its trampoline (compiled on first
-    /// use).
-    trampolines: Mutex<HashMap<Signature, ExecutorAddr>>,
+    /// use), or why it could not be compiled.
+    trampolines: Mutex<HashMap<Signature, Result<ExecutorAddr, orc_core::Error>>>,
 }
 
 impl ClifProgram {
@@ -280,25 +287,27 @@ impl ClifProgram {
             .trampolines
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(&addr) = trampolines.get(sig) {
-            return Ok(addr);
-        }
-        let symbol = format!("$orc.clif.trampoline.{}", trampolines.len());
-        let func = trampoline::build(sig, &symbol).map_err(TrampolineError::Values)?;
-        let module = ClifModule::new(symbol.clone(), vec![(symbol.clone(), func)]);
         let jit_err = |source| {
             TrampolineError::Run(ClifRunError::Jit {
                 context: "cannot compile a call trampoline".to_owned(),
                 source,
             })
         };
-        self.jit
+        if let Some(known) = trampolines.get(sig) {
+            return known.clone().map_err(jit_err);
+        }
+        let symbol = format!("$orc.clif.trampoline.{}", trampolines.len());
+        let func = trampoline::build(sig, &symbol).map_err(TrampolineError::Values)?;
+        let module = ClifModule::new(symbol.clone(), vec![(symbol.clone(), func)]);
+        let addr = self
+            .jit
             .cranelift_layer()
             .add(self.jit.main_dylib(), Box::new(module), None)
-            .map_err(jit_err)?;
-        let addr = self.jit.lookup(&symbol).map_err(jit_err)?;
-        trampolines.insert(sig.clone(), addr);
-        Ok(addr)
+            .and_then(|()| self.jit.lookup(&symbol));
+        // A failure is kept: the symbol stays defined (in its error
+        // state), so compiling it again is not possible.
+        trampolines.insert(sig.clone(), addr.clone());
+        addr.map_err(jit_err)
     }
 }
 
