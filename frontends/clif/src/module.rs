@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::{ExternalName, Function, GlobalValueData, UserExternalName};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, FuncOrDataId, Linkage, Module};
 use orc_core::SymbolFlags;
 use orc_cranelift::CraneliftModule;
 
@@ -86,7 +86,10 @@ impl CraneliftModule for ClifModule {
 }
 
 /// Rewrites `func`'s references to symbols as `cranelift-module` ids,
-/// declaring imports for symbols the module does not define.
+/// declaring imports for symbols the module does not define. A `symbol`
+/// global naming a function the module defines or already imports takes
+/// that function's id; other `symbol` globals are data imports (the JIT
+/// linker resolves both by name).
 fn bind_names(
     func: &mut Function,
     module: &mut dyn Module,
@@ -121,8 +124,9 @@ fn bind_names(
         let Some(ExternalTarget::Symbol(symbol)) = external_symbol(name, func) else {
             continue;
         };
-        let name = match defined.get(&symbol) {
-            Some(&id) => UserExternalName::new(0, id.as_u32()),
+        let name = match defined.get(&symbol).copied().map(FuncOrDataId::Func).or_else(|| module.get_name(&symbol)) {
+            Some(FuncOrDataId::Func(id)) => UserExternalName::new(0, id.as_u32()),
+            Some(FuncOrDataId::Data(id)) => UserExternalName::new(1, id.as_u32()),
             None => {
                 let id = module
                     .declare_data(&symbol, Linkage::Import, true, *tls)
