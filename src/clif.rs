@@ -17,13 +17,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use orc_clif::{
-    trampoline, ClifError, ClifFile, ClifFunction, ClifModule, Comparison, DataValue, Directive,
-    FileSettings, RunCommand, ValuesError,
+    trampoline, ClifError, ClifFile, ClifFunction, Comparison, DataValue, Directive, FileSettings,
+    RunCommand, ValuesError,
 };
-use orc_core::ExecutorAddr;
+use orc_core::{ExecutorAddr, SymbolFlags};
 use orc_cranelift::codegen::ir::{Function, Signature};
 use orc_cranelift::codegen::settings::OptLevel as ClifOptLevel;
-use orc_cranelift::OptLevel;
+use orc_cranelift::{testcase_name_resolver, FunctionModule, OptLevel};
 
 use crate::{Jit, JitBuilder, Tier};
 
@@ -61,13 +61,16 @@ pub enum ClifRunError {
     /// `--tier adaptive` for CLIF programs is not wired yet.
     #[error("--tier adaptive is not yet supported for CLIF programs")]
     AdaptiveNotYet,
-    /// Under tier 1: the translator cannot handle this function (it runs
-    /// in tier 0 so its callers can, but its own directives fail).
-    #[error("function {symbol} is not translatable to LLVM IR: {reason}")]
-    Untranslatable {
+    /// The chosen tier cannot compile this function: under tier 1 the
+    /// translator's message naming the instruction, under tier 0 what
+    /// Cranelift's x86-64 backend lacks with orc's settings.
+    #[error("function {symbol} cannot be compiled by tier {tier}: {reason}")]
+    NotCompiled {
         /// The function.
         symbol: String,
-        /// The translator's message, naming the instruction.
+        /// The tier that cannot compile it.
+        tier: Tier,
+        /// Why.
         reason: String,
     },
 }
@@ -75,9 +78,12 @@ pub enum ClifRunError {
 /// What [`define_clif_functions`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DefinedFunctions {
-    /// Under tier 1: the functions left in tier 0 because the translator
-    /// cannot handle them, with its reason.
-    pub untranslatable: HashMap<String, String>,
+    /// The functions the chosen tier cannot compile, with the reason. They
+    /// are not defined (so calls to them fail to link) unless another tier
+    /// stands in (tier 0 for what tier 1 cannot translate), but calling
+    /// them directly is a [`ClifRunError::NotCompiled`] error, so a test of
+    /// the tier never passes on another tier's code.
+    pub not_compiled: HashMap<String, String>,
 }
 
 /// Defines each `(symbol, function)` in `jit`'s `main` dylib with the tier
@@ -91,10 +97,7 @@ pub fn define_clif_functions(
     settings: &FileSettings,
 ) -> Result<DefinedFunctions, ClifRunError> {
     match jit.config().tier {
-        Tier::Zero => {
-            define_tier0(jit, name, functions, settings)?;
-            Ok(DefinedFunctions::default())
-        }
+        Tier::Zero => define_tier0(jit, name, functions, settings),
         Tier::One => Err(ClifRunError::Tier1Unavailable),
         // ADAPTIVE-CLIF: the tiered-function layer of `Jit` takes CLIF
         // functions here once it exists; until then adaptive is refused
@@ -105,25 +108,47 @@ pub fn define_clif_functions(
 
 /// Each function is a module of its own (`FILE:SYMBOL`), so one that
 /// Cranelift rejects fails only the lookups that need it; calls between
-/// them bind by symbol when they are linked.
+/// them bind by symbol when they are linked. Functions Cranelift would
+/// panic on (see [`orc_clif::tier0_obstacle`]) are not defined.
 fn define_tier0(
     jit: &Jit,
     name: &str,
     functions: Vec<(String, Function)>,
     settings: &FileSettings,
-) -> Result<(), ClifRunError> {
-    for (symbol, func) in functions {
+) -> Result<DefinedFunctions, ClifRunError> {
+    let mut defined = DefinedFunctions::default();
+    let flags = jit.cranelift_layer().compiler().isa().flags().clone();
+    for (symbol, mut func) in functions {
+        if let Some(reason) = orc_clif::tier0_obstacle(&func, &flags) {
+            defined.not_compiled.insert(symbol, reason);
+            continue;
+        }
+        if settings.nan_canonicalization {
+            orc_clif::canonicalize_nans(&mut func);
+        }
         let module_name = format!("{name}:{symbol}");
-        let module = ClifModule::new(module_name.clone(), vec![(symbol, func)])
-            .with_nan_canonicalization(settings.nan_canonicalization);
-        jit.cranelift_layer()
-            .add(jit.main_dylib(), Box::new(module), None)
-            .map_err(|source| ClifRunError::Jit {
-                context: format!("cannot add {module_name}"),
-                source,
-            })?;
+        add_tier0(jit, module_name.clone(), symbol, func).map_err(|source| ClifRunError::Jit {
+            context: format!("cannot add {module_name}"),
+            source,
+        })?;
     }
-    Ok(())
+    Ok(defined)
+}
+
+/// Adds `func` under `symbol` as the tier-0 module `module_name`.
+fn add_tier0(
+    jit: &Jit,
+    module_name: String,
+    symbol: String,
+    func: Function,
+) -> Result<(), orc_core::Error> {
+    let module = FunctionModule::new(module_name, testcase_name_resolver()).with_function(
+        symbol,
+        func,
+        SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
+    );
+    jit.cranelift_layer()
+        .add(jit.main_dylib(), Box::new(module), None)
 }
 
 /// A CLIF file's functions in a JIT of their own, ready to call.
@@ -183,8 +208,8 @@ impl ClifProgram {
 
     /// Calls the function defining `symbol` with `args` (checked against
     /// its signature) and returns its results. Compiles what the call
-    /// needs first. Under tier 1, a function the translator cannot handle
-    /// is an [`ClifRunError::Untranslatable`] error.
+    /// needs first. A function the JIT's tier cannot compile is a
+    /// [`ClifRunError::NotCompiled`] error.
     ///
     /// # Safety
     ///
@@ -204,9 +229,10 @@ impl ClifProgram {
             .signatures
             .get(symbol)
             .ok_or_else(|| ClifRunError::NoFunction(symbol.to_owned()))?;
-        if let Some(reason) = self.defined.untranslatable.get(symbol) {
-            return Err(ClifRunError::Untranslatable {
+        if let Some(reason) = self.defined.not_compiled.get(symbol) {
+            return Err(ClifRunError::NotCompiled {
                 symbol: symbol.to_owned(),
+                tier: self.jit.config().tier,
                 reason: reason.clone(),
             });
         }
@@ -298,11 +324,7 @@ impl ClifProgram {
         }
         let symbol = format!("$orc.clif.trampoline.{}", trampolines.len());
         let func = trampoline::build(sig, &symbol).map_err(TrampolineError::Values)?;
-        let module = ClifModule::new(symbol.clone(), vec![(symbol.clone(), func)]);
-        let addr = self
-            .jit
-            .cranelift_layer()
-            .add(self.jit.main_dylib(), Box::new(module), None)
+        let addr = add_tier0(&self.jit, symbol.clone(), symbol.clone(), func)
             .and_then(|()| self.jit.lookup(&symbol));
         // A failure is kept: the symbol stays defined (in its error
         // state), so compiling it again is not possible.

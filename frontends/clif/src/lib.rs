@@ -1,24 +1,29 @@
 //! Cranelift IR text (CLIF) as an orc frontend: files parsed with
-//! `cranelift-reader`, their `; run:` directives, the name mapping that
-//! turns CLIF function names into symbols, and the test trampoline that
-//! lets the host call any CLIF signature.
+//! `cranelift-reader`, their `; run:` directives, the symbols CLIF
+//! functions define, and the test trampoline that lets the host call any
+//! CLIF signature.
 //!
-//! This crate never runs code; the facade (`orc::clif`) links the functions
-//! and calls them through [`trampoline`] with slots made by [`values`].
+//! Names: a function named `%foo` (a test-case name) defines the symbol
+//! `foo`; one named `u0:3` (a user name) defines `u0:3` (see
+//! [`function_symbol`]). Calls and `symbol` globals name their targets the
+//! same way (`orc_cranelift::testcase_name_resolver`), so calls between
+//! functions of a file, and to host or process symbols such as `%putchar`,
+//! bind by these symbols.
+//!
+//! This crate never runs code; the facade (`orc::clif`) compiles the
+//! functions (as `orc_cranelift::FunctionModule`s for tier 0) and calls
+//! them through [`trampoline`] with slots made by [`values`].
 #![forbid(unsafe_code)]
 
 mod error;
-mod module;
-pub mod names;
 mod nan;
 mod parse;
 pub mod trampoline;
 pub mod values;
 
 pub use error::ClifError;
-pub use module::ClifModule;
 pub use nan::canonicalize_nans;
-pub use parse::{ClifFile, ClifFunction, Directive, FileSettings};
+pub use parse::{function_symbol, tier0_obstacle, ClifFile, ClifFunction, Directive, FileSettings};
 
 pub use values::{decode_results, encode_args, ValuesError};
 

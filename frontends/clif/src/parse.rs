@@ -5,18 +5,17 @@
 //! Parsing is `cranelift-reader`'s; this module adds what a runner needs
 //! that the reader does not keep: each directive's line (found from where
 //! its comment sits in the text), the symbol each function defines (see
-//! [`crate::names`]) and checks that turn what Cranelift would reject by
+//! [`function_symbol`]) and checks that turn what Cranelift would reject by
 //! panicking into errors.
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::{types, Function, Signature};
+use cranelift_codegen::ir::{types, Function, Opcode, Signature, UserFuncName};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Flags, OptLevel};
 use cranelift_reader::{parse_run_command, parse_test, IsaSpec, ParseOptions, RunCommand};
 
 use crate::error::ClifError;
-use crate::names::{external_symbol, function_symbol};
 
 /// A parsed CLIF file.
 #[derive(Debug)]
@@ -145,6 +144,32 @@ impl ClifFile {
     }
 }
 
+/// The symbol a function called `name` defines: `foo` for `%foo`, `u0:3`
+/// for `u0:3`.
+pub fn function_symbol(name: &UserFuncName) -> String {
+    match name {
+        UserFuncName::User(user) => format!("u{}:{}", user.namespace, user.index),
+        UserFuncName::Testcase(tc) => String::from_utf8_lossy(tc.raw()).into_owned(),
+    }
+}
+
+/// Why Cranelift's x86-64 backend, with the tier-0 compiler's `flags`,
+/// would panic on `func` instead of compiling it or returning an error;
+/// `None` when nothing is known to.
+pub fn tier0_obstacle(func: &Function, flags: &Flags) -> Option<String> {
+    if flags.preserve_frame_pointers() {
+        return None;
+    }
+    func.layout
+        .blocks()
+        .flat_map(|block| func.layout.block_insts(block))
+        .map(|inst| func.dfg.insts[inst].opcode())
+        .find(|op| matches!(op, Opcode::ReturnCall | Opcode::ReturnCallIndirect))
+        .map(|op| {
+            format!("{op} needs preserve_frame_pointers, which the tier-0 compiler does not set")
+        })
+}
+
 /// The line `part` (a slice of `text`) starts on; 0 if it is not one.
 fn line_of(text: &str, part: &str) -> usize {
     let start = text.as_ptr() as usize;
@@ -192,6 +217,7 @@ fn check_function(file: &str, line: usize, symbol: &str, func: &Function) -> Res
             });
         }
     }
+    let resolve = orc_cranelift::testcase_name_resolver();
     let names =
         func.dfg
             .ext_funcs
@@ -202,7 +228,7 @@ fn check_function(file: &str, line: usize, symbol: &str, func: &Function) -> Res
                 _ => None,
             }));
     for name in names {
-        if external_symbol(name, func).is_none() {
+        if resolve(func, name).is_none() {
             return Err(ClifError::UnsupportedName {
                 file: file.to_owned(),
                 line,
@@ -275,6 +301,31 @@ block0:
         assert!(matches!(f.directives[0].command, RunCommand::Print(_)));
         assert_eq!(f.directives[1].line, 20);
         assert_eq!(file.n_directives(), 4);
+    }
+
+    #[test]
+    fn function_names_map_to_symbols() {
+        let text = "function u0:3() {\nblock0:\n    return\n}\nfunction %main() {\nblock0:\n    return\n}\n";
+        let file = ClifFile::parse("n.clif", text).unwrap();
+        let symbols: Vec<_> = file.functions.iter().map(|f| f.symbol.as_str()).collect();
+        assert_eq!(symbols, vec!["u0:3", "main"]);
+    }
+
+    #[test]
+    fn tail_calls_need_frame_pointers_in_tier0() {
+        let text = "function %f() tail {\n    fn0 = %f() tail\nblock0:\n    return_call fn0()\n}\n";
+        let file = ClifFile::parse("t.clif", text).unwrap();
+        let func = &file.functions[0].func;
+        let without = Flags::new(settings::builder());
+        assert_eq!(
+            tier0_obstacle(func, &without).as_deref(),
+            Some(
+                "return_call needs preserve_frame_pointers, which the tier-0 compiler does not set"
+            )
+        );
+        let mut with = settings::builder();
+        settings::Configurable::set(&mut with, "preserve_frame_pointers", "true").unwrap();
+        assert_eq!(tier0_obstacle(func, &Flags::new(with)), None);
     }
 
     #[test]
