@@ -14,7 +14,7 @@
 //! directive calls the function it follows.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use orc_clif::{
     trampoline, ClifError, ClifFile, ClifFunction, Comparison, DataValue, Directive, FileSettings,
@@ -24,6 +24,9 @@ use orc_core::{ExecutorAddr, SymbolFlags};
 use orc_cranelift::codegen::ir::{Function, Signature};
 use orc_cranelift::codegen::settings::OptLevel as ClifOptLevel;
 use orc_cranelift::{testcase_name_resolver, FunctionModule, OptLevel};
+use orc_llvm::{
+    check_translatable, default_name_resolver, ClifLlvmModule, TranslateConfig, TranslateError,
+};
 
 use crate::{Jit, JitBuilder, Tier};
 
@@ -55,35 +58,43 @@ pub enum ClifRunError {
         #[source]
         source: ValuesError,
     },
-    /// The tier-1 translation of CLIF to LLVM IR is not in this build.
-    #[error("tier 1 for CLIF needs the CLIF-to-LLVM translation, which is not available yet")]
-    Tier1Unavailable,
     /// `--tier adaptive` for CLIF programs is not wired yet.
     #[error("--tier adaptive is not yet supported for CLIF programs")]
     AdaptiveNotYet,
-    /// The chosen tier cannot compile this function: under tier 1 the
-    /// translator's message naming the instruction, under tier 0 what
-    /// Cranelift's x86-64 backend lacks with orc's settings.
-    #[error("function {symbol} cannot be compiled by tier {tier}: {reason}")]
+    /// The chosen tier cannot compile this function.
+    #[error("function {symbol}: {reason}")]
     NotCompiled {
         /// The function.
         symbol: String,
-        /// The tier that cannot compile it.
-        tier: Tier,
         /// Why.
-        reason: String,
+        #[source]
+        reason: Unavailable,
     },
 }
 
+/// Why the chosen tier cannot compile a function.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// Cranelift's x86-64 backend lacks something with orc's settings (see
+    /// [`orc_clif::tier0_obstacle`]).
+    #[error("tier 0 cannot compile it: {0}")]
+    Tier0(String),
+    /// The CLIF-to-LLVM translation does not cover it; the message names
+    /// the instruction or type.
+    #[error(transparent)]
+    Tier1(Arc<TranslateError>),
+}
+
 /// What [`define_clif_functions`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct DefinedFunctions {
     /// The functions the chosen tier cannot compile, with the reason. They
     /// are not defined (so calls to them fail to link) unless another tier
     /// stands in (tier 0 for what tier 1 cannot translate), but calling
     /// them directly is a [`ClifRunError::NotCompiled`] error, so a test of
     /// the tier never passes on another tier's code.
-    pub not_compiled: HashMap<String, String>,
+    pub not_compiled: HashMap<String, Unavailable>,
 }
 
 /// Defines each `(symbol, function)` in `jit`'s `main` dylib with the tier
@@ -98,7 +109,7 @@ pub fn define_clif_functions(
 ) -> Result<DefinedFunctions, ClifRunError> {
     match jit.config().tier {
         Tier::Zero => define_tier0(jit, name, functions, settings),
-        Tier::One => Err(ClifRunError::Tier1Unavailable),
+        Tier::One => define_tier1(jit, name, functions, settings),
         // ADAPTIVE-CLIF: the tiered-function layer of `Jit` takes CLIF
         // functions here once it exists; until then adaptive is refused
         // rather than silently run in one tier.
@@ -120,7 +131,9 @@ fn define_tier0(
     let flags = jit.cranelift_layer().compiler().isa().flags().clone();
     for (symbol, mut func) in functions {
         if let Some(reason) = orc_clif::tier0_obstacle(&func, &flags) {
-            defined.not_compiled.insert(symbol, reason);
+            defined
+                .not_compiled
+                .insert(symbol, Unavailable::Tier0(reason));
             continue;
         }
         if settings.nan_canonicalization {
@@ -131,6 +144,49 @@ fn define_tier0(
             context: format!("cannot add {module_name}"),
             source,
         })?;
+    }
+    Ok(defined)
+}
+
+/// Tier 1: each function translatable to LLVM IR is a module of its own
+/// (`FILE:SYMBOL`), optimized by the JIT's LLVM settings. A function the
+/// translation does not cover is compiled by tier 0 instead, so its callers
+/// still link, and recorded as not compiled, so its own directives fail
+/// naming what the translation lacks.
+fn define_tier1(
+    jit: &Jit,
+    name: &str,
+    functions: Vec<(String, Function)>,
+    settings: &FileSettings,
+) -> Result<DefinedFunctions, ClifRunError> {
+    let jit_err = |context: String| move |source| ClifRunError::Jit { context, source };
+    let layer = jit
+        .llvm_layer()
+        .map_err(jit_err("cannot start tier 1".to_owned()))?;
+    let config = TranslateConfig {
+        nan_canonicalization: settings.nan_canonicalization,
+    };
+    let mut defined = DefinedFunctions::default();
+    let mut tier0 = Vec::new();
+    for (symbol, func) in functions {
+        if let Err(e) = check_translatable(&func, &symbol) {
+            defined
+                .not_compiled
+                .insert(symbol.clone(), Unavailable::Tier1(Arc::new(e)));
+            tier0.push((symbol, func));
+            continue;
+        }
+        let module_name = format!("{name}:{symbol}");
+        let module =
+            ClifLlvmModule::new(module_name.clone(), default_name_resolver(), config.clone())
+                .with_function(symbol, func, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE);
+        layer
+            .add(jit.main_dylib(), Box::new(module), None)
+            .map_err(jit_err(format!("cannot add {module_name}")))?;
+    }
+    let stand_ins = define_tier0(jit, name, tier0, settings)?;
+    for (symbol, reason) in stand_ins.not_compiled {
+        defined.not_compiled.entry(symbol).or_insert(reason);
     }
     Ok(defined)
 }
@@ -232,7 +288,6 @@ impl ClifProgram {
         if let Some(reason) = self.defined.not_compiled.get(symbol) {
             return Err(ClifRunError::NotCompiled {
                 symbol: symbol.to_owned(),
-                tier: self.jit.config().tier,
                 reason: reason.clone(),
             });
         }
