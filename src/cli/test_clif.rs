@@ -83,14 +83,24 @@ fn test_file(path: &std::path::Path, jit: &JitArgs, tally: &mut Tally) {
                     tally.passed += 1;
                 }
                 Outcome::Failed { got } => {
+                    let types: Vec<_> = func
+                        .func
+                        .signature
+                        .returns
+                        .iter()
+                        .map(|r| r.value_type)
+                        .collect();
                     let expected = match &directive.command {
                         RunCommand::Run(_, orc_clif::Comparison::NotEquals, values) => {
-                            format!("anything but {}", DisplayValues(values))
+                            format!("anything but {}", DisplayValues::new(values, &types))
                         }
-                        RunCommand::Run(_, _, values) => DisplayValues(values).to_string(),
+                        RunCommand::Run(_, _, values) => {
+                            DisplayValues::new(values, &types).to_string()
+                        }
                         RunCommand::Print(_) => String::new(),
                     };
-                    println!("{at}: got {}, expected {expected}", DisplayValues(&got));
+                    let got = DisplayValues::new(&got, &types);
+                    println!("{at}: got {got}, expected {expected}");
                     tally.failed += 1;
                 }
                 Outcome::Error(e) => {

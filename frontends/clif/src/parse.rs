@@ -84,7 +84,7 @@ impl ClifFile {
                 None => Flags::new(settings::builder()),
             },
         };
-        let settings = file_settings(name, &flags)?;
+        let settings = file_settings(name, text, &flags)?;
         let mut functions: Vec<ClifFunction> = Vec::with_capacity(test.functions.len());
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (func, details) in test.functions {
@@ -184,7 +184,9 @@ fn line_of(text: &str, part: &str) -> usize {
         + 1
 }
 
-fn file_settings(file: &str, flags: &Flags) -> Result<FileSettings, ClifError> {
+/// The settings orc honours; `text` tells whether the file sets the
+/// optimization level (the flags cannot: `none` is also the default).
+fn file_settings(file: &str, text: &str, flags: &Flags) -> Result<FileSettings, ClifError> {
     let defaults = Flags::new(settings::builder());
     for (value, default) in flags.iter().zip(defaults.iter()) {
         if UNSUPPORTED_SETTINGS.contains(&value.name)
@@ -196,7 +198,12 @@ fn file_settings(file: &str, flags: &Flags) -> Result<FileSettings, ClifError> {
             });
         }
     }
-    let opt_level = (flags.opt_level() != defaults.opt_level()).then(|| flags.opt_level());
+    let sets_opt_level = text
+        .lines()
+        .map(str::trim_start)
+        .take_while(|l| !l.starts_with("function"))
+        .any(|l| l.starts_with("set ") && l.contains("opt_level"));
+    let opt_level = sets_opt_level.then(|| flags.opt_level());
     Ok(FileSettings {
         opt_level,
         nan_canonicalization: flags.enable_nan_canonicalization(),
@@ -326,6 +333,18 @@ block0:
         let mut with = settings::builder();
         settings::Configurable::set(&mut with, "preserve_frame_pointers", "true").unwrap();
         assert_eq!(tier0_obstacle(func, &Flags::new(with)), None);
+    }
+
+    #[test]
+    fn an_explicit_opt_level_is_kept_even_when_it_is_the_default() {
+        let set = "set opt_level=none\nfunction %f() {\nblock0:\n    return\n}\n";
+        let file = ClifFile::parse("o.clif", set).unwrap();
+        assert_eq!(file.settings.opt_level, Some(OptLevel::None));
+        let unset = "function %f() {\nblock0:\n    return\n}\n";
+        assert_eq!(
+            ClifFile::parse("o.clif", unset).unwrap().settings.opt_level,
+            None
+        );
     }
 
     #[test]

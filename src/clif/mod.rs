@@ -8,18 +8,17 @@
 //! a trampoline from `orc_clif::trampoline`, fills 16-byte argument slots,
 //! calls the trampoline with the function's address while the JIT is
 //! pinned, and reads the results back from the slots.
-//! [`ClifProgram::run_directive`] runs a `; run:` / `; print:` directive
-//! with the semantics of Cranelift's own runner: results are compared bit
-//! for bit (so NaN payloads count), `!=` inverts the comparison, and a
-//! directive calls the function it follows.
+//! [`ClifProgram::run_directive`] (in `directive.rs`) runs a `; run:` /
+//! `; print:` directive with the semantics of Cranelift's own runner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use orc_clif::{
-    trampoline, ClifError, ClifFile, ClifFunction, Comparison, DataValue, Directive, FileSettings,
-    RunCommand, ValuesError,
-};
+mod directive;
+
+pub use directive::{DisplayValues, Outcome};
+
+use orc_clif::{trampoline, ClifError, ClifFile, DataValue, FileSettings, ValuesError};
 use orc_core::{ExecutorAddr, SymbolFlags};
 use orc_cranelift::codegen::ir::{Function, Signature};
 use orc_cranelift::codegen::settings::OptLevel as ClifOptLevel;
@@ -325,44 +324,6 @@ impl ClifProgram {
         orc_clif::decode_results(&slots, sig).map_err(values_err)
     }
 
-    /// Runs `directive`, which follows `func` in its file, and says how it
-    /// went.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::call`]: the directive calls `func` with its
-    /// arguments.
-    pub unsafe fn run_directive(&self, func: &ClifFunction, directive: &Directive) -> Outcome {
-        let (invocation, expected) = match &directive.command {
-            RunCommand::Print(inv) => (inv, None),
-            RunCommand::Run(inv, cmp, values) => (inv, Some((cmp, values))),
-        };
-        // SAFETY: forwarded to our caller (see `# Safety`).
-        let got = match unsafe { self.call(&func.symbol, &invocation.args) } {
-            Ok(got) => got,
-            Err(e) => return Outcome::Error(e),
-        };
-        let Some((cmp, expected)) = expected else {
-            return Outcome::Printed(format!(
-                "%{}({}) -> {}",
-                func.symbol,
-                DisplayValues(&invocation.args),
-                DisplayValues(&got)
-            ));
-        };
-        let equal =
-            got.len() == expected.len() && got.iter().zip(expected).all(|(a, b)| a.bitwise_eq(b));
-        let passed = match cmp {
-            Comparison::Equals => equal,
-            Comparison::NotEquals => !equal,
-        };
-        if passed {
-            Outcome::Passed
-        } else {
-            Outcome::Failed { got }
-        }
-    }
-
     fn trampoline(&self, sig: &Signature) -> Result<ExecutorAddr, TrampolineError> {
         let mut trampolines = self
             .trampolines
@@ -402,45 +363,5 @@ enum TrampolineError {
     Run(ClifRunError),
 }
 
-/// How a directive went.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// A `run:` whose comparison held.
-    Passed,
-    /// A `print:`: the call and its results, as Cranelift prints them.
-    Printed(String),
-    /// A `run:` whose comparison failed, with the results the call gave.
-    Failed {
-        /// The results.
-        got: Vec<DataValue>,
-    },
-    /// The call could not be made.
-    Error(ClifRunError),
-}
-
-/// Values as a run directive writes them: `1, 0x2, +0x1.8p1`; several
-/// results in brackets, as in the directive syntax.
-#[derive(Debug, Clone, Copy)]
-pub struct DisplayValues<'a>(pub &'a [DataValue]);
-
-impl std::fmt::Display for DisplayValues<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |f: &mut std::fmt::Formatter<'_>| {
-            for (i, v) in self.0.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{v}")?;
-            }
-            Ok(())
-        };
-        if self.0.len() == 1 {
-            list(f)
-        } else {
-            f.write_str("[")?;
-            list(f)?;
-            f.write_str("]")
-        }
-    }
-}
+#[cfg(test)]
+mod tests;
