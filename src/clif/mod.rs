@@ -295,6 +295,14 @@ impl ClifProgram {
             source,
         };
         let mut slots = orc_clif::encode_args(args, sig).map_err(values_err)?;
+        // The trampoline is tier-0 code whatever the tier of the callee.
+        let flags = self.jit.cranelift_layer().compiler().isa().flags();
+        if let Some(reason) = orc_clif::signature_obstacle(sig, flags) {
+            return Err(ClifRunError::NotCompiled {
+                symbol: symbol.to_owned(),
+                reason: Unavailable::Tier0(format!("its call trampoline: {reason}")),
+            });
+        }
         let tramp = self.trampoline(sig).map_err(|e| match e {
             TrampolineError::Values(source) => values_err(source),
             TrampolineError::Run(e) => e,

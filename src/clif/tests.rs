@@ -255,3 +255,47 @@ fn adaptive_is_refused_until_wired() {
     let err = ClifProgram::load(&file, Jit::builder().tier(Tier::Adaptive)).unwrap_err();
     assert!(matches!(err, ClifRunError::AdaptiveNotYet), "{err:?}");
 }
+
+#[test]
+fn what_cranelift_would_panic_on_is_reported_per_function() {
+    let text = "
+function %wide(i128) -> i128 system_v {
+block0(v0: i128):
+    return v0
+}
+
+function %narrow(f32) -> i8 {
+block0(v0: f32):
+    v1 = fcvt_to_sint_sat.i8 v0
+    return v1
+}
+
+function %fine(i32) -> i32 {
+block0(v0: i32):
+    return v0
+}
+";
+    let program = load(text, Tier::Zero);
+    for (symbol, args, needle) in [
+        (
+            "wide",
+            vec![DataValue::I128(1)],
+            "enable_llvm_abi_extensions",
+        ),
+        (
+            "narrow",
+            vec![DataValue::F32(Ieee32::with_float(1.0))],
+            "fcvt_to_sint_sat to i8",
+        ),
+    ] {
+        let err = call(&program, symbol, &args).unwrap_err();
+        assert!(
+            matches!(&err, ClifRunError::NotCompiled { reason: Unavailable::Tier0(r), .. } if r.contains(needle)),
+            "{symbol}: {err:?}"
+        );
+    }
+    assert_eq!(
+        call(&program, "fine", &[DataValue::I32(4)]).unwrap(),
+        vec![DataValue::I32(4)]
+    );
+}

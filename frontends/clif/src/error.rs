@@ -48,21 +48,6 @@ pub enum ClifError {
         /// The name as CLIF prints it.
         name: String,
     },
-    /// A signature passes i128 in a convention where Cranelift needs
-    /// `enable_llvm_abi_extensions`, which orc's tier 0 does not set.
-    #[error(
-        "{file}:{line}: function {function} passes i128 in the {call_conv} convention, which needs enable_llvm_abi_extensions (use the tail convention or i64 halves)"
-    )]
-    I128Abi {
-        /// The file, as given.
-        file: String,
-        /// The function's line.
-        line: usize,
-        /// The function's symbol.
-        function: String,
-        /// The signature's convention.
-        call_conv: String,
-    },
     /// The file sets a Cranelift flag that changes semantics and that orc
     /// does not honour.
     #[error("{file}: set {setting}: orc does not support this setting")]

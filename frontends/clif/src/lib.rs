@@ -18,12 +18,14 @@
 mod error;
 mod nan;
 mod parse;
+mod tier0;
 pub mod trampoline;
 pub mod values;
 
 pub use error::ClifError;
 pub use nan::canonicalize_nans;
-pub use parse::{function_symbol, tier0_obstacle, ClifFile, ClifFunction, Directive, FileSettings};
+pub use parse::{function_symbol, ClifFile, ClifFunction, Directive, FileSettings};
+pub use tier0::{signature_obstacle, tier0_obstacle};
 
 pub use values::{decode_results, encode_args, ValuesError};
 

@@ -5,13 +5,11 @@
 //! Parsing is `cranelift-reader`'s; this module adds what a runner needs
 //! that the reader does not keep: each directive's line (found from where
 //! its comment sits in the text), the symbol each function defines (see
-//! [`function_symbol`]) and checks that turn what Cranelift would reject by
-//! panicking into errors.
+//! [`function_symbol`]) and a check that every name resolves to a symbol.
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::{types, Function, Opcode, Signature, UserFuncName};
-use cranelift_codegen::isa::CallConv;
+use cranelift_codegen::ir::{Function, UserFuncName};
 use cranelift_codegen::settings::{self, Flags, OptLevel};
 use cranelift_reader::{parse_run_command, parse_test, IsaSpec, ParseOptions, RunCommand};
 
@@ -153,23 +151,6 @@ pub fn function_symbol(name: &UserFuncName) -> String {
     }
 }
 
-/// Why Cranelift's x86-64 backend, with the tier-0 compiler's `flags`,
-/// would panic on `func` instead of compiling it or returning an error;
-/// `None` when nothing is known to.
-pub fn tier0_obstacle(func: &Function, flags: &Flags) -> Option<String> {
-    if flags.preserve_frame_pointers() {
-        return None;
-    }
-    func.layout
-        .blocks()
-        .flat_map(|block| func.layout.block_insts(block))
-        .map(|inst| func.dfg.insts[inst].opcode())
-        .find(|op| matches!(op, Opcode::ReturnCall | Opcode::ReturnCallIndirect))
-        .map(|op| {
-            format!("{op} needs preserve_frame_pointers, which the tier-0 compiler does not set")
-        })
-}
-
 /// The line `part` (a slice of `text`) starts on; 0 if it is not one.
 fn line_of(text: &str, part: &str) -> usize {
     let start = text.as_ptr() as usize;
@@ -210,20 +191,8 @@ fn file_settings(file: &str, text: &str, flags: &Flags) -> Result<FileSettings, 
     })
 }
 
-/// Rejects what Cranelift's x86-64 backend would panic on and names that
-/// have no symbol.
+/// Rejects names that have no symbol.
 fn check_function(file: &str, line: usize, symbol: &str, func: &Function) -> Result<(), ClifError> {
-    let signatures = std::iter::once(&func.signature).chain(func.dfg.signatures.values());
-    for sig in signatures {
-        if passes_i128_without_extensions(sig) {
-            return Err(ClifError::I128Abi {
-                file: file.to_owned(),
-                line,
-                function: symbol.to_owned(),
-                call_conv: sig.call_conv.to_string(),
-            });
-        }
-    }
     let resolve = orc_cranelift::testcase_name_resolver();
     let names =
         func.dfg
@@ -245,17 +214,6 @@ fn check_function(file: &str, line: usize, symbol: &str, func: &Function) -> Res
         }
     }
     Ok(())
-}
-
-/// Whether Cranelift's x86-64 ABI code needs `enable_llvm_abi_extensions`
-/// for `sig`: an i128 parameter or result outside the `tail` convention.
-fn passes_i128_without_extensions(sig: &Signature) -> bool {
-    sig.call_conv != CallConv::Tail
-        && sig
-            .params
-            .iter()
-            .chain(&sig.returns)
-            .any(|p| p.value_type == types::I128)
 }
 
 #[cfg(test)]
@@ -319,23 +277,6 @@ block0:
     }
 
     #[test]
-    fn tail_calls_need_frame_pointers_in_tier0() {
-        let text = "function %f() tail {\n    fn0 = %f() tail\nblock0:\n    return_call fn0()\n}\n";
-        let file = ClifFile::parse("t.clif", text).unwrap();
-        let func = &file.functions[0].func;
-        let without = Flags::new(settings::builder());
-        assert_eq!(
-            tier0_obstacle(func, &without).as_deref(),
-            Some(
-                "return_call needs preserve_frame_pointers, which the tier-0 compiler does not set"
-            )
-        );
-        let mut with = settings::builder();
-        settings::Configurable::set(&mut with, "preserve_frame_pointers", "true").unwrap();
-        assert_eq!(tier0_obstacle(func, &Flags::new(with)), None);
-    }
-
-    #[test]
     fn an_explicit_opt_level_is_kept_even_when_it_is_the_default() {
         let set = "set opt_level=none\nfunction %f() {\nblock0:\n    return\n}\n";
         let file = ClifFile::parse("o.clif", set).unwrap();
@@ -384,15 +325,6 @@ block0:
             matches!(err, ClifError::DuplicateSymbol { line: 5, .. }),
             "{err:?}"
         );
-    }
-
-    #[test]
-    fn i128_outside_tail_is_an_error() {
-        let text = "function %f(i128) -> i128 system_v {\nblock0(v0: i128):\n    return v0\n}\n";
-        let err = ClifFile::parse("w.clif", text).unwrap_err();
-        assert!(matches!(err, ClifError::I128Abi { line: 1, .. }), "{err:?}");
-        let ok = "function %f(i128) -> i128 tail {\nblock0(v0: i128):\n    return v0\n}\n";
-        assert!(ClifFile::parse("w.clif", ok).is_ok());
     }
 
     #[test]
