@@ -152,6 +152,7 @@ fn check_translatable_agrees_with_translate_function() {
     let sources = [
         include_str!("translate_control.rs"),
         include_str!("translate_float.rs"),
+        include_str!("translate_simd.rs"),
     ];
     let mut n = 0;
     for src in sources {

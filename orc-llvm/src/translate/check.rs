@@ -149,13 +149,6 @@ pub(super) fn check_signature(sig: &ir::Signature, what: &str) -> Result<(), Str
     if sig.returns.iter().any(|r| r.value_type == types::I128) && sig.returns.len() > 1 {
         return Err(format!("i128 among several return values in {what}"));
     }
-    if sig
-        .returns
-        .iter()
-        .any(|r| r.value_type.is_vector() && sig.returns.len() > 1)
-    {
-        return Err(format!("vector among several return values in {what}"));
-    }
     Ok(())
 }
 

@@ -329,15 +329,6 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
         let data = func.dfg.insts[inst];
         let opcode = data.opcode();
         let args = func.dfg.inst_args(inst);
-        let vector = func
-            .dfg
-            .inst_results(inst)
-            .iter()
-            .chain(args)
-            .any(|&v| self.vty(v).is_vector());
-        if vector {
-            return self.simd(inst, &data);
-        }
         match (opcode, data) {
             (Opcode::Jump, InstructionData::Jump { destination, .. }) => {
                 let bb = self.edge(destination)?;
@@ -376,13 +367,30 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
                 self.b.build_call(f, &[], "")?;
             }
             (Opcode::Nop | Opcode::SequencePoint, _) => {}
-            _ => self.lower(inst, opcode, &data)?,
+            _ => {
+                let vector = func
+                    .dfg
+                    .inst_results(inst)
+                    .iter()
+                    .chain(args)
+                    .any(|&v| self.vty(v).is_vector());
+                if vector {
+                    self.simd(inst, opcode, &data)?;
+                } else {
+                    self.lower(inst, opcode, &data)?;
+                }
+            }
         }
         Ok(())
     }
 
     /// Lowers a non-control-flow scalar instruction.
-    fn lower(&mut self, inst: ir::Inst, opcode: Opcode, data: &InstructionData) -> Res<()> {
+    pub(super) fn lower(
+        &mut self,
+        inst: ir::Inst,
+        opcode: Opcode,
+        data: &InstructionData,
+    ) -> Res<()> {
         if let Some(vals) = self.int_op(inst, opcode, data)? {
             return self.def(inst, &vals);
         }
