@@ -197,3 +197,19 @@ fn clif_literals(src: &str) -> Vec<String> {
         .filter(|s| s.contains("function %"))
         .collect()
 }
+
+#[test]
+fn tail_calls_are_unsupported() {
+    assert_unsupported(
+        "function %f(i64) -> i64 {\n    fn0 = %g(i64) -> i64\nblock0(v0: i64):\n    return_call fn0(v0)\n}",
+        "return_call",
+    );
+}
+
+#[test]
+fn big_endian_vector_accesses_are_unsupported() {
+    assert_unsupported(
+        "function %f(i64) -> i8x16 {\nblock0(v0: i64):\n    v1 = load.i8x16 big v0\n    return v1\n}",
+        "load on i8x16",
+    );
+}

@@ -71,8 +71,21 @@ pub(super) fn translate<'ctx>(
                 message: format!("symbol '{symbol}' is declared with another type"),
             })
         }
-        None => module.add_function(symbol, fn_type, None),
+        None => add_function_over_data(module, symbol, fn_type).map_err(|message| {
+            TranslateError::Invalid {
+                function: symbol.to_owned(),
+                message,
+            }
+        })?,
     };
+    if uses_frame(func) {
+        // Cranelift keeps a frame pointer; `get_frame_pointer` and
+        // `get_return_address` need one in LLVM too.
+        f.add_attribute(
+            inkwell::attributes::AttributeLoc::Function,
+            ctx.create_string_attribute("frame-pointer", "all"),
+        );
+    }
     abi::add_attributes(ctx, f, &func.signature);
     let mut fx = Fx {
         ctx: module.get_context(),
@@ -107,6 +120,41 @@ pub(super) fn translate<'ctx>(
             })
         }
     }
+}
+
+/// Adds function `name` to `module`. A data declaration of the same name
+/// (made by a `symbol_value` before the function was known) gives way:
+/// its uses are redirected to the function.
+pub(super) fn add_function_over_data<'ctx>(
+    module: &Module<'ctx>,
+    name: &str,
+    fn_type: inkwell::types::FunctionType<'ctx>,
+) -> Result<FunctionValue<'ctx>, String> {
+    let data = module.get_global(name);
+    if let Some(g) = data {
+        if !g.is_declaration() {
+            return Err(format!("'{name}' is already defined as data"));
+        }
+        g.set_name("");
+    }
+    let f = module.add_function(name, fn_type, None);
+    if let Some(g) = data {
+        g.as_pointer_value()
+            .replace_all_uses_with(f.as_global_value().as_pointer_value());
+    }
+    Ok(f)
+}
+
+/// Whether `func` reads its frame or return address.
+fn uses_frame(func: &ir::Function) -> bool {
+    func.layout.blocks().any(|b| {
+        func.layout.block_insts(b).any(|i| {
+            matches!(
+                func.dfg.insts[i].opcode(),
+                Opcode::GetFramePointer | Opcode::GetReturnAddress
+            )
+        })
+    })
 }
 
 /// The state of one function's translation.

@@ -6,6 +6,12 @@
 //! consistent, as Cranelift's are), fences, and the frame and return
 //! address.
 //!
+//! An access without `notrap` may fault in Cranelift's code, and that fault
+//! is behaviour: it is kept by making the LLVM access volatile (LLVM would
+//! otherwise delete an unused load or a dead store). Frontends mark the
+//! accesses that cannot fault `notrap` (`MemFlagsData::trusted()`), and
+//! those are optimized freely.
+//!
 //! Addresses are CLIF integers (i64 on x86-64) converted with `inttoptr`
 //! at each access; offsets are added with wrapping arithmetic, never with
 //! `inbounds`.
@@ -66,6 +72,9 @@ impl<'ctx> Fx<'_, 'ctx> {
         };
         let v = self.b.build_load(access_ty, ptr, "")?;
         self.set_align(v, ty, data.aligned())?;
+        if !data.notrap() {
+            self.keep_access(v.as_instruction_value())?;
+        }
         if big && !ty.is_vector() {
             let swapped = self.bswap(v.into_int_value())?;
             return Ok(self.b.build_bit_cast(swapped, llty, "")?);
@@ -93,6 +102,23 @@ impl<'ctx> Fx<'_, 'ctx> {
         let st = self.b.build_store(ptr, v)?;
         st.set_alignment(if data.aligned() { ty.bytes() } else { 1 })
             .map_err(|e| Fail::Invalid(format!("store alignment: {e}")))?;
+        if !data.notrap() {
+            self.keep_access(Some(st))?;
+        }
+        Ok(())
+    }
+
+    /// Makes an access that may trap volatile: LLVM deletes unused loads
+    /// and dead stores, and so would drop the fault Cranelift's code takes.
+    /// Accesses flagged `notrap` stay plain, free to be optimized.
+    pub(super) fn keep_access(
+        &self,
+        inst: Option<inkwell::values::InstructionValue<'ctx>>,
+    ) -> Res<()> {
+        if let Some(i) = inst {
+            i.set_volatile(true)
+                .map_err(|e| Fail::Invalid(format!("volatile access: {e}")))?;
+        }
         Ok(())
     }
 

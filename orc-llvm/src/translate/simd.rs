@@ -490,9 +490,12 @@ impl<'ctx> Fx<'_, 'ctx> {
                 let vt = lane_ty.vec_type(lanes);
                 let v = self.b.build_load(vt, ptr, "")?;
                 if let Some(i) = v.as_instruction_value() {
-                    let aligned = dfg.mem_flags[flags].aligned();
-                    i.set_alignment(if aligned { 8 } else { 1 })
+                    let data = dfg.mem_flags[flags];
+                    i.set_alignment(if data.aligned() { 8 } else { 1 })
                         .map_err(|e| Fail::Invalid(format!("load alignment: {e}")))?;
+                    if !data.notrap() {
+                        self.keep_access(Some(i))?;
+                    }
                 }
                 let t = self.ty(ctrl).into_vector_type();
                 let signed = matches!(opcode, O::Sload8x8 | O::Sload16x4 | O::Sload32x2);
