@@ -213,3 +213,11 @@ fn big_endian_vector_accesses_are_unsupported() {
         "load on i8x16",
     );
 }
+
+#[test]
+fn i128_division_is_unsupported() {
+    assert_unsupported(
+        "function %f(i64, i64) -> i64 {\nblock0(v0: i64, v1: i64):\n    v2 = iconcat v0, v1\n    v3 = udiv v2, v2\n    v4, v5 = isplit v3\n    return v4\n}",
+        "udiv on i128",
+    );
+}

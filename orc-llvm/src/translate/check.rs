@@ -194,6 +194,14 @@ fn check_inst(func: &ir::Function, inst: ir::Inst) -> Result<(), String> {
             | Opcode::AtomicCas
             | Opcode::AtomicLoad
             | Opcode::AtomicStore
+            // Cranelift's x86-64 backend has none of these on i128, and
+            // LLVM would call compiler-rt helpers the JIT may not find.
+            | Opcode::Udiv
+            | Opcode::Sdiv
+            | Opcode::Urem
+            | Opcode::Srem
+            | Opcode::Umulhi
+            | Opcode::Smulhi
     );
     let has_i128 = ctrl == types::I128
         || dfg
