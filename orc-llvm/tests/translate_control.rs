@@ -403,3 +403,50 @@ block0(v0: i32):
         .symbols()
         .any(|s| s.name() == Ok("helper") && s.is_global()));
 }
+
+/// Stack slots accessed at constant offsets become registers at O2 (their
+/// addresses are `getelementptr`s, not `inttoptr`s, and in-slot accesses
+/// cannot fault, so they are not volatile).
+#[test]
+fn stack_slots_are_promoted_to_registers() {
+    use orc_core::SymbolFlags;
+    use orc_llvm::{
+        default_name_resolver, ClifLlvmModule, LlvmCompiler, LlvmConfig, TranslateConfig,
+    };
+    let funcs = translate_support::parse(
+        "
+function %twice(i64) -> i64 {
+    ss0 = explicit_slot 16
+block0(v0: i64):
+    v1 = stack_addr.i64 ss0
+    store v0, v1+8
+    v2 = iconst.i64 8
+    v3 = iadd v1, v2
+    v4 = load.i64 v3
+    v5 = iadd v4, v0
+    return v5
+}
+",
+    );
+    let module = ClifLlvmModule::new("m", default_name_resolver(), TranslateConfig::default())
+        .with_function(
+            "twice",
+            funcs[0].clone(),
+            SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
+        );
+    let compiler = LlvmCompiler::new(LlvmConfig {
+        capture_ir: true,
+        ..LlvmConfig::default()
+    })
+    .unwrap();
+    let compiled = compiler.compile(Box::new(module)).unwrap();
+    let ir = compiled.functions[0].ir.as_deref().unwrap();
+    assert!(!ir.contains("alloca"), "{ir}");
+    assert!(!ir.contains("volatile"), "{ir}");
+    let h = Harness::new(&translate_support::print(&funcs));
+    h.check(
+        "twice",
+        &[vec![DataValue::I64(21)], vec![DataValue::I64(-1)]],
+    );
+    h.end();
+}

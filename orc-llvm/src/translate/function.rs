@@ -98,6 +98,8 @@ pub(super) fn translate<'ctx>(
         values: HashMap::new(),
         blocks: HashMap::new(),
         slots: HashMap::new(),
+        addrs: HashMap::new(),
+        consts: HashMap::new(),
         trap_blocks: HashMap::new(),
         entry: None,
     };
@@ -169,6 +171,11 @@ pub(super) struct Fx<'a, 'ctx> {
     values: HashMap<ir::Value, BasicValueEnum<'ctx>>,
     blocks: HashMap<ir::Block, (BasicBlock<'ctx>, Vec<PhiValue<'ctx>>)>,
     pub(super) slots: HashMap<ir::StackSlot, PointerValue<'ctx>>,
+    /// Values known to be a stack slot's address plus a constant: the
+    /// slot's alloca, the offset and the slot's size.
+    pub(super) addrs: HashMap<ir::Value, (PointerValue<'ctx>, i64, u32)>,
+    /// Values known to be `iconst`s (of up to 64 bits), sign-extended.
+    pub(super) consts: HashMap<ir::Value, i64>,
     trap_blocks: HashMap<u8, BasicBlock<'ctx>>,
     pub(super) entry: Option<BasicBlock<'ctx>>,
 }

@@ -41,9 +41,19 @@ impl<'ctx> Fx<'_, 'ctx> {
         opcode: Opcode,
         data: &InstructionData,
     ) -> Res<Option<Vec<BasicValueEnum<'ctx>>>> {
-        let dfg = &self.func.dfg;
+        let func = self.func;
+        let dfg = &func.dfg;
         let args = dfg.inst_args(inst);
         let ctrl = dfg.ctrl_typevar(inst);
+        if ctrl == ir::types::I64 {
+            match (opcode, data) {
+                (Opcode::Iconst, InstructionData::UnaryImm { imm, .. }) => {
+                    self.consts.insert(dfg.inst_results(inst)[0], imm.bits());
+                }
+                (Opcode::Iadd, _) => self.track_address(dfg.inst_results(inst)[0], args),
+                _ => {}
+            }
+        }
         let arg = |i: usize| -> Res<IntValue<'ctx>> {
             let v = args
                 .get(i)
@@ -269,6 +279,23 @@ impl<'ctx> Fx<'_, 'ctx> {
             _ => return Ok(None),
         };
         Ok(Some(vec![v]))
+    }
+
+    /// Records `result = slot address + constant` when `args` are one of
+    /// each (see `Fx::address`).
+    fn track_address(&mut self, result: ir::Value, args: &[ir::Value]) {
+        let dfg = &self.func.dfg;
+        let [a, b] = [dfg.resolve_aliases(args[0]), dfg.resolve_aliases(args[1])];
+        let known = match (self.addrs.get(&a), self.consts.get(&b)) {
+            (Some(&(p, off, size)), Some(&c)) => Some((p, off.wrapping_add(c), size)),
+            _ => match (self.addrs.get(&b), self.consts.get(&a)) {
+                (Some(&(p, off, size)), Some(&c)) => Some((p, off.wrapping_add(c), size)),
+                _ => None,
+            },
+        };
+        if let Some(k) = known {
+            self.addrs.insert(result, k);
+        }
     }
 
     /// A bitwise operation on float operands: on their bits, as the float.

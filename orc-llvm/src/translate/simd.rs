@@ -484,7 +484,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                     O::Uload16x4 | O::Sload16x4 => types::I16X4,
                     _ => types::I32X2,
                 };
-                let ptr = self.address(self.int(addr)?, i64::from(offset))?;
+                let ptr = self.address(addr, i64::from(offset))?;
                 let lanes = half.lane_count();
                 let lane_ty = super::abi::int_type(&self.ctx, half.lane_bits());
                 let vt = lane_ty.vec_type(lanes);
@@ -493,7 +493,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                     let data = dfg.mem_flags[flags];
                     i.set_alignment(if data.aligned() { 8 } else { 1 })
                         .map_err(|e| Fail::Invalid(format!("load alignment: {e}")))?;
-                    if !data.notrap() {
+                    if self.may_fault(flags, addr, i64::from(offset), 8) {
                         self.keep_access(Some(i))?;
                     }
                 }

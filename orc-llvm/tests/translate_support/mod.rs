@@ -547,3 +547,8 @@ fn run_forked(
         .map(|o| o.unwrap_or(Outcome::Signal(0)))
         .collect()
 }
+
+/// CLIF text of `funcs`.
+pub(crate) fn print(funcs: &[ir::Function]) -> String {
+    funcs.iter().map(|f| f.display().to_string()).collect()
+}
