@@ -202,6 +202,8 @@ fn check_inst(func: &ir::Function, inst: ir::Inst) -> Result<(), String> {
             | Opcode::Srem
             | Opcode::Umulhi
             | Opcode::Smulhi
+            | Opcode::UmulOverflow
+            | Opcode::SmulOverflow
     );
     let has_i128 = ctrl == types::I128
         || dfg
