@@ -90,14 +90,6 @@ fn thread_local_symbols_are_unsupported() {
 }
 
 #[test]
-fn the_stack_pointer_is_unsupported() {
-    assert_unsupported(
-        "function %f() -> i64 {\nblock0:\n    v0 = get_stack_pointer.i64\n    return v0\n}",
-        "get_stack_pointer",
-    );
-}
-
-#[test]
 fn pinned_registers_are_unsupported() {
     assert_unsupported(
         "function %f() -> i64 {\nblock0:\n    v0 = get_pinned_reg.i64\n    return v0\n}",

@@ -278,6 +278,7 @@ fn scalar_opcode_ok(opcode: Opcode) -> bool {
             | O::StackAddr
             | O::SymbolValue
             | O::GetFramePointer
+            | O::GetStackPointer
             | O::GetReturnAddress
             | O::Iconst
             | O::F32const

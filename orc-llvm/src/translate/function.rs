@@ -153,7 +153,7 @@ fn uses_frame(func: &ir::Function) -> bool {
         func.layout.block_insts(b).any(|i| {
             matches!(
                 func.dfg.insts[i].opcode(),
-                Opcode::GetFramePointer | Opcode::GetReturnAddress
+                Opcode::GetFramePointer | Opcode::GetReturnAddress | Opcode::GetStackPointer
             )
         })
     })

@@ -401,6 +401,16 @@ impl<'ctx> Fx<'_, 'ctx> {
                 self.b.build_fence(seq, false, "")?;
                 return Ok(Some(vec![]));
             }
+            (Opcode::GetStackPointer, _) => {
+                // llvm.read_register.i64(metadata !{!"rsp"})
+                let f = self.intrinsic("llvm.read_register", &[i64t.into()])?;
+                let name = self.ctx.metadata_string("rsp");
+                let node = self.ctx.metadata_node(&[name.into()]);
+                let call = self.b.build_call(f, &[node.into()], "")?;
+                call.try_as_basic_value()
+                    .basic()
+                    .ok_or_else(|| Fail::Invalid("read_register returned nothing".into()))?
+            }
             (Opcode::GetFramePointer | Opcode::GetReturnAddress, _) => {
                 let name = if opcode == Opcode::GetFramePointer {
                     "llvm.frameaddress"

@@ -17,7 +17,7 @@
 //!
 //! Known limits: the `tail` calling convention (so `return_call`), `sret`
 //! parameters, return areas (more than two integer or two float/vector
-//! results), thread-local symbols, `get_stack_pointer`, pinned registers,
+//! results), thread-local symbols, pinned registers,
 //! exceptions (`try_call`), dynamic vectors, f16/f128 and float conversions
 //! of i128 are [`TranslateError::Unsupported`]. A memory access without
 //! `notrap` that faults in tier-1 code raises the same signal as in
