@@ -307,3 +307,48 @@ block0(v0: i8x16):
     h.check("mem", &singles(&int_vectors(8)));
     h.end();
 }
+
+/// The x86-flavoured instructions, checked against native Cranelift (the
+/// interpreter has none of them).
+#[test]
+fn x86_specific_instructions_agree() {
+    let text = "
+function %pshufb(i8x16, i8x16) -> i8x16 {
+block0(v0: i8x16, v1: i8x16):
+    v2 = x86_pshufb v0, v1
+    return v2
+}
+function %pmulhrsw(i16x8, i16x8) -> i16x8 {
+block0(v0: i16x8, v1: i16x8):
+    v2 = x86_pmulhrsw v0, v1
+    return v2
+}
+function %pmaddubsw(i8x16, i8x16) -> i16x8 {
+block0(v0: i8x16, v1: i8x16):
+    v2 = x86_pmaddubsw v0, v1
+    return v2
+}
+function %cvtt2dq(f32x4) -> i32x4 {
+block0(v0: f32x4):
+    v1 = x86_cvtt2dq.i32x4 v0
+    return v1
+}
+function %blendv(i32x4, i32x4, i32x4) -> i32x4 {
+block0(v0: i32x4, v1: i32x4, v2: i32x4):
+    v3 = blendv v0, v1, v2
+    return v3
+}
+";
+    let h = Harness::new(text);
+    h.check("pshufb", &pairs(&int_vectors(8)));
+    h.check("pmulhrsw", &pairs(&int_vectors(16)));
+    h.check("pmaddubsw", &pairs(&int_vectors(8)));
+    h.check("cvtt2dq", &singles(&f32_vectors()));
+    let vs = int_vectors(32);
+    let triples: Vec<Vec<DataValue>> = vs
+        .iter()
+        .map(|c| vec![c.clone(), vs[1].clone(), vs[3].clone()])
+        .collect();
+    h.check("blendv", &triples);
+    h.end();
+}

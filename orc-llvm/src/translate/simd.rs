@@ -131,6 +131,9 @@ pub(super) fn supports(func: &ir::Function, inst: ir::Inst) -> bool {
         | O::Uload32x2
         | O::Sload32x2 => true,
         O::Imul => lane != types::I8,
+        O::X86Pshufb | O::X86Pmaddubsw | O::Blendv => true,
+        O::X86Pmulhrsw => ctrl == types::I16X8,
+        O::X86Cvtt2dq => dfg.value_type(dfg.inst_args(inst)[0]) == types::F32X4,
         _ => false,
     };
     listed
@@ -465,6 +468,26 @@ impl<'ctx> Fx<'_, 'ctx> {
                 self.shuffle(d, zero, &[0, 1, 2, 3])?.into()
             }
             (O::Bitcast, _) => self.b.build_bit_cast(arg(0)?, self.ty(ctrl), "")?,
+            (O::X86Pshufb, _) => {
+                self.call_intrinsic("llvm.x86.ssse3.pshuf.b.128", &[], &[arg(0)?, arg(1)?])?
+            }
+            (O::X86Pmulhrsw, _) => {
+                self.call_intrinsic("llvm.x86.ssse3.pmul.hr.sw.128", &[], &[arg(0)?, arg(1)?])?
+            }
+            // Cranelift's operands are (signed, unsigned); the instruction's
+            // are (unsigned, signed).
+            (O::X86Pmaddubsw, _) => {
+                self.call_intrinsic("llvm.x86.ssse3.pmadd.ub.sw.128", &[], &[arg(1)?, arg(0)?])?
+            }
+            (O::X86Cvtt2dq, _) => {
+                self.call_intrinsic("llvm.x86.sse2.cvttps2dq", &[], &[arg(0)?])?
+            }
+            (O::Blendv, _) => {
+                let c = self.as_ints(arg(0)?)?;
+                let zero = c.get_type().const_zero();
+                let m = self.b.build_int_compare(IntPredicate::SLT, c, zero, "")?;
+                self.b.build_select(m, arg(1)?, arg(2)?, "")?
+            }
             (
                 O::Uload8x8
                 | O::Sload8x8
