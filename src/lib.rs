@@ -10,6 +10,7 @@
 pub mod host;
 mod jit;
 mod kaleidoscope_jit;
+mod tiered;
 
 pub use jit::{
     DumpOptions, Jit, JitBuilder, JitConfig, LazyLlvmLayer, Tier, DEFAULT_TIER_THRESHOLD,
@@ -17,6 +18,7 @@ pub use jit::{
 pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
 };
+pub use tiered::{Tier1Lowering, TieredLayer};
 
 pub use orc_core as core;
 pub use orc_cranelift as cranelift;
