@@ -159,6 +159,21 @@ fn kernels_print_the_expected_output_in_every_tier() {
     }
 }
 
+#[test]
+fn the_kernels_bench_entry_agrees_between_tiers() {
+    let statuses: Vec<Option<i32>> = ["0", "1"]
+        .iter()
+        .map(|tier| {
+            let out = orc(&["run", "--tier", tier, "--entry", "bench"], &[kernels()]);
+            assert!(stdout(&out).is_empty(), "tier {tier}: {}", stdout(&out));
+            assert!(stderr(&out).is_empty(), "tier {tier}: {}", stderr(&out));
+            out.status.code()
+        })
+        .collect();
+    assert!(statuses[0].is_some());
+    assert_eq!(statuses[0], statuses[1]);
+}
+
 // ADAPTIVE-CLIF: replace with the expected output once `--tier adaptive`
 // runs CLIF programs.
 #[test]
