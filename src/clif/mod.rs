@@ -318,18 +318,21 @@ impl ClifProgram {
             })?;
         // SAFETY: `tramp` is the code of `trampoline::build(sig)`, whose
         // signature is `(i64, i64)` in the System V convention: on x86-64
-        // exactly `extern "C" fn(*const u8, *mut u128)`.
-        let tramp: extern "C" fn(*const u8, *mut u128) =
+        // exactly `extern "C" fn(*const u8, *mut u128)`. Calling it stays
+        // unsafe (see below).
+        let tramp: unsafe extern "C" fn(*const u8, *mut u128) =
             unsafe { std::mem::transmute(tramp.to_ptr::<u8>()) };
         {
             let _inside = self.jit.enter();
-            // `callee` is the function defined for `symbol`, whose
+            // SAFETY: `callee` is the function defined for `symbol`, whose
             // signature is `sig`, the one the trampoline calls it with;
             // `slots` holds `slot_count(sig)` 16-byte-aligned slots, which
             // covers every argument the trampoline loads and every result
-            // it stores. What the callee itself does is the caller's
-            // contract (see `# Safety`).
-            tramp(callee.to_ptr::<u8>(), slots.as_mut_ptr());
+            // it stores, and lives across the call. The JIT is pinned, so
+            // neither the trampoline nor the callee is freed while they
+            // run. What the callee itself does is our caller's contract
+            // (see `# Safety`).
+            unsafe { tramp(callee.to_ptr::<u8>(), slots.as_mut_ptr()) };
         }
         orc_clif::decode_results(&slots, sig).map_err(values_err)
     }
