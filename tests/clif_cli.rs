@@ -275,3 +275,21 @@ fn run_exits_with_the_entry_result() {
         stderr(&takes)
     );
 }
+
+#[test]
+fn files_for_other_architectures_are_skipped() {
+    let other = scratch_file(
+        "aarch64_only.clif",
+        "test run\ntarget aarch64\nfunction %f() -> i32 {\nblock0:\n    v0 = iconst.i32 1\n    return v0\n}\n; run: %f() == 2\n",
+    );
+    let out = orc(&["test"], &[other.clone(), clif_dir().join("int_div.clif")]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{}: skipped:", other.display())),
+        "{text}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    let n = n_directives(&[clif_dir().join("int_div.clif")]);
+    assert_eq!(last, format!("{n} passed, 0 failed, 1 skipped"));
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -2,7 +2,8 @@
 //! the files under the chosen tier, with the semantics of Cranelift's own
 //! test runner. Prints one line per failing directive (`FILE:LINE:
 //! DIRECTIVE: got ..., expected ...`), `print:` results on stdout, and a
-//! last line `N passed, M failed`. Exits with 0 when nothing failed, 1 when
+//! last line `N passed, M failed` (`, K skipped` when a file's targets
+//! exclude the host, as Cranelift's runner skips it). Exits with 0 when nothing failed, 1 when
 //! a directive failed, 65 when a file could not be loaded.
 
 use clap::Args;
@@ -26,6 +27,8 @@ pub(crate) struct TestArgs {
 struct Tally {
     passed: usize,
     failed: usize,
+    /// Directives of files for other architectures, not run.
+    skipped: usize,
     bad_files: usize,
 }
 
@@ -35,7 +38,14 @@ pub(crate) fn test_clif(args: &TestArgs) -> i32 {
         test_file(path, &args.jit, &mut tally);
     }
     orc::host::flush_stdout();
-    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.skipped > 0 {
+        println!(
+            "{} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.skipped
+        );
+    } else {
+        println!("{} passed, {} failed", tally.passed, tally.failed);
+    }
     if tally.bad_files > 0 {
         65
     } else if tally.failed > 0 {
@@ -58,6 +68,11 @@ fn test_file(path: &std::path::Path, jit: &JitArgs, tally: &mut Tally) {
             return;
         }
     };
+    if !file.targets_host {
+        println!("{name}: skipped: its targets do not include this host's architecture");
+        tally.skipped += file.n_directives();
+        return;
+    }
     let program = match ClifProgram::load(&file, jit.builder()) {
         Ok(program) => program,
         Err(e) => {

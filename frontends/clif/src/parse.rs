@@ -22,6 +22,9 @@ pub struct ClifFile {
     pub name: String,
     /// The settings the file declares that orc honours.
     pub settings: FileSettings,
+    /// False when the file names targets (`target ...`) and none is the
+    /// host's architecture: Cranelift's runner skips such a file.
+    pub targets_host: bool,
     /// The functions, in file order.
     pub functions: Vec<ClifFunction>,
 }
@@ -75,11 +78,15 @@ impl ClifFile {
             line: e.location.line_number,
             message: e.message,
         })?;
-        let flags = match &test.isa_spec {
-            IsaSpec::None(flags) => flags.clone(),
+        // The reader drops targets whose support is not built in (every
+        // architecture but the host's) and reports no targets when it
+        // dropped them all.
+        let names_targets = preamble(text).any(|l| l.starts_with("target "));
+        let (flags, targets_host) = match &test.isa_spec {
+            IsaSpec::None(flags) => (flags.clone(), !names_targets),
             IsaSpec::Some(isas) => match isas.first() {
-                Some(isa) => isa.flags().clone(),
-                None => Flags::new(settings::builder()),
+                Some(isa) => (isa.flags().clone(), true),
+                None => (Flags::new(settings::builder()), false),
             },
         };
         let settings = file_settings(name, text, &flags)?;
@@ -127,6 +134,7 @@ impl ClifFile {
         Ok(ClifFile {
             name: name.to_owned(),
             settings,
+            targets_host,
             functions,
         })
     }
@@ -165,6 +173,13 @@ fn line_of(text: &str, part: &str) -> usize {
         + 1
 }
 
+/// The lines before the first function, without leading blanks.
+fn preamble(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim_start)
+        .take_while(|l| !l.starts_with("function"))
+}
+
 /// The settings orc honours; `text` tells whether the file sets the
 /// optimization level (the flags cannot: `none` is also the default).
 fn file_settings(file: &str, text: &str, flags: &Flags) -> Result<FileSettings, ClifError> {
@@ -179,11 +194,7 @@ fn file_settings(file: &str, text: &str, flags: &Flags) -> Result<FileSettings, 
             });
         }
     }
-    let sets_opt_level = text
-        .lines()
-        .map(str::trim_start)
-        .take_while(|l| !l.starts_with("function"))
-        .any(|l| l.starts_with("set ") && l.contains("opt_level"));
+    let sets_opt_level = preamble(text).any(|l| l.starts_with("set ") && l.contains("opt_level"));
     let opt_level = sets_opt_level.then(|| flags.opt_level());
     Ok(FileSettings {
         opt_level,
@@ -286,6 +297,17 @@ block0:
             ClifFile::parse("o.clif", unset).unwrap().settings.opt_level,
             None
         );
+    }
+
+    #[test]
+    fn files_for_other_architectures_are_marked() {
+        let body = "function %f() {\nblock0:\n    return\n}\n";
+        let other = ClifFile::parse("a.clif", &format!("target aarch64\n{body}")).unwrap();
+        assert!(!other.targets_host);
+        let both =
+            ClifFile::parse("b.clif", &format!("target aarch64\ntarget x86_64\n{body}")).unwrap();
+        assert!(both.targets_host);
+        assert!(ClifFile::parse("c.clif", body).unwrap().targets_host);
     }
 
     #[test]
