@@ -311,6 +311,16 @@ block0:
     }
 
     #[test]
+    fn names_without_a_symbol_are_errors() {
+        let text = "function %f() -> i64 {\n    gv0 = symbol %ElfGlobalOffsetTable\nblock0:\n    v0 = symbol_value.i64 gv0\n    return v0\n}\n";
+        let err = ClifFile::parse("k.clif", text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.clif:1: function f refers to %ElfGlobalOffsetTable, which has no symbol"
+        );
+    }
+
+    #[test]
     fn parse_errors_name_file_and_line() {
         let err = ClifFile::parse("bad.clif", "function %f() {\nblock0:\n    v0 = bogus\n}\n")
             .unwrap_err();
