@@ -146,7 +146,10 @@ impl KaleidoscopeJit {
 
     /// Defines (or redefines) `funcs` in order, new ones together first;
     /// see [`Self::define`].
-    fn define_all(&mut self, funcs: &[Arc<Function>]) -> std::result::Result<(), KaleidoscopeError> {
+    fn define_all(
+        &mut self,
+        funcs: &[Arc<Function>],
+    ) -> std::result::Result<(), KaleidoscopeError> {
         let es = self.jit.session().clone();
         // Check every arity first, so a refused program changes nothing.
         let mut arities: HashMap<SymbolName, usize> = HashMap::new();
@@ -201,14 +204,15 @@ impl KaleidoscopeJit {
         Ok(())
     }
 
-    /// With adaptive tiering: how many frames moved from each function's
-    /// tier-0 loops to tier-1 code (on-stack replacement), by the function's
-    /// first tier-0 body symbol (`f$t0`), over all its versions.
+    /// With adaptive tiering: for each function with tier-0 loops, how many
+    /// frames moved from them to tier-1 code (on-stack replacement), by the
+    /// function's first tier-0 body symbol (`f$t0`), over all its versions.
     pub fn osr_transfers(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = self
             .layer()
             .stats()
             .into_iter()
+            .filter(|s| s.osr_loops > 0 || s.osr_transfers > 0)
             .map(|s| (body_symbol(&s.name), s.osr_transfers))
             .collect();
         out.sort();
@@ -326,7 +330,9 @@ impl Tier1Lowering for HandLowering {
             1 => lowered[0].0.clone(),
             n => format!("{} (+{} more)", lowered[0].0, n - 1),
         };
-        Some(orc_kaleidoscope::KaleidoscopeLlvmModule::shared(name, lowered))
+        Some(orc_kaleidoscope::KaleidoscopeLlvmModule::shared(
+            name, lowered,
+        ))
     }
 }
 
@@ -390,4 +396,3 @@ impl<A: KalArgs> KalFunction<'_, A> {
         self.addr
     }
 }
-

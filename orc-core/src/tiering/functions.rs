@@ -177,6 +177,9 @@ pub struct FunctionStats {
     pub version: u32,
     /// The tier of its current body, if it has one.
     pub tier: Option<CodeTier>,
+    /// The OSR slots of its current body's loops (0 unless that is a
+    /// registered tier-0 body with loops that can be entered mid-way).
+    pub osr_loops: usize,
     /// Frames that moved from its tier-0 loops to tier-1 code, over all
     /// versions.
     pub osr_transfers: u64,
@@ -509,6 +512,7 @@ impl TieredFunctions {
                 name: r.name.to_string(),
                 version: r.version,
                 tier: r.tier,
+                osr_loops: r.osr.as_ref().map_or(0, |s| s.len()),
                 osr_transfers: r.osr_transfers_before + r.osr.as_deref().map_or(0, transfers),
             })
             .collect()
