@@ -426,6 +426,11 @@ impl Jit {
         })
     }
 
+    /// The tiered layer if something has used it.
+    pub fn tiered_if_created(&self) -> Option<&TieredLayer> {
+        self.tiered.get()
+    }
+
     /// The tier manager, with [`Tier::Adaptive`].
     pub fn tier_manager(&self) -> Option<&Arc<TierManager>> {
         self.tiers.as_ref()

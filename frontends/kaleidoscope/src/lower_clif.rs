@@ -249,6 +249,8 @@ trait CallTarget {
     /// The signature of a function of `arity` parameters.
     fn signature(&self, arity: usize) -> Signature;
     /// Imports callee `name` of signature `sig` into `func`.
+    // The error type is the `Module` trait's, passed on as is.
+    #[allow(clippy::result_large_err)]
     fn declare_callee(
         &mut self,
         func: &mut ir::Function,
