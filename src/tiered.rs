@@ -436,11 +436,15 @@ impl State {
                 let module: Box<dyn LlvmModule> = match hand {
                     Some(module) => module,
                     None => {
-                        let mut module = ClifLlvmModule::new(
-                            name,
-                            self.resolver(HashMap::new()),
-                            self.translate.clone(),
-                        );
+                        // Tier-1 code calls itself directly (see the
+                        // module docs).
+                        let own = versions
+                            .iter()
+                            .zip(&symbols)
+                            .map(|(&(id, _), s)| (id.index(), s.clone()))
+                            .collect();
+                        let mut module =
+                            ClifLlvmModule::new(name, self.resolver(own), self.translate.clone());
                         for (symbol, func) in symbols.into_iter().zip(prepared) {
                             module = module.with_function(symbol, func, CALLABLE);
                         }
