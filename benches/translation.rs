@@ -1,7 +1,13 @@
 //! Tier-1 code from the one lowering (Kaleidoscope's CLIF translated to
-//! LLVM IR) against the hand-written LLVM lowering (`lower_llvm.rs`) and
-//! against Cranelift tier 0, on the CPU-heavy Kaleidoscope programs, from
-//! one run, printed as ratios.
+//! LLVM IR) against Cranelift tier 0, on the CPU-heavy Kaleidoscope
+//! programs, from one run, printed as ratios.
+//!
+//! The hand-written LLVM lowering Kaleidoscope had (`lower_llvm.rs`) was
+//! deleted once the translation measured within 1.05x of it: at commit
+//! 53ca116 this bench compared the two (`git checkout 53ca116 && cargo
+//! bench --bench translation`); three runs there gave translated / hand
+//! at worst 1.032x, 1.010x and 1.018x over fib, numeric, nested_loops and
+//! many_small (see ARCHITECTURE.md).
 //!
 //! Each program is loaded into a JIT of each kind; its top-level
 //! expressions become functions `__bench_N`, compiled before timing; the
@@ -9,8 +15,8 @@
 //! interleaved across the kinds so that machine noise hits each alike.
 //! Program output goes to /dev/null while timing.
 //!
-//! Targets (issue 21): translated within 1.05x of the hand lowering;
-//! tier 1 at least 1.5x faster than tier 0 on the numeric kernels.
+//! Target (issue 21): tier 1 at least 1.5x faster than tier 0 on the
+//! numeric kernels.
 //!
 //! Run with `cargo bench --bench translation` (`ORC_BENCH_ROUNDS=N`,
 //! default 7).
@@ -26,11 +32,10 @@ const PROGRAMS: [&str; 4] = ["fib", "numeric", "nested_loops", "many_small"];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Tier0,
-    Hand,
     Translated,
 }
 
-const KINDS: [Kind; 3] = [Kind::Tier0, Kind::Hand, Kind::Translated];
+const KINDS: [Kind; 2] = [Kind::Tier0, Kind::Translated];
 
 /// A program loaded, compiled, and ready to time.
 struct Loaded {
@@ -41,11 +46,10 @@ struct Loaded {
 fn load(src: &str, kind: Kind) -> Loaded {
     let tier = match kind {
         Kind::Tier0 => Tier::Zero,
-        Kind::Hand | Kind::Translated => Tier::One,
+        Kind::Translated => Tier::One,
     };
     let jit = Jit::builder().tier(tier).lazy(false).build().unwrap();
     let mut kjit = KaleidoscopeJit::new(jit);
-    kjit.set_hand_tier1(kind == Kind::Hand);
     let program = parse_and_check(src).unwrap();
     kjit.add_program(&program).unwrap();
     let exprs: Vec<Arc<Function>> = program
@@ -133,10 +137,9 @@ fn main() {
         "Kaleidoscope, steady-state run time of each program's top-level expressions, median of {rounds} interleaved rounds\n"
     );
     println!(
-        "{:<14} {:>10} {:>10} {:>12} | {:>13} {:>12}",
-        "program", "tier 0 ms", "hand ms", "translated", "transl/hand", "t0/transl"
+        "{:<14} {:>10} {:>14} | {:>12}",
+        "program", "tier 0 ms", "translated ms", "t0/transl"
     );
-    let mut worst_vs_hand: f64 = 0.0;
     for name in PROGRAMS {
         let src = std::fs::read_to_string(dir.join(format!("{name}.kal"))).unwrap();
         let loaded: Vec<Loaded> = KINDS.iter().map(|&k| load(&src, k)).collect();
@@ -150,25 +153,13 @@ fn main() {
                 times[i].push(l.run());
             }
         }
-        let [t0, hand, translated] = [0, 1, 2].map(|i| median(times[i].clone()));
-        let vs_hand = ms(translated) / ms(hand);
-        worst_vs_hand = worst_vs_hand.max(vs_hand);
+        let [t0, translated] = [0, 1].map(|i| median(times[i].clone()));
         println!(
-            "{:<14} {:>10.2} {:>10.2} {:>12.2} | {:>12.3}x {:>11.2}x",
+            "{:<14} {:>10.2} {:>14.2} | {:>11.2}x",
             name,
             ms(t0),
-            ms(hand),
             ms(translated),
-            vs_hand,
             ms(t0) / ms(translated)
         );
     }
-    println!(
-        "\ntarget: translated within 1.05x of the hand lowering: worst {worst_vs_hand:.3}x {}",
-        if worst_vs_hand <= 1.05 {
-            "ok"
-        } else {
-            "MISSED"
-        }
-    );
 }

@@ -252,3 +252,65 @@ fn under_tier_1_an_untranslatable_function_is_an_error_naming_what() {
     layer.define(vec![(sq, power(false))]).unwrap();
     assert_eq!(call(&jit, sq, 9), 81);
 }
+
+/// A frontend's own tier-1 lowering: `x * x + 1000`, so the test can tell
+/// its code from the translation's.
+struct Marked;
+
+impl orc::Tier1Lowering for Marked {
+    fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn orc::llvm::LlvmModule>> {
+        let symbols: Vec<String> = functions.iter().map(|(_, _, s)| s.clone()).collect();
+        let flags = orc::core::SymbolFlags::EXPORTED | orc::core::SymbolFlags::CALLABLE;
+        let module = orc::llvm::FnLlvmModule::new(
+            symbols[0].clone(),
+            symbols.iter().map(|s| (s.clone(), flags)).collect(),
+            move |ctx| {
+                let m = ctx.create_module("marked");
+                let i64t = ctx.i64_type();
+                let b = ctx.create_builder();
+                for symbol in &symbols {
+                    let f = m.add_function(symbol, i64t.fn_type(&[i64t.into()], false), None);
+                    b.position_at_end(ctx.append_basic_block(f, "entry"));
+                    let x = f.get_nth_param(0).unwrap().into_int_value();
+                    let sq = b.build_int_mul(x, x, "sq").map_err(|e| e.to_string())?;
+                    let marked = b
+                        .build_int_add(sq, i64t.const_int(1000, false), "marked")
+                        .map_err(|e| e.to_string())?;
+                    b.build_return(Some(&marked)).map_err(|e| e.to_string())?;
+                }
+                Ok(m)
+            },
+        );
+        Some(module)
+    }
+}
+
+#[test]
+fn a_frontend_lowering_hook_replaces_the_translation_for_tier_1_bodies() {
+    // Tier 1: the hook's code from the start.
+    let jit = jit(Tier::One, true, 10);
+    let layer = jit.tiered();
+    layer.set_tier1_lowering(Some(std::sync::Arc::new(Marked)));
+    let sq = layer.declare("sq").unwrap();
+    layer.define(vec![(sq, power(false))]).unwrap();
+    assert_eq!(call(&jit, sq, 5), 1025);
+
+    // Adaptive: tier-0 code (the CLIF) until promoted, then the hook's.
+    let jit = jit_adaptive_with_hook();
+    let layer = jit.tiered();
+    let sq = layer.declare("sq").unwrap();
+    layer.define(vec![(sq, power(false))]).unwrap();
+    assert_eq!(call(&jit, sq, 5), 25);
+    for _ in 0..20 {
+        call(&jit, sq, 1);
+    }
+    assert_eq!(layer.stats()[0].tier, Some(CodeTier::One));
+    assert_eq!(call(&jit, sq, 5), 1025);
+}
+
+fn jit_adaptive_with_hook() -> Jit {
+    let jit = jit(Tier::Adaptive, true, 10);
+    jit.tiered()
+        .set_tier1_lowering(Some(std::sync::Arc::new(Marked)));
+    jit
+}
