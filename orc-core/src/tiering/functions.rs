@@ -760,3 +760,50 @@ impl Shared {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::ExecutionSession;
+
+    #[test]
+    fn body_symbols_are_named_by_tier_and_version() {
+        assert_eq!(body_symbol("f", CodeTier::Zero, 0), "f$t0");
+        assert_eq!(body_symbol("f", CodeTier::One, 0), "f$t1");
+        assert_eq!(body_symbol("f", CodeTier::Zero, 3), "f$t0.3");
+        assert_eq!(osr_entry_symbol("f$t1.2", 1), "f$t1.2$osr1");
+    }
+
+    #[test]
+    fn a_name_is_declared_once_and_unknown_ids_are_errors() {
+        let es = ExecutionSession::new();
+        let stubs = es.create_jit_dylib("main").unwrap();
+        let bodies = es.create_jit_dylib("main.impl").unwrap();
+        let layer = TieredFunctions::new(TieredFunctionsConfig {
+            stubs: stubs.clone(),
+            bodies,
+            lazy: LazyReexportsManager::new(&es).unwrap(),
+            tiers: None,
+        });
+        let f = layer.declare("f").unwrap();
+        let g = layer.declare("g").unwrap();
+        assert_ne!(f, g);
+        assert_eq!(layer.id("g"), Some(g));
+        assert!(matches!(
+            layer.declare("f"),
+            Err(Error::DuplicateDefinition { .. })
+        ));
+        assert_eq!(layer.new_version(f).unwrap(), 1);
+        assert_eq!(layer.new_version(f).unwrap(), 2);
+        assert_eq!(layer.version(f).unwrap(), 0, "no version installed yet");
+        assert!(!layer.is_defined(f).unwrap());
+        let missing = FuncId::from_index(7);
+        assert!(layer
+            .name(missing)
+            .unwrap_err()
+            .to_string()
+            .contains("no function with id 7"));
+        assert!(layer.address(missing).is_err());
+        es.end_session().unwrap();
+    }
+}
