@@ -11,7 +11,9 @@
 //!
 //! Run with `cargo bench --bench tiering` (`ORC_BENCH_ROUNDS=N` for more
 //! or fewer rounds; programs under 100 ms get four times as many;
-//! `ORC_BENCH_SWEEP_ONLY=1` for the length sweep alone). Method:
+//! `ORC_BENCH_SWEEP_ONLY=1` for the length sweep alone;
+//! `ORC_BENCH_BASELINE=PATH` to an `orc` built from an earlier commit to
+//! print its figures under each program's, from the same rounds). Method:
 //! the configurations being compared run interleaved, one run of each per
 //! round in an order that rotates from round to round. The machines this
 //! runs on are shared virtual machines whose speed changes from one
@@ -57,9 +59,33 @@ fn programs() -> Vec<PathBuf> {
     files
 }
 
+/// Marks a configuration run by the baseline binary (`ORC_BENCH_BASELINE`).
+const BASELINE: &str = "@baseline";
+
+/// The `orc` binary to compare against, if `ORC_BENCH_BASELINE` names one
+/// (an `orc` built from an earlier commit): the main table then prints its
+/// figures under this one's, measured in the same interleaved rounds.
+fn baseline_binary() -> Option<PathBuf> {
+    std::env::var_os("ORC_BENCH_BASELINE").map(PathBuf::from)
+}
+
+/// `args` for the baseline binary.
+fn on_baseline(args: &[String]) -> Vec<String> {
+    std::iter::once(BASELINE.to_owned())
+        .chain(args.iter().cloned())
+        .collect()
+}
+
 fn run(prog: &Path, args: &[String]) -> (Duration, Vec<u8>) {
+    let (binary, args) = match args.first() {
+        Some(first) if first == BASELINE => (
+            baseline_binary().expect("a baseline configuration needs ORC_BENCH_BASELINE"),
+            &args[1..],
+        ),
+        _ => (PathBuf::from(env!("CARGO_BIN_EXE_orc")), args),
+    };
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_orc"))
+    let out = Command::new(binary)
         .arg("run")
         .args(args)
         .arg(prog)
@@ -212,44 +238,63 @@ fn main() {
         args(&["--tier", "1"]),
         args(&["--tier", "adaptive"]),
     ];
+    let baseline = baseline_binary();
+    let mut measured = configs.to_vec();
+    if baseline.is_some() {
+        measured.extend(configs.iter().map(|c| on_baseline(c)));
+    }
     let mut all_ok = true;
     let mut better_of_tiers = Vec::new();
     for prog in programs() {
         let name = prog.file_stem().unwrap().to_string_lossy().into_owned();
-        let m = measure(&prog, &configs, rounds_for(&prog, &configs, rounds));
-        let (t0, t1, ta) = (&m[0], &m[1], &m[2]);
-        assert!(
-            t0.output == t1.output && t0.output == ta.output,
-            "{name}: the tiers printed different output"
-        );
-        let better = t0.best.min(t1.best);
-        let better_t = if t0.best <= t1.best { t0 } else { t1 };
-        let (p_best, won, n) = paired(ta, better_t);
-        let (p_t1, _, _) = paired(ta, t1);
-        better_of_tiers.push((prog.clone(), better));
-        let vs_best = ta.best.as_secs_f64() / better.as_secs_f64();
-        let vs_t1 = ta.best.as_secs_f64() / t1.best.as_secs_f64();
-        // "Programs that run under 100 ms" are those that do in every tier:
-        // start-up-bound programs, where tier 1's compile time is what
-        // adaptive should save. A compute-heavy program that only tier 1
-        // finishes quickly (numeric: ~340 ms in tier 0) cannot be clearly
-        // better than tier 1; for it the 1.05x bound is the target.
-        let short = t0.best.max(t1.best) < Duration::from_millis(100);
-        let ok = p_best <= 1.05 && (!short || p_t1 < 0.9);
-        all_ok &= ok;
-        let cell = |t: &Timing| format!("{:.1} ({:.1}) ms", ms(t.best), ms(t.median));
+        let m = measure(&prog, &measured, rounds_for(&prog, &measured, rounds));
+        for (k, m) in m.chunks(3).enumerate() {
+            let (t0, t1, ta) = (&m[0], &m[1], &m[2]);
+            assert!(
+                t0.output == t1.output && t0.output == ta.output,
+                "{name}: the tiers printed different output"
+            );
+            let better = t0.best.min(t1.best);
+            let better_t = if t0.best <= t1.best { t0 } else { t1 };
+            let (p_best, won, n) = paired(ta, better_t);
+            let (p_t1, _, _) = paired(ta, t1);
+            let vs_best = ta.best.as_secs_f64() / better.as_secs_f64();
+            let vs_t1 = ta.best.as_secs_f64() / t1.best.as_secs_f64();
+            // "Programs that run under 100 ms" are those that do in every
+            // tier: start-up-bound programs, where tier 1's compile time is
+            // what adaptive should save. A compute-heavy program that only
+            // tier 1 finishes quickly (numeric: ~340 ms in tier 0) cannot be
+            // clearly better than tier 1; for it the 1.05x bound is the
+            // target.
+            let short = t0.best.max(t1.best) < Duration::from_millis(100);
+            let ok = p_best <= 1.05 && (!short || p_t1 < 0.9);
+            let label = if k == 0 {
+                better_of_tiers.push((prog.clone(), better));
+                all_ok &= ok;
+                name.clone()
+            } else {
+                "  (before)".to_owned()
+            };
+            let cell = |t: &Timing| format!("{:.1} ({:.1}) ms", ms(t.best), ms(t.median));
+            println!(
+                "{:<13} {:>17} {:>17} {:>17} | {:>6.3}x {:>8.3}x {:>7}  {:<7} | {:>6.3}x {:>6.3}x",
+                label,
+                cell(t0),
+                cell(t1),
+                cell(ta),
+                p_best,
+                p_t1,
+                format!("{won}/{n}"),
+                if ok { "ok" } else { "MISSED" },
+                vs_best,
+                vs_t1,
+            );
+        }
+    }
+    if let Some(b) = &baseline {
         println!(
-            "{:<13} {:>17} {:>17} {:>17} | {:>6.3}x {:>8.3}x {:>7}  {:<7} | {:>6.3}x {:>6.3}x",
-            name,
-            cell(t0),
-            cell(t1),
-            cell(ta),
-            p_best,
-            p_t1,
-            format!("{won}/{n}"),
-            if ok { "ok" } else { "MISSED" },
-            vs_best,
-            vs_t1,
+            "\n(before): the same figures for {}, measured in the same rounds",
+            b.display()
         );
     }
     println!(

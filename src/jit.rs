@@ -404,10 +404,9 @@ impl Jit {
 
     /// The tiered layer: functions handed as Cranelift IR, compiled with
     /// this JIT's tier policy, stubs in `main`, bodies in `main.impl`.
-    /// Made on first use. With [`Tier::Adaptive`] it takes the tier
-    /// manager's promotions, so a JIT drives its functions either through
-    /// it or through a [`KaleidoscopeJit`](crate::KaleidoscopeJit), not
-    /// both.
+    /// Made on first use; with [`Tier::Adaptive`] it takes the tier
+    /// manager's promotions. Frontends share it: a
+    /// [`KaleidoscopeJit`](crate::KaleidoscopeJit) is an adapter on it.
     pub fn tiered(&self) -> &TieredLayer {
         self.tiered.get_or_init(|| {
             let functions = TieredFunctions::new(TieredFunctionsConfig {
@@ -424,6 +423,11 @@ impl Jit {
                 self.config.lazy,
             )
         })
+    }
+
+    /// The tiered layer if something has used it.
+    pub fn tiered_if_created(&self) -> Option<&TieredLayer> {
+        self.tiered.get()
     }
 
     /// The tier manager, with [`Tier::Adaptive`].

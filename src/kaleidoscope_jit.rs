@@ -11,21 +11,16 @@
 //! layer's ([`orc_core::body_symbol`]): `f$t0`, `f$t1`, `f$t0.N` for the
 //! Nth redefinition. A redefinition must keep the function's arity: code
 //! already compiled calls it with that many arguments.
-//!
-//! The hand-written LLVM lowering (`orc_kaleidoscope::lower_llvm`) can
-//! still be used for tier-1 bodies ([`KaleidoscopeJit::set_hand_tier1`]),
-//! through the layer's [`Tier1Lowering`] hook.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use orc_core::{CodeTier, Error, ExecutorAddr, FuncId, Result, SymbolName};
 use orc_kaleidoscope::{Diagnostic, Function, Program};
-use orc_llvm::LlvmModule;
 
 use crate::jit::{Jit, Tier};
-use crate::tiered::{Tier1Lowering, TieredLayer};
+use crate::tiered::TieredLayer;
 
 /// The tier-0 body symbol of function `name` (its first version).
 pub fn body_symbol(name: &str) -> String {
@@ -70,16 +65,12 @@ pub enum KaleidoscopeError {
 struct Known {
     id: FuncId,
     arity: usize,
-    /// The version its last definition got from the layer.
-    version: u32,
 }
 
 /// Runs Kaleidoscope programs on a [`Jit`]. See the module docs.
 pub struct KaleidoscopeJit {
     jit: Jit,
     functions: HashMap<SymbolName, Known>,
-    /// Each function version's tree, for the hand tier-1 lowering.
-    sources: Arc<HandLowering>,
 }
 
 impl KaleidoscopeJit {
@@ -88,7 +79,6 @@ impl KaleidoscopeJit {
         KaleidoscopeJit {
             jit,
             functions: HashMap::new(),
-            sources: Arc::default(),
         }
     }
 
@@ -99,17 +89,6 @@ impl KaleidoscopeJit {
 
     fn layer(&self) -> &TieredLayer {
         self.jit.tiered()
-    }
-
-    /// Whether tier-1 bodies come from the hand-written LLVM lowering
-    /// (`orc_kaleidoscope::lower_llvm`) instead of translating the CLIF.
-    /// Set it before defining functions. Off by default: one lowering.
-    pub fn set_hand_tier1(&mut self, hand: bool) {
-        let lowering: Option<Arc<dyn Tier1Lowering>> = match hand {
-            true => Some(self.sources.clone()),
-            false => None,
-        };
-        self.layer().set_tier1_lowering(lowering);
     }
 
     /// Lowers `func` to CLIF, naming known functions by their ids and
@@ -182,36 +161,28 @@ impl KaleidoscopeJit {
                 let known = Known {
                     id,
                     arity: func.proto.arity(),
-                    version: 0,
                 };
                 self.functions.insert(name, known);
             }
         }
         let mut defs = Vec::with_capacity(funcs.len());
-        let mut defined = std::collections::HashSet::new();
         for func in funcs {
-            let name = es.intern(&func.proto.name);
-            let mut known = self.functions[&name];
-            let first = !self.layer().functions().is_defined(known.id)? && defined.insert(known.id);
-            if !first {
-                known.version += 1;
-            }
-            self.functions.insert(name, known);
-            self.sources.record(known.id, known.version, func.clone());
-            defs.push((known.id, self.lower(func)?));
+            let id = self.functions[&es.intern(&func.proto.name)].id;
+            defs.push((id, self.lower(func)?));
         }
         self.layer().define(defs)?;
         Ok(())
     }
 
-    /// With adaptive tiering: how many frames moved from each function's
-    /// tier-0 loops to tier-1 code (on-stack replacement), by the function's
-    /// first tier-0 body symbol (`f$t0`), over all its versions.
+    /// With adaptive tiering: for each function with tier-0 loops, how many
+    /// frames moved from them to tier-1 code (on-stack replacement), by the
+    /// function's first tier-0 body symbol (`f$t0`), over all its versions.
     pub fn osr_transfers(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = self
             .layer()
             .stats()
             .into_iter()
+            .filter(|s| s.osr_loops > 0 || s.osr_transfers > 0)
             .map(|s| (body_symbol(&s.name), s.osr_transfers))
             .collect();
         out.sort();
@@ -299,39 +270,6 @@ impl std::fmt::Debug for KaleidoscopeJit {
         f.debug_struct("KaleidoscopeJit")
             .field("functions", &self.functions.len())
             .finish()
-    }
-}
-
-/// Each function version's tree, for the hand-written tier-1 lowering.
-#[derive(Default)]
-struct HandLowering {
-    trees: Mutex<HashMap<FuncId, (u32, Arc<Function>)>>,
-}
-
-impl HandLowering {
-    fn record(&self, id: FuncId, version: u32, func: Arc<Function>) {
-        let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
-        trees.insert(id, (version, func));
-    }
-}
-
-impl Tier1Lowering for HandLowering {
-    fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn LlvmModule>> {
-        let trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
-        let lowered = functions
-            .iter()
-            .map(|(id, version, symbol)| match trees.get(id) {
-                Some((v, tree)) if v == version => Some((symbol.clone(), tree.clone())),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let name = match lowered.len() {
-            1 => lowered[0].0.clone(),
-            n => format!("{} (+{} more)", lowered[0].0, n - 1),
-        };
-        Some(orc_kaleidoscope::KaleidoscopeLlvmModule::shared(
-            name, lowered,
-        ))
     }
 }
 

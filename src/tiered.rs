@@ -44,6 +44,9 @@ use orc_llvm::LlvmModule;
 
 use crate::jit::{LazyLlvmLayer, Tier};
 
+/// The OSR slots of a tier-0 body's loops.
+type OsrSlots = Arc<[orc_core::OsrSlot]>;
+
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
 
 /// The namespace of [`TieredLayer::func_name`] names.
@@ -355,7 +358,7 @@ impl State {
         id: FuncId,
         version: u32,
         mut func: ir::Function,
-    ) -> Result<(ir::Function, Option<Arc<[orc_core::OsrSlot]>>)> {
+    ) -> Result<(ir::Function, Option<OsrSlots>)> {
         // The function's own name: tier-1 code recognizes its recursion by
         // it (see `resolver`).
         func.name = UserFuncName::User(UserExternalName::new(FUNCTIONS, id.index()));
@@ -383,7 +386,7 @@ impl State {
         version: u32,
         func: ir::Function,
         tracker: &ResourceTracker,
-    ) -> Result<(CodeTier, Option<Arc<[orc_core::OsrSlot]>>)> {
+    ) -> Result<(CodeTier, Option<OsrSlots>)> {
         let (tier, mut slots) = self.add_module(vec![(id, version, func)], tracker)?;
         Ok((tier, slots.pop().flatten()))
     }
@@ -394,7 +397,7 @@ impl State {
         self: &Arc<Self>,
         funcs: Vec<(FuncId, u32, ir::Function)>,
         tracker: &ResourceTracker,
-    ) -> Result<(CodeTier, Vec<Option<Arc<[orc_core::OsrSlot]>>>)> {
+    ) -> Result<(CodeTier, Vec<Option<OsrSlots>>)> {
         let tier = self.first_tier();
         let bodies = self.functions.bodies_dylib();
         let mut slots = Vec::with_capacity(funcs.len());
@@ -433,11 +436,15 @@ impl State {
                 let module: Box<dyn LlvmModule> = match hand {
                     Some(module) => module,
                     None => {
-                        let mut module = ClifLlvmModule::new(
-                            name,
-                            self.resolver(HashMap::new()),
-                            self.translate.clone(),
-                        );
+                        // Tier-1 code calls itself directly (see the
+                        // module docs).
+                        let own = versions
+                            .iter()
+                            .zip(&symbols)
+                            .map(|(&(id, _), s)| (id.index(), s.clone()))
+                            .collect();
+                        let mut module =
+                            ClifLlvmModule::new(name, self.resolver(own), self.translate.clone());
                         for (symbol, func) in symbols.into_iter().zip(prepared) {
                             module = module.with_function(symbol, func, CALLABLE);
                         }

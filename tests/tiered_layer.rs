@@ -193,3 +193,124 @@ fn a_frame_looping_in_tier_0_moves_to_tier_1_code_at_its_next_iteration() {
     assert_eq!(stats[sum.index() as usize].tier, Some(CodeTier::One));
     assert_eq!(stats[sum.index() as usize].osr_transfers, 1, "{stats:?}");
 }
+
+/// `x + 1`, with an (unused) imported signature in the `tail` convention,
+/// which the translation to LLVM IR refuses.
+fn untranslatable() -> ir::Function {
+    let mut func = ir::Function::with_name_signature(UserFuncName::default(), i64_sig(1));
+    let mut tail = i64_sig(1);
+    tail.call_conv = CallConv::Tail;
+    func.import_signature(tail);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let x = b.block_params(entry)[0];
+    let y = b.ins().iadd_imm_s(x, 1);
+    b.ins().return_(&[y]);
+    b.seal_all_blocks();
+    b.finalize(frontend_config());
+    func
+}
+
+#[test]
+fn a_function_the_translation_refuses_stays_in_tier_0_and_is_named() {
+    let jit = jit(Tier::Adaptive, true, 10);
+    let layer = jit.tiered();
+    let odd = layer.declare("odd").unwrap();
+    let sq = layer.declare("sq").unwrap();
+    layer
+        .define(vec![(odd, untranslatable()), (sq, power(false))])
+        .unwrap();
+    for x in 0..100 {
+        assert_eq!(call(&jit, odd, x), x + 1);
+        assert_eq!(call(&jit, sq, x), x * x);
+    }
+    let stats = layer.stats();
+    assert_eq!(stats[odd.index() as usize].tier, Some(CodeTier::Zero));
+    assert_eq!(stats[sq.index() as usize].tier, Some(CodeTier::One));
+    let untranslated = layer.untranslated();
+    assert_eq!(untranslated.len(), 1, "{untranslated:?}");
+    assert_eq!(untranslated[0].0, "odd");
+    assert!(untranslated[0].1.contains("tail"), "{untranslated:?}");
+}
+
+#[test]
+fn under_tier_1_an_untranslatable_function_is_an_error_naming_what() {
+    let jit = jit(Tier::One, false, 10);
+    let layer = jit.tiered();
+    let odd = layer.declare("odd").unwrap();
+    let err = layer.define(vec![(odd, untranslatable())]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("odd") && message.contains("call convention tail"),
+        "{message}"
+    );
+    // The JIT goes on: another function still compiles and runs.
+    let sq = layer.declare("sq").unwrap();
+    layer.define(vec![(sq, power(false))]).unwrap();
+    assert_eq!(call(&jit, sq, 9), 81);
+}
+
+/// A frontend's own tier-1 lowering: `x * x + 1000`, so the test can tell
+/// its code from the translation's.
+struct Marked;
+
+impl orc::Tier1Lowering for Marked {
+    fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn orc::llvm::LlvmModule>> {
+        let symbols: Vec<String> = functions.iter().map(|(_, _, s)| s.clone()).collect();
+        let flags = orc::core::SymbolFlags::EXPORTED | orc::core::SymbolFlags::CALLABLE;
+        let module = orc::llvm::FnLlvmModule::new(
+            symbols[0].clone(),
+            symbols.iter().map(|s| (s.clone(), flags)).collect(),
+            move |ctx| {
+                let m = ctx.create_module("marked");
+                let i64t = ctx.i64_type();
+                let b = ctx.create_builder();
+                for symbol in &symbols {
+                    let f = m.add_function(symbol, i64t.fn_type(&[i64t.into()], false), None);
+                    b.position_at_end(ctx.append_basic_block(f, "entry"));
+                    let x = f.get_nth_param(0).unwrap().into_int_value();
+                    let sq = b.build_int_mul(x, x, "sq").map_err(|e| e.to_string())?;
+                    let marked = b
+                        .build_int_add(sq, i64t.const_int(1000, false), "marked")
+                        .map_err(|e| e.to_string())?;
+                    b.build_return(Some(&marked)).map_err(|e| e.to_string())?;
+                }
+                Ok(m)
+            },
+        );
+        Some(module)
+    }
+}
+
+#[test]
+fn a_frontend_lowering_hook_replaces_the_translation_for_tier_1_bodies() {
+    // Tier 1: the hook's code from the start.
+    let jit = jit(Tier::One, true, 10);
+    let layer = jit.tiered();
+    layer.set_tier1_lowering(Some(std::sync::Arc::new(Marked)));
+    let sq = layer.declare("sq").unwrap();
+    layer.define(vec![(sq, power(false))]).unwrap();
+    assert_eq!(call(&jit, sq, 5), 1025);
+
+    // Adaptive: tier-0 code (the CLIF) until promoted, then the hook's.
+    let jit = jit_adaptive_with_hook();
+    let layer = jit.tiered();
+    let sq = layer.declare("sq").unwrap();
+    layer.define(vec![(sq, power(false))]).unwrap();
+    assert_eq!(call(&jit, sq, 5), 25);
+    for _ in 0..20 {
+        call(&jit, sq, 1);
+    }
+    assert_eq!(layer.stats()[0].tier, Some(CodeTier::One));
+    assert_eq!(call(&jit, sq, 5), 1025);
+}
+
+fn jit_adaptive_with_hook() -> Jit {
+    let jit = jit(Tier::Adaptive, true, 10);
+    jit.tiered()
+        .set_tier1_lowering(Some(std::sync::Arc::new(Marked)));
+    jit
+}

@@ -653,3 +653,32 @@ fn adaptive_tier_0_compiles_unoptimized_unless_told_otherwise() {
     // Kaleidoscope checks the end condition before the step: i = 0..=4.
     assert_eq!(f_none.call((4.0,)), 5.0);
 }
+
+/// Code already compiled calls a function with the arity it had; the API
+/// refuses a redefinition that changes it (as the REPL does), and nothing
+/// of the refused program is defined.
+#[test]
+fn an_arity_changing_redefinition_through_the_api_is_refused() {
+    for tier in [Tier::Zero, Tier::One, Tier::Adaptive] {
+        let mut kjit = KaleidoscopeJit::new(Jit::builder().tier(tier).build().unwrap());
+        kjit.eval("def f(x) x + 1; def g(x) f(x) * 2;").unwrap();
+        let err = kjit.eval("def h(x) x; def f(x y) x + y;").unwrap_err();
+        match err {
+            orc::KaleidoscopeError::Arity {
+                name,
+                expected,
+                given,
+            } => assert_eq!((name.as_str(), expected, given), ("f", 1, 2), "{tier:?}"),
+            other => panic!("{tier:?}: {other}"),
+        }
+        assert_eq!(
+            kjit.arity("h"),
+            None,
+            "{tier:?}: the refused program defined h"
+        );
+        assert_eq!(kjit.eval("extern g(x); g(4);").unwrap(), [10.0], "{tier:?}");
+        // Same arity: fine, and compiled callers see it.
+        kjit.eval("def f(x) x + 2;").unwrap();
+        assert_eq!(kjit.eval("extern g(x); g(4);").unwrap(), [12.0], "{tier:?}");
+    }
+}

@@ -143,6 +143,9 @@ pub fn add_osr_checks(func: &mut ir::Function, loops: &[OsrLoop], slots: u64) {
 /// reach are removed.
 pub fn osr_entry(func: &ir::Function, lp: &OsrLoop) -> ir::Function {
     let mut f = func.clone();
+    // Uses through aliases (which cranelift-frontend leaves) must see the
+    // substitution below, which is keyed by resolved values.
+    f.dfg.resolve_all_aliases();
     let mut sig = ir::Signature::new(CallConv::SystemV);
     sig.params = lp
         .state

@@ -184,6 +184,13 @@ impl JitArgs {
 
 /// Prints per-function compile statistics of the tiers that ran, on stderr.
 pub(crate) fn print_stats(jit: &orc::Jit) {
+    if let Some(layer) = jit.tiered_if_created() {
+        for (function, what) in layer.untranslated() {
+            eprintln!(
+                "orc: stats: '{function}' stays in tier 0: its CLIF uses {what}, which the translation to LLVM IR does not cover"
+            );
+        }
+    }
     if let Some(tiers) = jit.tier_manager() {
         print_tiering_stats(jit, tiers);
         return;

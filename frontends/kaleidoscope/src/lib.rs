@@ -9,7 +9,9 @@
 //! through a [`ReplSession`]. Lowering ([`lower_program`], [`lower_function`])
 //! writes into any `cranelift_module::Module`; calls, including calls to the
 //! host's `putchard`/`printd`, are imports by symbol name for the linker to
-//! resolve.
+//! resolve. [`build_standalone`] gives a function as orc's tiered layer
+//! takes it: one lowering, from which the JIT makes both tiers (its tier 1
+//! translates the CLIF to LLVM IR).
 //!
 //! # Example
 //!
@@ -51,9 +53,6 @@ mod check;
 mod diag;
 mod lexer;
 mod lower_clif;
-#[cfg(feature = "llvm")]
-mod lower_llvm;
-mod osr;
 mod parser;
 mod repl;
 
@@ -65,15 +64,8 @@ pub use check::{check_program, parse_and_check};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
-    build_function, build_function_as, build_function_osr, build_standalone, lower_function,
-    lower_function_as, lower_function_osr, lower_program, signature, LowerError, LowerOptions,
-    LoweredFunction, LoweredSymbol,
+    build_function, build_function_as, build_standalone, lower_function, lower_function_as,
+    lower_program, signature, LowerError, LowerOptions, LoweredFunction, LoweredSymbol,
 };
-#[cfg(feature = "llvm")]
-pub use lower_llvm::{
-    lower_function_llvm, lower_function_llvm_as, lower_functions_llvm, lower_osr_entry_llvm,
-    KaleidoscopeLlvmModule, LlvmLowerError,
-};
-pub use osr::{loop_count, osr_state_sizes, OsrSlot};
 pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
 pub use repl::{ReplEvent, ReplSession};

@@ -22,9 +22,6 @@
 //!   the two orders differ only when both have side effects. We follow the
 //!   project's issue text: end test, then step.)
 //!
-//! - On-stack replacement (adaptive tiering only): given [`OsrSlot`]s, each
-//!   `for` loop checks its slot at the top of every iteration and moves the
-//!   frame to a published tier-1 entry; see `osr.rs` for the protocol.
 //!
 //! Lowering accepts any AST, checked or not: an unknown variable is a
 //! [`LowerError`], never a panic. Unknown functions are the linker's
@@ -34,11 +31,10 @@ use crate::ast::{
     binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Item, Program, VarBinding,
 };
 use crate::diag::Span;
-use crate::osr::OsrSlot;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    self, types, AbiParam, AtomicRmwOp, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature,
-    UserExternalName, UserFuncName, Value,
+    self, types, AbiParam, BlockArg, FuncRef, InstBuilder, Signature, UserExternalName,
+    UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_codegen::Context;
@@ -140,18 +136,6 @@ pub fn build_function_as<M: Module + ?Sized>(
     func: &Function,
     symbol: &str,
 ) -> Result<LoweredFunction, LowerError> {
-    build_function_osr(module, func, symbol, None)
-}
-
-/// [`build_function_as`], with on-stack-replacement checks reading the
-/// [`OsrSlot`]s at `osr_slots` (one per loop, [`crate::loop_count`] of
-/// them) when given.
-pub fn build_function_osr<M: Module + ?Sized>(
-    module: &mut M,
-    func: &Function,
-    symbol: &str,
-    osr_slots: Option<u64>,
-) -> Result<LoweredFunction, LowerError> {
     let name = symbol;
     let module_err = |source| LowerError::Module {
         function: name.to_owned(),
@@ -166,7 +150,7 @@ pub fn build_function_osr<M: Module + ?Sized>(
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     let frontend = module.isa().frontend_config();
     let mut target = ModuleTarget { module };
-    build_body(&mut target, &mut ctx.func, func, name, osr_slots, frontend)?;
+    build_body(&mut target, &mut ctx.func, func, name, frontend)?;
     Ok(LoweredFunction {
         id,
         name: name.to_owned(),
@@ -191,14 +175,7 @@ pub fn build_standalone(
         pointer_width: target_lexicon::PointerWidth::U64,
         page_size_align_log2: 12,
     };
-    build_body(
-        &mut target,
-        &mut out,
-        func,
-        &func.proto.name,
-        None,
-        frontend,
-    )?;
+    build_body(&mut target, &mut out, func, &func.proto.name, frontend)?;
     Ok(out)
 }
 
@@ -209,7 +186,6 @@ fn build_body(
     out: &mut ir::Function,
     func: &Function,
     name: &str,
-    osr_slots: Option<u64>,
     frontend: TargetFrontendConfig,
 ) -> Result<(), LowerError> {
     let module_err = |source| LowerError::Module {
@@ -223,13 +199,6 @@ fn build_body(
         builder,
         scope: Vec::new(),
         callees: HashMap::new(),
-        osr_slots,
-        osr_sizes: match osr_slots {
-            Some(_) => crate::osr::osr_state_sizes(func),
-            None => Vec::new(),
-        },
-        loops: 0,
-        pending: Vec::new(),
     };
     lowerer.lower_body(func).map_err(|err| match *err {
         BodyError::Module(source) => module_err(source),
@@ -249,6 +218,8 @@ trait CallTarget {
     /// The signature of a function of `arity` parameters.
     fn signature(&self, arity: usize) -> Signature;
     /// Imports callee `name` of signature `sig` into `func`.
+    // The error type is the `Module` trait's, passed on as is.
+    #[allow(clippy::result_large_err)]
     fn declare_callee(
         &mut self,
         func: &mut ir::Function,
@@ -322,18 +293,7 @@ pub fn lower_function_as<M: Module + ?Sized>(
     func: &Function,
     symbol: &str,
 ) -> Result<FuncId, LowerError> {
-    lower_function_osr(module, func, symbol, None)
-}
-
-/// [`lower_function_as`] with the on-stack-replacement checks of
-/// [`build_function_osr`].
-pub fn lower_function_osr<M: Module + ?Sized>(
-    module: &mut M,
-    func: &Function,
-    symbol: &str,
-    osr_slots: Option<u64>,
-) -> Result<FuncId, LowerError> {
-    let mut lowered = build_function_osr(module, func, symbol, osr_slots)?;
+    let mut lowered = build_function_as(module, func, symbol)?;
     define(module, &mut lowered)?;
     Ok(lowered.id)
 }
@@ -400,16 +360,6 @@ struct FnLowerer<'a> {
     scope: Vec<(&'a str, Variable)>,
     /// Callees already imported into this function.
     callees: HashMap<String, FuncRef>,
-    /// The base address of the function's [`OsrSlot`]s, if it has them.
-    osr_slots: Option<u64>,
-    /// With OSR slots: each loop's state size, which the tier-1 entries
-    /// take (checked in debug builds).
-    osr_sizes: Vec<usize>,
-    /// Loops lowered so far (the next loop's number).
-    loops: usize,
-    /// Operands evaluated and waiting for a sibling still being lowered:
-    /// part of a loop's on-stack-replacement state.
-    pending: Vec<Value>,
 }
 
 impl<'a> FnLowerer<'a> {
@@ -472,12 +422,8 @@ impl<'a> FnLowerer<'a> {
             ..
         } = &expr.kind
         {
-            // Operands as in `lower_binary`: the left one is pending (part
-            // of the OSR state) while the right one is lowered.
             let l = self.lower_expr(lhs)?;
-            self.pending.push(l);
             let r = self.lower_expr(rhs)?;
-            self.pending.pop();
             return Ok(self.builder.ins().fcmp(FloatCC::UnorderedOrLessThan, l, r));
         }
         let value = self.lower_expr(expr)?;
@@ -538,21 +484,17 @@ impl<'a> FnLowerer<'a> {
 
     #[inline(never)]
     fn lower_call(&mut self, name: &str, args: &'a [Expr]) -> BResult<Value> {
-        let base = self.pending.len();
+        let mut values = Vec::with_capacity(args.len());
         for arg in args {
-            let value = self.lower_expr(arg)?;
-            self.pending.push(value);
+            values.push(self.lower_expr(arg)?);
         }
-        let values = self.pending.split_off(base);
         self.call(name, &values)
     }
 
     #[inline(never)]
     fn lower_binary(&mut self, op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> BResult<Value> {
         let l = self.lower_expr(lhs)?;
-        self.pending.push(l);
         let r = self.lower_expr(rhs)?;
-        self.pending.pop();
         Ok(match op {
             BinaryOp::Add => self.builder.ins().fadd(l, r),
             BinaryOp::Sub => self.builder.ins().fsub(l, r),
@@ -612,8 +554,6 @@ impl<'a> FnLowerer<'a> {
         step: Option<&'a Expr>,
         body: &'a Expr,
     ) -> BResult<Value> {
-        let index = self.loops;
-        self.loops += 1;
         let start = self.lower_expr(start)?;
         let loop_var = self.bind(name, start);
         let loop_block = self.builder.create_block();
@@ -621,21 +561,13 @@ impl<'a> FnLowerer<'a> {
         self.builder.ins().jump(loop_block, &[]);
 
         self.builder.switch_to_block(loop_block);
-        if let Some(base) = self.osr_slots {
-            self.osr_check(
-                index,
-                base + (index * std::mem::size_of::<OsrSlot>()) as u64,
-            );
-        }
         self.lower_expr(body)?;
         let again = match step {
-            // A loop in the step sees the end value pending in its OSR
-            // state, so that value must exist as a number.
+            // The end test comes before a step with effects: its value is
+            // taken first, tested after.
             Some(step) if !matches!(step.kind, ExprKind::Number(_)) => {
                 let end = self.lower_expr(end)?;
-                self.pending.push(end);
                 let step = self.lower_expr(step)?;
-                self.pending.pop();
                 self.step_loop_var(loop_var, step);
                 self.is_true(end)
             }
@@ -665,56 +597,6 @@ impl<'a> FnLowerer<'a> {
         let current = self.builder.use_var(loop_var);
         let next = self.builder.ins().fadd(current, step);
         self.builder.def_var(loop_var, next);
-    }
-
-    /// At the top of loop `index`'s iteration: if its [`OsrSlot`] at `slot`
-    /// holds an entry, count the transfer, call the entry with the state
-    /// and return its result; otherwise go on into the body.
-    #[inline(never)]
-    fn osr_check(&mut self, index: usize, slot: u64) {
-        let ptr = types::I64;
-        let slot_addr = self.builder.ins().iconst(ptr, slot as i64);
-        let entry = self
-            .builder
-            .ins()
-            .load(ptr, MemFlagsData::trusted(), slot_addr, 0);
-        let transfer_block = self.builder.create_block();
-        let body_block = self.builder.create_block();
-        self.builder.set_cold_block(transfer_block);
-        self.builder
-            .ins()
-            .brif(entry, transfer_block, &[], body_block, &[]);
-
-        self.builder.switch_to_block(transfer_block);
-        self.builder.seal_block(transfer_block);
-        let one = self.builder.ins().iconst(ptr, 1);
-        let transfers = self.builder.ins().iadd_imm_u(slot_addr, 8);
-        self.builder.ins().atomic_rmw(
-            ptr,
-            MemFlagsData::trusted(),
-            AtomicRmwOp::Add,
-            transfers,
-            one,
-        );
-        let scope: Vec<Variable> = self.scope.iter().map(|&(_, var)| var).collect();
-        let mut state: Vec<Value> = scope
-            .into_iter()
-            .map(|var| self.builder.use_var(var))
-            .collect();
-        state.extend_from_slice(&self.pending);
-        debug_assert_eq!(
-            Some(&state.len()),
-            self.osr_sizes.get(index),
-            "loop {index}'s state disagrees with osr_state_sizes"
-        );
-        let sig = self.target.signature(state.len());
-        let sig = self.builder.import_signature(sig);
-        let call = self.builder.ins().call_indirect(sig, entry, &state);
-        let result = self.builder.inst_results(call)[0];
-        self.builder.ins().return_(&[result]);
-
-        self.builder.switch_to_block(body_block);
-        self.builder.seal_block(body_block);
     }
 
     #[inline(never)]

@@ -177,6 +177,9 @@ pub struct FunctionStats {
     pub version: u32,
     /// The tier of its current body, if it has one.
     pub tier: Option<CodeTier>,
+    /// The OSR slots of its current body's loops (0 unless that is a
+    /// registered tier-0 body with loops that can be entered mid-way).
+    pub osr_loops: usize,
     /// Frames that moved from its tier-0 loops to tier-1 code, over all
     /// versions.
     pub osr_transfers: u64,
@@ -509,6 +512,7 @@ impl TieredFunctions {
                 name: r.name.to_string(),
                 version: r.version,
                 tier: r.tier,
+                osr_loops: r.osr.as_ref().map_or(0, |s| s.len()),
                 osr_transfers: r.osr_transfers_before + r.osr.as_deref().map_or(0, transfers),
             })
             .collect()
@@ -754,5 +758,52 @@ impl Shared {
             Body::release(old)?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::ExecutionSession;
+
+    #[test]
+    fn body_symbols_are_named_by_tier_and_version() {
+        assert_eq!(body_symbol("f", CodeTier::Zero, 0), "f$t0");
+        assert_eq!(body_symbol("f", CodeTier::One, 0), "f$t1");
+        assert_eq!(body_symbol("f", CodeTier::Zero, 3), "f$t0.3");
+        assert_eq!(osr_entry_symbol("f$t1.2", 1), "f$t1.2$osr1");
+    }
+
+    #[test]
+    fn a_name_is_declared_once_and_unknown_ids_are_errors() {
+        let es = ExecutionSession::new();
+        let stubs = es.create_jit_dylib("main").unwrap();
+        let bodies = es.create_jit_dylib("main.impl").unwrap();
+        let layer = TieredFunctions::new(TieredFunctionsConfig {
+            stubs: stubs.clone(),
+            bodies,
+            lazy: LazyReexportsManager::new(&es).unwrap(),
+            tiers: None,
+        });
+        let f = layer.declare("f").unwrap();
+        let g = layer.declare("g").unwrap();
+        assert_ne!(f, g);
+        assert_eq!(layer.id("g"), Some(g));
+        assert!(matches!(
+            layer.declare("f"),
+            Err(Error::DuplicateDefinition { .. })
+        ));
+        assert_eq!(layer.new_version(f).unwrap(), 1);
+        assert_eq!(layer.new_version(f).unwrap(), 2);
+        assert_eq!(layer.version(f).unwrap(), 0, "no version installed yet");
+        assert!(!layer.is_defined(f).unwrap());
+        let missing = FuncId::from_index(7);
+        assert!(layer
+            .name(missing)
+            .unwrap_err()
+            .to_string()
+            .contains("no function with id 7"));
+        assert!(layer.address(missing).is_err());
+        es.end_session().unwrap();
     }
 }
