@@ -67,7 +67,6 @@ struct State {
     llvm: Arc<LazyLlvmLayer>,
     tier: Tier,
     lazy: bool,
-    translate: TranslateConfig,
     tables: Mutex<Tables>,
 }
 
@@ -83,6 +82,8 @@ pub trait Tier1Lowering: Send + Sync {
 
 #[derive(Default)]
 struct Tables {
+    /// How CLIF is translated for tier 1.
+    translate: TranslateConfig,
     /// The frontend's own tier-1 lowering, if it set one.
     lowering: Option<Arc<dyn Tier1Lowering>>,
     /// Each current function version's CLIF, as the frontend built it (the
@@ -109,7 +110,6 @@ impl TieredLayer {
             llvm,
             tier,
             lazy,
-            translate: TranslateConfig::default(),
             tables: Mutex::new(Tables::default()),
         });
         state
@@ -234,7 +234,7 @@ impl TieredLayer {
                 let module = ClifLlvmModule::new(
                     symbol,
                     state.resolver(HashMap::new()),
-                    state.translate.clone(),
+                    state.lock().translate.clone(),
                 )
                 .with_function(symbol, func, CALLABLE);
                 state
@@ -277,6 +277,12 @@ impl TieredLayer {
     /// Every function's statistics.
     pub fn stats(&self) -> Vec<FunctionStats> {
         self.state.functions.stats()
+    }
+
+    /// Sets how CLIF is translated for tier 1 from now on (for example
+    /// Cranelift's NaN canonicalization, which a frontend's CLIF relies on).
+    pub fn set_translate_config(&self, config: TranslateConfig) {
+        self.state.lock().translate = config;
     }
 
     /// Uses `lowering` for tier-1 bodies instead of the translation (for
@@ -443,8 +449,11 @@ impl State {
                             .zip(&symbols)
                             .map(|(&(id, _), s)| (id.index(), s.clone()))
                             .collect();
-                        let mut module =
-                            ClifLlvmModule::new(name, self.resolver(own), self.translate.clone());
+                        let mut module = ClifLlvmModule::new(
+                            name,
+                            self.resolver(own),
+                            self.lock().translate.clone(),
+                        );
                         for (symbol, func) in symbols.into_iter().zip(prepared) {
                             module = module.with_function(symbol, func, CALLABLE);
                         }
@@ -524,7 +533,7 @@ impl Tier1Compiler for Promoter {
         let mut module = ClifLlvmModule::new(
             format!("{name} (translated)"),
             state.resolver(own),
-            state.translate.clone(),
+            state.lock().translate.clone(),
         );
         let mut translated = 0;
         let mut built = Vec::with_capacity(batch.len());

@@ -172,6 +172,12 @@ impl CraneliftCompiler {
         flags
             .set("enable_verifier", "false")
             .map_err(|e| isa_err(e.to_string()))?;
+        // Tail calls (`return_call`, the `tail` convention) need frame
+        // pointers on x86-64; without them Cranelift's backend stops with
+        // a panic. They also give debuggers and profilers a frame chain.
+        flags
+            .set("preserve_frame_pointers", "true")
+            .map_err(|e| isa_err(e.to_string()))?;
         let isa_builder = cranelift_native::builder().map_err(|e| isa_err(e.to_string()))?;
         let isa = isa_builder
             .finish(settings::Flags::new(flags))

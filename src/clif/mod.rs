@@ -57,9 +57,6 @@ pub enum ClifRunError {
         #[source]
         source: ValuesError,
     },
-    /// `--tier adaptive` for CLIF programs is not wired yet.
-    #[error("--tier adaptive is not yet supported for CLIF programs")]
-    AdaptiveNotYet,
     /// The chosen tier cannot compile this function.
     #[error("function {symbol}: {reason}")]
     NotCompiled {
@@ -111,10 +108,7 @@ pub fn define_clif_functions(
     match jit.config().tier {
         Tier::Zero => define_tier0(jit, name, functions, settings),
         Tier::One => define_tier1(jit, name, functions, settings),
-        // ADAPTIVE-CLIF: the tiered-function layer of `Jit` takes CLIF
-        // functions here once it exists; until then adaptive is refused
-        // rather than silently run in one tier.
-        Tier::Adaptive => Err(ClifRunError::AdaptiveNotYet),
+        Tier::Adaptive => define_adaptive(jit, name, functions, settings),
     }
 }
 
@@ -189,6 +183,49 @@ fn define_tier1(
     for (symbol, reason) in stand_ins.not_compiled {
         defined.not_compiled.entry(symbol).or_insert(reason);
     }
+    Ok(defined)
+}
+
+/// Adaptive: every function goes to the tiered layer ([`Jit::tiered`])
+/// behind a stub of its symbol; it starts in tier 0 and, once hot, is
+/// translated to LLVM IR (a function the translation does not cover stays
+/// in tier 0, named in `--stats`). Functions tier 0 cannot compile are not
+/// defined, as with [`Tier::Zero`].
+fn define_adaptive(
+    jit: &Jit,
+    _name: &str,
+    functions: Vec<(String, Function)>,
+    settings: &FileSettings,
+) -> Result<DefinedFunctions, ClifRunError> {
+    let jit_err = |context: String| move |source| ClifRunError::Jit { context, source };
+    let mut defined = DefinedFunctions::default();
+    let flags = jit.cranelift_layer().compiler().isa().flags().clone();
+    let layer = jit.tiered();
+    layer.set_translate_config(TranslateConfig {
+        nan_canonicalization: settings.nan_canonicalization,
+    });
+    let mut defs = Vec::new();
+    for (symbol, mut func) in functions {
+        if let Some(reason) = orc_clif::tier0_obstacle(&func, &flags) {
+            defined
+                .not_compiled
+                .insert(symbol, Unavailable::Tier0(reason));
+            continue;
+        }
+        if settings.nan_canonicalization {
+            orc_clif::canonicalize_nans(&mut func);
+        }
+        // The layer's own user names (namespace 0: its function ids) are
+        // not the file's: the file's `u1:2` becomes the symbol `u1:2`.
+        orc_clif::user_names_as_symbols(&mut func);
+        let id = layer
+            .declare(&symbol)
+            .map_err(jit_err(format!("cannot declare {symbol}")))?;
+        defs.push((id, func));
+    }
+    layer
+        .define(defs)
+        .map_err(jit_err("cannot define the functions".to_owned()))?;
     Ok(defined)
 }
 

@@ -24,7 +24,9 @@ pub mod values;
 
 pub use error::ClifError;
 pub use nan::canonicalize_nans;
-pub use parse::{function_symbol, ClifFile, ClifFunction, Directive, FileSettings};
+pub use parse::{
+    function_symbol, user_names_as_symbols, ClifFile, ClifFunction, Directive, FileSettings,
+};
 pub use tier0::{signature_obstacle, tier0_obstacle};
 
 pub use values::{decode_results, encode_args, ValuesError};

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::{Function, UserFuncName};
+use cranelift_codegen::ir::{ExternalName, Function, GlobalValueData, UserFuncName};
 use cranelift_codegen::settings::{self, Flags, OptLevel};
 use cranelift_reader::{parse_run_command, parse_test, IsaSpec, ParseOptions, RunCommand};
 
@@ -156,6 +156,40 @@ pub fn function_symbol(name: &UserFuncName) -> String {
     match name {
         UserFuncName::User(user) => format!("u{}:{}", user.namespace, user.index),
         UserFuncName::Testcase(tc) => String::from_utf8_lossy(tc.raw()).into_owned(),
+    }
+}
+
+/// Rewrites every user name `func` refers to (`u1:2`, in calls,
+/// `func_addr` and `symbol_value`) to the test-case name of the same
+/// spelling, the symbol [`function_symbol`] gives such a function: for a JIT
+/// whose own user names mean something else (orc's tiered layer numbers
+/// its functions in namespace 0).
+pub fn user_names_as_symbols(func: &mut Function) {
+    let spell = |func: &Function, name: &ExternalName| match name {
+        ExternalName::User(r) => func
+            .params
+            .user_named_funcs()
+            .get(*r)
+            .map(|u| ExternalName::testcase(format!("u{}:{}", u.namespace, u.index))),
+        _ => None,
+    };
+    let refs: Vec<_> = func.dfg.ext_funcs.keys().collect();
+    for r in refs {
+        if let Some(name) = spell(func, &func.dfg.ext_funcs[r].name) {
+            func.dfg.ext_funcs[r].name = name;
+        }
+    }
+    let gvs: Vec<_> = func.global_values.keys().collect();
+    for gv in gvs {
+        let renamed = match &func.global_values[gv] {
+            GlobalValueData::Symbol { name, .. } => spell(func, name),
+            _ => None,
+        };
+        if let (Some(new), GlobalValueData::Symbol { name, .. }) =
+            (renamed, &mut func.global_values[gv])
+        {
+            *name = new;
+        }
     }
 }
 
