@@ -1,0 +1,285 @@
+//! The differential harness: runs each generated case three ways (the
+//! interpreter, Cranelift's native code, the translation compiled by LLVM)
+//! and compares results and traps.
+//!
+//! Opinions are normalized to a [`Verdict`]: values, or a trap (with its
+//! code where the runner can tell it: the interpreter always, LLVM code
+//! through its `ud1` byte, Cranelift code never, since its `ud2` carries
+//! no code), or a crash. Floats are compared bit for bit, except that two
+//! NaNs are equal unless both sides must agree on NaN bits (native
+//! Cranelift against LLVM under NaN canonicalization; the interpreter does
+//! not model the NaN bits x86 produces).
+
+pub mod child;
+pub mod interp;
+pub mod native;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cranelift_codegen::data_value::DataValue;
+use cranelift_codegen::ir::{Function, Type};
+use cranelift_codegen::Context;
+
+use crate::support::clifgen::{self, Case};
+use child::{CallOutcome, TrapInsn};
+use interp::InterpOutcome;
+use native::NativeJit;
+
+/// One runner's normalized outcome of a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The results.
+    Values(Vec<DataValue>),
+    /// A trap, with its code byte when the runner can tell.
+    Trap(Option<u8>),
+    /// Anything else: a fault that is not a trap, a timeout.
+    Crash(String),
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Values(values) => {
+                let shown: Vec<String> = values.iter().map(show_value).collect();
+                write!(f, "[{}]", shown.join(", "))
+            }
+            Verdict::Trap(Some(code)) => write!(f, "trap (code {code})"),
+            Verdict::Trap(None) => write!(f, "trap"),
+            Verdict::Crash(why) => write!(f, "crash: {why}"),
+        }
+    }
+}
+
+fn show_value(v: &DataValue) -> String {
+    match v {
+        DataValue::F32(x) => format!("{x} (0x{:08x})", x.bits()),
+        DataValue::F64(x) => format!("{x} (0x{:016x})", x.bits()),
+        other => other.to_string(),
+    }
+}
+
+/// Counts of one run of the harness.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Cases generated.
+    pub cases: usize,
+    /// Calls made (per runner).
+    pub inputs: usize,
+    /// Calls on which every runner that ran agreed.
+    pub agreements: usize,
+    /// Calls that trapped (by the agreed verdict).
+    pub traps: usize,
+    /// Calls the interpreter could not run, by reason.
+    pub interpreter_unsupported: BTreeMap<String, usize>,
+    /// Cases the translator refused, by the construct it named.
+    pub skipped: BTreeMap<String, usize>,
+    /// Cases where the LLVM runner took part.
+    pub translated: usize,
+    /// Every disagreement, as a report.
+    pub disagreements: Vec<String>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "clif differential: {} cases ({} translated), {} inputs, {} agreements ({} traps), {} disagreements",
+            self.cases,
+            self.translated,
+            self.inputs,
+            self.agreements,
+            self.traps,
+            self.disagreements.len()
+        )?;
+        for (what, n) in &self.skipped {
+            writeln!(f, "  skipped (translator): {what}: {n}")?;
+        }
+        for (what, n) in &self.interpreter_unsupported {
+            writeln!(f, "  interpreter could not run: {what}: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The harness: the session the cases are linked into.
+pub struct Harness {
+    jit: NativeJit,
+    next_id: u64,
+}
+
+impl Harness {
+    /// A harness with a fresh session.
+    pub fn new() -> Harness {
+        Harness {
+            jit: NativeJit::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Generates and runs the case of `seed`, adding to `summary`.
+    pub fn run_seed(&mut self, seed: u64, summary: &mut Summary) {
+        summary.cases += 1;
+        let case = match clifgen::generate(seed) {
+            Ok(case) => case,
+            Err(e) => return summary.disagreements.push(e.to_string()),
+        };
+        if let Err(report) = self.run_case(&case, summary) {
+            summary
+                .disagreements
+                .push(format!("seed {seed}: {report}\n{}", case.clif_text()));
+        }
+    }
+
+    fn run_case(&mut self, case: &Case, summary: &mut Summary) -> Result<(), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let compiled = self.as_compiled(case)?;
+        let linked = self
+            .jit
+            .link_cranelift(id, case, compiled.clone())
+            .map_err(|e| format!("cranelift could not compile the case: {e}"))?;
+        let slots: Vec<_> = case
+            .inputs
+            .iter()
+            .map(|args| native::encode(args))
+            .collect();
+        let cranelift = child::run_calls(linked.trampoline, linked.main, &slots);
+        drop(linked);
+        let ret_tys: Vec<Type> = case
+            .main
+            .signature
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let (callee, main) = match compiled.as_slice() {
+            [callee, main] => (Some(callee), main),
+            [main] => (None, main),
+            _ => unreachable!("a case has one or two functions"),
+        };
+        let interp_callee = callee.map(interp::work_around_interpreter_deviations);
+        let interp_main = interp::work_around_interpreter_deviations(main);
+        let mut report = String::new();
+        for (args, native_outcome) in case.inputs.iter().zip(cranelift) {
+            summary.inputs += 1;
+            let interp = match interp::run(interp_callee.as_ref(), &interp_main, args) {
+                InterpOutcome::Returned(values) => Some(Verdict::Values(values)),
+                InterpOutcome::Trap(code) => Some(Verdict::Trap(Some(code))),
+                InterpOutcome::Unsupported(why) => {
+                    *summary
+                        .interpreter_unsupported
+                        .entry(first_line(&why))
+                        .or_default() += 1;
+                    None
+                }
+            };
+            let cranelift = native_verdict(&ret_tys, native_outcome, false);
+            let mut opinions = vec![("cranelift", cranelift)];
+            if let Some(interp) = interp {
+                opinions.insert(0, ("interpreter", interp));
+            }
+            let mut ok = true;
+            for i in 0..opinions.len() {
+                for j in i + 1..opinions.len() {
+                    let exact_nan = case.nan_canonicalization
+                        && opinions[i].0 != "interpreter"
+                        && opinions[j].0 != "interpreter";
+                    if !agree(&opinions[i].1, &opinions[j].1, exact_nan) {
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                summary.agreements += 1;
+                if matches!(opinions[0].1, Verdict::Trap(_)) {
+                    summary.traps += 1;
+                }
+            } else {
+                let shown: Vec<String> = args.iter().map(show_value).collect();
+                report.push_str(&format!("  inputs ({}):\n", shown.join(", ")));
+                for (who, verdict) in &opinions {
+                    report.push_str(&format!("    {who}: {verdict}\n"));
+                }
+            }
+        }
+        if report.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the runners disagree\n{report}"))
+        }
+    }
+
+    /// The case's functions as Cranelift compiles them: with NaN
+    /// canonicalization applied when the case sets it (Cranelift's own
+    /// pass, which the compiler runs when the flag is set).
+    fn as_compiled(&self, case: &Case) -> Result<Vec<Function>, String> {
+        case.functions()
+            .map(|f| {
+                if !case.nan_canonicalization {
+                    return Ok(f.clone());
+                }
+                let mut ctx = Context::for_function(f.clone());
+                ctx.canonicalize_nans(self.jit.cranelift.compiler().isa())
+                    .map_err(|e| format!("nan canonicalization failed: {e:?}"))?;
+                Ok(ctx.func)
+            })
+            .collect()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_owned()
+}
+
+/// A native call's outcome as a verdict. `trap_codes`: whether the code
+/// marks traps with their code (LLVM's `ud1`), so a trap without one is a
+/// crash.
+pub fn native_verdict(ret_tys: &[Type], outcome: CallOutcome, trap_codes: bool) -> Verdict {
+    match outcome {
+        CallOutcome::Returned(slots) => Verdict::Values(
+            ret_tys
+                .iter()
+                .zip(slots)
+                .map(|(&ty, slot)| native::decode(ty, slot))
+                .collect(),
+        ),
+        CallOutcome::Signal { signo, insn } => match (signo, insn, trap_codes) {
+            (libc::SIGILL, TrapInsn::Ud1(code), true) => Verdict::Trap(Some(code)),
+            (libc::SIGILL, TrapInsn::Ud2, false) | (libc::SIGFPE, _, false) => Verdict::Trap(None),
+            _ => Verdict::Crash(format!("signal {signo} at {insn:?}")),
+        },
+        CallOutcome::Died { status } => {
+            Verdict::Crash(format!("child ended with status {status:#x}"))
+        }
+    }
+}
+
+/// Whether two verdicts agree (see the module docs).
+pub fn agree(a: &Verdict, b: &Verdict, exact_nan: bool) -> bool {
+    match (a, b) {
+        (Verdict::Values(x), Verdict::Values(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y, exact_nan))
+        }
+        (Verdict::Trap(Some(x)), Verdict::Trap(Some(y))) => x == y,
+        (Verdict::Trap(_), Verdict::Trap(_)) => true,
+        _ => false,
+    }
+}
+
+fn same_value(a: &DataValue, b: &DataValue, exact_nan: bool) -> bool {
+    match (a, b) {
+        (DataValue::F32(x), DataValue::F32(y)) => {
+            x.bits() == y.bits() || (!exact_nan && x.is_nan() && y.is_nan())
+        }
+        (DataValue::F64(x), DataValue::F64(y)) => {
+            x.bits() == y.bits() || (!exact_nan && x.is_nan() && y.is_nan())
+        }
+        (DataValue::I8(x), DataValue::I8(y)) => x == y,
+        (DataValue::I16(x), DataValue::I16(y)) => x == y,
+        (DataValue::I32(x), DataValue::I32(y)) => x == y,
+        (DataValue::I64(x), DataValue::I64(y)) => x == y,
+        (DataValue::I128(x), DataValue::I128(y)) => x == y,
+        _ => false,
+    }
+}
