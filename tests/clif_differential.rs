@@ -50,3 +50,252 @@ fn random_clif_agrees_across_interpreter_cranelift_and_llvm() {
     );
     assert!(summary.agreements > 0, "no input ran");
 }
+
+/// The generator is reproducible: a seed gives the same case every time.
+#[test]
+fn a_seed_always_generates_the_same_case() {
+    for seed in [0, 1, 77, 123_456_789] {
+        let a = support::clifgen::generate(seed).unwrap();
+        let b = support::clifgen::generate(seed).unwrap();
+        assert_eq!(a.clif_text(), b.clif_text(), "seed {seed}");
+        // Debug text compares NaN inputs by their bits.
+        assert_eq!(
+            format!("{:?}", a.inputs),
+            format!("{:?}", b.inputs),
+            "seed {seed}"
+        );
+    }
+    let a = support::clifgen::generate(1).unwrap();
+    let b = support::clifgen::generate(2).unwrap();
+    assert_ne!(a.clif_text(), b.clif_text());
+}
+
+/// Over the default run's seeds the generator emits every construct the
+/// differential test is meant to cover.
+#[test]
+fn the_generator_covers_every_construct() {
+    use cranelift_codegen::ir::Opcode;
+    use std::collections::HashSet;
+
+    let mut seen = HashSet::new();
+    let mut canonicalized = 0;
+    for seed in 0..300 {
+        let case = support::clifgen::generate(seed).unwrap();
+        canonicalized += usize::from(case.nan_canonicalization);
+        for func in case.functions() {
+            for block in func.layout.blocks() {
+                for inst in func.layout.block_insts(block) {
+                    seen.insert(func.dfg.insts[inst].opcode());
+                }
+            }
+        }
+    }
+    let wanted = [
+        Opcode::Brif,
+        Opcode::Jump,
+        Opcode::BrTable,
+        Opcode::Return,
+        Opcode::Call,
+        Opcode::Trap,
+        Opcode::Trapz,
+        Opcode::Trapnz,
+        Opcode::Iadd,
+        Opcode::Isub,
+        Opcode::Imul,
+        Opcode::Umulhi,
+        Opcode::Smulhi,
+        Opcode::Udiv,
+        Opcode::Sdiv,
+        Opcode::Urem,
+        Opcode::Srem,
+        Opcode::Band,
+        Opcode::Bor,
+        Opcode::Bxor,
+        Opcode::Ishl,
+        Opcode::Ushr,
+        Opcode::Sshr,
+        Opcode::Rotl,
+        Opcode::Rotr,
+        Opcode::Icmp,
+        Opcode::Select,
+        Opcode::Smin,
+        Opcode::Umax,
+        Opcode::Ineg,
+        Opcode::Iabs,
+        Opcode::Bnot,
+        Opcode::Clz,
+        Opcode::Cls,
+        Opcode::Ctz,
+        Opcode::Popcnt,
+        Opcode::Bswap,
+        Opcode::Bitrev,
+        Opcode::Uextend,
+        Opcode::Sextend,
+        Opcode::Ireduce,
+        Opcode::Bmask,
+        Opcode::Iconcat,
+        Opcode::Isplit,
+        Opcode::UaddOverflow,
+        Opcode::SsubOverflow,
+        Opcode::SmulOverflow,
+        Opcode::UaddOverflowTrap,
+        Opcode::Fadd,
+        Opcode::Fsub,
+        Opcode::Fmul,
+        Opcode::Fdiv,
+        Opcode::Fmin,
+        Opcode::Fmax,
+        Opcode::Fma,
+        Opcode::Sqrt,
+        Opcode::Ceil,
+        Opcode::Floor,
+        Opcode::Trunc,
+        Opcode::Nearest,
+        Opcode::Fneg,
+        Opcode::Fabs,
+        Opcode::Fcopysign,
+        Opcode::Fcmp,
+        Opcode::Fpromote,
+        Opcode::Fdemote,
+        Opcode::FcvtToUint,
+        Opcode::FcvtToSint,
+        Opcode::FcvtToUintSat,
+        Opcode::FcvtToSintSat,
+        Opcode::FcvtFromUint,
+        Opcode::FcvtFromSint,
+        Opcode::Bitcast,
+        Opcode::StackAddr,
+        Opcode::Load,
+        Opcode::Store,
+        Opcode::F32const,
+        Opcode::F64const,
+        Opcode::Iconst,
+    ];
+    let missing: Vec<_> = wanted.iter().filter(|op| !seen.contains(op)).collect();
+    assert!(missing.is_empty(), "never generated: {missing:?}");
+    assert!(
+        (30..150).contains(&canonicalized),
+        "{canonicalized} of 300 cases with NaN canonicalization"
+    );
+}
+
+/// The child runner tells `ud2` (Cranelift's traps) from `ud1` with a
+/// code byte (LLVM's `llvm.ubsantrap`), with either displacement size.
+#[test]
+fn trap_instructions_are_decoded_with_their_code() {
+    let cases: [(&[u8], (u8, u8)); 5] = [
+        (&[0x0f, 0x0b], (1, 0)),
+        (&[0x67, 0x0f, 0xb9, 0x40, 0x07], (2, 7)),
+        (&[0x0f, 0xb9, 0x40, 0x2a], (2, 42)),
+        (&[0x67, 0x0f, 0xb9, 0x80, 0xfc, 0, 0, 0], (2, 252)),
+        (&[0x90, 0x90], (0, 0)),
+    ];
+    for (bytes, want) in cases {
+        // SAFETY: `bytes` holds a complete instruction encoding (or a
+        // byte `decode` stops at), so every byte it reads is in the slice.
+        let got = unsafe { support::differential::child::decode(bytes.as_ptr()) };
+        assert_eq!(got, want, "{bytes:02x?}");
+    }
+}
+
+/// Verdicts compare floats bit for bit, NaNs as "both NaN" unless exact
+/// NaN bits are required, and trap codes only where both sides know one.
+#[test]
+fn verdicts_compare_nans_and_trap_codes_as_documented() {
+    use cranelift_codegen::data_value::DataValue;
+    use cranelift_codegen::ir::immediates::Ieee32;
+    use support::differential::{agree, Verdict};
+
+    let nan = |bits: u32| Verdict::Values(vec![DataValue::F32(Ieee32::with_bits(bits))]);
+    assert!(agree(&nan(0x7fc0_0000), &nan(0xffc0_0001), false));
+    assert!(!agree(&nan(0x7fc0_0000), &nan(0xffc0_0000), true));
+    assert!(agree(&nan(0x7fc0_0000), &nan(0x7fc0_0000), true));
+    // -0.0 is not +0.0.
+    assert!(!agree(&nan(0x8000_0000), &nan(0), false));
+    assert!(agree(&Verdict::Trap(Some(3)), &Verdict::Trap(None), false));
+    assert!(!agree(
+        &Verdict::Trap(Some(3)),
+        &Verdict::Trap(Some(4)),
+        false
+    ));
+    assert!(!agree(&Verdict::Trap(None), &nan(0), false));
+    assert!(!agree(
+        &Verdict::Crash("x".into()),
+        &Verdict::Crash("x".into()),
+        false
+    ));
+}
+
+/// A trap in native code comes back from the forked child as a trap, and
+/// the inputs after it still run.
+#[test]
+fn a_native_trap_is_caught_and_the_batch_goes_on() {
+    use cranelift_codegen::data_value::DataValue;
+    use support::differential::child::{run_calls, CallOutcome, TrapInsn};
+    use support::differential::native::{encode, NativeJit};
+
+    // Seed 0's case, with its inputs replaced by ones that divide by zero
+    // in a function made for the purpose.
+    let mut case = support::clifgen::generate(0).unwrap();
+    case.callee = None;
+    case.main = udiv_function();
+    let jit = NativeJit::new();
+    let linked = jit
+        .link_cranelift(0, &case, vec![case.main.clone()])
+        .unwrap();
+    let inputs: Vec<_> = [(7u32, 2u32), (1, 0), (9, 3)]
+        .iter()
+        .map(|&(x, y)| encode(&[DataValue::I32(x as i32), DataValue::I32(y as i32)]))
+        .collect();
+    let outcomes = run_calls(linked.trampoline, linked.main, &inputs);
+    assert_eq!(outcomes.len(), 3);
+    // The result is in the first slot (the second still holds `y`).
+    assert!(
+        matches!(outcomes[0], CallOutcome::Returned([3, _])),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(
+            outcomes[1],
+            CallOutcome::Signal {
+                signo: libc::SIGFPE,
+                ..
+            } | CallOutcome::Signal {
+                signo: libc::SIGILL,
+                insn: TrapInsn::Ud2
+            }
+        ),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        matches!(outcomes[2], CallOutcome::Returned([3, _])),
+        "{:?}",
+        outcomes[2]
+    );
+}
+
+/// `u0:1(x: i32, y: i32) -> i32 { udiv x, y }`.
+fn udiv_function() -> cranelift_codegen::ir::Function {
+    use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
+    use cranelift_codegen::isa::CallConv;
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+    let mut sig = Signature::new(CallConv::SystemV);
+    sig.params.push(AbiParam::new(types::I32));
+    sig.params.push(AbiParam::new(types::I32));
+    sig.returns.push(AbiParam::new(types::I32));
+    let mut func = Function::with_name_signature(UserFuncName::user(0, 1), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let (x, y) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+    let q = b.ins().udiv(x, y);
+    b.ins().return_(&[q]);
+    b.seal_all_blocks();
+    b.finalize(support::clifgen::frontend_config());
+    func
+}

@@ -219,7 +219,7 @@ extern "C" fn on_fault(signo: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
 /// # Safety
 ///
 /// `pc` must point at a complete, readable instruction.
-unsafe fn decode(pc: *const u8) -> (u8, u8) {
+pub unsafe fn decode(pc: *const u8) -> (u8, u8) {
     // SAFETY: each read stays inside the instruction the caller
     // guarantees, as the checks go byte by byte along its encoding.
     unsafe {
