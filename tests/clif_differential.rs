@@ -96,6 +96,8 @@ fn the_generator_covers_every_construct() {
         Opcode::BrTable,
         Opcode::Return,
         Opcode::Call,
+        Opcode::CallIndirect,
+        Opcode::FuncAddr,
         Opcode::Trap,
         Opcode::Trapz,
         Opcode::Trapnz,

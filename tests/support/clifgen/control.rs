@@ -1,8 +1,8 @@
 //! Control flow of generated functions: a region is a sequence of
 //! statements, each an operation or a nested construct: `brif` diamonds
 //! with block arguments (an arm may return early or trap), `br_table`
-//! with block arguments, bounded counted loops, calls to the second
-//! function, stack-slot accesses and conditional traps.
+//! with block arguments, bounded counted loops, direct and indirect
+//! calls to the second function, stack-slot accesses and conditional traps.
 //!
 //! Invariant: every loop runs at most `MAX_TRIPS` times per entry and
 //! loops nest at most `MAX_DEPTH` deep, and nothing else jumps backwards,
@@ -204,8 +204,8 @@ fn counted_loop(g: &mut FnGen<'_, '_, '_>, depth: u32) {
     take_params(g, exit);
 }
 
-/// A call to the second function with random arguments; the results go
-/// to variables.
+/// A call to the second function, direct or through `func_addr` and
+/// `call_indirect`, with random arguments; the results go to variables.
 fn call(g: &mut FnGen<'_, '_, '_>) {
     let Some(callee) = g.callee else {
         return super::int_ops::op(g);
@@ -213,7 +213,12 @@ fn call(g: &mut FnGen<'_, '_, '_>) {
     let sig_ref = g.b.func.dfg.ext_funcs[callee].signature;
     let sig = g.b.func.dfg.signatures[sig_ref].clone();
     let args: Vec<Value> = sig.params.iter().map(|p| g.val(p.value_type)).collect();
-    let inst = g.b.ins().call(callee, &args);
+    let inst = if g.chance(1, 3) {
+        let addr = g.b.ins().func_addr(types::I64, callee);
+        g.b.ins().call_indirect(sig_ref, addr, &args)
+    } else {
+        g.b.ins().call(callee, &args)
+    };
     let results = g.b.inst_results(inst).to_vec();
     for r in results {
         g.set(r, FloatClass::Inexact);
