@@ -52,6 +52,7 @@ mod layer;
 #[cfg(target_arch = "x86_64")]
 mod native_target;
 pub mod partition;
+pub mod translate;
 
 pub use compiler::{
     host_target, CompiledObject, FnLlvmModule, FunctionReport, HostTarget, IrBufferModule,
@@ -59,6 +60,10 @@ pub use compiler::{
 };
 pub use error::{CompileError, CompileStage};
 pub use layer::{CompileObserver, CompileStats, LlvmLayer};
+pub use translate::{
+    check_translatable, default_name_resolver, translate_function, ClifLlvmModule, NameResolver,
+    TranslateConfig, TranslateError,
+};
 
 /// Re-exported so frontends build against the same inkwell (and LLVM).
 pub use inkwell;

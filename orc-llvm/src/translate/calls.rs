@@ -1,0 +1,104 @@
+//! Calls: `call` and `call_indirect` with Cranelift's System V lowering of
+//! the signature (see `abi.rs`), and `func_addr`. Callees are external
+//! declarations named by the `NameResolver` (an existing function of the
+//! module with the same name is reused if its type matches).
+
+use cranelift_codegen::ir::{self, InstructionData, Opcode};
+use inkwell::module::Linkage;
+use inkwell::values::{BasicMetadataValueEnum, BasicValueEnum, CallSiteValue, FunctionValue};
+use inkwell::AddressSpace;
+
+use super::abi;
+use super::function::{Fail, Fx, Res};
+
+impl<'ctx> Fx<'_, 'ctx> {
+    /// The LLVM function a `FuncRef` names, declared if new.
+    pub(super) fn callee(&self, fref: ir::FuncRef) -> Res<FunctionValue<'ctx>> {
+        let ext = &self.func.dfg.ext_funcs[fref];
+        let sig = &self.func.dfg.signatures[ext.signature];
+        let name = self.resolve(&ext.name)?;
+        let fn_type = abi::fn_type(&self.ctx, sig);
+        if let Some(f) = self.module.get_function(&name) {
+            if f.get_type() != fn_type {
+                return Err(Fail::Invalid(format!(
+                    "callee '{name}' is already declared with another type"
+                )));
+            }
+            return Ok(f);
+        }
+        if self.module.get_global(&name).is_some() {
+            return Err(Fail::Invalid(format!(
+                "callee '{name}' is already declared as data"
+            )));
+        }
+        let f = self
+            .module
+            .add_function(&name, fn_type, Some(Linkage::External));
+        abi::add_attributes(&self.ctx, f, sig);
+        Ok(f)
+    }
+
+    /// Lowers `inst` if it is a call or `func_addr`.
+    pub(super) fn call_op(
+        &mut self,
+        inst: ir::Inst,
+        opcode: Opcode,
+        data: &InstructionData,
+    ) -> Res<Option<Vec<BasicValueEnum<'ctx>>>> {
+        let dfg = &self.func.dfg;
+        let args = dfg.inst_args(inst);
+        let vals = |vs: &[ir::Value]| -> Res<Vec<BasicMetadataValueEnum<'ctx>>> {
+            vs.iter().map(|&v| Ok(self.val(v)?.into())).collect()
+        };
+        let (call, sig) = match (opcode, *data) {
+            (Opcode::Call, InstructionData::Call { func_ref, .. }) => {
+                let f = self.callee(func_ref)?;
+                let sig = &dfg.signatures[dfg.ext_funcs[func_ref].signature];
+                (self.b.build_call(f, &vals(args)?, "")?, sig)
+            }
+            (Opcode::CallIndirect, InstructionData::CallIndirect { sig_ref, .. }) => {
+                let sig = &dfg.signatures[sig_ref];
+                let (&callee, rest) = args
+                    .split_first()
+                    .ok_or_else(|| Fail::Invalid("call_indirect without a callee".into()))?;
+                let ptr = self.b.build_int_to_ptr(
+                    self.int(callee)?,
+                    self.ctx.ptr_type(AddressSpace::default()),
+                    "",
+                )?;
+                let fn_type = abi::fn_type(&self.ctx, sig);
+                (
+                    self.b.build_indirect_call(fn_type, ptr, &vals(rest)?, "")?,
+                    sig,
+                )
+            }
+            (Opcode::FuncAddr, InstructionData::FuncAddr { func_ref, .. }) => {
+                let f = self.callee(func_ref)?;
+                let ptr = f.as_global_value().as_pointer_value();
+                let addr = self.b.build_ptr_to_int(ptr, self.ctx.i64_type(), "")?;
+                return Ok(Some(vec![addr.into()]));
+            }
+            _ => return Ok(None),
+        };
+        abi::add_call_attributes(&self.ctx, call, sig);
+        self.call_results(call, sig.returns.len()).map(Some)
+    }
+
+    /// The CLIF results of a call returning `n` values.
+    fn call_results(&self, call: CallSiteValue<'ctx>, n: usize) -> Res<Vec<BasicValueEnum<'ctx>>> {
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let v = call
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| Fail::Invalid("call returned nothing".into()))?;
+        if n == 1 {
+            return Ok(vec![v]);
+        }
+        let s = v.into_struct_value();
+        (0..n)
+            .map(|i| Ok(self.b.build_extract_value(s, i as u32, "")?))
+            .collect()
+    }
+}
