@@ -49,6 +49,42 @@ fn random_clif_agrees_across_interpreter_cranelift_and_llvm() {
         summary.disagreements.len()
     );
     assert!(summary.agreements > 0, "no input ran");
+    assert_eq!(
+        harness.tier1_modules(),
+        summary.translated,
+        "every translated case is compiled by LLVM once"
+    );
+}
+
+/// The harness reports a case whose tier-1 code computes something else
+/// (here: `sdiv` where the function says `udiv`), naming the runners.
+#[test]
+fn a_wrong_translation_is_reported_as_a_disagreement() {
+    use cranelift_codegen::data_value::DataValue;
+    use cranelift_codegen::ir::InstBuilder;
+
+    let mut case = support::clifgen::generate(0).unwrap();
+    case.callee = None;
+    case.nan_canonicalization = false;
+    case.main = div_function(|b, x, y| b.ins().udiv(x, y));
+    case.inputs = vec![
+        vec![DataValue::I32(8), DataValue::I32(2)],
+        vec![DataValue::I32(-8), DataValue::I32(2)],
+    ];
+    let mut wrong = case.clone();
+    wrong.main = div_function(|b, x, y| b.ins().sdiv(x, y));
+    let mut harness = Harness::new();
+    let mut summary = Summary::default();
+    let report = harness
+        .run_case_as(&case, &wrong, &mut summary)
+        .unwrap_err();
+    assert!(!report.contains("inputs (8, 2)"), "{report}");
+    assert!(report.contains("inputs (-8, 2)"), "{report}");
+    assert!(report.contains("llvm: [-4]"), "{report}");
+    assert!(report.contains("cranelift: [2147483644]"), "{report}");
+    assert_eq!(summary.agreements, 1);
+    // The same case translated faithfully agrees.
+    assert_eq!(harness.run_case_as(&case, &case, &mut summary), Ok(()));
 }
 
 /// The generator is reproducible: a seed gives the same case every time.
@@ -233,6 +269,7 @@ fn verdicts_compare_nans_and_trap_codes_as_documented() {
 #[test]
 fn a_native_trap_is_caught_and_the_batch_goes_on() {
     use cranelift_codegen::data_value::DataValue;
+    use cranelift_codegen::ir::InstBuilder;
     use support::differential::child::{run_calls, CallOutcome, TrapInsn};
     use support::differential::native::{encode, NativeJit};
 
@@ -240,7 +277,7 @@ fn a_native_trap_is_caught_and_the_batch_goes_on() {
     // in a function made for the purpose.
     let mut case = support::clifgen::generate(0).unwrap();
     case.callee = None;
-    case.main = udiv_function();
+    case.main = div_function(|b, x, y| b.ins().udiv(x, y));
     let jit = NativeJit::new();
     let linked = jit
         .link_cranelift(0, &case, vec![case.main.clone()])
@@ -278,8 +315,14 @@ fn a_native_trap_is_caught_and_the_batch_goes_on() {
     );
 }
 
-/// `u0:1(x: i32, y: i32) -> i32 { udiv x, y }`.
-fn udiv_function() -> cranelift_codegen::ir::Function {
+/// `u0:1(x: i32, y: i32) -> i32 { div(x, y) }`.
+fn div_function(
+    div: impl FnOnce(
+        &mut cranelift_frontend::FunctionBuilder<'_>,
+        cranelift_codegen::ir::Value,
+        cranelift_codegen::ir::Value,
+    ) -> cranelift_codegen::ir::Value,
+) -> cranelift_codegen::ir::Function {
     use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
     use cranelift_codegen::isa::CallConv;
     use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -295,7 +338,7 @@ fn udiv_function() -> cranelift_codegen::ir::Function {
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let (x, y) = (b.block_params(entry)[0], b.block_params(entry)[1]);
-    let q = b.ins().udiv(x, y);
+    let q = div(&mut b, x, y);
     b.ins().return_(&[q]);
     b.seal_all_blocks();
     b.finalize(support::clifgen::frontend_config());

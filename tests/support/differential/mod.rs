@@ -24,7 +24,7 @@ use cranelift_codegen::Context;
 use crate::support::clifgen::{self, Case};
 use child::{CallOutcome, TrapInsn};
 use interp::InterpOutcome;
-use native::NativeJit;
+use native::{LlvmLinkError, NativeJit};
 
 /// One runner's normalized outcome of a call.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +131,25 @@ impl Harness {
         }
     }
 
+    /// Modules the LLVM layer compiled so far.
+    pub fn tier1_modules(&self) -> usize {
+        self.jit.llvm.stats().modules
+    }
+
     fn run_case(&mut self, case: &Case, summary: &mut Summary) -> Result<(), String> {
+        self.run_case_as(case, case, summary)
+    }
+
+    /// Runs `case`, translating `tier1`'s functions instead of its own for
+    /// the LLVM runner (the same case, except in the harness's own tests,
+    /// which check that a difference is caught). Err: the report of a
+    /// disagreement.
+    pub fn run_case_as(
+        &mut self,
+        case: &Case,
+        tier1: &Case,
+        summary: &mut Summary,
+    ) -> Result<(), String> {
         let id = self.next_id;
         self.next_id += 1;
         let compiled = self.as_compiled(case)?;
@@ -145,6 +163,19 @@ impl Harness {
             .map(|args| native::encode(args))
             .collect();
         let cranelift = child::run_calls(linked.trampoline, linked.main, &slots);
+        let llvm = match self.jit.link_llvm(id, tier1) {
+            Ok(llvm) => {
+                summary.translated += 1;
+                Some(child::run_calls(linked.trampoline, llvm.main, &slots))
+            }
+            Err(LlvmLinkError::Unsupported(what)) => {
+                *summary.skipped.entry(what).or_default() += 1;
+                None
+            }
+            Err(LlvmLinkError::Failed(e)) => {
+                return Err(format!("the translation failed to compile: {e}"));
+            }
+        };
         drop(linked);
         let ret_tys: Vec<Type> = case
             .main
@@ -161,7 +192,7 @@ impl Harness {
         let interp_callee = callee.map(interp::work_around_interpreter_deviations);
         let interp_main = interp::work_around_interpreter_deviations(main);
         let mut report = String::new();
-        for (args, native_outcome) in case.inputs.iter().zip(cranelift) {
+        for (i, (args, native_outcome)) in case.inputs.iter().zip(cranelift).enumerate() {
             summary.inputs += 1;
             let interp = match interp::run(interp_callee.as_ref(), &interp_main, args) {
                 InterpOutcome::Returned(values) => Some(Verdict::Values(values)),
@@ -176,6 +207,9 @@ impl Harness {
             };
             let cranelift = native_verdict(&ret_tys, native_outcome, false);
             let mut opinions = vec![("cranelift", cranelift)];
+            if let Some(llvm) = &llvm {
+                opinions.push(("llvm", native_verdict(&ret_tys, llvm[i], true)));
+            }
             if let Some(interp) = interp {
                 opinions.insert(0, ("interpreter", interp));
             }

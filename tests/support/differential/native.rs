@@ -23,6 +23,10 @@ use cranelift_module::{Linkage, Module};
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{ExecutionSession, JitDylib, ResourceTracker, SymbolFlags};
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
+use orc_llvm::{
+    check_translatable, ClifLlvmModule, LlvmCompiler, LlvmConfig, LlvmLayer, NameResolver,
+    TranslateConfig, TranslateError,
+};
 
 use super::child::{TrampolineFn, SLOTS};
 use crate::support::clifgen::{Case, CALLEE_INDEX};
@@ -34,7 +38,30 @@ pub struct NativeJit {
     pub es: ExecutionSession,
     pub jd: JitDylib,
     pub cranelift: Arc<CraneliftLayer>,
+    pub llvm: Arc<LlvmLayer>,
     pub objects: Arc<ObjectLinkingLayer>,
+}
+
+/// Why a case has no tier-1 code.
+pub enum LlvmLinkError {
+    /// The translator does not cover this construct (its own words).
+    Unsupported(String),
+    /// Translating, compiling or linking failed although the pre-check
+    /// passed: a bug.
+    Failed(String),
+}
+
+/// A case's tier-1 code in memory, removed on drop.
+pub struct LinkedLlvm {
+    tracker: ResourceTracker,
+    /// The translated main function.
+    pub main: u64,
+}
+
+impl Drop for LinkedLlvm {
+    fn drop(&mut self) {
+        let _ = self.tracker.remove();
+    }
 }
 
 /// A case's code in memory, removed on drop.
@@ -62,11 +89,71 @@ impl NativeJit {
             CraneliftCompiler::new(CraneliftConfig::default()).unwrap(),
             objects.clone(),
         );
+        let llvm = LlvmLayer::new(
+            LlvmCompiler::new(LlvmConfig::default()).unwrap(),
+            objects.clone(),
+        );
+        // Failed compiles are reported by the harness, with the case.
+        es.set_error_reporter(|_| {});
         NativeJit {
             es,
             jd,
             cranelift,
+            llvm,
             objects,
+        }
+    }
+
+    /// Translates `case`'s functions as generated (the translation applies
+    /// NaN canonicalization itself when the case sets it), compiles them
+    /// with LLVM and links them under the names `l{id}_*`; the translated
+    /// main calls the translated callee.
+    pub fn link_llvm(&self, id: u64, case: &Case) -> Result<LinkedLlvm, LlvmLinkError> {
+        let callee_name = format!("l{id}_g");
+        let main_name = format!("l{id}_f");
+        for (func, symbol) in case.functions().zip(
+            [&callee_name, &main_name]
+                .iter()
+                .skip(usize::from(case.callee.is_none())),
+        ) {
+            if let Err(e) = check_translatable(func, symbol) {
+                return Err(match e {
+                    TranslateError::Unsupported { what, .. } => LlvmLinkError::Unsupported(what),
+                    other => LlvmLinkError::Failed(other.to_string()),
+                });
+            }
+        }
+        let resolved_callee = callee_name.clone();
+        let names: NameResolver = Arc::new(move |func, name| {
+            let cranelift_codegen::ir::ExternalName::User(r) = name else {
+                return None;
+            };
+            let user = func.params.user_named_funcs().get(*r)?;
+            (user.namespace == 0 && user.index == CALLEE_INDEX).then(|| resolved_callee.clone())
+        });
+        let config = TranslateConfig {
+            nan_canonicalization: case.nan_canonicalization,
+        };
+        let mut module = ClifLlvmModule::new(format!("l{id}"), names, config);
+        if let Some(callee) = &case.callee {
+            module = module.with_function(callee_name, callee.clone(), CALLABLE);
+        }
+        module = module.with_function(main_name.clone(), case.main.clone(), CALLABLE);
+        let failed = |e: orc_core::Error| LlvmLinkError::Failed(e.to_string());
+        let tracker = self.jd.create_resource_tracker().map_err(failed)?;
+        let linked = self
+            .llvm
+            .add(&self.jd, Box::new(module), Some(&tracker))
+            .and_then(|()| self.jd.lookup_symbol(&main_name));
+        match linked {
+            Ok(sym) => Ok(LinkedLlvm {
+                tracker,
+                main: sym.addr.value(),
+            }),
+            Err(e) => {
+                let _ = tracker.remove();
+                Err(failed(e))
+            }
         }
     }
 
