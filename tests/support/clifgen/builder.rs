@@ -12,8 +12,8 @@
 
 use arbitrary::Unstructured;
 use cranelift_codegen::ir::{
-    types, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, Signature, StackSlot, Type,
-    UserExternalName, UserFuncName, Value,
+    types, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder, MemFlagsData, Signature,
+    StackSlot, Type, UserExternalName, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -250,13 +250,65 @@ impl FnGen<'_, '_, '_> {
             }
         }
         let params = self.b.block_params(entry).to_vec();
+        // Half the other variables start as a conversion of a parameter,
+        // so that most of the code depends on the inputs rather than on
+        // constants LLVM can fold.
+        if !params.is_empty() {
+            for idx in 0..self.vars.len() {
+                if self.chance(1, 2) {
+                    let p = self.pick(&params);
+                    let var = self.vars[idx];
+                    let v = self.convert_for_init(p, var.ty);
+                    self.b.def_var(var.var, v);
+                }
+            }
+        }
         for (i, p) in params.into_iter().enumerate() {
             let ty = self.b.func.dfg.value_type(p);
             // Parameter i goes to variable i mod n of its type, so most
-            // parameters stay visible.
+            // parameters stay visible as they are.
             let same: Vec<Var> = self.vars.iter().filter(|v| v.ty == ty).copied().collect();
             let var = same[i % same.len()];
             self.b.def_var(var.var, p);
+        }
+    }
+
+    /// `p` converted to `to` without arithmetic that could make a NaN:
+    /// integer extensions and reductions, exact float-from-integer
+    /// conversions and bit casts, and float-to-integer bit casts (of a
+    /// parameter, whose bits are the input's).
+    fn convert_for_init(&mut self, p: Value, to: Type) -> Value {
+        let from = self.b.func.dfg.value_type(p);
+        // First an integer of `from`'s width.
+        let int = match from {
+            types::F32 => self.b.ins().bitcast(types::I32, MemFlagsData::new(), p),
+            types::F64 => self.b.ins().bitcast(types::I64, MemFlagsData::new(), p),
+            _ => p,
+        };
+        let int_ty = self.b.func.dfg.value_type(int);
+        let target_int = match to {
+            types::F32 => types::I32,
+            types::F64 => types::I64,
+            other => other,
+        };
+        let resized = if target_int.bits() > int_ty.bits() {
+            if self.chance(1, 2) {
+                self.b.ins().uextend(target_int, int)
+            } else {
+                self.b.ins().sextend(target_int, int)
+            }
+        } else if target_int.bits() < int_ty.bits() {
+            self.b.ins().ireduce(target_int, int)
+        } else {
+            int
+        };
+        if !to.is_float() {
+            return resized;
+        }
+        if self.chance(1, 2) {
+            self.b.ins().bitcast(to, MemFlagsData::new(), resized)
+        } else {
+            self.b.ins().fcvt_from_sint(to, resized)
         }
     }
 

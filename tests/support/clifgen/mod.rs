@@ -164,8 +164,9 @@ pub fn generate(seed: u64) -> Result<Case, GenError> {
     })
 }
 
-/// A random System V signature: up to four parameters of any scalar type
-/// but `i128`, one or two results.
+/// A random System V signature: up to eight parameters of any scalar type
+/// but `i128` (beyond six integers, they go on the stack), one or two
+/// results.
 ///
 /// `i128` stays inside functions: Cranelift's x86-64 backend accepts it in
 /// a signature only with its `enable_llvm_abi_extensions` flag, which the
@@ -178,7 +179,11 @@ fn random_signature(u: &mut Unstructured<'_>) -> Signature {
         .filter(|&t| t != types::I128)
         .collect();
     let mut sig = Signature::new(CallConv::SystemV);
-    let n_params = u.int_in_range(0..=4).unwrap_or(0);
+    let n_params = if u.ratio(1u8, 5).unwrap_or(false) {
+        u.int_in_range(5..=8).unwrap_or(5)
+    } else {
+        u.int_in_range(0..=4).unwrap_or(0)
+    };
     for _ in 0..n_params {
         let ty = *u.choose(&all).unwrap_or(&types::I64);
         sig.params.push(abi_param(u, ty));

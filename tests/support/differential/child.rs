@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 pub type TrampolineFn = extern "C" fn(u64, *mut u128);
 
 /// How many 16-byte value slots a call uses (parameters and results).
-pub const SLOTS: usize = 4;
+pub const SLOTS: usize = 8;
 
 /// What one call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
