@@ -120,8 +120,18 @@ pub fn generate(seed: u64) -> Result<Case, GenError> {
     let bytes = prng_bytes(seed, 16 * 1024);
     let mut u = Unstructured::new(&bytes);
     let nan_canonicalization = u.ratio(1u8, 4).unwrap_or(false);
-    let callee = if u.ratio(2u8, 3).unwrap_or(false) {
-        let sig = random_signature(&mut u);
+    // A few cases use the `tail` convention (both functions, and the
+    // trampoline's call). Not `return_call`: Cranelift's x86-64 emitter
+    // panics on it unless frame pointers are preserved, which the tier-0
+    // compiler does not ask for.
+    let tail = u.ratio(1u8, 12).unwrap_or(false);
+    let call_conv = if tail {
+        CallConv::Tail
+    } else {
+        CallConv::SystemV
+    };
+    let callee = if tail || u.ratio(2u8, 3).unwrap_or(false) {
+        let sig = random_signature(&mut u, call_conv);
         Some(builder::build_function(
             &mut u,
             UserFuncName::user(0, CALLEE_INDEX),
@@ -132,7 +142,7 @@ pub fn generate(seed: u64) -> Result<Case, GenError> {
     } else {
         None
     };
-    let sig = random_signature(&mut u);
+    let sig = random_signature(&mut u, call_conv);
     let main = builder::build_function(
         &mut u,
         UserFuncName::user(0, MAIN_INDEX),
@@ -164,21 +174,21 @@ pub fn generate(seed: u64) -> Result<Case, GenError> {
     })
 }
 
-/// A random System V signature: up to eight parameters of any scalar type
+/// A random signature of `call_conv`: up to eight parameters of any scalar type
 /// but `i128` (beyond six integers, they go on the stack), one or two
 /// results.
 ///
 /// `i128` stays inside functions: Cranelift's x86-64 backend accepts it in
 /// a signature only with its `enable_llvm_abi_extensions` flag, which the
 /// tier-0 compiler does not set (it panics otherwise).
-fn random_signature(u: &mut Unstructured<'_>) -> Signature {
+fn random_signature(u: &mut Unstructured<'_>, call_conv: CallConv) -> Signature {
     let all: Vec<Type> = INT_TYPES
         .iter()
         .chain(FLOAT_TYPES.iter())
         .copied()
         .filter(|&t| t != types::I128)
         .collect();
-    let mut sig = Signature::new(CallConv::SystemV);
+    let mut sig = Signature::new(call_conv);
     let n_params = if u.ratio(1u8, 5).unwrap_or(false) {
         u.int_in_range(5..=8).unwrap_or(5)
     } else {
