@@ -39,7 +39,14 @@ pub(super) fn op(g: &mut FnGen<'_, '_, '_>) {
             let c = g.val(c_ty);
             let x = g.val(ty);
             let y = g.val(ty);
-            g.b.ins().select(c, x, y)
+            match g.range(0, 3) {
+                0 => g.b.ins().select_spectre_guard(c, x, y),
+                1 => {
+                    let mask = g.val(ty);
+                    g.b.ins().bitselect(mask, x, y)
+                }
+                _ => g.b.ins().select(c, x, y),
+            }
         }
         9 => convert(g, ty),
         10 => return overflow(g, ty),

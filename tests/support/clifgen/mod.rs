@@ -127,6 +127,8 @@ pub fn generate(seed: u64) -> Result<Case, GenError> {
     let tail = u.ratio(1u8, 12).unwrap_or(false);
     let call_conv = if tail {
         CallConv::Tail
+    } else if u.ratio(1u8, 8).unwrap_or(false) {
+        CallConv::Fast
     } else {
         CallConv::SystemV
     };
