@@ -65,6 +65,18 @@ impl std::str::FromStr for Tier {
     }
 }
 
+impl std::fmt::Display for Tier {
+    /// The spelling [`FromStr`](std::str::FromStr) takes: `0`, `1` or
+    /// `adaptive`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Zero => "0",
+            Tier::One => "1",
+            Tier::Adaptive => "adaptive",
+        })
+    }
+}
+
 /// What to dump while compiling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DumpOptions {

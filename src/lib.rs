@@ -7,6 +7,7 @@
 //! and run as doctests).
 #![doc = include_str!("../README.md")]
 
+pub mod clif;
 pub mod host;
 mod jit;
 mod kaleidoscope_jit;
@@ -18,6 +19,7 @@ pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
 };
 
+pub use orc_clif as clif_frontend;
 pub use orc_core as core;
 pub use orc_cranelift as cranelift;
 pub use orc_kaleidoscope as kaleidoscope;

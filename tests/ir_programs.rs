@@ -193,3 +193,42 @@ fn invalid_ir_prints_the_diagnostic_and_exits_1() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// IR has no tier 0 yet: asking for it (or for adaptive tiering, which
+/// starts there) is an error, not a silent run in tier 1. `--tier 1` runs.
+#[test]
+fn ir_under_tier_0_or_adaptive_is_an_error_not_a_silent_tier_1_run() {
+    let dir = std::env::temp_dir().join(format!("orc-llvm-ir-tiers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("seven.ll");
+    std::fs::write(&file, "define i32 @main() {\n  ret i32 7\n}\n").unwrap();
+    let orc = |tier: Option<&str>, env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orc"));
+        cmd.arg("run").env_remove("ORC_TIER");
+        if let Some(tier) = tier {
+            cmd.args(["--tier", tier]);
+        }
+        if let Some(env) = env {
+            cmd.env("ORC_TIER", env);
+        }
+        run(cmd.arg(&file))
+    };
+    for (tier, env) in [
+        (Some("0"), None),
+        (Some("adaptive"), None),
+        (None, Some("adaptive")),
+    ] {
+        let out = orc(tier, env);
+        assert_eq!(out.status.code(), Some(1), "{tier:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("LLVM IR runs only in tier 1"),
+            "{tier:?} {env:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(orc(Some("1"), None).status.code(), Some(7));
+    assert_eq!(orc(Some("1"), Some("adaptive")).status.code(), Some(7));
+    assert_eq!(orc(None, None).status.code(), Some(7));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -70,8 +70,10 @@ pub use symbol::{
     SymbolStringPool,
 };
 pub use tiering::{
-    BatchPromoteFn, FunctionTierStats, PromoteFn, Promotion, ThresholdPolicy, TierManager,
-    TierPolicy, TierState, TripCounter,
+    body_symbol, osr_entry_symbol, BatchPromoteFn, Body, CodeTier, Definition, FuncId,
+    FunctionStats, FunctionTierStats, OsrSlot, PromoteFn, Promotion, ThresholdPolicy,
+    Tier1Compiler, Tier1Request, TierManager, TierPolicy, TierState, TieredFunctions,
+    TieredFunctionsConfig, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
 pub use trip_code::EntryThunk;

@@ -9,7 +9,9 @@
 
 mod compiler;
 mod error;
+mod functions;
 mod layer;
+pub mod osr;
 mod profile;
 
 pub use compiler::{
@@ -17,6 +19,7 @@ pub use compiler::{
     FunctionReport, OptLevel,
 };
 pub use error::CompileError;
+pub use functions::{testcase_name_resolver, FunctionModule, NameResolver};
 pub use layer::{CompileObserver, CompileStats, CraneliftLayer};
 
 /// Re-exported so frontends build against the same Cranelift version.

@@ -4,7 +4,9 @@
 mod link;
 mod repl;
 mod run;
+mod run_clif;
 mod run_ir;
+mod test_clif;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -22,9 +24,12 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Run a Kaleidoscope program (FILE.kal) or an LLVM IR program
-    /// (FILE.ll, FILE.bc).
+    /// Run a Kaleidoscope program (FILE.kal), an LLVM IR program
+    /// (FILE.ll, FILE.bc) or a CLIF program (FILE.clif).
     Run(RunArgs),
+    /// Run the `; run:` directives of CLIF files (Cranelift's filetest
+    /// format).
+    Test(test_clif::TestArgs),
     /// The Kaleidoscope read-eval-print loop on stdin.
     Repl(JitArgs),
     Link(link::LinkArgs),
@@ -137,6 +142,9 @@ pub(crate) struct RunArgs {
     /// can reach, in the same module.
     #[arg(long, value_enum, default_value = "reachable")]
     pub(crate) lazy_units: LazyUnits,
+    /// For CLIF programs: the function to run [default: main].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) entry: Option<String>,
     /// Arguments for the IR program's `main` (after `--`).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
@@ -239,8 +247,10 @@ pub(crate) fn main(cli: Cli) -> i32 {
     let status = match cli.command {
         Command::Run(args) => match args.file.extension().and_then(|e| e.to_str()) {
             Some("ll" | "bc") => run_ir::run_ir(&args),
+            Some("clif") => run_clif::run_clif(&args),
             _ => run::run(&args),
         },
+        Command::Test(args) => test_clif::test_clif(&args),
         Command::Repl(args) => repl::repl(&args),
         Command::Link(args) => link::link(&args),
     };

@@ -43,6 +43,22 @@ fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> 
 
 pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let path = args.file.display().to_string();
+    // LLVM IR has no tier 0 yet: running it in tier 1 when another tier
+    // was asked for would hide that.
+    let asked = match args.jit.tier {
+        Some(tier) => Some((tier, "--tier")),
+        None => std::env::var("ORC_TIER")
+            .ok()
+            .and_then(|t| t.parse::<Tier>().ok())
+            .map(|tier| (tier, "ORC_TIER")),
+    };
+    if let Some((tier @ (Tier::Zero | Tier::Adaptive), origin)) = asked {
+        eprintln!(
+            "orc: error: {path}: LLVM IR runs only in tier 1 ({origin} {tier} asked for tier 0 code, \
+             which IR programs do not have yet); use --tier 1"
+        );
+        return 1;
+    }
     let program = match IrProgram::load(&path) {
         Ok(p) if args.lazy_units == super::LazyUnits::Function => {
             p.with_speculation(orc_llvm_ir::SpeculationLimits::NONE)

@@ -170,12 +170,19 @@ impl Harness {
 
     /// Runs `name` natively, translated (`llvm`) or Cranelift-compiled.
     pub(crate) fn run_native(&self, name: &str, llvm: bool, args: &[DataValue]) -> Outcome {
-        self.try_native(name, llvm, args)
+        self.try_native(name, llvm, std::slice::from_ref(&args.to_vec()))
             .unwrap_or_else(|| panic!("{name} did not compile (llvm: {llvm})"))
+            .remove(0)
     }
 
-    /// Like [`Self::run_native`]; `None` if the function did not compile.
-    pub(crate) fn try_native(&self, name: &str, llvm: bool, args: &[DataValue]) -> Option<Outcome> {
+    /// Runs `name` natively on every input; `None` if it did not compile
+    /// (an error for the translated version).
+    pub(crate) fn try_native(
+        &self,
+        name: &str,
+        llvm: bool,
+        inputs: &[Vec<DataValue>],
+    ) -> Option<Vec<Outcome>> {
         let target = if llvm { &self.llvm } else { &self.clif };
         let f = match target.lookup_symbol(name) {
             Ok(def) => def.addr.to_ptr::<u8>(),
@@ -189,12 +196,15 @@ impl Harness {
             .addr
             .to_ptr::<u8>();
         let sig = &self.func(name).signature;
-        let mut argbuf = vec![0u8; SLOT * args.len().max(1)];
-        for (i, a) in args.iter().enumerate() {
-            a.write_to_slice_ne(&mut argbuf[i * SLOT..]);
+        let arg_size = SLOT * sig.params.len().max(1);
+        let mut argbuf = vec![0u8; arg_size * inputs.len()];
+        for (k, args) in inputs.iter().enumerate() {
+            for (i, a) in args.iter().enumerate() {
+                a.write_to_slice_ne(&mut argbuf[k * arg_size + i * SLOT..]);
+            }
         }
         let rets: Vec<ir::Type> = sig.returns.iter().map(|r| r.value_type).collect();
-        Some(run_forked(w, f, &argbuf, &rets))
+        Some(run_forked(w, f, &argbuf, inputs.len(), arg_size, &rets))
     }
 
     /// Runs `name` all three ways on each input and asserts they agree.
@@ -206,25 +216,30 @@ impl Harness {
     /// defines as 0). Where Cranelift cannot compile the function, the
     /// interpreter is the reference.
     pub(crate) fn check(&self, name: &str, inputs: &[Vec<DataValue>]) {
-        let exact = self.config.nan_canonicalization;
-        for args in inputs {
+        // The reference sides run without Cranelift's NaN canonicalization
+        // (orc-cranelift does not set it): NaNs compare by NaN-ness.
+        let exact = false;
+        let llvm = self.try_native(name, true, inputs).unwrap_or_default();
+        let native = self.try_native(name, false, inputs);
+        for (k, args) in inputs.iter().enumerate() {
             let interp = self.interpret(name, args);
-            let llvm = self.run_native(name, true, args);
-            match self.try_native(name, false, args) {
+            let llvm = &llvm[k];
+            match &native {
                 Some(native) => {
+                    let native = &native[k];
                     assert!(
-                        same(&native, &llvm, false, exact),
+                        same(native, llvm, false, exact),
                         "{name}{args:?}: cranelift {native:?}, translated {llvm:?} (interpreter {interp:?})"
                     );
-                    if same(&interp, &native, false, exact) {
+                    if same(&interp, native, false, exact) {
                         assert!(
-                            same(&interp, &llvm, true, exact),
+                            same(&interp, llvm, true, exact),
                             "{name}{args:?}: interpreter {interp:?}, translated {llvm:?}"
                         );
                     }
                 }
                 None => assert!(
-                    same(&interp, &llvm, true, exact),
+                    same(&interp, llvm, true, exact),
                     "{name}{args:?}: interpreter {interp:?}, translated {llvm:?} (no native code)"
                 ),
             }
@@ -347,20 +362,29 @@ fn define_wrappers(
     Ok(())
 }
 
-/// The page a forked child reports through: status word, trap code, then
-/// result slots.
-struct SharedPage(*mut u8);
+/// Shared memory a forked child reports through: a header whose first
+/// word is the index of the input being run, then one record per input
+/// (status byte, trap code byte, then the result slots from byte 16).
+struct Shared {
+    ptr: *mut u8,
+    len: usize,
+}
 
-const PAGE: usize = 4096;
+const HEADER: usize = 64;
+const DONE: u8 = 1;
+const TRAPPED: u8 = 2;
 const STATUS_TRAP: i32 = 3;
 
+/// The shared mapping and record size, for the signal handler.
 static mut REPORT: *mut u8 = std::ptr::null_mut();
+static mut RECORD: usize = 0;
 
-extern "C" fn on_sigill(sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid ucontext_t for SA_SIGINFO handlers;
-    // RIP points at the faulting instruction, which is mapped executable
-    // code (at least the 5 bytes of a `ud1` when it starts with 67 0f b9).
-    // REPORT is the shared page set before the handler was installed.
+extern "C" fn on_trap(sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers;
+    // RIP points at the faulting instruction, mapped executable code (5
+    // bytes when it starts like `ud1`). REPORT and RECORD describe the
+    // shared mapping and were set before the handler was installed; the
+    // index in its header is below the number of records.
     unsafe {
         let uc = uc.cast::<libc::ucontext_t>();
         let rip = (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as *const u8;
@@ -376,71 +400,110 @@ extern "C" fn on_sigill(sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut 
         } else {
             0xff
         };
-        *REPORT.add(4) = code;
+        let index = REPORT.cast::<u32>().read() as usize;
+        let rec = REPORT.add(HEADER + index * RECORD);
+        *rec = TRAPPED;
+        *rec.add(1) = code;
         libc::_exit(STATUS_TRAP);
     }
 }
 
-fn run_forked(wrapper: *const u8, target: *const u8, args: &[u8], rets: &[ir::Type]) -> Outcome {
-    // SAFETY: an anonymous shared mapping of one page, unmapped below.
-    let page = unsafe {
+/// Calls `wrapper(args_i, results_i, target)` for every input in forked
+/// children (a new child after each trap or crash).
+fn run_forked(
+    wrapper: *const u8,
+    target: *const u8,
+    args: &[u8],
+    n_inputs: usize,
+    arg_size: usize,
+    rets: &[ir::Type],
+) -> Vec<Outcome> {
+    let record = 16 + SLOT * rets.len();
+    let len = HEADER + record * n_inputs;
+    // SAFETY: a fresh anonymous shared mapping, unmapped below.
+    let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            PAGE,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
     };
-    assert_ne!(page, libc::MAP_FAILED);
-    let page = SharedPage(page.cast::<u8>());
-    // SAFETY: the child only calls the JIT'd wrapper (which touches the
-    // argument buffer and the shared page) and `_exit`s; it allocates
-    // nothing and takes no lock, so forking a multithreaded process is
-    // sound. The wrapper has type fn(i64, i64, i64) in System V.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: in the child; see above. The handler only reads the
-        // faulting instruction and writes the shared page.
-        unsafe {
-            REPORT = page.0;
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigill as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO;
-            libc::sigaction(libc::SIGILL, &sa, std::ptr::null_mut());
-            // Cranelift lets the hardware divide trap: SIGFPE, code unknown.
-            libc::sigaction(libc::SIGFPE, &sa, std::ptr::null_mut());
-            let w: extern "C" fn(*const u8, *mut u8, *const u8) = std::mem::transmute(wrapper);
-            w(args.as_ptr(), page.0.add(16), target);
-            libc::_exit(0);
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    let out = if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        let vals = rets
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                // SAFETY: the slots lie within the page (at most 4080/16 results).
-                let slot = unsafe { std::slice::from_raw_parts(page.0.add(16 + i * SLOT), SLOT) };
-                DataValue::read_from_slice_ne(slot, t)
-            })
-            .collect();
-        Outcome::Values(vals)
-    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == STATUS_TRAP {
-        // SAFETY: the child wrote the code before exiting.
-        let code = unsafe { *page.0.add(4) };
-        Outcome::Trap(if code == 0 { None } else { Some(code) })
-    } else if libc::WIFSIGNALED(status) {
-        Outcome::Signal(libc::WTERMSIG(status))
-    } else {
-        Outcome::Signal(-libc::WEXITSTATUS(status))
+    assert_ne!(ptr, libc::MAP_FAILED);
+    let shared = Shared {
+        ptr: ptr.cast::<u8>(),
+        len,
     };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n_inputs];
+    let mut start = 0;
+    while start < n_inputs {
+        // SAFETY: the child only calls JIT'd code (the wrapper touches the
+        // argument buffer and the shared mapping) and `_exit`s; it
+        // allocates nothing and takes no lock, so forking a multithreaded
+        // process is sound. The wrapper has type fn(i64, i64, i64).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: in the child, see above; the handler only reads the
+            // faulting instruction and writes the shared mapping.
+            unsafe {
+                REPORT = shared.ptr;
+                RECORD = record;
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_trap as *const () as usize;
+                sa.sa_flags = libc::SA_SIGINFO;
+                libc::sigaction(libc::SIGILL, &sa, std::ptr::null_mut());
+                libc::sigaction(libc::SIGFPE, &sa, std::ptr::null_mut());
+                let w: extern "C" fn(*const u8, *mut u8, *const u8) = std::mem::transmute(wrapper);
+                for i in start..n_inputs {
+                    shared.ptr.cast::<u32>().write(i as u32);
+                    let rec = shared.ptr.add(HEADER + i * record);
+                    w(args.as_ptr().add(i * arg_size), rec.add(16), target);
+                    *rec = DONE;
+                }
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        // SAFETY: the header lies in the mapping; the child is gone.
+        let index = unsafe { shared.ptr.cast::<u32>().read() } as usize;
+        let failed = !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        if failed && !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == STATUS_TRAP) {
+            let sig = if libc::WIFSIGNALED(status) {
+                libc::WTERMSIG(status)
+            } else {
+                -libc::WEXITSTATUS(status)
+            };
+            outcomes[index] = Some(Outcome::Signal(sig));
+        }
+        start = if failed { index + 1 } else { n_inputs };
+    }
+    for (i, out) in outcomes.iter_mut().enumerate() {
+        if out.is_some() {
+            continue;
+        }
+        // SAFETY: record i lies within the mapping.
+        let rec =
+            unsafe { std::slice::from_raw_parts(shared.ptr.add(HEADER + i * record), record) };
+        *out = Some(match rec[0] {
+            DONE => Outcome::Values(
+                rets.iter()
+                    .enumerate()
+                    .map(|(j, &t)| DataValue::read_from_slice_ne(&rec[16 + j * SLOT..], t))
+                    .collect(),
+            ),
+            TRAPPED => Outcome::Trap((rec[1] != 0).then_some(rec[1])),
+            _ => Outcome::Signal(0),
+        });
+    }
     // SAFETY: the mapping made above, no longer used.
-    unsafe { libc::munmap(page.0.cast(), PAGE) };
-    out
+    unsafe { libc::munmap(shared.ptr.cast(), shared.len) };
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Signal(0)))
+        .collect()
 }

@@ -6,6 +6,7 @@
 //! output of `putchard`/`printd` must be the same byte for byte (and equal
 //! to the program's `.out` file).
 
+#[path = "layers/mod.rs"]
 mod support;
 
 use orc_kaleidoscope::{parse_and_check, Function, KaleidoscopeLlvmModule};

@@ -10,7 +10,7 @@
 //!
 //! Run with `cargo bench -p orc-llvm --bench kaleidoscope_tiers`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/layers/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

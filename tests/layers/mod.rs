@@ -204,7 +204,7 @@ impl Session {
 }
 
 pub(crate) fn programs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/kaleidoscope")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/kaleidoscope")
 }
 
 pub(crate) fn programs() -> Vec<(String, String, PathBuf)> {
