@@ -295,7 +295,12 @@ fn a_native_trap_is_caught_and_the_batch_goes_on() {
         .unwrap();
     let inputs: Vec<_> = [(7u32, 2u32), (1, 0), (9, 3)]
         .iter()
-        .map(|&(x, y)| encode(&[DataValue::I32(x as i32), DataValue::I32(y as i32)]))
+        .map(|&(x, y)| {
+            encode(
+                &[DataValue::I32(x as i32), DataValue::I32(y as i32)],
+                &case.main.signature,
+            )
+        })
         .collect();
     let outcomes = run_calls(linked.trampoline, linked.main, &inputs);
     assert_eq!(outcomes.len(), 3);

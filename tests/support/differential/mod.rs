@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use cranelift_codegen::data_value::DataValue;
-use cranelift_codegen::ir::{Function, Type};
+use cranelift_codegen::ir::{Function, Signature};
 use cranelift_codegen::Context;
 
 use crate::support::clifgen::{self, Case};
@@ -160,7 +160,7 @@ impl Harness {
         let slots: Vec<_> = case
             .inputs
             .iter()
-            .map(|args| native::encode(args))
+            .map(|args| native::encode(args, &case.main.signature))
             .collect();
         let cranelift = child::run_calls(linked.trampoline, linked.main, &slots);
         let llvm = match self.jit.link_llvm(id, tier1) {
@@ -177,13 +177,6 @@ impl Harness {
             }
         };
         drop(linked);
-        let ret_tys: Vec<Type> = case
-            .main
-            .signature
-            .returns
-            .iter()
-            .map(|p| p.value_type)
-            .collect();
         let (callee, main) = match compiled.as_slice() {
             [callee, main] => (Some(callee), main),
             [main] => (None, main),
@@ -205,10 +198,10 @@ impl Harness {
                     None
                 }
             };
-            let cranelift = native_verdict(&ret_tys, native_outcome, false);
+            let cranelift = native_verdict(&case.main.signature, native_outcome, false);
             let mut opinions = vec![("cranelift", cranelift)];
             if let Some(llvm) = &llvm {
-                opinions.push(("llvm", native_verdict(&ret_tys, llvm[i], true)));
+                opinions.push(("llvm", native_verdict(&case.main.signature, llvm[i], true)));
             }
             if let Some(interp) = interp {
                 opinions.insert(0, ("interpreter", interp));
@@ -269,15 +262,12 @@ fn first_line(s: &str) -> String {
 /// A native call's outcome as a verdict. `trap_codes`: whether the code
 /// marks traps with their code (LLVM's `ud1`), so a trap without one is a
 /// crash.
-pub fn native_verdict(ret_tys: &[Type], outcome: CallOutcome, trap_codes: bool) -> Verdict {
+pub fn native_verdict(sig: &Signature, outcome: CallOutcome, trap_codes: bool) -> Verdict {
     match outcome {
-        CallOutcome::Returned(slots) => Verdict::Values(
-            ret_tys
-                .iter()
-                .zip(slots)
-                .map(|(&ty, slot)| native::decode(ty, slot))
-                .collect(),
-        ),
+        CallOutcome::Returned(slots) => match orc_clif::values::decode_results(&slots, sig) {
+            Ok(values) => Verdict::Values(values),
+            Err(e) => Verdict::Crash(format!("results do not decode: {e}")),
+        },
         CallOutcome::Signal { signo, insn } => match (signo, insn, trap_codes) {
             (libc::SIGILL, TrapInsn::Ud1(code), true) => Verdict::Trap(Some(code)),
             (libc::SIGILL, TrapInsn::Ud2, false) | (libc::SIGFPE, _, false) => Verdict::Trap(None),

@@ -3,22 +3,17 @@
 //! LLVM layer. Each case is linked under its own resource tracker and
 //! symbol names, and removed when it is done.
 //!
-//! Every function is called through a trampoline compiled by Cranelift:
-//! `tramp(callee: i64, values: i64)` loads the arguments from 16-byte
-//! slots at `values`, calls `callee` with the case's signature and stores
-//! the results back into the first slots. One trampoline serves both
-//! tiers, so the tier-1 code is entered through the System V convention
-//! exactly as Cranelift code calls it.
+//! Every function is called through the test trampoline of `orc-clif`,
+//! compiled by Cranelift: `tramp(callee: i64, values: i64)` loads the
+//! arguments from 16-byte slots at `values`, calls `callee` with the case's
+//! signature and stores the results back into the first slots. One
+//! trampoline serves both tiers, so the tier-1 code is entered exactly as
+//! Cranelift code calls it.
 
 use std::sync::Arc;
 
 use cranelift_codegen::data_value::DataValue;
-use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
-use cranelift_codegen::ir::{
-    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, Type, UserFuncName,
-};
-use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_codegen::ir::{Function, Signature};
 use cranelift_module::{Linkage, Module};
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{ExecutionSession, JitDylib, ResourceTracker, SymbolFlags};
@@ -181,7 +176,8 @@ impl NativeJit {
         if has_callee {
             symbols.push((callee_name.clone(), CALLABLE));
         }
-        let tramp = trampoline(&case.main.signature);
+        let tramp = orc_clif::trampoline::build(&case.main.signature, &tramp_name)
+            .map_err(|e| format!("no trampoline for the signature: {e}"))?;
         let module = FnModule::new(format!("c{id}"), symbols, move |m: &mut dyn Module| {
             let mut funcs = funcs.into_iter();
             if has_callee {
@@ -243,67 +239,11 @@ fn define(m: &mut dyn Module, id: cranelift_module::FuncId, func: Function) -> R
         .map_err(|e| format!("{e:?}"))
 }
 
-/// The trampoline for functions of `sig` (see the module docs).
-pub fn trampoline(sig: &Signature) -> Function {
-    let mut tsig = Signature::new(CallConv::SystemV);
-    tsig.params.push(AbiParam::new(types::I64));
-    tsig.params.push(AbiParam::new(types::I64));
-    let mut func = Function::with_name_signature(UserFuncName::user(1, 0), tsig);
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let callee = b.block_params(entry)[0];
-    let values = b.block_params(entry)[1];
-    let mut flags = MemFlagsData::new();
-    flags.set_notrap();
-    flags.set_aligned();
-    let args: Vec<_> = sig
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, p)| b.ins().load(p.value_type, flags, values, (16 * i) as i32))
-        .collect();
-    let sig_ref = b.import_signature(sig.clone());
-    let call = b.ins().call_indirect(sig_ref, callee, &args);
-    let results = b.inst_results(call).to_vec();
-    for (i, r) in results.into_iter().enumerate() {
-        b.ins().store(flags, r, values, (16 * i) as i32);
-    }
-    b.ins().return_(&[]);
-    b.seal_all_blocks();
-    b.finalize(crate::support::clifgen::frontend_config());
-    func
-}
-
-/// The slots of an argument list.
-pub fn encode(args: &[DataValue]) -> [u128; SLOTS] {
+/// The slots of an argument list of a function of `sig`.
+pub fn encode(args: &[DataValue], sig: &Signature) -> [u128; SLOTS] {
+    let encoded = orc_clif::values::encode_args(args, sig)
+        .unwrap_or_else(|e| panic!("the generator made arguments that do not fit: {e}"));
     let mut slots = [0u128; SLOTS];
-    for (slot, v) in slots.iter_mut().zip(args) {
-        *slot = match *v {
-            DataValue::I8(x) => x as u8 as u128,
-            DataValue::I16(x) => x as u16 as u128,
-            DataValue::I32(x) => x as u32 as u128,
-            DataValue::I64(x) => x as u64 as u128,
-            DataValue::I128(x) => x as u128,
-            DataValue::F32(x) => x.bits() as u128,
-            DataValue::F64(x) => x.bits() as u128,
-            ref other => panic!("the generator makes no {other:?}"),
-        };
-    }
+    slots[..encoded.len()].copy_from_slice(&encoded);
     slots
-}
-
-/// The value of type `ty` a result slot holds.
-pub fn decode(ty: Type, slot: u128) -> DataValue {
-    match ty {
-        types::I8 => DataValue::I8(slot as u8 as i8),
-        types::I16 => DataValue::I16(slot as u16 as i16),
-        types::I32 => DataValue::I32(slot as u32 as i32),
-        types::I64 => DataValue::I64(slot as u64 as i64),
-        types::I128 => DataValue::I128(slot as i128),
-        types::F32 => DataValue::F32(Ieee32::with_bits(slot as u32)),
-        _ => DataValue::F64(Ieee64::with_bits(slot as u64)),
-    }
 }
