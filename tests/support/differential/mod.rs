@@ -76,6 +76,9 @@ pub struct Summary {
     pub skipped: BTreeMap<String, usize>,
     /// Cases where the LLVM runner took part.
     pub translated: usize,
+    /// Of those, cases also run with the tiers mixed (each main calling
+    /// the other tier's callee).
+    pub mixed: usize,
     /// Every disagreement, as a report.
     pub disagreements: Vec<String>,
 }
@@ -84,9 +87,10 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "clif differential: {} cases ({} translated), {} inputs, {} agreements ({} traps), {} disagreements",
+            "clif differential: {} cases ({} translated, {} also with mixed tiers), {} inputs, {} agreements ({} traps), {} disagreements",
             self.cases,
             self.translated,
+            self.mixed,
             self.inputs,
             self.agreements,
             self.traps,
@@ -163,19 +167,26 @@ impl Harness {
             .map(|args| native::encode(args, &case.main.signature))
             .collect();
         let cranelift = child::run_calls(linked.trampoline, linked.main, &slots);
-        let llvm = match self.jit.link_llvm(id, tier1) {
+        // The other runners: (name, outcomes, how their traps are marked).
+        let mut native_runs = Vec::new();
+        match self.jit.link_llvm(&format!("l{id}"), tier1, None) {
             Ok(llvm) => {
                 summary.translated += 1;
-                Some(child::run_calls(linked.trampoline, llvm.main, &slots))
+                let outcomes = child::run_calls(linked.trampoline, llvm.main, &slots);
+                native_runs.push(("llvm", outcomes, TrapMarks::Llvm));
+                if let Some(callee) = &case.callee {
+                    let mixed = self.run_mixed(id, tier1, &compiled, callee, &linked, &slots)?;
+                    native_runs.extend(mixed);
+                    summary.mixed += 1;
+                }
             }
             Err(LlvmLinkError::Unsupported(what)) => {
                 *summary.skipped.entry(what).or_default() += 1;
-                None
             }
             Err(LlvmLinkError::Failed(e)) => {
                 return Err(format!("the translation failed to compile: {e}"));
             }
-        };
+        }
         drop(linked);
         let (callee, main) = match compiled.as_slice() {
             [callee, main] => (Some(callee), main),
@@ -198,10 +209,11 @@ impl Harness {
                     None
                 }
             };
-            let cranelift = native_verdict(&case.main.signature, native_outcome, false);
+            let sig = &case.main.signature;
+            let cranelift = native_verdict(sig, native_outcome, TrapMarks::Cranelift);
             let mut opinions = vec![("cranelift", cranelift)];
-            if let Some(llvm) = &llvm {
-                opinions.push(("llvm", native_verdict(&case.main.signature, llvm[i], true)));
+            for (who, outcomes, marks) in &native_runs {
+                opinions.push((who, native_verdict(sig, outcomes[i], *marks)));
             }
             if let Some(interp) = interp {
                 opinions.insert(0, ("interpreter", interp));
@@ -237,6 +249,53 @@ impl Harness {
         }
     }
 
+    /// Runs the two mixed-tier versions of a case with a callee: Cranelift's
+    /// main calling the translated callee, and the translated main calling
+    /// Cranelift's callee (as tier-0 and tier-1 code call each other in a
+    /// tiered program).
+    fn run_mixed(
+        &self,
+        id: u64,
+        tier1: &Case,
+        compiled: &[Function],
+        callee: &Function,
+        linked: &native::Linked,
+        slots: &[[u128; child::SLOTS]],
+    ) -> Result<Vec<(&'static str, Vec<CallOutcome>, TrapMarks)>, String> {
+        let main = compiled.last().cloned().ok_or("no main")?;
+        let to_llvm = self
+            .jit
+            .link_cranelift_main(
+                &format!("m{id}"),
+                main,
+                &format!("l{id}_g"),
+                callee.signature.clone(),
+            )
+            .map_err(|e| format!("cranelift could not compile main calling llvm: {e}"))?;
+        let to_cranelift =
+            match self
+                .jit
+                .link_llvm(&format!("n{id}"), tier1, Some(&format!("c{id}_g")))
+            {
+                Ok(linked) => linked,
+                Err(LlvmLinkError::Unsupported(what) | LlvmLinkError::Failed(what)) => {
+                    return Err(format!("the translation of main alone failed: {what}"));
+                }
+            };
+        Ok(vec![
+            (
+                "cranelift main, llvm callee",
+                child::run_calls(linked.trampoline, to_llvm.main, slots),
+                TrapMarks::Either,
+            ),
+            (
+                "llvm main, cranelift callee",
+                child::run_calls(linked.trampoline, to_cranelift.main, slots),
+                TrapMarks::Either,
+            ),
+        ])
+    }
+
     /// The case's functions as Cranelift compiles them: with NaN
     /// canonicalization applied when the case sets it (Cranelift's own
     /// pass, which the compiler runs when the flag is set).
@@ -259,20 +318,35 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_owned()
 }
 
-/// A native call's outcome as a verdict. `trap_codes`: whether the code
-/// marks traps with their code (LLVM's `ud1`), so a trap without one is a
-/// crash.
-pub fn native_verdict(sig: &Signature, outcome: CallOutcome, trap_codes: bool) -> Verdict {
+/// How a runner's code marks traps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapMarks {
+    /// Cranelift: `ud2` without a code, or a hardware division fault.
+    Cranelift,
+    /// The translation: `ud1` with the code; anything else is a crash.
+    Llvm,
+    /// Code of both tiers calling each other: either kind.
+    Either,
+}
+
+/// A native call's outcome as a verdict.
+pub fn native_verdict(sig: &Signature, outcome: CallOutcome, marks: TrapMarks) -> Verdict {
     match outcome {
         CallOutcome::Returned(slots) => match orc_clif::values::decode_results(&slots, sig) {
             Ok(values) => Verdict::Values(values),
             Err(e) => Verdict::Crash(format!("results do not decode: {e}")),
         },
-        CallOutcome::Signal { signo, insn } => match (signo, insn, trap_codes) {
-            (libc::SIGILL, TrapInsn::Ud1(code), true) => Verdict::Trap(Some(code)),
-            (libc::SIGILL, TrapInsn::Ud2, false) | (libc::SIGFPE, _, false) => Verdict::Trap(None),
-            _ => Verdict::Crash(format!("signal {signo} at {insn:?}")),
-        },
+        CallOutcome::Signal { signo, insn } => {
+            let llvm = marks != TrapMarks::Cranelift;
+            let cranelift = marks != TrapMarks::Llvm;
+            match (signo, insn) {
+                (libc::SIGILL, TrapInsn::Ud1(code)) if llvm => Verdict::Trap(Some(code)),
+                (libc::SIGILL, TrapInsn::Ud2) | (libc::SIGFPE, _) if cranelift => {
+                    Verdict::Trap(None)
+                }
+                _ => Verdict::Crash(format!("signal {signo} at {insn:?}")),
+            }
+        }
         CallOutcome::Died { status } => {
             Verdict::Crash(format!("child ended with status {status:#x}"))
         }

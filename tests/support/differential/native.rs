@@ -46,14 +46,15 @@ pub enum LlvmLinkError {
     Failed(String),
 }
 
-/// A case's tier-1 code in memory, removed on drop.
-pub struct LinkedLlvm {
+/// A main function (and the callee it defines, if any) in memory,
+/// removed on drop.
+pub struct LinkedMain {
     tracker: ResourceTracker,
-    /// The translated main function.
+    /// The main function.
     pub main: u64,
 }
 
-impl Drop for LinkedLlvm {
+impl Drop for LinkedMain {
     fn drop(&mut self) {
         let _ = self.tracker.remove();
     }
@@ -101,16 +102,26 @@ impl NativeJit {
 
     /// Translates `case`'s functions as generated (the translation applies
     /// NaN canonicalization itself when the case sets it), compiles them
-    /// with LLVM and links them under the names `l{id}_*`; the translated
-    /// main calls the translated callee.
-    pub fn link_llvm(&self, id: u64, case: &Case) -> Result<LinkedLlvm, LlvmLinkError> {
-        let callee_name = format!("l{id}_g");
-        let main_name = format!("l{id}_f");
-        for (func, symbol) in case.functions().zip(
-            [&callee_name, &main_name]
-                .iter()
-                .skip(usize::from(case.callee.is_none())),
-        ) {
+    /// with LLVM and links them under the names `{prefix}_f` and
+    /// `{prefix}_g`; the translated main calls the translated callee, or,
+    /// with `import_callee`, the callee already linked under that symbol.
+    pub fn link_llvm(
+        &self,
+        prefix: &str,
+        case: &Case,
+        import_callee: Option<&str>,
+    ) -> Result<LinkedMain, LlvmLinkError> {
+        let main_name = format!("{prefix}_f");
+        let callee_name = match import_callee {
+            Some(symbol) => symbol.to_owned(),
+            None => format!("{prefix}_g"),
+        };
+        let defined_callee = case.callee.as_ref().filter(|_| import_callee.is_none());
+        let to_check = defined_callee
+            .map(|g| (g, &callee_name))
+            .into_iter()
+            .chain(std::iter::once((&case.main, &main_name)));
+        for (func, symbol) in to_check {
             if let Err(e) = check_translatable(func, symbol) {
                 return Err(match e {
                     TranslateError::Unsupported { what, .. } => LlvmLinkError::Unsupported(what),
@@ -129,8 +140,8 @@ impl NativeJit {
         let config = TranslateConfig {
             nan_canonicalization: case.nan_canonicalization,
         };
-        let mut module = ClifLlvmModule::new(format!("l{id}"), names, config);
-        if let Some(callee) = &case.callee {
+        let mut module = ClifLlvmModule::new(prefix, names, config);
+        if let Some(callee) = defined_callee {
             module = module.with_function(callee_name, callee.clone(), CALLABLE);
         }
         module = module.with_function(main_name.clone(), case.main.clone(), CALLABLE);
@@ -141,7 +152,7 @@ impl NativeJit {
             .add(&self.jd, Box::new(module), Some(&tracker))
             .and_then(|()| self.jd.lookup_symbol(&main_name));
         match linked {
-            Ok(sym) => Ok(LinkedLlvm {
+            Ok(sym) => Ok(LinkedMain {
                 tracker,
                 main: sym.addr.value(),
             }),
@@ -229,6 +240,56 @@ impl NativeJit {
             trampoline,
             main: main.value(),
         })
+    }
+}
+
+impl NativeJit {
+    /// Compiles `main` (as Cranelift compiles it) alone with Cranelift as
+    /// `{prefix}_f`, its calls to `u0:0` bound to `callee`, a symbol of
+    /// signature `callee_sig` already linked (the other tier's callee).
+    pub fn link_cranelift_main(
+        &self,
+        prefix: &str,
+        main: Function,
+        callee: &str,
+        callee_sig: Signature,
+    ) -> Result<LinkedMain, String> {
+        let tracker = self
+            .jd
+            .create_resource_tracker()
+            .map_err(|e| e.to_string())?;
+        let main_name = format!("{prefix}_f");
+        let (defined, callee) = (main_name.clone(), callee.to_owned());
+        let module = FnModule::new(
+            prefix,
+            vec![(main_name.clone(), CALLABLE)],
+            move |m: &mut dyn Module| {
+                let id = m
+                    .declare_function(&callee, Linkage::Import, &callee_sig)
+                    .map_err(|e| e.to_string())?;
+                if id.as_u32() != CALLEE_INDEX {
+                    return Err(format!("callee declared as {id}, not u0:0"));
+                }
+                let id = m
+                    .declare_function(&defined, Linkage::Export, &main.signature)
+                    .map_err(|e| e.to_string())?;
+                define(m, id, main)
+            },
+        );
+        let linked = self
+            .cranelift
+            .add(&self.jd, module, Some(&tracker))
+            .and_then(|()| self.jd.lookup_symbol(&main_name));
+        match linked {
+            Ok(sym) => Ok(LinkedMain {
+                tracker,
+                main: sym.addr.value(),
+            }),
+            Err(e) => {
+                let _ = tracker.remove();
+                Err(e.to_string())
+            }
+        }
     }
 }
 
