@@ -168,7 +168,7 @@ impl Harness {
             .collect();
         let cranelift = child::run_calls(linked.trampoline, linked.main, &slots);
         // The other runners: (name, outcomes, how their traps are marked).
-        let mut native_runs = Vec::new();
+        let mut native_runs: Vec<NativeRun> = Vec::new();
         match self.jit.link_llvm(&format!("l{id}"), tier1, None) {
             Ok(llvm) => {
                 summary.translated += 1;
@@ -261,7 +261,7 @@ impl Harness {
         callee: &Function,
         linked: &native::Linked,
         slots: &[[u128; child::SLOTS]],
-    ) -> Result<Vec<(&'static str, Vec<CallOutcome>, TrapMarks)>, String> {
+    ) -> Result<Vec<NativeRun>, String> {
         let main = compiled.last().cloned().ok_or("no main")?;
         let to_llvm = self
             .jit
@@ -317,6 +317,9 @@ impl Harness {
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_owned()
 }
+
+/// A native runner's name, outcomes (one per input) and trap marks.
+type NativeRun = (&'static str, Vec<CallOutcome>, TrapMarks);
 
 /// How a runner's code marks traps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
