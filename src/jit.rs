@@ -17,12 +17,13 @@ use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
     absolute_symbols, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
     ExecutorAddr, InPlaceDispatcher, JitDylib, LazyPoolDispatcher, PinGuard, Reclaimer, Result,
-    ThresholdPolicy, TierManager, TierPolicy,
+    ThresholdPolicy, TierManager, TierPolicy, TieredFunctions, TieredFunctionsConfig,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
 
 use crate::host;
+use crate::tiered::TieredLayer;
 
 /// Which code generator runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -295,6 +296,8 @@ pub struct Jit {
     lazy: Arc<LazyReexportsManager>,
     reclaimer: Reclaimer,
     config: JitConfig,
+    /// Made on first use (see [`Jit::tiered`]).
+    tiered: OnceLock<TieredLayer>,
 }
 
 impl Jit {
@@ -394,8 +397,33 @@ impl Jit {
             lazy,
             reclaimer,
             config,
+            tiered: OnceLock::new(),
         };
         Ok(jit)
+    }
+
+    /// The tiered layer: functions handed as Cranelift IR, compiled with
+    /// this JIT's tier policy, stubs in `main`, bodies in `main.impl`.
+    /// Made on first use. With [`Tier::Adaptive`] it takes the tier
+    /// manager's promotions, so a JIT drives its functions either through
+    /// it or through a [`KaleidoscopeJit`](crate::KaleidoscopeJit), not
+    /// both.
+    pub fn tiered(&self) -> &TieredLayer {
+        self.tiered.get_or_init(|| {
+            let functions = TieredFunctions::new(TieredFunctionsConfig {
+                stubs: self.main.clone(),
+                bodies: self.bodies.clone(),
+                lazy: self.lazy.clone(),
+                tiers: self.tiers.clone(),
+            });
+            TieredLayer::new(
+                functions,
+                self.cranelift.clone(),
+                self.llvm.clone(),
+                self.config.tier,
+                self.config.lazy,
+            )
+        })
     }
 
     /// The tier manager, with [`Tier::Adaptive`].

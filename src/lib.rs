@@ -11,6 +11,7 @@ pub mod clif;
 pub mod host;
 mod jit;
 mod kaleidoscope_jit;
+mod tiered;
 
 pub use jit::{
     DumpOptions, Jit, JitBuilder, JitConfig, LazyLlvmLayer, Tier, DEFAULT_TIER_THRESHOLD,
@@ -18,6 +19,7 @@ pub use jit::{
 pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
 };
+pub use tiered::{Tier1Lowering, TieredLayer};
 
 pub use orc_clif as clif_frontend;
 pub use orc_core as core;

@@ -10,6 +10,9 @@
 //! the [`LlvmLayer`] does that on demand and links the result through the
 //! core's object-linking layer. [`partition`] holds the module surgery that
 //! splits a module per function the way LLVM's CompileOnDemandLayer does.
+//! [`translate`] turns Cranelift IR into LLVM IR with Cranelift's exact
+//! semantics and ABI, so one lowering feeds both tiers
+//! ([`ClifLlvmModule`]).
 //!
 //! Failure policy: a module that fails to build or verify, that LLVM
 //! reports an error diagnostic for, or that makes LLVM stop with a fatal

@@ -235,6 +235,15 @@ block0(v0: f64, v1: f32):
     v3 = bitcast.i32 v1
     return v2, v3
 }
+function %fbits(f64, f64) -> f64 {
+block0(v0: f64, v1: f64):
+    v2 = band v0, v1
+    v3 = bor v2, v1
+    v4 = bxor v3, v0
+    v5 = bnot v4
+    v6 = bitselect v0, v5, v1
+    return v6
+}
 function %consts() -> f64, f32 {
 block0:
     v0 = f64const -0x1.8p3
@@ -271,5 +280,6 @@ block0:
     }
     h.check("bits", &inputs);
     h.check("consts", &[vec![]]);
+    h.check("fbits", &pairs(&f64s(), f64v));
     h.end();
 }

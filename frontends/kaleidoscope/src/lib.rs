@@ -65,9 +65,9 @@ pub use check::{check_program, parse_and_check};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
-    build_function, build_function_as, build_function_osr, lower_function, lower_function_as,
-    lower_function_osr, lower_program, signature, LowerError, LowerOptions, LoweredFunction,
-    LoweredSymbol,
+    build_function, build_function_as, build_function_osr, build_standalone, lower_function,
+    lower_function_as, lower_function_osr, lower_program, signature, LowerError, LowerOptions,
+    LoweredFunction, LoweredSymbol,
 };
 #[cfg(feature = "llvm")]
 pub use lower_llvm::{

@@ -37,9 +37,10 @@ use crate::diag::Span;
 use crate::osr::OsrSlot;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, AtomicRmwOp, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature,
-    UserFuncName, Value,
+    self, types, AbiParam, AtomicRmwOp, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature,
+    UserExternalName, UserFuncName, Value,
 };
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError};
@@ -163,10 +164,62 @@ pub fn build_function_osr<M: Module + ?Sized>(
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let frontend = module.isa().frontend_config();
+    let mut target = ModuleTarget { module };
+    build_body(&mut target, &mut ctx.func, func, name, osr_slots, frontend)?;
+    Ok(LoweredFunction {
+        id,
+        name: name.to_owned(),
+        ctx,
+    })
+}
+
+/// Builds `func` as a standalone Cranelift function in the System V
+/// convention, for a JIT that takes functions as CLIF (the tiered layer):
+/// each call names its callee (a Kaleidoscope function, an operator or a
+/// host function) by `names(callee)`. No module is involved and nothing is
+/// compiled.
+pub fn build_standalone(
+    func: &Function,
+    names: &mut dyn FnMut(&str) -> UserExternalName,
+) -> Result<ir::Function, LowerError> {
+    let mut target = NameTarget { names };
+    let mut out = ir::Function::new();
+    out.signature = target.signature(func.proto.arity());
+    let frontend = TargetFrontendConfig {
+        default_call_conv: CallConv::SystemV,
+        pointer_width: target_lexicon::PointerWidth::U64,
+        page_size_align_log2: 12,
+    };
+    build_body(
+        &mut target,
+        &mut out,
+        func,
+        &func.proto.name,
+        None,
+        frontend,
+    )?;
+    Ok(out)
+}
+
+/// Lowers `func`'s body into `out` (whose signature is set), calling
+/// through `target`.
+fn build_body(
+    target: &mut dyn CallTarget,
+    out: &mut ir::Function,
+    func: &Function,
+    name: &str,
+    osr_slots: Option<u64>,
+    frontend: TargetFrontendConfig,
+) -> Result<(), LowerError> {
+    let module_err = |source| LowerError::Module {
+        function: name.to_owned(),
+        source: Box::new(source),
+    };
     let mut fb_ctx = FunctionBuilderContext::new();
-    let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+    let builder = FunctionBuilder::new(out, &mut fb_ctx);
     let mut lowerer = FnLowerer {
-        module,
+        target,
         builder,
         scope: Vec::new(),
         callees: HashMap::new(),
@@ -186,15 +239,72 @@ pub fn build_function_osr<M: Module + ?Sized>(
             span,
         },
     })?;
-    let FnLowerer {
-        module, builder, ..
-    } = lowerer;
-    builder.finalize(module.isa().frontend_config());
-    Ok(LoweredFunction {
-        id,
-        name: name.to_owned(),
-        ctx,
-    })
+    lowerer.builder.finalize(frontend);
+    Ok(())
+}
+
+/// Where a lowered function's calls go: a module's declarations, or
+/// names a JIT gives.
+trait CallTarget {
+    /// The signature of a function of `arity` parameters.
+    fn signature(&self, arity: usize) -> Signature;
+    /// Imports callee `name` of signature `sig` into `func`.
+    fn declare_callee(
+        &mut self,
+        func: &mut ir::Function,
+        name: &str,
+        sig: &Signature,
+    ) -> Result<FuncRef, ModuleError>;
+}
+
+struct ModuleTarget<'m, M: Module + ?Sized> {
+    module: &'m mut M,
+}
+
+impl<M: Module + ?Sized> CallTarget for ModuleTarget<'_, M> {
+    fn signature(&self, arity: usize) -> Signature {
+        signature(&*self.module, arity)
+    }
+
+    fn declare_callee(
+        &mut self,
+        func: &mut ir::Function,
+        name: &str,
+        sig: &Signature,
+    ) -> Result<FuncRef, ModuleError> {
+        let id = self.module.declare_function(name, Linkage::Import, sig)?;
+        Ok(self.module.declare_func_in_func(id, func))
+    }
+}
+
+struct NameTarget<'n> {
+    names: &'n mut dyn FnMut(&str) -> UserExternalName,
+}
+
+impl CallTarget for NameTarget<'_> {
+    fn signature(&self, arity: usize) -> Signature {
+        let mut sig = Signature::new(CallConv::SystemV);
+        sig.params
+            .extend(std::iter::repeat_n(AbiParam::new(types::F64), arity));
+        sig.returns.push(AbiParam::new(types::F64));
+        sig
+    }
+
+    fn declare_callee(
+        &mut self,
+        func: &mut ir::Function,
+        name: &str,
+        sig: &Signature,
+    ) -> Result<FuncRef, ModuleError> {
+        let user = func.declare_imported_user_function((self.names)(name));
+        let signature = func.import_signature(sig.clone());
+        Ok(func.import_function(ir::ExtFuncData {
+            name: ir::ExternalName::User(user),
+            signature,
+            colocated: false,
+            patchable: false,
+        }))
+    }
 }
 
 /// Builds `func` and defines (compiles) it in `module`.
@@ -283,8 +393,8 @@ impl From<ModuleError> for Box<BodyError> {
 type BResult<T> = Result<T, Box<BodyError>>;
 
 /// The state of lowering one function body.
-struct FnLowerer<'a, M: Module + ?Sized> {
-    module: &'a mut M,
+struct FnLowerer<'a> {
+    target: &'a mut dyn CallTarget,
     builder: FunctionBuilder<'a>,
     /// Variables in scope, innermost last.
     scope: Vec<(&'a str, Variable)>,
@@ -302,7 +412,7 @@ struct FnLowerer<'a, M: Module + ?Sized> {
     pending: Vec<Value>,
 }
 
-impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
+impl<'a> FnLowerer<'a> {
     fn lower_body(&mut self, func: &'a Function) -> BResult<()> {
         let entry = self.builder.create_block();
         self.builder.append_block_params_for_function_params(entry);
@@ -378,9 +488,8 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
         let callee = match self.callees.get(name) {
             Some(&callee) => callee,
             None => {
-                let sig = signature(&*self.module, args.len());
-                let id = self.module.declare_function(name, Linkage::Import, &sig)?;
-                let callee = self.module.declare_func_in_func(id, self.builder.func);
+                let sig = self.target.signature(args.len());
+                let callee = self.target.declare_callee(self.builder.func, name, &sig)?;
                 self.callees.insert(name.to_owned(), callee);
                 callee
             }
@@ -563,7 +672,7 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
     /// and return its result; otherwise go on into the body.
     #[inline(never)]
     fn osr_check(&mut self, index: usize, slot: u64) {
-        let ptr = self.module.isa().pointer_type();
+        let ptr = types::I64;
         let slot_addr = self.builder.ins().iconst(ptr, slot as i64);
         let entry = self
             .builder
@@ -598,7 +707,7 @@ impl<'a, M: Module + ?Sized> FnLowerer<'a, M> {
             self.osr_sizes.get(index),
             "loop {index}'s state disagrees with osr_state_sizes"
         );
-        let sig = signature(&*self.module, state.len());
+        let sig = self.target.signature(state.len());
         let sig = self.builder.import_signature(sig);
         let call = self.builder.ins().call_indirect(sig, entry, &state);
         let result = self.builder.inst_results(call)[0];

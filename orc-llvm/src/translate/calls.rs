@@ -9,7 +9,7 @@ use inkwell::values::{BasicMetadataValueEnum, BasicValueEnum, CallSiteValue, Fun
 use inkwell::AddressSpace;
 
 use super::abi;
-use super::function::{Fail, Fx, Res};
+use super::function::{add_function_over_data, Fail, Fx, Res};
 
 impl<'ctx> Fx<'_, 'ctx> {
     /// The LLVM function a `FuncRef` names, declared if new.
@@ -26,14 +26,8 @@ impl<'ctx> Fx<'_, 'ctx> {
             }
             return Ok(f);
         }
-        if self.module.get_global(&name).is_some() {
-            return Err(Fail::Invalid(format!(
-                "callee '{name}' is already declared as data"
-            )));
-        }
-        let f = self
-            .module
-            .add_function(&name, fn_type, Some(Linkage::External));
+        let f = add_function_over_data(self.module, &name, fn_type).map_err(Fail::Invalid)?;
+        f.set_linkage(Linkage::External);
         abi::add_attributes(&self.ctx, f, sig);
         Ok(f)
     }

@@ -71,8 +71,21 @@ pub(super) fn translate<'ctx>(
                 message: format!("symbol '{symbol}' is declared with another type"),
             })
         }
-        None => module.add_function(symbol, fn_type, None),
+        None => add_function_over_data(module, symbol, fn_type).map_err(|message| {
+            TranslateError::Invalid {
+                function: symbol.to_owned(),
+                message,
+            }
+        })?,
     };
+    if uses_frame(func) {
+        // Cranelift keeps a frame pointer; `get_frame_pointer` and
+        // `get_return_address` need one in LLVM too.
+        f.add_attribute(
+            inkwell::attributes::AttributeLoc::Function,
+            ctx.create_string_attribute("frame-pointer", "all"),
+        );
+    }
     abi::add_attributes(ctx, f, &func.signature);
     let mut fx = Fx {
         ctx: module.get_context(),
@@ -85,6 +98,8 @@ pub(super) fn translate<'ctx>(
         values: HashMap::new(),
         blocks: HashMap::new(),
         slots: HashMap::new(),
+        addrs: HashMap::new(),
+        consts: HashMap::new(),
         trap_blocks: HashMap::new(),
         entry: None,
     };
@@ -109,6 +124,41 @@ pub(super) fn translate<'ctx>(
     }
 }
 
+/// Adds function `name` to `module`. A data declaration of the same name
+/// (made by a `symbol_value` before the function was known) gives way:
+/// its uses are redirected to the function.
+pub(super) fn add_function_over_data<'ctx>(
+    module: &Module<'ctx>,
+    name: &str,
+    fn_type: inkwell::types::FunctionType<'ctx>,
+) -> Result<FunctionValue<'ctx>, String> {
+    let data = module.get_global(name);
+    if let Some(g) = data {
+        if !g.is_declaration() {
+            return Err(format!("'{name}' is already defined as data"));
+        }
+        g.set_name("");
+    }
+    let f = module.add_function(name, fn_type, None);
+    if let Some(g) = data {
+        g.as_pointer_value()
+            .replace_all_uses_with(f.as_global_value().as_pointer_value());
+    }
+    Ok(f)
+}
+
+/// Whether `func` reads its frame or return address.
+fn uses_frame(func: &ir::Function) -> bool {
+    func.layout.blocks().any(|b| {
+        func.layout.block_insts(b).any(|i| {
+            matches!(
+                func.dfg.insts[i].opcode(),
+                Opcode::GetFramePointer | Opcode::GetReturnAddress | Opcode::GetStackPointer
+            )
+        })
+    })
+}
+
 /// The state of one function's translation.
 pub(super) struct Fx<'a, 'ctx> {
     pub(super) ctx: ContextRef<'ctx>,
@@ -121,6 +171,11 @@ pub(super) struct Fx<'a, 'ctx> {
     values: HashMap<ir::Value, BasicValueEnum<'ctx>>,
     blocks: HashMap<ir::Block, (BasicBlock<'ctx>, Vec<PhiValue<'ctx>>)>,
     pub(super) slots: HashMap<ir::StackSlot, PointerValue<'ctx>>,
+    /// Values known to be a stack slot's address plus a constant: the
+    /// slot's alloca, the offset and the slot's size.
+    pub(super) addrs: HashMap<ir::Value, (PointerValue<'ctx>, i64, u32)>,
+    /// Values known to be `iconst`s (of up to 64 bits), sign-extended.
+    pub(super) consts: HashMap<ir::Value, i64>,
     trap_blocks: HashMap<u8, BasicBlock<'ctx>>,
     pub(super) entry: Option<BasicBlock<'ctx>>,
 }
@@ -329,15 +384,6 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
         let data = func.dfg.insts[inst];
         let opcode = data.opcode();
         let args = func.dfg.inst_args(inst);
-        let vector = func
-            .dfg
-            .inst_results(inst)
-            .iter()
-            .chain(args)
-            .any(|&v| self.vty(v).is_vector());
-        if vector {
-            return self.simd(inst, &data);
-        }
         match (opcode, data) {
             (Opcode::Jump, InstructionData::Jump { destination, .. }) => {
                 let bb = self.edge(destination)?;
@@ -376,13 +422,30 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
                 self.b.build_call(f, &[], "")?;
             }
             (Opcode::Nop | Opcode::SequencePoint, _) => {}
-            _ => self.lower(inst, opcode, &data)?,
+            _ => {
+                let vector = func
+                    .dfg
+                    .inst_results(inst)
+                    .iter()
+                    .chain(args)
+                    .any(|&v| self.vty(v).is_vector());
+                if vector {
+                    self.simd(inst, opcode, &data)?;
+                } else {
+                    self.lower(inst, opcode, &data)?;
+                }
+            }
         }
         Ok(())
     }
 
     /// Lowers a non-control-flow scalar instruction.
-    fn lower(&mut self, inst: ir::Inst, opcode: Opcode, data: &InstructionData) -> Res<()> {
+    pub(super) fn lower(
+        &mut self,
+        inst: ir::Inst,
+        opcode: Opcode,
+        data: &InstructionData,
+    ) -> Res<()> {
         if let Some(vals) = self.int_op(inst, opcode, data)? {
             return self.def(inst, &vals);
         }

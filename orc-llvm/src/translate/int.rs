@@ -41,9 +41,19 @@ impl<'ctx> Fx<'_, 'ctx> {
         opcode: Opcode,
         data: &InstructionData,
     ) -> Res<Option<Vec<BasicValueEnum<'ctx>>>> {
-        let dfg = &self.func.dfg;
+        let func = self.func;
+        let dfg = &func.dfg;
         let args = dfg.inst_args(inst);
         let ctrl = dfg.ctrl_typevar(inst);
+        if ctrl == ir::types::I64 {
+            match (opcode, data) {
+                (Opcode::Iconst, InstructionData::UnaryImm { imm, .. }) => {
+                    self.consts.insert(dfg.inst_results(inst)[0], imm.bits());
+                }
+                (Opcode::Iadd, _) => self.track_address(dfg.inst_results(inst)[0], args),
+                _ => {}
+            }
+        }
         let arg = |i: usize| -> Res<IntValue<'ctx>> {
             let v = args
                 .get(i)
@@ -53,6 +63,15 @@ impl<'ctx> Fx<'_, 'ctx> {
         let bin = |op: Op| -> Res<Vec<BasicValueEnum<'ctx>>> {
             Ok(vec![self.b.build_binop(op, arg(0)?, arg(1)?, "")?])
         };
+        // The bitwise operations also apply to floats, on their bits.
+        if ctrl.is_float()
+            && matches!(
+                opcode,
+                Opcode::Band | Opcode::Bor | Opcode::Bxor | Opcode::Bnot | Opcode::Bitselect
+            )
+        {
+            return self.float_bits_op(opcode, args).map(Some);
+        }
         let v: BasicValueEnum<'ctx> = match (opcode, *data) {
             (Opcode::Iconst, InstructionData::UnaryImm { imm, .. }) => {
                 let t = self.ty(ctrl).into_int_type();
@@ -260,6 +279,59 @@ impl<'ctx> Fx<'_, 'ctx> {
             _ => return Ok(None),
         };
         Ok(Some(vec![v]))
+    }
+
+    /// Records `result = slot address + constant` when `args` are one of
+    /// each (see `Fx::address`).
+    fn track_address(&mut self, result: ir::Value, args: &[ir::Value]) {
+        let dfg = &self.func.dfg;
+        let [a, b] = [dfg.resolve_aliases(args[0]), dfg.resolve_aliases(args[1])];
+        let known = match (self.addrs.get(&a), self.consts.get(&b)) {
+            (Some(&(p, off, size)), Some(&c)) => Some((p, off.wrapping_add(c), size)),
+            _ => match (self.addrs.get(&b), self.consts.get(&a)) {
+                (Some(&(p, off, size)), Some(&c)) => Some((p, off.wrapping_add(c), size)),
+                _ => None,
+            },
+        };
+        if let Some(k) = known {
+            self.addrs.insert(result, k);
+        }
+    }
+
+    /// A bitwise operation on float operands: on their bits, as the float.
+    fn float_bits_op(
+        &mut self,
+        opcode: Opcode,
+        args: &[ir::Value],
+    ) -> Res<Vec<BasicValueEnum<'ctx>>> {
+        let mut ints = Vec::new();
+        let mut float_ty = None;
+        for &a in args {
+            let v = self.val(a)?;
+            float_ty = Some(v.get_type());
+            let it = super::abi::int_type(&self.ctx, self.vty(a).bits());
+            ints.push(self.b.build_bit_cast(v, it, "")?.into_int_value());
+        }
+        let ft = float_ty.ok_or_else(|| Fail::Invalid(format!("{opcode} without operands")))?;
+        let get = |i: usize| {
+            ints.get(i)
+                .copied()
+                .ok_or_else(|| Fail::Invalid(format!("{opcode} lacks operand {i}")))
+        };
+        let r = match opcode {
+            Opcode::Band => self.b.build_and(get(0)?, get(1)?, "")?,
+            Opcode::Bor => self.b.build_or(get(0)?, get(1)?, "")?,
+            Opcode::Bxor => self.b.build_xor(get(0)?, get(1)?, "")?,
+            Opcode::Bnot => self.b.build_not(get(0)?, "")?,
+            _ => {
+                let (c, x, y) = (get(0)?, get(1)?, get(2)?);
+                let a = self.b.build_and(c, x, "")?;
+                let nc = self.b.build_not(c, "")?;
+                let o = self.b.build_and(nc, y, "")?;
+                self.b.build_or(a, o, "")?
+            }
+        };
+        Ok(vec![self.b.build_bit_cast(r, ft, "")?])
     }
 
     /// `x op y` of an `llvm.*.with.overflow` intrinsic: (result, i1 flag).

@@ -6,6 +6,14 @@
 //! consistent, as Cranelift's are), fences, and the frame and return
 //! address.
 //!
+//! An access without `notrap` may fault in Cranelift's code, and that fault
+//! is behaviour: it is kept by making the LLVM access volatile (LLVM would
+//! otherwise delete an unused load or a dead store). Frontends mark the
+//! accesses that cannot fault `notrap` (`MemFlagsData::trusted()`), and
+//! those are optimized freely, as are accesses inside a stack slot: an
+//! address known to be a slot's plus a constant is a `getelementptr` on
+//! the slot's alloca, so LLVM can promote the slot to registers.
+//!
 //! Addresses are CLIF integers (i64 on x86-64) converted with `inttoptr`
 //! at each access; offsets are added with wrapping arithmetic, never with
 //! `inbounds`.
@@ -36,8 +44,35 @@ impl<'ctx> Fx<'_, 'ctx> {
         Ok(())
     }
 
-    /// `base + offset` as a pointer.
-    pub(super) fn address(&self, base: IntValue<'ctx>, offset: i64) -> Res<PointerValue<'ctx>> {
+    /// CLIF address `base + offset` as a pointer. An address known to
+    /// point into a stack slot becomes a `getelementptr` on its alloca, so
+    /// LLVM can promote the slot to registers (`inttoptr` would make it
+    /// escape).
+    pub(super) fn address(&self, base: ir::Value, offset: i64) -> Res<PointerValue<'ctx>> {
+        let base = self.func.dfg.resolve_aliases(base);
+        if let Some(&(ptr, known, _)) = self.addrs.get(&base) {
+            let i8t = self.ctx.i8_type();
+            let off = self
+                .ctx
+                .i64_type()
+                .const_int(known.wrapping_add(offset) as u64, true);
+            // SAFETY: a `getelementptr` (without `inbounds`) on `i8` with one
+            // i64 index is well-formed IR for any pointer and index: it only
+            // computes `ptr + off`, exactly the CLIF address; inkwell marks
+            // GEPs unsafe because ill-typed indices abort LLVM, and these
+            // are not.
+            let p = unsafe { self.b.build_gep(i8t, ptr, &[off], "")? };
+            return Ok(p);
+        }
+        self.address_of_int(self.int(base)?, offset)
+    }
+
+    /// Integer address `base + offset` as a pointer.
+    pub(super) fn address_of_int(
+        &self,
+        base: IntValue<'ctx>,
+        offset: i64,
+    ) -> Res<PointerValue<'ctx>> {
         let base = if offset == 0 {
             base
         } else {
@@ -49,12 +84,14 @@ impl<'ctx> Fx<'_, 'ctx> {
             .build_int_to_ptr(base, self.ctx.ptr_type(AddressSpace::default()), "")?)
     }
 
-    /// Loads `ty` from `ptr` honouring `flags` (alignment, endianness).
+    /// Loads `ty` from `ptr` honouring `flags` (alignment, endianness); a
+    /// load that `may_fault` is kept (see the module docs).
     pub(super) fn load_typed(
         &self,
         ptr: PointerValue<'ctx>,
         ty: ir::Type,
         flags: MemFlags,
+        may_fault: bool,
     ) -> Res<BasicValueEnum<'ctx>> {
         let data = self.func.dfg.mem_flags[flags];
         let big = data.explicit_endianness() == Some(Endianness::Big);
@@ -66,6 +103,9 @@ impl<'ctx> Fx<'_, 'ctx> {
         };
         let v = self.b.build_load(access_ty, ptr, "")?;
         self.set_align(v, ty, data.aligned())?;
+        if may_fault {
+            self.keep_access(v.as_instruction_value())?;
+        }
         if big && !ty.is_vector() {
             let swapped = self.bswap(v.into_int_value())?;
             return Ok(self.b.build_bit_cast(swapped, llty, "")?);
@@ -73,13 +113,15 @@ impl<'ctx> Fx<'_, 'ctx> {
         Ok(v)
     }
 
-    /// Stores `v` (of CLIF type `ty`) to `ptr` honouring `flags`.
+    /// Stores `v` (of CLIF type `ty`) to `ptr` honouring `flags`; a store
+    /// that `may_fault` is kept.
     pub(super) fn store_typed(
         &self,
         ptr: PointerValue<'ctx>,
         v: BasicValueEnum<'ctx>,
         ty: ir::Type,
         flags: MemFlags,
+        may_fault: bool,
     ) -> Res<()> {
         let data = self.func.dfg.mem_flags[flags];
         let big = data.explicit_endianness() == Some(Endianness::Big);
@@ -93,6 +135,46 @@ impl<'ctx> Fx<'_, 'ctx> {
         let st = self.b.build_store(ptr, v)?;
         st.set_alignment(if data.aligned() { ty.bytes() } else { 1 })
             .map_err(|e| Fail::Invalid(format!("store alignment: {e}")))?;
+        if may_fault {
+            self.keep_access(Some(st))?;
+        }
+        Ok(())
+    }
+
+    /// Whether an access of `bytes` at `base + offset` with `flags` may
+    /// fault: not when flagged `notrap`, nor when it lies inside a stack
+    /// slot.
+    pub(super) fn may_fault(
+        &self,
+        flags: MemFlags,
+        base: ir::Value,
+        offset: i64,
+        bytes: u32,
+    ) -> bool {
+        if self.func.dfg.mem_flags[flags].notrap() {
+            return false;
+        }
+        let base = self.func.dfg.resolve_aliases(base);
+        match self.addrs.get(&base) {
+            Some(&(_, known, size)) => {
+                let start = i128::from(known) + i128::from(offset);
+                !(start >= 0 && start + i128::from(bytes) <= i128::from(size))
+            }
+            None => true,
+        }
+    }
+
+    /// Makes an access that may trap volatile: LLVM deletes unused loads
+    /// and dead stores, and so would drop the fault Cranelift's code takes.
+    /// Accesses flagged `notrap` stay plain, free to be optimized.
+    pub(super) fn keep_access(
+        &self,
+        inst: Option<inkwell::values::InstructionValue<'ctx>>,
+    ) -> Res<()> {
+        if let Some(i) = inst {
+            i.set_volatile(true)
+                .map_err(|e| Fail::Invalid(format!("volatile access: {e}")))?;
+        }
         Ok(())
     }
 
@@ -148,8 +230,11 @@ impl<'ctx> Fx<'_, 'ctx> {
                 flags,
             } => {
                 let base = self.global_value(*base)?;
-                let ptr = self.address(base, i64::from(*offset))?;
-                Ok(self.load_typed(ptr, *global_type, *flags)?.into_int_value())
+                let ptr = self.address_of_int(base, i64::from(*offset))?;
+                let may_fault = !self.func.dfg.mem_flags[*flags].notrap();
+                Ok(self
+                    .load_typed(ptr, *global_type, *flags, may_fault)?
+                    .into_int_value())
             }
             GlobalValueData::IAddImm { base, offset, .. } => {
                 let base = self.global_value(*base)?;
@@ -196,7 +281,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                     arg, flags, offset, ..
                 },
             ) => {
-                let ptr = self.address(self.int(arg)?, i64::from(offset))?;
+                let ptr = self.address(arg, i64::from(offset))?;
                 let (mem_ty, signed) = match opcode {
                     Opcode::Uload8 => (ir::types::I8, false),
                     Opcode::Sload8 => (ir::types::I8, true),
@@ -206,7 +291,8 @@ impl<'ctx> Fx<'_, 'ctx> {
                     Opcode::Sload32 => (ir::types::I32, true),
                     _ => (ctrl, false),
                 };
-                let v = self.load_typed(ptr, mem_ty, flags)?;
+                let may_fault = self.may_fault(flags, arg, i64::from(offset), mem_ty.bytes());
+                let v = self.load_typed(ptr, mem_ty, flags, may_fault)?;
                 if mem_ty == ctrl {
                     v
                 } else {
@@ -225,7 +311,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                     ..
                 },
             ) => {
-                let ptr = self.address(self.int(args[1])?, i64::from(offset))?;
+                let ptr = self.address(args[1], i64::from(offset))?;
                 let mut v = self.val(args[0])?;
                 let mut ty = self.vty(args[0]);
                 let narrow = match opcode {
@@ -239,7 +325,8 @@ impl<'ctx> Fx<'_, 'ctx> {
                     v = self.b.build_int_truncate(v.into_int_value(), t, "")?.into();
                     ty = n;
                 }
-                self.store_typed(ptr, v, ty, flags)?;
+                let may_fault = self.may_fault(flags, args[1], i64::from(offset), ty.bytes());
+                self.store_typed(ptr, v, ty, flags, may_fault)?;
                 return Ok(Some(vec![]));
             }
             (
@@ -252,6 +339,11 @@ impl<'ctx> Fx<'_, 'ctx> {
                     .slots
                     .get(&stack_slot)
                     .ok_or_else(|| Fail::Invalid(format!("unknown stack slot {stack_slot}")))?;
+                if ctrl == ir::types::I64 {
+                    let result = dfg.inst_results(inst)[0];
+                    let size = self.func.sized_stack_slots[stack_slot].size;
+                    self.addrs.insert(result, (slot, i64::from(offset), size));
+                }
                 let addr = self.b.build_ptr_to_int(slot, i64t, "")?;
                 let off = i64t.const_int(i64::from(offset) as u64, true);
                 let addr = self.b.build_int_add(addr, off, "")?;
@@ -262,7 +354,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                 self.global_value(global_value)?.into()
             }
             (Opcode::AtomicLoad, InstructionData::LoadNoOffset { arg, .. }) => {
-                let ptr = self.address(self.int(arg)?, 0)?;
+                let ptr = self.address(arg, 0)?;
                 let v = self.b.build_load(self.ty(ctrl), ptr, "")?;
                 let i = v
                     .as_instruction_value()
@@ -273,7 +365,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                 v
             }
             (Opcode::AtomicStore, InstructionData::StoreNoOffset { args, .. }) => {
-                let ptr = self.address(self.int(args[1])?, 0)?;
+                let ptr = self.address(args[1], 0)?;
                 let v = self.val(args[0])?;
                 let st = self.b.build_store(ptr, v)?;
                 st.set_alignment(self.vty(args[0]).bytes())
@@ -282,7 +374,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                 return Ok(Some(vec![]));
             }
             (Opcode::AtomicRmw, InstructionData::AtomicRmw { args, op, .. }) => {
-                let ptr = self.address(self.int(args[0])?, 0)?;
+                let ptr = self.address(args[0], 0)?;
                 let x = self.int(args[1])?;
                 let op = match op {
                     AtomicRmwOp::Add => AtomicRMWBinOp::Add,
@@ -300,7 +392,7 @@ impl<'ctx> Fx<'_, 'ctx> {
                 self.b.build_atomicrmw(op, ptr, x, seq)?.into()
             }
             (Opcode::AtomicCas, InstructionData::AtomicCas { args, .. }) => {
-                let ptr = self.address(self.int(args[0])?, 0)?;
+                let ptr = self.address(args[0], 0)?;
                 let (e, r) = (self.int(args[1])?, self.int(args[2])?);
                 let pair = self.b.build_cmpxchg(ptr, e, r, seq, seq)?;
                 self.b.build_extract_value(pair, 0, "")?
@@ -308,6 +400,16 @@ impl<'ctx> Fx<'_, 'ctx> {
             (Opcode::Fence, _) => {
                 self.b.build_fence(seq, false, "")?;
                 return Ok(Some(vec![]));
+            }
+            (Opcode::GetStackPointer, _) => {
+                // llvm.read_register.i64(metadata !{!"rsp"})
+                let f = self.intrinsic("llvm.read_register", &[i64t.into()])?;
+                let name = self.ctx.metadata_string("rsp");
+                let node = self.ctx.metadata_node(&[name.into()]);
+                let call = self.b.build_call(f, &[node.into()], "")?;
+                call.try_as_basic_value()
+                    .basic()
+                    .ok_or_else(|| Fail::Invalid("read_register returned nothing".into()))?
             }
             (Opcode::GetFramePointer | Opcode::GetReturnAddress, _) => {
                 let name = if opcode == Opcode::GetFramePointer {

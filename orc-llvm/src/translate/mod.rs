@@ -14,6 +14,34 @@
 //! Files: `check.rs` decides what is supported, `abi.rs` maps signatures,
 //! `function.rs` walks blocks and control flow, `int.rs`, `float.rs`,
 //! `memory.rs`, `calls.rs` and `simd.rs` lower the instructions.
+//!
+//! Known limits: the `tail` calling convention (so `return_call`), `sret`
+//! parameters, return areas (more than two integer or two float/vector
+//! results), thread-local symbols, pinned registers,
+//! exceptions (`try_call`), dynamic vectors, f16/f128 and float conversions
+//! of i128 are [`TranslateError::Unsupported`]. A memory access without
+//! `notrap` that faults in tier-1 code raises the same signal as in
+//! Cranelift's code, but the fault address is not in any Cranelift trap
+//! table.
+//!
+//! # Example
+//!
+//! ```
+//! use orc_core::SymbolFlags;
+//! use orc_llvm::{default_name_resolver, ClifLlvmModule, LlvmCompiler, LlvmConfig, TranslateConfig};
+//!
+//! let clif = "function %square(i64) -> i64 {
+//! block0(v0: i64):
+//!     v1 = imul v0, v0
+//!     return v1
+//! }";
+//! let func = cranelift_reader::parse_functions(clif).unwrap().remove(0);
+//! orc_llvm::check_translatable(&func, "square").unwrap();
+//! let module = ClifLlvmModule::new("m", default_name_resolver(), TranslateConfig::default())
+//!     .with_function("square", func, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE);
+//! let compiled = LlvmCompiler::new(LlvmConfig::default()).unwrap().compile(Box::new(module)).unwrap();
+//! assert_eq!(compiled.functions[0].name, "square");
+//! ```
 
 mod abi;
 mod calls;

@@ -1,0 +1,550 @@
+//! Tiering for any frontend: a frontend hands Cranelift IR, once per
+//! function, and gets both tiers.
+//!
+//! ```text
+//! frontend --CLIF--> TieredLayer --Cranelift (+ counters, OSR checks)--> tier-0 body --+
+//!                         |                                                              +--> linker
+//!                         +--CLIF -> LLVM IR (orc_llvm::translate), O2--> tier-1 body --+   (stub repointed)
+//! ```
+//!
+//! The [`TieredLayer`] composes the Jit's two layers with
+//! [`orc_core::TieredFunctions`], which keeps what knows no IR (ids,
+//! versions, stubs, promotion batches, release). This half keeps each
+//! function version's CLIF as the frontend built it, compiles it with the
+//! JIT's tier policy, and is the [`Tier1Compiler`] that promotions call:
+//! it translates the CLIF to LLVM IR, with one on-stack-replacement entry
+//! per loop the tier-0 code checks (`orc_cranelift::osr`: a loop's state is
+//! what is live at its header, so a frontend does nothing for OSR).
+//!
+//! Names in the CLIF a frontend builds: calls to a tiered function name it
+//! with [`TieredLayer::func_name`] (namespace 0: its stub, so redefinition
+//! and tier-up reach every caller), anything else with
+//! [`TieredLayer::import`] (namespace 1: a host or process symbol), and
+//! `%name` test-case names stand for the symbol `name`. Tier-1 code calls
+//! itself directly, as LLVM's CompileOnDemand leaves a function's
+//! recursion.
+//!
+//! A function the translation does not cover stays in tier 0 under
+//! `Tier::Adaptive` (named once through the session's error reporter, and
+//! in [`TieredLayer::untranslated`]); under `Tier::One` its compile fails
+//! with the translator's error, which names the instruction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
+use orc_core::{
+    Body, CodeTier, Definition, Error, ExecutorAddr, FuncId, FunctionStats, ResourceTracker,
+    Result, SymbolFlags, Tier1Compiler, Tier1Request, TieredFunctions,
+};
+use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops};
+use orc_cranelift::{CraneliftLayer, FunctionModule, NameResolver};
+use orc_llvm::translate::{check_translatable, ClifLlvmModule, TranslateConfig};
+use orc_llvm::LlvmModule;
+
+use crate::jit::{LazyLlvmLayer, Tier};
+
+const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
+
+/// The namespace of [`TieredLayer::func_name`] names.
+const FUNCTIONS: u32 = 0;
+/// The namespace of [`TieredLayer::import`] names.
+const IMPORTS: u32 = 1;
+
+/// Tiered functions built from Cranelift IR; see the module docs. Made by
+/// [`Jit::tiered`](crate::Jit::tiered); cheap to clone.
+#[derive(Clone)]
+pub struct TieredLayer {
+    state: Arc<State>,
+}
+
+struct State {
+    functions: TieredFunctions,
+    cranelift: Arc<CraneliftLayer>,
+    llvm: Arc<LazyLlvmLayer>,
+    tier: Tier,
+    lazy: bool,
+    translate: TranslateConfig,
+    tables: Mutex<Tables>,
+}
+
+/// A frontend's own tier-1 lowering, used instead of translating its CLIF
+/// (on-stack-replacement entries are translated either way: they are
+/// derived from the CLIF the tier-0 code runs).
+pub trait Tier1Lowering: Send + Sync {
+    /// A module defining, for each `(function, version, symbol)`, that
+    /// version's tier-1 body under `symbol` (a function calls itself by
+    /// its own symbol, anything else by name), or `None` to translate.
+    fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn LlvmModule>>;
+}
+
+#[derive(Default)]
+struct Tables {
+    /// The frontend's own tier-1 lowering, if it set one.
+    lowering: Option<Arc<dyn Tier1Lowering>>,
+    /// Each current function version's CLIF, as the frontend built it (the
+    /// source of its tier-1 body and OSR entries).
+    sources: HashMap<FuncId, (u32, Arc<ir::Function>)>,
+    /// Namespace-1 symbols by index.
+    imports: Vec<String>,
+    import_index: HashMap<String, u32>,
+    /// Functions the translation could not take, with what it named.
+    untranslated: Vec<(String, String)>,
+}
+
+impl TieredLayer {
+    pub(crate) fn new(
+        functions: TieredFunctions,
+        cranelift: Arc<CraneliftLayer>,
+        llvm: Arc<LazyLlvmLayer>,
+        tier: Tier,
+        lazy: bool,
+    ) -> Self {
+        let state = Arc::new(State {
+            functions,
+            cranelift,
+            llvm,
+            tier,
+            lazy,
+            translate: TranslateConfig::default(),
+            tables: Mutex::new(Tables::default()),
+        });
+        state
+            .functions
+            .set_tier1_compiler(Arc::new(Promoter(Arc::downgrade(&state))));
+        TieredLayer { state }
+    }
+
+    /// The IR-free half: ids, versions, stubs, statistics.
+    pub fn functions(&self) -> &TieredFunctions {
+        &self.state.functions
+    }
+
+    /// Registers a function called `name` (the symbol of its stub, its
+    /// address for callers), to be defined with [`Self::define`].
+    pub fn declare(&self, name: &str) -> Result<FuncId> {
+        self.state.functions.declare(name)
+    }
+
+    /// The external name by which CLIF calls (or takes the address of)
+    /// function `id`: its stub.
+    pub fn func_name(&self, id: FuncId) -> UserExternalName {
+        UserExternalName::new(FUNCTIONS, id.index())
+    }
+
+    /// The external name by which CLIF refers to `symbol`, a host function
+    /// or any symbol the JIT's dylibs find.
+    pub fn import(&self, symbol: &str) -> UserExternalName {
+        let mut tables = self.state.lock();
+        let next = tables.imports.len() as u32;
+        let index = *tables.import_index.entry(symbol.to_owned()).or_insert(next);
+        if index == next {
+            tables.imports.push(symbol.to_owned());
+        }
+        UserExternalName::new(IMPORTS, index)
+    }
+
+    /// Defines functions, or redefines them. New functions are defined
+    /// first, together: lazy units behind their stubs (compiled now, as
+    /// one module, when the JIT is eager). Then each redefinition (of a
+    /// function defined before, or a repeat in `defs`), in order, is
+    /// compiled now under a version of its own, its stub is repointed, and
+    /// the old body is released once no thread can be running it.
+    pub fn define(&self, defs: Vec<(FuncId, ir::Function)>) -> Result<()> {
+        let mut new = Vec::new();
+        let mut again = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (id, func) in defs {
+            if !self.state.functions.is_defined(id)? && seen.insert(id) {
+                new.push((id, func));
+            } else {
+                again.push((id, func));
+            }
+        }
+        if !new.is_empty() {
+            self.define_new(new)?;
+        }
+        for (id, func) in again {
+            self.redefine(id, func)?;
+        }
+        Ok(())
+    }
+
+    fn define_new(&self, new: Vec<(FuncId, ir::Function)>) -> Result<()> {
+        let functions = &self.state.functions;
+        let ids: Vec<FuncId> = new.iter().map(|(id, _)| *id).collect();
+        if self.state.lazy {
+            let mut defs = Vec::with_capacity(new.len());
+            for (id, func) in new {
+                let tracker = functions.bodies_dylib().create_resource_tracker()?;
+                let (tier, osr) = self.state.add_body(id, 0, func, &tracker)?;
+                defs.push(Definition {
+                    id,
+                    version: 0,
+                    tier,
+                    body: Body::new(tracker),
+                    osr,
+                });
+            }
+            functions.define_new(defs)
+        } else {
+            let tracker = functions.bodies_dylib().create_resource_tracker()?;
+            let funcs = new.into_iter().map(|(id, f)| (id, 0, f)).collect();
+            let (tier, slots) = self.state.add_module(funcs, &tracker)?;
+            let body = Body::new(tracker);
+            let defs = ids
+                .iter()
+                .zip(slots)
+                .map(|(&id, osr)| Definition {
+                    id,
+                    version: 0,
+                    tier,
+                    body: body.clone(),
+                    osr,
+                })
+                .collect();
+            functions.define_new(defs)?;
+            functions.compile_now(&ids)
+        }
+    }
+
+    /// Compiles `func` now in the JIT's first tier as `symbol` in the
+    /// bodies dylib, under `tracker`, untiered (no counters): for code run
+    /// once, such as a top-level expression. Returns its address.
+    pub fn add_untiered(
+        &self,
+        symbol: &str,
+        func: ir::Function,
+        tracker: &ResourceTracker,
+    ) -> Result<ExecutorAddr> {
+        let state = &self.state;
+        let bodies = state.functions.bodies_dylib();
+        match state.first_tier() {
+            CodeTier::Zero => {
+                let module = FunctionModule::new(symbol, state.resolver(HashMap::new()))
+                    .with_function(symbol, func, CALLABLE);
+                state.cranelift.add(bodies, Box::new(module), Some(tracker))?;
+            }
+            CodeTier::One => {
+                let module = ClifLlvmModule::new(
+                    symbol,
+                    state.resolver(HashMap::new()),
+                    state.translate.clone(),
+                )
+                .with_function(symbol, func, CALLABLE);
+                state.llvm.get()?.add(bodies, Box::new(module), Some(tracker))?;
+            }
+        }
+        Ok(bodies.lookup_symbol(symbol)?.addr)
+    }
+
+    fn redefine(&self, id: FuncId, func: ir::Function) -> Result<()> {
+        let functions = &self.state.functions;
+        let version = functions.new_version(id)?;
+        let tracker = functions.bodies_dylib().create_resource_tracker()?;
+        let (tier, osr) = self.state.add_body(id, version, func, &tracker)?;
+        let body = functions.body(id, tier, version)?;
+        let addr = match functions.bodies_dylib().lookup_symbol(&body) {
+            Ok(def) => def.addr,
+            Err(e) => {
+                let _ = tracker.remove();
+                return Err(e);
+            }
+        };
+        let def = Definition {
+            id,
+            version,
+            tier,
+            body: Body::new(tracker),
+            osr,
+        };
+        functions.replace(def, addr)
+    }
+
+    /// The function's canonical address: its stub.
+    pub fn address(&self, id: FuncId) -> Result<ExecutorAddr> {
+        self.state.functions.address(id)
+    }
+
+    /// Every function's statistics.
+    pub fn stats(&self) -> Vec<FunctionStats> {
+        self.state.functions.stats()
+    }
+
+    /// Uses `lowering` for tier-1 bodies instead of the translation (for
+    /// the functions it takes; `None` goes back to translating).
+    pub fn set_tier1_lowering(&self, lowering: Option<Arc<dyn Tier1Lowering>>) {
+        self.state.lock().lowering = lowering;
+    }
+
+    /// The functions the translation to tier 1 could not take, each with
+    /// what it named (an instruction, a type), in the order met.
+    pub fn untranslated(&self) -> Vec<(String, String)> {
+        self.state.lock().untranslated.clone()
+    }
+}
+
+impl std::fmt::Debug for TieredLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredLayer")
+            .field("tier", &self.state.tier)
+            .field("functions", &self.state.functions)
+            .finish()
+    }
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tier a new body is compiled by.
+    fn first_tier(&self) -> CodeTier {
+        match self.tier {
+            Tier::Zero | Tier::Adaptive => CodeTier::Zero,
+            Tier::One => CodeTier::One,
+        }
+    }
+
+    /// Resolves names for code of this layer; `own` maps functions to the
+    /// symbols their own references use instead of the stub (tier-1 self
+    /// calls).
+    fn resolver(self: &Arc<Self>, own: HashMap<u32, String>) -> NameResolver {
+        let state = Arc::downgrade(self);
+        let libcalls = cranelift_module::default_libcall_names();
+        Arc::new(move |func: &ir::Function, name: &ExternalName| match name {
+            ExternalName::User(r) => {
+                let n = func.params.user_named_funcs().get(*r)?;
+                let state = state.upgrade()?;
+                match n.namespace {
+                    FUNCTIONS => {
+                        let own_ref = match &func.name {
+                            UserFuncName::User(me) => me == n,
+                            UserFuncName::Testcase(_) => false,
+                        };
+                        match own.get(&n.index) {
+                            Some(symbol) if own_ref => Some(symbol.clone()),
+                            _ => state
+                                .functions
+                                .name(FuncId::from_index(n.index))
+                                .ok()
+                                .map(|s| s.to_string()),
+                        }
+                    }
+                    IMPORTS => state.lock().imports.get(n.index as usize).cloned(),
+                    _ => None,
+                }
+            }
+            ExternalName::TestCase(t) => std::str::from_utf8(t.raw()).ok().map(str::to_owned),
+            ExternalName::LibCall(call) => Some(libcalls(*call)),
+            ExternalName::KnownSymbol(_) => None,
+        })
+    }
+
+    /// Prepares version `version` of `id` for its first tier: keeps its
+    /// CLIF as the tier-1 source, registers it for tiering and adds the
+    /// OSR checks under adaptive tiering. Returns the CLIF to compile and
+    /// the OSR slots.
+    fn prepare(
+        &self,
+        id: FuncId,
+        version: u32,
+        mut func: ir::Function,
+    ) -> Result<(ir::Function, Option<Arc<[orc_core::OsrSlot]>>)> {
+        // The function's own name: tier-1 code recognizes its recursion by
+        // it (see `resolver`).
+        func.name = UserFuncName::User(UserExternalName::new(FUNCTIONS, id.index()));
+        if self.tier != Tier::Adaptive {
+            return Ok((func, None));
+        }
+        self.lock()
+            .sources
+            .insert(id, (version, Arc::new(func.clone())));
+        self.functions.register_for_tiering(id, version)?;
+        let loops = osr_loops(&func);
+        if loops.is_empty() {
+            return Ok((func, None));
+        }
+        let slots = TieredFunctions::osr_slots(loops.len());
+        add_osr_checks(&mut func, &loops, slots.as_ptr() as u64);
+        Ok((func, Some(slots)))
+    }
+
+    /// Adds version `version` of `id` as a unit of its first tier under
+    /// `tracker`.
+    fn add_body(
+        self: &Arc<Self>,
+        id: FuncId,
+        version: u32,
+        func: ir::Function,
+        tracker: &ResourceTracker,
+    ) -> Result<(CodeTier, Option<Arc<[orc_core::OsrSlot]>>)> {
+        let (tier, mut slots) = self.add_module(vec![(id, version, func)], tracker)?;
+        Ok((tier, slots.pop().flatten()))
+    }
+
+    /// Adds `funcs` (each with its version) as one module of the first
+    /// tier under `tracker`.
+    fn add_module(
+        self: &Arc<Self>,
+        funcs: Vec<(FuncId, u32, ir::Function)>,
+        tracker: &ResourceTracker,
+    ) -> Result<(CodeTier, Vec<Option<Arc<[orc_core::OsrSlot]>>>)> {
+        let tier = self.first_tier();
+        let bodies = self.functions.bodies_dylib();
+        let mut slots = Vec::with_capacity(funcs.len());
+        let mut symbols = Vec::with_capacity(funcs.len());
+        let mut prepared = Vec::with_capacity(funcs.len());
+        let versions: Vec<(FuncId, u32)> = funcs.iter().map(|(id, v, _)| (*id, *v)).collect();
+        for (id, version, func) in funcs {
+            let (func, osr) = self.prepare(id, version, func)?;
+            slots.push(osr);
+            symbols.push(self.functions.body(id, tier, version)?.to_string());
+            prepared.push(func);
+        }
+        let name = match symbols.len() {
+            1 => symbols[0].clone(),
+            n => format!("{} (+{} more)", symbols[0], n - 1),
+        };
+        match tier {
+            CodeTier::Zero => {
+                let mut module = FunctionModule::new(name, self.resolver(HashMap::new()));
+                for (symbol, func) in symbols.into_iter().zip(prepared) {
+                    module = module.with_function(symbol, func, CALLABLE);
+                }
+                self.cranelift
+                    .add(bodies, Box::new(module), Some(tracker))?;
+            }
+            CodeTier::One => {
+                let lowering = self.lock().lowering.clone();
+                let hand = lowering.and_then(|l| {
+                    let functions: Vec<(FuncId, u32, String)> = versions
+                        .iter()
+                        .zip(&symbols)
+                        .map(|(&(id, v), s)| (id, v, s.clone()))
+                        .collect();
+                    l.lower(&functions)
+                });
+                let module: Box<dyn LlvmModule> = match hand {
+                    Some(module) => module,
+                    None => {
+                        let mut module = ClifLlvmModule::new(
+                            name,
+                            self.resolver(HashMap::new()),
+                            self.translate.clone(),
+                        );
+                        for (symbol, func) in symbols.into_iter().zip(prepared) {
+                            module = module.with_function(symbol, func, CALLABLE);
+                        }
+                        Box::new(module)
+                    }
+                };
+                self.llvm.get()?.add(bodies, module, Some(tracker))?;
+            }
+        }
+        Ok((tier, slots))
+    }
+}
+
+/// The [`Tier1Compiler`] of a [`TieredLayer`]: translates each requested
+/// version's CLIF, and its loops' OSR entries, as one LLVM module.
+struct Promoter(std::sync::Weak<State>);
+
+impl Tier1Compiler for Promoter {
+    fn compile(&self, batch: &[Tier1Request], tracker: &ResourceTracker) -> Result<Vec<Vec<bool>>> {
+        let state = self
+            .0
+            .upgrade()
+            .ok_or_else(|| Error::other("the tiered layer is gone"))?;
+        let mut sources = Vec::with_capacity(batch.len());
+        {
+            let tables = state.lock();
+            for r in batch {
+                match tables.sources.get(&r.id) {
+                    Some((version, func)) if *version == r.version => {
+                        sources.push(func.clone());
+                    }
+                    _ => {
+                        return Err(Error::other(format!(
+                            "no CLIF kept for version {} of '{}'",
+                            r.version,
+                            state.functions.name(r.id)?
+                        )))
+                    }
+                }
+            }
+        }
+        let lowering = state.lock().lowering.clone();
+        let hand = lowering.and_then(|l| {
+            let functions: Vec<(FuncId, u32, String)> = batch
+                .iter()
+                .map(|r| (r.id, r.version, r.symbol.to_string()))
+                .collect();
+            l.lower(&functions)
+        });
+        if hand.is_none() {
+            for (r, func) in batch.iter().zip(&sources) {
+                if let Err(e) = check_translatable(func, &r.symbol) {
+                    let name = state.functions.name(r.id)?.to_string();
+                    let what = match &e {
+                        orc_llvm::translate::TranslateError::Unsupported { what, .. } => {
+                            what.clone()
+                        }
+                        other => other.to_string(),
+                    };
+                    let mut tables = state.lock();
+                    if !tables.untranslated.iter().any(|(n, _)| *n == name) {
+                        tables.untranslated.push((name, what));
+                    }
+                    drop(tables);
+                    return Err(Error::other(e.to_string()));
+                }
+            }
+        }
+        let own: HashMap<u32, String> = batch
+            .iter()
+            .map(|r| (r.id.index(), r.symbol.to_string()))
+            .collect();
+        let name = match batch.len() {
+            1 => batch[0].symbol.to_string(),
+            n => format!("{} (+{} more)", batch[0].symbol, n - 1),
+        };
+        let mut module = ClifLlvmModule::new(
+            format!("{name} (translated)"),
+            state.resolver(own),
+            state.translate.clone(),
+        );
+        let mut translated = 0;
+        let mut built = Vec::with_capacity(batch.len());
+        for (r, func) in batch.iter().zip(&sources) {
+            if hand.is_none() {
+                module = module.with_function(r.symbol.to_string(), (**func).clone(), CALLABLE);
+                translated += 1;
+            }
+            let loops = osr_loops(func);
+            let mut entries = Vec::with_capacity(r.osr_entries.len());
+            for (symbol, lp) in r.osr_entries.iter().zip(&loops) {
+                let entry = osr_entry(func, lp);
+                let ok = check_translatable(&entry, symbol).is_ok();
+                if ok {
+                    module = module.with_function(symbol.to_string(), entry, CALLABLE);
+                    translated += 1;
+                }
+                entries.push(ok);
+            }
+            built.push(entries);
+        }
+        // Compiled on this (tier-up) thread, not on the session's compile
+        // threads: tier 0's first-call compiles must not wait behind an
+        // LLVM compile.
+        let llvm = state.llvm.get()?;
+        let bodies = state.functions.bodies_dylib();
+        if let Some(hand) = hand {
+            llvm.add_compiled_here(bodies, hand, Some(tracker))?;
+        }
+        if translated > 0 {
+            llvm.add_compiled_here(bodies, Box::new(module), Some(tracker))?;
+        }
+        Ok(built)
+    }
+}
