@@ -97,9 +97,11 @@ pub struct DefinedFunctions {
 }
 
 /// Defines each `(symbol, function)` in `jit`'s `main` dylib with the tier
-/// the JIT is configured for, as one module called `name`. Nothing is
+/// the JIT is configured for, each as a module `NAME:SYMBOL` of its own;
+/// then `jit.lookup(symbol)` gives a function's address. Nothing is
 /// compiled until a symbol is looked up. Calls between the functions, and
-/// to host and process symbols, bind by symbol (see `orc_clif::names`).
+/// to host and process symbols, bind by symbol (`%foo` is `foo`; see
+/// [`orc_clif::function_symbol`]).
 pub fn define_clif_functions(
     jit: &Jit,
     name: &str,

@@ -299,3 +299,31 @@ block0(v0: i32):
         vec![DataValue::I32(4)]
     );
 }
+
+#[test]
+fn a_bare_run_asks_for_a_non_zero_result() {
+    let text = "
+function %zero() -> i32 {
+block0:
+    v0 = iconst.i32 0
+    return v0
+}
+; run
+
+function %one() -> i64 {
+block0:
+    v0 = iconst.i64 1
+    return v0
+}
+; run
+";
+    let file = ClifFile::parse("bare.clif", text).unwrap();
+    let program = ClifProgram::load(&file, Jit::builder().tier(Tier::Zero)).unwrap();
+    let outcome = |symbol: &str| {
+        let func = file.function(symbol).unwrap();
+        // SAFETY: both functions return a constant.
+        unsafe { program.run_directive(func, &func.directives[0]) }
+    };
+    assert!(matches!(outcome("zero"), super::Outcome::Failed { .. }));
+    assert!(matches!(outcome("one"), super::Outcome::Passed));
+}
