@@ -146,7 +146,10 @@ impl KaleidoscopeJit {
 
     /// Defines (or redefines) `funcs` in order, new ones together first;
     /// see [`Self::define`].
-    fn define_all(&mut self, funcs: &[Arc<Function>]) -> std::result::Result<(), KaleidoscopeError> {
+    fn define_all(
+        &mut self,
+        funcs: &[Arc<Function>],
+    ) -> std::result::Result<(), KaleidoscopeError> {
         let es = self.jit.session().clone();
         // Check every arity first, so a refused program changes nothing.
         let mut arities: HashMap<SymbolName, usize> = HashMap::new();
@@ -326,7 +329,9 @@ impl Tier1Lowering for HandLowering {
             1 => lowered[0].0.clone(),
             n => format!("{} (+{} more)", lowered[0].0, n - 1),
         };
-        Some(orc_kaleidoscope::KaleidoscopeLlvmModule::shared(name, lowered))
+        Some(orc_kaleidoscope::KaleidoscopeLlvmModule::shared(
+            name, lowered,
+        ))
     }
 }
 
@@ -390,4 +395,3 @@ impl<A: KalArgs> KalFunction<'_, A> {
         self.addr
     }
 }
-

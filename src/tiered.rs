@@ -32,11 +32,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
 use orc_core::{
     Body, CodeTier, Definition, Error, ExecutorAddr, FuncId, FunctionStats, ResourceTracker,
     Result, SymbolFlags, Tier1Compiler, Tier1Request, TieredFunctions,
 };
+use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
 use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops};
 use orc_cranelift::{CraneliftLayer, FunctionModule, NameResolver};
 use orc_llvm::translate::{check_translatable, ClifLlvmModule, TranslateConfig};
@@ -223,7 +223,9 @@ impl TieredLayer {
             CodeTier::Zero => {
                 let module = FunctionModule::new(symbol, state.resolver(HashMap::new()))
                     .with_function(symbol, func, CALLABLE);
-                state.cranelift.add(bodies, Box::new(module), Some(tracker))?;
+                state
+                    .cranelift
+                    .add(bodies, Box::new(module), Some(tracker))?;
             }
             CodeTier::One => {
                 let module = ClifLlvmModule::new(
@@ -232,7 +234,10 @@ impl TieredLayer {
                     state.translate.clone(),
                 )
                 .with_function(symbol, func, CALLABLE);
-                state.llvm.get()?.add(bodies, Box::new(module), Some(tracker))?;
+                state
+                    .llvm
+                    .get()?
+                    .add(bodies, Box::new(module), Some(tracker))?;
             }
         }
         Ok(bodies.lookup_symbol(symbol)?.addr)

@@ -104,7 +104,24 @@ pub(super) fn build_function(
     g.declare_vars(entry);
     g.create_slots();
     super::control::region(&mut g, 0);
-    let rets: Vec<Value> = sig.returns.iter().map(|p| g.val(p.value_type)).collect();
+    let mut rets: Vec<Value> = sig.returns.iter().map(|p| g.val(p.value_type)).collect();
+    // Integer results also carry a digest of every variable whose bits are
+    // determined, so that a wrong value anywhere shows in the results.
+    if rets.iter().any(|&r| !g.b.func.dfg.value_type(r).is_float()) {
+        let digest = g.digest();
+        for r in &mut rets {
+            let ty = g.b.func.dfg.value_type(*r);
+            if ty.is_float() {
+                continue;
+            }
+            let d = match ty.bits() {
+                64 => digest,
+                128 => g.b.ins().uextend(ty, digest),
+                _ => g.b.ins().ireduce(ty, digest),
+            };
+            *r = g.b.ins().bxor(*r, d);
+        }
+    }
     g.b.ins().return_(&rets);
     g.b.seal_all_blocks();
     g.b.finalize(frontend_config());
@@ -226,6 +243,39 @@ impl FnGen<'_, '_, '_> {
             .collect();
         let var = self.pick(&candidates);
         self.b.def_var(var.var, v);
+    }
+
+    /// An `i64` mixing the current values of all exact variables (floats
+    /// as their bits): `d = rotl(d, 7) ^ v` over them.
+    fn digest(&mut self) -> Value {
+        let exact: Vec<Var> = self
+            .vars
+            .iter()
+            .filter(|v| v.class == FloatClass::Exact)
+            .copied()
+            .collect();
+        let mut d = self.b.ins().iconst(types::I64, 0);
+        for var in exact {
+            let v = self.b.use_var(var.var);
+            let parts = match var.ty {
+                types::F32 => {
+                    let bits = self.b.ins().bitcast(types::I32, MemFlagsData::new(), v);
+                    vec![self.b.ins().uextend(types::I64, bits)]
+                }
+                types::F64 => vec![self.b.ins().bitcast(types::I64, MemFlagsData::new(), v)],
+                types::I128 => {
+                    let (lo, hi) = self.b.ins().isplit(v);
+                    vec![lo, hi]
+                }
+                types::I64 => vec![v],
+                _ => vec![self.b.ins().uextend(types::I64, v)],
+            };
+            for part in parts {
+                let rotated = self.b.ins().rotl_imm_s(d, 7);
+                d = self.b.ins().bxor(rotated, part);
+            }
+        }
+        d
     }
 
     /// Declares the variables and gives each a first value: the entry
