@@ -40,7 +40,9 @@ pub use builder::frontend_config;
 
 use arbitrary::Unstructured;
 use cranelift_codegen::data_value::DataValue;
-use cranelift_codegen::ir::{types, AbiParam, Function, Signature, Type, UserFuncName};
+use cranelift_codegen::ir::{
+    types, AbiParam, ExternalName, Function, Signature, Type, UserFuncName,
+};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings;
 
@@ -86,6 +88,42 @@ impl Case {
         for func in self.functions() {
             text.push_str(&func.display().to_string());
             text.push('\n');
+        }
+        text
+    }
+}
+
+impl Case {
+    /// The case as the body of a `.clif` run-test file (the format of
+    /// `orc test`): the functions renamed `%g` (callee) and `%f` (main),
+    /// followed by one `; run:` line per `(arguments, results)` pair.
+    pub fn run_test_text(&self, runs: &[(Vec<DataValue>, Vec<DataValue>)]) -> String {
+        let mut text = String::from("test run\n");
+        if self.nan_canonicalization {
+            text.push_str("set enable_nan_canonicalization=true\n");
+        }
+        text.push_str("target x86_64\n\n");
+        if let Some(callee) = &self.callee {
+            let mut g = callee.clone();
+            g.name = UserFuncName::testcase("g");
+            text.push_str(&g.display().to_string());
+            text.push('\n');
+        }
+        let mut f = self.main.clone();
+        f.name = UserFuncName::testcase("f");
+        let refs: Vec<_> = f.dfg.ext_funcs.keys().collect();
+        for r in refs {
+            f.dfg.ext_funcs[r].name = ExternalName::testcase("g");
+        }
+        text.push_str(&f.display().to_string());
+        for (args, results) in runs {
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+            let results: Vec<String> = results.iter().map(ToString::to_string).collect();
+            let results = match results.as_slice() {
+                [one] => one.clone(),
+                many => format!("[{}]", many.join(", ")),
+            };
+            text.push_str(&format!("; run: %f({}) == {results}\n", args.join(", ")));
         }
         text
     }

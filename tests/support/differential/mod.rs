@@ -196,6 +196,9 @@ impl Harness {
         let interp_callee = callee.map(interp::work_around_interpreter_deviations);
         let interp_main = interp::work_around_interpreter_deviations(main);
         let mut report = String::new();
+        // `; run:` lines of the disagreeing inputs, with the interpreter's
+        // results (or Cranelift's where it could not run).
+        let mut runs = Vec::new();
         for (i, (args, native_outcome)) in case.inputs.iter().zip(cranelift).enumerate() {
             summary.inputs += 1;
             let interp = match interp::run(interp_callee.as_ref(), &interp_main, args) {
@@ -235,6 +238,9 @@ impl Harness {
                     summary.traps += 1;
                 }
             } else {
+                if let Some((_, Verdict::Values(values))) = opinions.first() {
+                    runs.push((args.clone(), values.clone()));
+                }
                 let shown: Vec<String> = args.iter().map(show_value).collect();
                 report.push_str(&format!("  inputs ({}):\n", shown.join(", ")));
                 for (who, verdict) in &opinions {
@@ -245,7 +251,10 @@ impl Harness {
         if report.is_empty() {
             Ok(())
         } else {
-            Err(format!("the runners disagree\n{report}"))
+            Err(format!(
+                "the runners disagree\n{report}as a run-test file (expected values from the first runner):\n{}",
+                case.run_test_text(&runs)
+            ))
         }
     }
 
