@@ -44,7 +44,7 @@ impl FloatClass {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Var {
     var: Variable,
     ty: Type,
@@ -105,22 +105,35 @@ pub(super) fn build_function(
     g.create_slots();
     super::control::region(&mut g, 0);
     let mut rets: Vec<Value> = sig.returns.iter().map(|p| g.val(p.value_type)).collect();
-    // Integer results also carry a digest of every variable whose bits are
-    // determined, so that a wrong value anywhere shows in the results.
-    if rets.iter().any(|&r| !g.b.func.dfg.value_type(r).is_float()) {
-        let digest = g.digest();
-        for r in &mut rets {
-            let ty = g.b.func.dfg.value_type(*r);
-            if ty.is_float() {
+    // The results also carry a digest of every variable, so that a wrong
+    // value anywhere shows: integers are xored with it, and so are the
+    // bits of the first float result when there is no integer one.
+    let digest = g.digest();
+    let all_float = rets.iter().all(|&r| g.b.func.dfg.value_type(r).is_float());
+    for (i, r) in rets.iter_mut().enumerate() {
+        let ty = g.b.func.dfg.value_type(*r);
+        if ty.is_float() {
+            if !(all_float && i == 0) {
                 continue;
             }
-            let d = match ty.bits() {
-                64 => digest,
-                128 => g.b.ins().uextend(ty, digest),
-                _ => g.b.ins().ireduce(ty, digest),
+            let laundered = g.launder(*r);
+            let int_ty = types::Type::int(ty.bits() as u16).unwrap();
+            let bits = g.b.ins().bitcast(int_ty, MemFlagsData::new(), laundered);
+            let d = if int_ty == types::I64 {
+                digest
+            } else {
+                g.b.ins().ireduce(int_ty, digest)
             };
-            *r = g.b.ins().bxor(*r, d);
+            let mixed = g.b.ins().bxor(bits, d);
+            *r = g.b.ins().bitcast(ty, MemFlagsData::new(), mixed);
+            continue;
         }
+        let d = match ty.bits() {
+            64 => digest,
+            128 => g.b.ins().uextend(ty, digest),
+            _ => g.b.ins().ireduce(ty, digest),
+        };
+        *r = g.b.ins().bxor(*r, d);
     }
     g.b.ins().return_(&rets);
     g.b.seal_all_blocks();
@@ -245,18 +258,17 @@ impl FnGen<'_, '_, '_> {
         self.b.def_var(var.var, v);
     }
 
-    /// An `i64` mixing the current values of all exact variables (floats
-    /// as their bits): `d = rotl(d, 7) ^ v` over them.
+    /// An `i64` mixing the current values of all variables (floats as
+    /// their bits, inexact ones laundered first): `d = rotl(d, 7) ^ v`
+    /// over them.
     fn digest(&mut self) -> Value {
-        let exact: Vec<Var> = self
-            .vars
-            .iter()
-            .filter(|v| v.class == FloatClass::Exact)
-            .copied()
-            .collect();
+        let vars = self.vars.clone();
         let mut d = self.b.ins().iconst(types::I64, 0);
-        for var in exact {
-            let v = self.b.use_var(var.var);
+        for var in vars {
+            let mut v = self.b.use_var(var.var);
+            if var.class == FloatClass::Inexact {
+                v = self.launder(v);
+            }
             let parts = match var.ty {
                 types::F32 => {
                     let bits = self.b.ins().bitcast(types::I32, MemFlagsData::new(), v);
@@ -276,6 +288,22 @@ impl FnGen<'_, '_, '_> {
             }
         }
         d
+    }
+
+    /// `x` (a float) with any NaN replaced by the canonical NaN:
+    /// `select(fcmp uno x, x, NaN, x)`, whose bits are determined.
+    pub(super) fn launder(&mut self, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let nan = if ty == types::F32 {
+            self.b.ins().f32const(f32::NAN)
+        } else {
+            self.b.ins().f64const(f64::NAN)
+        };
+        let is_nan = self
+            .b
+            .ins()
+            .fcmp(cranelift_codegen::ir::condcodes::FloatCC::Unordered, x, x);
+        self.b.ins().select(is_nan, nan, x)
     }
 
     /// Declares the variables and gives each a first value: the entry

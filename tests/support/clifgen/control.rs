@@ -29,9 +29,9 @@ pub(super) fn region(g: &mut FnGen<'_, '_, '_>, depth: u32) {
             return;
         }
         let nested = depth < MAX_DEPTH;
-        match g.range(0, 19) {
+        match g.range(0, 21) {
             0..=6 => super::int_ops::op(g),
-            7..=9 => super::float_ops::op(g),
+            7..=9 | 19 | 20 => super::float_ops::op(g),
             10 if nested => diamond(g, depth),
             11 if nested => switch(g, depth),
             12 if nested => counted_loop(g, depth),

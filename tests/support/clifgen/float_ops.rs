@@ -7,7 +7,8 @@
 //! bits are the implementation's choice, so its result is inexact unless
 //! NaN canonicalization is on; sign operations and `select` keep their
 //! operands' class; the sign source of `fcopysign` and the operand of a
-//! float-to-integer `bitcast` are always exact.
+//! float-to-integer `bitcast` are always exact; laundering (any NaN
+//! replaced by the canonical one) makes a value exact.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
@@ -38,9 +39,9 @@ const CONVERT_INT_TYPES: [Type; 4] = [types::I8, types::I16, types::I32, types::
 /// Generates one float operation and assigns its result.
 pub(super) fn op(g: &mut FnGen<'_, '_, '_>) {
     let ty = g.float_ty();
-    let (v, class) = match g.range(0, 13) {
+    let (v, class) = match g.range(0, 15) {
         0..=2 => arith(g, ty),
-        3 => {
+        3 | 13 => {
             let x = g.val(ty);
             let choice = g.range(0, 4);
             let ins = g.b.ins();
@@ -94,6 +95,12 @@ pub(super) fn op(g: &mut FnGen<'_, '_, '_>) {
             (v, FloatClass::Exact)
         }
         11 => bitcast(g, ty),
+        14 => {
+            // Laundering makes an inexact value exact, so arithmetic
+            // results reach bit casts, memory and `fcopysign`'s sign.
+            let x = g.val(ty);
+            (g.launder(x), FloatClass::Exact)
+        }
         _ => (g.constant(ty), FloatClass::Exact),
     };
     g.set(v, class);
