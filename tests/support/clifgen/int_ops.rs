@@ -104,24 +104,29 @@ fn binary(g: &mut FnGen<'_, '_, '_>, ty: Type) -> Value {
     }
 }
 
-/// Division or remainder. Half the time the divisor is raw (zero traps
-/// with `int_divz`, `MIN / -1` with `int_ovf`); otherwise it is made
-/// positive and odd (`y & MAX | 1`), so the quotient is computed. Not on
+/// Division or remainder. Two times in five the divisor is made positive
+/// and odd (`y & MAX | 1`), so the quotient is computed; otherwise it is
+/// raw (zero traps with `int_divz`, `MIN / -1` with `int_ovf`), and
+/// sometimes the dividend is pinned to `MIN` or the divisor to -1. Not on
 /// `i128`, which Cranelift's x86-64 backend does not divide.
 fn divide(g: &mut FnGen<'_, '_, '_>, ty: Type) -> Value {
     let ty = if ty == types::I128 { types::I64 } else { ty };
-    let x = g.val(ty);
+    let mut x = g.val(ty);
     let mut y = g.val(ty);
-    if g.chance(1, 2) {
-        let max = if ty == types::I128 {
-            i64::MAX
-        } else {
-            sext_imm((1u64 << (ty.bits() - 1)) - 1, ty.bits())
-        };
-        let mask = int_const(g, ty, max);
-        let one = int_const(g, ty, 1);
-        let masked = g.b.ins().band(y, mask);
-        y = g.b.ins().bor(masked, one);
+    let min = sext_imm(1u64 << (ty.bits() - 1), ty.bits());
+    match g.range(0, 5) {
+        0 | 1 => {
+            let max = sext_imm((1u64 << (ty.bits() - 1)) - 1, ty.bits());
+            let mask = int_const(g, ty, max);
+            let one = int_const(g, ty, 1);
+            let masked = g.b.ins().band(y, mask);
+            y = g.b.ins().bor(masked, one);
+        }
+        // The overflowing quotient `MIN / -1` needs both operands at
+        // their edge: one of them is pinned there.
+        2 => x = int_const(g, ty, min),
+        3 => y = int_const(g, ty, -1),
+        _ => {}
     }
     let choice = g.range(0, 3);
     let ins = g.b.ins();
