@@ -14,13 +14,23 @@
 //! genuinely not determined and the generator keeps them out:
 //! - the bits of a NaN produced by arithmetic (its sign and payload differ
 //!   between x86, the interpreter's host float operations and LLVM's
-//!   constant folder). Without NaN canonicalization, such floats are only
-//!   returned (and compared as "both NaN"), never turned into bits
-//!   (`bitcast` to an integer, stores, `fcopysign`'s sign source); see
-//!   [`builder::FloatClass`]. With NaN canonicalization on (a quarter of the
-//!   cases), every float is exact and may flow anywhere;
+//!   constant folder). Without NaN canonicalization, such floats are
+//!   returned (and compared as "both NaN") or compared, but turned into
+//!   bits (`bitcast` to an integer, stores, `fcopysign`'s sign source)
+//!   only after laundering (any NaN replaced by the canonical one); see
+//!   `builder::FloatClass`. With NaN canonicalization on (a quarter of
+//!   the cases), every float is exact and may flow anywhere;
 //! - the contents of a stack slot before it is written: slots are zeroed at
 //!   entry.
+//!
+//! Results carry a digest of every variable at the end, so a wrong value
+//! anywhere in a function shows in its results.
+//!
+//! Constructs are limited to what Cranelift's x86-64 backend compiles with
+//! the tier-0 compiler's flags (each limit is noted where it applies): no
+//! `i128` in signatures, no `i128` division, high multiplies, min/max or
+//! multiply-with-overflow, float-to-integer conversions only to `i32` and
+//! `i64`, no `return_call`.
 //!
 //! Submodules: `builder` (variables, values and the function skeleton),
 //! `control` (regions: branches, `br_table`, bounded loops, calls, traps),
@@ -51,7 +61,7 @@ pub const CALLEE_INDEX: u32 = 0;
 /// The user-name index of the main function: `u0:1`.
 pub const MAIN_INDEX: u32 = 1;
 
-/// Every scalar type the generator uses.
+/// The integer types the generator uses.
 pub const INT_TYPES: [Type; 5] = [types::I8, types::I16, types::I32, types::I64, types::I128];
 /// The float types the generator uses.
 pub const FLOAT_TYPES: [Type; 2] = [types::F32, types::F64];

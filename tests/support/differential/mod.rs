@@ -1,5 +1,8 @@
 //! The differential harness: runs each generated case three ways (the
 //! interpreter, Cranelift's native code, the translation compiled by LLVM)
+//! and, when the case has a callee, twice more with the tiers mixed
+//! (Cranelift's main calling the translated callee and the other way
+//! round, as tier-0 and tier-1 code call each other in a tiered program),
 //! and compares results and traps.
 //!
 //! Opinions are normalized to a [`Verdict`]: values, or a trap (with its
