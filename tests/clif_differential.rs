@@ -18,7 +18,11 @@ mod support;
 
 use support::differential::{Harness, Summary};
 
-/// Seeds that once found a disagreement; always tried.
+/// Seeds that once found a disagreement, always tried before the run's
+/// own. Empty so far: the one disagreement found (the interpreter's
+/// `srem MIN, -1`) is kept as `tests/clif/regress/srem_min_by_minus_one.clif`,
+/// since the generator has changed since and its seeds no longer make
+/// that case.
 const REGRESSION_SEEDS: &[u64] = &[];
 
 fn env_u64(name: &str, default: u64) -> u64 {
