@@ -37,7 +37,6 @@
 //! `int_ops`, `float_ops`, `memory` (stack slots) and `inputs` (argument
 //! values, edge cases first).
 
-#![allow(dead_code)]
 
 mod builder;
 mod control;
