@@ -37,7 +37,6 @@
 //! `int_ops`, `float_ops`, `memory` (stack slots) and `inputs` (argument
 //! values, edge cases first).
 
-
 mod builder;
 mod control;
 mod float_ops;
