@@ -278,6 +278,7 @@ impl Harness {
         let to_llvm = self
             .jit
             .link_cranelift_main(
+                tier1.seed,
                 &format!("m{id}"),
                 main,
                 &format!("l{id}_g"),

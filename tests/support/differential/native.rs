@@ -17,7 +17,7 @@ use cranelift_codegen::ir::{Function, Signature};
 use cranelift_module::{Linkage, Module};
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{ExecutionSession, JitDylib, ResourceTracker, SymbolFlags};
-use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule};
+use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, FnModule, OptLevel};
 use orc_llvm::{
     check_translatable, ClifLlvmModule, LlvmCompiler, LlvmConfig, LlvmLayer, NameResolver,
     TranslateConfig, TranslateError,
@@ -32,7 +32,10 @@ const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE)
 pub struct NativeJit {
     pub es: ExecutionSession,
     pub jd: JitDylib,
+    /// Tier 0 at Cranelift's default `speed` level.
     pub cranelift: Arc<CraneliftLayer>,
+    /// Tier 0 at `opt_level = none`, as adaptive tiering compiles it.
+    pub cranelift_unoptimized: Arc<CraneliftLayer>,
     pub llvm: Arc<LlvmLayer>,
     pub objects: Arc<ObjectLinkingLayer>,
 }
@@ -85,6 +88,14 @@ impl NativeJit {
             CraneliftCompiler::new(CraneliftConfig::default()).unwrap(),
             objects.clone(),
         );
+        let unoptimized = CraneliftConfig {
+            opt_level: OptLevel::None,
+            ..CraneliftConfig::default()
+        };
+        let cranelift_unoptimized = CraneliftLayer::new(
+            CraneliftCompiler::new(unoptimized).unwrap(),
+            objects.clone(),
+        );
         let llvm = LlvmLayer::new(
             LlvmCompiler::new(LlvmConfig::default()).unwrap(),
             objects.clone(),
@@ -95,6 +106,7 @@ impl NativeJit {
             es,
             jd,
             cranelift,
+            cranelift_unoptimized,
             llvm,
             objects,
         }
@@ -165,7 +177,8 @@ impl NativeJit {
 
     /// Compiles `case` (`funcs`: its functions as Cranelift compiles them,
     /// the callee first, NaN canonicalization already applied) with
-    /// Cranelift, with the trampoline, under the names `c{id}_*`.
+    /// Cranelift (at the level [`Self::tier0`] picks), with the trampoline,
+    /// under the names `c{id}_*`.
     pub fn link_cranelift(
         &self,
         id: u64,
@@ -213,7 +226,7 @@ impl NativeJit {
                 .map_err(|e| e.to_string())?;
             define(m, id, tramp)
         });
-        self.cranelift
+        self.tier0(case.seed)
             .add(&self.jd, module, Some(&tracker))
             .map_err(|e| e.to_string())?;
         let lookup = |name: &str| {
@@ -244,11 +257,22 @@ impl NativeJit {
 }
 
 impl NativeJit {
+    /// The tier-0 layer for the case of `seed`: odd seeds are compiled at
+    /// `opt_level = none`, even ones at `speed`.
+    pub fn tier0(&self, seed: u64) -> &Arc<CraneliftLayer> {
+        if seed % 2 == 1 {
+            &self.cranelift_unoptimized
+        } else {
+            &self.cranelift
+        }
+    }
+
     /// Compiles `main` (as Cranelift compiles it) alone with Cranelift as
     /// `{prefix}_f`, its calls to `u0:0` bound to `callee`, a symbol of
     /// signature `callee_sig` already linked (the other tier's callee).
     pub fn link_cranelift_main(
         &self,
+        seed: u64,
         prefix: &str,
         main: Function,
         callee: &str,
@@ -277,7 +301,7 @@ impl NativeJit {
             },
         );
         let linked = self
-            .cranelift
+            .tier0(seed)
             .add(&self.jd, module, Some(&tracker))
             .and_then(|()| self.jd.lookup_symbol(&main_name));
         match linked {
