@@ -19,11 +19,17 @@ mod support;
 use support::differential::{Harness, Summary};
 
 /// Seeds that once found a disagreement, always tried before the run's
-/// own. Empty so far: the one disagreement found (the interpreter's
-/// `srem MIN, -1`) is kept as `tests/clif/regress/srem_min_by_minus_one.clif`,
-/// since the generator has changed since and its seeds no longer make
-/// that case.
-const REGRESSION_SEEDS: &[u64] = &[];
+/// own. (The first disagreement found, the interpreter's `srem MIN, -1`,
+/// is kept as `tests/clif/regress/srem_min_by_minus_one.clif`: the
+/// generator has changed since, and its seeds no longer make that case.)
+const REGRESSION_SEEDS: &[u64] = &[
+    // The first soak's disagreements (interpreter against every native
+    // runner, on signalling-NaN inputs): a NaN of undetermined bits was
+    // passed to the callee, which took its float parameters as exact and
+    // put their bits in its digest. Calls now pass exact floats only (which
+    // changes what these seeds generate a little).
+    3001239, 3002775, 3002929, 3002985, 3003484, 3004080, 3006344,
+];
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {

@@ -212,7 +212,19 @@ fn call(g: &mut FnGen<'_, '_, '_>) {
     };
     let sig_ref = g.b.func.dfg.ext_funcs[callee].signature;
     let sig = g.b.func.dfg.signatures[sig_ref].clone();
-    let args: Vec<Value> = sig.params.iter().map(|p| g.val(p.value_type)).collect();
+    // The callee takes its parameters as exact values (they are its
+    // inputs), so float arguments must be exact.
+    let args: Vec<Value> = sig
+        .params
+        .iter()
+        .map(|p| {
+            if p.value_type.is_float() {
+                g.exact_val(p.value_type)
+            } else {
+                g.val(p.value_type)
+            }
+        })
+        .collect();
     let inst = if g.chance(1, 3) {
         let addr = g.b.ins().func_addr(types::I64, callee);
         g.b.ins().call_indirect(sig_ref, addr, &args)
