@@ -41,11 +41,31 @@ fn assert_unsupported(text: &str, what: &str) {
     );
 }
 
+/// The `tail` convention's second integer result goes in `rcx`, not
+/// `rdx` as in LLVM's C convention.
 #[test]
-fn tail_calling_convention_is_unsupported() {
+fn tail_calling_convention_with_two_integer_results_is_unsupported() {
     assert_unsupported(
-        "function %f(i64) -> i64 tail {\nblock0(v0: i64):\n    return v0\n}",
-        "call convention tail",
+        "function %f(i64) -> i64, i64 tail {\nblock0(v0: i64):\n    return v0, v0\n}",
+        "call convention tail with 2 integer result registers",
+    );
+}
+
+/// A `tail` callee pops its stack arguments; a C one does not.
+#[test]
+fn tail_calling_convention_with_stack_arguments_is_unsupported() {
+    assert_unsupported(
+        "function %f(i64, i64, i64, i64, i64, i64, i64) -> i64 tail {\nblock0(v0: i64, v1: i64, v2: i64, v3: i64, v4: i64, v5: i64, v6: i64):\n    return v6\n}",
+        "call convention tail with stack arguments",
+    );
+}
+
+/// LLVM's `musttail` needs the two prototypes to agree.
+#[test]
+fn a_tail_call_to_another_prototype_is_unsupported() {
+    assert_unsupported(
+        "function %f(i64) -> i64 tail {\n    fn0 = %g(i64, i64) -> i64 tail\nblock0(v0: i64):\n    return_call fn0(v0, v0)\n}",
+        "return_call to a function of another signature",
     );
 }
 
@@ -74,10 +94,10 @@ fn sret_parameters_are_unsupported() {
 }
 
 #[test]
-fn a_tail_call_signature_in_a_callee_is_unsupported() {
+fn a_windows_signature_in_a_callee_is_unsupported() {
     assert_unsupported(
-        "function %f(i64) -> i64 {\n    fn0 = %g(i64) -> i64 tail\nblock0(v0: i64):\n    v1 = call fn0(v0)\n    return v1\n}",
-        "call convention tail",
+        "function %f(i64) -> i64 {\n    fn0 = %g(i64) -> i64 windows_fastcall\nblock0(v0: i64):\n    v1 = call fn0(v0)\n    return v1\n}",
+        "call convention windows_fastcall",
     );
 }
 
@@ -190,12 +210,33 @@ fn clif_literals(src: &str) -> Vec<String> {
         .collect()
 }
 
+/// Between functions of one prototype, `return_call` is a `musttail`
+/// call: guaranteed, so recursion through it runs in constant stack
+/// (tests/clif/tail_calls.clif recurses a million deep under tier 1).
 #[test]
-fn tail_calls_are_unsupported() {
-    assert_unsupported(
-        "function %f(i64) -> i64 {\n    fn0 = %g(i64) -> i64\nblock0(v0: i64):\n    return_call fn0(v0)\n}",
-        "return_call",
-    );
+fn tail_calls_between_equal_prototypes_are_musttail_calls() {
+    for conv in ["", " tail"] {
+        let text = format!(
+            "function %f(i64) -> i64{conv} {{\n    fn0 = %g(i64) -> i64{conv}\nblock0(v0: i64):\n    return_call fn0(v0)\n}}"
+        );
+        let funcs = parse(&text);
+        let f = funcs.last().unwrap();
+        let name = symbol(f);
+        check_translatable(f, &name).unwrap();
+        let ctx = Context::create();
+        let module = ctx.create_module("m");
+        translate_function(
+            &module,
+            &name,
+            f,
+            &default_name_resolver(),
+            &TranslateConfig::default(),
+        )
+        .unwrap();
+        module.verify().unwrap();
+        let ir = module.print_to_string().to_string();
+        assert!(ir.contains("musttail call"), "{ir}");
+    }
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! Calls: `call` and `call_indirect` with Cranelift's System V lowering of
-//! the signature (see `abi.rs`), and `func_addr`. Callees are external
+//! the signature (see `abi.rs`), `return_call` and `return_call_indirect`
+//! as LLVM `musttail` calls (a guaranteed tail call, so recursion through
+//! them runs in constant stack as in Cranelift; `check` allows them only
+//! between functions of the same prototype), and `func_addr`. Callees are external
 //! declarations named by the `NameResolver` (an existing function of the
 //! module with the same name is reused if its type matches).
 
 use cranelift_codegen::ir::{self, InstructionData, Opcode};
 use inkwell::module::Linkage;
+use inkwell::values::LLVMTailCallKind;
 use inkwell::values::{BasicMetadataValueEnum, BasicValueEnum, CallSiteValue, FunctionValue};
 use inkwell::AddressSpace;
 
@@ -45,12 +49,15 @@ impl<'ctx> Fx<'_, 'ctx> {
             vs.iter().map(|&v| Ok(self.val(v)?.into())).collect()
         };
         let (call, sig) = match (opcode, *data) {
-            (Opcode::Call, InstructionData::Call { func_ref, .. }) => {
+            (Opcode::Call | Opcode::ReturnCall, InstructionData::Call { func_ref, .. }) => {
                 let f = self.callee(func_ref)?;
                 let sig = &dfg.signatures[dfg.ext_funcs[func_ref].signature];
                 (self.b.build_call(f, &vals(args)?, "")?, sig)
             }
-            (Opcode::CallIndirect, InstructionData::CallIndirect { sig_ref, .. }) => {
+            (
+                Opcode::CallIndirect | Opcode::ReturnCallIndirect,
+                InstructionData::CallIndirect { sig_ref, .. },
+            ) => {
                 let sig = &dfg.signatures[sig_ref];
                 let (&callee, rest) = args
                     .split_first()
@@ -75,7 +82,27 @@ impl<'ctx> Fx<'_, 'ctx> {
             _ => return Ok(None),
         };
         abi::add_call_attributes(&self.ctx, call, sig);
+        if matches!(opcode, Opcode::ReturnCall | Opcode::ReturnCallIndirect) {
+            call.set_tail_call_kind(LLVMTailCallKind::LLVMTailCallKindMustTail);
+            match call.try_as_basic_value().basic() {
+                Some(v) => self.b.build_return(Some(&v))?,
+                None => self.b.build_return(None)?,
+            };
+            return Ok(Some(Vec::new()));
+        }
         self.call_results(call, sig.returns.len()).map(Some)
+    }
+
+    /// Lowers a `return_call` or `return_call_indirect`: a `musttail`
+    /// call whose value is returned as is.
+    pub(super) fn return_call(
+        &mut self,
+        inst: ir::Inst,
+        opcode: Opcode,
+        data: &InstructionData,
+    ) -> Res<()> {
+        self.call_op(inst, opcode, data)?;
+        Ok(())
     }
 
     /// The CLIF results of a call returning `n` values.

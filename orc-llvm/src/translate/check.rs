@@ -82,9 +82,14 @@ fn scalar_ok(ty: Type) -> bool {
     )
 }
 
-/// Calling conventions that are System V on x86-64 in Cranelift.
+/// Calling conventions that are System V on x86-64 in Cranelift, or, for
+/// `tail`, are where [`check_signature`] allows: Cranelift's `tail` passes
+/// arguments in System V's registers, saves the same registers and returns
+/// the first integer in `rax` and floats in `xmm0`, `xmm1`; it differs in
+/// who pops stack arguments and in where a second integer result goes
+/// (`rcx`), which `check_signature` rules out.
 pub(super) fn call_conv_ok(cc: CallConv) -> bool {
-    matches!(cc, CallConv::SystemV | CallConv::Fast)
+    matches!(cc, CallConv::SystemV | CallConv::Fast | CallConv::Tail)
 }
 
 /// Checks that `sig` lowers to the same registers and stack slots in
@@ -124,6 +129,12 @@ pub(super) fn check_signature(sig: &ir::Signature, what: &str) -> Result<(), Str
             ints += 1;
         }
     }
+    if sig.call_conv == CallConv::Tail && (ints > INT_ARG_REGS || vecs > VEC_ARG_REGS) {
+        // The `tail` callee pops its stack arguments; a System V one not.
+        return Err(format!(
+            "call convention tail with stack arguments in {what}"
+        ));
+    }
     let mut ret_ints = 0;
     let mut ret_vecs = 0;
     for r in &sig.returns {
@@ -144,6 +155,11 @@ pub(super) fn check_signature(sig: &ir::Signature, what: &str) -> Result<(), Str
         return Err(format!(
             "{} return values in {what} (a return area)",
             sig.returns.len()
+        ));
+    }
+    if sig.call_conv == CallConv::Tail && ret_ints > 1 {
+        return Err(format!(
+            "call convention tail with {ret_ints} integer result registers in {what}"
         ));
     }
     if sig.returns.iter().any(|r| r.value_type == types::I128) && sig.returns.len() > 1 {
@@ -181,6 +197,13 @@ fn check_inst(func: &ir::Function, inst: ir::Inst) -> Result<(), String> {
     }
     if !scalar_opcode_ok(opcode) {
         return Err(opcode.to_string());
+    }
+    if let Some(callee) = return_call_signature(func, data) {
+        // LLVM's `musttail` needs the caller's and the callee's prototypes
+        // to be the same.
+        if !same_prototype(&func.signature, callee) {
+            return Err(format!("{opcode} to a function of another signature"));
+        }
     }
     let i128_ok = !matches!(
         opcode,
@@ -229,6 +252,34 @@ fn check_inst(func: &ir::Function, inst: ir::Inst) -> Result<(), String> {
     Ok(())
 }
 
+/// The signature a `return_call` or `return_call_indirect` calls.
+pub(super) fn return_call_signature<'f>(
+    func: &'f ir::Function,
+    data: &ir::InstructionData,
+) -> Option<&'f ir::Signature> {
+    match *data {
+        ir::InstructionData::Call {
+            opcode: Opcode::ReturnCall,
+            func_ref,
+            ..
+        } => Some(&func.dfg.signatures[func.dfg.ext_funcs[func_ref].signature]),
+        ir::InstructionData::CallIndirect {
+            opcode: Opcode::ReturnCallIndirect,
+            sig_ref,
+            ..
+        } => Some(&func.dfg.signatures[sig_ref]),
+        _ => None,
+    }
+}
+
+/// Whether two signatures translate to the same LLVM prototype (types and
+/// extensions of parameters and results; conventions agree by `check`).
+fn same_prototype(a: &ir::Signature, b: &ir::Signature) -> bool {
+    let key = |p: &ir::AbiParam| (p.value_type, p.extension, p.purpose);
+    a.params.iter().map(key).eq(b.params.iter().map(key))
+        && a.returns.iter().map(key).eq(b.returns.iter().map(key))
+}
+
 /// The vector type an instruction works on, for messages.
 fn vector_type_of(func: &ir::Function, inst: ir::Inst) -> Type {
     let dfg = &func.dfg;
@@ -259,6 +310,8 @@ fn scalar_opcode_ok(opcode: Opcode) -> bool {
             | O::Return
             | O::Call
             | O::CallIndirect
+            | O::ReturnCall
+            | O::ReturnCallIndirect
             | O::FuncAddr
             | O::Smin
             | O::Umin

@@ -407,6 +407,9 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
                 self.b.build_switch(index, default, &cases)?;
             }
             (Opcode::Return, _) => self.ret(args)?,
+            (Opcode::ReturnCall | Opcode::ReturnCallIndirect, _) => {
+                self.return_call(inst, opcode, &data)?
+            }
             (Opcode::Trap, InstructionData::Trap { code, .. }) => self.emit_trap(code)?,
             (Opcode::Trapz | Opcode::Trapnz, InstructionData::CondTrap { arg, code, .. }) => {
                 let nz = self.nonzero(self.int(arg)?)?;

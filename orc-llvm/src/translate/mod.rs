@@ -15,7 +15,11 @@
 //! `function.rs` walks blocks and control flow, `int.rs`, `float.rs`,
 //! `memory.rs`, `calls.rs` and `simd.rs` lower the instructions.
 //!
-//! Known limits: the `tail` calling convention (so `return_call`), `sret`
+//! The `tail` convention is taken where its ABI is System V's (register
+//! arguments only, at most one integer result), and `return_call` becomes
+//! a `musttail` call between functions of one prototype.
+//!
+//! Known limits: other `tail` signatures and tail calls, `sret`
 //! parameters, return areas (more than two integer or two float/vector
 //! results), thread-local symbols, pinned registers,
 //! exceptions (`try_call`), dynamic vectors, f16/f128 and float conversions
