@@ -124,16 +124,10 @@ fn define_tier0(
 ) -> Result<DefinedFunctions, ClifRunError> {
     let mut defined = DefinedFunctions::default();
     let flags = jit.cranelift_layer().compiler().isa().flags().clone();
-    for (symbol, mut func) in functions {
-        if let Some(reason) = orc_clif::tier0_obstacle(&func, &flags) {
-            defined
-                .not_compiled
-                .insert(symbol, Unavailable::Tier0(reason));
+    for (symbol, func) in functions {
+        let Some(func) = for_tier0(&mut defined, &symbol, func, &flags, settings) else {
             continue;
-        }
-        if settings.nan_canonicalization {
-            orc_clif::canonicalize_nans(&mut func);
-        }
+        };
         let module_name = format!("{name}:{symbol}");
         add_tier0(jit, module_name.clone(), symbol, func).map_err(|source| ClifRunError::Jit {
             context: format!("cannot add {module_name}"),
@@ -205,16 +199,10 @@ fn define_adaptive(
         nan_canonicalization: settings.nan_canonicalization,
     });
     let mut defs = Vec::new();
-    for (symbol, mut func) in functions {
-        if let Some(reason) = orc_clif::tier0_obstacle(&func, &flags) {
-            defined
-                .not_compiled
-                .insert(symbol, Unavailable::Tier0(reason));
+    for (symbol, func) in functions {
+        let Some(mut func) = for_tier0(&mut defined, &symbol, func, &flags, settings) else {
             continue;
-        }
-        if settings.nan_canonicalization {
-            orc_clif::canonicalize_nans(&mut func);
-        }
+        };
         // The layer's own user names (namespace 0: its function ids) are
         // not the file's: the file's `u1:2` becomes the symbol `u1:2`.
         orc_clif::user_names_as_symbols(&mut func);
@@ -227,6 +215,28 @@ fn define_adaptive(
         .define(defs)
         .map_err(jit_err("cannot define the functions".to_owned()))?;
     Ok(defined)
+}
+
+/// `func` as tier 0 takes it (NaNs canonicalized if the file says so), or
+/// `None` with the reason recorded in `defined` when Cranelift's backend
+/// cannot compile it.
+fn for_tier0(
+    defined: &mut DefinedFunctions,
+    symbol: &str,
+    mut func: Function,
+    flags: &orc_cranelift::codegen::settings::Flags,
+    settings: &FileSettings,
+) -> Option<Function> {
+    if let Some(reason) = orc_clif::tier0_obstacle(&func, flags) {
+        defined
+            .not_compiled
+            .insert(symbol.to_owned(), Unavailable::Tier0(reason));
+        return None;
+    }
+    if settings.nan_canonicalization {
+        orc_clif::canonicalize_nans(&mut func);
+    }
+    Some(func)
 }
 
 /// Adds `func` under `symbol` as the tier-0 module `module_name`.
