@@ -23,7 +23,8 @@ impl fmt::Display for RelocationKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(name) => f.write_str(name),
-            None => write!(f, "relocation type {}", self.0),
+            // Follows the word "relocation" in every message.
+            None => write!(f, "type {}", self.0),
         }
     }
 }
@@ -210,5 +211,26 @@ impl LinkError {
             object: object.to_owned(),
             what: what.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_relocation_is_named_once_by_number() {
+        let e = LinkError::UnsupportedRelocation {
+            object: "a.o".into(),
+            section: ".text".into(),
+            offset: 0x10,
+            kind: RelocationKind(250),
+        };
+        assert_eq!(
+            e.to_string(),
+            "a.o: unsupported relocation type 250 in section .text at offset 0x10"
+        );
+        let known = RelocationKind(2); // R_X86_64_PC32
+        assert_eq!(known.to_string(), "R_X86_64_PC32");
     }
 }
