@@ -6,6 +6,7 @@ mod repl;
 mod run;
 mod run_clif;
 mod run_ir;
+mod source;
 mod test_clif;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -129,7 +130,8 @@ fn parse_llvm_opt(s: &str) -> Result<LlvmOptLevel, String> {
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
-    /// The program.
+    /// The program (`-`: standard input, whose content tells Kaleidoscope,
+    /// LLVM IR and CLIF apart).
     pub(crate) file: std::path::PathBuf,
     #[command(flatten)]
     pub(crate) jit: JitArgs,
@@ -252,10 +254,14 @@ fn print_tier0_stats(jit: &orc::Jit) {
 /// Runs the command; returns the process exit status.
 pub(crate) fn main(cli: Cli) -> i32 {
     let status = match cli.command {
-        Command::Run(args) => match args.file.extension().and_then(|e| e.to_str()) {
-            Some("ll" | "bc") => run_ir::run_ir(&args),
-            Some("clif") => run_clif::run_clif(&args),
-            _ => run::run(&args),
+        Command::Run(args) => match source::kind(&args.file) {
+            Ok(source::Kind::LlvmIr) => run_ir::run_ir(&args),
+            Ok(source::Kind::Clif) => run_clif::run_clif(&args),
+            Ok(source::Kind::Kaleidoscope) => run::run(&args),
+            Err(e) => {
+                eprintln!("orc: error: {e}");
+                1
+            }
         },
         Command::Test(args) => test_clif::test_clif(&args),
         Command::Repl(args) => repl::repl(&args),

@@ -6,11 +6,11 @@ use orc::KaleidoscopeJit;
 use super::{print_stats, RunArgs};
 
 pub(crate) fn run(args: &RunArgs) -> i32 {
-    let path = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
+    let path = super::source::name(&args.file);
+    let source = match super::source::read_text(&args.file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("orc: error: cannot read '{path}': {e}");
+            eprintln!("orc: error: {e}");
             return 1;
         }
     };

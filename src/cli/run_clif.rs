@@ -8,11 +8,11 @@ use orc_clif::{ClifFile, DataValue};
 use super::{print_stats, RunArgs};
 
 pub(crate) fn run_clif(args: &RunArgs) -> i32 {
-    let path = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
+    let path = super::source::name(&args.file);
+    let text = match super::source::read_text(&args.file) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("orc: error: cannot read '{path}': {e}");
+            eprintln!("orc: error: {e}");
             return 1;
         }
     };

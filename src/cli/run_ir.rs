@@ -42,7 +42,7 @@ fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> 
 }
 
 pub(crate) fn run_ir(args: &RunArgs) -> i32 {
-    let path = args.file.display().to_string();
+    let path = super::source::name(&args.file);
     // LLVM IR has no tier 0 yet: running it in tier 1 when another tier
     // was asked for would hide that.
     let asked = match args.jit.tier {
@@ -59,7 +59,14 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
         );
         return 1;
     }
-    let program = match IrProgram::load(&path) {
+    let loaded = match super::source::read(&args.file) {
+        Ok(bytes) => IrProgram::parse(super::source::name(&args.file), bytes),
+        Err(e) => {
+            eprintln!("orc: error: {e}");
+            return 1;
+        }
+    };
+    let program = match loaded {
         Ok(p) if args.lazy_units == super::LazyUnits::Function => {
             p.with_speculation(orc_llvm_ir::SpeculationLimits::NONE)
         }
