@@ -37,9 +37,9 @@ use orc_core::{
     Result, SymbolFlags, Tier1Compiler, Tier1Request, TieredFunctions,
 };
 use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
-use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops};
+use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops, OsrLoop};
 use orc_cranelift::{CraneliftLayer, FunctionModule, NameResolver};
-use orc_llvm::translate::{check_translatable, ClifLlvmModule, TranslateConfig};
+use orc_llvm::translate::{check_translatable, ClifLlvmModule, TranslateConfig, TranslateError};
 use orc_llvm::LlvmModule;
 
 use crate::jit::{LazyLlvmLayer, Tier};
@@ -80,6 +80,14 @@ pub trait Tier1Lowering: Send + Sync {
     fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn LlvmModule>>;
 }
 
+/// A function version's CLIF as the frontend built it, with the loops its
+/// tier-0 code checks for on-stack replacement (in slot order).
+struct Source {
+    version: u32,
+    func: ir::Function,
+    loops: Vec<OsrLoop>,
+}
+
 #[derive(Default)]
 struct Tables {
     /// How CLIF is translated for tier 1.
@@ -88,7 +96,7 @@ struct Tables {
     lowering: Option<Arc<dyn Tier1Lowering>>,
     /// Each current function version's CLIF, as the frontend built it (the
     /// source of its tier-1 body and OSR entries).
-    sources: HashMap<FuncId, (u32, Arc<ir::Function>)>,
+    sources: HashMap<FuncId, Arc<Source>>,
     /// Namespace-1 symbols by index.
     imports: Vec<String>,
     import_index: HashMap<String, u32>,
@@ -221,28 +229,8 @@ impl TieredLayer {
         tracker: &ResourceTracker,
     ) -> Result<ExecutorAddr> {
         let state = &self.state;
+        state.add_first_tier(&[], vec![(symbol.to_owned(), func)], tracker)?;
         let bodies = state.functions.bodies_dylib();
-        match state.first_tier() {
-            CodeTier::Zero => {
-                let module = FunctionModule::new(symbol, state.resolver(HashMap::new()))
-                    .with_function(symbol, func, CALLABLE);
-                state
-                    .cranelift
-                    .add(bodies, Box::new(module), Some(tracker))?;
-            }
-            CodeTier::One => {
-                let module = ClifLlvmModule::new(
-                    symbol,
-                    state.resolver(HashMap::new()),
-                    state.lock().translate.clone(),
-                )
-                .with_function(symbol, func, CALLABLE);
-                state
-                    .llvm
-                    .get()?
-                    .add(bodies, Box::new(module), Some(tracker))?;
-            }
-        }
         Ok(bodies.lookup_symbol(symbol)?.addr)
     }
 
@@ -371,17 +359,19 @@ impl State {
         if self.tier != Tier::Adaptive {
             return Ok((func, None));
         }
-        self.lock()
-            .sources
-            .insert(id, (version, Arc::new(func.clone())));
         self.functions.register_for_tiering(id, version)?;
         let loops = osr_loops(&func);
-        if loops.is_empty() {
-            return Ok((func, None));
+        let slots = (!loops.is_empty()).then(|| TieredFunctions::osr_slots(loops.len()));
+        let source = Source {
+            version,
+            func: func.clone(),
+            loops,
+        };
+        if let Some(slots) = &slots {
+            add_osr_checks(&mut func, &source.loops, slots.as_ptr() as u64);
         }
-        let slots = TieredFunctions::osr_slots(loops.len());
-        add_osr_checks(&mut func, &loops, slots.as_ptr() as u64);
-        Ok((func, Some(slots)))
+        self.lock().sources.insert(id, Arc::new(source));
+        Ok((func, slots))
     }
 
     /// Adds version `version` of `id` as a unit of its first tier under
@@ -405,65 +395,104 @@ impl State {
         tracker: &ResourceTracker,
     ) -> Result<(CodeTier, Vec<Option<OsrSlots>>)> {
         let tier = self.first_tier();
-        let bodies = self.functions.bodies_dylib();
         let mut slots = Vec::with_capacity(funcs.len());
-        let mut symbols = Vec::with_capacity(funcs.len());
-        let mut prepared = Vec::with_capacity(funcs.len());
+        let mut functions = Vec::with_capacity(funcs.len());
         let versions: Vec<(FuncId, u32)> = funcs.iter().map(|(id, v, _)| (*id, *v)).collect();
         for (id, version, func) in funcs {
             let (func, osr) = self.prepare(id, version, func)?;
             slots.push(osr);
-            symbols.push(self.functions.body(id, tier, version)?.to_string());
-            prepared.push(func);
+            functions.push((self.functions.body(id, tier, version)?.to_string(), func));
         }
-        let name = match symbols.len() {
-            1 => symbols[0].clone(),
-            n => format!("{} (+{} more)", symbols[0], n - 1),
-        };
-        match tier {
+        self.add_first_tier(&versions, functions, tracker)?;
+        Ok((tier, slots))
+    }
+
+    /// Compiles `functions` (symbol, CLIF), as one module under `tracker`,
+    /// with the first tier; `versions` are the tiered functions they are
+    /// versions of (empty for untiered code), for the frontend's own tier-1
+    /// lowering and direct self-calls.
+    fn add_first_tier(
+        self: &Arc<Self>,
+        versions: &[(FuncId, u32)],
+        functions: Vec<(String, ir::Function)>,
+        tracker: &ResourceTracker,
+    ) -> Result<()> {
+        let bodies = self.functions.bodies_dylib();
+        let name = module_name(functions.iter().map(|(s, _)| s.as_str()));
+        match self.first_tier() {
             CodeTier::Zero => {
                 let mut module = FunctionModule::new(name, self.resolver(HashMap::new()));
-                for (symbol, func) in symbols.into_iter().zip(prepared) {
+                for (symbol, func) in functions {
                     module = module.with_function(symbol, func, CALLABLE);
                 }
-                self.cranelift
-                    .add(bodies, Box::new(module), Some(tracker))?;
+                self.cranelift.add(bodies, Box::new(module), Some(tracker))
             }
             CodeTier::One => {
-                let lowering = self.lock().lowering.clone();
-                let hand = lowering.and_then(|l| {
-                    let functions: Vec<(FuncId, u32, String)> = versions
-                        .iter()
-                        .zip(&symbols)
-                        .map(|(&(id, v), s)| (id, v, s.clone()))
-                        .collect();
-                    l.lower(&functions)
-                });
-                let module: Box<dyn LlvmModule> = match hand {
+                let requests: Vec<(FuncId, u32, String)> = versions
+                    .iter()
+                    .zip(&functions)
+                    .map(|(&(id, v), (s, _))| (id, v, s.clone()))
+                    .collect();
+                let module: Box<dyn LlvmModule> = match self.hand_lowered(&requests) {
                     Some(module) => module,
-                    None => {
-                        // Tier-1 code calls itself directly (see the
-                        // module docs).
-                        let own = versions
-                            .iter()
-                            .zip(&symbols)
-                            .map(|(&(id, _), s)| (id.index(), s.clone()))
-                            .collect();
-                        let mut module = ClifLlvmModule::new(
-                            name,
-                            self.resolver(own),
-                            self.lock().translate.clone(),
-                        );
-                        for (symbol, func) in symbols.into_iter().zip(prepared) {
-                            module = module.with_function(symbol, func, CALLABLE);
-                        }
-                        Box::new(module)
-                    }
+                    None => Box::new(self.translated(&name, &requests, functions)),
                 };
-                self.llvm.get()?.add(bodies, module, Some(tracker))?;
+                self.llvm.get()?.add(bodies, module, Some(tracker))
             }
         }
-        Ok((tier, slots))
+    }
+
+    /// The frontend's own tier-1 module for `requests` (function, version,
+    /// symbol), if it set a lowering and the lowering takes them.
+    fn hand_lowered(&self, requests: &[(FuncId, u32, String)]) -> Option<Box<dyn LlvmModule>> {
+        if requests.is_empty() {
+            return None;
+        }
+        let lowering = self.lock().lowering.clone()?;
+        lowering.lower(requests)
+    }
+
+    /// A module translating `functions` (symbol, CLIF) to LLVM IR, in which
+    /// each of `requests` calls itself directly, by its own symbol.
+    fn translated(
+        self: &Arc<Self>,
+        name: &str,
+        requests: &[(FuncId, u32, String)],
+        functions: Vec<(String, ir::Function)>,
+    ) -> ClifLlvmModule {
+        let own = requests
+            .iter()
+            .map(|(id, _, symbol)| (id.index(), symbol.clone()))
+            .collect();
+        let config = self.lock().translate.clone();
+        let mut module = ClifLlvmModule::new(name, self.resolver(own), config);
+        for (symbol, func) in functions {
+            module = module.with_function(symbol, func, CALLABLE);
+        }
+        module
+    }
+
+    /// Records that `name`'s CLIF uses `e`, which the translation does not
+    /// take (once per function).
+    fn note_untranslated(&self, name: String, e: &TranslateError) {
+        let what = match e {
+            TranslateError::Unsupported { what, .. } => what.clone(),
+            other => other.to_string(),
+        };
+        let mut tables = self.lock();
+        if !tables.untranslated.iter().any(|(n, _)| *n == name) {
+            tables.untranslated.push((name, what));
+        }
+    }
+}
+
+/// A module's name after the symbols it defines.
+fn module_name<'a>(mut symbols: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let n = symbols.len();
+    let first = symbols.next().unwrap_or_default().to_owned();
+    match n {
+        0 | 1 => first,
+        n => format!("{first} (+{} more)", n - 1),
     }
 }
 
@@ -477,79 +506,45 @@ impl Tier1Compiler for Promoter {
             .0
             .upgrade()
             .ok_or_else(|| Error::other("the tiered layer is gone"))?;
-        let mut sources = Vec::with_capacity(batch.len());
-        {
+        let sources = {
             let tables = state.lock();
-            for r in batch {
-                match tables.sources.get(&r.id) {
-                    Some((version, func)) if *version == r.version => {
-                        sources.push(func.clone());
-                    }
-                    _ => {
-                        return Err(Error::other(format!(
-                            "no CLIF kept for version {} of '{}'",
-                            r.version,
-                            state.functions.name(r.id)?
-                        )))
-                    }
-                }
-            }
-        }
-        let lowering = state.lock().lowering.clone();
-        let hand = lowering.and_then(|l| {
-            let functions: Vec<(FuncId, u32, String)> = batch
+            batch
                 .iter()
-                .map(|r| (r.id, r.version, r.symbol.to_string()))
-                .collect();
-            l.lower(&functions)
-        });
+                .map(|r| match tables.sources.get(&r.id) {
+                    Some(source) if source.version == r.version => Ok(source.clone()),
+                    _ => Err(Error::other(format!(
+                        "no CLIF kept for version {} of '{}'",
+                        r.version,
+                        state.functions.name(r.id)?
+                    ))),
+                })
+                .collect::<Result<Vec<Arc<Source>>>>()?
+        };
+        let requests: Vec<(FuncId, u32, String)> = batch
+            .iter()
+            .map(|r| (r.id, r.version, r.symbol.to_string()))
+            .collect();
+        let hand = state.hand_lowered(&requests);
+        // The bodies (unless the frontend lowered them), then each loop's
+        // OSR entry the translation takes.
+        let mut functions = Vec::new();
         if hand.is_none() {
-            for (r, func) in batch.iter().zip(&sources) {
-                if let Err(e) = check_translatable(func, &r.symbol) {
-                    let name = state.functions.name(r.id)?.to_string();
-                    let what = match &e {
-                        orc_llvm::translate::TranslateError::Unsupported { what, .. } => {
-                            what.clone()
-                        }
-                        other => other.to_string(),
-                    };
-                    let mut tables = state.lock();
-                    if !tables.untranslated.iter().any(|(n, _)| *n == name) {
-                        tables.untranslated.push((name, what));
-                    }
-                    drop(tables);
+            for (r, source) in batch.iter().zip(&sources) {
+                if let Err(e) = check_translatable(&source.func, &r.symbol) {
+                    state.note_untranslated(state.functions.name(r.id)?.to_string(), &e);
                     return Err(Error::other(e.to_string()));
                 }
+                functions.push((r.symbol.to_string(), source.func.clone()));
             }
         }
-        let own: HashMap<u32, String> = batch
-            .iter()
-            .map(|r| (r.id.index(), r.symbol.to_string()))
-            .collect();
-        let name = match batch.len() {
-            1 => batch[0].symbol.to_string(),
-            n => format!("{} (+{} more)", batch[0].symbol, n - 1),
-        };
-        let mut module = ClifLlvmModule::new(
-            format!("{name} (translated)"),
-            state.resolver(own),
-            state.lock().translate.clone(),
-        );
-        let mut translated = 0;
         let mut built = Vec::with_capacity(batch.len());
-        for (r, func) in batch.iter().zip(&sources) {
-            if hand.is_none() {
-                module = module.with_function(r.symbol.to_string(), (**func).clone(), CALLABLE);
-                translated += 1;
-            }
-            let loops = osr_loops(func);
+        for (r, source) in batch.iter().zip(&sources) {
             let mut entries = Vec::with_capacity(r.osr_entries.len());
-            for (symbol, lp) in r.osr_entries.iter().zip(&loops) {
-                let entry = osr_entry(func, lp);
+            for (symbol, lp) in r.osr_entries.iter().zip(&source.loops) {
+                let entry = osr_entry(&source.func, lp);
                 let ok = check_translatable(&entry, symbol).is_ok();
                 if ok {
-                    module = module.with_function(symbol.to_string(), entry, CALLABLE);
-                    translated += 1;
+                    functions.push((symbol.to_string(), entry));
                 }
                 entries.push(ok);
             }
@@ -563,7 +558,9 @@ impl Tier1Compiler for Promoter {
         if let Some(hand) = hand {
             llvm.add_compiled_here(bodies, hand, Some(tracker))?;
         }
-        if translated > 0 {
+        if !functions.is_empty() {
+            let name = module_name(batch.iter().map(|r| r.symbol.as_str()));
+            let module = state.translated(&format!("{name} (translated)"), &requests, functions);
             llvm.add_compiled_here(bodies, Box::new(module), Some(tracker))?;
         }
         Ok(built)
