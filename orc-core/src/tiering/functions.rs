@@ -267,19 +267,9 @@ impl TieredFunctions {
         *self.shared.tier1.lock() = Some(compiler);
     }
 
-    /// The tier manager, with adaptive tiering.
-    pub fn tier_manager(&self) -> Option<&Arc<TierManager>> {
-        self.shared.config.tiers.as_ref()
-    }
-
     /// The dylib of the bodies.
     pub fn bodies_dylib(&self) -> &JitDylib {
         &self.shared.config.bodies
-    }
-
-    /// The dylib of the stubs.
-    pub fn stubs_dylib(&self) -> &JitDylib {
-        &self.shared.config.stubs
     }
 
     /// Registers a function called `name` (its stub's symbol), with no
@@ -348,16 +338,6 @@ impl TieredFunctions {
     /// then to [`Definition::osr`]).
     pub fn osr_slots(n: usize) -> Arc<[OsrSlot]> {
         (0..n).map(|_| OsrSlot::default()).collect()
-    }
-
-    /// What `id`'s version-`version` tier-0 code needs to count, after
-    /// [`Self::register_for_tiering`]: see [`TierManager::trip_counter`].
-    pub fn trip_counter(&self, id: FuncId, version: u32) -> Result<Option<TripCounter>> {
-        let Some(tiers) = &self.shared.config.tiers else {
-            return Ok(None);
-        };
-        let body = self.body(id, CodeTier::Zero, version)?;
-        Ok(tiers.trip_counter(&body))
     }
 
     /// With adaptive tiering, registers `id`'s version-`version` tier-0
