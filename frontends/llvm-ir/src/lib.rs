@@ -36,10 +36,12 @@
 //! (`ObjectLinkingLayer::run_initializers`: `llvm.global_ctors`), calls
 //! `main` from the main dylib, and ends the session (or removes the
 //! tracker), which runs `atexit` handlers and `llvm.global_dtors`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod diagnostic;
 mod program;
+#[allow(unsafe_code)]
+pub mod to_clif;
 
 pub use diagnostic::{IrDiagnostic, IrError};
 pub use orc_llvm::partition::SpeculationLimits;
