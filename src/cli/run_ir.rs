@@ -41,24 +41,18 @@ fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> 
     Ok(loaded)
 }
 
+/// The tier of IR programs when neither `--tier` nor `ORC_TIER` says.
+const DEFAULT_TIER: Tier = Tier::One;
+
 pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let path = super::source::name(&args.file);
-    // LLVM IR has no tier 0 yet: running it in tier 1 when another tier
-    // was asked for would hide that.
-    let asked = match args.jit.tier {
-        Some(tier) => Some((tier, "--tier")),
+    let tier = match args.jit.tier {
+        Some(tier) => tier,
         None => std::env::var("ORC_TIER")
             .ok()
             .and_then(|t| t.parse::<Tier>().ok())
-            .map(|tier| (tier, "ORC_TIER")),
+            .unwrap_or(DEFAULT_TIER),
     };
-    if let Some((tier @ (Tier::Zero | Tier::Adaptive), origin)) = asked {
-        eprintln!(
-            "orc: error: {path}: LLVM IR runs only in tier 1 ({origin} {tier} asked for tier 0 code, \
-             which IR programs do not have yet); use --tier 1"
-        );
-        return 1;
-    }
     let loaded = match super::source::read(&args.file) {
         Ok(bytes) => IrProgram::parse(super::source::name(&args.file), bytes),
         Err(e) => {
@@ -96,14 +90,14 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
             return 1;
         }
     };
-    let jit = match args.jit.builder().tier(Tier::One).llvm_config(llvm).build() {
+    let jit = match args.jit.builder().tier(tier).llvm_config(llvm).build() {
         Ok(j) => j,
         Err(e) => {
             eprintln!("orc: error: cannot start the JIT: {e}");
             return 1;
         }
     };
-    let status = match run_main(&jit, &program, args) {
+    let status = match run_main(&jit, &program, tier, args) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("orc: error: {path}: {e}");
@@ -127,7 +121,12 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     status
 }
 
-fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, String> {
+fn run_main(
+    jit: &orc::Jit,
+    program: &IrProgram,
+    tier: Tier,
+    args: &RunArgs,
+) -> Result<i32, String> {
     let layer = jit.llvm_layer().map_err(|e| e.to_string())?;
     let target = IrTarget {
         layer,
@@ -140,9 +139,23 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
     } else {
         LoadMode::Lazy
     };
-    program
-        .add(&target, mode, None)
-        .map_err(|e| e.to_string())?;
+    if tier == Tier::One {
+        program
+            .add(&target, mode, None)
+            .map_err(|e| e.to_string())?;
+    } else {
+        let report = orc::llvm_ir::add_tiered(jit, program, mode).map_err(|e| e.to_string())?;
+        if args.jit.stats {
+            for (function, why) in &report.tier1_only {
+                eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
+            }
+            eprintln!(
+                "orc: stats: IR functions: {} tiered, {} in tier 1 only",
+                report.tiered,
+                report.tier1_only.len()
+            );
+        }
+    }
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
