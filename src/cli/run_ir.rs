@@ -13,12 +13,35 @@ use orc_llvm_ir::{IrProgram, IrTarget, LoadMode};
 
 use super::{print_stats, RunArgs};
 
-/// Loads `-l NAME` libraries like `gcc ... -lNAME` would find them; shared
+/// An error with its causes, `: `-separated (dlopen's reason included).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// Loads `--load` files, then `-l NAME` libraries like `gcc ... -lNAME` would find them; shared
 /// ones are opened with global visibility so generators see them. Archives
 /// are not supported for IR programs.
-fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> {
-    let search = LibrarySearch::new(Vec::new());
+fn load_libraries(args: &RunArgs) -> Result<Vec<libloading::Library>, String> {
     let mut loaded = Vec::new();
+    for path in &args.load {
+        if !path.is_file() {
+            return Err(format!("--load {}: no such file", path.display()));
+        }
+        match load_library(&LibraryFile::Shared(path.clone()))
+            .map_err(|e| format!("--load {}: {}", path.display(), error_chain(&e)))?
+        {
+            LoadedLibrary::Shared(lib) => loaded.push(lib),
+            LoadedLibrary::Archive(_) => {}
+        }
+    }
+    let names = &args.libs;
+    let search = LibrarySearch::new(args.lib_dirs.clone());
     for name in names {
         let files = search.find(name).map_err(|e| format!("-l{name}: {e}"))?;
         for file in files {
@@ -83,7 +106,7 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
         },
         None => LlvmConfig::codegen_only(LlvmOptLevel::O2),
     };
-    let _libraries = match load_libraries(&args.libs) {
+    let _libraries = match load_libraries(args) {
         Ok(libs) => libs,
         Err(e) => {
             eprintln!("orc: error: {e}");
@@ -97,6 +120,13 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
             return 1;
         }
     };
+    // A failed compile or link reaches the lookup or the lazy call that
+    // waited for it, which reports it once: the session need not.
+    jit.session().set_error_reporter(|e| {
+        if !matches!(e, orc_core::Error::FailedToMaterialize { .. }) {
+            eprintln!("orc: error: {e}");
+        }
+    });
     let status = match run_main(&jit, &program, tier, args) {
         Ok(status) => status,
         Err(e) => {
@@ -160,9 +190,20 @@ fn run_main(
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
         .map_err(|e| e.to_string())?;
-    let entry = jit
-        .lookup("main")
-        .map_err(|e| format!("no main function: {e}"))?;
+    let entry = match jit.lookup("main") {
+        Ok(entry) => entry,
+        Err(e) if program.defines("main") => {
+            // `main` exists: compiling or linking it (or what it needs now)
+            // failed, as a lazy call fails when the code runs.
+            let mut cause = &e;
+            while let orc_core::Error::FailedToMaterialize { cause: inner, .. } = cause {
+                cause = inner;
+            }
+            eprintln!("orc: error: {cause}");
+            return Ok(orc_core::lazy::LAZY_COMPILE_FAILURE_EXIT_CODE);
+        }
+        Err(e) => return Err(format!("no main function: {e}")),
+    };
     let argv_owned: Vec<CString> = std::iter::once(args.file.display().to_string())
         .chain(args.args.iter().cloned())
         .map(|a| CString::new(a).map_err(|_| "an argument contains a NUL byte".to_owned()))
