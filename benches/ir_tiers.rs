@@ -105,9 +105,12 @@ fn time_once(mut cmd: Command) -> Duration {
     t
 }
 
+/// A labelled command maker.
+type Commands = Vec<(String, Box<dyn Fn() -> Command>)>;
+
 /// The median wall time of each command over `runs` rounds, the commands
 /// taking turns within a round.
-fn median_times(runs: usize, commands: &[(String, Box<dyn Fn() -> Command>)]) -> Vec<Duration> {
+fn median_times(runs: usize, commands: &Commands) -> Vec<Duration> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
     for _ in 0..runs {
         for ((_, make), t) in commands.iter().zip(&mut times) {
@@ -138,7 +141,7 @@ fn command(program: &str, args: &[&str], ir: &Path, prog_args: &[String]) -> Com
 }
 
 /// The commands compared in parts 1 and 2: lli's two modes, then orc's.
-fn jit_commands(ir: &Path, prog_args: &[String]) -> Vec<(String, Box<dyn Fn() -> Command>)> {
+fn jit_commands(ir: &Path, prog_args: &[String]) -> Commands {
     let orc = env!("CARGO_BIN_EXE_orc");
     let configs: [(&str, &str, &[&str]); 6] = [
         ("lli-19", "lli-19", &[]),
@@ -159,7 +162,7 @@ fn jit_commands(ir: &Path, prog_args: &[String]) -> Vec<(String, Box<dyn Fn() ->
         .collect()
 }
 
-fn print_against(label: &str, commands: &[(String, Box<dyn Fn() -> Command>)], times: &[Duration]) {
+fn print_against(label: &str, commands: &Commands, times: &[Duration]) {
     println!("{label}");
     let lli = times[0];
     for ((name, _), t) in commands.iter().zip(times) {
