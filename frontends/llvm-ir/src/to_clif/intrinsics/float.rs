@@ -100,8 +100,7 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
                 return Err(cx.err(format!("{base} of {ty} to {rt}")));
             }
             // `long` and `long long` are both 64 bits in SysV.
-            let long = base.strip_prefix('l').filter(|r| r.starts_with('l'));
-            let symbol = libm_name(long.unwrap_or(base), ty);
+            let symbol = libm_name(base, ty);
             let rlane = rt.lane_type();
             cx.lanewise(rt, &[cx.arg(0)], &mut |cx, a| {
                 let r = cx
@@ -127,10 +126,29 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
                 return Err(cx.err(format!("{base} of {ty} to {rt}")));
             }
             let x = cx.arg(0);
-            if base == "fptosi.sat" {
-                cx.b.ins().fcvt_to_sint_sat(rt, x)
+            let signed = base == "fptosi.sat";
+            if rt.bits() >= 32 {
+                if signed {
+                    cx.b.ins().fcvt_to_sint_sat(rt, x)
+                } else {
+                    cx.b.ins().fcvt_to_uint_sat(rt, x)
+                }
             } else {
-                cx.b.ins().fcvt_to_uint_sat(rt, x)
+                // The x86-64 backend converts to 32 or 64 bits only (it
+                // panics on narrower ones): convert to i32, clamp, narrow.
+                let bits = rt.bits();
+                let wide = if signed {
+                    let w = cx.b.ins().fcvt_to_sint_sat(types::I32, x);
+                    let hi = cx.b.ins().iconst(types::I32, (1i64 << (bits - 1)) - 1);
+                    let lo = cx.int_const(types::I32, -(1i128 << (bits - 1)));
+                    let w = cx.b.ins().smin(w, hi);
+                    cx.b.ins().smax(w, lo)
+                } else {
+                    let w = cx.b.ins().fcvt_to_uint_sat(types::I32, x);
+                    let hi = cx.b.ins().iconst(types::I32, (1i64 << bits) - 1);
+                    cx.b.ins().umin(w, hi)
+                };
+                cx.b.ins().ireduce(rt, wide)
             }
         }
         _ => return Ok(None),
