@@ -111,6 +111,20 @@ fn base_name(name: &str) -> Option<String> {
     Some(parts.join("."))
 }
 
+/// Whether the type suffixes of `name` mangle `i1` or a vector of `i1`
+/// (`llvm.umax.i1`, `llvm.vector.reduce.or.v4i1`).
+fn has_i1_suffix(name: &str) -> bool {
+    name.split('.')
+        .rev()
+        .take_while(|p| is_type_suffix(p))
+        .any(|p| {
+            p == "i1"
+                || ((p.starts_with('v') || p.starts_with("nxv"))
+                    && p.strip_suffix("i1")
+                        .is_some_and(|r| r.ends_with(|c: char| c.is_ascii_digit())))
+        })
+}
+
 /// Whether one dot-separated part of an intrinsic name mangles a type
 /// (`i32`, `f64`, `v4f32`, `p0`, `nxv2i64`, `bf16`, `sl_...`).
 fn is_type_suffix(part: &str) -> bool {
@@ -306,6 +320,11 @@ pub(super) fn vector_flags() -> MemFlagsData {
 fn translate_base(cx: &mut Cx<'_, '_, '_>) -> Res {
     if let Some(v) = misc(cx)? {
         return Ok(Some(v));
+    }
+    if has_i1_suffix(cx.call.name) {
+        // An `i1` is an `i8` holding 0 or 1: operations that read it as
+        // signed (where 1 is -1) need their own forms.
+        return int::translate_i1(cx);
     }
     if let Some(v) = float::translate(cx)? {
         return Ok(Some(v));

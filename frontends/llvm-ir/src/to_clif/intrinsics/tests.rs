@@ -1600,3 +1600,206 @@ fn vectors_other_than_128_bits_are_errors() {
         assert!(e.starts_with(&format!("intrinsic {name}")), "{e}");
     }
 }
+
+#[test]
+fn i1_operations_read_1_as_minus_1_when_signed() {
+    // As LLVM's i1: smin(1, 0) is 1 (-1 < 0), smax(1, 0) is 0.
+    let i8t = types::I8;
+    type BoolRef = fn(bool, bool) -> bool;
+    let refs: [(&str, BoolRef); 4] = [
+        ("smin", |a, b| a || b),
+        ("smax", |a, b| a && b),
+        ("umin", |a, b| a && b),
+        ("umax", |a, b| a || b),
+    ];
+    for (op, reference) in refs {
+        let name = format!("llvm.{op}.i1");
+        let f = check(&name, &[A::P(i8t), A::P(i8t)], &[i8t]);
+        for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
+            let got = ret(&f, &[DataValue::I8(a.into()), DataValue::I8(b.into())]);
+            let want = DataValue::I8(reference(a, b).into());
+            assert_eq!(got, [want], "{name}({a}, {b})");
+        }
+    }
+    let f = check("llvm.abs.i1", &[A::P(i8t), A::C(i8t, 0)], &[i8t]);
+    assert_eq!(ret(&f, &[DataValue::I8(1)]), [DataValue::I8(1)]);
+    // Reductions of i1 lanes (each lane an i8 holding 0 or 1).
+    let v = types::I8X16;
+    for (op, any) in [
+        ("or", true),
+        ("umax", true),
+        ("smin", true),
+        ("and", false),
+        ("smax", false),
+    ] {
+        let name = format!("llvm.vector.reduce.{op}.v16i1");
+        let f = check(&name, &[A::P(v)], &[i8t]);
+        let mut lanes = vec![0i128; 16];
+        lanes[5] = 1;
+        let got = ret(&f, &[vec_dv(v, &lanes)]);
+        assert_eq!(got, [DataValue::I8(any.into())], "{name} of one set lane");
+    }
+    // Signed readings the translation does not model are errors.
+    for (name, args, results) in [
+        ("llvm.sadd.sat.i1", vec![A::P(i8t), A::P(i8t)], vec![i8t]),
+        (
+            "llvm.smul.with.overflow.i1",
+            vec![A::P(i8t), A::P(i8t)],
+            vec![i8t, i8t],
+        ),
+        ("llvm.fptosi.sat.i1.f64", vec![A::P(types::F64)], vec![i8t]),
+    ] {
+        let e = build(name, &args, &results).err();
+        assert!(
+            e.is_some_and(|e| e.starts_with(&format!("intrinsic {name}"))),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn saturating_shifts_of_vectors() {
+    let mut rng = Rng(21);
+    for ty in INT_VECTORS {
+        let w = ty.lane_bits();
+        for signed in [false, true] {
+            let name = format!(
+                "llvm.{}shl.sat.{}",
+                if signed { "s" } else { "u" },
+                suffix(ty)
+            );
+            let f = check(&name, &[A::P(ty), A::P(ty)], &[ty]);
+            for _ in 0..20 {
+                let xs: Vec<i128> = (0..ty.lane_count()).map(|_| rng.int(w)).collect();
+                let ss: Vec<i128> = (0..ty.lane_count())
+                    .map(|_| i128::from(rng.next() % u64::from(w)))
+                    .collect();
+                let got = dv_lanes(ty, &ret(&f, &[vec_dv(ty, &xs), vec_dv(ty, &ss)])[0]);
+                for i in 0..xs.len() {
+                    let (x, s) = (xs[i], ss[i]);
+                    let want = if signed {
+                        let r = sext(x << s, w);
+                        if r >> s == x {
+                            r
+                        } else if x < 0 {
+                            smin_of(w)
+                        } else {
+                            smax_of(w)
+                        }
+                    } else {
+                        let r = (zext(x, w) << s) & umax_of(w);
+                        sext(u2i(if r >> s == zext(x, w) { r } else { umax_of(w) }), w)
+                    };
+                    assert_eq!(got[i], want, "{name} lane {i}: {x} << {s}");
+                }
+            }
+        }
+    }
+}
+
+/// The `is.fpclass` classes of the float with these bits.
+fn fpclass_of(bits: u64, f32: bool) -> u32 {
+    let (x, quiet) = if f32 {
+        let b = u32::try_from(bits).unwrap();
+        (f64::from(f32::from_bits(b)), b & 0x0040_0000 != 0)
+    } else {
+        (f64::from_bits(bits), bits & (1 << 51) != 0)
+    };
+    let neg = x.is_sign_negative();
+    // Subnormal f32s are normal f64s: classify in the source type.
+    let category = if f32 {
+        f32::from_bits(u32::try_from(bits).unwrap()).classify()
+    } else {
+        x.classify()
+    };
+    use std::num::FpCategory::*;
+    let bit = match (category, neg) {
+        (Nan, _) => usize::from(quiet),
+        (Infinite, true) => 2,
+        (Normal, true) => 3,
+        (Subnormal, true) => 4,
+        (Zero, true) => 5,
+        (Zero, false) => 6,
+        (Subnormal, false) => 7,
+        (Normal, false) => 8,
+        (Infinite, false) => 9,
+    };
+    1 << bit
+}
+
+#[test]
+fn is_fpclass_tests_the_bits() {
+    let mut rng = Rng(31);
+    let masks: Vec<i64> = (0..10)
+        .map(|b| 1 << b)
+        .chain([0, 0b11, 0x204, 0x1f8, 0x3ff, 0x90, 0x60, 0x3fc, 0x1, 0x108])
+        .collect();
+    for ty in [types::F32, types::F64] {
+        let is32 = ty == types::F32;
+        let mut inputs: Vec<u64> = float_inputs(ty, &mut rng)
+            .into_iter()
+            .map(|x| {
+                if is32 {
+                    #[allow(clippy::cast_possible_truncation)]
+                    u64::from((x as f32).to_bits())
+                } else {
+                    x.to_bits()
+                }
+            })
+            .collect();
+        if is32 {
+            inputs.extend([
+                0x7f80_0001,
+                0xff80_0001,
+                0x7fc0_0000,
+                0xffc0_0001,
+                0x0000_0001,
+                0x807f_ffff,
+            ]);
+        } else {
+            inputs.extend([
+                0x7ff0_0000_0000_0001,
+                0xfff0_0000_0000_0001,
+                0x7ff8_0000_0000_0000,
+                0xfff8_0000_0000_0001,
+                0x0000_0000_0000_0001,
+                0x800f_ffff_ffff_ffff,
+            ]);
+        }
+        for &mask in &masks {
+            let name = format!("llvm.is.fpclass.{}", float_suffix(ty));
+            let f = check(&name, &[A::P(ty), A::C(types::I32, mask)], &[types::I8]);
+            for &bits in &inputs {
+                let arg = if is32 {
+                    DataValue::F32(Ieee32::with_bits(u32::try_from(bits).unwrap()))
+                } else {
+                    DataValue::F64(Ieee64::with_bits(bits))
+                };
+                let want = i64::from(fpclass_of(bits, is32)) & mask != 0;
+                let got = ret(&f, &[arg]);
+                assert_eq!(
+                    got,
+                    [DataValue::I8(want.into())],
+                    "{name}({bits:#x}, {mask:#x})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn frexp_calls_libm_with_a_slot() {
+    for (ty, symbol) in [(types::F64, "frexp"), (types::F32, "frexpf")] {
+        let name = format!("llvm.frexp.{}.i32", float_suffix(ty));
+        let f = check(&name, &[A::P(ty)], &[ty, types::I32]);
+        assert_eq!(
+            libcalls(&f),
+            [(symbol.to_owned(), vec![ty, types::I64], vec![ty])],
+            "{name}"
+        );
+        let ops = opcodes(&f.func);
+        for op in [Opcode::StackAddr, Opcode::Call, Opcode::Load] {
+            assert!(ops.contains(&op), "{name}: {ops:?}");
+        }
+    }
+}
