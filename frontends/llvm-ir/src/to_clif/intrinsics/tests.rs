@@ -155,7 +155,7 @@ fn build_keep(name: &str, args: &[A], results: &[Type], keep: &[usize]) -> Resul
 /// The two x86-64 targets: the SSE2 baseline and one with the extensions
 /// of current hosts (as `cranelift_native` enables them).
 fn isas() -> Vec<OwnedTargetIsa> {
-    let flags = settings::Flags::new(settings::builder());
+    let flags = test_flags();
     let host_features = [
         "has_sse3",
         "has_ssse3",
@@ -181,6 +181,14 @@ fn isas() -> Vec<OwnedTargetIsa> {
         .collect()
 }
 
+/// The shared settings, as orc's Cranelift compiler sets them (frame
+/// pointers kept).
+fn test_flags() -> settings::Flags {
+    let mut builder = settings::builder();
+    builder.enable("preserve_frame_pointers").unwrap();
+    settings::Flags::new(builder)
+}
+
 /// Translates, verifies and compiles (both targets) `name`; panics with
 /// the reason otherwise.
 fn check(name: &str, args: &[A], results: &[Type]) -> Built {
@@ -190,11 +198,10 @@ fn check(name: &str, args: &[A], results: &[Type]) -> Built {
 /// [`check`] of [`build_keep`].
 fn check_keep(name: &str, args: &[A], results: &[Type], keep: &[usize]) -> Built {
     let built = build_keep(name, args, results, keep).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let flags = settings::Flags::new(settings::builder());
-    if let Err(e) = verify_function(&built.func, &flags) {
-        panic!("{name}: verifier: {e}\n{}", built.func.display());
-    }
     for isa in isas() {
+        if let Err(e) = verify_function(&built.func, &*isa) {
+            panic!("{name}: verifier: {e}\n{}", built.func.display());
+        }
         let mut ctx = Context::for_function(built.func.clone());
         if let Err(e) = ctx.compile(&*isa, &mut ControlPlane::default()) {
             panic!(
@@ -1508,6 +1515,7 @@ fn markers_emit_no_code() {
             "llvm.prefetch.p0",
             &[A::P(I64), A::C(I64, 0), A::C(I64, 3), A::C(I64, 1)],
         ),
+        ("llvm.clear_cache", &[A::P(I64), A::P(I64)]),
     ];
     for &(name, args) in cases {
         let f = check(name, args, &[]);
@@ -1802,4 +1810,48 @@ fn frexp_calls_libm_with_a_slot() {
             assert!(ops.contains(&op), "{name}: {ops:?}");
         }
     }
+}
+
+#[test]
+fn pointers_and_frames() {
+    let i64t = types::I64;
+    let f = check("llvm.ptrmask.p0.i64", &[A::P(i64t), A::P(i64t)], &[i64t]);
+    let got = ret(&f, &[DataValue::I64(0x1237), DataValue::I64(-16)]);
+    assert_eq!(got, [DataValue::I64(0x1230)]);
+    for (name, op) in [
+        ("llvm.frameaddress.p0", Opcode::GetFramePointer),
+        ("llvm.returnaddress", Opcode::GetReturnAddress),
+    ] {
+        let f = check(name, &[A::C(types::I32, 0)], &[i64t]);
+        assert!(opcodes(&f.func).contains(&op), "{name}");
+        let e = build(name, &[A::C(types::I32, 1)], &[i64t]).err();
+        assert_eq!(e.unwrap(), format!("intrinsic {name}: other than level 0"));
+    }
+}
+
+#[test]
+fn vector_reverse() {
+    for ty in INT_VECTORS {
+        let name = format!("llvm.vector.reverse.{}", suffix(ty));
+        let f = check(&name, &[A::P(ty)], &[ty]);
+        let lanes: Vec<i128> = (0..ty.lane_count())
+            .map(|i| i128::from(i) * 3 - 7)
+            .collect();
+        let got = dv_lanes(ty, &ret(&f, &[vec_dv(ty, &lanes)])[0]);
+        let want: Vec<i128> = lanes.iter().rev().copied().collect();
+        assert_eq!(got, want, "{name}");
+    }
+    let f = check(
+        "llvm.vector.reverse.v4f32",
+        &[A::P(types::F32X4)],
+        &[types::F32X4],
+    );
+    let got = dv_float_lanes(
+        types::F32X4,
+        &ret(
+            &f,
+            &[float_vec_dv(types::F32X4, &[1.0, -0.0, 2.5, f64::INFINITY])],
+        )[0],
+    );
+    assert_eq!(got, [f64::INFINITY, 2.5, -0.0, 1.0]);
 }
