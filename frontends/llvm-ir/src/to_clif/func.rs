@@ -712,9 +712,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 Ok(out)
             }
             LLVMFunctionValueKind => {
-                let name = ll::name(c);
-                let defined = ll::is_declaration(c) == 0;
-                let fref = self.import(defined, &name, ir::Signature::new(CallConv::SystemV));
+                let fref = self.function_ref(c, false);
                 Ok(vec![self.b.ins().func_addr(types::I64, fref)])
             }
             LLVMGlobalVariableValueKind | LLVMGlobalAliasValueKind | LLVMGlobalIFuncValueKind => {
@@ -778,6 +776,31 @@ impl<'a, 'b> Tr<'a, 'b> {
             v = self.b.ins().insertlane(v, x, i as u8);
         }
         Ok(v)
+    }
+
+    /// The signature every reference to function `f` declares it with:
+    /// its own type and attributes (none when not expressible).
+    fn canonical_sig(&self, f: LLVMValueRef) -> ir::Signature {
+        signature(
+            self.info,
+            ll::global_value_type(f),
+            &|i, k| ll::fn_attr(f, i, k),
+            None,
+        )
+        .map(|s| s.sig)
+        .unwrap_or_else(|_| ir::Signature::new(CallConv::SystemV))
+    }
+
+    /// A reference to function `f` (its vararg thunk when `thunk`) with
+    /// its canonical signature.
+    fn function_ref(&mut self, f: LLVMValueRef, thunk: bool) -> ir::FuncRef {
+        let sig = self.canonical_sig(f);
+        let name = ll::name(f);
+        if thunk {
+            self.import(false, &vararg_thunk_symbol(&name), sig)
+        } else {
+            self.import(ll::is_declaration(f) == 0, &name, sig)
+        }
     }
 
     fn import(&mut self, defined: bool, name: &str, sig: ir::Signature) -> ir::FuncRef {
@@ -1657,14 +1680,17 @@ impl<'a, 'b> Tr<'a, 'b> {
             let vals = self.operand(x)?;
             args.extend(self.abi_out(vals, ll::type_of(x))?);
         }
-        let call = if direct {
-            let defined = ll::is_declaration(callee) == 0;
-            let fref = if variadic {
-                self.import(false, &vararg_thunk_symbol(&cname), sig.sig)
-            } else {
-                self.import(defined, &cname, sig.sig)
-            };
+        let same_type = direct && ll::global_value_type(callee) == fty;
+        let call = if direct && !variadic && same_type && self.canonical_sig(callee) == sig.sig {
+            let fref = self.function_ref(callee, false);
             self.b.ins().call(fref, &args)
+        } else if direct {
+            // Through the address: one symbol has one signature in a
+            // module, and calls of a variadic thunk differ.
+            let fref = self.function_ref(callee, variadic);
+            let p = self.b.ins().func_addr(types::I64, fref);
+            let sref = self.b.import_signature(sig.sig);
+            self.b.ins().call_indirect(sref, p, &args)
         } else {
             let p = self.scalar(callee)?;
             let sref = self.b.import_signature(sig.sig);
