@@ -68,10 +68,10 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("orc-ir-to-clif-{}-{name}", std::process::id()))
 }
 
-fn clang(args: &[&str], out: &Path) {
+fn clang(args: &[&str], input: &Path, out: &Path) {
     let status = Command::new("clang-19")
         .args(args)
-        .arg(c_file())
+        .arg(input)
         .arg("-o")
         .arg(out)
         .status()
@@ -102,12 +102,10 @@ impl ClifNames for Names<'_> {
 /// The JIT with every function of diff.c at `opt` in tier 0, the ids,
 /// and the functions left out: those whose translation needs an
 /// intrinsic `to_clif::intrinsics` does not cover yet, and their callers.
-fn jit_of(opt: &str) -> (Jit, HashMap<String, FuncId>, HashSet<String>) {
-    let bc = tmp(&format!("diff{opt}.bc"));
-    clang(&[opt, "-ffp-contract=off", "-c", "-emit-llvm"], &bc);
-    let bytes = std::fs::read(&bc).unwrap();
-    let _ = std::fs::remove_file(&bc);
-    let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
+fn jit_of(
+    opt: &str,
+    plan: &orc_llvm::partition::PartitionPlan,
+) -> (Jit, HashMap<String, FuncId>, HashSet<String>) {
     let jit = Jit::builder().tier(Tier::Zero).build().unwrap();
     let layer = jit.tiered();
     let mut ids = HashMap::new();
@@ -245,13 +243,26 @@ impl Env {
     }
 }
 
+/// diff.c at `opt`, prepared by the partition plan, both compiled natively
+/// (loaded globally: the translated code uses its data too, such as -O2's
+/// switch tables) and translated.
 fn env(opt: &str) -> Env {
+    let bc = tmp(&format!("diff{opt}.bc"));
+    clang(&[opt, "-fPIC", "-ffp-contract=off", "-c", "-emit-llvm"], &c_file(), &bc);
+    let bytes = std::fs::read(&bc).unwrap();
+    let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
+    std::fs::write(&bc, &plan.bitcode).unwrap();
     let so = tmp(&format!("diff{opt}.so"));
-    clang(&[opt, "-shared", "-fPIC"], &so);
+    clang(&[opt, "-shared", "-fPIC"], &bc, &so);
+    let _ = std::fs::remove_file(&bc);
     // SAFETY: the library is diff.c, with no initializers.
-    let lib = unsafe { libloading::Library::new(&so).unwrap() };
+    let lib = unsafe {
+        libloading::os::unix::Library::open(Some(&so), libc::RTLD_NOW | libc::RTLD_GLOBAL)
+            .unwrap()
+    };
+    let lib = libloading::Library::from(lib);
     let _ = std::fs::remove_file(&so);
-    let (jit, ids, skipped) = jit_of(opt);
+    let (jit, ids, skipped) = jit_of(opt, &plan);
     Env {
         jit,
         ids,

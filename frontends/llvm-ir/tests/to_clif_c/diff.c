@@ -113,10 +113,11 @@ static int cmp_long(const void *a, const void *b) {
 }
 long sort_checksum(long seed) {
     long v[17];
-    for (int i = 0; i < 17; i++) { seed = seed * 6364136223846793005L + 1442695040888963407L; v[i] = seed >> 40; }
+    unsigned long u = (unsigned long)seed;
+    for (int i = 0; i < 17; i++) { u = u * 6364136223846793005UL + 1442695040888963407UL; v[i] = (long)(u >> 40); }
     qsort(v, 17, sizeof v[0], cmp_long);
-    long s = 0;
-    for (int i = 0; i < 17; i++) s = s * 31 + v[i];
+    unsigned long s = 0;
+    for (int i = 0; i < 17; i++) s = s * 31 + (unsigned long)v[i];
     return s;
 }
 int atomics(int *p, int v) {
@@ -152,9 +153,9 @@ long list_walk(long n) {
         nodes[i].c = (signed char)(n - i);
     }
     struct node copy = nodes[3];
-    long k = copy.tag;
-    for (struct node *p = &nodes[0]; p; p = p->next) k = k * 7 + p->tag + p->s[1] + p->s[2] + p->c;
-    return k;
+    unsigned long k = (unsigned long)copy.tag;
+    for (struct node *p = &nodes[0]; p; p = p->next) k = k * 7 + (unsigned long)(p->tag + p->s[1] + p->s[2] + p->c);
+    return (long)k;
 }
 int vec_int(int n) {
     int a[64], b[64];
@@ -185,7 +186,7 @@ static long op_mul(long a, long b) { return a * b; }
 long call_ptrs(long x) {
     binop ops[3] = { op_add, op_sub, op_mul };
     long r = x;
-    for (int i = 0; i < 9; i++) r = ops[(i + x) % 3](r, i + 1);
+    for (int i = 0; i < 9; i++) r = ops[((i + x) % 3 + 3) % 3](r, i + 1);
     return r;
 }
 long select_mix(long a, long b) {
