@@ -50,6 +50,9 @@ fn generate_large_program(n: usize) -> String {
          struct pt { long x, y; double w; };\n",
     );
     for i in 0..n {
+        let _ = writeln!(c, "long f{i}(long a, long b);");
+    }
+    for i in 0..n {
         let next = (i * 7 + 3) % n;
         let _ = match i % 5 {
             0 => writeln!(
