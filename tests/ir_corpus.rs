@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 
 /// The tiers every program runs under, each lazily and eagerly.
 ///
-/// Tier 0 and adaptive tiering for IR are not on main yet (`--tier 0` on a
-/// `.ll` is an error today); once they land, this becomes
+/// Tier 0 for IR is wired up (`--tier 0|adaptive` on a `.ll` runs) but its
+/// translation is still a stub that fails every program ("the LLVM IR to
+/// CLIF translation is not written yet"); once it translates, this becomes
 /// `&["0", "1", "adaptive"]`.
 const TIERS: &[&str] = &["1"];
 
@@ -121,6 +122,9 @@ struct Program {
     /// The native program's exit status (checked, so a broken program is
     /// noticed before blaming the JIT).
     status: i32,
+    /// Whether `main` returns, so that `orc run --stats` prints its
+    /// statistics (a program that calls `exit()` ends before).
+    returns: bool,
 }
 
 const PROGRAMS: &[Program] = &[
@@ -130,6 +134,7 @@ const PROGRAMS: &[Program] = &[
         cxx: false,
         args: &["1"],
         status: 49,
+        returns: true,
     },
     Program {
         name: "json",
@@ -137,6 +142,7 @@ const PROGRAMS: &[Program] = &[
         cxx: false,
         args: &["30"],
         status: 3,
+        returns: false,
     },
     Program {
         name: "numeric",
@@ -144,6 +150,7 @@ const PROGRAMS: &[Program] = &[
         cxx: false,
         args: &["24"],
         status: 0,
+        returns: true,
     },
     Program {
         name: "text",
@@ -156,6 +163,7 @@ const PROGRAMS: &[Program] = &[
         cxx: false,
         args: &["3"],
         status: 20,
+        returns: true,
     },
     Program {
         name: "calc",
@@ -163,6 +171,7 @@ const PROGRAMS: &[Program] = &[
         cxx: true,
         args: &["18"],
         status: 8,
+        returns: true,
     },
     Program {
         name: "workers",
@@ -170,6 +179,7 @@ const PROGRAMS: &[Program] = &[
         cxx: true,
         args: &["20000"],
         status: 0,
+        returns: true,
     },
 ];
 
@@ -291,7 +301,8 @@ fn orc_command(prog: &Program, ir: &Path, tier: &str, eager: bool) -> Command {
         .arg("run")
         .args(["--tier", tier]);
     if tier == "adaptive" {
-        cmd.args(["--tier-threshold", ADAPTIVE_THRESHOLD]);
+        // The statistics show that functions really reached the threshold.
+        cmd.args(["--tier-threshold", ADAPTIVE_THRESHOLD, "--stats"]);
     }
     if eager {
         cmd.arg("--eager");
@@ -339,6 +350,35 @@ fn first_difference(expected: &str, actual: &str) -> String {
         expected.lines().count(),
         actual.lines().count()
     )
+}
+
+/// What is wrong with a run's standard error, if anything: it must be
+/// empty, except for the statistics adaptive runs ask for, which must show
+/// that some function reached the tier-up threshold (a trip).
+fn stderr_problem(prog: &Program, tier: &str, stderr: &str) -> Option<String> {
+    if tier != "adaptive" {
+        return (!stderr.is_empty()).then(|| "stderr is not empty".to_string());
+    }
+    if stderr.lines().any(|l| !l.starts_with("orc: stats: ")) {
+        return Some("stderr has more than statistics".to_string());
+    }
+    if !prog.returns {
+        return None;
+    }
+    // "orc: stats: N functions, M promoted to tier 1; ... ms in tier 1 compiles; T trips"
+    let summary = stderr.lines().find(|l| l.contains(" promoted to tier 1; "));
+    let trips = summary
+        .and_then(|l| l.strip_suffix(" trips"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    match trips {
+        None => Some("no tiering statistics on stderr".to_string()),
+        Some(0) => Some(format!(
+            "no function reached the tier-up threshold {ADAPTIVE_THRESHOLD}: {}",
+            summary.unwrap_or_default()
+        )),
+        Some(_) => None,
+    }
 }
 
 fn known_failing(prog: &str, opt: &str, tier: &str, eager: bool) -> Option<&'static str> {
@@ -395,8 +435,8 @@ fn corpus(name: &str) {
                         first_difference(&native.stdout, &out.stdout)
                     ));
                 }
-                if !out.stderr.is_empty() {
-                    problems.push("stderr is not empty".to_string());
+                if let Some(problem) = stderr_problem(prog, tier, &out.stderr) {
+                    problems.push(problem);
                 }
                 match (known, problems.is_empty()) {
                     (None, true) => {}
@@ -459,4 +499,48 @@ fn calc_cxx_exceptions_and_static_constructors() {
 #[test]
 fn workers_cxx_thread_local_with_threads() {
     corpus("workers");
+}
+
+/// The check of adaptive runs reads the real `--stats` output: a
+/// Kaleidoscope program with a hot loop has trips, one with nothing hot
+/// has none, and other text on stderr is refused.
+#[test]
+fn adaptive_runs_are_checked_against_the_real_statistics() {
+    let dir = scratch("stats-check");
+    let prog = Program {
+        name: "stats-check",
+        sources: &[],
+        cxx: false,
+        args: &[],
+        status: 0,
+        returns: true,
+    };
+    let stats_of = |source: &str, tag: &str| {
+        let file = dir.join(format!("{tag}.kal"));
+        std::fs::write(&file, source).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orc"));
+        cmd.env_remove("ORC_TIER")
+            .env_remove("ORC_TIER_THRESHOLD")
+            .args(["run", "--tier", "adaptive", "--tier-threshold"])
+            .args([ADAPTIVE_THRESHOLD, "--stats"])
+            .arg(&file);
+        let out = run(cmd, &dir, tag);
+        assert_eq!(out.status, "exit 0", "{}", out.stderr);
+        out.stderr
+    };
+    let hot = stats_of("def sum(n) for i = 0, i < n in 0;\nsum(100000);\n", "hot");
+    assert_eq!(stderr_problem(&prog, "adaptive", &hot), None, "{hot}");
+    let cold = stats_of("def one() 1;\none();\n", "cold");
+    let problem = stderr_problem(&prog, "adaptive", &cold).unwrap_or_default();
+    assert!(problem.contains("no function reached"), "{problem}\n{cold}");
+    let noisy = format!("{hot}warning: something\n");
+    assert_eq!(
+        stderr_problem(&prog, "adaptive", &noisy).as_deref(),
+        Some("stderr has more than statistics")
+    );
+    assert_eq!(
+        stderr_problem(&prog, "1", "orc: stats: x\n").as_deref(),
+        Some("stderr is not empty")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
