@@ -12,9 +12,16 @@
 //! an aggregate (struct, array) is the list of its scalar leaves, flattened
 //! in order.
 
-use cranelift_codegen::ir;
+use std::collections::{HashMap, HashSet};
 
+use cranelift_codegen::ir;
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use orc_llvm::inkwell::context::Context;
+use orc_llvm::inkwell::memory_buffer::MemoryBuffer;
+
+mod func;
 mod intrinsics;
+mod ll;
 
 /// How translated code names what lies outside the function.
 pub trait ClifNames {
@@ -95,6 +102,168 @@ pub fn translate_module(
     bitcode: &[u8],
     names: &mut dyn ClifNames,
 ) -> Result<Vec<Translated>, String> {
-    let _ = (name, bitcode, names);
-    Err("the LLVM IR to CLIF translation is not written yet".into())
+    let context = Context::create();
+    let buffer = MemoryBuffer::create_from_memory_range_copy(bitcode, name);
+    let module = context
+        .create_module_from_ir(buffer)
+        .map_err(|e| e.to_string().trim_end().to_owned())?;
+    let m = module.as_mut_ptr();
+    ll::ensure_data_layout(m);
+    let info = func::ModuleInfo {
+        td: ll::module_data_layout(m),
+        escaping: HashSet::new(),
+        tables: block_address_tables(m),
+        kinds: func::AttrKinds::new(),
+    };
+    let mut info = info;
+    info.escaping = escaping_block_addresses(m, &info.tables);
+    let isa = verifier_isa();
+    let mut out = Vec::new();
+    for f in ll::functions(m) {
+        if ll::is_declaration(f) != 0
+            || ll::linkage(f) == ll::LLVMLinkage::LLVMAvailableExternallyLinkage
+        {
+            continue;
+        }
+        let fname = ll::name(f);
+        let result = func::translate(f, names, &info)
+            .and_then(|t| {
+                if let Some(isa) = &isa {
+                    cranelift_codegen::verify_function(&t.func, &**isa)
+                        .map_err(|e| format!("CLIF verifier: {e}"))?;
+                }
+                Ok(TranslatedFunction {
+                    func: t.func,
+                    data: t.data,
+                    osr_safe: t.osr_safe,
+                })
+            })
+            .map_err(|reason| Untranslatable {
+                function: fname.clone(),
+                reason,
+            });
+        out.push(Translated {
+            name: fname,
+            result,
+        });
+    }
+    drop(module);
+    Ok(out)
+}
+
+/// The frontend configuration of translated functions (x86-64 SysV).
+fn frontend_config() -> TargetFrontendConfig {
+    TargetFrontendConfig {
+        default_call_conv: CallConv::SystemV,
+        pointer_width: target_lexicon::PointerWidth::U64,
+        page_size_align_log2: 12,
+    }
+}
+
+/// The x86-64 ISA the verifier checks against, with the flags of tier 0.
+fn verifier_isa() -> Option<cranelift_codegen::isa::OwnedTargetIsa> {
+    use cranelift_codegen::settings::{self, Configurable};
+    let mut flags = settings::builder();
+    flags.set("preserve_frame_pointers", "true").ok()?;
+    let builder = cranelift_codegen::isa::lookup_by_name("x86_64").ok()?;
+    builder.finish(settings::Flags::new(flags)).ok()
+}
+
+/// Constant globals of blockaddress tables private to one function: a
+/// local global (promoted by the partition plan) whose initializer holds
+/// `blockaddress` constants of one function, and that only that
+/// function's instructions use. Maps each to its function.
+fn block_address_tables(m: ll::LLVMModuleRef) -> HashMap<ll::LLVMValueRef, ll::LLVMValueRef> {
+    let mut out = HashMap::new();
+    let mut g = ll::first_global(m);
+    while !g.is_null() {
+        let next = ll::next_global(g);
+        let init = ll::initializer(g);
+        if ll::is_global_constant(g) != 0
+            && ll::is_declaration(g) == 0
+            && !init.is_null()
+            && ll::name(g).starts_with("__orc_local.")
+        {
+            if let Some(f) = sole_blockaddress_function(init) {
+                let users_in_f = ll::users(g).into_iter().all(|u| {
+                    !ll::is_a_instruction(u).is_null()
+                        && ll::block_parent(ll::instruction_parent(u)) == f
+                });
+                if users_in_f {
+                    out.insert(g, f);
+                }
+            }
+        }
+        g = next;
+    }
+    out
+}
+
+/// The functions whose block addresses are used outside their own code
+/// and their own tables (another function's code, any other global).
+fn escaping_block_addresses(
+    m: ll::LLVMModuleRef,
+    tables: &HashMap<ll::LLVMValueRef, ll::LLVMValueRef>,
+) -> HashSet<ll::LLVMValueRef> {
+    let mut out = HashSet::new();
+    let mut found = Vec::new();
+    let mut g = ll::first_global(m);
+    while !g.is_null() {
+        let init = ll::initializer(g);
+        if !init.is_null() {
+            found.clear();
+            func::collect_blockaddresses(init, &mut found, 0);
+            for &ba in &found {
+                let f = ll::blockaddress_function(ba);
+                if tables.get(&g) != Some(&f) {
+                    out.insert(f);
+                }
+            }
+        }
+        g = ll::next_global(g);
+    }
+    for f in ll::functions(m) {
+        let mut bb = ll::first_block(f);
+        while !bb.is_null() {
+            for i in ll::instructions(bb) {
+                found.clear();
+                for k in 0..ll::num_operands(i).max(0) as u32 {
+                    func::collect_blockaddresses(ll::operand(i, k), &mut found, 0);
+                }
+                for &ba in &found {
+                    let owner = ll::blockaddress_function(ba);
+                    if owner != f {
+                        out.insert(owner);
+                    }
+                }
+            }
+            bb = ll::next_block(bb);
+        }
+    }
+    out
+}
+
+/// The function of every `blockaddress` in constant `c`, when they all
+/// name one and there is at least one.
+fn sole_blockaddress_function(c: ll::LLVMValueRef) -> Option<ll::LLVMValueRef> {
+    let mut found = Vec::new();
+    fn walk(c: ll::LLVMValueRef, out: &mut Vec<ll::LLVMValueRef>, depth: u32) {
+        if c.is_null() || depth > 8 {
+            return;
+        }
+        match ll::value_kind(c) {
+            ll::LLVMValueKind::LLVMBlockAddressValueKind => out.push(ll::blockaddress_function(c)),
+            ll::LLVMValueKind::LLVMConstantArrayValueKind
+            | ll::LLVMValueKind::LLVMConstantStructValueKind
+            | ll::LLVMValueKind::LLVMConstantVectorValueKind => {
+                for k in 0..ll::num_operands(c).max(0) as u32 {
+                    walk(ll::operand(c, k), out, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(c, &mut found, 0);
+    let first = *found.first()?;
+    found.iter().all(|&f| f == first).then_some(first)
 }
