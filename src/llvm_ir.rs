@@ -53,7 +53,10 @@ pub struct TieredIrReport {
 /// Adds `program` to `jit` with tier-0 code for what the translation takes
 /// (see the module docs). `mode` says whether code is compiled now or on
 /// first call. The caller then runs the initializers of the bodies dylib
-/// and looks `main` up in the main dylib, as for [`IrProgram::add`].
+/// and looks `main` up in the main dylib, as for [`IrProgram::add`], and at
+/// the end runs `ObjectLinkingLayer::run_exit_handlers` on the bodies
+/// dylib: exit handlers registered by code that tiering replaced run only
+/// then.
 pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<TieredIrReport> {
     let ir_err = |e: IrError| orc_core::Error::other(e.to_string());
     let layer = jit.llvm_layer()?;
@@ -64,6 +67,9 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
         bodies: jit.bodies_dylib(),
     };
     add_vararg_thunks(jit)?;
+    // A handler `main$t0` registers must outlive `main$t0` when it is
+    // promoted; the program runs them at exit (`run_exit_handlers`).
+    jit.object_layer().keep_exit_handlers(jit.bodies_dylib());
     program.add_data(&target, None).map_err(ir_err)?;
     let tiered = jit.tiered();
     let mut names = Names {
@@ -107,13 +113,15 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
     if !data.is_empty() {
         jit.bodies_dylib().define(absolute_symbols(data), None)?;
     }
-    tiered.set_tier1_lowering(Some(Arc::new(lowering)));
-    tiered.define(defs)?;
+    // What tier-0 code calls must be defined before it is compiled (now,
+    // when eager): the tier-1-only functions and the aliases first.
     let tier1: Vec<String> = report.tier1_only.iter().map(|(n, _)| n.clone()).collect();
     program
         .add_tier1_functions(&target, &tier1, mode, None)
         .map_err(ir_err)?;
     program.add_function_aliases(&target).map_err(ir_err)?;
+    tiered.set_tier1_lowering(Some(Arc::new(lowering)));
+    tiered.define(defs)?;
     // Teardown cannot compile: code that may run then is compiled now.
     if !at_exit.is_empty() && !mode.eq(&LoadMode::Eager) {
         tiered.functions().compile_now(&at_exit)?;

@@ -138,8 +138,18 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     if args.jit.stats {
         print_stats(&jit);
     }
-    // Exit handlers and global destructors run when the code's tracker is
-    // removed: do it while the stubs in `main` still exist.
+    // Promotions in flight link against the program's data: let them
+    // finish (no new ones start) before the teardown removes it.
+    if let Some(tiers) = jit.tier_manager() {
+        tiers.shutdown();
+    }
+    // Exit handlers and global destructors run as `exit` would run them,
+    // all before any code goes: a tiered program's code is under a tracker
+    // per function version, and a handler may call into any of them.
+    // SAFETY: the program's own handlers, registered by its code, run
+    // where its `exit` would run them.
+    unsafe { jit.object_layer().run_exit_handlers(jit.bodies_dylib()) };
+    // Then the code goes, while the stubs in `main` still exist.
     if let Err(e) = jit
         .bodies_dylib()
         .default_resource_tracker()

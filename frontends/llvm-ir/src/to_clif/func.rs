@@ -712,9 +712,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 Ok(out)
             }
             LLVMFunctionValueKind => {
-                let name = ll::name(c);
-                let defined = ll::is_declaration(c) == 0;
-                let fref = self.import(defined, &name, ir::Signature::new(CallConv::SystemV));
+                let fref = self.function_ref(c, false);
                 Ok(vec![self.b.ins().func_addr(types::I64, fref)])
             }
             LLVMGlobalVariableValueKind | LLVMGlobalAliasValueKind | LLVMGlobalIFuncValueKind => {
@@ -758,7 +756,12 @@ impl<'a, 'b> Tr<'a, 'b> {
             if e.is_null() {
                 return err(c);
             }
+            let mask_lane = is_i1(ll::type_of(e));
             match self.constant_bytes(e, lane) {
+                Some(b) if mask_lane => {
+                    let on = b.first() == Some(&1);
+                    bytes.extend(vec![if on { 0xff } else { 0 }; lane.bytes() as usize]);
+                }
                 Some(b) => bytes.extend(b),
                 None => {
                     general = true;
@@ -778,6 +781,31 @@ impl<'a, 'b> Tr<'a, 'b> {
             v = self.b.ins().insertlane(v, x, i as u8);
         }
         Ok(v)
+    }
+
+    /// The signature every reference to function `f` declares it with:
+    /// its own type and attributes (none when not expressible).
+    fn canonical_sig(&self, f: LLVMValueRef) -> ir::Signature {
+        signature(
+            self.info,
+            ll::global_value_type(f),
+            &|i, k| ll::fn_attr(f, i, k),
+            None,
+        )
+        .map(|s| s.sig)
+        .unwrap_or_else(|_| ir::Signature::new(CallConv::SystemV))
+    }
+
+    /// A reference to function `f` (its vararg thunk when `thunk`) with
+    /// its canonical signature.
+    fn function_ref(&mut self, f: LLVMValueRef, thunk: bool) -> ir::FuncRef {
+        let sig = self.canonical_sig(f);
+        let name = ll::name(f);
+        if thunk {
+            self.import(false, &vararg_thunk_symbol(&name), sig)
+        } else {
+            self.import(ll::is_declaration(f) == 0, &name, sig)
+        }
     }
 
     fn import(&mut self, defined: bool, name: &str, sig: ir::Signature) -> ir::FuncRef {
@@ -1346,8 +1374,13 @@ impl<'a, 'b> Tr<'a, 'b> {
         use LLVMOpcode::*;
         if matches!(op, LLVMShl | LLVMLShr | LLVMAShr) {
             // Cranelift shifts every lane by one scalar amount.
-            let e = ll::aggregate_element(b, 0);
-            let splat = !ll::is_a_constant(b).is_null()
+            let constant = !ll::is_a_constant(b).is_null();
+            let e = if constant {
+                ll::aggregate_element(b, 0)
+            } else {
+                std::ptr::null_mut()
+            };
+            let splat = constant
                 && !e.is_null()
                 && (0..ty.lane_count()).all(|k| ll::aggregate_element(b, k) == e);
             if !splat {
@@ -1432,7 +1465,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let ones = self.b.ins().splat(to, one);
                 return Ok(self.b.ins().band(v, ones));
             }
-            return Err(format!("vector conversion: {}", ll::print(i)));
+            return self.vector_cast(op, i, v, from, to);
         }
         let ins = self.b.ins();
         Ok(match op {
@@ -1540,6 +1573,60 @@ impl<'a, 'b> Tr<'a, 'b> {
                 }
             }
             _ => return err(i),
+        })
+    }
+
+    /// Lane-wise conversions Cranelift's x86-64 backend compiles.
+    fn vector_cast(
+        &mut self,
+        op: LLVMOpcode,
+        i: LLVMValueRef,
+        v: Value,
+        from: Type,
+        to: Type,
+    ) -> R<Value> {
+        use LLVMOpcode::*;
+        let from_lanes = ll::vector_size(ll::type_of(ll::operand(i, 0)));
+        let masks = is_i1(ll::element_type(ll::type_of(ll::operand(i, 0))));
+        let ins = self.b.ins();
+        Ok(match (op, from, to) {
+            (LLVMSIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_sint(to, v),
+            (LLVMUIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_uint(to, v),
+            (LLVMFPToSI, types::F32X4, types::I32X4) => ins.fcvt_to_sint_sat(to, v),
+            (LLVMFPToUI, types::F32X4, types::I32X4) => ins.fcvt_to_uint_sat(to, v),
+            (LLVMFPExt, types::F32X4, types::F64X2) => ins.fvpromote_low(v),
+            (LLVMFPTrunc, types::F64X2, types::F32X4) => ins.fvdemote(v),
+            (LLVMSExt | LLVMZExt, _, _)
+                if !masks
+                    && from.lane_bits() * 2 == to.lane_bits()
+                    && from_lanes == to.lane_count() =>
+            {
+                if op == LLVMSExt {
+                    ins.swiden_low(v)
+                } else {
+                    ins.uwiden_low(v)
+                }
+            }
+            (LLVMTrunc, _, _)
+                if !masks
+                    && from.lane_bits() == to.lane_bits() * 2
+                    && from_lanes == from.lane_count() =>
+            {
+                // Keep the low half of each lane.
+                let lane = to.lane_bits() / 8;
+                let mut mask = Vec::new();
+                for k in 0..from_lanes {
+                    for byte in 0..lane {
+                        mask.push((k * 2 * lane + byte) as u8);
+                    }
+                }
+                mask.resize(16, 0);
+                let x = self.cast_bits(v, types::I8X16);
+                let imm = self.b.func.dfg.immediates.push(ConstantData::from(mask));
+                let r = self.b.ins().shuffle(x, x, imm);
+                self.cast_bits(r, to)
+            }
+            _ => return Err(format!("vector conversion: {}", ll::print(i))),
         })
     }
 
@@ -1657,14 +1744,17 @@ impl<'a, 'b> Tr<'a, 'b> {
             let vals = self.operand(x)?;
             args.extend(self.abi_out(vals, ll::type_of(x))?);
         }
-        let call = if direct {
-            let defined = ll::is_declaration(callee) == 0;
-            let fref = if variadic {
-                self.import(false, &vararg_thunk_symbol(&cname), sig.sig)
-            } else {
-                self.import(defined, &cname, sig.sig)
-            };
+        let same_type = direct && ll::global_value_type(callee) == fty;
+        let call = if direct && !variadic && same_type && self.canonical_sig(callee) == sig.sig {
+            let fref = self.function_ref(callee, false);
             self.b.ins().call(fref, &args)
+        } else if direct {
+            // Through the address: one symbol has one signature in a
+            // module, and calls of a variadic thunk differ.
+            let fref = self.function_ref(callee, variadic);
+            let p = self.b.ins().func_addr(types::I64, fref);
+            let sref = self.b.import_signature(sig.sig);
+            self.b.ins().call_indirect(sref, p, &args)
         } else {
             let p = self.scalar(callee)?;
             let sref = self.b.import_signature(sig.sig);

@@ -1,7 +1,11 @@
 //! Floating-point intrinsics: the `fabs`/`sqrt`/`floor` family, min/max,
 //! `fma`/`fmuladd`, and the libm functions (`pow`, `sin`...).
 
-use cranelift_codegen::ir::{self, condcodes::FloatCC, types, InstBuilder};
+use cranelift_codegen::ir::{
+    self,
+    condcodes::{FloatCC, IntCC},
+    types, InstBuilder,
+};
 
 use super::{Cx, Res};
 
@@ -100,8 +104,7 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
                 return Err(cx.err(format!("{base} of {ty} to {rt}")));
             }
             // `long` and `long long` are both 64 bits in SysV.
-            let long = base.strip_prefix('l').filter(|r| r.starts_with('l'));
-            let symbol = libm_name(long.unwrap_or(base), ty);
+            let symbol = libm_name(base, ty);
             let rlane = rt.lane_type();
             cx.lanewise(rt, &[cx.arg(0)], &mut |cx, a| {
                 let r = cx
@@ -113,6 +116,36 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
                     cx.b.ins().ireduce(rlane, r)
                 })
             })?
+        }
+        "is.fpclass" => {
+            cx.arity(2, 1)?;
+            let ty = float_ty(cx, cx.arg(0))?;
+            let mask = cx.const_of(cx.arg(1));
+            let Some(mask) = mask.filter(|_| !ty.is_vector()) else {
+                return Err(cx.err(format!("of {ty} with a variable or vector test")));
+            };
+            is_fpclass(cx, cx.arg(0), mask)
+        }
+        "frexp" => {
+            // { fraction, exponent } = frexp(x, &exponent)
+            if cx.call.args.len() != 1 || cx.call.results.len() != 2 {
+                return Err(cx.err("expected 1 argument and 2 results"));
+            }
+            let ty = float_ty(cx, cx.arg(0))?;
+            if ty.is_vector() || cx.call.results != [ty, types::I32] {
+                return Err(cx.err(format!("of {ty} to {:?}", cx.call.results)));
+            }
+            let slot = cx.b.create_sized_stack_slot(ir::StackSlotData::new(
+                ir::StackSlotKind::ExplicitSlot,
+                4,
+                2,
+            ));
+            let addr = cx.b.ins().stack_addr(types::I64, slot, 0);
+            let fraction = libm(cx, &libm_name("frexp", ty), &[cx.arg(0), addr], ty);
+            let exponent =
+                cx.b.ins()
+                    .load(types::I32, ir::MemFlagsData::trusted(), addr, 0);
+            return Ok(Some(vec![fraction, exponent]));
         }
         "fptosi.sat" | "fptoui.sat" => {
             cx.arity(1, 1)?;
@@ -127,10 +160,29 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
                 return Err(cx.err(format!("{base} of {ty} to {rt}")));
             }
             let x = cx.arg(0);
-            if base == "fptosi.sat" {
-                cx.b.ins().fcvt_to_sint_sat(rt, x)
+            let signed = base == "fptosi.sat";
+            if rt.bits() >= 32 {
+                if signed {
+                    cx.b.ins().fcvt_to_sint_sat(rt, x)
+                } else {
+                    cx.b.ins().fcvt_to_uint_sat(rt, x)
+                }
             } else {
-                cx.b.ins().fcvt_to_uint_sat(rt, x)
+                // The x86-64 backend converts to 32 or 64 bits only (it
+                // panics on narrower ones): convert to i32, clamp, narrow.
+                let bits = rt.bits();
+                let wide = if signed {
+                    let w = cx.b.ins().fcvt_to_sint_sat(types::I32, x);
+                    let hi = cx.b.ins().iconst(types::I32, (1i64 << (bits - 1)) - 1);
+                    let lo = cx.int_const(types::I32, -(1i128 << (bits - 1)));
+                    let w = cx.b.ins().smin(w, hi);
+                    cx.b.ins().smax(w, lo)
+                } else {
+                    let w = cx.b.ins().fcvt_to_uint_sat(types::I32, x);
+                    let hi = cx.b.ins().iconst(types::I32, (1i64 << bits) - 1);
+                    cx.b.ins().umin(w, hi)
+                };
+                cx.b.ins().ireduce(rt, wide)
             }
         }
         _ => return Ok(None),
@@ -278,9 +330,7 @@ fn powi(cx: &mut Cx<'_, '_, '_>, x: ir::Value, n: ir::Value) -> ir::Value {
     } else {
         cx.b.ins().sextend(types::I32, n)
     };
-    let neg =
-        cx.b.ins()
-            .icmp_imm_s(ir::condcodes::IntCC::SignedLessThan, n, 0);
+    let neg = cx.b.ins().icmp_imm_s(IntCC::SignedLessThan, n, 0);
     let minus = cx.b.ins().ineg(n);
     let m = cx.b.ins().select(neg, minus, n); // |n| as unsigned
     let one = fconst(cx, ty, 1.0);
@@ -296,4 +346,79 @@ fn powi(cx: &mut Cx<'_, '_, '_>, x: ir::Value, n: ir::Value) -> ir::Value {
     }
     let inv = cx.b.ins().fdiv(one, y);
     cx.b.ins().select(neg, inv, y)
+}
+
+/// `llvm.is.fpclass(x, mask)` of a scalar: whether `x` is in one of the
+/// classes of `mask` (bit 0 signalling NaN, 1 quiet NaN, 2 -inf,
+/// 3 -normal, 4 -subnormal, 5 -0, 6 +0, 7 +subnormal, 8 +normal, 9 +inf),
+/// from the bits of `x`.
+fn is_fpclass(cx: &mut Cx<'_, '_, '_>, x: ir::Value, mask: i64) -> ir::Value {
+    let ty = cx.ty(x);
+    let it = int_of(ty);
+    let w = it.bits();
+    let mant = if ty == types::F32 { 23 } else { 52 };
+    let exp_mask = ((1i128 << (w - 1 - mant)) - 1) << mant; // the bits of +inf
+    let quiet = exp_mask | (1i128 << (mant - 1));
+    let min_normal = 1i128 << mant;
+    let bits = cx.b.ins().bitcast(it, ir::MemFlagsData::new(), x);
+    let magnitude = cx.int_const(it, i128::MAX >> (128 - w));
+    let abs = cx.b.ins().band(bits, magnitude);
+    let neg = cx.b.ins().icmp_imm_s(IntCC::SignedLessThan, bits, 0);
+    let pos =
+        cx.b.ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bits, 0);
+    let cmp = |cx: &mut Cx<'_, '_, '_>, cc: IntCC, k: i128| {
+        let k = cx.int_const(it, k);
+        cx.b.ins().icmp(cc, abs, k)
+    };
+    // (class test, sign test: None for NaN, else the bit of the negative
+    // class and of the positive one)
+    let mut terms: Vec<ir::Value> = Vec::new();
+    if mask & 0b11 == 0b11 {
+        terms.push(cmp(cx, IntCC::UnsignedGreaterThan, exp_mask));
+    } else if mask & 0b01 != 0 {
+        let nan = cmp(cx, IntCC::UnsignedGreaterThan, exp_mask);
+        let signalling = cmp(cx, IntCC::UnsignedLessThan, quiet);
+        terms.push(cx.b.ins().band(nan, signalling));
+    } else if mask & 0b10 != 0 {
+        terms.push(cmp(cx, IntCC::UnsignedGreaterThanOrEqual, quiet));
+    }
+    // The signed classes: (bit of the negative one, of the positive one).
+    for (neg_bit, pos_bit, class) in [(2, 9, 0), (3, 8, 1), (4, 7, 2), (5, 6, 3)] {
+        let (n, p) = (mask >> neg_bit & 1 != 0, mask >> pos_bit & 1 != 0);
+        if !n && !p {
+            continue;
+        }
+        let t = match class {
+            0 => cmp(cx, IntCC::Equal, exp_mask),
+            1 => {
+                // min_normal <= abs < exp_mask
+                let k = cx.int_const(it, min_normal);
+                let off = cx.b.ins().isub(abs, k);
+                let range = cx.int_const(it, exp_mask - min_normal);
+                cx.b.ins().icmp(IntCC::UnsignedLessThan, off, range)
+            }
+            2 => {
+                // 0 < abs < min_normal
+                let one = cx.int_const(it, 1);
+                let off = cx.b.ins().isub(abs, one);
+                let range = cx.int_const(it, min_normal - 1);
+                cx.b.ins().icmp(IntCC::UnsignedLessThan, off, range)
+            }
+            _ => cmp(cx, IntCC::Equal, 0),
+        };
+        terms.push(match (n, p) {
+            (true, true) => t,
+            (true, false) => cx.b.ins().band(t, neg),
+            _ => cx.b.ins().band(t, pos),
+        });
+    }
+    let mut out = match terms.first() {
+        Some(&t) => t,
+        None => return cx.b.ins().iconst(types::I8, 0),
+    };
+    for &t in &terms[1..] {
+        out = cx.b.ins().bor(out, t);
+    }
+    out
 }

@@ -115,6 +115,43 @@ pub(super) fn translate(cx: &mut Cx<'_, '_, '_>) -> Res {
     Ok(Some(vec![v]))
 }
 
+/// The integer intrinsics on `i1` (an `i8` holding 0 or 1, where 1 reads
+/// as -1 when signed): min/max are `and`/`or`, `abs`, `ctpop` and
+/// `bitreverse` are the identity, and the reductions fold with
+/// `and`/`or`/`xor`. Anything else on `i1` is `Err`.
+pub(super) fn translate_i1(cx: &mut Cx<'_, '_, '_>) -> Res {
+    let base = cx.base;
+    let unsupported = || cx.err("on i1");
+    if let Some(op) = base.strip_prefix("vector.reduce.") {
+        let op = match op {
+            "or" | "umax" | "smin" => "or",
+            "and" | "umin" | "smax" | "mul" => "and",
+            "xor" | "add" => "xor",
+            _ => return Err(unsupported()),
+        };
+        return reduce(cx, op).map(|v| Some(vec![v]));
+    }
+    let v = match base {
+        "smin" | "umax" | "smax" | "umin" => {
+            cx.arity(2, 1)?;
+            let (x, y) = (cx.arg(0), cx.arg(1));
+            same_int_ty(cx, &[x, y])?;
+            if matches!(base, "smin" | "umax") {
+                cx.b.ins().bor(x, y)
+            } else {
+                cx.b.ins().band(x, y)
+            }
+        }
+        "abs" | "ctpop" | "bitreverse" => {
+            cx.arity(if base == "abs" { 2 } else { 1 }, 1)?;
+            int_ty(cx, cx.arg(0))?;
+            cx.arg(0)
+        }
+        _ => return Err(unsupported()),
+    };
+    Ok(Some(vec![v]))
+}
+
 /// The type of `v`, which must be an integer or a 128-bit vector of
 /// integers.
 fn int_ty(cx: &Cx<'_, '_, '_>, v: ir::Value) -> Result<ir::Type, String> {

@@ -8,7 +8,9 @@
 //! An intrinsic is recognised by its base name: the full name without the
 //! `llvm.` prefix and without the trailing type suffixes (`llvm.smax.i32`
 //! is `smax`, `llvm.memcpy.p0.p0.i64` is `memcpy`); the types come from
-//! the CLIF values themselves.
+//! the CLIF values themselves, except that an `i1` suffix (`llvm.umax.i1`,
+//! `llvm.vector.reduce.or.v4i1`) selects the forms that read 1 as -1
+//! where the operation is signed.
 //!
 //! Vectors: an operation works on 128-bit vectors with Cranelift's lane
 //! instruction where the x86-64 backend lowers it for that type (also
@@ -24,8 +26,13 @@
 //! block); it must read `b.current_block()` again after [`translate`]
 //! wherever it records the block an LLVM block ends in (for `phi`).
 //!
-//! Libcalls (`memcpy`, `sin`, `roundf`...) go through
-//! [`IntrinsicHost::libcall`] with SysV signatures.
+//! Libcalls go through [`IntrinsicHost::libcall`] with SysV signatures:
+//! `memcpy`/`memmove`/`memset`, the libm functions of `llvm.pow`,
+//! `llvm.sin`... (`sin`/`sinf`, one call per lane for vectors), `ldexp`,
+//! `frexp`, `lround`/`llround`/`lrint`/`llrint`. Besides, Cranelift's
+//! x86-64 backend itself calls `fma`/`fmaf` (without FMA hardware) and
+//! `floor`/`ceil`/`trunc`/`nearbyint` and their `f` forms (without
+//! SSE4.1) as `ExternalName::LibCall`s.
 #![allow(dead_code)] // until the function translator calls it
 
 mod float;
@@ -69,7 +76,13 @@ pub(super) const TRAP_CODE: TrapCode = TrapCode::unwrap_user(1);
 
 /// Translates an intrinsic call at the builder's position. Returns its
 /// result leaves (matching `call.results`), or `Err` naming what is not
-/// covered.
+/// covered (`intrinsic NAME` or `intrinsic NAME: why`); after an `Err`
+/// the function is not usable (some instructions may be emitted).
+///
+/// The builder stays in its block except after `llvm.trap` and
+/// `llvm.ubsantrap`: they end the block with `trap` and switch to a fresh
+/// sealed block without predecessors (dead code follows, usually an LLVM
+/// `unreachable`). Read `b.current_block()` afterwards.
 pub(super) fn translate(
     b: &mut FunctionBuilder<'_>,
     host: &mut dyn IntrinsicHost,
@@ -109,6 +122,20 @@ fn base_name(name: &str) -> Option<String> {
         parts.pop();
     }
     Some(parts.join("."))
+}
+
+/// Whether the type suffixes of `name` mangle `i1` or a vector of `i1`
+/// (`llvm.umax.i1`, `llvm.vector.reduce.or.v4i1`).
+fn has_i1_suffix(name: &str) -> bool {
+    name.split('.')
+        .rev()
+        .take_while(|p| is_type_suffix(p))
+        .any(|p| {
+            p == "i1"
+                || ((p.starts_with('v') || p.starts_with("nxv"))
+                    && p.strip_suffix("i1")
+                        .is_some_and(|r| r.ends_with(|c: char| c.is_ascii_digit())))
+        })
 }
 
 /// Whether one dot-separated part of an intrinsic name mangles a type
@@ -307,6 +334,11 @@ fn translate_base(cx: &mut Cx<'_, '_, '_>) -> Res {
     if let Some(v) = misc(cx)? {
         return Ok(Some(v));
     }
+    if has_i1_suffix(cx.call.name) {
+        // An `i1` is an `i8` holding 0 or 1: operations that read it as
+        // signed (where 1 is -1) need their own forms.
+        return int::translate_i1(cx);
+    }
     if let Some(v) = float::translate(cx)? {
         return Ok(Some(v));
     }
@@ -355,7 +387,9 @@ fn misc(cx: &mut Cx<'_, '_, '_>) -> Res {
         | "assume"
         | "prefetch"
         | "var.annotation"
-        | "codeview.annotation" => {
+        | "codeview.annotation"
+        | "clear_cache" => {
+            // x86 caches are coherent: `clear_cache` has nothing to do.
             if !cx.call.results.is_empty() {
                 return Err(cx.err("expected no results"));
             }
@@ -383,6 +417,45 @@ fn misc(cx: &mut Cx<'_, '_, '_>) -> Res {
             };
             cx.arity(n, 1)?;
             vec![cx.arg(0)]
+        }
+        "ptrmask" => {
+            cx.arity(2, 1)?;
+            let (p, m) = (cx.arg(0), cx.arg(1));
+            if cx.ty(p) != types::I64 || cx.ty(m) != types::I64 {
+                return Err(cx.err(format!("of {} by {}", cx.ty(p), cx.ty(m))));
+            }
+            vec![cx.b.ins().band(p, m)]
+        }
+        "frameaddress" | "returnaddress" => {
+            // Only of the function itself (level 0); orc compiles with
+            // frame pointers, which both instructions need.
+            cx.arity(1, 1)?;
+            if cx.const_of(cx.arg(0)) != Some(0) || cx.call.results[0] != types::I64 {
+                return Err(cx.err("other than level 0"));
+            }
+            vec![if base == "frameaddress" {
+                cx.b.ins().get_frame_pointer(types::I64)
+            } else {
+                cx.b.ins().get_return_address(types::I64)
+            }]
+        }
+        "vector.reverse" | "experimental.vector.reverse" => {
+            cx.arity(1, 1)?;
+            let v = cx.arg(0);
+            let ty = cx.ty(v);
+            if !ty.is_vector() || ty.bits() != 128 || cx.call.results[0] != ty {
+                return Err(cx.err(format!("of {ty}")));
+            }
+            let n = u8::try_from(ty.lane_count()).map_err(|_| cx.err("too many lanes"))?;
+            let mut out = None;
+            for i in 0..n {
+                let lane = cx.b.ins().extractlane(v, n - 1 - i);
+                out = Some(match out {
+                    None => cx.b.ins().splat(ty, lane),
+                    Some(acc) => cx.b.ins().insertlane(acc, lane, i),
+                });
+            }
+            vec![out.ok_or_else(|| cx.err("empty vector"))?]
         }
         "is.constant" => {
             cx.arity(1, 1)?;
