@@ -161,6 +161,135 @@ static void show(const particle *p) {
            p->phase.im);
 }
 
+/* ---- more by-value shapes: unions with bitfields, long double, arrays ---- */
+typedef struct {
+    unsigned kind : 3;
+    unsigned negative : 1;
+    unsigned scale : 12;
+    union {
+        long i;
+        double d;
+        char s[8];
+    } u;
+} tagged;
+
+static tagged t_int(long v) {
+    tagged t;
+    memset(&t, 0, sizeof t);
+    t.kind = 1;
+    t.negative = v < 0;
+    t.u.i = v;
+    return t;
+}
+static tagged t_double(double d, unsigned scale) {
+    tagged t;
+    memset(&t, 0, sizeof t);
+    t.kind = 2;
+    t.negative = d < 0;
+    t.scale = scale & 0xfff;
+    t.u.d = d;
+    return t;
+}
+static tagged t_text(const char *s) {
+    tagged t;
+    memset(&t, 0, sizeof t);
+    t.kind = 3;
+    strncpy(t.u.s, s, sizeof t.u.s);
+    return t;
+}
+static double t_value(tagged t) {
+    switch (t.kind) {
+    case 1: return (double)t.u.i;
+    case 2: return t.u.d * (t.scale ? t.scale : 1);
+    case 3: return (double)strnlen(t.u.s, sizeof t.u.s);
+    default: return 0;
+    }
+}
+
+/* x87 extended precision: its own classification (passed in memory,
+ * returned in st0) and its own printf conversion. */
+static long double ld_series(int terms) {
+    long double sum = 0.0L, term = 1.0L;
+    for (int n = 1; n <= terms; n++) {
+        sum += term;
+        term /= (long double)n;
+    }
+    return sum;
+}
+static long double ld_scale(long double x, int by) { return x * (long double)by; }
+
+/* A 6x6 system solved by Gaussian elimination with partial pivoting;
+ * the matrix and vectors go by value both ways. */
+typedef struct { double a[6][6]; } mat6;
+typedef struct { double v[6]; } vec6;
+
+static vec6 solve6(mat6 m, vec6 b) {
+    for (int col = 0; col < 6; col++) {
+        int pivot = col;
+        for (int r = col + 1; r < 6; r++)
+            if (fabs(m.a[r][col]) > fabs(m.a[pivot][col])) pivot = r;
+        if (pivot != col) {
+            for (int k = 0; k < 6; k++) {
+                double t = m.a[col][k];
+                m.a[col][k] = m.a[pivot][k];
+                m.a[pivot][k] = t;
+            }
+            double t = b.v[col];
+            b.v[col] = b.v[pivot];
+            b.v[pivot] = t;
+        }
+        for (int r = col + 1; r < 6; r++) {
+            double f = m.a[r][col] / m.a[col][col];
+            for (int k = col; k < 6; k++) m.a[r][k] -= f * m.a[col][k];
+            b.v[r] -= f * b.v[col];
+        }
+    }
+    vec6 x;
+    for (int r = 5; r >= 0; r--) {
+        double s = b.v[r];
+        for (int k = r + 1; k < 6; k++) s -= m.a[r][k] * x.v[k];
+        x.v[r] = s / m.a[r][r];
+    }
+    return x;
+}
+static vec6 mul6(mat6 m, vec6 x) {
+    vec6 r;
+    for (int i = 0; i < 6; i++) {
+        r.v[i] = 0;
+        for (int k = 0; k < 6; k++) r.v[i] += m.a[i][k] * x.v[k];
+    }
+    return r;
+}
+
+/* Iterative radix-2 FFT on complex_t; used for an integer convolution. */
+static void fft(complex_t *a, int n, int invert) {
+    for (int i = 1, j = 0; i < n; i++) {
+        int bit = n >> 1;
+        for (; j & bit; bit >>= 1) j ^= bit;
+        j ^= bit;
+        if (i < j) {
+            complex_t t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+        }
+    }
+    for (int len = 2; len <= n; len <<= 1) {
+        double ang = 2 * 3.14159265358979323846 / len * (invert ? -1 : 1);
+        complex_t wl = c_make(cos(ang), sin(ang));
+        for (int i = 0; i < n; i += len) {
+            complex_t w = c_make(1, 0);
+            for (int j = 0; j < len / 2; j++) {
+                complex_t u = a[i + j], v = c_mul(a[i + j + len / 2], w);
+                a[i + j] = c_add(u, v);
+                a[i + j + len / 2] = c_add(u, c_make(-v.re, -v.im));
+                w = c_mul(w, wl);
+            }
+        }
+    }
+    if (invert)
+        for (int i = 0; i < n; i++) a[i] = c_make(a[i].re / n, a[i].im / n);
+}
+
 /* The CPU-heavy part: escape times of a Mandelbrot grid. */
 static long mandelbrot(int size, int max_iter) {
     long total = 0;
@@ -216,6 +345,44 @@ int main(int argc, char **argv) {
         printf("by %s:\n", order_names[o]);
         for (int i = 0; i < N; i += 5) show(&ps[i]);
     }
+
+    tagged tv[] = {t_int(-42), t_double(2.5, 3), t_text("by-value"), t_double(-0.125, 0), t_int(7)};
+    double tsum = 0;
+    for (int i = 0; i < 5; i++) {
+        tsum += t_value(tv[i]);
+        printf("tagged %d: kind=%u negative=%u scale=%u value=%.4f\n", i, tv[i].kind,
+               tv[i].negative, tv[i].scale, t_value(tv[i]));
+    }
+    printf("tagged sum: %.4f\n", tsum);
+    long double e = ld_series(20);
+    printf("long double: e=%.18Lf 3e=%.15Lf size=%zu\n", e, ld_scale(e, 3), sizeof e);
+
+    mat6 sys;
+    vec6 truth;
+    for (int i = 0; i < 6; i++) {
+        truth.v[i] = (double)(i + 1) * (i % 2 ? -0.5 : 1.25);
+        for (int k = 0; k < 6; k++) sys.a[i][k] = 1.0 / (i + k + 1) + (i == k ? 2.0 : 0.0);
+    }
+    vec6 rhs = mul6(sys, truth);
+    vec6 sol = solve6(sys, rhs);
+    double err = 0;
+    for (int i = 0; i < 6; i++) err += fabs(sol.v[i] - truth.v[i]);
+    printf("solve6: x0=%.12f x5=%.12f error<1e-9: %d\n", sol.v[0], sol.v[5], err < 1e-9);
+
+    enum { FN = 16 };
+    complex_t fa[FN], fb[FN];
+    const int pa[] = {3, 1, 4, 1, 5}, pb[] = {2, 7, 1, 8};
+    for (int i = 0; i < FN; i++) {
+        fa[i] = c_make(i < 5 ? pa[i] : 0, 0);
+        fb[i] = c_make(i < 4 ? pb[i] : 0, 0);
+    }
+    fft(fa, FN, 0);
+    fft(fb, FN, 0);
+    for (int i = 0; i < FN; i++) fa[i] = c_mul(fa[i], fb[i]);
+    fft(fa, FN, 1);
+    printf("convolution:");
+    for (int i = 0; i < 8; i++) printf(" %ld", lround(fa[i].re));
+    printf("\n");
 
     long esc = mandelbrot(size, 200);
     printf("mandelbrot %dx%d: %ld iterations\n", size, size, esc);

@@ -7,9 +7,13 @@
 // after join, so the output is deterministic. Exceptions thrown in a
 // worker cross to main through std::exception_ptr and are rethrown there.
 // Global objects with constructors and init_priority set up the tables.
-// `workers N` scales the prime search. Exit status 0.
+// A bounded queue with condition variables counts its operations in
+// static thread_local members; consumers tally in a function-local
+// thread_local. `workers N` scales the work. Exit status 0.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -149,6 +153,102 @@ void worker(int id, long lo, long hi, std::exception_ptr *error) {
     }
 }
 
+
+// ---- a bounded queue: producers and consumers with condition variables ----
+class Queue {
+  public:
+    explicit Queue(size_t cap) : cap_(cap) {}
+    void push(long v) {
+        std::unique_lock<std::mutex> l(m_);
+        not_full_.wait(l, [&] { return items_.size() < cap_; });
+        items_.push_back(v);
+        pushes++;
+        not_empty_.notify_one();
+    }
+    // Returns false once the queue is closed and drained.
+    bool pop(long &v) {
+        std::unique_lock<std::mutex> l(m_);
+        not_empty_.wait(l, [&] { return !items_.empty() || closed_; });
+        if (items_.empty()) return false;
+        v = items_.front();
+        items_.pop_front();
+        pops++;
+        not_full_.notify_one();
+        return true;
+    }
+    void close() {
+        std::lock_guard<std::mutex> l(m_);
+        closed_ = true;
+        not_empty_.notify_all();
+    }
+    // Per-thread counts of this class's operations: a static thread_local
+    // member.
+    static thread_local long pushes;
+    static thread_local long pops;
+
+  private:
+    std::mutex m_;
+    std::condition_variable not_full_, not_empty_;
+    std::deque<long> items_;
+    size_t cap_;
+    bool closed_ = false;
+};
+thread_local long Queue::pushes = 0;
+thread_local long Queue::pops = 0;
+
+// A function-local thread_local with a constructor: one per thread that
+// calls it, built on its first call there.
+struct Tally {
+    long sum = 0, count = 0;
+    Tally() { ++tls_objects_made; }
+    ~Tally() { ++tls_objects_destroyed; }
+};
+Tally &tally() {
+    thread_local Tally t;
+    return t;
+}
+
+struct QueueReport {
+    long produced_sum = 0, consumed_sum = 0, consumed_count = 0;
+    long pushes_seen = 0, pops_seen = 0;
+};
+
+QueueReport run_queue(int producers, int consumers, long per_producer) {
+    Queue q(8);
+    QueueReport rep;
+    std::mutex rep_lock;
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; p++)
+        threads.emplace_back([&, p] {
+            long sum = 0;
+            for (long i = 0; i < per_producer; i++) {
+                long v = (p + 1) * 1000003L + i * i % 9973;
+                q.push(v);
+                sum += v;
+            }
+            std::lock_guard<std::mutex> g(rep_lock);
+            rep.produced_sum += sum;
+            rep.pushes_seen += Queue::pushes;
+        });
+    std::vector<std::thread> eaters;
+    for (int c = 0; c < consumers; c++)
+        eaters.emplace_back([&] {
+            long v;
+            while (q.pop(v)) {
+                tally().sum += v;
+                tally().count++;
+            }
+            std::lock_guard<std::mutex> g(rep_lock);
+            rep.consumed_sum += tally().sum;
+            rep.consumed_count += tally().count;
+            rep.pops_seen += Queue::pops;
+        });
+    for (auto &t : threads) t.join();
+    q.close();
+    for (auto &t : eaters) t.join();
+    return rep;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -184,9 +284,18 @@ int main(int argc, char **argv) {
         }
         results.clear();
     }
+    long per = span / 50 + 10;
+    QueueReport qr = run_queue(3, 2, per);
+    std::printf("queue: produced %ld, consumed %ld in %ld pops (%ld expected); pushes %ld, pops %ld\n",
+                qr.produced_sum, qr.consumed_sum, qr.consumed_count, 3 * per, qr.pushes_seen,
+                qr.pops_seen);
+    std::printf("queue balanced: %d; main pushed %ld, popped %ld\n",
+                qr.produced_sum == qr.consumed_sum && qr.consumed_count == 3 * per &&
+                    qr.pushes_seen == 3 * per && qr.pops_seen == 3 * per,
+                Queue::pushes, Queue::pops);
     // Main's thread_local values were untouched by the workers.
     std::printf("main again: id=%d words=%d letters=%ld\n", worker_id, words_seen, letters_seen);
     std::printf("tls objects: made=%d destroyed=%d\n", tls_objects_made.load(),
                 tls_objects_destroyed.load());
-    return tls_objects_made.load() == 11 && tls_objects_destroyed.load() == 10 ? 0 : 1;
+    return tls_objects_made.load() == 13 && tls_objects_destroyed.load() == 12 ? 0 : 1;
 }
