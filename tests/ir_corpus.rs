@@ -74,7 +74,8 @@ const KNOWN_FAILING: &[KnownFailure] = &[
         symptom: "status signal 11",
     },
     // Lazy partitioning: `DW.ref.__gxx_personality_v0` is private to one
-    // partition ("undefined symbol DW.ref.__gxx_personality_v0").
+    // partition ("undefined symbol DW.ref.__gxx_personality_v0";
+    // repro/personality_lazy.cpp).
     KnownFailure {
         program: "calc",
         opts: BOTH_OPTS,
@@ -85,7 +86,7 @@ const KNOWN_FAILING: &[KnownFailure] = &[
     },
     // `--stats` names a function that runs in tier 1 only with its IR, and
     // an `invoke` prints over two lines: the second line lacks the
-    // `orc: stats: ` prefix.
+    // `orc: stats: ` prefix (repro/invoke_stats.cpp).
     KnownFailure {
         program: "calc",
         opts: BOTH_OPTS,
@@ -125,7 +126,7 @@ const KNOWN_FAILING: &[KnownFailure] = &[
     // ifunc: tier 1 lazily "cannot be compiled lazily (use --eager)",
     // eagerly "unsupported GNU indirect function"; tiers 0 and adaptive
     // "cannot be split into units" (lli-19 fails too). Without the ifunc
-    // the program passes in tier 1.
+    // the program passes in tier 1 (repro/ifunc.c).
     KnownFailure {
         program: "alloc",
         opts: BOTH_OPTS,
