@@ -22,7 +22,11 @@ fn run(cmd: &mut Command) -> Output {
 /// (ir, native binary).
 fn build(test: &str, src: &str, cxx: bool) -> (PathBuf, PathBuf) {
     let dir = scratch(test);
-    let (ext, compiler) = if cxx { ("cpp", "clang++-19") } else { ("c", "clang-19") };
+    let (ext, compiler) = if cxx {
+        ("cpp", "clang++-19")
+    } else {
+        ("c", "clang-19")
+    };
     let file = dir.join(format!("{test}.{ext}"));
     std::fs::write(&file, src).unwrap();
     let ir = dir.join(format!("{test}.ll"));
@@ -49,7 +53,10 @@ fn orc(ir: &PathBuf, flags: &[&str]) -> Output {
 fn same_output(native: &Output, jit: &Output, what: &str) {
     assert_eq!(
         (jit.status.code(), String::from_utf8_lossy(&jit.stdout)),
-        (native.status.code(), String::from_utf8_lossy(&native.stdout)),
+        (
+            native.status.code(),
+            String::from_utf8_lossy(&native.stdout)
+        ),
         "{what}: {}",
         String::from_utf8_lossy(&jit.stderr)
     );
@@ -77,7 +84,10 @@ int main(void) {
 fn a_long_loop_moves_to_tier_1_by_osr_and_hot_functions_are_promoted() {
     let (ir, bin) = build("osr", LONG_LOOP, false);
     let native = run(&mut Command::new(&bin));
-    let out = orc(&ir, &["--tier", "adaptive", "--tier-threshold", "200", "--stats"]);
+    let out = orc(
+        &ir,
+        &["--tier", "adaptive", "--tier-threshold", "200", "--stats"],
+    );
     same_output(&native, &out, "adaptive");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let moved = stderr
@@ -148,7 +158,9 @@ fn functions_the_translation_does_not_take_run_in_tier_1_and_are_named() {
         );
         // The others are tiered.
         assert!(
-            !tier1_only.iter().any(|l| l.contains("'jumper'") || l.contains(".jumper'")),
+            !tier1_only
+                .iter()
+                .any(|l| l.contains("'jumper'") || l.contains(".jumper'")),
             "{flags:?}: {stderr}"
         );
     }
