@@ -210,3 +210,42 @@ fn bad_bitcode_is_an_error() {
     let err = translate_module("junk", b"not bitcode", &mut names).unwrap_err();
     assert!(!err.is_empty());
 }
+
+/// Why a function of a real program may stay out of tier 0.
+fn documented(reason: &str) -> bool {
+    reason.starts_with("intrinsic llvm.")
+        || reason.contains("(not 64 or 128 bits)")
+        || reason.contains("returns_twice")
+        || reason.starts_with("inline asm")
+        || reason.starts_with("dynamic alloca")
+        || reason.contains("x86_fp80")
+        || reason.contains("invoke ")
+        || reason.contains("landingpad")
+}
+
+#[test]
+fn the_c_programs_of_the_ir_tests_translate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ir_c");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4);
+    let mut total = 0;
+    for file in &files {
+        for opt in ["-O0", "-O2"] {
+            let mut names = Names::default();
+            let fs = translate(&bitcode(file, opt, &[]), &mut names);
+            total += fs.len();
+            for t in &fs {
+                if let Err(e) = &t.result {
+                    eprintln!("{} {opt}: {e}", file.display());
+                    assert!(documented(&e.reason), "{} {opt}: {e}", file.display());
+                }
+            }
+        }
+    }
+    assert!(total > 50, "{total}");
+}

@@ -199,6 +199,25 @@ fn abi_type(ty: Type) -> Type {
     }
 }
 
+/// A vector wider than 128 bits (and a multiple of it, at most 512): the
+/// CLIF type of its 128-bit chunks and their number. Such a vector is
+/// held as its chunks, like an aggregate.
+fn wide(t: LLVMTypeRef) -> Option<(Type, usize)> {
+    if ll::type_kind(t) != LLVMTypeKind::LLVMVectorTypeKind {
+        return None;
+    }
+    let e = ll::element_type(t);
+    if is_i1(e) {
+        return None;
+    }
+    let lane = scalar_type(e).ok()?;
+    let bits = lane.bits() * ll::vector_size(t);
+    if lane == types::I128 || bits <= 128 || bits % 128 != 0 || bits > 512 {
+        return None;
+    }
+    Some((lane.by(128 / lane.bits())?, (bits / 128) as usize))
+}
+
 fn is_aggregate(t: LLVMTypeRef) -> bool {
     matches!(
         ll::type_kind(t),
@@ -245,7 +264,14 @@ fn leaves_into(
             }
         }
         LLVMTypeKind::LLVMVoidTypeKind => {}
-        _ => out.push((scalar_type(t)?, base)),
+        _ => match wide(t) {
+            Some((chunk, n)) => {
+                for k in 0..n {
+                    out.push((chunk, base + 16 * k as u64));
+                }
+            }
+            None => out.push((scalar_type(t)?, base)),
+        },
     }
     if out.len() > MAX_LEAVES {
         return Err("aggregate value of too many elements".into());
@@ -691,6 +717,9 @@ impl<'a, 'b> Tr<'a, 'b> {
             | LLVMConstantDataArrayValueKind
             | LLVMConstantVectorValueKind
             | LLVMConstantDataVectorValueKind => {
+                if let Some((chunk, n)) = wide(t) {
+                    return self.wide_constant(c, chunk, n);
+                }
                 if ll::type_kind(t) == LLVMTypeKind::LLVMVectorTypeKind {
                     return self.vector_constant(c, t).map(|v| vec![v]);
                 }
@@ -743,6 +772,24 @@ impl<'a, 'b> Tr<'a, 'b> {
             }
             _ => Err(format!("constant {}", ll::print(c))),
         }
+    }
+
+    fn wide_constant(&mut self, c: LLVMValueRef, chunk: Type, n: usize) -> R<Vec<Value>> {
+        let per = chunk.lane_count();
+        let mut out = Vec::new();
+        for k in 0..n as u32 {
+            let mut v = self.zero(chunk);
+            for l in 0..per {
+                let e = ll::aggregate_element(c, k * per + l);
+                if e.is_null() {
+                    return err(c);
+                }
+                let x = self.scalar(e)?;
+                v = self.b.ins().insertlane(v, x, l as u8);
+            }
+            out.push(v);
+        }
+        Ok(out)
     }
 
     fn vector_constant(&mut self, c: LLVMValueRef, t: LLVMTypeRef) -> R<Value> {
@@ -1146,6 +1193,10 @@ impl<'a, 'b> Tr<'a, 'b> {
     fn compute(&mut self, op: LLVMOpcode, i: LLVMValueRef) -> R<Vec<Value>> {
         use LLVMOpcode::*;
         let t = ll::type_of(i);
+        let n_ops = ll::num_operands(i).max(0) as u32;
+        if wide(t).is_some() || (0..n_ops).any(|k| wide(ll::type_of(ll::operand(i, k))).is_some()) {
+            return self.wide_op(op, i);
+        }
         let v = match op {
             LLVMAdd | LLVMSub | LLVMMul | LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem | LLVMShl
             | LLVMLShr | LLVMAShr | LLVMAnd | LLVMOr | LLVMXor => {
@@ -1319,6 +1370,301 @@ impl<'a, 'b> Tr<'a, 'b> {
             _ => return err(i),
         };
         Ok(vec![v])
+    }
+
+    /// Operations on vectors wider than 128 bits, chunk by chunk.
+    fn wide_op(&mut self, op: LLVMOpcode, i: LLVMValueRef) -> R<Vec<Value>> {
+        use LLVMOpcode::*;
+        let t = ll::type_of(i);
+        let unsupported = || format!("wide vector operation: {}", ll::print(i));
+        match op {
+            LLVMAdd | LLVMSub | LLVMMul | LLVMAnd | LLVMOr | LLVMXor | LLVMFAdd | LLVMFSub
+            | LLVMFMul | LLVMFDiv => {
+                let a = self.operand(ll::operand(i, 0))?;
+                let b = self.operand(ll::operand(i, 1))?;
+                if a.len() != b.len() {
+                    return Err(unsupported());
+                }
+                let mut out = Vec::new();
+                for (x, y) in a.into_iter().zip(b) {
+                    let ty = self.b.func.dfg.value_type(x);
+                    let ins = self.b.ins();
+                    out.push(match op {
+                        LLVMAdd => ins.iadd(x, y),
+                        LLVMSub => ins.isub(x, y),
+                        LLVMMul if ty != types::I8X16 => ins.imul(x, y),
+                        LLVMAnd => ins.band(x, y),
+                        LLVMOr => ins.bor(x, y),
+                        LLVMXor => ins.bxor(x, y),
+                        LLVMFAdd => ins.fadd(x, y),
+                        LLVMFSub => ins.fsub(x, y),
+                        LLVMFMul => ins.fmul(x, y),
+                        LLVMFDiv => ins.fdiv(x, y),
+                        _ => return Err(unsupported()),
+                    });
+                }
+                Ok(out)
+            }
+            LLVMFNeg => {
+                let a = self.operand(ll::operand(i, 0))?;
+                Ok(a.into_iter().map(|x| self.b.ins().fneg(x)).collect())
+            }
+            LLVMFreeze => self.operand(ll::operand(i, 0)),
+            LLVMBitCast => {
+                let x = ll::operand(i, 0);
+                let a = self.operand(x)?;
+                match (wide(ll::type_of(x)), wide(t)) {
+                    (Some((_, n)), Some((to, m))) if n == m => {
+                        Ok(a.into_iter().map(|v| self.cast_bits(v, to)).collect())
+                    }
+                    _ => Err(unsupported()),
+                }
+            }
+            LLVMSExt | LLVMZExt | LLVMTrunc => self.wide_resize(op, i),
+            LLVMSIToFP | LLVMUIToFP | LLVMFPToSI | LLVMFPToUI => {
+                let x = ll::operand(i, 0);
+                let a = self.operand(x)?;
+                let (Some((from, n)), Some((to, m))) = (wide(ll::type_of(x)), wide(t)) else {
+                    return Err(unsupported());
+                };
+                if n != m {
+                    return Err(unsupported());
+                }
+                let mut out = Vec::new();
+                for v in a {
+                    let ins = self.b.ins();
+                    out.push(match (op, from, to) {
+                        (LLVMSIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_sint(to, v),
+                        (LLVMUIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_uint(to, v),
+                        (LLVMFPToSI, types::F32X4, types::I32X4) => ins.fcvt_to_sint_sat(to, v),
+                        (LLVMFPToUI, types::F32X4, types::I32X4) => ins.fcvt_to_uint_sat(to, v),
+                        _ => return Err(unsupported()),
+                    });
+                }
+                Ok(out)
+            }
+            LLVMExtractElement => {
+                let x = ll::operand(i, 0);
+                let a = self.operand(x)?;
+                let idx = ll::operand(i, 1);
+                let Some((chunk, n)) = wide(ll::type_of(x)) else {
+                    return Err(unsupported());
+                };
+                if ll::is_a_constant_int(idx).is_null() || ll::int_width(ll::type_of(idx)) > 64 {
+                    return Err(unsupported());
+                }
+                let per = chunk.lane_count() as u64;
+                let k = ll::const_zext(idx);
+                if k >= per * n as u64 {
+                    return Ok(vec![self.zero(chunk.lane_type())]);
+                }
+                Ok(vec![self
+                    .b
+                    .ins()
+                    .extractlane(a[(k / per) as usize], (k % per) as u8)])
+            }
+            LLVMInsertElement => {
+                let mut a = self.operand(ll::operand(i, 0))?;
+                let x = self.scalar(ll::operand(i, 1))?;
+                let idx = ll::operand(i, 2);
+                let Some((chunk, n)) = wide(t) else {
+                    return Err(unsupported());
+                };
+                if ll::is_a_constant_int(idx).is_null() || ll::int_width(ll::type_of(idx)) > 64 {
+                    return Err(unsupported());
+                }
+                let per = chunk.lane_count() as u64;
+                let k = ll::const_zext(idx);
+                if k < per * n as u64 {
+                    let c = (k / per) as usize;
+                    a[c] = self.b.ins().insertlane(a[c], x, (k % per) as u8);
+                }
+                Ok(a)
+            }
+            LLVMShuffleVector => {
+                // Lane by lane: any mix of 128-bit and wider vectors.
+                let (x, y) = (ll::operand(i, 0), ll::operand(i, 1));
+                let a = self.operand(x)?;
+                let b = self.operand(y)?;
+                let n_in = ll::vector_size(ll::type_of(x));
+                let lane = scalar_type(ll::element_type(t))?;
+                if is_i1(ll::element_type(t)) || lane.is_vector() {
+                    return Err(unsupported());
+                }
+                let per = 128 / lane.bits();
+                let out_n = ll::num_mask_elements(i);
+                let chunks = (out_n * lane.bits()).div_ceil(128) as usize;
+                let chunk_ty = lane.by(per).ok_or_else(unsupported)?;
+                let mut out: Vec<Value> = (0..chunks).map(|_| self.zero(chunk_ty)).collect();
+                for j in 0..out_n {
+                    let m = ll::mask_value(i, j);
+                    if m < 0 || m as u32 >= 2 * n_in {
+                        continue;
+                    }
+                    let (src, m) = if (m as u32) < n_in {
+                        (&a, m as u32)
+                    } else {
+                        (&b, m as u32 - n_in)
+                    };
+                    let v = src[(m / per) as usize];
+                    if self.b.func.dfg.value_type(v).lane_type() != lane {
+                        return Err(unsupported());
+                    }
+                    let e = self.b.ins().extractlane(v, (m % per) as u8);
+                    let c = (j / per) as usize;
+                    out[c] = self.b.ins().insertlane(out[c], e, (j % per) as u8);
+                }
+                if chunks == 1 && wide(t).is_none() {
+                    let ty = vtype(t)?;
+                    return Ok(vec![self.cast_bits(out[0], ty)]);
+                }
+                Ok(out)
+            }
+            LLVMICmp | LLVMFCmp => {
+                // The mask of a wide comparison is held as the mask chunks
+                // of its operands (only selects and extensions take it).
+                let a = self.operand(ll::operand(i, 0))?;
+                let b = self.operand(ll::operand(i, 1))?;
+                let mut out = Vec::new();
+                for (x, y) in a.into_iter().zip(b) {
+                    out.push(if op == LLVMICmp {
+                        let (cc, _) = int_cc(ll::icmp_pred(i));
+                        self.b.ins().icmp(cc, x, y)
+                    } else {
+                        match float_cc(ll::fcmp_pred(i)) {
+                            Ok(cc) => self.b.ins().fcmp(cc, x, y),
+                            Err(_) => return Err(unsupported()),
+                        }
+                    });
+                }
+                Ok(out)
+            }
+            LLVMSelect => {
+                let c = ll::operand(i, 0);
+                let cv = self.operand(c)?;
+                let a = self.operand(ll::operand(i, 1))?;
+                let b = self.operand(ll::operand(i, 2))?;
+                if a.len() != b.len() {
+                    return Err(unsupported());
+                }
+                let vector_cond = ll::type_kind(ll::type_of(c)) == LLVMTypeKind::LLVMVectorTypeKind;
+                if vector_cond && cv.len() != a.len() {
+                    return Err(unsupported());
+                }
+                let mut out = Vec::new();
+                for (k, (x, y)) in a.into_iter().zip(b).enumerate() {
+                    out.push(if vector_cond {
+                        let ty = self.b.func.dfg.value_type(x);
+                        let mask = self.cast_bits(cv[k], ty);
+                        self.b.ins().bitselect(mask, x, y)
+                    } else {
+                        self.b.ins().select(cv[0], x, y)
+                    });
+                }
+                Ok(out)
+            }
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// Integer vector extensions and truncations involving wide vectors.
+    fn wide_resize(&mut self, op: LLVMOpcode, i: LLVMValueRef) -> R<Vec<Value>> {
+        use LLVMOpcode::*;
+        let unsupported = || format!("wide vector operation: {}", ll::print(i));
+        let x = ll::operand(i, 0);
+        let t = ll::type_of(i);
+        let mut vals = self.operand(x)?;
+        let to_lane = scalar_type(ll::element_type(t))?;
+        if is_i1(ll::element_type(ll::type_of(x))) {
+            // A wide mask: chunks of the right lane width already.
+            let Some((chunk, n)) = wide(t) else {
+                return Err(unsupported());
+            };
+            if vals.len() != n || op == LLVMTrunc {
+                return Err(unsupported());
+            }
+            let mut out = Vec::new();
+            for v in vals {
+                let v = self.cast_bits(v, chunk);
+                if self.b.func.dfg.value_type(v).lane_bits() != chunk.lane_bits() {
+                    return Err(unsupported());
+                }
+                out.push(if op == LLVMSExt {
+                    v
+                } else {
+                    let one = self.iconst(chunk.lane_type(), 1);
+                    let ones = self.b.ins().splat(chunk, one);
+                    self.b.ins().band(v, ones)
+                });
+            }
+            return Ok(out);
+        }
+        let mut lane_bits = self.b.func.dfg.value_type(vals[0]).lane_bits();
+        if op == LLVMTrunc && (lane_bits != to_lane.bits() * 2 || vals.len() % 2 != 0) {
+            // Lane by lane.
+            let n = ll::vector_size(t);
+            let per_in = 128 / lane_bits;
+            let out_ty = match wide(t) {
+                Some((chunk, _)) => chunk,
+                None => vtype(t)?,
+            };
+            let per_out = out_ty.lane_count();
+            let chunks = (n * to_lane.bits()).div_ceil(128) as usize;
+            let mut out: Vec<Value> = (0..chunks).map(|_| self.zero(out_ty)).collect();
+            for j in 0..n {
+                let v = vals[(j / per_in) as usize];
+                let e = self.b.ins().extractlane(v, (j % per_in) as u8);
+                let e = self.b.ins().ireduce(to_lane, e);
+                let c = (j / per_out) as usize;
+                out[c] = self.b.ins().insertlane(out[c], e, (j % per_out) as u8);
+            }
+            return Ok(out);
+        }
+        if op == LLVMTrunc {
+            let lane = to_lane.bytes();
+            let mut mask = Vec::new();
+            for k in 0..(16 / lane) {
+                for byte in 0..lane {
+                    mask.push((k * 2 * lane + byte) as u8);
+                }
+            }
+            let mut out = Vec::new();
+            for pair in vals.chunks(2) {
+                let lo = self.cast_bits(pair[0], types::I8X16);
+                let hi = self.cast_bits(pair[1], types::I8X16);
+                let imm = self
+                    .b
+                    .func
+                    .dfg
+                    .immediates
+                    .push(ConstantData::from(mask.clone()));
+                let r = self.b.ins().shuffle(lo, hi, imm);
+                out.push(self.cast_bits(r, to_lane.by(16 / lane).ok_or_else(unsupported)?));
+            }
+            return Ok(out);
+        }
+        while lane_bits < to_lane.bits() {
+            let mut next = Vec::new();
+            for v in vals {
+                let ins = self.b.ins();
+                let (lo, hi) = if op == LLVMSExt {
+                    (ins.swiden_low(v), self.b.ins().swiden_high(v))
+                } else {
+                    (ins.uwiden_low(v), self.b.ins().uwiden_high(v))
+                };
+                next.push(lo);
+                next.push(hi);
+            }
+            vals = next;
+            lane_bits *= 2;
+        }
+        if lane_bits != to_lane.bits() {
+            return Err(unsupported());
+        }
+        match wide(t) {
+            Some((_, n)) if n == vals.len() => Ok(vals),
+            _ => Err(unsupported()),
+        }
     }
 
     /// An i1 lane as the translator's i1 (0 or 1 in an `i8`).
@@ -1807,6 +2153,11 @@ impl<'a, 'b> Tr<'a, 'b> {
         }
         let nargs = ll::num_arg_operands(i);
         let mut args = Vec::new();
+        if wide(ll::type_of(i)).is_some()
+            || (0..nargs).any(|a| wide(ll::type_of(ll::operand(i, a))).is_some())
+        {
+            return Err(format!("intrinsic {name} on vectors wider than 128 bits"));
+        }
         for a in 0..nargs {
             let o = ll::operand(i, a);
             if ll::type_kind(ll::type_of(o)) == LLVMTypeKind::LLVMMetadataTypeKind {
