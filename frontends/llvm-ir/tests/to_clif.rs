@@ -249,3 +249,36 @@ fn the_c_programs_of_the_ir_tests_translate() {
     }
     assert!(total > 50, "{total}");
 }
+
+#[test]
+fn cxx_translates_or_names_what_stays_out() {
+    for opt in ["-O0", "-O2"] {
+        let bc = bitcode(
+            &corpus_dir().join("cxx.cpp"),
+            opt,
+            &["-x", "c++", "-std=c++17"],
+        );
+        let mut names = Names::default();
+        let fs = translate(&bc, &mut names);
+        let ok = translated_ok(&fs).len();
+        for t in &fs {
+            if let Err(e) = &t.result {
+                eprintln!("{opt}: {e}");
+            }
+        }
+        assert!(ok * 3 > fs.len(), "{opt}: {ok} of {} translated", fs.len());
+        for t in &fs {
+            if let Err(e) = &t.result {
+                assert!(
+                    documented(&e.reason)
+                        || e.reason.starts_with("resume ")
+                        || e.reason.contains("thread-local"),
+                    "{opt}: {e}"
+                );
+            }
+        }
+        // Exception handling stays out of tier 0.
+        let catches = fs.iter().find(|t| t.name == "_Z7catchesi").unwrap();
+        assert!(catches.result.is_err(), "{opt}");
+    }
+}

@@ -851,7 +851,9 @@ impl<'a, 'b> Tr<'a, 'b> {
         if thunk {
             self.import(false, &vararg_thunk_symbol(&name), sig)
         } else {
-            self.import(ll::is_declaration(f) == 0, &name, sig)
+            let defined = ll::is_declaration(f) == 0
+                && ll::linkage(f) != LLVMLinkage::LLVMAvailableExternallyLinkage;
+            self.import(defined, &name, sig)
         }
     }
 
