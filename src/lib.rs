@@ -11,6 +11,7 @@ pub mod clif;
 pub mod host;
 mod jit;
 mod kaleidoscope_jit;
+pub mod llvm_ir;
 mod tiered;
 
 pub use jit::{

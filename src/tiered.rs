@@ -102,6 +102,8 @@ struct Tables {
     import_index: HashMap<String, u32>,
     /// Functions the translation could not take, with what it named.
     untranslated: Vec<(String, String)>,
+    /// Functions whose tier-0 code must not enter tier-1 code mid-loop.
+    no_osr: std::collections::HashSet<FuncId>,
 }
 
 impl TieredLayer {
@@ -279,6 +281,14 @@ impl TieredLayer {
         self.state.lock().lowering = lowering;
     }
 
+    /// Gives function `id` no on-stack replacement from now on: its loops
+    /// are not checked, so its tier-0 frames finish in tier 0 (for code
+    /// whose loop state means something else in tier 1, such as tier-0
+    /// block addresses). Set it before defining the function.
+    pub fn disable_osr(&self, id: FuncId) {
+        self.state.lock().no_osr.insert(id);
+    }
+
     /// The functions the translation to tier 1 could not take, each with
     /// what it named (an instruction, a type), in the order met.
     pub fn untranslated(&self) -> Vec<(String, String)> {
@@ -360,7 +370,8 @@ impl State {
             return Ok((func, None));
         }
         self.functions.register_for_tiering(id, version)?;
-        let loops = osr_loops(&func);
+        let osr = !self.lock().no_osr.contains(&id);
+        let loops = if osr { osr_loops(&func) } else { Vec::new() };
         let slots = (!loops.is_empty()).then(|| TieredFunctions::osr_slots(loops.len()));
         let source = Source {
             version,

@@ -125,9 +125,20 @@ fn rename(
             Some(&id) => id,
             None => {
                 let sig = func.dfg.signatures[ext.signature].clone();
-                module
-                    .declare_function(&symbol, Linkage::Import, &sig)
-                    .map_err(|e| format!("callee '{symbol}': {e}"))?
+                match module.declare_function(&symbol, Linkage::Import, &sig) {
+                    Ok(id) => id,
+                    // Called with another signature elsewhere in the module
+                    // (a variadic function, or C's unprototyped calls): a
+                    // call is generated from its own signature, so the one
+                    // declared first serves as the import for all.
+                    Err(cranelift_module::ModuleError::IncompatibleSignature(..)) => {
+                        match module.get_name(&symbol) {
+                            Some(FuncOrDataId::Func(id)) => id,
+                            _ => return Err(format!("callee '{symbol}': declared as data")),
+                        }
+                    }
+                    Err(e) => return Err(format!("callee '{symbol}': {e}")),
+                }
             }
         };
         let user = func.declare_imported_user_function(UserExternalName::new(0, id.as_u32()));

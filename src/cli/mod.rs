@@ -138,6 +138,13 @@ pub(crate) struct RunArgs {
     /// Libraries an IR program links against, as with `gcc -lNAME`.
     #[arg(short = 'l', value_name = "NAME")]
     pub(crate) libs: Vec<String>,
+    /// Directories searched first for `-l` libraries, as with `gcc -L`.
+    #[arg(short = 'L', value_name = "DIR")]
+    pub(crate) lib_dirs: Vec<std::path::PathBuf>,
+    /// Shared libraries loaded (by path) before an IR program runs, whose
+    /// symbols it may use (lli's `--load`/`-dlopen`).
+    #[arg(long = "load", value_name = "LIB")]
+    pub(crate) load: Vec<std::path::PathBuf>,
     /// For IR programs run lazily: `function` compiles exactly the function
     /// called, each in its own unit (LLVM CompileOnDemand's default);
     /// `reachable` (the default) also compiles the small functions its code

@@ -13,12 +13,35 @@ use orc_llvm_ir::{IrProgram, IrTarget, LoadMode};
 
 use super::{print_stats, RunArgs};
 
-/// Loads `-l NAME` libraries like `gcc ... -lNAME` would find them; shared
+/// An error with its causes, `: `-separated (dlopen's reason included).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// Loads `--load` files, then `-l NAME` libraries like `gcc ... -lNAME` would find them; shared
 /// ones are opened with global visibility so generators see them. Archives
 /// are not supported for IR programs.
-fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> {
-    let search = LibrarySearch::new(Vec::new());
+fn load_libraries(args: &RunArgs) -> Result<Vec<libloading::Library>, String> {
     let mut loaded = Vec::new();
+    for path in &args.load {
+        if !path.is_file() {
+            return Err(format!("--load {}: no such file", path.display()));
+        }
+        match load_library(&LibraryFile::Shared(path.clone()))
+            .map_err(|e| format!("--load {}: {}", path.display(), error_chain(&e)))?
+        {
+            LoadedLibrary::Shared(lib) => loaded.push(lib),
+            LoadedLibrary::Archive(_) => {}
+        }
+    }
+    let names = &args.libs;
+    let search = LibrarySearch::new(args.lib_dirs.clone());
     for name in names {
         let files = search.find(name).map_err(|e| format!("-l{name}: {e}"))?;
         for file in files {
@@ -41,24 +64,18 @@ fn load_libraries(names: &[String]) -> Result<Vec<libloading::Library>, String> 
     Ok(loaded)
 }
 
+/// The tier of IR programs when neither `--tier` nor `ORC_TIER` says.
+const DEFAULT_TIER: Tier = Tier::One;
+
 pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let path = super::source::name(&args.file);
-    // LLVM IR has no tier 0 yet: running it in tier 1 when another tier
-    // was asked for would hide that.
-    let asked = match args.jit.tier {
-        Some(tier) => Some((tier, "--tier")),
+    let tier = match args.jit.tier {
+        Some(tier) => tier,
         None => std::env::var("ORC_TIER")
             .ok()
             .and_then(|t| t.parse::<Tier>().ok())
-            .map(|tier| (tier, "ORC_TIER")),
+            .unwrap_or(DEFAULT_TIER),
     };
-    if let Some((tier @ (Tier::Zero | Tier::Adaptive), origin)) = asked {
-        eprintln!(
-            "orc: error: {path}: LLVM IR runs only in tier 1 ({origin} {tier} asked for tier 0 code, \
-             which IR programs do not have yet); use --tier 1"
-        );
-        return 1;
-    }
     let loaded = match super::source::read(&args.file) {
         Ok(bytes) => IrProgram::parse(super::source::name(&args.file), bytes),
         Err(e) => {
@@ -89,21 +106,28 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
         },
         None => LlvmConfig::codegen_only(LlvmOptLevel::O2),
     };
-    let _libraries = match load_libraries(&args.libs) {
+    let _libraries = match load_libraries(args) {
         Ok(libs) => libs,
         Err(e) => {
             eprintln!("orc: error: {e}");
             return 1;
         }
     };
-    let jit = match args.jit.builder().tier(Tier::One).llvm_config(llvm).build() {
+    let jit = match args.jit.builder().tier(tier).llvm_config(llvm).build() {
         Ok(j) => j,
         Err(e) => {
             eprintln!("orc: error: cannot start the JIT: {e}");
             return 1;
         }
     };
-    let status = match run_main(&jit, &program, args) {
+    // A failed compile or link reaches the lookup or the lazy call that
+    // waited for it, which reports it once: the session need not.
+    jit.session().set_error_reporter(|e| {
+        if !matches!(e, orc_core::Error::FailedToMaterialize { .. }) {
+            eprintln!("orc: error: {e}");
+        }
+    });
+    let status = match run_main(&jit, &program, tier, args) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("orc: error: {path}: {e}");
@@ -114,8 +138,18 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     if args.jit.stats {
         print_stats(&jit);
     }
-    // Exit handlers and global destructors run when the code's tracker is
-    // removed: do it while the stubs in `main` still exist.
+    // Promotions in flight link against the program's data: let them
+    // finish (no new ones start) before the teardown removes it.
+    if let Some(tiers) = jit.tier_manager() {
+        tiers.shutdown();
+    }
+    // Exit handlers and global destructors run as `exit` would run them,
+    // all before any code goes: a tiered program's code is under a tracker
+    // per function version, and a handler may call into any of them.
+    // SAFETY: the program's own handlers, registered by its code, run
+    // where its `exit` would run them.
+    unsafe { jit.object_layer().run_exit_handlers(jit.bodies_dylib()) };
+    // Then the code goes, while the stubs in `main` still exist.
     if let Err(e) = jit
         .bodies_dylib()
         .default_resource_tracker()
@@ -127,7 +161,12 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     status
 }
 
-fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, String> {
+fn run_main(
+    jit: &orc::Jit,
+    program: &IrProgram,
+    tier: Tier,
+    args: &RunArgs,
+) -> Result<i32, String> {
     let layer = jit.llvm_layer().map_err(|e| e.to_string())?;
     let target = IrTarget {
         layer,
@@ -140,16 +179,41 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
     } else {
         LoadMode::Lazy
     };
-    program
-        .add(&target, mode, None)
-        .map_err(|e| e.to_string())?;
+    if tier == Tier::One {
+        program
+            .add(&target, mode, None)
+            .map_err(|e| e.to_string())?;
+    } else {
+        let report = orc::llvm_ir::add_tiered(jit, program, mode).map_err(|e| e.to_string())?;
+        if args.jit.stats {
+            for (function, why) in &report.tier1_only {
+                eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
+            }
+            eprintln!(
+                "orc: stats: IR functions: {} tiered, {} in tier 1 only",
+                report.tiered,
+                report.tier1_only.len()
+            );
+        }
+    }
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
         .map_err(|e| e.to_string())?;
-    let entry = jit
-        .lookup("main")
-        .map_err(|e| format!("no main function: {e}"))?;
+    let entry = match jit.lookup("main") {
+        Ok(entry) => entry,
+        Err(e) if program.defines("main") => {
+            // `main` exists: compiling or linking it (or what it needs now)
+            // failed, as a lazy call fails when the code runs.
+            let mut cause = &e;
+            while let orc_core::Error::FailedToMaterialize { cause: inner, .. } = cause {
+                cause = inner;
+            }
+            eprintln!("orc: error: {cause}");
+            return Ok(orc_core::lazy::LAZY_COMPILE_FAILURE_EXIT_CODE);
+        }
+        Err(e) => return Err(format!("no main function: {e}")),
+    };
     let argv_owned: Vec<CString> = std::iter::once(args.file.display().to_string())
         .chain(args.args.iter().cloned())
         .map(|a| CString::new(a).map_err(|_| "an argument contains a NUL byte".to_owned()))

@@ -40,9 +40,11 @@
 
 mod diagnostic;
 mod program;
+mod tiered;
 #[allow(unsafe_code)]
 pub mod to_clif;
 
 pub use diagnostic::{IrDiagnostic, IrError};
 pub use orc_llvm::partition::SpeculationLimits;
 pub use program::{body_symbol, IrProgram, IrTarget, LoadMode};
+pub use tiered::IrFunction;

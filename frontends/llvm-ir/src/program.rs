@@ -58,10 +58,10 @@ pub struct IrTarget<'a> {
 /// times, to different sessions).
 #[derive(Debug, Clone)]
 pub struct IrProgram {
-    name: String,
-    bytes: Arc<[u8]>,
-    plan: PartitionPlan,
-    speculation: SpeculationLimits,
+    pub(crate) name: String,
+    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) plan: PartitionPlan,
+    pub(crate) speculation: SpeculationLimits,
 }
 
 impl IrProgram {
@@ -269,7 +269,7 @@ impl IrProgram {
 
     /// Compiles `module` now and adds its object to the bodies dylib (so
     /// the object-linking layer runs its initializers).
-    fn add_object(
+    pub(crate) fn add_object(
         &self,
         target: &IrTarget<'_>,
         module: Box<dyn LlvmModule>,
@@ -289,9 +289,9 @@ impl IrProgram {
 }
 
 /// The data of a split module.
-struct GlobalsUnit {
-    name: String,
-    bitcode: Arc<[u8]>,
+pub(crate) struct GlobalsUnit {
+    pub(crate) name: String,
+    pub(crate) bitcode: Arc<[u8]>,
 }
 
 impl LlvmModule for GlobalsUnit {
@@ -308,16 +308,16 @@ impl LlvmModule for GlobalsUnit {
 }
 
 /// What the function units of one lazily added module share.
-struct SplitModule {
+pub(crate) struct SplitModule {
     /// The module's name (the file).
-    name: String,
-    plan: PartitionPlan,
-    layer: Arc<LlvmLayer>,
-    limits: SpeculationLimits,
+    pub(crate) name: String,
+    pub(crate) plan: PartitionPlan,
+    pub(crate) layer: Arc<LlvmLayer>,
+    pub(crate) limits: SpeculationLimits,
     /// The body symbol of each planned function, by index.
-    bodies: Vec<SymbolName>,
+    pub(crate) bodies: Vec<SymbolName>,
     /// The index of each body symbol.
-    index: HashMap<SymbolName, usize>,
+    pub(crate) index: HashMap<SymbolName, usize>,
 }
 
 /// The function bodies of a split module that are not compiled yet, as one
@@ -332,10 +332,10 @@ struct SplitModule {
 /// If that batch fails to compile, the speculative part is handed back and
 /// the requested functions are compiled alone: a callee that cannot be
 /// compiled fails only when (and if) it is called itself.
-struct FunctionsUnit {
-    split: Arc<SplitModule>,
+pub(crate) struct FunctionsUnit {
+    pub(crate) split: Arc<SplitModule>,
     /// The planned functions (indices) whose bodies this unit defines.
-    functions: Vec<usize>,
+    pub(crate) functions: Vec<usize>,
 }
 
 impl FunctionsUnit {
@@ -424,7 +424,7 @@ impl MaterializationUnit for FunctionsUnit {
 
 impl SplitModule {
     /// `NAME:FUNCTION`, or `NAME:FUNCTION+N` for a batch of N more.
-    fn batch_name(&self, batch: &[usize]) -> String {
+    pub(crate) fn batch_name(&self, batch: &[usize]) -> String {
         let first = batch
             .first()
             .map_or("", |&i| self.plan.functions[i].name.as_str());
@@ -434,7 +434,7 @@ impl SplitModule {
         }
     }
 
-    fn batch_module(&self, batch: &[usize]) -> Box<dyn LlvmModule> {
+    pub(crate) fn batch_module(&self, batch: &[usize]) -> Box<dyn LlvmModule> {
         Box::new(BatchModule {
             name: self.batch_name(batch),
             bitcode: self.plan.bitcode.clone(),
@@ -451,11 +451,11 @@ impl SplitModule {
 
 /// Functions of a split module compiled together, each defined as its body
 /// symbol, with the local functions only it calls.
-struct BatchModule {
-    name: String,
-    bitcode: Arc<[u8]>,
+pub(crate) struct BatchModule {
+    pub(crate) name: String,
+    pub(crate) bitcode: Arc<[u8]>,
     /// (function, members, body symbol) for each.
-    functions: Vec<(String, Vec<String>, String)>,
+    pub(crate) functions: Vec<(String, Vec<String>, String)>,
 }
 
 impl LlvmModule for BatchModule {

@@ -83,6 +83,36 @@ pub(crate) fn make_live(dso: u64) {
     REGISTRY.lock().live.insert(dso);
 }
 
+/// Moves the unrun handlers registered under handle `from` to handle `to`
+/// (which becomes live), keeping their order: for code replaced by another
+/// version of itself, whose handlers belong to the program, not to it.
+pub(crate) fn adopt(from: u64, to: u64) {
+    let mut reg = REGISTRY.lock();
+    reg.live.insert(to);
+    for e in reg.entries.iter_mut().filter(|e| e.dso == from) {
+        e.dso = to;
+    }
+}
+
+/// Runs, newest first, the handlers registered under handle `dso` (and
+/// those registered under it while they run).
+///
+/// # Safety
+///
+/// Runs JIT'd code: the handlers must be sound to call now.
+pub(crate) unsafe fn run_for_handle(dso: u64) {
+    loop {
+        let next = {
+            let mut reg = REGISTRY.lock();
+            let pos = reg.entries.iter().rposition(|e| e.dso == dso);
+            pos.map(|p| reg.entries.remove(p))
+        };
+        let Some(entry) = next else { break };
+        // SAFETY: the caller vouches that running the handler is sound.
+        unsafe { (entry.func)(entry.arg as *mut c_void) };
+    }
+}
+
 /// Forgets a link's handle and its unrun handlers.
 pub(crate) fn forget(dso: u64) {
     let mut reg = REGISTRY.lock();

@@ -76,12 +76,18 @@ struct LayerState {
     anchors: HashMap<String, HashMap<SymbolName, SymbolName>>,
     /// The `anchors` entries made under each tracker, forgotten with it.
     anchored: HashMap<ResourceKey, Vec<(String, Vec<SymbolName>)>>,
+    /// Dylibs whose removed objects leave their exit handlers to the
+    /// program (see [`ObjectLinkingLayer::keep_exit_handlers`]), with the
+    /// handle the handlers move to.
+    program_handles: HashMap<String, u64>,
 }
 
 struct Record {
     id: u64,
     object: Arc<LinkedObject>,
     init: Option<SymbolName>,
+    /// The name of the dylib it was linked into.
+    dylib: Arc<str>,
 }
 
 struct PendingInit {
@@ -319,6 +325,74 @@ impl ObjectLinkingLayer {
         Ok(())
     }
 
+    /// From now on, an object of `dylib` that is removed leaves the exit
+    /// handlers its code registered (and did not run) to the program:
+    /// they run in [`Self::run_exit_handlers`], not at the removal. For a
+    /// dylib whose code is replaced by new versions of itself while the
+    /// program runs (tiering), where an `atexit` made by one version of
+    /// `main` must still run at exit after that version is gone. Handlers
+    /// point at functions' stubs, not into the removed code, in such
+    /// programs.
+    pub fn keep_exit_handlers(&self, dylib: &JitDylib) {
+        let mut st = self.inner.state.lock();
+        st.program_handles
+            .entry(dylib.name().to_owned())
+            // A unique, never-mapped value: the address of a leaked byte.
+            .or_insert_with(|| Box::leak(Box::new(0u8)) as *mut u8 as usize as u64);
+    }
+
+    /// Runs what `exit` runs for the program in `dylib`, whatever trackers
+    /// its objects are under: every exit handler their code registered,
+    /// newest first, then their finalizers in the reverse of the order
+    /// they were added. Nothing is unmapped; removing the objects later
+    /// does not run these again. Use it when a program ends whose code is
+    /// spread over many trackers (a tiered program has one per function
+    /// version), so that no handler runs after code it calls was removed.
+    ///
+    /// # Safety
+    ///
+    /// Runs JIT'd code: the objects' handlers and finalizers must be sound
+    /// to run now.
+    pub unsafe fn run_exit_handlers(&self, dylib: &JitDylib) {
+        let objects: Vec<(u64, Arc<LinkedObject>)> = {
+            let st = self.inner.state.lock();
+            let mut objects: Vec<(u64, Arc<LinkedObject>)> = st
+                .linked
+                .values()
+                .flatten()
+                .filter(|r| &*r.dylib == dylib.name())
+                .map(|r| (r.id, r.object.clone()))
+                .collect();
+            objects.sort_by_key(|(id, _)| *id);
+            objects
+        };
+        let program = self
+            .inner
+            .state
+            .lock()
+            .program_handles
+            .get(dylib.name())
+            .copied();
+        let refs: Vec<&LinkedObject> = objects.iter().map(|(_, o)| &**o).collect();
+        // SAFETY: forwarded contract; no lock is held, and the objects stay
+        // mapped while `objects` holds them. Handlers left to the program
+        // point at stubs, which outlive the objects.
+        unsafe {
+            if let Some(handle) = program {
+                // One list, in registration order: the live objects'
+                // handlers and those their removed versions left.
+                for o in &refs {
+                    atexit::adopt(o.dso_handle().value(), handle);
+                }
+                atexit::run_for_handle(handle);
+            }
+            atexit::run_atexit_handlers(&refs);
+            for object in refs.iter().rev() {
+                object.run_finalizers();
+            }
+        }
+    }
+
     /// The address of `name` as linked into `dylib` (hidden symbols too),
     /// materializing it if needed and waiting until it is Ready.
     pub fn lookup(&self, dylib: &JitDylib, name: &str) -> Result<ExecutorAddr> {
@@ -354,6 +428,11 @@ impl ResourceManager for ObjectLinkingLayer {
                         .filter(|p| !materialized.contains(&p.id))
                         .map(|p| p.symbol),
                 );
+            }
+            if let Some(&handle) = st.program_handles.get(dylib.name()) {
+                for r in &records {
+                    atexit::adopt(r.object.dso_handle().value(), handle);
+                }
             }
             records
         };
@@ -606,6 +685,7 @@ impl ObjectUnit {
                 id: self.id,
                 object: Arc::new(linked),
                 init: self.init.clone(),
+                dylib: mr.target_dylib().name().into(),
             });
         if let Err(e) = mr.notify_emitted() {
             if matches!(e, Error::ResourceTrackerDefunct { .. }) {

@@ -250,15 +250,23 @@ pub fn load_library(file: &LibraryFile) -> Result<LoadedLibrary, LinkError> {
     match file {
         LibraryFile::Shared(path) => {
             use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            // dlopen takes a name without a slash as a library to search
+            // for; a file given by the user is a path, even a bare name in
+            // the current directory (`orc link main.o libfoo.so`).
+            let bare = path.parent().is_some_and(|p| p.as_os_str().is_empty());
+            let open_path = if bare {
+                Path::new(".").join(path)
+            } else {
+                path.clone()
+            };
             // SAFETY: loading a library runs its initializers; that is what
             // `-l` asks for, exactly as the dynamic linker would at startup.
-            let lib =
-                unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|source| {
-                    LinkError::LibraryLoad {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
+            let lib = unsafe { Library::open(Some(&open_path), RTLD_NOW | RTLD_GLOBAL) }.map_err(
+                |source| LinkError::LibraryLoad {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
             Ok(LoadedLibrary::Shared(lib.into()))
         }
         LibraryFile::Archive(path) => {

@@ -1,0 +1,385 @@
+//! LLVM IR programs in each tier against `lli-19`, `lli-19
+//! -jit-kind=orc-lazy` and native `gcc -O2` code, from one run (issue 22's
+//! benchmark). Four parts:
+//!
+//! 1. **Start-up**: a large generated program (`ORC_BENCH_FUNCTIONS`
+//!    functions, default 1500, about Lua's interpreter in IR size) whose
+//!    `main` does almost nothing; whole-process wall time, median. Target:
+//!    orc's default at most 0.2x lli.
+//! 2. **Total time** of CPU-heavy runs (benches/ir/kernels.c with enough
+//!    repetitions to run a second or more): whole process. Target: at most
+//!    0.6x lli.
+//! 3. **Steady state**: the same kernels' best time per run as measured
+//!    inside the program (compiles excluded), tier 1 and adaptive against
+//!    the gcc -O2 binary. Target: tier 1 within 1.1x native.
+//! 4. **Compile throughput** per function of the tier-0 path (IR to CLIF
+//!    translation plus Cranelift) against LLVM's `-O0` code generator,
+//!    both in this process on the large program. Published anchors: TPDE
+//!    10-20x faster than LLVM -O0, Cranelift about 3x.
+//!
+//! Run with `cargo bench --bench ir_tiers`; `ORC_BENCH_RUNS` sets the runs
+//! per command (default 5), `ORC_BENCH_REPS` the kernels' repetitions for
+//! part 2 (default 12).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn check(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A C program of `n` functions of assorted shapes (loops, switches,
+/// structs, calls, strings, floats) of which `main` calls only the first.
+fn generate_large_program(n: usize) -> String {
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n\
+         struct pt { long x, y; double w; };\n",
+    );
+    for i in 0..n {
+        let next = (i * 7 + 3) % n;
+        let _ = match i % 5 {
+            0 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  long s = 0;\n  for (long k = 0; k < a; k++) {{\n    \
+                 s += (k * {m}) ^ (b >> (k & 7));\n    if (s > 1000000) s -= b * {m};\n  }}\n  \
+                 return a > 1000000 ? f{next}(s, b) : s;\n}}",
+                m = i + 3
+            ),
+            1 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  switch ((a + {i}) % 9) {{\n  case 0: return a * b + {i};\n  \
+                 case 1: return a - b;\n  case 2: return (a << 3) | b;\n  case 3: return a / (b | 1);\n  \
+                 case 4: return a % (b | 1) + {i};\n  case 5: return f{next}(b, a);\n  \
+                 case 6: return a ^ (b * 31);\n  case 7: return -a;\n  default: return a + b + {i};\n  }}\n}}"
+            ),
+            2 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  struct pt p = {{a, b, a * 0.5 + b}};\n  \
+                 struct pt q[4];\n  for (int k = 0; k < 4; k++) {{ q[k].x = p.x + k; q[k].y = p.y * k; \
+                 q[k].w = p.w / (k + 1); }}\n  double t = 0;\n  for (int k = 0; k < 4; k++) t += q[k].w * q[k].x;\n  \
+                 return (long)t + q[3].y + {i};\n}}"
+            ),
+            3 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  char buf[64];\n  snprintf(buf, sizeof buf, \"%ld-%ld-{i}\", a, b);\n  \
+                 size_t n = strlen(buf);\n  long h = {i};\n  for (size_t k = 0; k < n; k++) h = h * 31 + buf[k];\n  \
+                 if (h == 42) puts(buf);\n  return h;\n}}"
+            ),
+            _ => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  double x = a, y = b;\n  for (int k = 0; k < 8; k++) {{\n    \
+                 x = x * 0.5 + y / (k + 1.0);\n    y = y - x * 0.25 + {i}.0;\n  }}\n  \
+                 long *v = malloc(sizeof(long) * 8);\n  for (int k = 0; k < 8; k++) v[k] = (long)(x + k * y);\n  \
+                 long s = 0;\n  for (int k = 0; k < 8; k++) s += v[k];\n  free(v);\n  return s;\n}}"
+            ),
+        };
+    }
+    c.push_str("int main(void) { printf(\"%ld\\n\", f0(3, 4)); return 0; }\n");
+    c
+}
+
+/// Runs `cmd` once (output discarded) and returns its wall time.
+fn time_once(mut cmd: Command) -> Duration {
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let t = start.elapsed();
+    assert!(status.success(), "{cmd:?} failed: {status}");
+    t
+}
+
+/// A labelled command maker.
+type Commands = Vec<(String, Box<dyn Fn() -> Command>)>;
+
+/// The median wall time of each command over `runs` rounds, the commands
+/// taking turns within a round.
+fn median_times(runs: usize, commands: &Commands) -> Vec<Duration> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
+    for _ in 0..runs {
+        for ((_, make), t) in commands.iter().zip(&mut times) {
+            t.push(time_once(make()));
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn command(program: &str, args: &[&str], ir: &Path, prog_args: &[String]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).arg(ir);
+    if program.ends_with("orc") && !prog_args.is_empty() {
+        c.arg("--");
+    }
+    c.args(prog_args).env_remove("ORC_TIER");
+    c
+}
+
+/// The commands compared in parts 1 and 2: lli's two modes, then orc's.
+fn jit_commands(ir: &Path, prog_args: &[String]) -> Commands {
+    let orc = env!("CARGO_BIN_EXE_orc");
+    let configs: [(&str, &str, &[&str]); 6] = [
+        ("lli-19", "lli-19", &[]),
+        ("lli-19 orc-lazy", "lli-19", &["-jit-kind=orc-lazy"]),
+        ("orc (default)", orc, &["run"]),
+        ("orc --tier 0", orc, &["run", "--tier", "0"]),
+        ("orc --tier 1", orc, &["run", "--tier", "1"]),
+        ("orc --tier adaptive", orc, &["run", "--tier", "adaptive"]),
+    ];
+    configs
+        .into_iter()
+        .map(|(label, program, args)| {
+            let (ir, prog_args) = (ir.to_owned(), prog_args.to_vec());
+            let make: Box<dyn Fn() -> Command> =
+                Box::new(move || command(program, args, &ir, &prog_args));
+            (label.to_owned(), make)
+        })
+        .collect()
+}
+
+fn print_against(label: &str, commands: &Commands, times: &[Duration]) {
+    println!("{label}");
+    let lli = times[0];
+    for ((name, _), t) in commands.iter().zip(times) {
+        println!(
+            "  {name:<22} {:>9.1} ms {:>7.2}x lli",
+            ms(*t),
+            t.as_secs_f64() / lli.as_secs_f64()
+        );
+    }
+}
+
+/// Kernel name -> best microseconds, from kernels.c's output.
+fn kernel_times(out: &[u8]) -> Vec<(String, f64)> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?.to_owned();
+            let _check = w.next()?;
+            Some((name, w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn steady_state(ir: &Path, native: &Path) {
+    let orc = env!("CARGO_BIN_EXE_orc");
+    let reps = "15".to_owned();
+    let run = |mut c: Command| {
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{c:?}");
+        kernel_times(&out.stdout)
+    };
+    let mut gcc = Command::new(native);
+    gcc.arg(&reps);
+    let native_t = run(gcc);
+    println!("\n3. steady state (best run of each kernel, in-program clock; ratio to gcc -O2)");
+    let mut columns = vec![("gcc -O2".to_owned(), native_t.clone())];
+    for (label, args) in [
+        ("lli-19", vec![]),
+        ("orc --tier 1", vec!["run", "--tier", "1"]),
+        ("orc --tier adaptive", vec!["run", "--tier", "adaptive"]),
+        ("orc --tier 0", vec!["run", "--tier", "0"]),
+    ] {
+        let program = if label == "lli-19" { "lli-19" } else { orc };
+        columns.push((
+            label.to_owned(),
+            run(command(program, &args, ir, std::slice::from_ref(&reps))),
+        ));
+    }
+    print!("  {:<10}", "kernel");
+    for (label, _) in &columns {
+        print!(" {label:>20}");
+    }
+    println!();
+    for (i, (kernel, base)) in native_t.iter().enumerate() {
+        print!("  {kernel:<10}");
+        for (_, t) in &columns {
+            let us = t.get(i).map_or(f64::NAN, |(_, us)| *us);
+            print!(" {:>11.0} us {:>4.2}x", us, us / base);
+        }
+        println!();
+    }
+    for (label, t) in &columns[1..] {
+        let ratios: Vec<f64> = t.iter().zip(&native_t).map(|(a, b)| a.1 / b.1).collect();
+        let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        println!("  {label:<22} geometric mean {geo:.2}x native");
+    }
+}
+
+fn compile_throughput(ir: &Path, functions: usize) {
+    use orc_llvm::{IrBufferModule, LlvmCompiler, LlvmConfig, LlvmOptLevel};
+    println!("\n4. compile throughput on the large program ({functions} C functions)");
+    let bytes = std::fs::read(ir).unwrap();
+    let llvm = LlvmCompiler::new(LlvmConfig::codegen_only(LlvmOptLevel::O0)).unwrap();
+    let start = Instant::now();
+    let object = llvm
+        .compile(IrBufferModule::new("large", Vec::new(), bytes.clone()))
+        .unwrap();
+    let llvm_t = start.elapsed();
+    println!(
+        "  LLVM -O0 codegen (parse included): {:>8.1} ms, {:>6.1} us/function, {} bytes",
+        ms(llvm_t),
+        llvm_t.as_secs_f64() * 1e6 / functions as f64,
+        object.bytes.len()
+    );
+    match tier0_compile_time(&bytes) {
+        Ok((t, translated, total)) => println!(
+            "  tier 0 (plan + translate + Cranelift): {:>8.1} ms, {:>6.1} us/function ({translated} of {total} translated); LLVM -O0 / tier 0 = {:.2}x",
+            ms(t),
+            t.as_secs_f64() * 1e6 / translated.max(1) as f64,
+            llvm_t.as_secs_f64() / t.as_secs_f64()
+        ),
+        Err(e) => println!("  tier 0: {e}"),
+    }
+}
+
+/// Plans, translates and compiles every translated function of `bytes`
+/// with Cranelift (no optimization, as tier 0 under adaptive), in this
+/// process: (time, functions translated, functions in all).
+fn tier0_compile_time(bytes: &[u8]) -> Result<(Duration, usize, usize), String> {
+    use orc::cranelift::codegen::ir::{ExternalName, UserExternalName};
+    use orc::cranelift::{CraneliftCompiler, CraneliftConfig, FunctionModule};
+    use orc_core::SymbolFlags;
+    use orc_llvm_ir::to_clif::ClifNames;
+    struct Names(Vec<String>);
+    impl ClifNames for Names {
+        fn function(&mut self, name: &str) -> UserExternalName {
+            self.symbol(name)
+        }
+        fn symbol(&mut self, name: &str) -> UserExternalName {
+            self.0.push(name.to_owned());
+            UserExternalName::new(1, self.0.len() as u32 - 1)
+        }
+    }
+    let start = Instant::now();
+    let program =
+        orc_llvm_ir::IrProgram::parse("large", bytes.to_vec()).map_err(|e| e.to_string())?;
+    let mut names = Names(Vec::new());
+    let translated = program
+        .translate_to_clif(&mut names)
+        .map_err(|e| e.to_string())?;
+    let total = translated.len();
+    let symbols = std::sync::Arc::new(names.0);
+    let resolver: orc::cranelift::NameResolver =
+        std::sync::Arc::new(move |func, name| match name {
+            ExternalName::User(r) => {
+                let n = func.params.user_named_funcs().get(*r)?;
+                symbols.get(n.index as usize).cloned()
+            }
+            _ => None,
+        });
+    let mut module = FunctionModule::new("large", resolver);
+    let mut count = 0;
+    for t in translated {
+        if let Ok(f) = t.result {
+            module = module.with_function(format!("{}$t0", t.name), f.func, SymbolFlags::EXPORTED);
+            count += 1;
+        }
+    }
+    let config = CraneliftConfig {
+        opt_level: orc::cranelift::OptLevel::None,
+        ..CraneliftConfig::default()
+    };
+    let compiler = CraneliftCompiler::new(config).map_err(|e| e.to_string())?;
+    compiler
+        .compile(Box::new(module))
+        .map_err(|e| e.to_string())?;
+    Ok((start.elapsed(), count, total))
+}
+
+fn main() {
+    let runs = env_or("ORC_BENCH_RUNS", 5);
+    let reps = env_or("ORC_BENCH_REPS", 12);
+    let functions = env_or("ORC_BENCH_FUNCTIONS", 1500);
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("orc-bench-ir-tiers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. Start-up.
+    let large_c = dir.join("large.c");
+    std::fs::write(&large_c, generate_large_program(functions)).unwrap();
+    let large = dir.join("large.ll");
+    check(
+        Command::new("clang-19")
+            .args(["-O2", "-S", "-emit-llvm", "-o"])
+            .arg(&large)
+            .arg(&large_c),
+    );
+    println!("median of {runs} runs, whole process unless said otherwise\n");
+    let commands = jit_commands(&large, &[]);
+    let times = median_times(runs, &commands);
+    print_against(
+        &format!("1. start-up: {functions} functions, main calls one"),
+        &commands,
+        &times,
+    );
+
+    // 2. Total time of CPU-heavy runs.
+    let kernels_c = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ir/kernels.c");
+    let kernels = dir.join("kernels.ll");
+    check(
+        Command::new("clang-19")
+            .args(["-O2", "-ffp-contract=off", "-S", "-emit-llvm", "-o"])
+            .arg(&kernels)
+            .arg(&kernels_c),
+    );
+    let native = dir.join("kernels-gcc");
+    check(
+        Command::new("gcc")
+            .args(["-O2", "-o"])
+            .arg(&native)
+            .arg(&kernels_c)
+            .arg("-lm"),
+    );
+    let args = vec![reps.to_string()];
+    let mut commands = jit_commands(&kernels, &args);
+    let native2 = native.clone();
+    let args2 = args.clone();
+    commands.push((
+        "gcc -O2 binary".to_owned(),
+        Box::new(move || {
+            let mut c = Command::new(&native2);
+            c.args(&args2);
+            c
+        }),
+    ));
+    let times = median_times(runs.min(3), &commands);
+    print_against(
+        &format!("\n2. total time: kernels.c, {reps} repetitions"),
+        &commands,
+        &times,
+    );
+
+    // 3. Steady state.
+    steady_state(&kernels, &native);
+
+    // 4. Compile throughput.
+    compile_throughput(&large, functions);
+    let _ = std::fs::remove_dir_all(&dir);
+}
