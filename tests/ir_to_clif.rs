@@ -131,14 +131,6 @@ fn jit_of(
     for t in translated {
         let f = match t.result {
             Ok(f) => f,
-            Err(e)
-                if e.reason.starts_with("intrinsic llvm.")
-                    || e.reason.contains("(not 64 or 128 bits)") =>
-            {
-                eprintln!("{opt}: left out: {e}");
-                skipped.insert(t.name);
-                continue;
-            }
             Err(e) => panic!("{opt}: untranslatable {e}"),
         };
         for d in f.data {

@@ -1974,8 +1974,72 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let r = self.b.ins().shuffle(x, x, imm);
                 self.cast_bits(r, to)
             }
+            _ if !masks && !is_i1(ll::element_type(ll::type_of(i))) => {
+                return self.lane_cast(op, i, v, from, to, from_lanes)
+            }
             _ => return Err(format!("vector conversion: {}", ll::print(i))),
         })
+    }
+
+    /// A vector conversion lane by lane.
+    fn lane_cast(
+        &mut self,
+        op: LLVMOpcode,
+        i: LLVMValueRef,
+        v: Value,
+        from: Type,
+        to: Type,
+        n: u32,
+    ) -> R<Value> {
+        use LLVMOpcode::*;
+        let (fl, tl) = (from.lane_type(), to.lane_type());
+        if n > to.lane_count() || n > from.lane_count() {
+            return Err(format!("vector conversion: {}", ll::print(i)));
+        }
+        let mut out = self.zero(to);
+        for k in 0..n as u8 {
+            let x = self.b.ins().extractlane(v, k);
+            let ins = self.b.ins();
+            let y = match op {
+                LLVMSExt => ins.sextend(tl, x),
+                LLVMZExt => ins.uextend(tl, x),
+                LLVMTrunc => ins.ireduce(tl, x),
+                LLVMFPExt => ins.fpromote(tl, x),
+                LLVMFPTrunc => ins.fdemote(tl, x),
+                LLVMSIToFP | LLVMUIToFP => {
+                    let x = if fl.bits() < 32 {
+                        if op == LLVMSIToFP {
+                            ins.sextend(types::I32, x)
+                        } else {
+                            ins.uextend(types::I32, x)
+                        }
+                    } else {
+                        x
+                    };
+                    if op == LLVMSIToFP {
+                        self.b.ins().fcvt_from_sint(tl, x)
+                    } else {
+                        self.b.ins().fcvt_from_uint(tl, x)
+                    }
+                }
+                LLVMFPToSI | LLVMFPToUI => {
+                    let wide_int = if tl.bits() < 32 { types::I32 } else { tl };
+                    let r = if op == LLVMFPToSI {
+                        ins.fcvt_to_sint_sat(wide_int, x)
+                    } else {
+                        ins.fcvt_to_uint_sat(wide_int, x)
+                    };
+                    if wide_int != tl {
+                        self.b.ins().ireduce(tl, r)
+                    } else {
+                        r
+                    }
+                }
+                _ => return Err(format!("vector conversion: {}", ll::print(i))),
+            };
+            out = self.b.ins().insertlane(out, y, k);
+        }
+        Ok(out)
     }
 
     fn gep(&mut self, i: LLVMValueRef) -> R<Value> {
@@ -2158,7 +2222,7 @@ impl<'a, 'b> Tr<'a, 'b> {
         if wide(ll::type_of(i)).is_some()
             || (0..nargs).any(|a| wide(ll::type_of(ll::operand(i, a))).is_some())
         {
-            return Err(format!("intrinsic {name} on vectors wider than 128 bits"));
+            return self.wide_intrinsic(i, name);
         }
         for a in 0..nargs {
             let o = ll::operand(i, a);
@@ -2186,6 +2250,131 @@ impl<'a, 'b> Tr<'a, 'b> {
         if !vals.is_empty() {
             self.def(i, vals);
         }
+        Ok(())
+    }
+
+    /// An intrinsic on vectors wider than 128 bits: element-wise ones chunk
+    /// by chunk, integer reductions by combining the chunks first.
+    fn wide_intrinsic(&mut self, i: LLVMValueRef, name: &str) -> R<()> {
+        const ELEMENTWISE: &[&str] = &[
+            "fmuladd",
+            "fma",
+            "fabs",
+            "sqrt",
+            "floor",
+            "ceil",
+            "trunc",
+            "rint",
+            "nearbyint",
+            "round",
+            "roundeven",
+            "copysign",
+            "minnum",
+            "maxnum",
+            "minimum",
+            "maximum",
+            "smax",
+            "smin",
+            "umax",
+            "umin",
+            "abs",
+            "ctpop",
+            "ctlz",
+            "cttz",
+            "bswap",
+            "bitreverse",
+            "fshl",
+            "fshr",
+            "sadd.sat",
+            "uadd.sat",
+            "ssub.sat",
+            "usub.sat",
+        ];
+        const REDUCTIONS: &[&str] = &["add", "and", "or", "xor"];
+        let refuse = || Err(format!("intrinsic {name} on vectors wider than 128 bits"));
+        let rest = &name["llvm.".len()..];
+        let nargs = ll::num_arg_operands(i);
+        let t = ll::type_of(i);
+        let mut chunked = Vec::new();
+        let mut chunks = 0;
+        for a in 0..nargs {
+            let o = ll::operand(i, a);
+            let vals = self.operand(o)?;
+            if let Some((_, n)) = wide(ll::type_of(o)) {
+                if chunks != 0 && chunks != n {
+                    return refuse();
+                }
+                chunks = n;
+            }
+            chunked.push((wide(ll::type_of(o)).is_some(), vals));
+        }
+        let (chunk_name, n) = match narrowed_name(name, chunks) {
+            Some(x) if chunks > 0 => x,
+            _ => return refuse(),
+        };
+        let _ = n;
+        if let Some(op) = rest.strip_prefix("vector.reduce.") {
+            let op = op.split('.').next().unwrap_or("");
+            if !REDUCTIONS.contains(&op) || nargs != 1 || wide(t).is_some() {
+                return refuse();
+            }
+            let vals = &chunked[0].1;
+            let mut acc = vals[0];
+            for &v in &vals[1..] {
+                let ins = self.b.ins();
+                acc = match op {
+                    "add" => ins.iadd(acc, v),
+                    "and" => ins.band(acc, v),
+                    "or" => ins.bor(acc, v),
+                    _ => ins.bxor(acc, v),
+                };
+            }
+            let results = [vtype(t)?];
+            let call = IntrinsicCall {
+                name: &chunk_name,
+                args: &[acc],
+                results: &results,
+            };
+            let mut host = Host {
+                names: &mut *self.names,
+            };
+            let out = intrinsics::translate(&mut self.b, &mut host, &call)?;
+            self.def(i, out);
+            return Ok(());
+        }
+        let base = rest.split('.').next().unwrap_or("");
+        let base2 = rest.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        if !ELEMENTWISE.contains(&base) && !ELEMENTWISE.contains(&base2.as_str()) {
+            return refuse();
+        }
+        let Some((chunk_ty, n)) = wide(t) else {
+            return refuse();
+        };
+        if n != chunks {
+            return refuse();
+        }
+        let mut out = Vec::new();
+        for k in 0..chunks {
+            let args: Vec<Value> = chunked
+                .iter()
+                .map(|(is_wide, vals)| if *is_wide { vals[k] } else { vals[0] })
+                .collect();
+            let results = [chunk_ty];
+            let call = IntrinsicCall {
+                name: &chunk_name,
+                args: &args,
+                results: &results,
+            };
+            let mut host = Host {
+                names: &mut *self.names,
+            };
+            let r = intrinsics::translate(&mut self.b, &mut host, &call)?;
+            if r.len() != 1 {
+                return refuse();
+            }
+            out.push(r[0]);
+        }
+        self.def(i, out);
         Ok(())
     }
 
@@ -2408,6 +2597,35 @@ impl<'a, 'b> Tr<'a, 'b> {
         self.fill_edges(edges);
         Ok(())
     }
+}
+
+/// `name` with its overloaded wide vector types (`.v8i32`) narrowed to
+/// their 128-bit chunks (`.v4i32`), when they split into `chunks`.
+fn narrowed_name(name: &str, chunks: usize) -> Option<(String, usize)> {
+    if chunks == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut changed = 0;
+    for part in name.split('.') {
+        let narrowed = part.strip_prefix('v').and_then(|p| {
+            let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let elem = &p[digits.len()..];
+            let n: usize = digits.parse().ok()?;
+            if !matches!(elem, "i8" | "i16" | "i32" | "i64" | "f32" | "f64") || n % chunks != 0 {
+                return None;
+            }
+            Some(format!("v{}{elem}", n / chunks))
+        });
+        match narrowed {
+            Some(p) => {
+                changed += 1;
+                out.push(p);
+            }
+            None => out.push(part.to_owned()),
+        }
+    }
+    (changed > 0).then(|| (out.join("."), changed))
 }
 
 /// The `blockaddress` constants inside constant `c`.
