@@ -5,7 +5,7 @@
 //! with the native ABI (struct returns in registers, sret, byval,
 //! `<2 x float>`, variadic calls). Results must agree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,13 +101,9 @@ impl ClifNames for Names<'_> {
     }
 }
 
-/// The JIT with every function of diff.c at `opt` in tier 0, the ids,
-/// and the functions left out: those whose translation needs an
-/// intrinsic `to_clif::intrinsics` does not cover yet, and their callers.
-fn jit_of(
-    opt: &str,
-    plan: &orc_llvm::partition::PartitionPlan,
-) -> (Jit, HashMap<String, FuncId>, HashSet<String>) {
+/// The JIT with every function of diff.c at `opt` in tier 0 (each must
+/// translate), and the ids.
+fn jit_of(opt: &str, plan: &orc_llvm::partition::PartitionPlan) -> (Jit, HashMap<String, FuncId>) {
     let jit = Jit::builder().tier(Tier::Zero).build().unwrap();
     let layer = jit.tiered();
     let mut ids = HashMap::new();
@@ -124,7 +120,6 @@ fn jit_of(
     };
     let translated = translate_module("diff", &plan.bitcode, &mut names).unwrap();
     let mut defs = Vec::new();
-    let mut skipped = HashSet::new();
     let mut data = SymbolMap::new();
     let es = jit.session();
     let flags = SymbolFlags::EXPORTED;
@@ -139,22 +134,6 @@ fn jit_of(
             data.insert(es.intern(&d.symbol), ExecutorSymbolDef::new(addr, flags));
         }
         defs.push((ids[&t.name], f.func));
-    }
-    // Callers of functions left out are left out.
-    loop {
-        let before = skipped.len();
-        for f in &plan.functions {
-            if f.callees
-                .iter()
-                .any(|&c| skipped.contains(&plan.functions[c].name))
-                || f.members.iter().any(|m| skipped.contains(m))
-            {
-                skipped.insert(f.name.clone());
-            }
-        }
-        if skipped.len() == before {
-            break;
-        }
     }
     let thunks = names.thunks.clone();
     assert!(thunks.len() <= VA_SLOTS.len(), "{thunks:?}");
@@ -174,7 +153,7 @@ fn jit_of(
     jit.host_dylib()
         .define(absolute_symbols(data), None)
         .unwrap();
-    (jit, ids, skipped)
+    (jit, ids)
 }
 
 #[repr(C)]
@@ -210,14 +189,12 @@ struct Big {
 /// Both versions of one function, typed `F`.
 struct Both<F> {
     native: F,
-    /// None when the function is left out (see `jit_of`).
-    jit: Option<F>,
+    jit: F,
 }
 
 struct Env {
     jit: Jit,
     ids: HashMap<String, FuncId>,
-    skipped: HashSet<String>,
     lib: libloading::Library,
 }
 
@@ -227,17 +204,11 @@ impl Env {
         // SAFETY: diff.c defines `name` with the C signature `F` stands
         // for (the callers below spell it out).
         let native = unsafe { *self.lib.get::<F>(name.as_bytes()).unwrap() };
-        if self.skipped.contains(name) {
-            return Both { native, jit: None };
-        }
         let addr = self.jit.tiered().address(self.ids[name]).unwrap();
         let p = addr.to_ptr::<u8>();
         // SAFETY: `p` is the stub of the translation of the same function.
         let jit = unsafe { std::mem::transmute_copy::<*const u8, F>(&p) };
-        Both {
-            native,
-            jit: Some(jit),
-        }
+        Both { native, jit }
     }
 }
 
@@ -263,13 +234,8 @@ fn env(opt: &str) -> Env {
     };
     let lib = libloading::Library::from(lib);
     let _ = std::fs::remove_file(&so);
-    let (jit, ids, skipped) = jit_of(opt, &plan);
-    Env {
-        jit,
-        ids,
-        skipped,
-        lib,
-    }
+    let (jit, ids) = jit_of(opt, &plan);
+    Env { jit, ids, lib }
 }
 
 fn same_f64(a: f64, b: f64) -> bool {
@@ -279,7 +245,8 @@ fn same_f64(a: f64, b: f64) -> bool {
 macro_rules! check {
     ($both:expr, $($arg:expr),*) => {{
         let b = &$both;
-        if let Some(jit) = b.jit {
+        {
+            let jit = b.jit;
             // SAFETY: both are the function the test names, with this type.
             let (n, j) = unsafe { ((b.native)($($arg),*), jit($($arg),*)) };
             assert_eq!(n, j, "args {:?}", ($($arg,)*));
@@ -327,7 +294,8 @@ fn run_all(opt: &str) {
     let g: Both<unsafe extern "C" fn(f64, f64) -> i32> = e.get("fcmp_bits");
     for a in FLOATS {
         for b in FLOATS {
-            if let Some(jit) = f.jit {
+            {
+                let jit = f.jit;
                 // SAFETY: see `check!`.
                 let (n, j) = unsafe { ((f.native)(a, b), jit(a, b)) };
                 assert!(same_f64(n, j), "float_mix({a}, {b}): {n} vs {j}");
@@ -343,7 +311,7 @@ fn run_all(opt: &str) {
     }
     let f: Both<unsafe extern "C" fn(i64, u64, i16, u8) -> f64> = e.get("conv_back");
     for l in INTS {
-        let Some(jit) = f.jit else { break };
+        let jit = f.jit;
         // SAFETY: see `check!`.
         let (n, j) = unsafe {
             (
@@ -399,7 +367,8 @@ fn run_all(opt: &str) {
     );
     // Variadic definitions called from native code.
     let f: Both<unsafe extern "C" fn(i32, ...) -> i64> = e.get("sum_va");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             assert_eq!((f.native)(3, 1i64, 2i64, 3i64), jit(3, 1i64, 2i64, 3i64));
@@ -411,7 +380,8 @@ fn run_all(opt: &str) {
         }
     }
     let f: Both<unsafe extern "C" fn(i32, ...) -> f64> = e.get("sum_vd");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             let args = |g: unsafe extern "C" fn(i32, ...) -> f64| {
@@ -425,7 +395,8 @@ fn run_all(opt: &str) {
     }
     type Many = unsafe extern "C" fn(i64, i64, i64, i64, i64, i64, i64, ...) -> i64;
     let f: Both<Many> = e.get("many_va");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             let args = |g: Many| g(1, 2, 3, 4, 5, 6, 7, 8i64, 2.5f64, 10i64);
@@ -437,7 +408,8 @@ fn run_all(opt: &str) {
     let f: Both<Fmt> = e.get("format");
     let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
     let fmt = b"%d %.3f %d|\0";
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`; the buffers hold 64 bytes.
         let (n, j) = unsafe {
             (
@@ -451,7 +423,8 @@ fn run_all(opt: &str) {
     // Atomics on memory passed in.
     let f: Both<unsafe extern "C" fn(*mut i32, i32) -> i32> = e.get("atomics");
     let (mut x, mut y) = (100, 100);
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         let (n, j) = unsafe { ((f.native)(&mut x, 7), jit(&mut y, 7)) };
         assert_eq!((n, x), (j, y));
