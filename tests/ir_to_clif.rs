@@ -226,7 +226,7 @@ fn env(opt: &str) -> Env {
     let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
     std::fs::write(&bc, &plan.bitcode).unwrap();
     let so = tmp(&format!("diff{opt}.so"));
-    clang(&[opt, "-shared", "-fPIC"], &bc, &so);
+    clang(&[opt, "-shared", "-fPIC", "-Wl,-Bsymbolic"], &bc, &so);
     let _ = std::fs::remove_file(&bc);
     // SAFETY: the library is diff.c, with no initializers.
     let lib = unsafe {
@@ -335,6 +335,10 @@ fn run_all(opt: &str) {
         for x in [-100, -1, 0, 1, 2, 3, 5, 7, 8, 9, 1_000_000, 1 << 40, 77] {
             check!(f, x);
         }
+    }
+    let f: Both<unsafe extern "C" fn(i64) -> *const u8> = e.get("color_name");
+    for x in [-1, 0, 1, 2, 3, 4, 5, 6, 100] {
+        check!(f, x);
     }
     let f: Both<unsafe extern "C" fn(*const i64, i64) -> i64> = e.get("loop_sum");
     let data: Vec<i64> = (0..37).map(|i| i * i - 50).collect();

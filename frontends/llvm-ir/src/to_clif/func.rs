@@ -2214,6 +2214,17 @@ impl<'a, 'b> Tr<'a, 'b> {
             }
             return Ok(());
         }
+        if base("llvm.load.relative") {
+            // ptr + sext(load i32 (ptr + offset)): relative lookup tables.
+            let p = self.scalar(ll::operand(i, 0))?;
+            let off = self.scalar(ll::operand(i, 1))?;
+            let at = self.b.ins().iadd(p, off);
+            let rel = self.b.ins().load(types::I32, MemFlagsData::new(), at, 0);
+            let rel = self.b.ins().sextend(types::I64, rel);
+            let v = self.b.ins().iadd(p, rel);
+            self.def(i, vec![v]);
+            return Ok(());
+        }
         if name.starts_with("llvm.eh.") || base("llvm.threadlocal.address") {
             return Err(format!("intrinsic {name}"));
         }

@@ -194,3 +194,7 @@ long select_mix(long a, long b) {
     unsigned long um = (unsigned long)a > (unsigned long)b ? a : b;
     return m * 3 + n + (long)um + (a == 0 ? 17 : a);
 }
+/* At -O2 with -fPIC: a relative lookup table (llvm.load.relative). */
+const char *color_name(long x) {
+    switch (x) { case 0: return "red"; case 1: return "green"; case 2: return "blue"; case 3: return "cyan"; case 4: return "magenta"; case 5: return "yellow"; default: return "?"; }
+}
