@@ -181,8 +181,8 @@ pub(super) fn print(v: LLVMValueRef) -> String {
         LLVMDisposeMessage(p);
         s
     };
-    let s = s.trim();
-    let s = s.split(", !dbg").next().unwrap_or(s);
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = s.split(", !dbg").next().unwrap_or(&s);
     if s.len() > 160 {
         let mut end = 160;
         while !s.is_char_boundary(end) {
