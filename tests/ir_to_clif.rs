@@ -19,47 +19,32 @@ use orc_llvm_ir::to_clif::{translate_module, ClifNames, VARARG_THUNK_PREFIX};
 
 // Vararg thunks (`__orc_va.NAME`): set %al to 8 and jump to the callee
 // whose address is in the thunk's slot.
-static VA_SLOTS: [AtomicU64; 4] = [
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-];
+static VA_SLOTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
-std::arch::global_asm!(
-    ".globl orc_test_va_thunk0",
-    "orc_test_va_thunk0:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 0]",
-    ".globl orc_test_va_thunk1",
-    "orc_test_va_thunk1:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 8]",
-    ".globl orc_test_va_thunk2",
-    "orc_test_va_thunk2:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 16]",
-    ".globl orc_test_va_thunk3",
-    "orc_test_va_thunk3:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 24]",
-    s = sym VA_SLOTS,
-);
+// Thunk i is at `orc_test_va_thunks + 16 * i`.
+macro_rules! thunks {
+    ($($i:literal),*) => {
+        std::arch::global_asm!(
+            ".balign 16",
+            ".globl orc_test_va_thunks",
+            "orc_test_va_thunks:",
+            $(
+                ".balign 16",
+                "mov al, 8",
+                concat!("jmp qword ptr [rip + {s} + ", $i, " * 8]"),
+            )*
+            s = sym VA_SLOTS,
+        );
+    };
+}
+thunks!(0, 1, 2, 3, 4, 5, 6, 7);
 
 extern "C" {
-    fn orc_test_va_thunk0();
-    fn orc_test_va_thunk1();
-    fn orc_test_va_thunk2();
-    fn orc_test_va_thunk3();
+    fn orc_test_va_thunks();
 }
 
 fn thunk(i: usize) -> usize {
-    [
-        orc_test_va_thunk0 as *const () as usize,
-        orc_test_va_thunk1 as *const () as usize,
-        orc_test_va_thunk2 as *const () as usize,
-        orc_test_va_thunk3 as *const () as usize,
-    ][i]
+    orc_test_va_thunks as *const () as usize + 16 * i
 }
 
 fn c_file() -> PathBuf {
@@ -330,6 +315,7 @@ fn run_all(opt: &str) {
         "sort_checksum",
         "list_walk",
         "call_ptrs",
+        "call_vd_named",
     ] {
         let f: Both<L1> = e.get(name);
         for x in [-100, -1, 0, 1, 2, 3, 5, 7, 8, 9, 1_000_000, 1 << 40, 77] {
@@ -392,6 +378,20 @@ fn run_all(opt: &str) {
                 g(
                     10, 1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.0f64, 9.0f64,
                     10.5f64,
+                )
+            };
+            assert_eq!(args(f.native), args(jit));
+        }
+    }
+    let f: Both<unsafe extern "C" fn(f64, i32, ...) -> f64> = e.get("vd_named");
+    {
+        let jit = f.jit;
+        // SAFETY: see `check!`.
+        unsafe {
+            let args = |g: unsafe extern "C" fn(f64, i32, ...) -> f64| {
+                g(
+                    0.25, 18, 1i32, 2.0f64, 3i32, 4.0f64, 5i32, 6.0f64, 7i32, 8.0f64, 9i32,
+                    10.0f64, 11i32, 12.0f64, 13i32, 14.0f64, 15i32, 16.0f64, 17i32, 18.5f64,
                 )
             };
             assert_eq!(args(f.native), args(jit));

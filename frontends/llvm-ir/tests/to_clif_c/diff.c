@@ -198,3 +198,14 @@ long select_mix(long a, long b) {
 const char *color_name(long x) {
     switch (x) { case 0: return "red"; case 1: return "green"; case 2: return "blue"; case 3: return "cyan"; case 4: return "magenta"; case 5: return "yellow"; default: return "?"; }
 }
+/* A named double before the variadic part; more than 6 integer and 8
+   floating-point variadic arguments (the overflow area). */
+double vd_named(double base, int n, ...) {
+    va_list ap; va_start(ap, n); double s = base;
+    for (int i = 0; i < n; i++) { if (i % 2) s += va_arg(ap, double) * (i + 1); else s += (double)va_arg(ap, int) * 3; }
+    va_end(ap); return s;
+}
+long call_vd_named(long x) {
+    return (long)vd_named(0.5, 12, 1, 2.0, 3, 4.0, 5, 6.0, 7, 8.0, 9, 10.0, (int)x, 12.5)
+        + (long)vd_named(1.0, 20, 1, 1.0, 2, 2.0, 3, 3.0, 4, 4.0, 5, 5.0, 6, 6.0, 7, 7.0, 8, 8.0, 9, 9.0, 10, 10.5 + (double)x);
+}
