@@ -112,6 +112,8 @@ struct Tr<'a, 'b> {
     cur: LLVMBasicBlockRef,
     imports: HashMap<(bool, String), Vec<(ir::Signature, ir::FuncRef)>>,
     globals: HashMap<String, ir::GlobalValue>,
+    /// Canonical signatures of the functions referred to.
+    sigs: HashMap<LLVMValueRef, ir::Signature>,
     va: Option<VaInfo>,
     data: Vec<PrivateData>,
     /// Index + 1 of each block whose address the function takes.
@@ -428,6 +430,7 @@ pub(super) fn translate(
         cur: std::ptr::null_mut(),
         imports: HashMap::new(),
         globals: HashMap::new(),
+        sigs: HashMap::new(),
         va: None,
         data: Vec::new(),
         block_ids: HashMap::new(),
@@ -832,15 +835,20 @@ impl<'a, 'b> Tr<'a, 'b> {
 
     /// The signature every reference to function `f` declares it with:
     /// its own type and attributes (none when not expressible).
-    fn canonical_sig(&self, f: LLVMValueRef) -> ir::Signature {
-        signature(
+    fn canonical_sig(&mut self, f: LLVMValueRef) -> ir::Signature {
+        if let Some(sig) = self.sigs.get(&f) {
+            return sig.clone();
+        }
+        let sig = signature(
             self.info,
             ll::global_value_type(f),
             &|i, k| ll::fn_attr(f, i, k),
             None,
         )
         .map(|s| s.sig)
-        .unwrap_or_else(|_| ir::Signature::new(CallConv::SystemV))
+        .unwrap_or_else(|_| ir::Signature::new(CallConv::SystemV));
+        self.sigs.insert(f, sig.clone());
+        sig
     }
 
     /// A reference to function `f` (its vararg thunk when `thunk`) with
@@ -1111,7 +1119,10 @@ impl<'a, 'b> Tr<'a, 'b> {
             return Ok(());
         }
         let mut vals = Vec::new();
+        let align = ll::alignment(i);
+        let plain = ll::is_volatile(i) == 0;
         for (lt, off) in leaves(self.info.td, t)? {
+            let flags = access_flags(plain, align, lt, off);
             if is_half(lt) {
                 let x = self.b.ins().load(types::F64, flags, p, off as i32);
                 vals.push(self.widen(x, lt));
@@ -1142,7 +1153,10 @@ impl<'a, 'b> Tr<'a, 'b> {
             self.b.ins().atomic_store(flags, v, p);
             return Ok(());
         }
+        let align = ll::alignment(i);
+        let plain = ll::is_volatile(i) == 0;
         for ((lt, off), v) in leaves(self.info.td, t)?.into_iter().zip(vals) {
+            let flags = access_flags(plain, align, lt, off);
             let v = if is_half(lt) { self.narrow(v) } else { v };
             self.b.ins().store(flags, v, p, off as i32);
         }
@@ -2656,6 +2670,22 @@ pub(super) fn collect_blockaddresses(c: LLVMValueRef, out: &mut Vec<LLVMValueRef
         }
         _ => {}
     }
+}
+
+/// The flags of a plain access of a leaf of type `ty` at `off` from an
+/// address aligned to `align`. A non-volatile access that faults is
+/// undefined behaviour in LLVM, so it is `notrap` (which lets tier 1
+/// treat it as the plain access it was); a volatile one keeps its trap.
+fn access_flags(plain: bool, align: u32, ty: Type, off: u64) -> MemFlagsData {
+    let mut flags = MemFlagsData::new();
+    if plain {
+        flags = flags.with_notrap();
+    }
+    let size = ty.bytes() as u64;
+    if size > 0 && align as u64 % size == 0 && off % size == 0 {
+        flags = flags.with_aligned();
+    }
+    flags
 }
 
 /// The integer type atomics of `ty` use.
