@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use orc::core::{
     absolute_symbols, ExecutorAddr, ExecutorSymbolDef, FuncId, SymbolFlags, SymbolMap,
@@ -19,7 +19,9 @@ use orc_llvm_ir::to_clif::{translate_module, ClifNames, VARARG_THUNK_PREFIX};
 
 // Vararg thunks (`__orc_va.NAME`): set %al to 8 and jump to the callee
 // whose address is in the thunk's slot.
-static VA_SLOTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static VA_SLOTS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+/// The next free slot: each test's JIT takes slots of its own.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 // Thunk i is at `orc_test_va_thunks + 16 * i`.
 macro_rules! thunks {
@@ -37,7 +39,10 @@ macro_rules! thunks {
         );
     };
 }
-thunks!(0, 1, 2, 3, 4, 5, 6, 7);
+thunks!(
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31
+);
 
 extern "C" {
     fn orc_test_va_thunks();
@@ -47,8 +52,10 @@ fn thunk(i: usize) -> usize {
     orc_test_va_thunks as *const () as usize + 16 * i
 }
 
-fn c_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("frontends/llvm-ir/tests/to_clif_c/diff.c")
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("frontends/llvm-ir/tests/to_clif_c")
+        .join(name)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -121,9 +128,10 @@ fn jit_of(opt: &str, plan: &orc_llvm::partition::PartitionPlan) -> (Jit, HashMap
         defs.push((ids[&t.name], f.func));
     }
     let thunks = names.thunks.clone();
-    assert!(thunks.len() <= VA_SLOTS.len(), "{thunks:?}");
     layer.define(defs).unwrap();
-    for (i, callee) in thunks.iter().enumerate() {
+    for callee in &thunks {
+        let i = NEXT_SLOT.fetch_add(1, Ordering::SeqCst);
+        assert!(i < VA_SLOTS.len(), "out of thunk slots");
         let target = match ids.get(callee) {
             Some(&id) => layer.address(id).unwrap().to_ptr::<u8>() as u64,
             None => jit.lookup(callee).unwrap().to_ptr::<u8>() as u64,
@@ -197,20 +205,26 @@ impl Env {
     }
 }
 
-/// diff.c at `opt`, prepared by the partition plan, both compiled natively
-/// (loaded globally: the translated code uses its data too, such as -O2's
-/// switch tables) and translated.
-fn env(opt: &str) -> Env {
-    let bc = tmp(&format!("diff{opt}.bc"));
+/// `file` at `opt`, prepared by the partition plan, both compiled
+/// natively (loaded globally: the translated code uses its data too, such
+/// as -O2's switch tables) and translated. Each (file, opt) promotes its
+/// local names with a prefix of its own, so that tests running together
+/// find their own data.
+fn env(opt: &str, file: &str) -> Env {
+    let stem: String = format!("{file}{opt}")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let bc = tmp(&format!("{stem}.bc"));
     clang(
         &[opt, "-fPIC", "-ffp-contract=off", "-c", "-emit-llvm"],
-        &c_file(),
+        &source(file),
         &bc,
     );
     let bytes = std::fs::read(&bc).unwrap();
-    let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
+    let plan = orc_llvm::partition::plan(file, &bytes, &stem).unwrap();
     std::fs::write(&bc, &plan.bitcode).unwrap();
-    let so = tmp(&format!("diff{opt}.so"));
+    let so = tmp(&format!("{stem}.so"));
     clang(&[opt, "-shared", "-fPIC", "-Wl,-Bsymbolic"], &bc, &so);
     let _ = std::fs::remove_file(&bc);
     // SAFETY: the library is diff.c, with no initializers.
@@ -253,7 +267,7 @@ const INTS: [i64; 9] = [
 const FLOATS: [f64; 8] = [0.0, -0.0, 1.5, -2.25, 1e10, 3.0, f64::NAN, f64::INFINITY];
 
 fn run_all(opt: &str) {
-    let e = env(opt);
+    let e = env(opt, "diff.c");
     type L2 = unsafe extern "C" fn(i64, i64) -> i64;
     for name in ["int_mix", "i128_mix", "select_mix"] {
         let f: Both<L2> = e.get(name);
@@ -446,6 +460,25 @@ fn run_all(opt: &str) {
         check!(f, n);
         check!(g, n);
         check!(h, n);
+    }
+}
+
+#[test]
+fn the_va_arg_instruction_reads_registers_and_the_overflow_area() {
+    for opt in ["-O0", "-O2"] {
+        let e = env(opt, "va_arg.ll");
+        let f: Both<unsafe extern "C" fn(i64) -> f64> = e.get("call_mix");
+        check!(f, 10);
+        check!(f, -3);
+        let f: Both<unsafe extern "C" fn(i32, ...) -> f64> = e.get("mix");
+        // SAFETY: see `check!`.
+        unsafe {
+            let args = |g: unsafe extern "C" fn(i32, ...) -> f64| {
+                g(2, 7i64, 0.5f64, 3i32, -4i64, 2.25f64, 9i32)
+            };
+            assert_eq!(args(f.native), args(f.jit));
+            assert_eq!(args(f.jit), 7.0 * 0.5 + 3.0 - 4.0 * 2.25 + 9.0);
+        }
     }
 }
 

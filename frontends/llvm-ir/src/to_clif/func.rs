@@ -994,7 +994,8 @@ impl<'a, 'b> Tr<'a, 'b> {
                 Ok(())
             }
             LLVMInvoke | LLVMLandingPad | LLVMResume | LLVMCallBr | LLVMCleanupRet
-            | LLVMCatchRet | LLVMCatchPad | LLVMCleanupPad | LLVMCatchSwitch | LLVMVAArg => err(i),
+            | LLVMCatchRet | LLVMCatchPad | LLVMCleanupPad | LLVMCatchSwitch => err(i),
+            LLVMVAArg => self.va_arg(i),
             _ => {
                 let vals = self.compute(op, i)?;
                 self.def(i, vals);
@@ -2486,6 +2487,58 @@ impl<'a, 'b> Tr<'a, 'b> {
         self.b.ins().store(f, fp_off, ap, 4);
         self.b.ins().store(f, overflow, ap, 8);
         self.b.ins().store(f, area, ap, 16);
+        Ok(())
+    }
+
+    /// `va_arg` of a scalar integer, pointer, `float` or `double` from a
+    /// SysV `va_list` (any function may read one it was given).
+    fn va_arg(&mut self, i: LLVMValueRef) -> R<()> {
+        let ap = self.scalar(ll::operand(i, 0))?;
+        let t = ll::type_of(i);
+        let ty = scalar_type(t)?;
+        if ty.is_vector() || ty == types::I128 {
+            return Err(format!("va_arg of type {ty}: {}", ll::print(i)));
+        }
+        let (limit, step, field) = if ty.is_float() {
+            (176, 16, 4)
+        } else {
+            (48, 8, 0)
+        };
+        let f = MemFlagsData::new().with_notrap().with_aligned();
+        let offset = self.b.ins().load(types::I32, f, ap, field);
+        let in_regs = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            offset,
+            (limit - step) as i64,
+        );
+        let (regs, memory, join) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let addr = self.b.append_block_param(join, types::I64);
+        self.b.ins().brif(in_regs, regs, &[], memory, &[]);
+        self.b.switch_to_block(regs);
+        let area = self.b.ins().load(types::I64, f, ap, 16);
+        let wide_offset = self.b.ins().uextend(types::I64, offset);
+        let at = self.b.ins().iadd(area, wide_offset);
+        let next = self.b.ins().iadd_imm_s(offset, step as i64);
+        self.b.ins().store(f, next, ap, field);
+        self.b.ins().jump(join, &[at.into()]);
+        self.b.switch_to_block(memory);
+        let overflow = self.b.ins().load(types::I64, f, ap, 8);
+        let next = self.b.ins().iadd_imm_s(overflow, 8);
+        self.b.ins().store(f, next, ap, 8);
+        self.b.ins().jump(join, &[overflow.into()]);
+        self.b.switch_to_block(join);
+        let mut v = self
+            .b
+            .ins()
+            .load(ty, MemFlagsData::new().with_notrap(), addr, 0);
+        if is_i1(t) {
+            v = self.b.ins().band_imm_u(v, 1);
+        }
+        self.def(i, vec![v]);
         Ok(())
     }
 
