@@ -74,16 +74,9 @@ fn every_corpus_function_translates_and_verifies() {
             &mut names,
         );
         assert!(fs.len() > 40, "{opt}: {} functions", fs.len());
-        // Accepted reasons: an intrinsic `to_clif::intrinsics` does not
-        // cover, and vectors wider than 128 bits (the -O2 SLP vectorizer
-        // makes `<4 x i64>` stores), both documented.
         let failures: Vec<String> = fs
             .iter()
             .filter_map(|t| t.result.as_ref().err())
-            .filter(|e| {
-                !e.reason.starts_with("intrinsic llvm.")
-                    && !e.reason.contains("(not 64 or 128 bits)")
-            })
             .map(|e| format!("{e}"))
             .collect();
         assert!(
