@@ -691,11 +691,10 @@ impl Tr<'_, '_> {
             }
             chunked.push((wide(ll::type_of(o)).is_some(), vals));
         }
-        let (chunk_name, n) = match narrowed_name(name, chunks) {
-            Some(x) if chunks > 0 => x,
+        let chunk_name = match narrowed_name(name, chunks) {
+            Some((x, _)) if chunks > 0 => x,
             _ => return refuse(),
         };
-        let _ = n;
         if let Some(op) = rest.strip_prefix("vector.reduce.") {
             let op = op.split('.').next().unwrap_or("");
             if !REDUCTIONS.contains(&op) || nargs != 1 || wide(t).is_some() {
