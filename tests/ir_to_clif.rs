@@ -452,6 +452,10 @@ fn run_all(opt: &str) {
     for code in [&[3u8][..], &[0, 0, 1, 2, 0, 1, 3], &[1, 1, 1, 2, 0, 3]] {
         check!(f, code.as_ptr());
     }
+    let f: Both<unsafe extern "C" fn(i32) -> i32> = e.get("goto_const");
+    for n in [0, 1, 2, 5, 6] {
+        check!(f, n);
+    }
     // Vectorized loops (at -O2).
     let f: Both<unsafe extern "C" fn(i32) -> i32> = e.get("vec_int");
     let g: Both<unsafe extern "C" fn(i32) -> f32> = e.get("vec_float");

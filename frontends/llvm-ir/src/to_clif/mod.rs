@@ -205,11 +205,7 @@ fn block_address_tables(m: ll::LLVMModuleRef) -> HashMap<ll::LLVMValueRef, ll::L
             && ll::name(g).starts_with("__orc_local.")
         {
             if let Some(f) = sole_blockaddress_function(init) {
-                let users_in_f = ll::users(g).into_iter().all(|u| {
-                    !ll::is_a_instruction(u).is_null()
-                        && ll::block_parent(ll::instruction_parent(u)) == f
-                });
-                if users_in_f {
+                if used_only_in(g, f, 0) {
                     out.insert(g, f);
                 }
             }
@@ -261,6 +257,20 @@ fn escaping_block_addresses(
         }
     }
     out
+}
+
+/// Whether every use of `v` is an instruction of `f`, directly or through
+/// constant expressions.
+fn used_only_in(v: ll::LLVMValueRef, f: ll::LLVMValueRef, depth: u32) -> bool {
+    depth < 8
+        && ll::users(v).into_iter().all(|u| {
+            if !ll::is_a_instruction(u).is_null() {
+                ll::block_parent(ll::instruction_parent(u)) == f
+            } else {
+                ll::value_kind(u) == ll::LLVMValueKind::LLVMConstantExprValueKind
+                    && used_only_in(u, f, depth + 1)
+            }
+        })
 }
 
 /// The function of every `blockaddress` in constant `c`, when they all

@@ -209,3 +209,12 @@ long call_vd_named(long x) {
     return (long)vd_named(0.5, 12, 1, 2.0, 3, 4.0, 5, 6.0, 7, 8.0, 9, 10.0, (int)x, 12.5)
         + (long)vd_named(1.0, 20, 1, 1.0, 2, 2.0, 3, 3.0, 4, 4.0, 5, 5.0, 6, 6.0, 7, 7.0, 8, 8.0, 9, 9.0, 10, 10.5 + (double)x);
 }
+/* A label table read at constant indices too (constant GEP expressions). */
+int goto_const(int n) {
+    static void *const t[] = { &&a, &&b, &&c };
+    int acc = 0;
+    goto *t[2];
+a: acc += 1; if (--n > 0) goto *t[1]; return acc;
+b: acc *= 3; goto *t[0];
+c: acc = n; goto *t[n & 1];
+}
