@@ -5,10 +5,10 @@
 //! with the native ABI (struct returns in registers, sret, byval,
 //! `<2 x float>`, variadic calls). Results must agree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use orc::core::{
     absolute_symbols, ExecutorAddr, ExecutorSymbolDef, FuncId, SymbolFlags, SymbolMap,
@@ -19,51 +19,43 @@ use orc_llvm_ir::to_clif::{translate_module, ClifNames, VARARG_THUNK_PREFIX};
 
 // Vararg thunks (`__orc_va.NAME`): set %al to 8 and jump to the callee
 // whose address is in the thunk's slot.
-static VA_SLOTS: [AtomicU64; 4] = [
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-];
+static VA_SLOTS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+/// The next free slot: each test's JIT takes slots of its own.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
-std::arch::global_asm!(
-    ".globl orc_test_va_thunk0",
-    "orc_test_va_thunk0:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 0]",
-    ".globl orc_test_va_thunk1",
-    "orc_test_va_thunk1:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 8]",
-    ".globl orc_test_va_thunk2",
-    "orc_test_va_thunk2:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 16]",
-    ".globl orc_test_va_thunk3",
-    "orc_test_va_thunk3:",
-    "mov al, 8",
-    "jmp qword ptr [rip + {s} + 24]",
-    s = sym VA_SLOTS,
+// Thunk i is at `orc_test_va_thunks + 16 * i`.
+macro_rules! thunks {
+    ($($i:literal),*) => {
+        std::arch::global_asm!(
+            ".balign 16",
+            ".globl orc_test_va_thunks",
+            "orc_test_va_thunks:",
+            $(
+                ".balign 16",
+                "mov al, 8",
+                concat!("jmp qword ptr [rip + {s} + ", $i, " * 8]"),
+            )*
+            s = sym VA_SLOTS,
+        );
+    };
+}
+thunks!(
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31
 );
 
 extern "C" {
-    fn orc_test_va_thunk0();
-    fn orc_test_va_thunk1();
-    fn orc_test_va_thunk2();
-    fn orc_test_va_thunk3();
+    fn orc_test_va_thunks();
 }
 
 fn thunk(i: usize) -> usize {
-    [
-        orc_test_va_thunk0 as *const () as usize,
-        orc_test_va_thunk1 as *const () as usize,
-        orc_test_va_thunk2 as *const () as usize,
-        orc_test_va_thunk3 as *const () as usize,
-    ][i]
+    orc_test_va_thunks as *const () as usize + 16 * i
 }
 
-fn c_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("frontends/llvm-ir/tests/to_clif_c/diff.c")
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("frontends/llvm-ir/tests/to_clif_c")
+        .join(name)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -101,13 +93,9 @@ impl ClifNames for Names<'_> {
     }
 }
 
-/// The JIT with every function of diff.c at `opt` in tier 0, the ids,
-/// and the functions left out: those whose translation needs an
-/// intrinsic `to_clif::intrinsics` does not cover yet, and their callers.
-fn jit_of(
-    opt: &str,
-    plan: &orc_llvm::partition::PartitionPlan,
-) -> (Jit, HashMap<String, FuncId>, HashSet<String>) {
+/// The JIT with every function of diff.c at `opt` in tier 0 (each must
+/// translate), and the ids.
+fn jit_of(opt: &str, plan: &orc_llvm::partition::PartitionPlan) -> (Jit, HashMap<String, FuncId>) {
     let jit = Jit::builder().tier(Tier::Zero).build().unwrap();
     let layer = jit.tiered();
     let mut ids = HashMap::new();
@@ -124,21 +112,12 @@ fn jit_of(
     };
     let translated = translate_module("diff", &plan.bitcode, &mut names).unwrap();
     let mut defs = Vec::new();
-    let mut skipped = HashSet::new();
     let mut data = SymbolMap::new();
     let es = jit.session();
     let flags = SymbolFlags::EXPORTED;
     for t in translated {
         let f = match t.result {
             Ok(f) => f,
-            Err(e)
-                if e.reason.starts_with("intrinsic llvm.")
-                    || e.reason.contains("(not 64 or 128 bits)") =>
-            {
-                eprintln!("{opt}: left out: {e}");
-                skipped.insert(t.name);
-                continue;
-            }
             Err(e) => panic!("{opt}: untranslatable {e}"),
         };
         for d in f.data {
@@ -148,26 +127,11 @@ fn jit_of(
         }
         defs.push((ids[&t.name], f.func));
     }
-    // Callers of functions left out are left out.
-    loop {
-        let before = skipped.len();
-        for f in &plan.functions {
-            if f.callees
-                .iter()
-                .any(|&c| skipped.contains(&plan.functions[c].name))
-                || f.members.iter().any(|m| skipped.contains(m))
-            {
-                skipped.insert(f.name.clone());
-            }
-        }
-        if skipped.len() == before {
-            break;
-        }
-    }
     let thunks = names.thunks.clone();
-    assert!(thunks.len() <= VA_SLOTS.len(), "{thunks:?}");
     layer.define(defs).unwrap();
-    for (i, callee) in thunks.iter().enumerate() {
+    for callee in &thunks {
+        let i = NEXT_SLOT.fetch_add(1, Ordering::SeqCst);
+        assert!(i < VA_SLOTS.len(), "out of thunk slots");
         let target = match ids.get(callee) {
             Some(&id) => layer.address(id).unwrap().to_ptr::<u8>() as u64,
             None => jit.lookup(callee).unwrap().to_ptr::<u8>() as u64,
@@ -182,7 +146,7 @@ fn jit_of(
     jit.host_dylib()
         .define(absolute_symbols(data), None)
         .unwrap();
-    (jit, ids, skipped)
+    (jit, ids)
 }
 
 #[repr(C)]
@@ -218,14 +182,12 @@ struct Big {
 /// Both versions of one function, typed `F`.
 struct Both<F> {
     native: F,
-    /// None when the function is left out (see `jit_of`).
-    jit: Option<F>,
+    jit: F,
 }
 
 struct Env {
     jit: Jit,
     ids: HashMap<String, FuncId>,
-    skipped: HashSet<String>,
     lib: libloading::Library,
 }
 
@@ -235,35 +197,35 @@ impl Env {
         // SAFETY: diff.c defines `name` with the C signature `F` stands
         // for (the callers below spell it out).
         let native = unsafe { *self.lib.get::<F>(name.as_bytes()).unwrap() };
-        if self.skipped.contains(name) {
-            return Both { native, jit: None };
-        }
         let addr = self.jit.tiered().address(self.ids[name]).unwrap();
         let p = addr.to_ptr::<u8>();
         // SAFETY: `p` is the stub of the translation of the same function.
         let jit = unsafe { std::mem::transmute_copy::<*const u8, F>(&p) };
-        Both {
-            native,
-            jit: Some(jit),
-        }
+        Both { native, jit }
     }
 }
 
-/// diff.c at `opt`, prepared by the partition plan, both compiled natively
-/// (loaded globally: the translated code uses its data too, such as -O2's
-/// switch tables) and translated.
-fn env(opt: &str) -> Env {
-    let bc = tmp(&format!("diff{opt}.bc"));
+/// `file` at `opt`, prepared by the partition plan, both compiled
+/// natively (loaded globally: the translated code uses its data too, such
+/// as -O2's switch tables) and translated. Each (file, opt) promotes its
+/// local names with a prefix of its own, so that tests running together
+/// find their own data.
+fn env(opt: &str, file: &str) -> Env {
+    let stem: String = format!("{file}{opt}")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let bc = tmp(&format!("{stem}.bc"));
     clang(
         &[opt, "-fPIC", "-ffp-contract=off", "-c", "-emit-llvm"],
-        &c_file(),
+        &source(file),
         &bc,
     );
     let bytes = std::fs::read(&bc).unwrap();
-    let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
+    let plan = orc_llvm::partition::plan(file, &bytes, &stem).unwrap();
     std::fs::write(&bc, &plan.bitcode).unwrap();
-    let so = tmp(&format!("diff{opt}.so"));
-    clang(&[opt, "-shared", "-fPIC"], &bc, &so);
+    let so = tmp(&format!("{stem}.so"));
+    clang(&[opt, "-shared", "-fPIC", "-Wl,-Bsymbolic"], &bc, &so);
     let _ = std::fs::remove_file(&bc);
     // SAFETY: the library is diff.c, with no initializers.
     let lib = unsafe {
@@ -271,13 +233,8 @@ fn env(opt: &str) -> Env {
     };
     let lib = libloading::Library::from(lib);
     let _ = std::fs::remove_file(&so);
-    let (jit, ids, skipped) = jit_of(opt, &plan);
-    Env {
-        jit,
-        ids,
-        skipped,
-        lib,
-    }
+    let (jit, ids) = jit_of(opt, &plan);
+    Env { jit, ids, lib }
 }
 
 fn same_f64(a: f64, b: f64) -> bool {
@@ -287,7 +244,8 @@ fn same_f64(a: f64, b: f64) -> bool {
 macro_rules! check {
     ($both:expr, $($arg:expr),*) => {{
         let b = &$both;
-        if let Some(jit) = b.jit {
+        {
+            let jit = b.jit;
             // SAFETY: both are the function the test names, with this type.
             let (n, j) = unsafe { ((b.native)($($arg),*), jit($($arg),*)) };
             assert_eq!(n, j, "args {:?}", ($($arg,)*));
@@ -309,7 +267,7 @@ const INTS: [i64; 9] = [
 const FLOATS: [f64; 8] = [0.0, -0.0, 1.5, -2.25, 1e10, 3.0, f64::NAN, f64::INFINITY];
 
 fn run_all(opt: &str) {
-    let e = env(opt);
+    let e = env(opt, "diff.c");
     type L2 = unsafe extern "C" fn(i64, i64) -> i64;
     for name in ["int_mix", "i128_mix", "select_mix"] {
         let f: Both<L2> = e.get(name);
@@ -335,7 +293,8 @@ fn run_all(opt: &str) {
     let g: Both<unsafe extern "C" fn(f64, f64) -> i32> = e.get("fcmp_bits");
     for a in FLOATS {
         for b in FLOATS {
-            if let Some(jit) = f.jit {
+            {
+                let jit = f.jit;
                 // SAFETY: see `check!`.
                 let (n, j) = unsafe { ((f.native)(a, b), jit(a, b)) };
                 assert!(same_f64(n, j), "float_mix({a}, {b}): {n} vs {j}");
@@ -351,7 +310,7 @@ fn run_all(opt: &str) {
     }
     let f: Both<unsafe extern "C" fn(i64, u64, i16, u8) -> f64> = e.get("conv_back");
     for l in INTS {
-        let Some(jit) = f.jit else { break };
+        let jit = f.jit;
         // SAFETY: see `check!`.
         let (n, j) = unsafe {
             (
@@ -370,11 +329,16 @@ fn run_all(opt: &str) {
         "sort_checksum",
         "list_walk",
         "call_ptrs",
+        "call_vd_named",
     ] {
         let f: Both<L1> = e.get(name);
         for x in [-100, -1, 0, 1, 2, 3, 5, 7, 8, 9, 1_000_000, 1 << 40, 77] {
             check!(f, x);
         }
+    }
+    let f: Both<unsafe extern "C" fn(i64) -> *const u8> = e.get("color_name");
+    for x in [-1, 0, 1, 2, 3, 4, 5, 6, 100] {
+        check!(f, x);
     }
     let f: Both<unsafe extern "C" fn(*const i64, i64) -> i64> = e.get("loop_sum");
     let data: Vec<i64> = (0..37).map(|i| i * i - 50).collect();
@@ -407,7 +371,8 @@ fn run_all(opt: &str) {
     );
     // Variadic definitions called from native code.
     let f: Both<unsafe extern "C" fn(i32, ...) -> i64> = e.get("sum_va");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             assert_eq!((f.native)(3, 1i64, 2i64, 3i64), jit(3, 1i64, 2i64, 3i64));
@@ -419,7 +384,8 @@ fn run_all(opt: &str) {
         }
     }
     let f: Both<unsafe extern "C" fn(i32, ...) -> f64> = e.get("sum_vd");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             let args = |g: unsafe extern "C" fn(i32, ...) -> f64| {
@@ -431,9 +397,24 @@ fn run_all(opt: &str) {
             assert_eq!(args(f.native), args(jit));
         }
     }
+    let f: Both<unsafe extern "C" fn(f64, i32, ...) -> f64> = e.get("vd_named");
+    {
+        let jit = f.jit;
+        // SAFETY: see `check!`.
+        unsafe {
+            let args = |g: unsafe extern "C" fn(f64, i32, ...) -> f64| {
+                g(
+                    0.25, 18, 1i32, 2.0f64, 3i32, 4.0f64, 5i32, 6.0f64, 7i32, 8.0f64, 9i32,
+                    10.0f64, 11i32, 12.0f64, 13i32, 14.0f64, 15i32, 16.0f64, 17i32, 18.5f64,
+                )
+            };
+            assert_eq!(args(f.native), args(jit));
+        }
+    }
     type Many = unsafe extern "C" fn(i64, i64, i64, i64, i64, i64, i64, ...) -> i64;
     let f: Both<Many> = e.get("many_va");
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         unsafe {
             let args = |g: Many| g(1, 2, 3, 4, 5, 6, 7, 8i64, 2.5f64, 10i64);
@@ -445,7 +426,8 @@ fn run_all(opt: &str) {
     let f: Both<Fmt> = e.get("format");
     let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
     let fmt = b"%d %.3f %d|\0";
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`; the buffers hold 64 bytes.
         let (n, j) = unsafe {
             (
@@ -459,7 +441,8 @@ fn run_all(opt: &str) {
     // Atomics on memory passed in.
     let f: Both<unsafe extern "C" fn(*mut i32, i32) -> i32> = e.get("atomics");
     let (mut x, mut y) = (100, 100);
-    if let Some(jit) = f.jit {
+    {
+        let jit = f.jit;
         // SAFETY: see `check!`.
         let (n, j) = unsafe { ((f.native)(&mut x, 7), jit(&mut y, 7)) };
         assert_eq!((n, x), (j, y));
@@ -469,6 +452,10 @@ fn run_all(opt: &str) {
     for code in [&[3u8][..], &[0, 0, 1, 2, 0, 1, 3], &[1, 1, 1, 2, 0, 3]] {
         check!(f, code.as_ptr());
     }
+    let f: Both<unsafe extern "C" fn(i32) -> i32> = e.get("goto_const");
+    for n in [0, 1, 2, 5, 6] {
+        check!(f, n);
+    }
     // Vectorized loops (at -O2).
     let f: Both<unsafe extern "C" fn(i32) -> i32> = e.get("vec_int");
     let g: Both<unsafe extern "C" fn(i32) -> f32> = e.get("vec_float");
@@ -477,6 +464,25 @@ fn run_all(opt: &str) {
         check!(f, n);
         check!(g, n);
         check!(h, n);
+    }
+}
+
+#[test]
+fn the_va_arg_instruction_reads_registers_and_the_overflow_area() {
+    for opt in ["-O0", "-O2"] {
+        let e = env(opt, "va_arg.ll");
+        let f: Both<unsafe extern "C" fn(i64) -> f64> = e.get("call_mix");
+        check!(f, 10);
+        check!(f, -3);
+        let f: Both<unsafe extern "C" fn(i32, ...) -> f64> = e.get("mix");
+        // SAFETY: see `check!`.
+        unsafe {
+            let args = |g: unsafe extern "C" fn(i32, ...) -> f64| {
+                g(2, 7i64, 0.5f64, 3i32, -4i64, 2.25f64, 9i32)
+            };
+            assert_eq!(args(f.native), args(f.jit));
+            assert_eq!(args(f.jit), 7.0 * 0.5 + 3.0 - 4.0 * 2.25 + 9.0);
+        }
     }
 }
 

@@ -51,6 +51,7 @@ wrap! {
     fn offset_of(td: LLVMTargetDataRef, t: LLVMTypeRef, i: u32) -> u64 = LLVMOffsetOfElement;
     fn allocated_type(v: LLVMValueRef) -> LLVMTypeRef = LLVMGetAllocatedType;
     fn alignment(v: LLVMValueRef) -> u32 = LLVMGetAlignment;
+    fn is_volatile(v: LLVMValueRef) -> i32 = LLVMGetVolatile;
     fn gep_source_type(v: LLVMValueRef) -> LLVMTypeRef = LLVMGetGEPSourceElementType;
     fn num_indices(v: LLVMValueRef) -> u32 = LLVMGetNumIndices;
     fn icmp_pred(v: LLVMValueRef) -> LLVMIntPredicate = LLVMGetICmpPredicate;
@@ -181,8 +182,8 @@ pub(super) fn print(v: LLVMValueRef) -> String {
         LLVMDisposeMessage(p);
         s
     };
-    let s = s.trim();
-    let s = s.split(", !dbg").next().unwrap_or(s);
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = s.split(", !dbg").next().unwrap_or(&s);
     if s.len() > 160 {
         let mut end = 160;
         while !s.is_char_boundary(end) {

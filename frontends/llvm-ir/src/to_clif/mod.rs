@@ -8,9 +8,29 @@
 //! function with LLVM instead (it never fails the program).
 //!
 //! Values: an LLVM scalar is one CLIF value (`i1` is `i8` holding 0 or 1,
-//! `ptr` is `i64`); a vector of at most 128 bits is one CLIF vector value;
-//! an aggregate (struct, array) is the list of its scalar leaves, flattened
-//! in order.
+//! `ptr` is `i64`); a 128-bit vector is one CLIF vector value, a 64-bit
+//! one (`<2 x float>`) the low half of one (an `f64` at calls and in
+//! memory), a wider one the list of its 128-bit chunks; a vector of `i1`
+//! is a mask as wide as the operands compared; an aggregate (struct,
+//! array) is the list of its scalar leaves, flattened in order.
+//!
+//! Calls: a module function by [`ClifNames::function`] (its stub), anything
+//! else by [`ClifNames::symbol`]; every reference to a symbol declares it
+//! with one signature (its own type), so a call whose type differs, and a
+//! call of a variadic function (through its [`vararg_thunk_symbol`], with
+//! the full argument list), go through `func_addr` + `call_indirect`.
+//! SysV attributes map to CLIF: `byval` to `StructArgument`, `sret` to
+//! `StructReturn`, `zeroext`/`signext` to extensions; small aggregates are
+//! returned as several values (rax/rdx, xmm0/xmm1, as clang does). Plain
+//! loads and stores are `notrap` (a faulting access is UB in LLVM).
+//!
+//! Not covered (the function stays in tier 1, named): exception handling
+//! (`invoke`, `landingpad`, `resume`), callers of `returns_twice` functions
+//! (`setjmp`), inline asm, dynamic `alloca`, indirect variadic calls,
+//! `x86_fp80`/`fp128`/`half`, integer widths other than 1, 8, 16, 32, 64
+//! and 128, `blockaddress` constants that leave their function (other than
+//! through a constant table only it uses), thread-local globals, and
+//! return values passed in memory without `sret`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -185,11 +205,7 @@ fn block_address_tables(m: ll::LLVMModuleRef) -> HashMap<ll::LLVMValueRef, ll::L
             && ll::name(g).starts_with("__orc_local.")
         {
             if let Some(f) = sole_blockaddress_function(init) {
-                let users_in_f = ll::users(g).into_iter().all(|u| {
-                    !ll::is_a_instruction(u).is_null()
-                        && ll::block_parent(ll::instruction_parent(u)) == f
-                });
-                if users_in_f {
+                if used_only_in(g, f, 0) {
                     out.insert(g, f);
                 }
             }
@@ -241,6 +257,20 @@ fn escaping_block_addresses(
         }
     }
     out
+}
+
+/// Whether every use of `v` is an instruction of `f`, directly or through
+/// constant expressions.
+fn used_only_in(v: ll::LLVMValueRef, f: ll::LLVMValueRef, depth: u32) -> bool {
+    depth < 8
+        && ll::users(v).into_iter().all(|u| {
+            if !ll::is_a_instruction(u).is_null() {
+                ll::block_parent(ll::instruction_parent(u)) == f
+            } else {
+                ll::value_kind(u) == ll::LLVMValueKind::LLVMConstantExprValueKind
+                    && used_only_in(u, f, depth + 1)
+            }
+        })
 }
 
 /// The function of every `blockaddress` in constant `c`, when they all

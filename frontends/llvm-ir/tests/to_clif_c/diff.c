@@ -194,3 +194,27 @@ long select_mix(long a, long b) {
     unsigned long um = (unsigned long)a > (unsigned long)b ? a : b;
     return m * 3 + n + (long)um + (a == 0 ? 17 : a);
 }
+/* At -O2 with -fPIC: a relative lookup table (llvm.load.relative). */
+const char *color_name(long x) {
+    switch (x) { case 0: return "red"; case 1: return "green"; case 2: return "blue"; case 3: return "cyan"; case 4: return "magenta"; case 5: return "yellow"; default: return "?"; }
+}
+/* A named double before the variadic part; more than 6 integer and 8
+   floating-point variadic arguments (the overflow area). */
+double vd_named(double base, int n, ...) {
+    va_list ap; va_start(ap, n); double s = base;
+    for (int i = 0; i < n; i++) { if (i % 2) s += va_arg(ap, double) * (i + 1); else s += (double)va_arg(ap, int) * 3; }
+    va_end(ap); return s;
+}
+long call_vd_named(long x) {
+    return (long)vd_named(0.5, 12, 1, 2.0, 3, 4.0, 5, 6.0, 7, 8.0, 9, 10.0, (int)x, 12.5)
+        + (long)vd_named(1.0, 20, 1, 1.0, 2, 2.0, 3, 3.0, 4, 4.0, 5, 5.0, 6, 6.0, 7, 7.0, 8, 8.0, 9, 9.0, 10, 10.5 + (double)x);
+}
+/* A label table read at constant indices too (constant GEP expressions). */
+int goto_const(int n) {
+    static void *const t[] = { &&a, &&b, &&c };
+    int acc = 0;
+    goto *t[2];
+a: acc += 1; if (--n > 0) goto *t[1]; return acc;
+b: acc *= 3; goto *t[0];
+c: acc = n; goto *t[n & 1];
+}

@@ -1,4 +1,7 @@
-//! One LLVM function to one CLIF function.
+//! One LLVM function to one CLIF function: types and values, constants,
+//! control flow, scalar operations, memory. Vectors (`vector.rs`), calls
+//! and variadic definitions (`calls.rs`) and block addresses
+//! (`blockaddr.rs`) are in submodules.
 
 use std::collections::HashMap;
 
@@ -13,6 +16,13 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
 use super::intrinsics::{self, IntrinsicCall, IntrinsicHost};
 use super::ll::{self, *};
 use super::{vararg_thunk_symbol, ClifNames, PrivateData};
+
+mod blockaddr;
+mod calls;
+mod vector;
+
+pub(super) use blockaddr::collect_blockaddresses;
+use calls::{signature, Host};
 
 pub(super) type R<T> = Result<T, String>;
 
@@ -112,6 +122,8 @@ struct Tr<'a, 'b> {
     cur: LLVMBasicBlockRef,
     imports: HashMap<(bool, String), Vec<(ir::Signature, ir::FuncRef)>>,
     globals: HashMap<String, ir::GlobalValue>,
+    /// Canonical signatures of the functions referred to.
+    sigs: HashMap<LLVMValueRef, ir::Signature>,
     va: Option<VaInfo>,
     data: Vec<PrivateData>,
     /// Index + 1 of each block whose address the function takes.
@@ -199,6 +211,25 @@ fn abi_type(ty: Type) -> Type {
     }
 }
 
+/// A vector wider than 128 bits (and a multiple of it, at most 512): the
+/// CLIF type of its 128-bit chunks and their number. Such a vector is
+/// held as its chunks, like an aggregate.
+fn wide(t: LLVMTypeRef) -> Option<(Type, usize)> {
+    if ll::type_kind(t) != LLVMTypeKind::LLVMVectorTypeKind {
+        return None;
+    }
+    let e = ll::element_type(t);
+    if is_i1(e) {
+        return None;
+    }
+    let lane = scalar_type(e).ok()?;
+    let bits = lane.bits() * ll::vector_size(t);
+    if lane == types::I128 || bits <= 128 || bits % 128 != 0 || bits > 512 {
+        return None;
+    }
+    Some((lane.by(128 / lane.bits())?, (bits / 128) as usize))
+}
+
 fn is_aggregate(t: LLVMTypeRef) -> bool {
     matches!(
         ll::type_kind(t),
@@ -245,7 +276,14 @@ fn leaves_into(
             }
         }
         LLVMTypeKind::LLVMVoidTypeKind => {}
-        _ => out.push((scalar_type(t)?, base)),
+        _ => match wide(t) {
+            Some((chunk, n)) => {
+                for k in 0..n {
+                    out.push((chunk, base + 16 * k as u64));
+                }
+            }
+            None => out.push((scalar_type(t)?, base)),
+        },
     }
     if out.len() > MAX_LEAVES {
         return Err("aggregate value of too many elements".into());
@@ -402,6 +440,7 @@ pub(super) fn translate(
         cur: std::ptr::null_mut(),
         imports: HashMap::new(),
         globals: HashMap::new(),
+        sigs: HashMap::new(),
         va: None,
         data: Vec::new(),
         block_ids: HashMap::new(),
@@ -417,106 +456,6 @@ pub(super) fn translate(
         data,
         osr_safe,
     })
-}
-
-/// The CLIF signature of function type `fty` whose attributes `attr`
-/// gives (index 0 the return value, `i + 1` parameter `i`); `extra` are
-/// the types of the variadic arguments of a call.
-fn signature(
-    info: &ModuleInfo,
-    fty: LLVMTypeRef,
-    attr: &dyn Fn(u32, u32) -> Option<ll::LLVMAttributeRef>,
-    extra: Option<&[LLVMTypeRef]>,
-) -> R<SigInfo> {
-    let k = &info.kinds;
-    let mut sig = ir::Signature::new(CallConv::SystemV);
-    let ret = ll::return_type(fty);
-    let ret_leaves = leaves(info.td, ret)?;
-    let (mut ints, mut floats) = (0, 0);
-    for &(t, _) in &ret_leaves {
-        if t.is_float() || t.is_vector() {
-            floats += 1;
-        } else if t == types::I128 {
-            ints += 2;
-        } else {
-            ints += 1;
-        }
-    }
-    if ints > 2 || floats > 2 {
-        return Err("a return value passed in memory".into());
-    }
-    let ext = |i: u32| {
-        if attr(i, k.zeroext).is_some() {
-            ArgumentExtension::Uext
-        } else if attr(i, k.signext).is_some() {
-            ArgumentExtension::Sext
-        } else {
-            ArgumentExtension::None
-        }
-    };
-    let ret_ext = ext(0);
-    for &(t, _) in &ret_leaves {
-        let mut p = AbiParam::new(abi_type(t));
-        if !is_aggregate(ret) && t.is_int() {
-            p.extension = ret_ext;
-        }
-        sig.returns.push(p);
-    }
-    let mut params = Vec::new();
-    let mut all: Vec<LLVMTypeRef> = ll::param_types(fty);
-    let named = all.len();
-    if let Some(extra) = extra {
-        all.extend_from_slice(extra);
-    }
-    for (i, &t) in all.iter().enumerate() {
-        let idx = i as u32 + 1;
-        let with_attrs = i < named || extra.is_some();
-        if with_attrs && (attr(idx, k.inreg).is_some() || attr(idx, k.nest).is_some()) {
-            return Err("an inreg or nest parameter".into());
-        }
-        let kind = if let (true, Some(a)) = (with_attrs, attr(idx, k.byval)) {
-            let ty = ll::attr_type(a);
-            let align = attr(idx, k.align).map(ll::attr_value).unwrap_or(0);
-            if align > 8 || ll::abi_align(info.td, ty) > 8 {
-                return Err("a byval parameter aligned to more than 8 bytes".into());
-            }
-            ParamKind::ByVal(ll::abi_size(info.td, ty) as u32)
-        } else if with_attrs && attr(idx, k.sret).is_some() {
-            ParamKind::Sret
-        } else {
-            ParamKind::Plain(if with_attrs {
-                ext(idx)
-            } else {
-                ArgumentExtension::None
-            })
-        };
-        match kind {
-            ParamKind::ByVal(size) => {
-                sig.params.push(AbiParam::special(
-                    types::I64,
-                    ArgumentPurpose::StructArgument(size),
-                ));
-                params.push(1);
-            }
-            ParamKind::Sret => {
-                sig.params
-                    .push(AbiParam::special(types::I64, ArgumentPurpose::StructReturn));
-                params.push(1);
-            }
-            ParamKind::Plain(e) => {
-                let l = leaves(info.td, t)?;
-                for &(lt, _) in &l {
-                    let mut p = AbiParam::new(abi_type(lt));
-                    if !is_aggregate(t) && lt.is_int() {
-                        p.extension = e;
-                    }
-                    sig.params.push(p);
-                }
-                params.push(l.len());
-            }
-        }
-    }
-    Ok(SigInfo { sig, params })
 }
 
 impl<'a, 'b> Tr<'a, 'b> {
@@ -691,6 +630,9 @@ impl<'a, 'b> Tr<'a, 'b> {
             | LLVMConstantDataArrayValueKind
             | LLVMConstantVectorValueKind
             | LLVMConstantDataVectorValueKind => {
+                if let Some((chunk, n)) = wide(t) {
+                    return self.wide_constant(c, chunk, n);
+                }
                 if ll::type_kind(t) == LLVMTypeKind::LLVMVectorTypeKind {
                     return self.vector_constant(c, t).map(|v| vec![v]);
                 }
@@ -743,105 +685,6 @@ impl<'a, 'b> Tr<'a, 'b> {
             }
             _ => Err(format!("constant {}", ll::print(c))),
         }
-    }
-
-    fn vector_constant(&mut self, c: LLVMValueRef, t: LLVMTypeRef) -> R<Value> {
-        let ty = vtype(t)?;
-        let lane = ty.lane_type();
-        let n = ll::vector_size(t);
-        let mut bytes = Vec::new();
-        let mut general = false;
-        for i in 0..n {
-            let e = ll::aggregate_element(c, i);
-            if e.is_null() {
-                return err(c);
-            }
-            let mask_lane = is_i1(ll::type_of(e));
-            match self.constant_bytes(e, lane) {
-                Some(b) if mask_lane => {
-                    let on = b.first() == Some(&1);
-                    bytes.extend(vec![if on { 0xff } else { 0 }; lane.bytes() as usize]);
-                }
-                Some(b) => bytes.extend(b),
-                None => {
-                    general = true;
-                    break;
-                }
-            }
-        }
-        if !general {
-            bytes.resize(16, 0);
-            let k = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
-            return Ok(self.b.ins().vconst(ty, k));
-        }
-        let mut v = self.zero(ty);
-        for i in 0..n {
-            let e = ll::aggregate_element(c, i);
-            let x = self.scalar(e)?;
-            v = self.b.ins().insertlane(v, x, i as u8);
-        }
-        Ok(v)
-    }
-
-    /// The signature every reference to function `f` declares it with:
-    /// its own type and attributes (none when not expressible).
-    fn canonical_sig(&self, f: LLVMValueRef) -> ir::Signature {
-        signature(
-            self.info,
-            ll::global_value_type(f),
-            &|i, k| ll::fn_attr(f, i, k),
-            None,
-        )
-        .map(|s| s.sig)
-        .unwrap_or_else(|_| ir::Signature::new(CallConv::SystemV))
-    }
-
-    /// A reference to function `f` (its vararg thunk when `thunk`) with
-    /// its canonical signature.
-    fn function_ref(&mut self, f: LLVMValueRef, thunk: bool) -> ir::FuncRef {
-        let sig = self.canonical_sig(f);
-        let name = ll::name(f);
-        if thunk {
-            self.import(false, &vararg_thunk_symbol(&name), sig)
-        } else {
-            self.import(ll::is_declaration(f) == 0, &name, sig)
-        }
-    }
-
-    fn import(&mut self, defined: bool, name: &str, sig: ir::Signature) -> ir::FuncRef {
-        let key = (defined, name.to_owned());
-        if let Some(list) = self.imports.get(&key) {
-            if let Some((_, f)) = list.iter().find(|(s, _)| *s == sig) {
-                return *f;
-            }
-        }
-        let ext = if defined {
-            self.names.function(name)
-        } else {
-            self.names.symbol(name)
-        };
-        let fref = import_function(&mut self.b, ext, sig.clone());
-        self.imports.entry(key).or_default().push((sig, fref));
-        fref
-    }
-
-    fn global(&mut self, name: &str) -> ir::GlobalValue {
-        if let Some(&g) = self.globals.get(name) {
-            return g;
-        }
-        let ext = self.names.symbol(name);
-        let r = self.b.func.declare_imported_user_function(ext);
-        let g = self
-            .b
-            .func
-            .create_global_value(ir::GlobalValueData::Symbol {
-                name: ir::ExternalName::User(r),
-                offset: ir::immediates::Imm64::new(0),
-                colocated: false,
-                tls: false,
-            });
-        self.globals.insert(name.to_owned(), g);
-        g
     }
 
     // ---- instructions ----
@@ -937,45 +780,14 @@ impl<'a, 'b> Tr<'a, 'b> {
                 Ok(())
             }
             LLVMInvoke | LLVMLandingPad | LLVMResume | LLVMCallBr | LLVMCleanupRet
-            | LLVMCatchRet | LLVMCatchPad | LLVMCleanupPad | LLVMCatchSwitch | LLVMVAArg => err(i),
+            | LLVMCatchRet | LLVMCatchPad | LLVMCleanupPad | LLVMCatchSwitch => err(i),
+            LLVMVAArg => self.va_arg(i),
             _ => {
                 let vals = self.compute(op, i)?;
                 self.def(i, vals);
                 Ok(())
             }
         }
-    }
-
-    /// A 64-bit vector loaded or received as an `f64`, as its value type.
-    fn widen(&mut self, x: Value, storage: Type) -> Value {
-        let v = self.b.ins().scalar_to_vector(types::F64X2, x);
-        self.cast_bits(v, repr(storage))
-    }
-
-    /// The low 64 bits of a vector value, as an `f64`.
-    fn narrow(&mut self, v: Value) -> Value {
-        let v = self.cast_bits(v, types::F64X2);
-        self.b.ins().extractlane(v, 0)
-    }
-
-    /// Values of LLVM type `t` as the ABI passes them.
-    fn abi_out(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
-        let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.narrow(v) } else { v })
-            .collect())
-    }
-
-    /// Values of LLVM type `t` as the ABI passed them, as values.
-    fn abi_in(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
-        let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.widen(v, lt) } else { v })
-            .collect())
     }
 
     /// The arguments of the edge from the current block to `succ`.
@@ -1062,7 +874,10 @@ impl<'a, 'b> Tr<'a, 'b> {
             return Ok(());
         }
         let mut vals = Vec::new();
+        let align = ll::alignment(i);
+        let plain = ll::is_volatile(i) == 0;
         for (lt, off) in leaves(self.info.td, t)? {
+            let flags = access_flags(plain, align, lt, off);
             if is_half(lt) {
                 let x = self.b.ins().load(types::F64, flags, p, off as i32);
                 vals.push(self.widen(x, lt));
@@ -1093,7 +908,10 @@ impl<'a, 'b> Tr<'a, 'b> {
             self.b.ins().atomic_store(flags, v, p);
             return Ok(());
         }
+        let align = ll::alignment(i);
+        let plain = ll::is_volatile(i) == 0;
         for ((lt, off), v) in leaves(self.info.td, t)?.into_iter().zip(vals) {
+            let flags = access_flags(plain, align, lt, off);
             let v = if is_half(lt) { self.narrow(v) } else { v };
             self.b.ins().store(flags, v, p, off as i32);
         }
@@ -1146,6 +964,10 @@ impl<'a, 'b> Tr<'a, 'b> {
     fn compute(&mut self, op: LLVMOpcode, i: LLVMValueRef) -> R<Vec<Value>> {
         use LLVMOpcode::*;
         let t = ll::type_of(i);
+        let n_ops = ll::num_operands(i).max(0) as u32;
+        if wide(t).is_some() || (0..n_ops).any(|k| wide(ll::type_of(ll::operand(i, k))).is_some()) {
+            return self.wide_op(op, i);
+        }
         let v = match op {
             LLVMAdd | LLVMSub | LLVMMul | LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem | LLVMShl
             | LLVMLShr | LLVMAShr | LLVMAnd | LLVMOr | LLVMXor => {
@@ -1321,132 +1143,6 @@ impl<'a, 'b> Tr<'a, 'b> {
         Ok(vec![v])
     }
 
-    /// An i1 lane as the translator's i1 (0 or 1 in an `i8`).
-    fn lane_to_scalar(&mut self, x: Value, t: LLVMTypeRef) -> Value {
-        if is_i1(t) {
-            let ty = self.b.func.dfg.value_type(x);
-            let x = if ty.bits() > 8 {
-                self.b.ins().ireduce(types::I8, x)
-            } else {
-                x
-            };
-            self.b.ins().band_imm_u(x, 1)
-        } else {
-            x
-        }
-    }
-
-    /// An i1 scalar as a mask lane of type `lane`.
-    fn scalar_to_lane(&mut self, x: Value, lane: Type) -> Value {
-        let xt = self.b.func.dfg.value_type(x);
-        if xt == lane {
-            // Masks are 0 or -1 per lane.
-            if xt == types::I8 {
-                return self.b.ins().ineg(x);
-            }
-            return x;
-        }
-        let n = self.b.ins().ineg(x);
-        if lane.bits() > 8 {
-            self.b.ins().sextend(lane, n)
-        } else {
-            n
-        }
-    }
-
-    /// `v` reinterpreted as a value of vector type `ty` of the same size.
-    fn cast_bits(&mut self, v: Value, ty: Type) -> Value {
-        if self.b.func.dfg.value_type(v) == ty {
-            v
-        } else {
-            self.b.ins().bitcast(ty, little(), v)
-        }
-    }
-
-    fn vector_int_op(
-        &mut self,
-        op: LLVMOpcode,
-        i: LLVMValueRef,
-        a: Value,
-        b: LLVMValueRef,
-        ty: Type,
-    ) -> R<Value> {
-        use LLVMOpcode::*;
-        if matches!(op, LLVMShl | LLVMLShr | LLVMAShr) {
-            // Cranelift shifts every lane by one scalar amount.
-            let constant = !ll::is_a_constant(b).is_null();
-            let e = if constant {
-                ll::aggregate_element(b, 0)
-            } else {
-                std::ptr::null_mut()
-            };
-            let splat = constant
-                && !e.is_null()
-                && (0..ty.lane_count()).all(|k| ll::aggregate_element(b, k) == e);
-            if !splat {
-                return Err(format!("vector shift by a vector: {}", ll::print(i)));
-            }
-            let amount = self.scalar(e)?;
-            let ins = self.b.ins();
-            return Ok(match op {
-                LLVMShl => ins.ishl(a, amount),
-                LLVMLShr => ins.ushr(a, amount),
-                _ => ins.sshr(a, amount),
-            });
-        }
-        let b = self.scalar(b)?;
-        if op == LLVMMul && ty == types::I8X16 {
-            return Err(format!("i8 vector multiply: {}", ll::print(i)));
-        }
-        let ins = self.b.ins();
-        Ok(match op {
-            LLVMAdd => ins.iadd(a, b),
-            LLVMSub => ins.isub(a, b),
-            LLVMMul => ins.imul(a, b),
-            LLVMAnd => ins.band(a, b),
-            LLVMOr => ins.bor(a, b),
-            LLVMXor => ins.bxor(a, b),
-            _ => return Err(format!("vector division: {}", ll::print(i))),
-        })
-    }
-
-    fn shuffle(&mut self, i: LLVMValueRef) -> R<Value> {
-        let a = self.scalar(ll::operand(i, 0))?;
-        let b = self.scalar(ll::operand(i, 1))?;
-        let ty = vtype(ll::type_of(i))?;
-        let in_ty = self.b.func.dfg.value_type(a);
-        if in_ty.lane_type() != ty.lane_type() {
-            return Err(format!(
-                "shufflevector changing the lane type: {}",
-                ll::print(i)
-            ));
-        }
-        let lane = ty.lane_type().bytes() as i32;
-        let lanes = in_ty.lane_count() as i32;
-        let n_in = ll::vector_size(ll::type_of(ll::operand(i, 0))) as i32;
-        let n = ll::num_mask_elements(i);
-        let mut mask = Vec::new();
-        for k in 0..n {
-            let m = ll::mask_value(i, k);
-            let m = if m < 0 || m >= 2 * n_in {
-                0
-            } else if m >= n_in {
-                m - n_in + lanes
-            } else {
-                m
-            };
-            for byte in 0..lane {
-                mask.push((m * lane + byte) as u8);
-            }
-        }
-        mask.resize(16, 0);
-        let a8 = self.cast_bits(a, types::I8X16);
-        let b8 = self.cast_bits(b, types::I8X16);
-        let imm = self.b.func.dfg.immediates.push(ConstantData::from(mask));
-        let r = self.b.ins().shuffle(a8, b8, imm);
-        Ok(self.cast_bits(r, ty))
-    }
-
     fn cast(&mut self, op: LLVMOpcode, i: LLVMValueRef) -> R<Value> {
         use LLVMOpcode::*;
         let x = ll::operand(i, 0);
@@ -1576,60 +1272,6 @@ impl<'a, 'b> Tr<'a, 'b> {
         })
     }
 
-    /// Lane-wise conversions Cranelift's x86-64 backend compiles.
-    fn vector_cast(
-        &mut self,
-        op: LLVMOpcode,
-        i: LLVMValueRef,
-        v: Value,
-        from: Type,
-        to: Type,
-    ) -> R<Value> {
-        use LLVMOpcode::*;
-        let from_lanes = ll::vector_size(ll::type_of(ll::operand(i, 0)));
-        let masks = is_i1(ll::element_type(ll::type_of(ll::operand(i, 0))));
-        let ins = self.b.ins();
-        Ok(match (op, from, to) {
-            (LLVMSIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_sint(to, v),
-            (LLVMUIToFP, types::I32X4, types::F32X4) => ins.fcvt_from_uint(to, v),
-            (LLVMFPToSI, types::F32X4, types::I32X4) => ins.fcvt_to_sint_sat(to, v),
-            (LLVMFPToUI, types::F32X4, types::I32X4) => ins.fcvt_to_uint_sat(to, v),
-            (LLVMFPExt, types::F32X4, types::F64X2) => ins.fvpromote_low(v),
-            (LLVMFPTrunc, types::F64X2, types::F32X4) => ins.fvdemote(v),
-            (LLVMSExt | LLVMZExt, _, _)
-                if !masks
-                    && from.lane_bits() * 2 == to.lane_bits()
-                    && from_lanes == to.lane_count() =>
-            {
-                if op == LLVMSExt {
-                    ins.swiden_low(v)
-                } else {
-                    ins.uwiden_low(v)
-                }
-            }
-            (LLVMTrunc, _, _)
-                if !masks
-                    && from.lane_bits() == to.lane_bits() * 2
-                    && from_lanes == from.lane_count() =>
-            {
-                // Keep the low half of each lane.
-                let lane = to.lane_bits() / 8;
-                let mut mask = Vec::new();
-                for k in 0..from_lanes {
-                    for byte in 0..lane {
-                        mask.push((k * 2 * lane + byte) as u8);
-                    }
-                }
-                mask.resize(16, 0);
-                let x = self.cast_bits(v, types::I8X16);
-                let imm = self.b.func.dfg.immediates.push(ConstantData::from(mask));
-                let r = self.b.ins().shuffle(x, x, imm);
-                self.cast_bits(r, to)
-            }
-            _ => return Err(format!("vector conversion: {}", ll::print(i))),
-        })
-    }
-
     fn gep(&mut self, i: LLVMValueRef) -> R<Value> {
         let td = self.info.td;
         let mut p = self.scalar(ll::operand(i, 0))?;
@@ -1690,390 +1332,22 @@ impl<'a, 'b> Tr<'a, 'b> {
         }
         Ok(p)
     }
-
-    // ---- calls ----
-
-    fn call(&mut self, i: LLVMValueRef) -> R<()> {
-        let callee = ll::called_value(i);
-        let fty = ll::called_type(i);
-        let k = &self.info.kinds;
-        if !ll::is_a_inline_asm(callee).is_null() {
-            return Err(format!("inline asm: {}", ll::print(i)));
-        }
-        let direct = !ll::is_a_function(callee).is_null();
-        let cname = if direct {
-            ll::name(callee)
-        } else {
-            String::new()
-        };
-        if direct && cname.starts_with("llvm.") {
-            return self.intrinsic(i, &cname);
-        }
-        let returns_twice = ll::call_attr(i, u32::MAX, k.returns_twice).is_some()
-            || (direct
-                && (ll::fn_attr(callee, u32::MAX, k.returns_twice).is_some()
-                    || RETURNS_TWICE.contains(&cname.as_str())));
-        if returns_twice {
-            return Err(format!(
-                "a call to a returns_twice function: {}",
-                ll::print(i)
-            ));
-        }
-        let nargs = ll::num_arg_operands(i);
-        let named = ll::count_param_types(fty);
-        let variadic = ll::is_vararg_type(fty) != 0;
-        if variadic && !direct {
-            return Err(format!("an indirect variadic call: {}", ll::print(i)));
-        }
-        let extra: Vec<LLVMTypeRef> = (named..nargs)
-            .map(|a| ll::type_of(ll::operand(i, a)))
-            .collect();
-        let attr = |idx: u32, kind: u32| {
-            ll::call_attr(i, idx, kind).or_else(|| {
-                if direct {
-                    ll::fn_attr(callee, idx, kind)
-                } else {
-                    None
-                }
-            })
-        };
-        let sig = signature(self.info, fty, &attr, variadic.then_some(extra.as_slice()))?;
-        let mut args = Vec::new();
-        for a in 0..nargs {
-            let x = ll::operand(i, a);
-            let vals = self.operand(x)?;
-            args.extend(self.abi_out(vals, ll::type_of(x))?);
-        }
-        let same_type = direct && ll::global_value_type(callee) == fty;
-        let call = if direct && !variadic && same_type && self.canonical_sig(callee) == sig.sig {
-            let fref = self.function_ref(callee, false);
-            self.b.ins().call(fref, &args)
-        } else if direct {
-            // Through the address: one symbol has one signature in a
-            // module, and calls of a variadic thunk differ.
-            let fref = self.function_ref(callee, variadic);
-            let p = self.b.ins().func_addr(types::I64, fref);
-            let sref = self.b.import_signature(sig.sig);
-            self.b.ins().call_indirect(sref, p, &args)
-        } else {
-            let p = self.scalar(callee)?;
-            let sref = self.b.import_signature(sig.sig);
-            self.b.ins().call_indirect(sref, p, &args)
-        };
-        let results = self.b.inst_results(call).to_vec();
-        if !results.is_empty() {
-            let mut results = self.abi_in(results, ll::type_of(i))?;
-            if is_i1(ll::type_of(i)) {
-                results[0] = self.b.ins().band_imm_u(results[0], 1);
-            }
-            self.def(i, results);
-        }
-        Ok(())
-    }
-
-    fn intrinsic(&mut self, i: LLVMValueRef, name: &str) -> R<()> {
-        let base = |p: &str| name == p || name.starts_with(&format!("{p}."));
-        if base("llvm.lifetime.start")
-            || base("llvm.lifetime.end")
-            || name.starts_with("llvm.dbg.")
-            || base("llvm.va_end")
-            || base("llvm.stackrestore")
-            || base("llvm.experimental.noalias.scope.decl")
-            || base("llvm.donothing")
-            || base("llvm.sideeffect")
-        {
-            return Ok(());
-        }
-        if base("llvm.stacksave") {
-            let v = self.b.ins().get_stack_pointer(types::I64);
-            self.def(i, vec![v]);
-            return Ok(());
-        }
-        if base("llvm.va_start") {
-            let ap = self.scalar(ll::operand(i, 0))?;
-            return self.va_start(ap);
-        }
-        if base("llvm.va_copy") {
-            let dst = self.scalar(ll::operand(i, 0))?;
-            let src = self.scalar(ll::operand(i, 1))?;
-            for off in [0, 8, 16] {
-                let x = self.b.ins().load(types::I64, MemFlagsData::new(), src, off);
-                self.b.ins().store(MemFlagsData::new(), x, dst, off);
-            }
-            return Ok(());
-        }
-        if name.starts_with("llvm.eh.") || base("llvm.threadlocal.address") {
-            return Err(format!("intrinsic {name}"));
-        }
-        let nargs = ll::num_arg_operands(i);
-        let mut args = Vec::new();
-        for a in 0..nargs {
-            let o = ll::operand(i, a);
-            if ll::type_kind(ll::type_of(o)) == LLVMTypeKind::LLVMMetadataTypeKind {
-                continue;
-            }
-            args.extend(self.operand(o)?);
-        }
-        let results: Vec<Type> = leaves(self.info.td, ll::type_of(i))?
-            .into_iter()
-            .map(|(t, _)| repr(t))
-            .collect();
-        let call = IntrinsicCall {
-            name,
-            args: &args,
-            results: &results,
-        };
-        let mut host = Host {
-            names: &mut *self.names,
-        };
-        let vals = intrinsics::translate(&mut self.b, &mut host, &call)?;
-        if vals.len() != results.len() {
-            return Err(format!("intrinsic {name}: wrong result count"));
-        }
-        if !vals.is_empty() {
-            self.def(i, vals);
-        }
-        Ok(())
-    }
-
-    // ---- variadic definitions ----
-
-    fn variadic_entry(&mut self, entry: Block) -> R<()> {
-        self.b.append_block_params_for_function_params(entry);
-        let regs = self.b.block_params(entry).to_vec();
-        let slot =
-            self.b
-                .create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 176, 4));
-        let area = self.b.ins().stack_addr(types::I64, slot, 0);
-        for (k, &r) in regs.iter().enumerate() {
-            let off = if k < 6 { 8 * k } else { 48 + 16 * (k - 6) };
-            self.b.ins().store(MemFlagsData::new(), r, area, off as i32);
-        }
-        let (mut gp, mut fp, mut stack) = (0u32, 0u32, 0u32);
-        let fp_base = self.b.ins().get_frame_pointer(types::I64);
-        for pi in 0..ll::count_params(self.f) {
-            let p = ll::param(self.f, pi);
-            let t = ll::type_of(p);
-            let ty = scalar_type(t)?;
-            if ty.is_vector() || ty == types::I128 {
-                return Err("variadic function with a vector or i128 parameter".into());
-            }
-            let v = if ty.is_float() {
-                if fp < 8 {
-                    let v = self
-                        .b
-                        .ins()
-                        .load(ty, MemFlagsData::new(), area, (48 + 16 * fp) as i32);
-                    fp += 1;
-                    v
-                } else {
-                    let v =
-                        self.b
-                            .ins()
-                            .load(ty, MemFlagsData::new(), fp_base, (16 + stack) as i32);
-                    stack += 8;
-                    v
-                }
-            } else if gp < 6 {
-                let v = self
-                    .b
-                    .ins()
-                    .load(ty, MemFlagsData::new(), area, (8 * gp) as i32);
-                gp += 1;
-                v
-            } else {
-                let v = self
-                    .b
-                    .ins()
-                    .load(ty, MemFlagsData::new(), fp_base, (16 + stack) as i32);
-                stack += 8;
-                v
-            };
-            let v = if is_i1(t) {
-                self.b.ins().band_imm_u(v, 1)
-            } else {
-                v
-            };
-            self.values.insert(p, vec![v]);
-        }
-        self.va = Some(VaInfo {
-            save_area: area,
-            gp_used: gp,
-            fp_used: fp,
-            stack_named: stack,
-        });
-        Ok(())
-    }
-
-    fn va_start(&mut self, ap: Value) -> R<()> {
-        let Some(va) = &self.va else {
-            return Err("va_start in a function that is not variadic".into());
-        };
-        let (area, gp, fp, stack) = (va.save_area, va.gp_used, va.fp_used, va.stack_named);
-        let gp_off = self.iconst(types::I32, 8 * gp as i64);
-        let fp_off = self.iconst(types::I32, 48 + 16 * fp as i64);
-        let frame = self.b.ins().get_frame_pointer(types::I64);
-        let overflow = self.b.ins().iadd_imm_s(frame, 16 + stack as i64);
-        let f = MemFlagsData::new();
-        self.b.ins().store(f, gp_off, ap, 0);
-        self.b.ins().store(f, fp_off, ap, 4);
-        self.b.ins().store(f, overflow, ap, 8);
-        self.b.ins().store(f, area, ap, 16);
-        Ok(())
-    }
-
-    // ---- indirectbr ----
-
-    /// Numbers the blocks whose address the function takes (in its own
-    /// code or in a table global only it uses).
-    fn collect_block_addresses(&mut self) -> R<()> {
-        let mut found = Vec::new();
-        for &bb in &self.order {
-            for i in ll::instructions(bb) {
-                for k in 0..ll::num_operands(i).max(0) as u32 {
-                    collect_blockaddresses(ll::operand(i, k), &mut found, 0);
-                }
-            }
-        }
-        for (&g, &f) in &self.info.tables {
-            if f == self.f {
-                collect_blockaddresses(ll::initializer(g), &mut found, 0);
-            }
-        }
-        let has_indirectbr = self.order.iter().any(|&bb| {
-            let t = ll::terminator(bb);
-            !t.is_null() && ll::opcode(t) == LLVMOpcode::LLVMIndirectBr
-        });
-        let takes_addresses = found
-            .iter()
-            .any(|&ba| ll::blockaddress_function(ba) == self.f);
-        if (has_indirectbr || takes_addresses) && self.info.escaping.contains(&self.f) {
-            return Err("block addresses used outside the function and its own tables".into());
-        }
-        if has_indirectbr && !takes_addresses {
-            return Err("indirectbr without block addresses of its own".into());
-        }
-        for ba in found {
-            if ll::blockaddress_function(ba) != self.f {
-                continue;
-            }
-            let bb = ll::blockaddress_block(ba);
-            if !self.blocks.contains_key(&bb) || self.block_ids.contains_key(&bb) {
-                continue;
-            }
-            self.addressed.push(bb);
-            self.block_ids.insert(bb, self.addressed.len() as u32);
-        }
-        Ok(())
-    }
-
-    /// The address of this function's copy of table global `g`, whose
-    /// block addresses are block indices.
-    fn table_address(&mut self, g: LLVMValueRef) -> R<Value> {
-        let gname = ll::name(g);
-        let symbol = format!("{gname}$t0.{}", self.fname);
-        if !self.data.iter().any(|d| d.symbol == symbol) {
-            let init = ll::initializer(g);
-            let size = ll::abi_size(self.info.td, ll::type_of(init)) as usize;
-            let mut bytes = vec![0u8; size];
-            self.table_bytes(init, 0, &mut bytes)?;
-            self.data.push(PrivateData {
-                symbol: symbol.clone(),
-                bytes,
-            });
-        }
-        let gv = self.global(&symbol);
-        Ok(self.b.ins().symbol_value(types::I64, gv))
-    }
-
-    fn table_bytes(&self, c: LLVMValueRef, at: usize, out: &mut [u8]) -> R<()> {
-        let t = ll::type_of(c);
-        match ll::value_kind(c) {
-            LLVMValueKind::LLVMBlockAddressValueKind => {
-                let id = self
-                    .block_ids
-                    .get(&ll::blockaddress_block(c))
-                    .copied()
-                    .ok_or_else(|| format!("blockaddress {}", ll::print(c)))?;
-                out[at..at + 8].copy_from_slice(&(id as u64).to_le_bytes());
-            }
-            LLVMValueKind::LLVMConstantAggregateZeroValueKind
-            | LLVMValueKind::LLVMUndefValueValueKind
-            | LLVMValueKind::LLVMPoisonValueKind
-            | LLVMValueKind::LLVMConstantPointerNullValueKind => {}
-            LLVMValueKind::LLVMConstantIntValueKind if ll::int_width(t) <= 64 => {
-                let n = ll::abi_size(self.info.td, t) as usize;
-                out[at..at + n].copy_from_slice(&ll::const_zext(c).to_le_bytes()[..n]);
-            }
-            LLVMValueKind::LLVMConstantArrayValueKind
-            | LLVMValueKind::LLVMConstantStructValueKind
-            | LLVMValueKind::LLVMConstantDataArrayValueKind => {
-                let struct_ty = ll::type_kind(t) == LLVMTypeKind::LLVMStructTypeKind;
-                let n = if struct_ty {
-                    ll::struct_count(t) as u64
-                } else {
-                    ll::array_len(t)
-                };
-                for k in 0..n as u32 {
-                    let off = if struct_ty {
-                        ll::offset_of(self.info.td, t, k) as usize
-                    } else {
-                        k as usize * ll::abi_size(self.info.td, ll::element_type(t)) as usize
-                    };
-                    self.table_bytes(ll::aggregate_element(c, k), at + off, out)?;
-                }
-            }
-            _ => return Err(format!("table entry {}", ll::print(c))),
-        }
-        Ok(())
-    }
-
-    fn indirectbr(&mut self, i: LLVMValueRef) -> R<()> {
-        let addr = self.scalar(ll::operand(i, 0))?;
-        let mut edges = Vec::new();
-        let mut targets = HashMap::new();
-        for k in 0..ll::num_successors(i) {
-            let s = ll::successor(i, k);
-            let e = self.edge_block(s, &mut edges)?;
-            targets.insert(s, e);
-        }
-        let trap = self.b.create_block();
-        let pool = &mut self.b.func.dfg.value_lists;
-        let default = ir::BlockCall::new(trap, std::iter::empty(), pool);
-        let mut table = vec![default];
-        for bb in &self.addressed {
-            let target = targets.get(bb).copied().unwrap_or(trap);
-            table.push(ir::BlockCall::new(target, std::iter::empty(), pool));
-        }
-        let jt = self
-            .b
-            .create_jump_table(ir::JumpTableData::new(default, &table));
-        let index = self.b.ins().ireduce(types::I32, addr);
-        self.b.ins().br_table(index, jt);
-        self.b.switch_to_block(trap);
-        self.b.ins().trap(TrapCode::unwrap_user(1));
-        self.fill_edges(edges);
-        Ok(())
-    }
 }
 
-/// The `blockaddress` constants inside constant `c`.
-pub(super) fn collect_blockaddresses(c: LLVMValueRef, out: &mut Vec<LLVMValueRef>, depth: u32) {
-    if c.is_null() || depth > 8 || ll::is_a_constant(c).is_null() {
-        return;
+/// The flags of a plain access of a leaf of type `ty` at `off` from an
+/// address aligned to `align`. A non-volatile access that faults is
+/// undefined behaviour in LLVM, so it is `notrap` (which lets tier 1
+/// treat it as the plain access it was); a volatile one keeps its trap.
+fn access_flags(plain: bool, align: u32, ty: Type, off: u64) -> MemFlagsData {
+    let mut flags = MemFlagsData::new();
+    if plain {
+        flags = flags.with_notrap();
     }
-    match ll::value_kind(c) {
-        LLVMValueKind::LLVMBlockAddressValueKind => out.push(c),
-        LLVMValueKind::LLVMConstantArrayValueKind
-        | LLVMValueKind::LLVMConstantStructValueKind
-        | LLVMValueKind::LLVMConstantVectorValueKind
-        | LLVMValueKind::LLVMConstantExprValueKind => {
-            for k in 0..ll::num_operands(c).max(0) as u32 {
-                collect_blockaddresses(ll::operand(c, k), out, depth + 1);
-            }
-        }
-        _ => {}
+    let size = ty.bytes() as u64;
+    if size > 0 && align as u64 % size == 0 && off % size == 0 {
+        flags = flags.with_aligned();
     }
+    flags
 }
 
 /// The integer type atomics of `ty` use.
@@ -2083,36 +1357,5 @@ fn atomic_int(ty: Type) -> Option<Type> {
         types::F32 => Some(types::I32),
         types::F64 => Some(types::I64),
         _ => None,
-    }
-}
-
-pub(super) fn import_function(
-    b: &mut FunctionBuilder<'_>,
-    name: ir::UserExternalName,
-    sig: ir::Signature,
-) -> ir::FuncRef {
-    let r = b.func.declare_imported_user_function(name);
-    let sig = b.import_signature(sig);
-    b.import_function(ir::ExtFuncData {
-        name: ir::ExternalName::User(r),
-        signature: sig,
-        colocated: false,
-        patchable: false,
-    })
-}
-
-struct Host<'x> {
-    names: &'x mut dyn ClifNames,
-}
-
-impl IntrinsicHost for Host<'_> {
-    fn libcall(
-        &mut self,
-        b: &mut FunctionBuilder<'_>,
-        symbol: &str,
-        sig: ir::Signature,
-    ) -> ir::FuncRef {
-        let name = self.names.symbol(symbol);
-        import_function(b, name, sig)
     }
 }
