@@ -86,7 +86,15 @@ fn a_long_loop_moves_to_tier_1_by_osr_and_hot_functions_are_promoted() {
     let native = run(&mut Command::new(&bin));
     let out = orc(
         &ir,
-        &["--tier", "adaptive", "--tier-threshold", "200", "--stats"],
+        &[
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "200",
+            "--tier-up-threads",
+            "0",
+            "--stats",
+        ],
     );
     same_output(&native, &out, "adaptive");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -138,7 +146,15 @@ fn functions_the_translation_does_not_take_run_in_tier_1_and_are_named() {
     for flags in [
         &["--tier", "0", "--stats"][..],
         &["--tier", "0", "--eager", "--stats"][..],
-        &["--tier", "adaptive", "--tier-threshold", "2", "--stats"][..],
+        &[
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "2",
+            "--tier-up-threads",
+            "0",
+            "--stats",
+        ][..],
     ] {
         let out = orc(&ir, flags);
         same_output(&native, &out, &format!("{flags:?}"));
