@@ -64,6 +64,38 @@ fn load_libraries(args: &RunArgs) -> Result<Vec<libloading::Library>, String> {
     Ok(loaded)
 }
 
+/// What `add_tiered` reported, for `--stats` at the end.
+static TIERED_REPORT: std::sync::Mutex<Option<orc::llvm_ir::TieredIrReport>> =
+    std::sync::Mutex::new(None);
+
+/// Which functions ran in tier 1 only (the translation to CLIF did not
+/// take them: found at load when eager, at first call when lazy).
+fn print_tiered_ir_stats(jit: &orc::Jit) {
+    let Some(report) = TIERED_REPORT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
+        return;
+    };
+    let mut tier1_only = report.tier1_only;
+    // A lazy load tiers every function; those without CLIF fell back.
+    let fallbacks = jit
+        .tiered_if_created()
+        .map(|l| l.fallbacks())
+        .unwrap_or_default();
+    let tiered = report.tiered - fallbacks.len().min(report.tiered);
+    tier1_only.extend(fallbacks);
+    for (function, why) in &tier1_only {
+        eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
+    }
+    eprintln!(
+        "orc: stats: IR functions: {} tiered, {} in tier 1 only",
+        tiered,
+        tier1_only.len()
+    );
+}
+
 /// The tier of IR programs when neither `--tier` nor `ORC_TIER` says.
 const DEFAULT_TIER: Tier = Tier::One;
 
@@ -136,6 +168,7 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     };
     orc::host::flush_stdout();
     if args.jit.stats {
+        print_tiered_ir_stats(&jit);
         print_stats(&jit);
         if let (Some(layer), Some(_)) = (jit.tiered_if_created(), jit.tier_manager()) {
             let stats = layer.stats();
@@ -199,16 +232,7 @@ fn run_main(
             .map_err(|e| e.to_string())?;
     } else {
         let report = orc::llvm_ir::add_tiered(jit, program, mode).map_err(|e| e.to_string())?;
-        if args.jit.stats {
-            for (function, why) in &report.tier1_only {
-                eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
-            }
-            eprintln!(
-                "orc: stats: IR functions: {} tiered, {} in tier 1 only",
-                report.tiered,
-                report.tier1_only.len()
-            );
-        }
+        *TIERED_REPORT.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.

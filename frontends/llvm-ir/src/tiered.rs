@@ -18,7 +18,7 @@ use orc_llvm::partition::{PartitionPlan, PlannedFunction, SpeculationLimits};
 use orc_llvm::LlvmModule;
 
 use crate::program::{BatchModule, FunctionsUnit, GlobalsUnit, SplitModule};
-use crate::to_clif::{self, ClifNames, Translated};
+use crate::to_clif::{self, ClifNames, ClifTranslator, Translated};
 use crate::{body_symbol, IrError, IrProgram, IrTarget, LoadMode};
 
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
@@ -71,6 +71,21 @@ impl IrProgram {
     /// Translates every function definition to CLIF (see [`to_clif`]).
     pub fn translate_to_clif(&self, names: &mut dyn ClifNames) -> Result<Vec<Translated>, IrError> {
         to_clif::translate_module(&self.name, &self.plan.bitcode, names).map_err(|message| {
+            IrError::Unsupported {
+                file: self.name.clone(),
+                message,
+            }
+        })
+    }
+
+    /// A translator that keeps the module parsed on a thread of its own
+    /// and translates its functions to CLIF on request (see
+    /// [`ClifTranslator`]).
+    pub fn clif_translator(
+        &self,
+        names: Box<dyn ClifNames + Send>,
+    ) -> Result<ClifTranslator, IrError> {
+        ClifTranslator::start(&self.name, self.plan.bitcode.clone(), names).map_err(|message| {
             IrError::Unsupported {
                 file: self.name.clone(),
                 message,

@@ -407,6 +407,19 @@ impl TieredFunctions {
         config.stubs.define(unit, None)
     }
 
+    /// Gives version `version` of `id` the OSR slots of its tier-0 body's
+    /// loops, when that body is compiled after its definition (a body whose
+    /// code is produced on first call only then knows its loops). Ignored
+    /// when `version` is no longer current or slots were given already.
+    pub fn attach_osr(&self, id: FuncId, version: u32, slots: Arc<[OsrSlot]>) -> Result<()> {
+        let mut table = self.shared.table.lock();
+        let record = table.record_mut(id)?;
+        if record.version == version && record.osr.is_none() {
+            record.osr = Some(slots);
+        }
+        Ok(())
+    }
+
     /// Compiles the current bodies of `ids` now (if they are lazy units)
     /// and points their stubs at them: the eager path.
     pub fn compile_now(&self, ids: &[FuncId]) -> Result<()> {
