@@ -103,6 +103,17 @@ pub struct PlannedFunction {
     /// The units whose code refers to this one directly (the reverse of
     /// `callees`), ascending.
     pub callers: Vec<usize>,
+    /// The units that must be compiled in the same module as this one
+    /// (indices, ascending, without itself): their code or data refers to
+    /// each other's blocks (`blockaddress`). A loader compiles a unit only
+    /// together with all its partners ([`PartitionPlan::speculate`] adds
+    /// them).
+    pub partners: Vec<usize>,
+    /// The global variables (prepared names) this unit's module defines
+    /// rather than the data unit: those holding the address of one of its
+    /// functions' blocks (computed-goto tables). A lookup of one of them
+    /// must compile this unit; every other unit declares them.
+    pub data: Vec<String>,
 }
 
 /// A global variable or alias through which code can reach functions: a
@@ -196,7 +207,9 @@ impl PartitionPlan {
     ///
     /// Either way a unit is only added because compiled code (or code in
     /// the batch) refers to it, so a function that nothing compiled can
-    /// reach is never compiled early.
+    /// reach is never compiled early. A unit always comes with its
+    /// [`PlannedFunction::partners`] (the requested ones' partners follow
+    /// them, before any speculative unit).
     pub fn speculate(
         &self,
         requested: &[usize],
@@ -211,9 +224,14 @@ impl PartitionPlan {
         let mut in_batch = HashSet::new();
         let mut queue = std::collections::VecDeque::new();
         for &i in requested {
-            if i < self.functions.len() && in_batch.insert(i) {
-                batch.push(i);
-                queue.push_back(Node::Unit(i));
+            if i >= self.functions.len() {
+                continue;
+            }
+            for j in std::iter::once(i).chain(self.functions[i].partners.iter().copied()) {
+                if in_batch.insert(j) {
+                    batch.push(j);
+                    queue.push_back(Node::Unit(j));
+                }
             }
         }
         for &i in &batch {
@@ -233,13 +251,19 @@ impl PartitionPlan {
                 _ => continue,
             };
             for &u in units {
-                let size = self.functions[u].size;
-                let fits = size <= limits.unit_size && size <= left;
-                if fits && !in_batch.contains(&u) && available(u) {
+                if in_batch.contains(&u) || !available(u) {
+                    continue;
+                }
+                let group = || std::iter::once(u).chain(self.functions[u].partners.iter().copied());
+                let size: usize = group().map(|v| self.functions[v].size).sum();
+                if size <= limits.unit_size && size <= left {
                     left -= size;
-                    in_batch.insert(u);
-                    batch.push(u);
-                    queue.push_back(Node::Unit(u));
+                    for v in group() {
+                        if in_batch.insert(v) {
+                            batch.push(v);
+                            queue.push_back(Node::Unit(v));
+                        }
+                    }
                 }
             }
             queue.extend(globals.iter().map(|&g| Node::Global(g)));
@@ -328,6 +352,8 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
                     callees: Vec::new(),
                     globals: Vec::new(),
                     callers: Vec::new(),
+                    partners: Vec::new(),
+                    data: Vec::new(),
                 });
             }
         }
@@ -359,6 +385,11 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         }
     }
     let globals = references(m, &owners, &unit_index, &mut functions);
+    let (partners, data) = block_address_groups(m, &owners, &unit_index, functions.len());
+    for ((f, partners), data) in functions.iter_mut().zip(partners).zip(data) {
+        f.partners = partners;
+        f.data = data;
+    }
     let buffer = module.write_bitcode_to_memory();
     Ok(PartitionPlan {
         bitcode: Arc::from(buffer.as_slice()),
@@ -460,7 +491,8 @@ fn kept_functions(
 /// Parses a prepared module (from [`plan`]) into `context` and keeps only
 /// its data: global variables with their initializers (including the
 /// constructor and destructor tables) and aliases of variables. Functions
-/// and their aliases become declarations.
+/// and their aliases become declarations, and so do the variables holding
+/// block addresses (see [`PlannedFunction::data`]).
 pub fn globals_unit<'ctx>(
     context: &'ctx Context,
     name: &str,
@@ -469,6 +501,18 @@ pub fn globals_unit<'ctx>(
     let module = parse(context, name, bitcode)?;
     let m = module.as_mut_ptr();
     let mut dead = None;
+    // Jump tables of blocks belong to their function's unit.
+    let mut tables = Vec::new();
+    for f in function_list(m) {
+        if !is_declaration(f) {
+            tables.extend(graph::block_address_holders(f).0);
+        }
+    }
+    for g in tables {
+        if !is_declaration(g) {
+            replace_with_declaration(m, g, &mut dead)?;
+        }
+    }
     for a in alias_list(m) {
         if aliased_function(a).is_some() {
             replace_with_declaration(m, a, &mut dead)?;
