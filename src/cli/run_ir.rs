@@ -164,5 +164,29 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
     // SAFETY: `environ` is the process's environment, valid for the call.
     let envp = unsafe { libc::environ } as *const *const c_char;
     let _inside = jit.enter();
-    Ok(main_fn(argc, argv.as_ptr(), envp))
+    let status = main_fn(argc, argv.as_ptr(), envp);
+    run_thread_local_destructors();
+    Ok(status)
+}
+
+/// Runs the destructors the main thread registered for its `thread_local`
+/// objects (`__cxa_thread_atexit`), as `exit` does before the exit
+/// handlers: they are JIT code, which is gone once the tracker is removed.
+/// glibc's `__call_tls_dtors` (what `exit` calls) empties the list, so the
+/// process's own exit finds nothing more to run.
+fn run_thread_local_destructors() {
+    // SAFETY: `dlvsym` reads the two NUL-terminated names; a non-null
+    // result is glibc's `void __call_tls_dtors(void)`, which `exit` calls
+    // on this thread the same way.
+    unsafe {
+        let f = libc::dlvsym(
+            libc::RTLD_DEFAULT,
+            c"__call_tls_dtors".as_ptr(),
+            c"GLIBC_PRIVATE".as_ptr(),
+        );
+        if !f.is_null() {
+            let f: extern "C" fn() = std::mem::transmute(f);
+            f();
+        }
+    }
 }

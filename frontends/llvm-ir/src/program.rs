@@ -92,6 +92,12 @@ impl IrProgram {
                 let source = std::str::from_utf8(&bytes).ok();
                 IrError::Invalid(IrDiagnostic::from_verifier_error(&name, &text, source))
             }
+            PartitionError::Unsupported(message) => IrError::Unsupported {
+                message: message
+                    .strip_prefix(&format!("{name}: "))
+                    .map_or(message.clone(), str::to_owned),
+                file: name.clone(),
+            },
             other => IrError::Invalid(IrDiagnostic::from_parse_error(&name, &other.to_string())),
         })?;
         Ok(IrProgram {
@@ -259,7 +265,13 @@ impl IrProgram {
         target: &IrTarget<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), IrError> {
-        let whole = IrBufferModule::new(self.name.clone(), Vec::new(), self.bytes.clone());
+        // The source, unless the plan had to rewrite it (thread-locals).
+        let bytes = self
+            .plan
+            .whole
+            .clone()
+            .unwrap_or_else(|| self.bytes.clone());
+        let whole = IrBufferModule::new(self.name.clone(), Vec::new(), bytes);
         self.add_object(target, whole, tracker)?;
         let es = target.main.session();
         let aliases: SymbolAliasMap = self

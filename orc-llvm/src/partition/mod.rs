@@ -52,6 +52,7 @@ use crate::diagnostics::DiagnosticSink;
 
 mod graph;
 mod ir;
+mod tls;
 
 use graph::*;
 use ir::*;
@@ -67,6 +68,10 @@ pub enum PartitionError {
     /// The IR parses but the verifier rejects it.
     #[error("{0}")]
     Verify(String),
+    /// The module uses something the JIT cannot run (e.g. the address of a
+    /// thread-local variable in a constant).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A function definition of a prepared module.
@@ -156,6 +161,11 @@ pub struct PartitionPlan {
     /// The module's ifuncs: the split does not handle them (compile such a
     /// module whole).
     pub ifuncs: Vec<String>,
+    /// The module to compile whole (eager loading) when it differs from the
+    /// source: the source with its thread-local variables rewritten to
+    /// emulated TLS (the JIT linker has no TLS; see `tls.rs`), as bitcode.
+    /// `None`: compile the source as it is.
+    pub whole: Option<Arc<[u8]>>,
 }
 
 /// How much [`PartitionPlan::speculate`] may add to the units asked for,
@@ -290,6 +300,15 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
     sink.attach(&context);
     let module = parse_verified(&context, &sink, name, bytes)?;
     let m = module.as_mut_ptr();
+    let whole =
+        if tls::emulate_tls(m).map_err(|e| PartitionError::Unsupported(format!("{name}: {e}")))? {
+            module
+                .verify()
+                .map_err(|e| PartitionError::Verify(e.to_string().trim_end().to_owned()))?;
+            Some(Arc::from(module.write_bitcode_to_memory().as_slice()))
+        } else {
+            None
+        };
     let ifunc_names = ifuncs(m).into_iter().map(name_of).collect();
     let at_exit = exit_handlers(m);
     let mut functions = Vec::new();
@@ -399,6 +418,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         has_data,
         has_initializers,
         ifuncs: ifunc_names,
+        whole,
     })
 }
 
