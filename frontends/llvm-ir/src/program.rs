@@ -163,12 +163,6 @@ impl IrProgram {
         target: &IrTarget<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), IrError> {
-        if let Some(ifunc) = self.plan.ifuncs.first() {
-            return Err(IrError::Unsupported {
-                file: self.name.clone(),
-                message: format!("ifunc '{ifunc}' cannot be compiled lazily (use --eager)"),
-            });
-        }
         if self.plan.has_data {
             let data = GlobalsUnit {
                 name: format!("{}:globals", self.name),

@@ -51,6 +51,7 @@ use inkwell::module::Module;
 use crate::diagnostics::DiagnosticSink;
 
 mod graph;
+mod ifunc;
 mod ir;
 mod tls;
 
@@ -158,13 +159,15 @@ pub struct PartitionPlan {
     pub has_data: bool,
     /// Whether the module has static constructors or destructors.
     pub has_initializers: bool,
-    /// The module's ifuncs: the split does not handle them (compile such a
-    /// module whole).
+    /// The module's ifuncs: each is now a function of the same name that
+    /// calls its resolver on first use and tail-calls the answer (the JIT
+    /// linker has no `STT_GNU_IFUNC`; see `ifunc.rs`), planned like any
+    /// other function.
     pub ifuncs: Vec<String>,
     /// The module to compile whole (eager loading) when it differs from the
-    /// source: the source with its thread-local variables rewritten to
-    /// emulated TLS (the JIT linker has no TLS; see `tls.rs`), as bitcode.
-    /// `None`: compile the source as it is.
+    /// source: the source with its ifuncs lowered and its thread-local
+    /// variables rewritten to emulated TLS (the JIT linker has no TLS; see
+    /// `tls.rs`), as bitcode. `None`: compile the source as it is.
     pub whole: Option<Arc<[u8]>>,
 }
 
@@ -300,16 +303,17 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
     sink.attach(&context);
     let module = parse_verified(&context, &sink, name, bytes)?;
     let m = module.as_mut_ptr();
-    let whole =
-        if tls::emulate_tls(m).map_err(|e| PartitionError::Unsupported(format!("{name}: {e}")))? {
-            module
-                .verify()
-                .map_err(|e| PartitionError::Verify(e.to_string().trim_end().to_owned()))?;
-            Some(Arc::from(module.write_bitcode_to_memory().as_slice()))
-        } else {
-            None
-        };
-    let ifunc_names = ifuncs(m).into_iter().map(name_of).collect();
+    let unsupported = |e: String| PartitionError::Unsupported(format!("{name}: {e}"));
+    let ifunc_names = ifunc::lower_ifuncs(m).map_err(unsupported)?;
+    let emulated_tls = tls::emulate_tls(m).map_err(unsupported)?;
+    let whole = if emulated_tls || !ifunc_names.is_empty() {
+        module
+            .verify()
+            .map_err(|e| PartitionError::Verify(e.to_string().trim_end().to_owned()))?;
+        Some(Arc::from(module.write_bitcode_to_memory().as_slice()))
+    } else {
+        None
+    };
     let at_exit = exit_handlers(m);
     let mut functions = Vec::new();
     let mut n_promoted = 0usize;
