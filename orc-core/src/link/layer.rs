@@ -240,7 +240,7 @@ impl ObjectLinkingLayer {
     pub fn emit(&self, mr: MaterializationResponsibility, object: ObjectFile) {
         let es = mr.session();
         let dylib = mr.target_dylib().clone();
-        let (dropped, _) = self.claim_comdats(&dylib, &object);
+        let (dropped, newly_kept) = self.claim_comdats(&dylib, &object);
         let mut symbols = mr.symbols();
         let mut extra = SymbolFlagsMap::new();
         for d in object.defined_symbols() {
@@ -249,8 +249,13 @@ impl ObjectLinkingLayer {
             }
             let name = es.intern(&d.name);
             // A weak or common copy that is not ours lost to another
-            // definition: the link binds references to the winner.
-            if !symbols.contains_key(&name) && d.flags.is_strong() {
+            // definition: the link binds references to the winner. A weak
+            // copy in a COMDAT group this object is the first to bring is
+            // the winner (e.g. the `DW.ref.__gxx_personality_v0` that LLVM
+            // emits into every object using a personality): later objects
+            // drop their copies and bind to it.
+            let first_of_group = d.comdat.as_ref().is_some_and(|c| newly_kept.contains(c));
+            if !symbols.contains_key(&name) && (d.flags.is_strong() || first_of_group) {
                 extra.insert(name, d.flags);
             }
         }
