@@ -163,10 +163,51 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
         unsafe { std::mem::transmute(entry.to_ptr::<u8>()) };
     // SAFETY: `environ` is the process's environment, valid for the call.
     let envp = unsafe { libc::environ } as *const *const c_char;
+    let tracker = jit
+        .bodies_dylib()
+        .default_resource_tracker()
+        .map_err(|e| e.to_string())?;
+    set_exit_tracker(Some(tracker));
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `teardown_at_exit` is an `extern "C" fn()` that stays valid
+    // for the life of the process (it is part of this binary).
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(teardown_at_exit);
+    });
     let _inside = jit.enter();
     let status = main_fn(argc, argv.as_ptr(), envp);
+    set_exit_tracker(None);
     run_thread_local_destructors();
     Ok(status)
+}
+
+/// The program's code and data while `main` runs: if the program calls
+/// `exit`, [`teardown_at_exit`] removes them there.
+static EXIT_TRACKER: std::sync::Mutex<Option<orc_core::ResourceTracker>> =
+    std::sync::Mutex::new(None);
+
+fn set_exit_tracker(tracker: Option<orc_core::ResourceTracker>) {
+    let mut slot = EXIT_TRACKER.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = tracker;
+}
+
+/// Registered with the C library's `atexit`: when the program calls
+/// `exit` (the C library has run the main thread's `thread_local`
+/// destructors by then), removing the code's tracker runs the program's
+/// exit handlers and global destructors, as a native `exit` would, before
+/// the process ends. After `main` returns there is nothing to do here.
+extern "C" fn teardown_at_exit() {
+    let tracker = EXIT_TRACKER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(tracker) = tracker {
+        orc::host::flush_stdout();
+        if let Err(e) = tracker.remove() {
+            eprintln!("orc: error at exit: {e}");
+        }
+        orc::host::flush_stdout();
+    }
 }
 
 /// Runs the destructors the main thread registered for its `thread_local`
