@@ -16,6 +16,14 @@ use std::ffi::{c_char, c_uint, CString};
 
 use super::*;
 
+/// The global variable called `name` in `m`, if any.
+pub(super) fn named_global(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: `m` is a live module; LLVM only reads the name.
+    let g = unsafe { LLVMGetNamedGlobal(m, cname.as_ptr()) };
+    (!g.is_null()).then_some(g)
+}
+
 /// The function called `name` in `m`, if any.
 pub(super) fn named_function(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
     // A name with a NUL byte cannot be looked up; no function has one.
@@ -118,8 +126,15 @@ pub(super) unsafe fn keep_only_functions(
     // addresses.
     let kept_data: HashSet<LLVMValueRef> = all_kept
         .iter()
-        .flat_map(|&f| super::graph::block_address_holders(f).0)
+        .flat_map(|&f| {
+            let mut tables = super::graph::block_address_holders(f).0;
+            tables.extend(super::blocks::encoded_tables_of(m, f));
+            tables
+        })
         .collect();
+    for &g in &kept_data {
+        super::blocks::decode_table(g)?;
+    }
     let mut dead = None;
     for g in global_list(m) {
         if linkage_of(g) == LLVMLinkage::LLVMAppendingLinkage {

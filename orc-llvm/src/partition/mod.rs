@@ -50,6 +50,7 @@ use inkwell::module::Module;
 
 use crate::diagnostics::DiagnosticSink;
 
+mod blocks;
 mod graph;
 mod ifunc;
 mod ir;
@@ -118,7 +119,10 @@ pub struct PlannedFunction {
     /// The global variables (prepared names) this unit's module defines
     /// rather than the data unit: those holding the address of one of its
     /// functions' blocks (computed-goto tables). A lookup of one of them
-    /// must compile this unit; every other unit declares them.
+    /// must compile this unit; every other unit declares them. In the
+    /// prepared bitcode their block addresses are encoded (so that reading
+    /// another unit does not read this unit's function; see `blocks.rs`):
+    /// [`functions_unit`] decodes them.
     pub data: Vec<String>,
 }
 
@@ -413,6 +417,12 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         f.partners = partners;
         f.data = data;
     }
+    let tables: Vec<LLVMValueRef> = functions
+        .iter()
+        .flat_map(|f| &f.data)
+        .filter_map(|name| named_global(m, name))
+        .collect();
+    blocks::encode_tables(m, &tables);
     let buffer = module.write_bitcode_to_memory();
     Ok(PartitionPlan {
         bitcode: Arc::from(buffer.as_slice()),
@@ -526,7 +536,7 @@ pub fn globals_unit<'ctx>(
     let m = module.as_mut_ptr();
     let mut dead = None;
     // Jump tables of blocks belong to their function's unit.
-    let mut tables = Vec::new();
+    let mut tables = blocks::encoded_tables(m);
     for f in function_list(m) {
         if !is_declaration(f) {
             tables.extend(graph::block_address_holders(f).0);
