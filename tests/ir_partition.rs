@@ -161,6 +161,19 @@ fn computed_goto_tables_live_with_their_function() {
     );
 }
 
+/// The same for a C++ inline function (`linkonce_odr`, its table in a
+/// COMDAT group) defined by two files joined with `llvm-link-19`.
+#[test]
+fn computed_goto_in_an_inline_function_of_two_files() {
+    same_as_native(
+        "inline_goto",
+        &["inline_goto_a.cpp", "inline_goto_b.cpp"],
+        &["-O2", "-O0"],
+        "ll",
+        &[(&[], 19)],
+    );
+}
+
 /// Exceptions thrown and caught in different units and files (the hidden
 /// `DW.ref.__gxx_personality_v0` each object brings in its COMDAT group),
 /// `linkonce_odr` inline functions, templates and function-local statics
