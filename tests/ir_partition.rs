@@ -239,6 +239,37 @@ fn constructor_priorities_atexit_and_exit() {
     );
 }
 
+/// `exit()` from a constructor: the constructors already run registered
+/// handlers, and the destructors still run, as natively.
+#[test]
+fn exit_from_a_constructor() {
+    let (ir, bin) = build("ctors-exit", &["ctors.c"], "-O2", "ll", &[]);
+    let native = describe(&run(Command::new(&bin).env("CTORS_EXIT", "1")));
+    assert_eq!(native.0, Some(5));
+    assert!(
+        native.1.contains("exit from a constructor\n"),
+        "{}",
+        native.1
+    );
+    assert!(native.1.contains("dtor 101"), "{}", native.1);
+    for mode in [&[][..], &["--eager"][..]] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_orc"))
+            .env("CTORS_EXIT", "1")
+            .arg("run")
+            .args(mode)
+            .arg(&ir));
+        assert_eq!(
+            describe(&out),
+            native,
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Some(dir) = ir.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// C++ dynamic initialization of two files joined with `llvm-link-19`
 /// into bitcode: file order, `init_priority`, destructors in reverse, a
 /// function-local static.

@@ -143,6 +143,9 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
     program
         .add(&target, mode, None)
         .map_err(|e| e.to_string())?;
+    // From here until `main` returns, an `exit` from the program tears it
+    // down there (constructors may call `exit` too).
+    let exit_teardown = ExitTeardown::arm(jit)?;
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
@@ -163,20 +166,9 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
         unsafe { std::mem::transmute(entry.to_ptr::<u8>()) };
     // SAFETY: `environ` is the process's environment, valid for the call.
     let envp = unsafe { libc::environ } as *const *const c_char;
-    let tracker = jit
-        .bodies_dylib()
-        .default_resource_tracker()
-        .map_err(|e| e.to_string())?;
-    set_exit_tracker(Some(tracker));
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    // SAFETY: `teardown_at_exit` is an `extern "C" fn()` that stays valid
-    // for the life of the process (it is part of this binary).
-    REGISTER.call_once(|| unsafe {
-        libc::atexit(teardown_at_exit);
-    });
     let _inside = jit.enter();
     let status = main_fn(argc, argv.as_ptr(), envp);
-    set_exit_tracker(None);
+    drop(exit_teardown);
     run_thread_local_destructors();
     Ok(status)
 }
@@ -189,6 +181,33 @@ static EXIT_TRACKER: std::sync::Mutex<Option<orc_core::ResourceTracker>> =
 fn set_exit_tracker(tracker: Option<orc_core::ResourceTracker>) {
     let mut slot = EXIT_TRACKER.lock().unwrap_or_else(|e| e.into_inner());
     *slot = tracker;
+}
+
+/// While alive, the program's code tracker is [`EXIT_TRACKER`] (and
+/// [`teardown_at_exit`] is registered with the C library).
+struct ExitTeardown;
+
+impl ExitTeardown {
+    fn arm(jit: &orc::Jit) -> Result<ExitTeardown, String> {
+        let tracker = jit
+            .bodies_dylib()
+            .default_resource_tracker()
+            .map_err(|e| e.to_string())?;
+        set_exit_tracker(Some(tracker));
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: `teardown_at_exit` is an `extern "C" fn()` that stays
+        // valid for the life of the process (it is part of this binary).
+        REGISTER.call_once(|| unsafe {
+            libc::atexit(teardown_at_exit);
+        });
+        Ok(ExitTeardown)
+    }
+}
+
+impl Drop for ExitTeardown {
+    fn drop(&mut self) {
+        set_exit_tracker(None);
+    }
 }
 
 /// Registered with the C library's `atexit`: when the program calls

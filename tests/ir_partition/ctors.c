@@ -1,6 +1,7 @@
 // Constructors and destructors with priorities, mixed with atexit handlers
 // registered from constructors and from main, and exit() from a nested
-// call: the order must be the native one.
+// call or from a constructor (with CTORS_EXIT set): the order must be the
+// native one.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,7 +11,14 @@ static void say(const char *what) { printf("%2d %s\n", ++step, what); }
 static void handler_from_ctor(void) { say("atexit handler registered by ctor 200"); }
 static void handler_from_main(void) { say("atexit handler registered by main"); }
 
-__attribute__((constructor(300))) static void c300(void) { say("ctor 300"); }
+__attribute__((constructor(300))) static void c300(void) {
+  say("ctor 300");
+  if (getenv("CTORS_EXIT")) {
+    say("exit from a constructor");
+    fflush(stdout);
+    exit(5);
+  }
+}
 __attribute__((constructor(101))) static void c101(void) { say("ctor 101"); }
 __attribute__((constructor)) static void cdefault(void) { say("ctor default"); }
 __attribute__((constructor(200))) static void c200(void) {
