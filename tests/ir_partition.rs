@@ -270,6 +270,21 @@ fn exit_from_a_constructor() {
     }
 }
 
+/// Destructors of globals and `thread_local`s and an `atexit` handler call
+/// functions nothing called before: a lazy run must have them compiled
+/// (an exiting thread or the teardown cannot compile) and run them while
+/// the code is alive.
+#[test]
+fn code_first_called_at_exit_or_thread_exit() {
+    same_as_native(
+        "teardown",
+        &["teardown.cpp"],
+        &["-O2", "-O0"],
+        "ll",
+        &[(&[], 0)],
+    );
+}
+
 /// C++ dynamic initialization of two files joined with `llvm-link-19`
 /// into bitcode: file order, `init_priority`, destructors in reverse, a
 /// function-local static.

@@ -543,3 +543,56 @@ fn a_thread_local_address_in_a_constant_is_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn what_exit_handlers_call_runs_at_exit_too() {
+    let ir = r#"
+@obj = global i32 0
+@__dso_handle = external hidden global i8
+
+define i32 @helper_of_dtor(i32 %x) {
+  ret i32 %x
+}
+
+define void @dtor(ptr %p) {
+  %r = call i32 @helper_of_dtor(i32 1)
+  ret void
+}
+
+define void @thread_dtor(ptr %p) {
+  %r = call i32 @only_at_thread_exit(i32 2)
+  ret void
+}
+
+define i32 @only_at_thread_exit(i32 %x) {
+  ret i32 %x
+}
+
+define i32 @unrelated(i32 %x) {
+  ret i32 %x
+}
+
+define i32 @main() {
+  %a = call i32 @__cxa_atexit(ptr @dtor, ptr @obj, ptr @__dso_handle)
+  %b = call i32 @__cxa_thread_atexit(ptr @thread_dtor, ptr @obj, ptr @__dso_handle)
+  %c = call i32 @unrelated(i32 0)
+  ret i32 0
+}
+
+declare i32 @__cxa_atexit(ptr, ptr, ptr)
+declare i32 @__cxa_thread_atexit(ptr, ptr, ptr)
+"#;
+    let plan = partition::plan("exit.ll", ir.as_bytes(), "x").unwrap();
+    let at_exit = |n: &str| plan.functions[index(&plan, n)].runs_at_exit;
+    for f in [
+        "dtor",
+        "helper_of_dtor",
+        "thread_dtor",
+        "only_at_thread_exit",
+    ] {
+        assert!(at_exit(f), "{f}");
+    }
+    for f in ["main", "unrelated"] {
+        assert!(!at_exit(f), "{f}");
+    }
+}

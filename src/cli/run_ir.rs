@@ -4,7 +4,7 @@
 //! `main(argc, argv, envp)`, then exit handlers and `llvm.global_dtors`,
 //! and the process exits with main's status.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 
 use orc::Tier;
 use orc_core::link::{load_library, LibraryFile, LibrarySearch, LoadedLibrary};
@@ -116,15 +116,26 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     }
     // Exit handlers and global destructors run when the code's tracker is
     // removed: do it while the stubs in `main` still exist.
-    if let Err(e) = jit
-        .bodies_dylib()
-        .default_resource_tracker()
-        .and_then(|t| t.remove())
-    {
+    match jit.bodies_dylib().default_resource_tracker() {
+        Ok(tracker) => tear_down(jit.object_layer(), &tracker),
+        Err(e) => eprintln!("orc: error at exit: {e}"),
+    }
+    status
+}
+
+/// Runs the program's exit handlers and global destructors, then removes
+/// its code. They run before the removal, while every symbol is still
+/// defined: a destructor may call a function nothing called before, which
+/// is compiled then.
+fn tear_down(layer: &orc_core::link::ObjectLinkingLayer, tracker: &orc_core::ResourceTracker) {
+    orc::host::flush_stdout();
+    // SAFETY: running the program's exit handlers and destructors is what
+    // ending the program means, as `exit` does natively.
+    unsafe { layer.run_deinitializers(tracker) };
+    if let Err(e) = tracker.remove() {
         eprintln!("orc: error at exit: {e}");
     }
     orc::host::flush_stdout();
-    status
 }
 
 fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, String> {
@@ -140,6 +151,7 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
     } else {
         LoadMode::Lazy
     };
+    define_thread_atexit(jit)?;
     program
         .add(&target, mode, None)
         .map_err(|e| e.to_string())?;
@@ -175,10 +187,14 @@ fn run_main(jit: &orc::Jit, program: &IrProgram, args: &RunArgs) -> Result<i32, 
 
 /// The program's code and data while `main` runs: if the program calls
 /// `exit`, [`teardown_at_exit`] removes them there.
-static EXIT_TRACKER: std::sync::Mutex<Option<orc_core::ResourceTracker>> =
-    std::sync::Mutex::new(None);
+type ExitState = (
+    orc_core::ResourceTracker,
+    std::sync::Arc<orc_core::link::ObjectLinkingLayer>,
+);
 
-fn set_exit_tracker(tracker: Option<orc_core::ResourceTracker>) {
+static EXIT_TRACKER: std::sync::Mutex<Option<ExitState>> = std::sync::Mutex::new(None);
+
+fn set_exit_tracker(tracker: Option<ExitState>) {
     let mut slot = EXIT_TRACKER.lock().unwrap_or_else(|e| e.into_inner());
     *slot = tracker;
 }
@@ -193,7 +209,7 @@ impl ExitTeardown {
             .bodies_dylib()
             .default_resource_tracker()
             .map_err(|e| e.to_string())?;
-        set_exit_tracker(Some(tracker));
+        set_exit_tracker(Some((tracker, jit.object_layer().clone())));
         static REGISTER: std::sync::Once = std::sync::Once::new();
         // SAFETY: `teardown_at_exit` is an `extern "C" fn()` that stays
         // valid for the life of the process (it is part of this binary).
@@ -211,42 +227,104 @@ impl Drop for ExitTeardown {
 }
 
 /// Registered with the C library's `atexit`: when the program calls
-/// `exit` (the C library has run the main thread's `thread_local`
-/// destructors by then), removing the code's tracker runs the program's
-/// exit handlers and global destructors, as a native `exit` would, before
-/// the process ends. After `main` returns there is nothing to do here.
+/// `exit`, runs the main thread's `thread_local` destructors (if `exit` was
+/// called there), then the program's exit handlers and global
+/// destructors, and removes its code ([`tear_down`]): a native `exit`'s
+/// order, before the process ends. After `main` returns there is nothing
+/// to do here.
 extern "C" fn teardown_at_exit() {
-    let tracker = EXIT_TRACKER
+    let state = EXIT_TRACKER
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
-    if let Some(tracker) = tracker {
-        orc::host::flush_stdout();
-        if let Err(e) = tracker.remove() {
-            eprintln!("orc: error at exit: {e}");
+    if let Some((tracker, layer)) = state {
+        let on_main = MAIN_THREAD.get().is_some_and(|&main| {
+            // SAFETY: `pthread_self` and `pthread_equal` have no
+            // preconditions.
+            unsafe { libc::pthread_equal(main, libc::pthread_self()) != 0 }
+        });
+        if on_main {
+            run_thread_local_destructors();
         }
-        orc::host::flush_stdout();
+        tear_down(&layer, &tracker);
     }
 }
 
-/// Runs the destructors the main thread registered for its `thread_local`
-/// objects (`__cxa_thread_atexit`), as `exit` does before the exit
-/// handlers: they are JIT code, which is gone once the tracker is removed.
-/// glibc's `__call_tls_dtors` (what `exit` calls) empties the list, so the
-/// process's own exit finds nothing more to run.
+/// The main thread's `thread_local` destructors the program registered,
+/// in registration order: `(destructor, object)`.
+static MAIN_THREAD_DTORS: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// The thread that runs `main`.
+static MAIN_THREAD: std::sync::OnceLock<libc::pthread_t> = std::sync::OnceLock::new();
+
+extern "C" {
+    /// glibc's registration of a thread-exit destructor (what
+    /// `__cxa_thread_atexit` calls).
+    fn __cxa_thread_atexit_impl(
+        dtor: extern "C" fn(*mut c_void),
+        obj: *mut c_void,
+        dso_symbol: *mut c_void,
+    ) -> c_int;
+}
+
+/// The program's `__cxa_thread_atexit` (and `_impl`): a destructor of a
+/// `thread_local` object. On other threads it goes to the C library and runs
+/// when the thread exits, while the code is alive. On the main thread it is
+/// kept here and run by [`run_thread_local_destructors`] when `main`
+/// returns or the program calls `exit`, before the code goes away: the C
+/// library would run it at the process's exit, after the teardown. (Running
+/// the C library's own list early instead would also destroy the
+/// thread-locals of the JIT itself, which the teardown still needs.)
+extern "C" fn thread_atexit(
+    dtor: extern "C" fn(*mut c_void),
+    obj: *mut c_void,
+    dso_symbol: *mut c_void,
+) -> c_int {
+    // SAFETY: `pthread_self` and `pthread_equal` have no preconditions.
+    let on_main = MAIN_THREAD
+        .get()
+        .is_some_and(|&main| unsafe { libc::pthread_equal(main, libc::pthread_self()) } != 0);
+    if on_main {
+        let mut list = MAIN_THREAD_DTORS.lock().unwrap_or_else(|e| e.into_inner());
+        list.push((dtor as usize, obj as usize));
+        0
+    } else {
+        // SAFETY: forwarding the program's own arguments to the C library,
+        // which is what `__cxa_thread_atexit` does.
+        unsafe { __cxa_thread_atexit_impl(dtor, obj, dso_symbol) }
+    }
+}
+
+/// Defines [`thread_atexit`] as `__cxa_thread_atexit` and
+/// `__cxa_thread_atexit_impl` for the program.
+fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {
+    // SAFETY: `pthread_self` has no preconditions.
+    let _ = MAIN_THREAD.set(unsafe { libc::pthread_self() });
+    let es = jit.host_dylib().session();
+    let flags = orc_core::SymbolFlags::EXPORTED | orc_core::SymbolFlags::CALLABLE;
+    let f = thread_atexit as extern "C" fn(_, _, _) -> c_int as *const u8;
+    let def = orc_core::ExecutorSymbolDef::new(orc_core::ExecutorAddr::from_ptr(f), flags);
+    let map = orc_core::SymbolMap::from([
+        (es.intern("__cxa_thread_atexit"), def),
+        (es.intern("__cxa_thread_atexit_impl"), def),
+    ]);
+    jit.host_dylib()
+        .define(orc_core::absolute_symbols(map), None)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the main thread's `thread_local` destructors (see
+/// [`thread_atexit`]), last registered first, as the C library would.
 fn run_thread_local_destructors() {
-    // SAFETY: `dlvsym` reads the two NUL-terminated names; a non-null
-    // result is glibc's `void __call_tls_dtors(void)`, which `exit` calls
-    // on this thread the same way.
-    unsafe {
-        let f = libc::dlvsym(
-            libc::RTLD_DEFAULT,
-            c"__call_tls_dtors".as_ptr(),
-            c"GLIBC_PRIVATE".as_ptr(),
-        );
-        if !f.is_null() {
-            let f: extern "C" fn() = std::mem::transmute(f);
-            f();
-        }
+    loop {
+        let next = MAIN_THREAD_DTORS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let Some((dtor, obj)) = next else { break };
+        // SAFETY: `dtor` was registered by the program as a
+        // `void (*)(void *)` for `obj`, and runs once, as it would at exit.
+        let dtor: extern "C" fn(*mut c_void) = unsafe { std::mem::transmute(dtor) };
+        dtor(obj as *mut c_void);
     }
 }

@@ -324,6 +324,38 @@ impl ObjectLinkingLayer {
         Ok(())
     }
 
+    /// Runs the exit handlers (newest first) and then the finalizers (in
+    /// reverse add order) of the objects linked under `tracker`, now, while
+    /// its symbols are still defined: what removing the tracker does
+    /// first, for a caller whose handlers may call code not compiled yet
+    /// (a lazy stub needs its symbol, which removal takes away before
+    /// running handlers). Each handler and finalizer still runs once: the
+    /// removal later runs only what was registered or linked since.
+    ///
+    /// # Safety
+    ///
+    /// Runs JIT'd code: the objects' handlers and finalizers must be sound
+    /// to run now (as at `exit`).
+    pub unsafe fn run_deinitializers(&self, tracker: &ResourceTracker) {
+        let mut objects: Vec<(u64, Arc<LinkedObject>)> = {
+            let st = self.inner.state.lock();
+            st.linked
+                .get(&tracker.key())
+                .map(|records| records.iter().map(|r| (r.id, r.object.clone())).collect())
+                .unwrap_or_default()
+        };
+        objects.sort_by_key(|(id, _)| *id);
+        let objects: Vec<&LinkedObject> = objects.iter().map(|(_, o)| &**o).collect();
+        // SAFETY: forwarded contract; no lock is held, and the objects stay
+        // mapped (borrowed from the Arcs above).
+        unsafe {
+            atexit::run_atexit_handlers(&objects);
+            for object in objects.iter().rev() {
+                object.run_finalizers();
+            }
+        }
+    }
+
     /// The address of `name` as linked into `dylib` (hidden symbols too),
     /// materializing it if needed and waiting until it is Ready.
     pub fn lookup(&self, dylib: &JitDylib, name: &str) -> Result<ExecutorAddr> {

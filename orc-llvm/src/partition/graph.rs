@@ -342,9 +342,15 @@ pub(super) fn direct_callers(f: LLVMValueRef) -> Option<HashSet<LLVMValueRef>> {
 
 /// The functions of `m` that can run at exit: destructors in
 /// `llvm.global_dtors` and direct function arguments of calls to the C
-/// library's exit-handler registrations.
+/// library's exit-handler registrations (thread exit included).
 pub(super) fn exit_handlers(m: LLVMModuleRef) -> HashSet<LLVMValueRef> {
-    const REGISTRARS: [&str; 3] = ["atexit", "__cxa_atexit", "on_exit"];
+    const REGISTRARS: [&str; 5] = [
+        "atexit",
+        "__cxa_atexit",
+        "on_exit",
+        "__cxa_thread_atexit",
+        "__cxa_thread_atexit_impl",
+    ];
     let mut found = HashSet::new();
     let as_function = |v: LLVMValueRef| -> Option<LLVMValueRef> {
         if v.is_null() {

@@ -87,11 +87,14 @@ pub struct PlannedFunction {
     /// Whether the source module exported it (external linkage, default
     /// visibility).
     pub exported: bool,
-    /// Whether it can run while the JIT tears the program down: it is in
-    /// `llvm.global_dtors` or its address is passed directly to `atexit`,
-    /// `__cxa_atexit` or `on_exit`. Teardown cannot compile code, so a
-    /// lazy loader should compile these when they are first referenced
-    /// rather than on first call.
+    /// Whether it can run while the JIT tears the program down or while a
+    /// thread exits: it is in `llvm.global_dtors`, its address is passed
+    /// directly to `atexit`, `__cxa_atexit`, `on_exit` or
+    /// `__cxa_thread_atexit`, or such a function's code refers to it
+    /// (transitively). Teardown cannot compile code (nor can an exiting
+    /// thread, whose JIT state is being destroyed), so a lazy loader should
+    /// compile these when they are first referenced rather than on first
+    /// call.
     pub runs_at_exit: bool,
     /// The local functions compiled in this function's unit (prepared
     /// names, module order): called only from this unit, they have no unit,
@@ -412,6 +415,18 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         }
     }
     let globals = references(m, &owners, &unit_index, &mut functions);
+    // What an exit handler calls runs at exit too.
+    let mut at_exit_units: Vec<usize> = (0..functions.len())
+        .filter(|&i| functions[i].runs_at_exit)
+        .collect();
+    while let Some(i) = at_exit_units.pop() {
+        for c in functions[i].callees.clone() {
+            if !functions[c].runs_at_exit {
+                functions[c].runs_at_exit = true;
+                at_exit_units.push(c);
+            }
+        }
+    }
     let (partners, data) = block_address_groups(m, &owners, &unit_index, functions.len());
     for ((f, partners), data) in functions.iter_mut().zip(partners).zip(data) {
         f.partners = partners;
