@@ -2,9 +2,9 @@
 //! 22, "Must have" 1), and the lli-compatible behaviour of `orc run` (item
 //! 4). Each program under `tests/ir_partition/` is compiled at test time
 //! with clang-19/clang++-19 (several files joined with `llvm-link-19`) and
-//! natively; `orc run` lazily (`--lazy-units reachable` and `function`) and
-//! eagerly must print the same and exit with the same status as the
-//! native binary, with nothing on stderr.
+//! natively; `orc run` lazily (`--lazy-units reachable` and `function`,
+//! and with two compile threads) and eagerly must print the same and exit
+//! with the same status as the native binary, with nothing on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -121,7 +121,12 @@ fn same_as_native_with(
                 "{name} {args:?}: native exit status"
             );
             assert!(!native.1.is_empty(), "{name}: no output");
-            for mode in [&[][..], &["--eager"][..], &["--lazy-units", "function"][..]] {
+            for mode in [
+                &[][..],
+                &["--eager"][..],
+                &["--lazy-units", "function"][..],
+                &["--compile-threads", "2"][..],
+            ] {
                 let options: Vec<&str> = lib_options
                     .iter()
                     .map(String::as_str)
