@@ -100,7 +100,30 @@ fn add_deferred(
     let translator = Arc::new(program.clif_translator(Box::new(names)).map_err(ir_err)?);
     let mut defs: Vec<(FuncId, ClifProducer)> = Vec::new();
     let mut at_exit = Vec::new();
+    let mut tier1_only = Vec::new();
     for f in program.definitions() {
+        // Functions that share blocks with others are compiled together,
+        // by LLVM; those with block-address tables of their own are
+        // translated now, to know whether tier 0 takes them (their tier-1
+        // modules then keep private copies of the tables).
+        if !f.partners.is_empty() {
+            tier1_only.push((
+                f.name,
+                "block addresses shared with another function".to_owned(),
+            ));
+            continue;
+        }
+        let early = if f.data.is_empty() {
+            None
+        } else {
+            match translator.translate(&f.name) {
+                Ok(t) => Some(t),
+                Err(why) => {
+                    tier1_only.push((f.name, one_line(&why.reason)));
+                    continue;
+                }
+            }
+        };
         let id = tiered.declare(&f.name)?;
         lowering.functions.insert(id, f.name.clone());
         if f.runs_at_exit {
@@ -111,9 +134,12 @@ fn add_deferred(
         let bodies = jit.bodies_dylib().clone();
         let name = f.name;
         let producer: ClifProducer = Box::new(move || {
-            let t = translator
-                .translate(&name)
-                .map_err(|u| one_line(&u.reason))?;
+            let t = match early {
+                Some(t) => t,
+                None => translator
+                    .translate(&name)
+                    .map_err(|u| one_line(&u.reason))?,
+            };
             if !t.osr_safe {
                 layer.disable_osr(id);
             }
@@ -134,8 +160,12 @@ fn add_deferred(
     }
     let report = TieredIrReport {
         tiered: defs.len(),
-        tier1_only: Vec::new(),
+        tier1_only,
     };
+    let tier1: Vec<String> = report.tier1_only.iter().map(|(n, _)| n.clone()).collect();
+    program
+        .add_tier1_functions(target, &tier1, LoadMode::Lazy, None)
+        .map_err(ir_err)?;
     program.add_function_aliases(target).map_err(ir_err)?;
     tiered.set_tier1_lowering(Some(Arc::new(lowering)));
     tiered.define_deferred(defs)?;
@@ -172,7 +202,17 @@ fn add_translated_now(
     let mut at_exit = Vec::new();
     let es = jit.session();
     for t in translated {
-        match t.result {
+        let shares_blocks = definitions
+            .get(&t.name)
+            .is_some_and(|d| !d.partners.is_empty());
+        let result = match t.result {
+            Ok(_) if shares_blocks => Err(orc_llvm_ir::to_clif::Untranslatable {
+                function: t.name.clone(),
+                reason: "block addresses shared with another function".to_owned(),
+            }),
+            other => other,
+        };
+        match result {
             Ok(f) => {
                 let id = tiered.declare(&t.name)?;
                 if !f.osr_safe {
