@@ -179,17 +179,24 @@ pub(crate) fn check_expr<'a>(
             check_operator(&unary_symbol(*op), 1, expr.span, lookup, diags);
             check_expr(operand, scope, lookup, diags);
         }
-        ExprKind::Binary {
-            op,
-            op_span,
-            lhs,
-            rhs,
-        } => {
-            if let BinaryOp::User(c) = op {
-                check_operator(&binary_symbol(*c), 2, *op_span, lookup, diags);
+        ExprKind::Binary { .. } => {
+            // Follow a chain's left spine with a loop: only right operands
+            // recurse, so a chain of any length checks in constant stack.
+            let mut node = expr;
+            while let ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } = &node.kind
+            {
+                if let BinaryOp::User(c) = op {
+                    check_operator(&binary_symbol(*c), 2, *op_span, lookup, diags);
+                }
+                check_expr(rhs, scope, lookup, diags);
+                node = lhs;
             }
-            check_expr(lhs, scope, lookup, diags);
-            check_expr(rhs, scope, lookup, diags);
+            check_expr(node, scope, lookup, diags);
         }
         ExprKind::Assign { target, value } => {
             if !scope.contains(&target.name.as_str()) {

@@ -67,5 +67,7 @@ pub use lower_clif::{
     build_function, build_function_as, build_standalone, lower_function, lower_function_as,
     lower_program, signature, LowerError, LowerOptions, LoweredFunction, LoweredSymbol,
 };
-pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
+pub use parser::{
+    is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_EXPR_NODES, MAX_NESTING,
+};
 pub use repl::{ReplEvent, ReplSession};
