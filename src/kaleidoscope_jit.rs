@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use orc_core::{CodeTier, Error, ExecutorAddr, FuncId, Result, SymbolName};
-use orc_kaleidoscope::{Diagnostic, Function, Program};
+use orc_kaleidoscope::{Diagnostic, Function, Program, ProgramContext};
 
 use crate::jit::{Jit, Tier};
 use crate::tiered::TieredLayer;
@@ -71,6 +71,9 @@ struct Known {
 pub struct KaleidoscopeJit {
     jit: Jit,
     functions: HashMap<SymbolName, Known>,
+    /// The functions and operators [`Self::eval`] texts see: those of
+    /// earlier texts and of everything defined through this driver.
+    context: ProgramContext,
 }
 
 impl KaleidoscopeJit {
@@ -79,6 +82,7 @@ impl KaleidoscopeJit {
         KaleidoscopeJit {
             jit,
             functions: HashMap::new(),
+            context: ProgramContext::new(),
         }
     }
 
@@ -171,6 +175,9 @@ impl KaleidoscopeJit {
             defs.push((id, self.lower(func)?));
         }
         self.layer().define(defs)?;
+        for func in funcs {
+            self.context.declare(&func.proto);
+        }
         Ok(())
     }
 
@@ -222,10 +229,18 @@ impl KaleidoscopeJit {
 
     /// Parses, checks and runs `source`: defines its functions, then runs
     /// its top-level expressions in order, returning their values.
+    ///
+    /// The text sees what earlier ones defined or declared `extern`, and
+    /// the functions and operators defined through this driver: after
+    /// `eval("def foo(x) x")`, `eval("foo(2)")` works. It may redefine them
+    /// with the same arity. A refused text changes nothing.
     pub fn eval(&mut self, source: &str) -> std::result::Result<Vec<f64>, KaleidoscopeError> {
-        let program =
-            orc_kaleidoscope::parse_and_check(source).map_err(KaleidoscopeError::Source)?;
+        let mut context = self.context.clone();
+        let program = context
+            .parse_and_check(source)
+            .map_err(KaleidoscopeError::Source)?;
         self.add_program(&program)?;
+        self.context = context;
         let mut values = Vec::new();
         for expr in program.top_level_exprs() {
             values.push(self.run_top_level(expr)?);

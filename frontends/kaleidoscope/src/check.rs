@@ -21,7 +21,7 @@
 
 use crate::ast::{binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Item, Program, Prototype};
 use crate::diag::{Diagnostic, Span};
-use crate::parser::parse_program;
+use crate::parser::{parse_program, parse_program_with, OperatorTable};
 use std::collections::HashMap;
 
 /// Parses and checks a whole file. On failure the diagnostics are sorted by
@@ -36,6 +36,17 @@ pub fn parse_and_check(src: &str) -> Result<Program, Vec<Diagnostic>> {
 /// number of arguments, no function is defined twice. Returns every error
 /// found, sorted by position.
 pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    check_program_with(program, &|_| None)
+}
+
+/// [`check_program`] with the functions of earlier programs: `prior` gives
+/// the arity and declaration of a name defined or declared before. The
+/// program may call them and define them again (a redefinition), but with
+/// the same arity.
+pub(crate) fn check_program_with(
+    program: &Program,
+    prior: &dyn Fn(&str) -> Option<(usize, Span)>,
+) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut table: HashMap<&str, Declared> = HashMap::new();
     for item in &program.items {
@@ -46,6 +57,11 @@ pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
         };
         check_params(proto, &mut diags);
         match table.get_mut(proto.name.as_str()) {
+            None if prior(&proto.name).is_some_and(|(arity, _)| arity != proto.arity()) => {
+                if let Some((arity, span)) = prior(&proto.name) {
+                    diags.push(conflicting_arity(proto, arity, span));
+                }
+            }
             None => {
                 table.insert(
                     &proto.name,
@@ -74,7 +90,12 @@ pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
             }
         }
     }
-    let lookup = |name: &str| table.get(name).map(|declared| declared.arity);
+    let lookup = |name: &str| {
+        table
+            .get(name)
+            .map(|declared| declared.arity)
+            .or_else(|| prior(name).map(|(arity, _)| arity))
+    };
     for item in &program.items {
         if let Item::Def(func) | Item::Expr(func) = item {
             let mut scope: Vec<&str> = func.proto.params.iter().map(|p| p.name.as_str()).collect();
@@ -264,5 +285,67 @@ fn check_operator(
             span,
             format!("unknown operator function '{symbol}'"),
         )),
+    }
+}
+
+/// What earlier programs defined, for an embedding that evaluates one
+/// source text after another (`KaleidoscopeJit::eval` in orc): their
+/// operators and their functions (defined or `extern`, with arities).
+///
+/// Each text is checked as a file (functions visible text-wide, no name
+/// defined twice in one text) that can also call, and redefine with the
+/// same arity, what the earlier texts defined or declared, and use their
+/// operators.
+#[derive(Debug, Clone)]
+pub struct ProgramContext {
+    ops: OperatorTable,
+    functions: HashMap<String, (usize, Span)>,
+}
+
+impl Default for ProgramContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgramContext {
+    /// A context with only the built-in operators and no functions.
+    pub fn new() -> Self {
+        ProgramContext {
+            ops: OperatorTable::new(),
+            functions: HashMap::new(),
+        }
+    }
+
+    /// The arity of a function defined or declared so far.
+    pub fn function_arity(&self, name: &str) -> Option<usize> {
+        self.functions.get(name).map(|&(arity, _)| arity)
+    }
+
+    /// Records `proto` (a definition or `extern`): its function, and its
+    /// operator if it declares one.
+    pub fn declare(&mut self, proto: &Prototype) {
+        self.functions
+            .insert(proto.name.clone(), (proto.arity(), proto.span));
+        self.ops.define(proto);
+    }
+
+    /// Parses and checks `src` against what is known (see the type's docs).
+    /// On success the text's functions and operators become known; on
+    /// failure nothing changes.
+    pub fn parse_and_check(&mut self, src: &str) -> Result<Program, Vec<Diagnostic>> {
+        let mut ops = self.ops.clone();
+        let program = parse_program_with(src, &mut ops).map_err(|diag| vec![diag])?;
+        let functions = &self.functions;
+        check_program_with(&program, &|name| functions.get(name).copied())?;
+        self.ops = ops;
+        for item in &program.items {
+            match item {
+                Item::Def(func) => self.declare(&func.proto),
+                Item::Extern(proto) => self.declare(proto),
+                Item::Expr(_) => {}
+            }
+        }
+        Ok(program)
     }
 }

@@ -60,7 +60,7 @@ pub use ast::{
     anon_expr_name, binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Ident, Item,
     Program, Prototype, PrototypeKind, VarBinding, ANON_EXPR_PREFIX,
 };
-pub use check::{check_program, parse_and_check};
+pub use check::{check_program, parse_and_check, ProgramContext};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{

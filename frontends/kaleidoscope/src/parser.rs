@@ -43,8 +43,16 @@ pub const DEFAULT_PRECEDENCE: u32 = 30;
 /// Parses a whole file. Operators become usable after the item that defines
 /// them; no semantic checks are made (see [`crate::check_program`]).
 pub fn parse_program(src: &str) -> Result<Program, Diagnostic> {
-    let mut ops = OperatorTable::new();
-    let mut parser = Parser::new(src, Span::new(1, 1), &mut ops, 0).map_err(|e| e.diag)?;
+    parse_program_with(src, &mut OperatorTable::new())
+}
+
+/// Parses a whole file with the operators of `ops`, installing the file's
+/// own into it as they are defined.
+pub(crate) fn parse_program_with(
+    src: &str,
+    ops: &mut OperatorTable,
+) -> Result<Program, Diagnostic> {
+    let mut parser = Parser::new(src, Span::new(1, 1), ops, 0).map_err(|e| e.diag)?;
     let mut items = Vec::new();
     while let Some(item) = parser.parse_item().map_err(|e| e.diag)? {
         match &item {
