@@ -14,10 +14,13 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use orc_core::{CodeTier, Error, ExecutorAddr, FuncId, Result, SymbolName};
-use orc_kaleidoscope::{Diagnostic, Function, Program, ProgramContext};
+use orc_kaleidoscope::{
+    binary_symbol, unary_symbol, Diagnostic, Expr, ExprKind, Function, Program, ProgramContext,
+    Span,
+};
 
 use crate::jit::{Jit, Tier};
 use crate::tiered::TieredLayer;
@@ -74,6 +77,8 @@ pub struct KaleidoscopeJit {
     /// The functions and operators [`Self::eval`] texts see: those of
     /// earlier texts and of everything defined through this driver.
     context: ProgramContext,
+    /// The current definition of each function, to place runtime errors.
+    sources: SourceMap,
 }
 
 impl KaleidoscopeJit {
@@ -83,6 +88,7 @@ impl KaleidoscopeJit {
             jit,
             functions: HashMap::new(),
             context: ProgramContext::new(),
+            sources: SourceMap::default(),
         }
     }
 
@@ -174,7 +180,14 @@ impl KaleidoscopeJit {
             let id = self.functions[&es.intern(&func.proto.name)].id;
             defs.push((id, self.lower(func)?));
         }
-        self.layer().define(defs)?;
+        // The sources are in place first: an eager definition that fails
+        // to link is placed in them (and rolled back).
+        let previous: Vec<_> = funcs.iter().map(|f| self.sources.insert(f)).collect();
+        if let Err(e) = self.layer().define(defs) {
+            self.sources.restore(funcs, previous);
+            return Err(e.into());
+        }
+        self.sources.clear_failed();
         for func in funcs {
             self.context.declare(&func.proto);
         }
@@ -246,6 +259,25 @@ impl KaleidoscopeJit {
             values.push(self.run_top_level(expr)?);
         }
         Ok(values)
+    }
+
+    /// Places a JIT error in the Kaleidoscope source, if it is one a
+    /// program causes at run time: a call of a function declared `extern`
+    /// but defined nowhere (nor in the host) fails when the function making
+    /// it is compiled (at its first call when lazy). The location is the
+    /// first such call in the function that could not be compiled; the
+    /// message names source functions, not body symbols. `expr` is the
+    /// top-level expression that was running, if any.
+    pub fn locate_error(&self, err: &Error, expr: Option<&Function>) -> Option<RuntimeError> {
+        self.sources.locate(err, expr)
+    }
+
+    /// A handle on this driver's function sources, for an error reporter
+    /// (see [`orc_core::ExecutionSession::set_error_reporter`]) to place
+    /// errors that do not come back from a call, such as a failed lazy
+    /// compile ([`Error::LazyCompileFailed`]).
+    pub fn source_map(&self) -> SourceMap {
+        self.sources.clone()
     }
 
     /// The arity of a defined function.
@@ -347,4 +379,212 @@ impl<A: KalArgs> KalFunction<'_, A> {
     pub fn address(&self) -> ExecutorAddr {
         self.addr
     }
+}
+
+/// A runtime error placed in the source: where, and what, in source terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeError {
+    /// The call (or expression) that failed.
+    pub span: Span,
+    /// What went wrong, naming source functions.
+    pub message: String,
+}
+
+impl RuntimeError {
+    /// `FILE:LINE:COL: error: MESSAGE`.
+    pub fn render(&self, file: &str) -> String {
+        format!(
+            "{file}:{}:{}: error: {}",
+            self.span.line, self.span.col, self.message
+        )
+    }
+}
+
+/// The current definition of each function of a [`KaleidoscopeJit`],
+/// shared with error reporters ([`KaleidoscopeJit::source_map`]).
+#[derive(Clone, Default)]
+pub struct SourceMap {
+    functions: Arc<RwLock<HashMap<String, Arc<Function>>>>,
+    /// The functions of the last definition that failed (an eager program
+    /// that did not link), to place its error.
+    failed: Arc<RwLock<Vec<Arc<Function>>>>,
+}
+
+impl std::fmt::Debug for SourceMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceMap").finish_non_exhaustive()
+    }
+}
+
+impl SourceMap {
+    /// Records `func` as its name's definition; returns the one it replaces.
+    fn insert(&self, func: &Arc<Function>) -> Option<Arc<Function>> {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(func.proto.name.clone(), func.clone())
+    }
+
+    fn clear_failed(&self) {
+        self.failed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Undoes [`Self::insert`]s of `funcs` (in reverse order).
+    fn restore(&self, funcs: &[Arc<Function>], previous: Vec<Option<Arc<Function>>>) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        for (func, prev) in funcs.iter().zip(previous).rev() {
+            match prev {
+                Some(prev) => map.insert(func.proto.name.clone(), prev),
+                None => map.remove(&func.proto.name),
+            };
+        }
+        *self.failed.write().unwrap_or_else(|e| e.into_inner()) = funcs.to_vec();
+    }
+
+    /// See [`KaleidoscopeJit::locate_error`].
+    pub fn locate(&self, err: &Error, expr: Option<&Function>) -> Option<RuntimeError> {
+        let mut failing: Option<String> = None;
+        let mut missing: Option<String> = None;
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            cur = match e {
+                Error::LazyCompileFailed { symbol, cause } => {
+                    failing.get_or_insert_with(|| source_name(symbol));
+                    Some(&**cause)
+                }
+                Error::FailedToMaterialize { symbols, cause } => {
+                    if let Some(first) = symbols.first() {
+                        failing.get_or_insert_with(|| source_name(&first.name));
+                    }
+                    Some(&**cause)
+                }
+                Error::Link(link) => {
+                    if let orc_core::link::LinkError::UndefinedSymbol { symbol, .. } = &**link {
+                        missing = Some(symbol.clone());
+                    }
+                    None
+                }
+                Error::SymbolsNotFound { symbols } => {
+                    missing = symbols.first().map(|s| s.to_string());
+                    None
+                }
+                _ => None,
+            };
+        }
+        let missing = missing?;
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let failed = self.failed.read().unwrap_or_else(|e| e.into_inner());
+        let is_expr = |name: &str| expr.is_some_and(|f| f.proto.name == name);
+        let defined = |name: &str| {
+            failed
+                .iter()
+                .find(|f| f.proto.name == name)
+                .or_else(|| map.get(name))
+                .map(|f| &**f)
+        };
+        let candidates: Vec<&Function> = match failing.as_deref() {
+            Some(name) if is_expr(name) => expr.into_iter().collect(),
+            Some(name) if defined(name).is_some() => defined(name).into_iter().collect(),
+            // Unknown (an eager module of many bodies): any function that
+            // makes the call, the earliest in the source.
+            _ => expr
+                .into_iter()
+                .chain(failed.iter().map(|f| &**f))
+                .chain(map.values().map(|f| &**f))
+                .collect(),
+        };
+        let (func, span) = candidates
+            .into_iter()
+            .filter_map(|f| first_call(&f.body, &missing).map(|span| (f, span)))
+            .min_by_key(|&(_, span)| span)?;
+        let caller = if func
+            .proto
+            .name
+            .starts_with(orc_kaleidoscope::ANON_EXPR_PREFIX)
+        {
+            "a top-level expression".to_owned()
+        } else {
+            format!("'{}'", func.proto.name)
+        };
+        Some(RuntimeError {
+            span,
+            message: format!(
+                "call of undefined function '{missing}': it is declared but defined nowhere, \
+                 not even in the host ({caller} cannot be compiled)"
+            ),
+        })
+    }
+}
+
+/// The source function of a body symbol (`f$t0.2` -> `f`).
+fn source_name(symbol: &SymbolName) -> String {
+    let name: &str = symbol;
+    name.split('$').next().unwrap_or(name).to_owned()
+}
+
+/// The position of the first call of `callee` (a function or an operator's
+/// symbol) in `expr`, in source order.
+fn first_call(expr: &Expr, callee: &str) -> Option<Span> {
+    let mut best: Option<Span> = None;
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        let hit = match &e.kind {
+            ExprKind::Number(_) | ExprKind::Variable(_) => None,
+            ExprKind::Call { callee: c, args } => {
+                stack.extend(args);
+                (c.name == callee).then_some(c.span)
+            }
+            ExprKind::Unary { op, operand } => {
+                stack.push(operand);
+                (unary_symbol(*op) == callee).then_some(e.span)
+            }
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
+                stack.push(lhs);
+                stack.push(rhs);
+                let symbol = match op {
+                    orc_kaleidoscope::BinaryOp::User(c) => Some(binary_symbol(*c)),
+                    _ => None,
+                };
+                (symbol.as_deref() == Some(callee)).then_some(*op_span)
+            }
+            ExprKind::Assign { value, .. } => {
+                stack.push(value);
+                None
+            }
+            ExprKind::If {
+                cond,
+                then_branch,
+                else_branch,
+            } => {
+                stack.extend([&**cond, &**then_branch, &**else_branch]);
+                None
+            }
+            ExprKind::For {
+                start,
+                end,
+                step,
+                body,
+                ..
+            } => {
+                stack.extend([&**start, &**end, &**body]);
+                stack.extend(step.as_deref());
+                None
+            }
+            ExprKind::Var { bindings, body } => {
+                stack.extend(bindings.iter().filter_map(|b| b.init.as_ref()));
+                stack.push(body);
+                None
+            }
+        };
+        if let Some(span) = hit {
+            best = Some(best.map_or(span, |b| b.min(span)));
+        }
+    }
+    best
 }

@@ -10,7 +10,7 @@ use orc_kaleidoscope::{Item, ReplEvent, ReplSession};
 use super::{print_stats, JitArgs};
 
 pub(crate) fn repl(args: &JitArgs) -> i32 {
-    let jit = match args.builder().build() {
+    let jit = match super::run::with_runtime_errors(args.builder()).build() {
         Ok(j) => j,
         Err(e) => {
             eprintln!("orc: error: cannot start the JIT: {e}");
@@ -18,6 +18,7 @@ pub(crate) fn repl(args: &JitArgs) -> i32 {
         }
     };
     let mut kjit = KaleidoscopeJit::new(jit);
+    super::run::report_runtime_errors(&kjit, "<stdin>");
     let mut session = ReplSession::new();
     session.declare_host_function("putchard", 1);
     session.declare_host_function("printd", 1);
@@ -56,10 +57,17 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
             ReplEvent::Item(Item::Extern(_)) => {}
             ReplEvent::Item(Item::Def(func)) => {
                 if let Err(e) = kjit.define(&func) {
-                    eprintln!(
-                        "<stdin>:{}:{}: error: {e}",
-                        func.proto.span.line, func.proto.span.col
-                    );
+                    let located = match &e {
+                        orc::KaleidoscopeError::Jit(err) => kjit.locate_error(err, None),
+                        _ => None,
+                    };
+                    match located {
+                        Some(located) => eprintln!("{}", located.render("<stdin>")),
+                        None => eprintln!(
+                            "<stdin>:{}:{}: error: {e}",
+                            func.proto.span.line, func.proto.span.col
+                        ),
+                    }
                 }
             }
             ReplEvent::Item(Item::Expr(expr)) => match kjit.run_top_level(&expr) {
@@ -67,10 +75,13 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
                     orc::host::print_result(v);
                     orc::host::flush_stdout();
                 }
-                Err(e) => eprintln!(
-                    "<stdin>:{}:{}: error: {e}",
-                    expr.proto.span.line, expr.proto.span.col
-                ),
+                Err(e) => match kjit.locate_error(&e, Some(&expr)) {
+                    Some(located) => eprintln!("{}", located.render("<stdin>")),
+                    None => eprintln!(
+                        "<stdin>:{}:{}: error: {e}",
+                        expr.proto.span.line, expr.proto.span.col
+                    ),
+                },
             },
         }
     }

@@ -1,7 +1,8 @@
 //! `orc run FILE.kal`: check the whole file, then define every function and
 //! run the top-level expressions in order.
 
-use orc::KaleidoscopeJit;
+use orc::core::{Error, ExecutorAddr};
+use orc::{KaleidoscopeError, KaleidoscopeJit};
 
 use super::{print_stats, RunArgs};
 
@@ -23,7 +24,7 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
             return 1;
         }
     };
-    let jit = match args.jit.builder().build() {
+    let jit = match with_runtime_errors(args.jit.builder()).build() {
         Ok(j) => j,
         Err(e) => {
             eprintln!("orc: error: cannot start the JIT: {e}");
@@ -31,6 +32,7 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
         }
     };
     let mut kjit = KaleidoscopeJit::new(jit);
+    report_runtime_errors(&kjit, &path);
     let status = run_program(&mut kjit, &program, args.jit.print_results, &path);
     if args.jit.stats {
         print_stats(kjit.jit());
@@ -70,7 +72,13 @@ fn run_program(
     path: &str,
 ) -> i32 {
     if let Err(e) = kjit.add_program(program) {
-        eprintln!("orc: error: {path}: {e}");
+        match &e {
+            KaleidoscopeError::Jit(err) => match kjit.locate_error(err, None) {
+                Some(located) => eprintln!("{}", located.render(path)),
+                None => eprintln!("orc: error: {path}: {e}"),
+            },
+            _ => eprintln!("orc: error: {path}: {e}"),
+        }
         return 1;
     }
     for expr in program.top_level_exprs() {
@@ -78,13 +86,61 @@ fn run_program(
             Ok(value) if print => orc::host::print_result(value),
             Ok(_) => {}
             Err(e) => {
-                eprintln!(
-                    "{}:{}:{}: error: {e}",
-                    path, expr.proto.span.line, expr.proto.span.col
-                );
+                match kjit.locate_error(&e, Some(expr)) {
+                    Some(located) => eprintln!("{}", located.render(path)),
+                    None => eprintln!(
+                        "{}:{}:{}: error: {e}",
+                        path, expr.proto.span.line, expr.proto.span.col
+                    ),
+                }
                 return 1;
             }
         }
     }
     0
+}
+
+/// The exit status of a program whose lazy compile failed (as without a
+/// failure handler: [`orc::core::lazy::LAZY_COMPILE_FAILURE_EXIT_CODE`]).
+const LAZY_FAILURE_STATUS: i32 = orc::core::lazy::LAZY_COMPILE_FAILURE_EXIT_CODE;
+
+/// Where a failed lazy call continues: the error was reported (placed in
+/// the source) just before; the program ends with status 70, its output
+/// flushed.
+extern "C" fn exit_after_lazy_failure() -> f64 {
+    orc::host::flush_stdout();
+    // SAFETY: `_exit` ends the process without running atexit handlers or
+    // static destructors (which could race with compile threads); stdout
+    // was flushed just above and stderr is unbuffered.
+    unsafe { libc::_exit(LAZY_FAILURE_STATUS) }
+}
+
+/// A Kaleidoscope driver's JIT: a failed lazy call ends the program after
+/// [`report_runtime_errors`]'s reporter has placed it in the source.
+pub(crate) fn with_runtime_errors(builder: orc::JitBuilder) -> orc::JitBuilder {
+    builder.lazy_failure_handler(ExecutorAddr::from_ptr(exit_after_lazy_failure as *const u8))
+}
+
+/// Reports errors that do not come back from a call once, in source
+/// terms: a failed lazy compile as `FILE:LINE:COL: error: ...` at the call
+/// that cannot be linked. A failed materialization is not printed: it
+/// reaches whoever looked the symbol up (a lazy call, a top-level
+/// expression, an eager definition), which reports it.
+pub(crate) fn report_runtime_errors(kjit: &KaleidoscopeJit, path: &str) {
+    let sources = kjit.source_map();
+    let path = path.to_owned();
+    kjit.jit()
+        .session()
+        .set_error_reporter(move |err| match err {
+            Error::FailedToMaterialize { .. } => {}
+            Error::LazyCompileFailed { symbol, .. } => match sources.locate(err, None) {
+                Some(located) => eprintln!("{}", located.render(&path)),
+                None => {
+                    let name: &str = symbol;
+                    let name = name.split('$').next().unwrap_or(name);
+                    eprintln!("{path}: error: cannot compile '{name}': {err}");
+                }
+            },
+            _ => eprintln!("orc: JIT session error: {err}"),
+        });
 }
