@@ -189,7 +189,7 @@ impl KaleidoscopeJit {
         }
         self.sources.clear_failed();
         for func in funcs {
-            self.context.declare(&func.proto);
+            self.context.declare(&func.proto, true);
         }
         Ok(())
     }

@@ -41,6 +41,17 @@ fn eval_refuses_an_arity_change_and_a_refused_text_changes_nothing() {
     let mut kjit = kjit(true);
     kjit.eval("def foo(x) x;").unwrap();
     let err = kjit.eval("def foo(x y) x;").unwrap_err();
+    let KaleidoscopeError::Arity {
+        name,
+        expected,
+        given,
+    } = &err
+    else {
+        panic!("an arity error: {err}")
+    };
+    assert_eq!((name.as_str(), *expected, *given), ("foo", 1, 2));
+    // Declaring a defined function with another arity is a source error.
+    let err = kjit.eval("extern foo(a b c);").unwrap_err();
     let KaleidoscopeError::Source(diags) = &err else {
         panic!("a source error: {err}")
     };
@@ -50,6 +61,9 @@ fn eval_refuses_an_arity_change_and_a_refused_text_changes_nothing() {
             .contains("conflicting declaration of 'foo'"),
         "{diags:?}"
     );
+    // An external function may be declared again with another arity.
+    kjit.eval("extern sin(x);").unwrap();
+    kjit.eval("extern sin(x y);").unwrap();
     // `bar` is defined by a text that fails its check: it stays unknown.
     assert!(kjit.eval("def bar(x) x; bar(1, 2);").is_err());
     let err = kjit.eval("bar(1);").unwrap_err();

@@ -40,12 +40,12 @@ pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
 }
 
 /// [`check_program`] with the functions of earlier programs: `prior` gives
-/// the arity and declaration of a name defined or declared before. The
-/// program may call them and define them again (a redefinition), but with
-/// the same arity.
+/// the arity and declaration of a name defined or declared before, and
+/// whether it was defined (not only declared `extern`). See
+/// [`ProgramContext`] for what may change.
 pub(crate) fn check_program_with(
     program: &Program,
-    prior: &dyn Fn(&str) -> Option<(usize, Span)>,
+    prior: &dyn Fn(&str) -> Option<Prior>,
 ) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut table: HashMap<&str, Declared> = HashMap::new();
@@ -57,9 +57,9 @@ pub(crate) fn check_program_with(
         };
         check_params(proto, &mut diags);
         match table.get_mut(proto.name.as_str()) {
-            None if prior(&proto.name).is_some_and(|(arity, _)| arity != proto.arity()) => {
-                if let Some((arity, span)) = prior(&proto.name) {
-                    diags.push(conflicting_arity(proto, arity, span));
+            None if prior(&proto.name).is_some_and(|p| p.conflicts_with(proto, is_def)) => {
+                if let Some(p) = prior(&proto.name) {
+                    diags.push(conflicting_arity(proto, p.arity, p.span));
                 }
             }
             None => {
@@ -94,7 +94,7 @@ pub(crate) fn check_program_with(
         table
             .get(name)
             .map(|declared| declared.arity)
-            .or_else(|| prior(name).map(|(arity, _)| arity))
+            .or_else(|| prior(name).map(|p| p.arity))
     };
     for item in &program.items {
         if let Item::Def(func) | Item::Expr(func) = item {
@@ -288,18 +288,41 @@ fn check_operator(
     }
 }
 
+/// What an earlier program said about a name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prior {
+    arity: usize,
+    span: Span,
+    defined: bool,
+}
+
+impl Prior {
+    /// Whether declaring `proto` (a definition if `is_def`) now conflicts.
+    /// A new `extern` of a name only declared before may change its arity
+    /// (external code does not care how earlier calls counted); a
+    /// redefinition's arity is the driver's to judge (it knows what is
+    /// compiled); anything else must keep the arity.
+    fn conflicts_with(&self, proto: &Prototype, is_def: bool) -> bool {
+        self.arity != proto.arity() && (is_def != self.defined)
+    }
+}
+
 /// What earlier programs defined, for an embedding that evaluates one
 /// source text after another (`KaleidoscopeJit::eval` in orc): their
 /// operators and their functions (defined or `extern`, with arities).
 ///
 /// Each text is checked as a file (functions visible text-wide, no name
-/// defined twice in one text) that can also call, and redefine with the
-/// same arity, what the earlier texts defined or declared, and use their
-/// operators.
+/// defined twice in one text) that can also call what the earlier texts
+/// defined or declared, and use their operators. A text may define again
+/// what an earlier one defined (a redefinition: the driver refuses one
+/// that changes the arity, as code compiled against the old one would
+/// break), and declare `extern` again, with another arity, a name earlier
+/// texts only declared. Defining a name earlier texts only declared, or
+/// declaring one they defined, must keep its arity.
 #[derive(Debug, Clone)]
 pub struct ProgramContext {
     ops: OperatorTable,
-    functions: HashMap<String, (usize, Span)>,
+    functions: HashMap<String, Prior>,
 }
 
 impl Default for ProgramContext {
@@ -319,14 +342,19 @@ impl ProgramContext {
 
     /// The arity of a function defined or declared so far.
     pub fn function_arity(&self, name: &str) -> Option<usize> {
-        self.functions.get(name).map(|&(arity, _)| arity)
+        self.functions.get(name).map(|p| p.arity)
     }
 
-    /// Records `proto` (a definition or `extern`): its function, and its
-    /// operator if it declares one.
-    pub fn declare(&mut self, proto: &Prototype) {
-        self.functions
-            .insert(proto.name.clone(), (proto.arity(), proto.span));
+    /// Records a definition (`defined`) or an `extern` declaration: its
+    /// function, and its operator if it declares one.
+    pub fn declare(&mut self, proto: &Prototype, defined: bool) {
+        let defined = defined || self.functions.get(&proto.name).is_some_and(|p| p.defined);
+        let prior = Prior {
+            arity: proto.arity(),
+            span: proto.span,
+            defined,
+        };
+        self.functions.insert(proto.name.clone(), prior);
         self.ops.define(proto);
     }
 
@@ -341,8 +369,8 @@ impl ProgramContext {
         self.ops = ops;
         for item in &program.items {
             match item {
-                Item::Def(func) => self.declare(&func.proto),
-                Item::Extern(proto) => self.declare(proto),
+                Item::Def(func) => self.declare(&func.proto, true),
+                Item::Extern(proto) => self.declare(proto, false),
                 Item::Expr(_) => {}
             }
         }
