@@ -115,3 +115,33 @@ fn the_repl_names_the_input_line() {
         "{stderr}"
     );
 }
+
+/// Runaway recursion overflows the stack: reported at the top-level
+/// expression that ran it, once, with status 70, instead of an abort.
+/// (Not a tail call: LLVM turns `def f(x) f(x + 1)` into a loop.)
+#[test]
+fn a_stack_overflow_names_the_top_level_expression() {
+    let src = "extern printd(x);\ndef f(x) f(x + 1) + 1;\nprintd(5);\n  f(0);\nprintd(6);\n";
+    let path = write_program("overflow.kal", src);
+    let file = path.to_str().unwrap();
+    for tier in ["0", "1", "adaptive"] {
+        let out = orc(&["run", "--tier", tier, file], "");
+        assert_eq!(out.status.code(), Some(70), "--tier {tier}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "5.000000\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "{file}:4:3: error: stack overflow: the recursion is too deep \
+                 (in this top-level expression)\n"
+            ),
+            "--tier {tier}"
+        );
+    }
+    let out = orc(&["repl"], src);
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.ends_with("<stdin>:4:3: error: stack overflow: the recursion is too deep (in this top-level expression)\n"),
+        "{stderr}"
+    );
+}

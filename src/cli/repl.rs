@@ -70,7 +70,7 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
                     }
                 }
             }
-            ReplEvent::Item(Item::Expr(expr)) => match kjit.run_top_level(&expr) {
+            ReplEvent::Item(Item::Expr(expr)) => match run_guarded(kjit, &expr) {
                 Ok(v) => {
                     orc::host::print_result(v);
                     orc::host::flush_stdout();
@@ -85,4 +85,22 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
             },
         }
     }
+}
+
+/// Runs a top-level expression with a stack overflow in it reported at its
+/// line (see [`super::run::overflow`]).
+fn run_guarded(
+    kjit: &mut KaleidoscopeJit,
+    expr: &orc_kaleidoscope::Function,
+) -> orc::core::Result<f64> {
+    super::run::overflow::install();
+    let span = expr.proto.span;
+    super::run::overflow::set_running(Some(&format!(
+        "<stdin>:{}:{}: error: stack overflow: the recursion is too deep \
+         (in this top-level expression)\n",
+        span.line, span.col
+    )));
+    let result = kjit.run_top_level(expr);
+    super::run::overflow::set_running(None);
+    result
 }
