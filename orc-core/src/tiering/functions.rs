@@ -465,7 +465,12 @@ impl TieredFunctions {
                 let old = record.body.replace(def.body);
                 if let Some(slots) = retired {
                     record.osr_transfers_before += transfers(&slots);
-                    table.retired_osr.push(slots);
+                    // The old code may still use its slots: they go once
+                    // it cannot be running (the manager's reclaimer).
+                    match &config.tiers {
+                        Some(tiers) => tiers.keep_until_unreachable(slots),
+                        None => table.retired_osr.push(slots),
+                    }
                 }
                 old
             }

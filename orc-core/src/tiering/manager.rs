@@ -211,6 +211,9 @@ struct Inner {
     /// Defers a counter's reuse until no thread can be running the code
     /// that bumps it; without one, counters are not reused.
     reclaimer: RwLock<Option<Reclaimer>>,
+    /// What [`TierManager::keep_until_unreachable`] keeps without a
+    /// reclaimer.
+    kept: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     /// The same entries by counter address, for trips.
     by_counter: RwLock<HashMap<usize, Arc<Entry>>>,
@@ -251,6 +254,7 @@ impl TierManager {
                 n_counters: AtomicUsize::new(0),
                 free_counters: Mutex::new(Vec::new()),
                 reclaimer: RwLock::new(None),
+                kept: Mutex::new(Vec::new()),
                 entries: RwLock::new(HashMap::new()),
                 by_counter: RwLock::new(HashMap::new()),
                 queue: Mutex::new(Vec::new()),
@@ -320,6 +324,17 @@ impl TierManager {
             }
         }
         true
+    }
+
+    /// Keeps `value` (state old code may still use, such as a superseded
+    /// version's on-stack-replacement slots) until no thread can be running
+    /// code from before now: with a reclaimer (see [`Self::set_reclaimer`]),
+    /// until its grace period ends; without one, as long as the manager.
+    pub fn keep_until_unreachable(&self, value: impl Send + 'static) {
+        match &*self.inner.reclaimer.read() {
+            Some(reclaimer) => reclaimer.retire(move || drop(value)),
+            None => self.inner.kept.lock().push(Box::new(value)),
+        }
     }
 
     /// Lets unregistered functions' counters be reused once `reclaimer`
