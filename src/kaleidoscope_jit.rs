@@ -11,6 +11,15 @@
 //! layer's ([`orc_core::body_symbol`]): `f$t0`, `f$t1`, `f$t0.N` for the
 //! Nth redefinition. A redefinition must keep the function's arity: code
 //! already compiled calls it with that many arguments.
+//!
+//! [`KaleidoscopeJit::eval`] texts build on each other: a text sees the
+//! functions, `extern`s and operators of earlier ones (an
+//! `orc_kaleidoscope::ProgramContext`). A JIT error a program causes at
+//! run time (a call of an `extern` defined nowhere, found when the calling
+//! function is compiled) can be placed in the source with
+//! [`KaleidoscopeJit::locate_error`] or, from an error reporter, through
+//! [`KaleidoscopeJit::source_map`]: `FILE:LINE:COL` of the call, in source
+//! names.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -1,6 +1,9 @@
 //! `orc repl`: the tutorial's loop on stdin. Prompts `ready> ` on stderr,
 //! accepts definitions (redefinitions too), prints each expression's value
-//! as `Evaluated to %f` and keeps going after errors.
+//! as `Evaluated to %f` and keeps going after errors in the input. A
+//! runtime failure (a lazy call of an `extern` defined nowhere, a stack
+//! overflow) is reported at its input line (`<stdin>:LINE:COL`) and ends
+//! the session with status 70, as under `orc run`.
 
 use std::io::BufRead;
 

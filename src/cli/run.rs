@@ -1,5 +1,8 @@
 //! `orc run FILE.kal`: check the whole file, then define every function and
-//! run the top-level expressions in order.
+//! run the top-level expressions in order. Runtime failures name the source
+//! line once (`FILE:LINE:COL: error: ...`): a call of an `extern` defined
+//! nowhere (at the call; status 70 when found by a lazy call, 1 otherwise)
+//! and a stack overflow (at the top-level expression; status 70).
 
 use orc::core::{Error, ExecutorAddr};
 use orc::{KaleidoscopeError, KaleidoscopeJit};
