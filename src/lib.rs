@@ -19,6 +19,7 @@ pub use jit::{
 };
 pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
+    RuntimeError, SourceMap,
 };
 pub use tiered::{ClifProducer, Tier1Lowering, TieredLayer};
 
