@@ -72,6 +72,9 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
     jit.object_layer().keep_exit_handlers(jit.bodies_dylib());
     program.add_data(&target, None).map_err(ir_err)?;
     let tiered = jit.tiered();
+    // The program's own threads are not pinned: a tier-0 body they may
+    // still be running must not be freed when tier-up replaces it.
+    tiered.functions().keep_replaced_bodies();
     let lowering = IrLowering {
         program: program.clone(),
         functions: HashMap::new(),

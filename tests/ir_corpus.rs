@@ -27,7 +27,6 @@
 //! ([`Program::args`]); the benchmark sizes are in `tests/ir_corpus/README.md`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,142 +44,6 @@ const ADAPTIVE_THRESHOLD: &str = "50";
 
 /// How long one run may take before it is killed and reported as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs that fail today for reasons being fixed elsewhere: each entry
-/// names a program and the opt levels, tiers and modes (`false`: lazy,
-/// `true`: `--eager`) it covers. They are skipped, and each skip is printed
-/// loudly (past the test harness's capture); an entry that passes is itself
-/// a failure ("remove it"), so the list can only shrink. The goal is an
-/// empty list. The smallest reproducers are in `tests/ir_corpus/repro/`.
-const KNOWN_FAILING: &[KnownFailure] = &[
-    // Lazy partitioning (the partitioner's fix is pending): a static table
-    // of `blockaddress` constants breaks when functions are split.
-    KnownFailure {
-        program: "vm",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: LAZY,
-        why: "computed goto in tier 1, lazily: SIGSEGV",
-        symptom: "status signal 11",
-    },
-    // Promotion of a computed-goto function under adaptive tiering jumps
-    // to address 1 (repro/computed_goto_tier_up.c), lazily and eagerly.
-    KnownFailure {
-        program: "vm",
-        opts: BOTH_OPTS,
-        tiers: &["adaptive"],
-        eager: BOTH_MODES,
-        why: "computed goto promoted to tier 1: SIGSEGV",
-        symptom: "status signal 11",
-    },
-    // Lazy partitioning: `DW.ref.__gxx_personality_v0` is private to one
-    // partition ("undefined symbol DW.ref.__gxx_personality_v0";
-    // repro/personality_lazy.cpp).
-    KnownFailure {
-        program: "calc",
-        opts: BOTH_OPTS,
-        tiers: ALL_TIERS,
-        eager: LAZY,
-        why: "C++ exceptions lazily: undefined DW.ref.__gxx_personality_v0",
-        symptom: "undefined symbol DW.ref.__gxx_personality_v0",
-    },
-    // `--stats` names a function that runs in tier 1 only with its IR, and
-    // an `invoke` prints over two lines: the second line lacks the
-    // `orc: stats: ` prefix (repro/invoke_stats.cpp).
-    KnownFailure {
-        program: "calc",
-        opts: BOTH_OPTS,
-        tiers: &["adaptive"],
-        eager: EAGER,
-        why: "--stats prints an invoke over several lines",
-        symptom: "\n          to label %",
-    },
-    // Thread-locals: the globals unit is rejected ("unsupported
-    // thread-local symbol") in every tier and mode, except tier 1 eagerly,
-    // where the linker rejects LLVM's local-exec relocation
-    // R_X86_64_TPOFF32 (repro/tls.c: `__thread int x` is enough).
-    KnownFailure {
-        program: "workers",
-        opts: BOTH_OPTS,
-        tiers: &["0", "adaptive", "adaptive-bg"],
-        eager: BOTH_MODES,
-        why: "thread_local: unsupported thread-local symbol",
-        symptom: "unsupported thread-local symbol",
-    },
-    KnownFailure {
-        program: "workers",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: LAZY,
-        why: "thread_local: unsupported thread-local symbol",
-        symptom: "unsupported thread-local symbol",
-    },
-    KnownFailure {
-        program: "workers",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: EAGER,
-        why: "thread_local: unsupported relocation R_X86_64_TPOFF32",
-        symptom: "unsupported relocation R_X86_64_TPOFF32",
-    },
-    // ifunc: tier 1 lazily "cannot be compiled lazily (use --eager)",
-    // eagerly "unsupported GNU indirect function"; tiers 0 and adaptive
-    // "cannot be split into units" (lli-19 fails too). Without the ifunc
-    // the program passes in tier 1 (repro/ifunc.c).
-    KnownFailure {
-        program: "alloc",
-        opts: BOTH_OPTS,
-        tiers: &["0", "adaptive", "adaptive-bg"],
-        eager: BOTH_MODES,
-        why: "ifunc cannot be split into units",
-        symptom: "ifunc 'table_hash' cannot be split into units",
-    },
-    KnownFailure {
-        program: "alloc",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: LAZY,
-        why: "ifunc cannot be compiled lazily",
-        symptom: "ifunc 'table_hash' cannot be compiled lazily",
-    },
-    KnownFailure {
-        program: "alloc",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: EAGER,
-        why: "ifunc: unsupported GNU indirect function",
-        symptom: "unsupported GNU indirect function table_hash",
-    },
-    // exit() called by the program skips the handlers it registered with
-    // atexit (and C++ static destructors): `orc run` on IR does not
-    // override `exit` as `orc link` does (lli-19 has the same bug;
-    // repro/exit_runs_atexit.c).
-    KnownFailure {
-        program: "json",
-        opts: BOTH_OPTS,
-        tiers: ALL_TIERS,
-        eager: BOTH_MODES,
-        why: "exit() skips atexit handlers",
-        symptom: "native has 150 lines, orc 149",
-    },
-];
-
-const BOTH_OPTS: &[&str] = &["-O0", "-O2"];
-const ALL_TIERS: &[&str] = &["0", "1", "adaptive", "adaptive-bg"];
-const LAZY: &[bool] = &[false];
-const EAGER: &[bool] = &[true];
-const BOTH_MODES: &[bool] = &[false, true];
-
-struct KnownFailure {
-    program: &'static str,
-    opts: &'static [&'static str],
-    tiers: &'static [&'static str],
-    eager: &'static [bool],
-    why: &'static str,
-    /// Text the failure report (problems, then stderr) must contain, so a
-    /// known failure that starts failing differently is reported.
-    symptom: &'static str,
-}
 
 struct Program {
     name: &'static str,
@@ -470,15 +333,6 @@ fn stderr_problem(prog: &Program, tier: &str, stderr: &str) -> Option<String> {
     }
 }
 
-fn known_failing(prog: &str, opt: &str, tier: &str, eager: bool) -> Option<&'static KnownFailure> {
-    KNOWN_FAILING.iter().find(|k| {
-        k.program == prog
-            && k.opts.contains(&opt)
-            && k.tiers.contains(&tier)
-            && k.eager.contains(&eager)
-    })
-}
-
 /// Builds one program at one opt level and runs it in every mode; panics
 /// with every mismatch.
 fn corpus(name: &str, opt: &str) {
@@ -510,7 +364,6 @@ fn corpus(name: &str, opt: &str) {
                     "{name} {opt} --tier {tier}{}",
                     if eager { " --eager" } else { " (lazy)" }
                 );
-                let known = known_failing(name, opt, tier, eager);
                 let cmd = orc_command(prog, &ir, tier, eager);
                 let out = run(
                     cmd,
@@ -530,44 +383,13 @@ fn corpus(name: &str, opt: &str) {
                 if let Some(problem) = stderr_problem(prog, tier, &out.stderr) {
                     problems.push(problem);
                 }
-                let report = format!("{}\n{}", problems.join("; "), out.stderr);
-                match known {
-                    None if problems.is_empty() => {}
-                    None => {
-                        let _ = writeln!(
-                            failures,
-                            "{mode}: {}\n  stderr: {}",
-                            problems.join("; "),
-                            excerpt(&out.stderr)
-                        );
-                    }
-                    Some(k) if problems.is_empty() => {
-                        let _ = writeln!(
-                            failures,
-                            "{mode}: passes now; remove it from KNOWN_FAILING ({})",
-                            k.why
-                        );
-                    }
-                    Some(k) if !report.contains(k.symptom) => {
-                        let _ = writeln!(
-                            failures,
-                            "{mode}: KNOWN_FAILING ({}) expects {:?}, but it fails otherwise: {}\n  stderr: {}",
-                            k.why,
-                            k.symptom,
-                            problems.join("; "),
-                            excerpt(&out.stderr)
-                        );
-                    }
-                    Some(k) => {
-                        // Straight to the process's stderr, past the test
-                        // harness's capture: a skip must be seen.
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "KNOWN_FAILING: SKIPPED {mode} ({}): {}",
-                            k.why,
-                            problems.join("; ")
-                        );
-                    }
+                if !problems.is_empty() {
+                    let _ = writeln!(
+                        failures,
+                        "{mode}: {}\n  stderr: {}",
+                        problems.join("; "),
+                        excerpt(&out.stderr)
+                    );
                 }
             }
         }

@@ -159,6 +159,12 @@ fn functions_the_translation_does_not_take_run_in_tier_1_and_are_named() {
         let out = orc(&ir, flags);
         same_output(&native, &out, &format!("{flags:?}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
+        // Every line is a statistics line (an `invoke` printed in a reason
+        // used to spill onto a line of its own).
+        assert!(
+            stderr.lines().all(|l| l.starts_with("orc: stats: ")),
+            "{flags:?}: {stderr}"
+        );
         let tier1_only: Vec<&str> = stderr
             .lines()
             .filter(|l| l.contains("runs in tier 1 only"))

@@ -412,13 +412,33 @@ fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {
     let flags = orc_core::SymbolFlags::EXPORTED | orc_core::SymbolFlags::CALLABLE;
     let f = thread_atexit as extern "C" fn(_, _, _) -> c_int as *const u8;
     let def = orc_core::ExecutorSymbolDef::new(orc_core::ExecutorAddr::from_ptr(f), flags);
+    let exit = program_exit as extern "C" fn(c_int) -> ! as *const u8;
+    let exit = orc_core::ExecutorSymbolDef::new(orc_core::ExecutorAddr::from_ptr(exit), flags);
     let map = orc_core::SymbolMap::from([
         (es.intern("__cxa_thread_atexit"), def),
         (es.intern("__cxa_thread_atexit_impl"), def),
+        (es.intern("exit"), exit),
     ]);
     jit.host_dylib()
         .define(orc_core::absolute_symbols(map), None)
         .map_err(|e| e.to_string())
+}
+
+/// The program's `exit`: tears the program down as [`teardown_at_exit`]
+/// does, flushes stdio and ends the process at once. Not through libc's
+/// `exit`: that would run the host's static destructors (LLVM's among
+/// them) while a tier-up compile may still be running on another thread.
+extern "C" fn program_exit(status: c_int) -> ! {
+    teardown_at_exit();
+    orc::host::flush_stdout();
+    // SAFETY: `fflush(NULL)` flushes every C stdio stream; `_exit` ends the
+    // process without returning into any JIT'd frame (whose code the
+    // teardown may have unmapped) and without running static destructors
+    // under threads still using what they destroy.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(status)
+    }
 }
 
 /// Runs the main thread's `thread_local` destructors (see

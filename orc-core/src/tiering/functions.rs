@@ -221,6 +221,10 @@ struct Table {
     /// read the slots) until it is reclaimed, so they live as long as the
     /// layer (two words per loop per redefinition).
     retired_osr: Vec<Arc<[OsrSlot]>>,
+    /// Whether bodies replaced by tier-up are kept instead of released
+    /// (see [`TieredFunctions::keep_replaced_bodies`]), and those kept.
+    keep_replaced: bool,
+    kept: Vec<Arc<Body>>,
 }
 
 struct Record {
@@ -405,6 +409,17 @@ impl TieredFunctions {
         let config = &self.shared.config;
         let unit = config.lazy.lazy_reexports(&config.bodies, aliases);
         config.stubs.define(unit, None)
+    }
+
+    /// Keeps the tier-0 bodies that tier-up replaces, instead of releasing
+    /// them, for as long as this layer lives: for programs whose own
+    /// threads run JIT'd code. Release reclaims a body's memory once no
+    /// *pinned* thread can be in it (`Reclaimer`), and threads the program
+    /// starts itself are not pinned, so one of them may still be running
+    /// the replaced code. (Redefinition still releases: a frontend that
+    /// redefines code knows its threads.)
+    pub fn keep_replaced_bodies(&self) {
+        self.shared.table.lock().keep_replaced = true;
     }
 
     /// Gives version `version` of `id` the OSR slots of its tier-0 body's
@@ -772,7 +787,13 @@ impl Shared {
         // thread can be running it. Its OSR slots stay with the record
         // (the released code may still read them until it is reclaimed).
         if let Some(old) = old {
-            Body::release(old)?;
+            let mut table = self.table.lock();
+            if table.keep_replaced {
+                table.kept.push(old);
+            } else {
+                drop(table);
+                Body::release(old)?;
+            }
         }
         Ok(true)
     }

@@ -1,2 +1,0 @@
-__thread int counter = 2;
-int main(void) { counter += 3; return counter; }
