@@ -1,0 +1,397 @@
+//! Heap objects, the heap that owns them, and the mark-sweep collector.
+//!
+//! Every object is a boxed [`Obj`] whose address the heap records;
+//! [`ObjRef`] is that address. The heap frees an object only in
+//! [`Heap::sweep`], after a mark phase that started from every root the VM
+//! (and the compiler, while compiling) holds. Collections happen only at
+//! *safepoints*: the VM calls [`Heap::should_collect`] after an allocation
+//! once the new object is reachable from a root, so code between safepoints
+//! may hold unrooted `ObjRef`s.
+
+use std::cell::{Cell, RefCell};
+
+use crate::chunk::Chunk;
+use crate::table::Table;
+use crate::value::Value;
+
+/// A pointer to a heap object (null only as the table's empty key).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct ObjRef(pub(crate) *mut Obj);
+
+// SAFETY-relevant invariant of this module: an `ObjRef` other than NULL is
+// only ever created by `Heap::alloc` (or from a `Value` that holds one), and
+// the object stays allocated until a sweep finds it unmarked. The VM keeps
+// every object it still uses reachable from a root at each safepoint, so a
+// dereference between safepoints sees a live object. Objects are shared
+// (`&Obj`) only: their mutable parts are `Cell`s and `RefCell`s.
+
+impl ObjRef {
+    /// The empty-table key.
+    pub(crate) const NULL: ObjRef = ObjRef(std::ptr::null_mut());
+
+    #[inline(always)]
+    pub(crate) fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+
+    /// The object. The reference must not be held across a safepoint at
+    /// which the object may become unreachable.
+    #[inline(always)]
+    pub(crate) fn get<'a>(self) -> &'a Obj {
+        debug_assert!(!self.0.is_null());
+        // SAFETY: by the module invariant above the pointer came from
+        // `Box::into_raw` in `Heap::alloc` and the object has not been swept:
+        // callers only use objects reachable from roots (or allocated since
+        // the last safepoint), and objects are never mutated through `&mut`.
+        unsafe { &*self.0 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn kind<'a>(self) -> &'a ObjKind {
+        &self.get().kind
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_marked(self) -> bool {
+        self.get().marked.get()
+    }
+
+    /// The string (the object must be one: a VM invariant).
+    #[inline(always)]
+    pub(crate) fn as_string<'a>(self) -> &'a LoxStr {
+        match self.kind() {
+            ObjKind::String(s) => s,
+            _ => unreachable!("not a string object"),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn string_hash(self) -> u32 {
+        self.as_string().hash
+    }
+
+    #[inline(always)]
+    pub(crate) fn as_function<'a>(self) -> &'a Function {
+        match self.kind() {
+            ObjKind::Function(f) => f,
+            _ => unreachable!("not a function object"),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn as_closure<'a>(self) -> &'a Closure {
+        match self.kind() {
+            ObjKind::Closure(c) => c,
+            _ => unreachable!("not a closure object"),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn as_class<'a>(self) -> &'a Class {
+        match self.kind() {
+            ObjKind::Class(c) => c,
+            _ => unreachable!("not a class object"),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn as_upvalue<'a>(self) -> &'a Upvalue {
+        match self.kind() {
+            ObjKind::Upvalue(u) => u,
+            _ => unreachable!("not an upvalue object"),
+        }
+    }
+}
+
+/// A heap object: the mark bit and the payload.
+pub(crate) struct Obj {
+    pub(crate) marked: Cell<bool>,
+    pub(crate) kind: ObjKind,
+}
+
+/// The object types of Lox.
+pub(crate) enum ObjKind {
+    String(LoxStr),
+    Function(Function),
+    Native(Native),
+    Closure(Closure),
+    Upvalue(Upvalue),
+    Class(Class),
+    Instance(Instance),
+    BoundMethod(BoundMethod),
+}
+
+/// An interned string with its FNV-1a hash.
+pub(crate) struct LoxStr {
+    pub(crate) hash: u32,
+    pub(crate) chars: Box<str>,
+}
+
+/// A compiled function.
+pub(crate) struct Function {
+    pub(crate) arity: usize,
+    pub(crate) upvalue_count: usize,
+    /// Stack slots the function needs at most (its locals and temporaries,
+    /// slot 0 included), computed by the compiler.
+    pub(crate) max_slots: usize,
+    pub(crate) chunk: Chunk,
+    /// `None` for the top-level script.
+    pub(crate) name: Option<ObjRef>,
+}
+
+/// A native function: gets its arguments, returns the result.
+pub(crate) type NativeFn = fn(&[Value]) -> Value;
+
+/// A native function object.
+pub(crate) struct Native {
+    pub(crate) function: NativeFn,
+}
+
+/// A function with its captured variables.
+pub(crate) struct Closure {
+    pub(crate) function: ObjRef,
+    pub(crate) upvalues: Box<[ObjRef]>,
+}
+
+/// Where a captured variable lives.
+#[derive(Clone, Copy)]
+pub(crate) enum UpvalueState {
+    /// Still on the VM stack, at this slot.
+    Open(usize),
+    /// Moved off the stack when its scope ended.
+    Closed(Value),
+}
+
+/// A captured variable.
+pub(crate) struct Upvalue {
+    pub(crate) state: Cell<UpvalueState>,
+}
+
+/// A class.
+pub(crate) struct Class {
+    pub(crate) name: ObjRef,
+    pub(crate) methods: RefCell<Table>,
+    /// The `init` method's closure, or `nil` (a cache of `methods["init"]`).
+    pub(crate) init: Cell<Value>,
+}
+
+/// An instance of a class.
+pub(crate) struct Instance {
+    pub(crate) class: ObjRef,
+    pub(crate) fields: RefCell<Table>,
+}
+
+/// A method bound to its receiver.
+pub(crate) struct BoundMethod {
+    pub(crate) receiver: Value,
+    pub(crate) method: ObjRef,
+}
+
+/// FNV-1a, as clox hashes strings.
+pub(crate) fn hash_string(s: &str) -> u32 {
+    let mut hash: u32 = 2_166_136_261;
+    for b in s.bytes() {
+        hash ^= b as u32;
+        hash = hash.wrapping_mul(16_777_619);
+    }
+    hash
+}
+
+/// Bytes charged to the allocator for an object.
+fn object_size(obj: &Obj) -> usize {
+    std::mem::size_of::<Obj>()
+        + match &obj.kind {
+            ObjKind::String(s) => s.chars.len(),
+            ObjKind::Function(f) => {
+                f.chunk.code.len() * 5 + f.chunk.constants.len() * std::mem::size_of::<Value>()
+            }
+            ObjKind::Closure(c) => c.upvalues.len() * std::mem::size_of::<ObjRef>(),
+            _ => 0,
+        }
+}
+
+/// The first collection threshold, in bytes (clox's `1024 * 1024`).
+const FIRST_GC: usize = 1024 * 1024;
+/// Heap growth factor after a collection.
+const GC_HEAP_GROW_FACTOR: usize = 2;
+
+/// Owner of every object; the collector's state.
+pub(crate) struct Heap {
+    objects: Vec<ObjRef>,
+    /// The intern set (weak: swept strings leave it).
+    strings: Table,
+    bytes_allocated: usize,
+    next_gc: usize,
+    /// Collect at every safepoint (for testing the collector).
+    pub(crate) stress: bool,
+    gray: Vec<ObjRef>,
+    /// Number of collections run.
+    pub(crate) collections: usize,
+}
+
+impl Heap {
+    pub(crate) fn new(stress: bool) -> Heap {
+        Heap {
+            objects: Vec::new(),
+            strings: Table::default(),
+            bytes_allocated: 0,
+            next_gc: FIRST_GC,
+            stress,
+            gray: Vec::new(),
+            collections: 0,
+        }
+    }
+
+    /// Allocates an object. It is not a root: the caller makes it
+    /// reachable before the next safepoint.
+    pub(crate) fn alloc(&mut self, kind: ObjKind) -> ObjRef {
+        let obj = Box::new(Obj {
+            marked: Cell::new(false),
+            kind,
+        });
+        self.bytes_allocated += object_size(&obj);
+        let r = ObjRef(Box::into_raw(obj));
+        self.objects.push(r);
+        r
+    }
+
+    /// The interned string for `chars`.
+    pub(crate) fn intern(&mut self, chars: &str) -> ObjRef {
+        let hash = hash_string(chars);
+        if let Some(r) = self.strings.find_string(chars, hash) {
+            return r;
+        }
+        self.new_string(chars.into(), hash)
+    }
+
+    /// The interned string for `chars`, taking ownership.
+    pub(crate) fn intern_owned(&mut self, chars: String) -> ObjRef {
+        let hash = hash_string(&chars);
+        if let Some(r) = self.strings.find_string(&chars, hash) {
+            return r;
+        }
+        self.new_string(chars.into_boxed_str(), hash)
+    }
+
+    fn new_string(&mut self, chars: Box<str>, hash: u32) -> ObjRef {
+        let r = self.alloc(ObjKind::String(LoxStr { hash, chars }));
+        self.strings.set(r, Value::NIL);
+        r
+    }
+
+    /// Whether a safepoint should collect now.
+    #[inline(always)]
+    pub(crate) fn should_collect(&self) -> bool {
+        self.stress || self.bytes_allocated > self.next_gc
+    }
+
+    /// Bytes currently charged to live and not-yet-swept objects.
+    pub(crate) fn bytes_allocated(&self) -> usize {
+        self.bytes_allocated
+    }
+
+    /// Number of objects on the heap.
+    pub(crate) fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Marks a root value.
+    #[inline]
+    pub(crate) fn mark_value(&mut self, v: Value) {
+        if let Some(r) = v.as_obj() {
+            self.mark_obj(r);
+        }
+    }
+
+    /// Marks a root object.
+    pub(crate) fn mark_obj(&mut self, r: ObjRef) {
+        let obj = r.get();
+        if obj.marked.get() {
+            return;
+        }
+        obj.marked.set(true);
+        self.gray.push(r);
+    }
+
+    /// Marks everything reachable from the marked roots.
+    pub(crate) fn trace(&mut self) {
+        while let Some(r) = self.gray.pop() {
+            match r.kind() {
+                ObjKind::String(_) | ObjKind::Native(_) => {}
+                ObjKind::Function(f) => {
+                    if let Some(n) = f.name {
+                        self.mark_obj(n);
+                    }
+                    for &c in &f.chunk.constants {
+                        self.mark_value(c);
+                    }
+                }
+                ObjKind::Closure(c) => {
+                    self.mark_obj(c.function);
+                    for &u in c.upvalues.iter() {
+                        self.mark_obj(u);
+                    }
+                }
+                ObjKind::Upvalue(u) => {
+                    if let UpvalueState::Closed(v) = u.state.get() {
+                        self.mark_value(v);
+                    }
+                }
+                ObjKind::Class(c) => {
+                    self.mark_obj(c.name);
+                    self.mark_value(c.init.get());
+                    for (k, v) in c.methods.borrow().iter() {
+                        self.mark_obj(k);
+                        self.mark_value(v);
+                    }
+                }
+                ObjKind::Instance(i) => {
+                    self.mark_obj(i.class);
+                    for (k, v) in i.fields.borrow().iter() {
+                        self.mark_obj(k);
+                        self.mark_value(v);
+                    }
+                }
+                ObjKind::BoundMethod(b) => {
+                    self.mark_value(b.receiver);
+                    self.mark_obj(b.method);
+                }
+            }
+        }
+    }
+
+    /// Frees every unmarked object and clears the marks of the rest.
+    pub(crate) fn sweep(&mut self) {
+        self.strings.remove_unmarked();
+        let mut freed = 0;
+        self.objects.retain(|&r| {
+            let obj = r.get();
+            if obj.marked.get() {
+                obj.marked.set(false);
+                true
+            } else {
+                freed += object_size(obj);
+                // SAFETY: the pointer came from `Box::into_raw` in `alloc`,
+                // is in `objects` exactly once (removed here), and the mark
+                // phase found it unreachable from every root, so no live
+                // `ObjRef` will be dereferenced again.
+                drop(unsafe { Box::from_raw(r.0) });
+                false
+            }
+        });
+        self.bytes_allocated -= freed;
+        self.next_gc = (self.bytes_allocated * GC_HEAP_GROW_FACTOR).max(FIRST_GC);
+        self.collections += 1;
+    }
+}
+
+impl Drop for Heap {
+    fn drop(&mut self) {
+        for r in self.objects.drain(..) {
+            // SAFETY: each pointer came from `Box::into_raw` and is listed
+            // once; the heap is going away with the VM that used it.
+            drop(unsafe { Box::from_raw(r.0) });
+        }
+    }
+}

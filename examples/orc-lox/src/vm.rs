@@ -1,0 +1,766 @@
+//! The bytecode interpreter (the `interp` tier) and the VM state that JIT'd
+//! code will share: the value stack, call frames, globals and heap.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+use crate::chunk::Op;
+use crate::compiler;
+use crate::object::{
+    BoundMethod, Class, Closure, Heap, Instance, Native, NativeFn, ObjKind, ObjRef, Upvalue,
+    UpvalueState,
+};
+use crate::value::{format_number, Value};
+
+/// Maximum call depth (clox's `FRAMES_MAX`).
+pub const FRAMES_MAX: usize = 64;
+/// Value stack size in slots (clox's `STACK_MAX`, `FRAMES_MAX * 256`).
+pub const STACK_MAX: usize = FRAMES_MAX * 256;
+/// Maximum number of global variables (slots are `u16` operands).
+pub const GLOBALS_MAX: usize = u16::MAX as usize + 1;
+
+/// The outcome of [`Vm::interpret`], as clox's `InterpretResult`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterpretResult {
+    /// The program ran to completion.
+    Ok,
+    /// The program did not compile (exit code 65).
+    CompileError,
+    /// The program stopped with a runtime error (exit code 70).
+    RuntimeError,
+}
+
+impl InterpretResult {
+    /// The process exit code clox uses for this result.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            InterpretResult::Ok => 0,
+            InterpretResult::CompileError => 65,
+            InterpretResult::RuntimeError => 70,
+        }
+    }
+}
+
+/// One activation: the closure, its instruction pointer (an offset into
+/// its chunk) and the stack slot of its slot 0.
+#[derive(Clone, Copy)]
+pub(crate) struct CallFrame {
+    pub(crate) closure: ObjRef,
+    pub(crate) ip: usize,
+    pub(crate) base: usize,
+}
+
+/// Marker for "a runtime error was reported and the stack reset".
+#[derive(Debug)]
+pub(crate) struct RuntimeError;
+
+type Run<T> = Result<T, RuntimeError>;
+
+/// A Lox virtual machine: globals persist across [`Vm::interpret`] calls
+/// (the REPL's model).
+pub struct Vm {
+    pub(crate) heap: Heap,
+    stack: Box<[Value]>,
+    sp: usize,
+    frames: Vec<CallFrame>,
+    /// Open upvalues, sorted by stack slot (ascending).
+    open_upvalues: Vec<ObjRef>,
+    globals: Box<[Value]>,
+    global_names: Vec<Box<str>>,
+    global_index: HashMap<Box<str>, u16>,
+    init_string: ObjRef,
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+}
+
+fn clock_native(_args: &[Value]) -> Value {
+    thread_local! {
+        static START: Instant = Instant::now();
+    }
+    Value::number(START.with(|s| s.elapsed().as_secs_f64()))
+}
+
+impl Default for Vm {
+    fn default() -> Self {
+        Vm::new()
+    }
+}
+
+impl Vm {
+    /// A VM printing to stdout and reporting errors to stderr. The
+    /// collector runs on every allocation when the `LOX_GC_STRESS`
+    /// environment variable is set to anything but `0` or empty.
+    pub fn new() -> Vm {
+        let stress = std::env::var("LOX_GC_STRESS").is_ok_and(|v| !v.is_empty() && v != "0");
+        Vm::with_output(
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            Box::new(std::io::stderr()),
+            stress,
+        )
+    }
+
+    /// A VM writing program output to `out` and errors to `err`;
+    /// `gc_stress` collects at every allocation.
+    pub fn with_output(out: Box<dyn Write>, err: Box<dyn Write>, gc_stress: bool) -> Vm {
+        let mut heap = Heap::new(gc_stress);
+        let init_string = heap.intern("init");
+        let mut vm = Vm {
+            heap,
+            stack: vec![Value::NIL; STACK_MAX].into_boxed_slice(),
+            sp: 0,
+            frames: Vec::with_capacity(FRAMES_MAX),
+            open_upvalues: Vec::new(),
+            globals: vec![Value::UNDEFINED; GLOBALS_MAX].into_boxed_slice(),
+            global_names: Vec::new(),
+            global_index: HashMap::new(),
+            init_string,
+            out,
+            err,
+        };
+        vm.define_native("clock", clock_native);
+        vm
+    }
+
+    fn define_native(&mut self, name: &str, function: NativeFn) {
+        let native = self.heap.alloc(ObjKind::Native(Native { function }));
+        if let Some(slot) = self.global_slot(name) {
+            self.globals[slot as usize] = Value::obj(native);
+        }
+    }
+
+    /// Number of collections so far.
+    pub fn gc_count(&self) -> usize {
+        self.heap.collections
+    }
+
+    /// Number of live (or not yet swept) heap objects.
+    pub fn heap_objects(&self) -> usize {
+        self.heap.object_count()
+    }
+
+    /// Bytes charged to heap objects.
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.bytes_allocated()
+    }
+
+    /// Flushes program output.
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
+    /// The slot of global `name`, made on first use; `None` when the slots
+    /// are exhausted.
+    pub(crate) fn global_slot(&mut self, name: &str) -> Option<u16> {
+        if let Some(&slot) = self.global_index.get(name) {
+            return Some(slot);
+        }
+        if self.global_names.len() >= GLOBALS_MAX {
+            return None;
+        }
+        let slot = self.global_names.len() as u16;
+        self.global_names.push(name.into());
+        self.global_index.insert(name.into(), slot);
+        Some(slot)
+    }
+
+    /// Writes one line of an error report.
+    pub(crate) fn report_error(&mut self, line: &str) {
+        let _ = self.out.flush();
+        let _ = writeln!(self.err, "{line}");
+    }
+
+    /// Compiles and runs `source`.
+    pub fn interpret(&mut self, source: &str) -> InterpretResult {
+        let Some(function) = compiler::compile(self, source) else {
+            let _ = self.err.flush();
+            return InterpretResult::CompileError;
+        };
+        self.push(Value::obj(function));
+        let closure = self.heap.alloc(ObjKind::Closure(Closure {
+            function,
+            upvalues: Box::new([]),
+        }));
+        self.pop();
+        self.push(Value::obj(closure));
+        let result = match self.call(closure, 0).and_then(|()| self.run()) {
+            Ok(()) => InterpretResult::Ok,
+            Err(RuntimeError) => InterpretResult::RuntimeError,
+        };
+        let _ = self.out.flush();
+        let _ = self.err.flush();
+        result
+    }
+
+    // ---- the collector's roots ----
+
+    /// Marks the VM's roots and collects. Callers that hold other roots
+    /// (the compiler) mark them first.
+    pub(crate) fn collect_garbage(&mut self) {
+        for i in 0..self.sp {
+            self.heap.mark_value(self.stack[i]);
+        }
+        for i in 0..self.frames.len() {
+            self.heap.mark_obj(self.frames[i].closure);
+        }
+        for i in 0..self.open_upvalues.len() {
+            self.heap.mark_obj(self.open_upvalues[i]);
+        }
+        for i in 0..self.global_names.len() {
+            self.heap.mark_value(self.globals[i]);
+        }
+        self.heap.mark_obj(self.init_string);
+        self.heap.trace();
+        self.heap.sweep();
+    }
+
+    // ---- stack ----
+
+    #[inline(always)]
+    fn push(&mut self, v: Value) {
+        self.stack[self.sp] = v;
+        self.sp += 1;
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Value {
+        self.sp -= 1;
+        self.stack[self.sp]
+    }
+
+    #[inline(always)]
+    fn peek(&self, distance: usize) -> Value {
+        self.stack[self.sp - 1 - distance]
+    }
+
+    fn reset_stack(&mut self) {
+        self.sp = 0;
+        self.frames.clear();
+        self.open_upvalues.clear();
+    }
+
+    /// Reports a runtime error with clox's stack trace and resets the stack.
+    #[cold]
+    fn runtime_error(&mut self, message: &str) -> RuntimeError {
+        let _ = self.out.flush();
+        let _ = writeln!(self.err, "{message}");
+        for frame in self.frames.iter().rev() {
+            let function = frame.closure.as_closure().function.as_function();
+            let line = function.chunk.lines[frame.ip.saturating_sub(1)];
+            let _ = match function.name {
+                None => writeln!(self.err, "[line {line}] in script"),
+                Some(n) => writeln!(self.err, "[line {line}] in {}()", n.as_string().chars),
+            };
+        }
+        self.reset_stack();
+        RuntimeError
+    }
+
+    // ---- calls ----
+
+    fn call(&mut self, closure: ObjRef, argc: usize) -> Run<()> {
+        let function = closure.as_closure().function.as_function();
+        if argc != function.arity {
+            return Err(self.runtime_error(&format!(
+                "Expected {} arguments but got {}.",
+                function.arity, argc
+            )));
+        }
+        let base = self.sp - argc - 1;
+        if self.frames.len() == FRAMES_MAX || base + function.max_slots > STACK_MAX {
+            return Err(self.runtime_error("Stack overflow."));
+        }
+        self.frames.push(CallFrame {
+            closure,
+            ip: 0,
+            base,
+        });
+        Ok(())
+    }
+
+    fn call_value(&mut self, callee: Value, argc: usize) -> Run<()> {
+        if let Some(r) = callee.as_obj() {
+            match r.kind() {
+                ObjKind::Closure(_) => return self.call(r, argc),
+                ObjKind::BoundMethod(b) => {
+                    self.stack[self.sp - argc - 1] = b.receiver;
+                    return self.call(b.method, argc);
+                }
+                ObjKind::Class(c) => {
+                    let instance = self.heap.alloc(ObjKind::Instance(Instance {
+                        class: r,
+                        fields: Default::default(),
+                    }));
+                    self.stack[self.sp - argc - 1] = Value::obj(instance);
+                    let init = c.init.get();
+                    if let Some(init) = init.as_obj() {
+                        self.call(init, argc)?;
+                    } else if argc != 0 {
+                        return Err(
+                            self.runtime_error(&format!("Expected 0 arguments but got {argc}."))
+                        );
+                    }
+                    if self.heap.should_collect() {
+                        self.collect_garbage();
+                    }
+                    return Ok(());
+                }
+                ObjKind::Native(n) => {
+                    let result = (n.function)(&self.stack[self.sp - argc..self.sp]);
+                    self.sp -= argc + 1;
+                    self.push(result);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        Err(self.runtime_error("Can only call functions and classes."))
+    }
+
+    fn invoke_from_class(&mut self, class: ObjRef, name: ObjRef, argc: usize) -> Run<()> {
+        let method = class.as_class().methods.borrow().get(name);
+        match method {
+            Some(m) => self.call(m.obj_unchecked(), argc),
+            None => Err(self.undefined_property(name)),
+        }
+    }
+
+    fn invoke(&mut self, name: ObjRef, argc: usize) -> Run<()> {
+        let receiver = self.peek(argc);
+        let instance = match receiver.as_obj().map(|r| r.kind()) {
+            Some(ObjKind::Instance(i)) => i,
+            _ => return Err(self.runtime_error("Only instances have methods.")),
+        };
+        let field = instance.fields.borrow().get(name);
+        if let Some(value) = field {
+            self.stack[self.sp - argc - 1] = value;
+            return self.call_value(value, argc);
+        }
+        self.invoke_from_class(instance.class, name, argc)
+    }
+
+    #[cold]
+    fn undefined_property(&mut self, name: ObjRef) -> RuntimeError {
+        self.runtime_error(&format!("Undefined property '{}'.", name.as_string().chars))
+    }
+
+    /// Replaces the receiver on top of the stack with `class`'s method
+    /// `name` bound to it.
+    fn bind_method(&mut self, class: ObjRef, name: ObjRef) -> Run<()> {
+        let method = class.as_class().methods.borrow().get(name);
+        let Some(method) = method else {
+            return Err(self.undefined_property(name));
+        };
+        let bound = self.heap.alloc(ObjKind::BoundMethod(BoundMethod {
+            receiver: self.peek(0),
+            method: method.obj_unchecked(),
+        }));
+        self.stack[self.sp - 1] = Value::obj(bound);
+        if self.heap.should_collect() {
+            self.collect_garbage();
+        }
+        Ok(())
+    }
+
+    // ---- upvalues ----
+
+    fn capture_upvalue(&mut self, slot: usize) -> ObjRef {
+        let mut pos = self.open_upvalues.len();
+        while pos > 0 {
+            let u = self.open_upvalues[pos - 1];
+            match u.as_upvalue().state.get() {
+                UpvalueState::Open(s) if s == slot => return u,
+                UpvalueState::Open(s) if s < slot => break,
+                _ => pos -= 1,
+            }
+        }
+        let u = self.heap.alloc(ObjKind::Upvalue(Upvalue {
+            state: std::cell::Cell::new(UpvalueState::Open(slot)),
+        }));
+        self.open_upvalues.insert(pos, u);
+        u
+    }
+
+    fn close_upvalues(&mut self, from: usize) {
+        while let Some(&u) = self.open_upvalues.last() {
+            let up = u.as_upvalue();
+            match up.state.get() {
+                UpvalueState::Open(s) if s >= from => {
+                    up.state.set(UpvalueState::Closed(self.stack[s]));
+                    self.open_upvalues.pop();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    // ---- printing ----
+
+    fn print_value(&mut self, v: Value) {
+        let _ = write_value(&mut self.out, v);
+        let _ = self.out.write_all(b"\n");
+    }
+
+    // ---- the interpreter loop ----
+
+    fn run(&mut self) -> Run<()> {
+        let mut frame = *self.frames.last().expect("a frame to run");
+        let mut closure = frame.closure.as_closure();
+        let mut chunk = &closure.function.as_function().chunk;
+        let mut ip = frame.ip;
+        let mut base = frame.base;
+
+        macro_rules! read_byte {
+            () => {{
+                let b = chunk.code[ip];
+                ip += 1;
+                b
+            }};
+        }
+        macro_rules! read_u16 {
+            () => {{
+                let hi = chunk.code[ip] as usize;
+                let lo = chunk.code[ip + 1] as usize;
+                ip += 2;
+                (hi << 8) | lo
+            }};
+        }
+        macro_rules! read_constant {
+            () => {
+                chunk.constants[read_byte!() as usize]
+            };
+        }
+        macro_rules! read_string {
+            () => {
+                read_constant!().obj_unchecked()
+            };
+        }
+        // Saves the instruction pointer for calls, errors and collections.
+        macro_rules! save {
+            () => {
+                if let Some(f) = self.frames.last_mut() {
+                    f.ip = ip;
+                }
+            };
+        }
+        macro_rules! load {
+            () => {
+                frame = *self.frames.last().expect("a frame to run");
+                closure = frame.closure.as_closure();
+                chunk = &closure.function.as_function().chunk;
+                ip = frame.ip;
+                base = frame.base;
+            };
+        }
+        macro_rules! error {
+            ($($arg:tt)*) => {{
+                save!();
+                return Err(self.runtime_error(&format!($($arg)*)));
+            }};
+        }
+        macro_rules! safepoint {
+            () => {
+                if self.heap.should_collect() {
+                    save!();
+                    self.collect_garbage();
+                }
+            };
+        }
+        macro_rules! binary_number {
+            ($op:tt, $wrap:expr) => {{
+                let b = self.peek(0);
+                let a = self.peek(1);
+                if !a.is_number() || !b.is_number() {
+                    error!("Operands must be numbers.");
+                }
+                self.sp -= 1;
+                self.stack[self.sp - 1] = $wrap(a.as_number() $op b.as_number());
+            }};
+        }
+
+        loop {
+            let byte = read_byte!();
+            let Some(op) = Op::from_byte(byte) else {
+                error!("Invalid opcode {byte}.");
+            };
+            match op {
+                Op::Constant => {
+                    let c = read_constant!();
+                    self.push(c);
+                }
+                Op::Nil => self.push(Value::NIL),
+                Op::True => self.push(Value::TRUE),
+                Op::False => self.push(Value::FALSE),
+                Op::Pop => self.sp -= 1,
+                Op::GetLocal => {
+                    let slot = read_byte!() as usize;
+                    let v = self.stack[base + slot];
+                    self.push(v);
+                }
+                Op::SetLocal => {
+                    let slot = read_byte!() as usize;
+                    self.stack[base + slot] = self.peek(0);
+                }
+                Op::GetGlobal => {
+                    let slot = read_u16!();
+                    let v = self.globals[slot];
+                    if v == Value::UNDEFINED {
+                        error!("Undefined variable '{}'.", self.global_names[slot]);
+                    }
+                    self.push(v);
+                }
+                Op::DefineGlobal => {
+                    let slot = read_u16!();
+                    self.globals[slot] = self.pop();
+                }
+                Op::SetGlobal => {
+                    let slot = read_u16!();
+                    if self.globals[slot] == Value::UNDEFINED {
+                        error!("Undefined variable '{}'.", self.global_names[slot]);
+                    }
+                    self.globals[slot] = self.peek(0);
+                }
+                Op::GetUpvalue => {
+                    let slot = read_byte!() as usize;
+                    let v = match closure.upvalues[slot].as_upvalue().state.get() {
+                        UpvalueState::Open(s) => self.stack[s],
+                        UpvalueState::Closed(v) => v,
+                    };
+                    self.push(v);
+                }
+                Op::SetUpvalue => {
+                    let slot = read_byte!() as usize;
+                    let v = self.peek(0);
+                    let up = closure.upvalues[slot].as_upvalue();
+                    match up.state.get() {
+                        UpvalueState::Open(s) => self.stack[s] = v,
+                        UpvalueState::Closed(_) => up.state.set(UpvalueState::Closed(v)),
+                    }
+                }
+                Op::GetProperty => {
+                    let name = read_string!();
+                    let receiver = self.peek(0);
+                    let instance = match receiver.as_obj().map(|r| r.kind()) {
+                        Some(ObjKind::Instance(i)) => i,
+                        _ => error!("Only instances have properties."),
+                    };
+                    let field = instance.fields.borrow().get(name);
+                    if let Some(v) = field {
+                        self.stack[self.sp - 1] = v;
+                    } else {
+                        save!();
+                        self.bind_method(instance.class, name)?;
+                    }
+                }
+                Op::SetProperty => {
+                    let name = read_string!();
+                    let target = self.peek(1);
+                    let instance = match target.as_obj().map(|r| r.kind()) {
+                        Some(ObjKind::Instance(i)) => i,
+                        _ => error!("Only instances have fields."),
+                    };
+                    let value = self.peek(0);
+                    instance.fields.borrow_mut().set(name, value);
+                    self.sp -= 1;
+                    self.stack[self.sp - 1] = value;
+                }
+                Op::GetSuper => {
+                    let name = read_string!();
+                    let superclass = self.pop().obj_unchecked();
+                    save!();
+                    self.bind_method(superclass, name)?;
+                }
+                Op::Equal => {
+                    let b = self.pop();
+                    let a = self.pop();
+                    self.push(Value::bool(a.lox_equals(b)));
+                }
+                Op::Greater => binary_number!(>, Value::bool),
+                Op::Less => binary_number!(<, Value::bool),
+                Op::Add => {
+                    let b = self.peek(0);
+                    let a = self.peek(1);
+                    if a.is_number() && b.is_number() {
+                        self.sp -= 1;
+                        self.stack[self.sp - 1] = Value::number(a.as_number() + b.as_number());
+                    } else {
+                        let strings = match (a.as_obj(), b.as_obj()) {
+                            (Some(x), Some(y)) => match (x.kind(), y.kind()) {
+                                (ObjKind::String(x), ObjKind::String(y)) => Some((x, y)),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let Some((x, y)) = strings else {
+                            error!("Operands must be two numbers or two strings.");
+                        };
+                        let mut s = String::with_capacity(x.chars.len() + y.chars.len());
+                        s.push_str(&x.chars);
+                        s.push_str(&y.chars);
+                        let r = self.heap.intern_owned(s);
+                        self.sp -= 1;
+                        self.stack[self.sp - 1] = Value::obj(r);
+                        safepoint!();
+                    }
+                }
+                Op::Subtract => binary_number!(-, Value::number),
+                Op::Multiply => binary_number!(*, Value::number),
+                Op::Divide => binary_number!(/, Value::number),
+                Op::Not => {
+                    let v = self.peek(0);
+                    self.stack[self.sp - 1] = Value::bool(v.is_falsey());
+                }
+                Op::Negate => {
+                    let v = self.peek(0);
+                    if !v.is_number() {
+                        error!("Operand must be a number.");
+                    }
+                    self.stack[self.sp - 1] = Value::number(-v.as_number());
+                }
+                Op::Print => {
+                    let v = self.pop();
+                    self.print_value(v);
+                }
+                Op::Jump => {
+                    let offset = read_u16!();
+                    ip += offset;
+                }
+                Op::JumpIfFalse => {
+                    let offset = read_u16!();
+                    if self.peek(0).is_falsey() {
+                        ip += offset;
+                    }
+                }
+                Op::Loop => {
+                    let offset = read_u16!();
+                    ip -= offset;
+                }
+                Op::Call => {
+                    let argc = read_byte!() as usize;
+                    save!();
+                    self.call_value(self.peek(argc), argc)?;
+                    load!();
+                }
+                Op::Invoke => {
+                    let name = read_string!();
+                    let argc = read_byte!() as usize;
+                    save!();
+                    self.invoke(name, argc)?;
+                    load!();
+                }
+                Op::SuperInvoke => {
+                    let name = read_string!();
+                    let argc = read_byte!() as usize;
+                    let superclass = self.pop().obj_unchecked();
+                    save!();
+                    self.invoke_from_class(superclass, name, argc)?;
+                    load!();
+                }
+                Op::Closure => {
+                    let function = read_constant!().obj_unchecked();
+                    let count = function.as_function().upvalue_count;
+                    let mut upvalues = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        let is_local = read_byte!() != 0;
+                        let index = read_byte!() as usize;
+                        upvalues.push(if is_local {
+                            self.capture_upvalue(base + index)
+                        } else {
+                            closure.upvalues[index]
+                        });
+                    }
+                    let c = self.heap.alloc(ObjKind::Closure(Closure {
+                        function,
+                        upvalues: upvalues.into_boxed_slice(),
+                    }));
+                    self.push(Value::obj(c));
+                    safepoint!();
+                }
+                Op::CloseUpvalue => {
+                    self.close_upvalues(self.sp - 1);
+                    self.sp -= 1;
+                }
+                Op::Return => {
+                    let result = self.pop();
+                    self.close_upvalues(base);
+                    self.frames.pop();
+                    if self.frames.is_empty() {
+                        self.sp = 0;
+                        return Ok(());
+                    }
+                    self.sp = base;
+                    self.push(result);
+                    load!();
+                }
+                Op::Class => {
+                    let name = read_string!();
+                    let class = self.heap.alloc(ObjKind::Class(Class {
+                        name,
+                        methods: Default::default(),
+                        init: std::cell::Cell::new(Value::NIL),
+                    }));
+                    self.push(Value::obj(class));
+                    safepoint!();
+                }
+                Op::Inherit => {
+                    let superclass = match self.peek(1).as_obj() {
+                        Some(r) if matches!(r.kind(), ObjKind::Class(_)) => r,
+                        _ => error!("Superclass must be a class."),
+                    };
+                    let subclass = self.peek(0).obj_unchecked();
+                    if subclass != superclass {
+                        let (sup, sub) = (superclass.as_class(), subclass.as_class());
+                        sub.methods.borrow_mut().add_all(&sup.methods.borrow());
+                        sub.init.set(sup.init.get());
+                    }
+                    self.sp -= 1;
+                }
+                Op::Method => {
+                    let name = read_string!();
+                    let method = self.peek(0);
+                    let class = self.peek(1).obj_unchecked().as_class();
+                    class.methods.borrow_mut().set(name, method);
+                    if name == self.init_string {
+                        class.init.set(method);
+                    }
+                    self.sp -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Writes a value as clox's `printValue` prints it.
+pub(crate) fn write_value(out: &mut dyn Write, v: Value) -> std::io::Result<()> {
+    if v.is_number() {
+        return out.write_all(format_number(v.as_number()).as_bytes());
+    }
+    if let Some(r) = v.as_obj() {
+        let function_name = |f: ObjRef| match f.as_function().name {
+            None => "<script>".to_string(),
+            Some(n) => format!("<fn {}>", n.as_string().chars),
+        };
+        return match r.kind() {
+            ObjKind::String(s) => out.write_all(s.chars.as_bytes()),
+            ObjKind::Function(_) => out.write_all(function_name(r).as_bytes()),
+            ObjKind::Native(_) => out.write_all(b"<native fn>"),
+            ObjKind::Closure(c) => out.write_all(function_name(c.function).as_bytes()),
+            ObjKind::Upvalue(_) => out.write_all(b"upvalue"),
+            ObjKind::Class(c) => out.write_all(c.name.as_string().chars.as_bytes()),
+            ObjKind::Instance(i) => write!(
+                out,
+                "{} instance",
+                i.class.as_class().name.as_string().chars
+            ),
+            ObjKind::BoundMethod(b) => {
+                out.write_all(function_name(b.method.as_closure().function).as_bytes())
+            }
+        };
+    }
+    out.write_all(match v {
+        Value::NIL => b"nil",
+        Value::TRUE => b"true",
+        Value::FALSE => b"false",
+        _ => b"undefined",
+    })
+}
