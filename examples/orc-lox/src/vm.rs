@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Instant;
 
 use crate::chunk::Op;
 use crate::compiler;
@@ -74,11 +73,20 @@ pub struct Vm {
     err: Box<dyn Write>,
 }
 
+/// `clock()`: processor time used by the process, in seconds, as C's
+/// `clock()` (which clox calls) measures it.
 fn clock_native(_args: &[Value]) -> Value {
-    thread_local! {
-        static START: Instant = Instant::now();
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call,
+    // which writes only it (glibc's `clock()` is this same call).
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Value::number(-1.0);
     }
-    Value::number(START.with(|s| s.elapsed().as_secs_f64()))
+    Value::number(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 impl Default for Vm {
@@ -258,17 +266,15 @@ impl Vm {
 
     // ---- calls ----
 
+    #[inline(always)]
     fn call(&mut self, closure: ObjRef, argc: usize) -> Run<()> {
         let function = closure.as_closure().function.as_function();
         if argc != function.arity {
-            return Err(self.runtime_error(&format!(
-                "Expected {} arguments but got {}.",
-                function.arity, argc
-            )));
+            return Err(self.arity_error(function.arity, argc));
         }
         let base = self.sp - argc - 1;
         if self.frames.len() == FRAMES_MAX || base + function.max_slots > STACK_MAX {
-            return Err(self.runtime_error("Stack overflow."));
+            return Err(self.stack_overflow());
         }
         self.frames.push(CallFrame {
             closure,
@@ -276,6 +282,16 @@ impl Vm {
             base,
         });
         Ok(())
+    }
+
+    #[cold]
+    fn arity_error(&mut self, arity: usize, argc: usize) -> RuntimeError {
+        self.runtime_error(&format!("Expected {arity} arguments but got {argc}."))
+    }
+
+    #[cold]
+    fn stack_overflow(&mut self) -> RuntimeError {
+        self.runtime_error("Stack overflow.")
     }
 
     fn call_value(&mut self, callee: Value, argc: usize) -> Run<()> {
@@ -637,8 +653,13 @@ impl Vm {
                 }
                 Op::Call => {
                     let argc = read_byte!() as usize;
+                    let callee = self.peek(argc);
                     save!();
-                    self.call_value(self.peek(argc), argc)?;
+                    if let Some(ObjKind::Closure(_)) = callee.as_obj().map(|r| r.kind()) {
+                        self.call(callee.obj_unchecked(), argc)?;
+                    } else {
+                        self.call_value(callee, argc)?;
+                    }
                     load!();
                 }
                 Op::Invoke => {
