@@ -362,13 +362,13 @@ impl<'src> Parser<'src, '_> {
     fn end_function(&mut self) -> ObjRef {
         self.emit_return();
         let fc = self.compilers.pop().expect("a function is being compiled");
-        self.vm.heap.alloc(ObjKind::Function(Function {
+        self.vm.heap.alloc(ObjKind::Function(Box::new(Function {
             arity: fc.arity,
             upvalue_count: fc.upvalues.len(),
             max_slots: fc.max_depth.max(1) as usize,
             chunk: fc.chunk,
             name: fc.name,
-        }))
+        })))
     }
 
     fn begin_scope(&mut self) {

@@ -113,7 +113,7 @@ pub(crate) struct Obj {
 /// The object types of Lox.
 pub(crate) enum ObjKind {
     String(LoxStr),
-    Function(Function),
+    Function(Box<Function>),
     Native(Native),
     Closure(Closure),
     Upvalue(Upvalue),
@@ -393,5 +393,38 @@ impl Drop for Heap {
             // once; the heap is going away with the VM that used it.
             drop(unsafe { Box::from_raw(r.0) });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_stay_small() {
+        // Instances dominate allocation-heavy programs; keep every object
+        // at most a cache line.
+        assert!(std::mem::size_of::<Obj>() <= 64, "{}", std::mem::size_of::<Obj>());
+    }
+
+    #[test]
+    fn interning_and_sweeping() {
+        let mut heap = Heap::new(false);
+        let a = heap.intern("hello");
+        let b = heap.intern_owned(String::from("hello"));
+        assert!(a == b);
+        let c = heap.intern("other");
+        assert!(a != c);
+        assert_eq!(heap.object_count(), 2);
+        heap.mark_obj(a);
+        heap.trace();
+        heap.sweep();
+        assert_eq!(heap.object_count(), 1);
+        // The swept string left the intern set: interning it again makes a
+        // new object, the kept one is still found.
+        assert!(heap.intern("hello") == a);
+        let d = heap.intern("other");
+        assert_eq!(d.as_string().chars.as_ref(), "other");
+        assert_eq!(heap.object_count(), 2);
     }
 }

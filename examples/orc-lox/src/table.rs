@@ -23,7 +23,7 @@ const EMPTY: Entry = Entry {
 pub(crate) struct Table {
     /// Live entries plus tombstones.
     count: usize,
-    entries: Vec<Entry>,
+    entries: Box<[Entry]>,
 }
 
 fn find_entry(entries: &[Entry], key: ObjRef, hash: u32) -> usize {
@@ -131,11 +131,11 @@ impl Table {
         } else {
             self.entries.len() * 2
         };
-        let old = std::mem::replace(&mut self.entries, vec![EMPTY; capacity]);
+        let old = std::mem::replace(&mut self.entries, vec![EMPTY; capacity].into_boxed_slice());
         self.count = 0;
-        for entry in old.into_iter().filter(|e| !e.key.is_null()) {
+        for entry in old.iter().filter(|e| !e.key.is_null()) {
             let index = find_entry(&self.entries, entry.key, entry.key.string_hash());
-            self.entries[index] = entry;
+            self.entries[index] = *entry;
             self.count += 1;
         }
     }

@@ -12,6 +12,45 @@ use crate::object::{
 };
 use crate::value::{format_number, Value};
 
+// Opcodes as byte constants, so dispatch is one jump table on the byte.
+const OP_ADD: u8 = Op::Add as u8;
+const OP_CALL: u8 = Op::Call as u8;
+const OP_CLASS: u8 = Op::Class as u8;
+const OP_CLOSE_UPVALUE: u8 = Op::CloseUpvalue as u8;
+const OP_CLOSURE: u8 = Op::Closure as u8;
+const OP_CONSTANT: u8 = Op::Constant as u8;
+const OP_DEFINE_GLOBAL: u8 = Op::DefineGlobal as u8;
+const OP_DIVIDE: u8 = Op::Divide as u8;
+const OP_EQUAL: u8 = Op::Equal as u8;
+const OP_FALSE: u8 = Op::False as u8;
+const OP_GET_GLOBAL: u8 = Op::GetGlobal as u8;
+const OP_GET_LOCAL: u8 = Op::GetLocal as u8;
+const OP_GET_PROPERTY: u8 = Op::GetProperty as u8;
+const OP_GET_SUPER: u8 = Op::GetSuper as u8;
+const OP_GET_UPVALUE: u8 = Op::GetUpvalue as u8;
+const OP_GREATER: u8 = Op::Greater as u8;
+const OP_INHERIT: u8 = Op::Inherit as u8;
+const OP_INVOKE: u8 = Op::Invoke as u8;
+const OP_JUMP: u8 = Op::Jump as u8;
+const OP_JUMP_IF_FALSE: u8 = Op::JumpIfFalse as u8;
+const OP_LESS: u8 = Op::Less as u8;
+const OP_LOOP: u8 = Op::Loop as u8;
+const OP_METHOD: u8 = Op::Method as u8;
+const OP_MULTIPLY: u8 = Op::Multiply as u8;
+const OP_NEGATE: u8 = Op::Negate as u8;
+const OP_NIL: u8 = Op::Nil as u8;
+const OP_NOT: u8 = Op::Not as u8;
+const OP_POP: u8 = Op::Pop as u8;
+const OP_PRINT: u8 = Op::Print as u8;
+const OP_RETURN: u8 = Op::Return as u8;
+const OP_SET_GLOBAL: u8 = Op::SetGlobal as u8;
+const OP_SET_LOCAL: u8 = Op::SetLocal as u8;
+const OP_SET_PROPERTY: u8 = Op::SetProperty as u8;
+const OP_SET_UPVALUE: u8 = Op::SetUpvalue as u8;
+const OP_SUBTRACT: u8 = Op::Subtract as u8;
+const OP_SUPER_INVOKE: u8 = Op::SuperInvoke as u8;
+const OP_TRUE: u8 = Op::True as u8;
+
 /// Maximum call depth (clox's `FRAMES_MAX`).
 pub const FRAMES_MAX: usize = 64;
 /// Value stack size in slots (clox's `STACK_MAX`, `FRAMES_MAX * 256`).
@@ -496,28 +535,25 @@ impl Vm {
 
         loop {
             let byte = read_byte!();
-            let Some(op) = Op::from_byte(byte) else {
-                error!("Invalid opcode {byte}.");
-            };
-            match op {
-                Op::Constant => {
+            match byte {
+                OP_CONSTANT => {
                     let c = read_constant!();
                     self.push(c);
                 }
-                Op::Nil => self.push(Value::NIL),
-                Op::True => self.push(Value::TRUE),
-                Op::False => self.push(Value::FALSE),
-                Op::Pop => self.sp -= 1,
-                Op::GetLocal => {
+                OP_NIL => self.push(Value::NIL),
+                OP_TRUE => self.push(Value::TRUE),
+                OP_FALSE => self.push(Value::FALSE),
+                OP_POP => self.sp -= 1,
+                OP_GET_LOCAL => {
                     let slot = read_byte!() as usize;
                     let v = self.stack[base + slot];
                     self.push(v);
                 }
-                Op::SetLocal => {
+                OP_SET_LOCAL => {
                     let slot = read_byte!() as usize;
                     self.stack[base + slot] = self.peek(0);
                 }
-                Op::GetGlobal => {
+                OP_GET_GLOBAL => {
                     let slot = read_u16!();
                     let v = self.globals[slot];
                     if v == Value::UNDEFINED {
@@ -525,18 +561,18 @@ impl Vm {
                     }
                     self.push(v);
                 }
-                Op::DefineGlobal => {
+                OP_DEFINE_GLOBAL => {
                     let slot = read_u16!();
                     self.globals[slot] = self.pop();
                 }
-                Op::SetGlobal => {
+                OP_SET_GLOBAL => {
                     let slot = read_u16!();
                     if self.globals[slot] == Value::UNDEFINED {
                         error!("Undefined variable '{}'.", self.global_names[slot]);
                     }
                     self.globals[slot] = self.peek(0);
                 }
-                Op::GetUpvalue => {
+                OP_GET_UPVALUE => {
                     let slot = read_byte!() as usize;
                     let v = match closure.upvalues[slot].as_upvalue().state.get() {
                         UpvalueState::Open(s) => self.stack[s],
@@ -544,7 +580,7 @@ impl Vm {
                     };
                     self.push(v);
                 }
-                Op::SetUpvalue => {
+                OP_SET_UPVALUE => {
                     let slot = read_byte!() as usize;
                     let v = self.peek(0);
                     let up = closure.upvalues[slot].as_upvalue();
@@ -553,7 +589,7 @@ impl Vm {
                         UpvalueState::Closed(_) => up.state.set(UpvalueState::Closed(v)),
                     }
                 }
-                Op::GetProperty => {
+                OP_GET_PROPERTY => {
                     let name = read_string!();
                     let receiver = self.peek(0);
                     let instance = match receiver.as_obj().map(|r| r.kind()) {
@@ -568,7 +604,7 @@ impl Vm {
                         self.bind_method(instance.class, name)?;
                     }
                 }
-                Op::SetProperty => {
+                OP_SET_PROPERTY => {
                     let name = read_string!();
                     let target = self.peek(1);
                     let instance = match target.as_obj().map(|r| r.kind()) {
@@ -580,20 +616,20 @@ impl Vm {
                     self.sp -= 1;
                     self.stack[self.sp - 1] = value;
                 }
-                Op::GetSuper => {
+                OP_GET_SUPER => {
                     let name = read_string!();
                     let superclass = self.pop().obj_unchecked();
                     save!();
                     self.bind_method(superclass, name)?;
                 }
-                Op::Equal => {
+                OP_EQUAL => {
                     let b = self.pop();
                     let a = self.pop();
                     self.push(Value::bool(a.lox_equals(b)));
                 }
-                Op::Greater => binary_number!(>, Value::bool),
-                Op::Less => binary_number!(<, Value::bool),
-                Op::Add => {
+                OP_GREATER => binary_number!(>, Value::bool),
+                OP_LESS => binary_number!(<, Value::bool),
+                OP_ADD => {
                     let b = self.peek(0);
                     let a = self.peek(1);
                     if a.is_number() && b.is_number() {
@@ -619,39 +655,39 @@ impl Vm {
                         safepoint!();
                     }
                 }
-                Op::Subtract => binary_number!(-, Value::number),
-                Op::Multiply => binary_number!(*, Value::number),
-                Op::Divide => binary_number!(/, Value::number),
-                Op::Not => {
+                OP_SUBTRACT => binary_number!(-, Value::number),
+                OP_MULTIPLY => binary_number!(*, Value::number),
+                OP_DIVIDE => binary_number!(/, Value::number),
+                OP_NOT => {
                     let v = self.peek(0);
                     self.stack[self.sp - 1] = Value::bool(v.is_falsey());
                 }
-                Op::Negate => {
+                OP_NEGATE => {
                     let v = self.peek(0);
                     if !v.is_number() {
                         error!("Operand must be a number.");
                     }
                     self.stack[self.sp - 1] = Value::number(-v.as_number());
                 }
-                Op::Print => {
+                OP_PRINT => {
                     let v = self.pop();
                     self.print_value(v);
                 }
-                Op::Jump => {
+                OP_JUMP => {
                     let offset = read_u16!();
                     ip += offset;
                 }
-                Op::JumpIfFalse => {
+                OP_JUMP_IF_FALSE => {
                     let offset = read_u16!();
                     if self.peek(0).is_falsey() {
                         ip += offset;
                     }
                 }
-                Op::Loop => {
+                OP_LOOP => {
                     let offset = read_u16!();
                     ip -= offset;
                 }
-                Op::Call => {
+                OP_CALL => {
                     let argc = read_byte!() as usize;
                     let callee = self.peek(argc);
                     save!();
@@ -662,14 +698,14 @@ impl Vm {
                     }
                     load!();
                 }
-                Op::Invoke => {
+                OP_INVOKE => {
                     let name = read_string!();
                     let argc = read_byte!() as usize;
                     save!();
                     self.invoke(name, argc)?;
                     load!();
                 }
-                Op::SuperInvoke => {
+                OP_SUPER_INVOKE => {
                     let name = read_string!();
                     let argc = read_byte!() as usize;
                     let superclass = self.pop().obj_unchecked();
@@ -677,7 +713,7 @@ impl Vm {
                     self.invoke_from_class(superclass, name, argc)?;
                     load!();
                 }
-                Op::Closure => {
+                OP_CLOSURE => {
                     let function = read_constant!().obj_unchecked();
                     let count = function.as_function().upvalue_count;
                     let mut upvalues = Vec::with_capacity(count);
@@ -697,11 +733,11 @@ impl Vm {
                     self.push(Value::obj(c));
                     safepoint!();
                 }
-                Op::CloseUpvalue => {
+                OP_CLOSE_UPVALUE => {
                     self.close_upvalues(self.sp - 1);
                     self.sp -= 1;
                 }
-                Op::Return => {
+                OP_RETURN => {
                     let result = self.pop();
                     self.close_upvalues(base);
                     self.frames.pop();
@@ -713,7 +749,7 @@ impl Vm {
                     self.push(result);
                     load!();
                 }
-                Op::Class => {
+                OP_CLASS => {
                     let name = read_string!();
                     let class = self.heap.alloc(ObjKind::Class(Class {
                         name,
@@ -723,7 +759,7 @@ impl Vm {
                     self.push(Value::obj(class));
                     safepoint!();
                 }
-                Op::Inherit => {
+                OP_INHERIT => {
                     let superclass = match self.peek(1).as_obj() {
                         Some(r) if matches!(r.kind(), ObjKind::Class(_)) => r,
                         _ => error!("Superclass must be a class."),
@@ -736,7 +772,7 @@ impl Vm {
                     }
                     self.sp -= 1;
                 }
-                Op::Method => {
+                OP_METHOD => {
                     let name = read_string!();
                     let method = self.peek(0);
                     let class = self.peek(1).obj_unchecked().as_class();
@@ -746,6 +782,7 @@ impl Vm {
                     }
                     self.sp -= 1;
                 }
+                _ => error!("Invalid opcode {byte}."),
             }
         }
     }
