@@ -464,7 +464,28 @@ impl Vm {
         let mut chunk = &closure.function.as_function().chunk;
         let mut ip = frame.ip;
         let mut base = frame.base;
+        // The stack pointer lives in a register here; `save!` writes it
+        // back before anything that reads `self.sp`, and calls reload it.
+        let mut sp = self.sp;
 
+        macro_rules! push {
+            ($v:expr) => {{
+                let v = $v;
+                self.stack[sp] = v;
+                sp += 1;
+            }};
+        }
+        macro_rules! pop {
+            () => {{
+                sp -= 1;
+                self.stack[sp]
+            }};
+        }
+        macro_rules! peek {
+            ($d:expr) => {
+                self.stack[sp - 1 - $d]
+            };
+        }
         macro_rules! read_byte {
             () => {{
                 let b = chunk.code[ip];
@@ -496,6 +517,7 @@ impl Vm {
                 if let Some(f) = self.frames.last_mut() {
                     f.ip = ip;
                 }
+                self.sp = sp;
             };
         }
         macro_rules! load {
@@ -523,13 +545,13 @@ impl Vm {
         }
         macro_rules! binary_number {
             ($op:tt, $wrap:expr) => {{
-                let b = self.peek(0);
-                let a = self.peek(1);
+                let b = peek!(0);
+                let a = peek!(1);
                 if !a.is_number() || !b.is_number() {
                     error!("Operands must be numbers.");
                 }
-                self.sp -= 1;
-                self.stack[self.sp - 1] = $wrap(a.as_number() $op b.as_number());
+                sp -= 1;
+                self.stack[sp - 1] = $wrap(a.as_number() $op b.as_number());
             }};
         }
 
@@ -538,20 +560,20 @@ impl Vm {
             match byte {
                 OP_CONSTANT => {
                     let c = read_constant!();
-                    self.push(c);
+                    push!(c);
                 }
-                OP_NIL => self.push(Value::NIL),
-                OP_TRUE => self.push(Value::TRUE),
-                OP_FALSE => self.push(Value::FALSE),
-                OP_POP => self.sp -= 1,
+                OP_NIL => push!(Value::NIL),
+                OP_TRUE => push!(Value::TRUE),
+                OP_FALSE => push!(Value::FALSE),
+                OP_POP => sp -= 1,
                 OP_GET_LOCAL => {
                     let slot = read_byte!() as usize;
                     let v = self.stack[base + slot];
-                    self.push(v);
+                    push!(v);
                 }
                 OP_SET_LOCAL => {
                     let slot = read_byte!() as usize;
-                    self.stack[base + slot] = self.peek(0);
+                    self.stack[base + slot] = peek!(0);
                 }
                 OP_GET_GLOBAL => {
                     let slot = read_u16!();
@@ -559,18 +581,18 @@ impl Vm {
                     if v == Value::UNDEFINED {
                         error!("Undefined variable '{}'.", self.global_names[slot]);
                     }
-                    self.push(v);
+                    push!(v);
                 }
                 OP_DEFINE_GLOBAL => {
                     let slot = read_u16!();
-                    self.globals[slot] = self.pop();
+                    self.globals[slot] = pop!();
                 }
                 OP_SET_GLOBAL => {
                     let slot = read_u16!();
                     if self.globals[slot] == Value::UNDEFINED {
                         error!("Undefined variable '{}'.", self.global_names[slot]);
                     }
-                    self.globals[slot] = self.peek(0);
+                    self.globals[slot] = peek!(0);
                 }
                 OP_GET_UPVALUE => {
                     let slot = read_byte!() as usize;
@@ -578,11 +600,11 @@ impl Vm {
                         UpvalueState::Open(s) => self.stack[s],
                         UpvalueState::Closed(v) => v,
                     };
-                    self.push(v);
+                    push!(v);
                 }
                 OP_SET_UPVALUE => {
                     let slot = read_byte!() as usize;
-                    let v = self.peek(0);
+                    let v = peek!(0);
                     let up = closure.upvalues[slot].as_upvalue();
                     match up.state.get() {
                         UpvalueState::Open(s) => self.stack[s] = v,
@@ -591,14 +613,14 @@ impl Vm {
                 }
                 OP_GET_PROPERTY => {
                     let name = read_string!();
-                    let receiver = self.peek(0);
+                    let receiver = peek!(0);
                     let instance = match receiver.as_obj().map(|r| r.kind()) {
                         Some(ObjKind::Instance(i)) => i,
                         _ => error!("Only instances have properties."),
                     };
                     let field = instance.fields.borrow().get(name);
                     if let Some(v) = field {
-                        self.stack[self.sp - 1] = v;
+                        self.stack[sp - 1] = v;
                     } else {
                         save!();
                         self.bind_method(instance.class, name)?;
@@ -606,35 +628,35 @@ impl Vm {
                 }
                 OP_SET_PROPERTY => {
                     let name = read_string!();
-                    let target = self.peek(1);
+                    let target = peek!(1);
                     let instance = match target.as_obj().map(|r| r.kind()) {
                         Some(ObjKind::Instance(i)) => i,
                         _ => error!("Only instances have fields."),
                     };
-                    let value = self.peek(0);
+                    let value = peek!(0);
                     instance.fields.borrow_mut().set(name, value);
-                    self.sp -= 1;
-                    self.stack[self.sp - 1] = value;
+                    sp -= 1;
+                    self.stack[sp - 1] = value;
                 }
                 OP_GET_SUPER => {
                     let name = read_string!();
-                    let superclass = self.pop().obj_unchecked();
+                    let superclass = pop!().obj_unchecked();
                     save!();
                     self.bind_method(superclass, name)?;
                 }
                 OP_EQUAL => {
-                    let b = self.pop();
-                    let a = self.pop();
-                    self.push(Value::bool(a.lox_equals(b)));
+                    let b = pop!();
+                    let a = pop!();
+                    push!(Value::bool(a.lox_equals(b)));
                 }
                 OP_GREATER => binary_number!(>, Value::bool),
                 OP_LESS => binary_number!(<, Value::bool),
                 OP_ADD => {
-                    let b = self.peek(0);
-                    let a = self.peek(1);
+                    let b = peek!(0);
+                    let a = peek!(1);
                     if a.is_number() && b.is_number() {
-                        self.sp -= 1;
-                        self.stack[self.sp - 1] = Value::number(a.as_number() + b.as_number());
+                        sp -= 1;
+                        self.stack[sp - 1] = Value::number(a.as_number() + b.as_number());
                     } else {
                         let strings = match (a.as_obj(), b.as_obj()) {
                             (Some(x), Some(y)) => match (x.kind(), y.kind()) {
@@ -650,8 +672,8 @@ impl Vm {
                         s.push_str(&x.chars);
                         s.push_str(&y.chars);
                         let r = self.heap.intern_owned(s);
-                        self.sp -= 1;
-                        self.stack[self.sp - 1] = Value::obj(r);
+                        sp -= 1;
+                        self.stack[sp - 1] = Value::obj(r);
                         safepoint!();
                     }
                 }
@@ -659,18 +681,18 @@ impl Vm {
                 OP_MULTIPLY => binary_number!(*, Value::number),
                 OP_DIVIDE => binary_number!(/, Value::number),
                 OP_NOT => {
-                    let v = self.peek(0);
-                    self.stack[self.sp - 1] = Value::bool(v.is_falsey());
+                    let v = peek!(0);
+                    self.stack[sp - 1] = Value::bool(v.is_falsey());
                 }
                 OP_NEGATE => {
-                    let v = self.peek(0);
+                    let v = peek!(0);
                     if !v.is_number() {
                         error!("Operand must be a number.");
                     }
-                    self.stack[self.sp - 1] = Value::number(-v.as_number());
+                    self.stack[sp - 1] = Value::number(-v.as_number());
                 }
                 OP_PRINT => {
-                    let v = self.pop();
+                    let v = pop!();
                     self.print_value(v);
                 }
                 OP_JUMP => {
@@ -679,7 +701,7 @@ impl Vm {
                 }
                 OP_JUMP_IF_FALSE => {
                     let offset = read_u16!();
-                    if self.peek(0).is_falsey() {
+                    if peek!(0).is_falsey() {
                         ip += offset;
                     }
                 }
@@ -689,13 +711,14 @@ impl Vm {
                 }
                 OP_CALL => {
                     let argc = read_byte!() as usize;
-                    let callee = self.peek(argc);
+                    let callee = peek!(argc);
                     save!();
                     if let Some(ObjKind::Closure(_)) = callee.as_obj().map(|r| r.kind()) {
                         self.call(callee.obj_unchecked(), argc)?;
                     } else {
                         self.call_value(callee, argc)?;
                     }
+                    sp = self.sp;
                     load!();
                 }
                 OP_INVOKE => {
@@ -703,14 +726,16 @@ impl Vm {
                     let argc = read_byte!() as usize;
                     save!();
                     self.invoke(name, argc)?;
+                    sp = self.sp;
                     load!();
                 }
                 OP_SUPER_INVOKE => {
                     let name = read_string!();
                     let argc = read_byte!() as usize;
-                    let superclass = self.pop().obj_unchecked();
+                    let superclass = pop!().obj_unchecked();
                     save!();
                     self.invoke_from_class(superclass, name, argc)?;
+                    sp = self.sp;
                     load!();
                 }
                 OP_CLOSURE => {
@@ -730,23 +755,23 @@ impl Vm {
                         function,
                         upvalues: upvalues.into_boxed_slice(),
                     }));
-                    self.push(Value::obj(c));
+                    push!(Value::obj(c));
                     safepoint!();
                 }
                 OP_CLOSE_UPVALUE => {
-                    self.close_upvalues(self.sp - 1);
-                    self.sp -= 1;
+                    self.close_upvalues(sp - 1);
+                    sp -= 1;
                 }
                 OP_RETURN => {
-                    let result = self.pop();
+                    let result = pop!();
                     self.close_upvalues(base);
                     self.frames.pop();
                     if self.frames.is_empty() {
                         self.sp = 0;
                         return Ok(());
                     }
-                    self.sp = base;
-                    self.push(result);
+                    sp = base;
+                    push!(result);
                     load!();
                 }
                 OP_CLASS => {
@@ -756,31 +781,31 @@ impl Vm {
                         methods: Default::default(),
                         init: std::cell::Cell::new(Value::NIL),
                     }));
-                    self.push(Value::obj(class));
+                    push!(Value::obj(class));
                     safepoint!();
                 }
                 OP_INHERIT => {
-                    let superclass = match self.peek(1).as_obj() {
+                    let superclass = match peek!(1).as_obj() {
                         Some(r) if matches!(r.kind(), ObjKind::Class(_)) => r,
                         _ => error!("Superclass must be a class."),
                     };
-                    let subclass = self.peek(0).obj_unchecked();
+                    let subclass = peek!(0).obj_unchecked();
                     if subclass != superclass {
                         let (sup, sub) = (superclass.as_class(), subclass.as_class());
                         sub.methods.borrow_mut().add_all(&sup.methods.borrow());
                         sub.init.set(sup.init.get());
                     }
-                    self.sp -= 1;
+                    sp -= 1;
                 }
                 OP_METHOD => {
                     let name = read_string!();
-                    let method = self.peek(0);
-                    let class = self.peek(1).obj_unchecked().as_class();
+                    let method = peek!(0);
+                    let class = peek!(1).obj_unchecked().as_class();
                     class.methods.borrow_mut().set(name, method);
                     if name == self.init_string {
                         class.init.set(method);
                     }
-                    self.sp -= 1;
+                    sp -= 1;
                 }
                 _ => error!("Invalid opcode {byte}."),
             }
