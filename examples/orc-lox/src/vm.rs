@@ -462,6 +462,9 @@ impl Vm {
         let mut frame = *self.frames.last().expect("a frame to run");
         let mut closure = frame.closure.as_closure();
         let mut chunk = &closure.function.as_function().chunk;
+        // The current code as a local slice: its pointer and length stay in
+        // registers instead of being reloaded through the chunk.
+        let mut code: &[u8] = &chunk.code;
         let mut ip = frame.ip;
         let mut base = frame.base;
         // The stack pointer lives in a register here; `save!` writes it
@@ -488,15 +491,15 @@ impl Vm {
         }
         macro_rules! read_byte {
             () => {{
-                let b = chunk.code[ip];
+                let b = code[ip];
                 ip += 1;
                 b
             }};
         }
         macro_rules! read_u16 {
             () => {{
-                let hi = chunk.code[ip] as usize;
-                let lo = chunk.code[ip + 1] as usize;
+                let hi = code[ip] as usize;
+                let lo = code[ip + 1] as usize;
                 ip += 2;
                 (hi << 8) | lo
             }};
@@ -525,6 +528,7 @@ impl Vm {
                 frame = *self.frames.last().expect("a frame to run");
                 closure = frame.closure.as_closure();
                 chunk = &closure.function.as_function().chunk;
+                code = &chunk.code;
                 ip = frame.ip;
                 base = frame.base;
             };
