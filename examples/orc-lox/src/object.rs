@@ -1,14 +1,15 @@
 //! Heap objects, the heap that owns them, and the mark-sweep collector.
 //!
-//! Every object is a boxed [`Obj`] whose address the heap records;
-//! [`ObjRef`] is that address. The heap frees an object only in
+//! Every object is an [`Obj`] in a slot of one of the heap's slabs (all
+//! objects have one size, so slabs replace `malloc`; a slab never moves);
+//! [`ObjRef`] is the slot's address. The heap frees an object only in
 //! [`Heap::sweep`], after a mark phase that started from every root the VM
 //! (and the compiler, while compiling) holds. Collections happen only at
 //! *safepoints*: the VM calls [`Heap::should_collect`] after an allocation
 //! once the new object is reachable from a root, so code between safepoints
 //! may hold unrooted `ObjRef`s.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 
 use crate::chunk::Chunk;
 use crate::table::Table;
@@ -21,7 +22,7 @@ pub(crate) struct ObjRef(pub(crate) *mut Obj);
 
 // SAFETY-relevant invariant of this module: an `ObjRef` other than NULL is
 // only ever created by `Heap::alloc` (or from a `Value` that holds one), and
-// the object stays allocated until a sweep finds it unmarked. The VM keeps
+// the object stays in its slot until a sweep finds it unmarked. The VM keeps
 // every object it still uses reachable from a root at each safepoint, so a
 // dereference between safepoints sees a live object. Objects are shared
 // (`&Obj`) only: their mutable parts are `Cell`s and `RefCell`s.
@@ -40,8 +41,9 @@ impl ObjRef {
     #[inline(always)]
     pub(crate) fn get<'a>(self) -> &'a Obj {
         debug_assert!(!self.0.is_null());
-        // SAFETY: by the module invariant above the pointer came from
-        // `Box::into_raw` in `Heap::alloc` and the object has not been swept:
+        // SAFETY: by the module invariant above the pointer is a slot of a
+        // live slab (slabs are freed only with the heap) holding an object
+        // `Heap::alloc` wrote that has not been swept since:
         // callers only use objects reachable from roots (or allocated since
         // the last safepoint), and objects are never mutated through `&mut`.
         unsafe { &*self.0 }
@@ -112,6 +114,8 @@ pub(crate) struct Obj {
 
 /// The object types of Lox.
 pub(crate) enum ObjKind {
+    /// An empty slab slot (never reachable from a value).
+    Free,
     String(LoxStr),
     Function(Box<Function>),
     Native(Native),
@@ -211,6 +215,9 @@ fn object_size(obj: &Obj) -> usize {
         }
 }
 
+/// Slots in the first slab (later slabs double, up to 64 times this).
+const SLAB_SLOTS: usize = 256;
+
 /// The first collection threshold, in bytes (clox's `1024 * 1024`).
 const FIRST_GC: usize = 1024 * 1024;
 /// Heap growth factor after a collection.
@@ -218,7 +225,12 @@ const GC_HEAP_GROW_FACTOR: usize = 2;
 
 /// Owner of every object; the collector's state.
 pub(crate) struct Heap {
-    objects: Vec<ObjRef>,
+    /// The slabs holding every object slot; never shrunk while the heap lives.
+    slabs: Vec<Box<[UnsafeCell<Obj>]>>,
+    /// Free slots, reused last-freed first.
+    free: Vec<ObjRef>,
+    /// Objects currently in slots.
+    live: usize,
     /// The intern set (weak: swept strings leave it).
     strings: Table,
     bytes_allocated: usize,
@@ -233,7 +245,9 @@ pub(crate) struct Heap {
 impl Heap {
     pub(crate) fn new(stress: bool) -> Heap {
         Heap {
-            objects: Vec::new(),
+            slabs: Vec::new(),
+            free: Vec::new(),
+            live: 0,
             strings: Table::default(),
             bytes_allocated: 0,
             next_gc: FIRST_GC,
@@ -245,15 +259,42 @@ impl Heap {
 
     /// Allocates an object. It is not a root: the caller makes it
     /// reachable before the next safepoint.
+    #[inline]
     pub(crate) fn alloc(&mut self, kind: ObjKind) -> ObjRef {
-        let obj = Box::new(Obj {
+        let obj = Obj {
             marked: Cell::new(false),
             kind,
-        });
+        };
         self.bytes_allocated += object_size(&obj);
-        let r = ObjRef(Box::into_raw(obj));
-        self.objects.push(r);
-        r
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => self.grow(),
+        };
+        // SAFETY: `slot` is a free slot of a live slab: no `ObjRef` in use
+        // points to it (it was never handed out, or the sweep that freed it
+        // found it unreachable), so nothing else reads or writes it now.
+        // The assignment drops the `Free` placeholder, which owns nothing.
+        unsafe { *slot.0 = obj };
+        self.live += 1;
+        slot
+    }
+
+    #[cold]
+    fn grow(&mut self) -> ObjRef {
+        let size = SLAB_SLOTS << self.slabs.len().min(6);
+        let slab: Box<[UnsafeCell<Obj>]> = (0..size)
+            .map(|_| {
+                UnsafeCell::new(Obj {
+                    marked: Cell::new(false),
+                    kind: ObjKind::Free,
+                })
+            })
+            .collect();
+        self.free
+            .extend(slab.iter().skip(1).rev().map(|c| ObjRef(c.get())));
+        let first = ObjRef(slab[0].get());
+        self.slabs.push(slab);
+        first
     }
 
     /// The interned string for `chars`.
@@ -293,7 +334,7 @@ impl Heap {
 
     /// Number of objects on the heap.
     pub(crate) fn object_count(&self) -> usize {
-        self.objects.len()
+        self.live
     }
 
     /// Marks a root value.
@@ -318,7 +359,7 @@ impl Heap {
     pub(crate) fn trace(&mut self) {
         while let Some(r) = self.gray.pop() {
             match r.kind() {
-                ObjKind::String(_) | ObjKind::Native(_) => {}
+                ObjKind::Free | ObjKind::String(_) | ObjKind::Native(_) => {}
                 ObjKind::Function(f) => {
                     if let Some(n) = f.name {
                         self.mark_obj(n);
@@ -365,34 +406,35 @@ impl Heap {
     pub(crate) fn sweep(&mut self) {
         self.strings.remove_unmarked();
         let mut freed = 0;
-        self.objects.retain(|&r| {
-            let obj = r.get();
-            if obj.marked.get() {
-                obj.marked.set(false);
-                true
-            } else {
+        for slab in &self.slabs {
+            for cell in slab.iter() {
+                let r = ObjRef(cell.get());
+                let obj = r.get();
+                if matches!(obj.kind, ObjKind::Free) {
+                    continue;
+                }
+                if obj.marked.get() {
+                    obj.marked.set(false);
+                    continue;
+                }
                 freed += object_size(obj);
-                // SAFETY: the pointer came from `Box::into_raw` in `alloc`,
-                // is in `objects` exactly once (removed here), and the mark
-                // phase found it unreachable from every root, so no live
-                // `ObjRef` will be dereferenced again.
-                drop(unsafe { Box::from_raw(r.0) });
-                false
+                // SAFETY: the mark phase found this object unreachable from
+                // every root, so no `ObjRef` to it will be dereferenced again
+                // and no reference into it is live (`obj` is not used after
+                // this); the assignment drops the object's contents.
+                unsafe {
+                    *cell.get() = Obj {
+                        marked: Cell::new(false),
+                        kind: ObjKind::Free,
+                    }
+                };
+                self.free.push(r);
+                self.live -= 1;
             }
-        });
+        }
         self.bytes_allocated -= freed;
         self.next_gc = (self.bytes_allocated * GC_HEAP_GROW_FACTOR).max(FIRST_GC);
         self.collections += 1;
-    }
-}
-
-impl Drop for Heap {
-    fn drop(&mut self) {
-        for r in self.objects.drain(..) {
-            // SAFETY: each pointer came from `Box::into_raw` and is listed
-            // once; the heap is going away with the VM that used it.
-            drop(unsafe { Box::from_raw(r.0) });
-        }
     }
 }
 
@@ -404,7 +446,11 @@ mod tests {
     fn objects_stay_small() {
         // Instances dominate allocation-heavy programs; keep every object
         // at most a cache line.
-        assert!(std::mem::size_of::<Obj>() <= 64, "{}", std::mem::size_of::<Obj>());
+        assert!(
+            std::mem::size_of::<Obj>() <= 64,
+            "{}",
+            std::mem::size_of::<Obj>()
+        );
     }
 
     #[test]

@@ -828,6 +828,7 @@ pub(crate) fn write_value(out: &mut dyn Write, v: Value) -> std::io::Result<()> 
             Some(n) => format!("<fn {}>", n.as_string().chars),
         };
         return match r.kind() {
+            ObjKind::Free => out.write_all(b"<free>"),
             ObjKind::String(s) => out.write_all(s.chars.as_bytes()),
             ObjKind::Function(_) => out.write_all(function_name(r).as_bytes()),
             ObjKind::Native(_) => out.write_all(b"<native fn>"),
