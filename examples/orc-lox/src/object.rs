@@ -248,7 +248,7 @@ impl Heap {
             slabs: Vec::new(),
             free: Vec::new(),
             live: 0,
-            strings: Table::default(),
+            strings: Table::by_content(),
             bytes_allocated: 0,
             next_gc: FIRST_GC,
             stress,

@@ -19,11 +19,22 @@ const EMPTY: Entry = Entry {
 };
 
 /// A string-keyed table of values.
+///
+/// Keys are interned, so a field or method table hashes the key's address
+/// (no load of the string); the intern set itself hashes contents.
 #[derive(Default)]
 pub(crate) struct Table {
-    /// Live entries plus tombstones.
-    count: usize,
+    /// Live entries plus tombstones (`u32` keeps the table three words).
+    count: u32,
     entries: Box<[Entry]>,
+    /// Hash keys by their contents (the intern set) instead of address.
+    by_content: bool,
+}
+
+/// Mixes an object's address into a hash (Fibonacci hashing).
+#[inline(always)]
+fn address_hash(key: ObjRef) -> u32 {
+    ((key.0 as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
 fn find_entry(entries: &[Entry], key: ObjRef, hash: u32) -> usize {
@@ -46,13 +57,30 @@ fn find_entry(entries: &[Entry], key: ObjRef, hash: u32) -> usize {
 }
 
 impl Table {
+    /// An empty table hashing keys by contents (for the intern set).
+    pub(crate) fn by_content() -> Table {
+        Table {
+            by_content: true,
+            ..Table::default()
+        }
+    }
+
+    #[inline(always)]
+    fn hash(&self, key: ObjRef) -> u32 {
+        if self.by_content {
+            key.string_hash()
+        } else {
+            address_hash(key)
+        }
+    }
+
     /// The value under `key`.
     #[inline]
     pub(crate) fn get(&self, key: ObjRef) -> Option<Value> {
         if self.count == 0 {
             return None;
         }
-        let entry = &self.entries[find_entry(&self.entries, key, key.string_hash())];
+        let entry = &self.entries[find_entry(&self.entries, key, self.hash(key))];
         if entry.key.is_null() {
             None
         } else {
@@ -62,10 +90,10 @@ impl Table {
 
     /// Sets `key` to `value`; true when the key was new.
     pub(crate) fn set(&mut self, key: ObjRef, value: Value) -> bool {
-        if (self.count + 1) * 4 > self.entries.len() * 3 {
+        if (self.count as usize + 1) * 4 > self.entries.len() * 3 {
             self.grow();
         }
-        let index = find_entry(&self.entries, key, key.string_hash());
+        let index = find_entry(&self.entries, key, self.hash(key));
         let entry = &mut self.entries[index];
         let is_new = entry.key.is_null();
         if is_new && entry.value.is_nil() {
@@ -134,7 +162,7 @@ impl Table {
         let old = std::mem::replace(&mut self.entries, vec![EMPTY; capacity].into_boxed_slice());
         self.count = 0;
         for entry in old.iter().filter(|e| !e.key.is_null()) {
-            let index = find_entry(&self.entries, entry.key, entry.key.string_hash());
+            let index = find_entry(&self.entries, entry.key, self.hash(entry.key));
             self.entries[index] = *entry;
             self.count += 1;
         }

@@ -539,6 +539,35 @@ impl Vm {
                 return Err(self.runtime_error(&format!($($arg)*)));
             }};
         }
+        // Calls the closure `$callee` with `$argc` arguments on the stack:
+        // the common case pushes the frame and switches to it right here;
+        // arity errors and overflow go through `call`, which reports them.
+        macro_rules! enter_closure {
+            ($callee:expr, $argc:expr) => {{
+                let callee: ObjRef = $callee;
+                let argc: usize = $argc;
+                let c = callee.as_closure();
+                let function = c.function.as_function();
+                let new_base = sp - argc - 1;
+                save!();
+                if argc != function.arity
+                    || self.frames.len() == FRAMES_MAX
+                    || new_base + function.max_slots > STACK_MAX
+                {
+                    self.call(callee, argc)?;
+                }
+                self.frames.push(CallFrame {
+                    closure: callee,
+                    ip: 0,
+                    base: new_base,
+                });
+                closure = c;
+                chunk = &function.chunk;
+                code = &chunk.code;
+                ip = 0;
+                base = new_base;
+            }};
+        }
         macro_rules! safepoint {
             () => {
                 if self.heap.should_collect() {
@@ -716,22 +745,34 @@ impl Vm {
                 OP_CALL => {
                     let argc = read_byte!() as usize;
                     let callee = peek!(argc);
-                    save!();
                     if let Some(ObjKind::Closure(_)) = callee.as_obj().map(|r| r.kind()) {
-                        self.call(callee.obj_unchecked(), argc)?;
+                        enter_closure!(callee.obj_unchecked(), argc);
                     } else {
+                        save!();
                         self.call_value(callee, argc)?;
+                        sp = self.sp;
+                        load!();
                     }
-                    sp = self.sp;
-                    load!();
                 }
                 OP_INVOKE => {
                     let name = read_string!();
                     let argc = read_byte!() as usize;
-                    save!();
-                    self.invoke(name, argc)?;
-                    sp = self.sp;
-                    load!();
+                    // Fast path: a method (not a field) of an instance.
+                    let receiver = peek!(argc);
+                    let mut method = None;
+                    if let Some(ObjKind::Instance(instance)) = receiver.as_obj().map(|r| r.kind()) {
+                        if instance.fields.borrow().get(name).is_none() {
+                            method = instance.class.as_class().methods.borrow().get(name);
+                        }
+                    }
+                    if let Some(m) = method {
+                        enter_closure!(m.obj_unchecked(), argc);
+                    } else {
+                        save!();
+                        self.invoke(name, argc)?;
+                        sp = self.sp;
+                        load!();
+                    }
                 }
                 OP_SUPER_INVOKE => {
                     let name = read_string!();
@@ -768,7 +809,9 @@ impl Vm {
                 }
                 OP_RETURN => {
                     let result = pop!();
-                    self.close_upvalues(base);
+                    if !self.open_upvalues.is_empty() {
+                        self.close_upvalues(base);
+                    }
                     self.frames.pop();
                     if self.frames.is_empty() {
                         self.sp = 0;
