@@ -1,0 +1,102 @@
+//! The VM as a library: output capture, persistent globals, error results,
+//! and the garbage collector's behaviour measured from outside.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
+use orc_lox::{InterpretResult, Vm};
+
+#[derive(Clone, Default)]
+struct Buf(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.borrow_mut())).expect("utf-8 output")
+    }
+}
+
+fn vm(stress: bool) -> (Vm, Buf, Buf) {
+    let (out, err) = (Buf::default(), Buf::default());
+    let vm = Vm::with_output(Box::new(out.clone()), Box::new(err.clone()), stress);
+    (vm, out, err)
+}
+
+#[test]
+fn globals_persist_and_errors_leave_the_vm_usable() {
+    let (mut vm, out, err) = vm(false);
+    assert_eq!(vm.interpret("var a = 20; fun twice(x) { return x * 2; }"), InterpretResult::Ok);
+    assert_eq!(vm.interpret("print twice(a) + 2;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "42\n");
+    assert_eq!(vm.interpret("fun f() { return -\"x\"; } f();"), InterpretResult::RuntimeError);
+    assert_eq!(
+        err.take(),
+        "Operand must be a number.\n[line 1] in f()\n[line 1] in script\n"
+    );
+    assert_eq!(vm.interpret("print a"), InterpretResult::CompileError);
+    assert_eq!(err.take(), "[line 1] Error at end: Expect ';' after value.\n");
+    assert_eq!(vm.interpret("print a;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "20\n");
+    assert_eq!(InterpretResult::CompileError.exit_code(), 65);
+    assert_eq!(InterpretResult::RuntimeError.exit_code(), 70);
+}
+
+#[test]
+fn garbage_is_collected_and_the_heap_stays_bounded() {
+    let (mut vm, out, _err) = vm(false);
+    let program = r#"
+        class Pair { init(a, b) { this.a = a; this.b = b; } }
+        var keep = Pair("kept", nil);
+        for (var i = 0; i < 200000; i = i + 1) {
+            var s = "garbage " + "string";
+            var p = Pair(s, i);
+            fun closure() { return p; }
+        }
+        print keep.a;
+    "#;
+    assert_eq!(vm.interpret(program), InterpretResult::Ok);
+    assert_eq!(out.take(), "kept\n");
+    assert!(vm.gc_count() > 0, "no collection ran");
+    // 200k iterations allocate over a million objects; what survives is
+    // the program's few live ones plus at most one threshold of garbage.
+    assert!(vm.heap_objects() < 100_000, "{} objects live", vm.heap_objects());
+    assert!(vm.heap_bytes() < 8 << 20, "{} bytes live", vm.heap_bytes());
+}
+
+#[test]
+fn stress_mode_collects_at_every_allocation_and_keeps_live_data() {
+    let (mut vm, out, _err) = vm(true);
+    let program = r#"
+        var s = "";
+        for (var i = 0; i < 50; i = i + 1) s = s + "x";
+        class A { init() { this.s = s; } get() { return this.s; } }
+        var a = A();
+        var m = a.get;
+        print m() == s;
+    "#;
+    assert_eq!(vm.interpret(program), InterpretResult::Ok);
+    assert_eq!(out.take(), "true\n");
+    assert!(vm.gc_count() >= 50, "{} collections", vm.gc_count());
+}
+
+#[test]
+fn a_repl_session_does_not_leak_across_lines() {
+    let (mut vm, out, _err) = vm(false);
+    for i in 0..200 {
+        assert_eq!(
+            vm.interpret(&format!("var v{} = \"line\" + \"{i}\";", i % 10)),
+            InterpretResult::Ok
+        );
+    }
+    assert_eq!(vm.interpret("print v3;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "line193\n");
+}
