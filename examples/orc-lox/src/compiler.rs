@@ -125,7 +125,19 @@ struct Parser<'src, 'vm> {
     vm: &'vm mut Vm,
     compilers: Vec<FnCompiler<'src>>,
     classes: Vec<ClassCompiler>,
+    /// Current nesting of expressions and declarations (the parser recurses
+    /// on both), bounded by [`MAX_NESTING`] so deep input cannot overflow
+    /// the native stack.
+    nesting: usize,
+    /// Set once the nesting limit was hit: later errors are consequences
+    /// and are not reported.
+    too_deep: bool,
 }
+
+/// Deepest nesting of expressions and declarations the parser accepts.
+/// clox has no such limit (its C recursion just gets deep); programs a
+/// person writes stay far below it.
+const MAX_NESTING: usize = 1000;
 
 /// Compiles `source` to the script function, or reports errors (to the
 /// VM's error output) and returns `None`. The function is not rooted: the
@@ -145,6 +157,8 @@ pub(crate) fn compile(vm: &mut Vm, source: &str) -> Option<ObjRef> {
         vm,
         compilers: Vec::new(),
         classes: Vec::new(),
+        nesting: 0,
+        too_deep: false,
     };
     p.begin_function(FunctionType::Script);
     p.advance();
@@ -163,7 +177,7 @@ impl<'src> Parser<'src, '_> {
     // ---- errors and tokens ----
 
     fn error_at(&mut self, token: Token<'src>, message: &str) {
-        if self.panic_mode {
+        if self.panic_mode || self.too_deep {
             return;
         }
         self.panic_mode = true;
@@ -526,7 +540,32 @@ impl<'src> Parser<'src, '_> {
 
     // ---- declarations and statements ----
 
+    /// Counts one level of parser recursion; false (after reporting) when
+    /// the input nests too deeply.
+    fn enter(&mut self) -> bool {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            self.error_at_current("Too much nesting.");
+            self.too_deep = true;
+            self.nesting -= 1;
+            return false;
+        }
+        true
+    }
+
     fn declaration(&mut self) {
+        if !self.enter() {
+            // Skip the rest of the input: nothing nested this deep compiles.
+            while !self.check(T::Eof) {
+                self.advance();
+            }
+            return;
+        }
+        self.declaration_inner();
+        self.nesting -= 1;
+    }
+
+    fn declaration_inner(&mut self) {
         if self.matches(T::Class) {
             self.class_declaration();
         } else if self.matches(T::Fun) {
@@ -790,6 +829,14 @@ impl<'src> Parser<'src, '_> {
     }
 
     fn parse_precedence(&mut self, prec: Prec) {
+        if !self.enter() {
+            return;
+        }
+        self.parse_precedence_inner(prec);
+        self.nesting -= 1;
+    }
+
+    fn parse_precedence_inner(&mut self, prec: Prec) {
         self.advance();
         let can_assign = prec <= Prec::Assignment;
         if !self.prefix(self.previous.kind, can_assign) {

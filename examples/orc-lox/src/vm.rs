@@ -140,11 +140,15 @@ impl Vm {
     /// environment variable is set to anything but `0` or empty.
     pub fn new() -> Vm {
         let stress = std::env::var("LOX_GC_STRESS").is_ok_and(|v| !v.is_empty() && v != "0");
-        Vm::with_output(
-            Box::new(std::io::BufWriter::new(std::io::stdout())),
-            Box::new(std::io::stderr()),
-            stress,
-        )
+        // Like C's stdio (and so clox): line-buffered on a terminal, fully
+        // buffered otherwise.
+        use std::io::IsTerminal;
+        let out: Box<dyn Write> = if std::io::stdout().is_terminal() {
+            Box::new(std::io::LineWriter::new(std::io::stdout()))
+        } else {
+            Box::new(std::io::BufWriter::new(std::io::stdout()))
+        };
+        Vm::with_output(out, Box::new(std::io::stderr()), stress)
     }
 
     /// A VM writing program output to `out` and errors to `err`;

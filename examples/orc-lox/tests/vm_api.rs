@@ -34,16 +34,25 @@ fn vm(stress: bool) -> (Vm, Buf, Buf) {
 #[test]
 fn globals_persist_and_errors_leave_the_vm_usable() {
     let (mut vm, out, err) = vm(false);
-    assert_eq!(vm.interpret("var a = 20; fun twice(x) { return x * 2; }"), InterpretResult::Ok);
+    assert_eq!(
+        vm.interpret("var a = 20; fun twice(x) { return x * 2; }"),
+        InterpretResult::Ok
+    );
     assert_eq!(vm.interpret("print twice(a) + 2;"), InterpretResult::Ok);
     assert_eq!(out.take(), "42\n");
-    assert_eq!(vm.interpret("fun f() { return -\"x\"; } f();"), InterpretResult::RuntimeError);
+    assert_eq!(
+        vm.interpret("fun f() { return -\"x\"; } f();"),
+        InterpretResult::RuntimeError
+    );
     assert_eq!(
         err.take(),
         "Operand must be a number.\n[line 1] in f()\n[line 1] in script\n"
     );
     assert_eq!(vm.interpret("print a"), InterpretResult::CompileError);
-    assert_eq!(err.take(), "[line 1] Error at end: Expect ';' after value.\n");
+    assert_eq!(
+        err.take(),
+        "[line 1] Error at end: Expect ';' after value.\n"
+    );
     assert_eq!(vm.interpret("print a;"), InterpretResult::Ok);
     assert_eq!(out.take(), "20\n");
     assert_eq!(InterpretResult::CompileError.exit_code(), 65);
@@ -68,7 +77,11 @@ fn garbage_is_collected_and_the_heap_stays_bounded() {
     assert!(vm.gc_count() > 0, "no collection ran");
     // 200k iterations allocate over a million objects; what survives is
     // the program's few live ones plus at most one threshold of garbage.
-    assert!(vm.heap_objects() < 100_000, "{} objects live", vm.heap_objects());
+    assert!(
+        vm.heap_objects() < 100_000,
+        "{} objects live",
+        vm.heap_objects()
+    );
     assert!(vm.heap_bytes() < 8 << 20, "{} bytes live", vm.heap_bytes());
 }
 
@@ -99,4 +112,25 @@ fn a_repl_session_does_not_leak_across_lines() {
     }
     assert_eq!(vm.interpret("print v3;"), InterpretResult::Ok);
     assert_eq!(out.take(), "line193\n");
+}
+
+#[test]
+fn deep_nesting_is_a_compile_error_not_a_crash() {
+    let (mut vm, out, err) = vm(false);
+    // Deep but allowed.
+    let ok = format!("print {}1{};", "(".repeat(400), ")".repeat(400));
+    assert_eq!(vm.interpret(&ok), InterpretResult::Ok);
+    assert_eq!(out.take(), "1\n");
+    let blocks = format!("{}print 2;{}", "{".repeat(300), "}".repeat(300));
+    assert_eq!(vm.interpret(&blocks), InterpretResult::Ok);
+    assert_eq!(out.take(), "2\n");
+    // Too deep: reported, and the VM is still usable.
+    let deep = format!("print {}1{};", "(".repeat(100_000), ")".repeat(100_000));
+    assert_eq!(vm.interpret(&deep), InterpretResult::CompileError);
+    assert_eq!(err.take(), "[line 1] Error at '(': Too much nesting.\n");
+    let deep = format!("{}print 3;", "{".repeat(100_000));
+    assert_eq!(vm.interpret(&deep), InterpretResult::CompileError);
+    assert_eq!(err.take(), "[line 1] Error at '{': Too much nesting.\n");
+    assert_eq!(vm.interpret("print 4;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "4\n");
 }
