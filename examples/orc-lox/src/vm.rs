@@ -55,6 +55,11 @@ const OP_TRUE: u8 = Op::True as u8;
 pub const FRAMES_MAX: usize = 64;
 /// Value stack size in slots (clox's `STACK_MAX`, `FRAMES_MAX * 256`).
 pub const STACK_MAX: usize = FRAMES_MAX * 256;
+/// Stack indices are masked with this (`STACK_MAX` is a power of two), so
+/// the optimizer drops bounds checks; calls keep indices below `STACK_MAX`
+/// (the overflow check), so the mask never changes an index.
+const STACK_MASK: usize = STACK_MAX - 1;
+const _: () = assert!(STACK_MAX.is_power_of_two());
 /// Maximum number of global variables (slots are `u16` operands).
 pub const GLOBALS_MAX: usize = u16::MAX as usize + 1;
 
@@ -99,12 +104,12 @@ type Run<T> = Result<T, RuntimeError>;
 /// (the REPL's model).
 pub struct Vm {
     pub(crate) heap: Heap,
-    stack: Box<[Value]>,
+    stack: Box<[Value; STACK_MAX]>,
     sp: usize,
     frames: Vec<CallFrame>,
     /// Open upvalues, sorted by stack slot (ascending).
     open_upvalues: Vec<ObjRef>,
-    globals: Box<[Value]>,
+    globals: Box<[Value; GLOBALS_MAX]>,
     global_names: Vec<Box<str>>,
     global_index: HashMap<Box<str>, u16>,
     init_string: ObjRef,
@@ -158,11 +163,11 @@ impl Vm {
         let init_string = heap.intern("init");
         let mut vm = Vm {
             heap,
-            stack: vec![Value::NIL; STACK_MAX].into_boxed_slice(),
+            stack: boxed_array(Value::NIL),
             sp: 0,
             frames: Vec::with_capacity(FRAMES_MAX),
             open_upvalues: Vec::new(),
-            globals: vec![Value::UNDEFINED; GLOBALS_MAX].into_boxed_slice(),
+            globals: boxed_array(Value::UNDEFINED),
             global_names: Vec::new(),
             global_index: HashMap::new(),
             init_string,
@@ -249,7 +254,7 @@ impl Vm {
     /// (the compiler) mark them first.
     pub(crate) fn collect_garbage(&mut self) {
         for i in 0..self.sp {
-            self.heap.mark_value(self.stack[i]);
+            self.heap.mark_value(self.stack[i & STACK_MASK]);
         }
         for i in 0..self.frames.len() {
             self.heap.mark_obj(self.frames[i].closure);
@@ -269,19 +274,19 @@ impl Vm {
 
     #[inline(always)]
     fn push(&mut self, v: Value) {
-        self.stack[self.sp] = v;
+        self.stack[self.sp & STACK_MASK] = v;
         self.sp += 1;
     }
 
     #[inline(always)]
     fn pop(&mut self) -> Value {
         self.sp -= 1;
-        self.stack[self.sp]
+        self.stack[self.sp & STACK_MASK]
     }
 
     #[inline(always)]
     fn peek(&self, distance: usize) -> Value {
-        self.stack[self.sp - 1 - distance]
+        self.stack[(self.sp - 1 - distance) & STACK_MASK]
     }
 
     fn reset_stack(&mut self) {
@@ -342,7 +347,7 @@ impl Vm {
             match r.kind() {
                 ObjKind::Closure(_) => return self.call(r, argc),
                 ObjKind::BoundMethod(b) => {
-                    self.stack[self.sp - argc - 1] = b.receiver;
+                    self.stack[(self.sp - argc - 1) & STACK_MASK] = b.receiver;
                     return self.call(b.method, argc);
                 }
                 ObjKind::Class(c) => {
@@ -350,7 +355,7 @@ impl Vm {
                         class: r,
                         fields: Default::default(),
                     }));
-                    self.stack[self.sp - argc - 1] = Value::obj(instance);
+                    self.stack[(self.sp - argc - 1) & STACK_MASK] = Value::obj(instance);
                     let init = c.init.get();
                     if let Some(init) = init.as_obj() {
                         self.call(init, argc)?;
@@ -392,7 +397,7 @@ impl Vm {
         };
         let field = instance.fields.borrow().get(name);
         if let Some(value) = field {
-            self.stack[self.sp - argc - 1] = value;
+            self.stack[(self.sp - argc - 1) & STACK_MASK] = value;
             return self.call_value(value, argc);
         }
         self.invoke_from_class(instance.class, name, argc)
@@ -414,7 +419,7 @@ impl Vm {
             receiver: self.peek(0),
             method: method.obj_unchecked(),
         }));
-        self.stack[self.sp - 1] = Value::obj(bound);
+        self.stack[(self.sp - 1) & STACK_MASK] = Value::obj(bound);
         if self.heap.should_collect() {
             self.collect_garbage();
         }
@@ -445,7 +450,8 @@ impl Vm {
             let up = u.as_upvalue();
             match up.state.get() {
                 UpvalueState::Open(s) if s >= from => {
-                    up.state.set(UpvalueState::Closed(self.stack[s]));
+                    up.state
+                        .set(UpvalueState::Closed(self.stack[s & STACK_MASK]));
                     self.open_upvalues.pop();
                 }
                 _ => break,
@@ -478,19 +484,19 @@ impl Vm {
         macro_rules! push {
             ($v:expr) => {{
                 let v = $v;
-                self.stack[sp] = v;
+                self.stack[sp & STACK_MASK] = v;
                 sp += 1;
             }};
         }
         macro_rules! pop {
             () => {{
                 sp -= 1;
-                self.stack[sp]
+                self.stack[sp & STACK_MASK]
             }};
         }
         macro_rules! peek {
             ($d:expr) => {
-                self.stack[sp - 1 - $d]
+                self.stack[(sp - 1 - $d) & STACK_MASK]
             };
         }
         macro_rules! read_byte {
@@ -588,7 +594,7 @@ impl Vm {
                     error!("Operands must be numbers.");
                 }
                 sp -= 1;
-                self.stack[sp - 1] = $wrap(a.as_number() $op b.as_number());
+                self.stack[(sp - 1) & STACK_MASK] = $wrap(a.as_number() $op b.as_number());
             }};
         }
 
@@ -605,12 +611,12 @@ impl Vm {
                 OP_POP => sp -= 1,
                 OP_GET_LOCAL => {
                     let slot = read_byte!() as usize;
-                    let v = self.stack[base + slot];
+                    let v = self.stack[(base + slot) & STACK_MASK];
                     push!(v);
                 }
                 OP_SET_LOCAL => {
                     let slot = read_byte!() as usize;
-                    self.stack[base + slot] = peek!(0);
+                    self.stack[(base + slot) & STACK_MASK] = peek!(0);
                 }
                 OP_GET_GLOBAL => {
                     let slot = read_u16!();
@@ -634,7 +640,7 @@ impl Vm {
                 OP_GET_UPVALUE => {
                     let slot = read_byte!() as usize;
                     let v = match closure.upvalues[slot].as_upvalue().state.get() {
-                        UpvalueState::Open(s) => self.stack[s],
+                        UpvalueState::Open(s) => self.stack[s & STACK_MASK],
                         UpvalueState::Closed(v) => v,
                     };
                     push!(v);
@@ -644,7 +650,7 @@ impl Vm {
                     let v = peek!(0);
                     let up = closure.upvalues[slot].as_upvalue();
                     match up.state.get() {
-                        UpvalueState::Open(s) => self.stack[s] = v,
+                        UpvalueState::Open(s) => self.stack[s & STACK_MASK] = v,
                         UpvalueState::Closed(_) => up.state.set(UpvalueState::Closed(v)),
                     }
                 }
@@ -657,7 +663,7 @@ impl Vm {
                     };
                     let field = instance.fields.borrow().get(name);
                     if let Some(v) = field {
-                        self.stack[sp - 1] = v;
+                        self.stack[(sp - 1) & STACK_MASK] = v;
                     } else {
                         save!();
                         self.bind_method(instance.class, name)?;
@@ -673,7 +679,7 @@ impl Vm {
                     let value = peek!(0);
                     instance.fields.borrow_mut().set(name, value);
                     sp -= 1;
-                    self.stack[sp - 1] = value;
+                    self.stack[(sp - 1) & STACK_MASK] = value;
                 }
                 OP_GET_SUPER => {
                     let name = read_string!();
@@ -693,7 +699,8 @@ impl Vm {
                     let a = peek!(1);
                     if a.is_number() && b.is_number() {
                         sp -= 1;
-                        self.stack[sp - 1] = Value::number(a.as_number() + b.as_number());
+                        self.stack[(sp - 1) & STACK_MASK] =
+                            Value::number(a.as_number() + b.as_number());
                     } else {
                         let strings = match (a.as_obj(), b.as_obj()) {
                             (Some(x), Some(y)) => match (x.kind(), y.kind()) {
@@ -710,7 +717,7 @@ impl Vm {
                         s.push_str(&y.chars);
                         let r = self.heap.intern_owned(s);
                         sp -= 1;
-                        self.stack[sp - 1] = Value::obj(r);
+                        self.stack[(sp - 1) & STACK_MASK] = Value::obj(r);
                         safepoint!();
                     }
                 }
@@ -719,14 +726,14 @@ impl Vm {
                 OP_DIVIDE => binary_number!(/, Value::number),
                 OP_NOT => {
                     let v = peek!(0);
-                    self.stack[sp - 1] = Value::bool(v.is_falsey());
+                    self.stack[(sp - 1) & STACK_MASK] = Value::bool(v.is_falsey());
                 }
                 OP_NEGATE => {
                     let v = peek!(0);
                     if !v.is_number() {
                         error!("Operand must be a number.");
                     }
-                    self.stack[sp - 1] = Value::number(-v.as_number());
+                    self.stack[(sp - 1) & STACK_MASK] = Value::number(-v.as_number());
                 }
                 OP_PRINT => {
                     let v = pop!();
@@ -861,6 +868,15 @@ impl Vm {
                 _ => error!("Invalid opcode {byte}."),
             }
         }
+    }
+}
+
+/// A heap array of `N` copies of `v` (built on the heap: a stack temporary
+/// of this size could overflow).
+fn boxed_array<const N: usize>(v: Value) -> Box<[Value; N]> {
+    match vec![v; N].into_boxed_slice().try_into() {
+        Ok(array) => array,
+        Err(_) => unreachable!("a vec of length N converts to [Value; N]"),
     }
 }
 
