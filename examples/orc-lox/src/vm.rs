@@ -484,6 +484,12 @@ impl Vm {
         macro_rules! push {
             ($v:expr) => {{
                 let v = $v;
+                // The compiler's depth analysis bounds every push; debug
+                // builds (the test suite) check it.
+                debug_assert!(
+                    sp < base + closure.function.as_function().max_slots,
+                    "stack depth beyond the function's max_slots"
+                );
                 self.stack[sp & STACK_MASK] = v;
                 sp += 1;
             }};
