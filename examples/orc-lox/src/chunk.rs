@@ -5,47 +5,84 @@
 
 use crate::value::Value;
 
-/// The instruction set (clox's, with globals addressed by slot).
-#[allow(missing_docs)]
+/// The instruction set (clox's, with globals addressed by slot). Stack
+/// effects are written `[before]` → `[after]`, top of stack last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Op {
+    /// `CONSTANT k:u8` — push `constants[k]`.
     Constant,
+    /// push `nil`.
     Nil,
+    /// push `true`.
     True,
+    /// push `false`.
     False,
+    /// pop one value.
     Pop,
+    /// `GET_LOCAL s:u8` — push `stack[base + s]`.
     GetLocal,
+    /// `SET_LOCAL s:u8` — `stack[base + s] = peek(0)` (value stays).
     SetLocal,
+    /// `GET_GLOBAL g:u16` — push global slot `g`; runtime error if undefined.
     GetGlobal,
+    /// `DEFINE_GLOBAL g:u16` — global `g` = pop().
     DefineGlobal,
+    /// `SET_GLOBAL g:u16` — global `g` = peek(0); runtime error if undefined.
     SetGlobal,
+    /// `GET_UPVALUE u:u8` — push the closure's upvalue `u`.
     GetUpvalue,
+    /// `SET_UPVALUE u:u8` — upvalue `u` = peek(0).
     SetUpvalue,
+    /// `GET_PROPERTY name:u8` — replace the instance on top with its field, or a bound method.
     GetProperty,
+    /// `SET_PROPERTY name:u8` — `[instance, value]` → `[value]`, setting the field.
     SetProperty,
+    /// `GET_SUPER name:u8` — `[this, superclass]` → `[bound method]`.
     GetSuper,
+    /// `[a, b]` → `[a == b]`.
     Equal,
+    /// `[a, b]` → `[a > b]` (numbers).
     Greater,
+    /// `[a, b]` → `[a < b]` (numbers).
     Less,
+    /// `[a, b]` → `[a + b]` (numbers, or strings concatenated).
     Add,
+    /// `[a, b]` → `[a - b]`.
     Subtract,
+    /// `[a, b]` → `[a * b]`.
     Multiply,
+    /// `[a, b]` → `[a / b]`.
     Divide,
+    /// `[a]` → `[!a]`.
     Not,
+    /// `[a]` → `[-a]` (number).
     Negate,
+    /// pop and print.
     Print,
+    /// `JUMP d:u16` — `ip += d` (from after the operand).
     Jump,
+    /// `JUMP_IF_FALSE d:u16` — `ip += d` if peek(0) is falsey (no pop).
     JumpIfFalse,
+    /// `LOOP d:u16` — `ip -= d` (from after the operand).
     Loop,
+    /// `CALL n:u8` — `[callee, args × n]` → `[result]`.
     Call,
+    /// `INVOKE name:u8 n:u8` — `[receiver, args × n]` → `[result]` (method call).
     Invoke,
+    /// `SUPER_INVOKE name:u8 n:u8` — `[this, args × n, superclass]` → `[result]`.
     SuperInvoke,
+    /// `CLOSURE f:u8 (is_local:u8 index:u8) × upvalues` — push a closure of function constant `f`.
     Closure,
+    /// close the upvalue of the top slot and pop it.
     CloseUpvalue,
+    /// pop the result, close upvalues, leave the frame, push the result in the callee slot.
     Return,
+    /// `CLASS name:u8` — push a new class.
     Class,
+    /// `[superclass, subclass]` → `[superclass]`, copying methods down.
     Inherit,
+    /// `METHOD name:u8` — `[class, closure]` → `[class]`, defining the method.
     Method,
 }
 

@@ -56,7 +56,7 @@
 //!   registers between helper calls but are written back before any call
 //!   that can collect, throw or deoptimize), so the collector's root scan,
 //!   runtime-error traces and tier changes need no stack maps: a JIT'd
-//!   activation is an ordinary [`vm::CallFrame`] whose `ip` is updated
+//!   activation is an ordinary `CallFrame` whose `ip` is updated
 //!   (one store) before each helper call.
 //! * **Calling convention** for compiled Lox functions:
 //!   `extern "C" fn(vm: *mut Vm, base: *mut Value) -> u64` returning 0 or a
