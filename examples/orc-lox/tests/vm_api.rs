@@ -134,3 +134,50 @@ fn deep_nesting_is_a_compile_error_not_a_crash() {
     assert_eq!(vm.interpret("print 4;"), InterpretResult::Ok);
     assert_eq!(out.take(), "4\n");
 }
+
+/// A body of `n` statements `a;` (3 bytes of code each) inside a function
+/// with a local `a`, so no constants are needed.
+fn big_body(n: usize) -> String {
+    "a;\n".repeat(n)
+}
+
+#[test]
+fn jumps_and_loops_over_64k_of_code_are_compile_errors() {
+    let (mut vm, out, err) = vm(false);
+    let body_lines = 22_000; // 66,000 bytes of code
+    let src = format!(
+        "fun f() {{\nvar a = 1;\nwhile (a) {{\n{}}}\n}}\n",
+        big_body(body_lines)
+    );
+    assert_eq!(vm.interpret(&src), InterpretResult::CompileError);
+    assert_eq!(
+        err.take(),
+        // The second error is clox's too: synchronizing skips the
+        // function's closing brace.
+        format!(
+            "[line {}] Error at '}}': Loop body too large.\n[line {}] Error at end: Expect '}}' after block.\n",
+            body_lines + 4,
+            body_lines + 6
+        )
+    );
+    let src = format!(
+        "fun f() {{\nvar a = 1;\nif (a) {{\n{}}}\n}}\n",
+        big_body(body_lines)
+    );
+    assert_eq!(vm.interpret(&src), InterpretResult::CompileError);
+    assert_eq!(
+        err.take(),
+        format!(
+            "[line {}] Error at '}}': Too much code to jump over.\n[line {}] Error at end: Expect '}}' after block.\n",
+            body_lines + 4,
+            body_lines + 6
+        )
+    );
+    // Just under the limit runs.
+    let src = format!(
+        "fun f() {{\nvar a = 1;\nif (a) {{\n{}}}\nreturn a;\n}}\nprint f();\n",
+        big_body(21_000)
+    );
+    assert_eq!(vm.interpret(&src), InterpretResult::Ok);
+    assert_eq!(out.take(), "1\n");
+}
