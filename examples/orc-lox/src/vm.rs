@@ -795,10 +795,13 @@ impl Vm {
                     let name = read_string!();
                     let argc = read_byte!() as usize;
                     let superclass = pop!().obj_unchecked();
-                    save!();
-                    self.invoke_from_class(superclass, name, argc)?;
-                    sp = self.sp;
-                    load!();
+                    let method = superclass.as_class().methods.borrow().get(name);
+                    if let Some(m) = method {
+                        enter_closure!(m.obj_unchecked(), argc);
+                    } else {
+                        save!();
+                        return Err(self.undefined_property(name));
+                    }
                 }
                 OP_CLOSURE => {
                     let function = read_constant!().obj_unchecked();
