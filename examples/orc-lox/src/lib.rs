@@ -87,6 +87,7 @@
 
 pub mod chunk;
 mod compiler;
+mod debug;
 mod object;
 pub mod scanner;
 mod table;

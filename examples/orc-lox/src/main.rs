@@ -1,8 +1,9 @@
 //! `lox`: run a Lox script, or a REPL without one.
 //!
 //! ```text
-//! lox [--tier interp|0|1|adaptive] [FILE]
+//! lox [--tier interp|0|1|adaptive] [--dump] [FILE]
 //! ```
+//! `--dump` prints the compiled bytecode instead of running it.
 //! Exit codes follow clox: 64 usage, 65 compile error, 70 runtime error,
 //! 74 unreadable file.
 
@@ -11,11 +12,12 @@ use std::process::ExitCode;
 
 use orc_lox::{InterpretResult, Tier, Vm};
 
-const USAGE: &str = "Usage: lox [--tier interp|0|1|adaptive] [path]";
+const USAGE: &str = "Usage: lox [--tier interp|0|1|adaptive] [--dump] [path]";
 
 fn main() -> ExitCode {
     let mut tier = Tier::Interp;
     let mut path = None;
+    let mut dump = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--tier" || arg.starts_with("--tier=") {
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(64);
                 }
             }
+        } else if arg == "--dump" {
+            dump = true;
         } else if arg == "-h" || arg == "--help" {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -48,6 +52,13 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     }
     let mut vm = Vm::new();
+    if dump {
+        let Some(p) = path else {
+            eprintln!("{USAGE}");
+            return ExitCode::from(64);
+        };
+        return dump_file(&mut vm, &p);
+    }
     match path {
         Some(p) => run_file(&mut vm, &p),
         None => repl(&mut vm),
@@ -64,6 +75,21 @@ fn run_file(vm: &mut Vm, path: &str) -> ExitCode {
     };
     let result = vm.interpret(&source);
     ExitCode::from(result.exit_code() as u8)
+}
+
+/// `--dump`: print the bytecode of every function instead of running.
+fn dump_file(vm: &mut Vm, path: &str) -> ExitCode {
+    let Ok(bytes) = std::fs::read(path) else {
+        eprintln!("Could not open file \"{path}\".");
+        return ExitCode::from(74);
+    };
+    match vm.disassemble(&String::from_utf8_lossy(&bytes)) {
+        Some(listing) => {
+            print!("{listing}");
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::from(65),
+    }
 }
 
 fn repl(vm: &mut Vm) -> ExitCode {

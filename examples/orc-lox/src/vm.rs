@@ -248,6 +248,15 @@ impl Vm {
         result
     }
 
+    /// Compiles `source` and returns its bytecode listing (every function),
+    /// or `None` after reporting compile errors. Nothing runs.
+    pub fn disassemble(&mut self, source: &str) -> Option<String> {
+        let function = compiler::compile(self, source)?;
+        let mut listing = String::new();
+        crate::debug::disassemble(function, &mut listing);
+        Some(listing)
+    }
+
     // ---- the collector's roots ----
 
     /// Marks the VM's roots and collects. Callers that hold other roots

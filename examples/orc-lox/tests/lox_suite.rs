@@ -285,3 +285,30 @@ fn usage_and_tiers() {
         "Could not open file \"/nonexistent/file.lox\".\n"
     );
 }
+
+#[test]
+fn dump_lists_the_bytecode_of_every_function() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lox/closures/counter.lox");
+    let out = Command::new(LOX)
+        .arg("--dump")
+        .arg(&path)
+        .output()
+        .expect("run lox");
+    assert_eq!(out.status.code(), Some(0));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.starts_with("== <script> =="), "{listing}");
+    assert!(listing.contains("== makeCounter == (arity 0, upvalues 0, max_slots 4)"));
+    assert!(listing.contains("== count == (arity 0, upvalues 1, max_slots 3)"));
+    assert!(listing.contains("OP_GET_UPVALUE      0"));
+    assert!(listing.contains("local 1"));
+    // Nothing ran.
+    assert!(!listing.contains("\n1\n"));
+
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lox/errors/multiple.lox");
+    let out = Command::new(LOX)
+        .arg("--dump")
+        .arg(&bad)
+        .output()
+        .expect("run lox");
+    assert_eq!(out.status.code(), Some(65));
+}
