@@ -211,6 +211,8 @@ fn object_size(obj: &Obj) -> usize {
                 f.chunk.code.len() * 5 + f.chunk.constants.len() * std::mem::size_of::<Value>()
             }
             ObjKind::Closure(c) => c.upvalues.len() * std::mem::size_of::<ObjRef>(),
+            ObjKind::Instance(i) => i.fields.borrow().heap_size(),
+            ObjKind::Class(c) => c.methods.borrow().heap_size(),
             _ => 0,
         }
 }
@@ -327,6 +329,14 @@ impl Heap {
         self.stress || self.bytes_allocated > self.next_gc
     }
 
+    /// Charges `bytes` more to the heap: an object's table grew. Every
+    /// growth of an instance's or class's table must be charged, since a
+    /// sweep subtracts the table's size when it frees the object.
+    #[inline]
+    pub(crate) fn charge(&mut self, bytes: usize) {
+        self.bytes_allocated += bytes;
+    }
+
     /// Bytes currently charged to live and not-yet-swept objects.
     pub(crate) fn bytes_allocated(&self) -> usize {
         self.bytes_allocated
@@ -432,7 +442,7 @@ impl Heap {
                 self.live -= 1;
             }
         }
-        self.bytes_allocated -= freed;
+        self.bytes_allocated = self.bytes_allocated.saturating_sub(freed);
         self.next_gc = (self.bytes_allocated * GC_HEAP_GROW_FACTOR).max(FIRST_GC);
         self.collections += 1;
     }

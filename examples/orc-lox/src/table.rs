@@ -104,6 +104,12 @@ impl Table {
         is_new
     }
 
+    /// Bytes of the entry array (for the collector's accounting).
+    #[inline]
+    pub(crate) fn heap_size(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<Entry>()
+    }
+
     /// Copies every entry of `from` into this table.
     pub(crate) fn add_all(&mut self, from: &Table) {
         for (k, v) in from.iter() {

@@ -692,7 +692,15 @@ impl Vm {
                         _ => error!("Only instances have fields."),
                     };
                     let value = peek!(0);
-                    instance.fields.borrow_mut().set(name, value);
+                    let grown = {
+                        let mut fields = instance.fields.borrow_mut();
+                        let before = fields.heap_size();
+                        fields.set(name, value);
+                        fields.heap_size() - before
+                    };
+                    if grown != 0 {
+                        self.heap.charge(grown);
+                    }
                     sp -= 1;
                     self.stack[(sp - 1) & STACK_MASK] = value;
                 }
@@ -868,7 +876,12 @@ impl Vm {
                     let subclass = peek!(0).obj_unchecked();
                     if subclass != superclass {
                         let (sup, sub) = (superclass.as_class(), subclass.as_class());
-                        sub.methods.borrow_mut().add_all(&sup.methods.borrow());
+                        let mut methods = sub.methods.borrow_mut();
+                        let before = methods.heap_size();
+                        methods.add_all(&sup.methods.borrow());
+                        let grown = methods.heap_size() - before;
+                        drop(methods);
+                        self.heap.charge(grown);
                         sub.init.set(sup.init.get());
                     }
                     sp -= 1;
@@ -877,7 +890,13 @@ impl Vm {
                     let name = read_string!();
                     let method = peek!(0);
                     let class = peek!(1).obj_unchecked().as_class();
-                    class.methods.borrow_mut().set(name, method);
+                    let grown = {
+                        let mut methods = class.methods.borrow_mut();
+                        let before = methods.heap_size();
+                        methods.set(name, method);
+                        methods.heap_size() - before
+                    };
+                    self.heap.charge(grown);
                     if name == self.init_string {
                         class.init.set(method);
                     }

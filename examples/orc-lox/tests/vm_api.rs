@@ -181,3 +181,27 @@ fn jumps_and_loops_over_64k_of_code_are_compile_errors() {
     assert_eq!(vm.interpret(&src), InterpretResult::Ok);
     assert_eq!(out.take(), "1\n");
 }
+
+#[test]
+fn field_tables_count_toward_the_collection_threshold() {
+    // Instances with many fields: the tables, not the objects, hold the
+    // memory, and they must make the collector run and stay bounded.
+    let (mut vm, out, _err) = vm(false);
+    let mut fields = String::new();
+    for i in 0..64 {
+        fields.push_str(&format!("o.f{i} = {i};\n"));
+    }
+    let program = format!(
+        "class O {{}}\nfun make() {{ var o = O();\n{fields} return o; }}\nvar last;\nfor (var i = 0; i < 15000; i = i + 1) last = make();\nprint last.f63;\n"
+    );
+    assert_eq!(vm.interpret(&program), InterpretResult::Ok);
+    assert_eq!(out.take(), "63\n");
+    assert!(vm.gc_count() > 0);
+    // Each instance's table holds 128 entries (2 KiB): without charging the
+    // tables, 15,000 of them (56 bytes each) would not reach the first 1 MiB threshold.
+    assert!(
+        vm.heap_objects() < 5_000,
+        "{} objects live",
+        vm.heap_objects()
+    );
+}
