@@ -69,7 +69,12 @@ fn run_file(vm: &mut Vm, path: &str) -> ExitCode {
     let source = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => {
-            eprintln!("Could not open file \"{path}\".");
+            // clox's messages: `fopen` fails, or (a directory) `fread` does.
+            if std::fs::metadata(path).is_ok() {
+                eprintln!("Could not read file \"{path}\".");
+            } else {
+                eprintln!("Could not open file \"{path}\".");
+            }
             return ExitCode::from(74);
         }
     };
