@@ -233,5 +233,8 @@ fn random_programs_agree_across_gc_modes_and_with_clox() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The generator must mostly produce programs that run to the end.
-    assert!(completed >= 100, "only {completed} of 200 programs completed");
+    assert!(
+        completed >= 100,
+        "only {completed} of 200 programs completed"
+    );
 }

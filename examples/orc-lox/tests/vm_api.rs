@@ -205,3 +205,25 @@ fn field_tables_count_toward_the_collection_threshold() {
         vm.heap_objects()
     );
 }
+
+#[test]
+fn global_slots_run_out_with_a_compile_error() {
+    let (mut vm, out, err) = vm(false);
+    // `clock` holds one slot: 65,535 more fit.
+    // (`true` needs no constant: one chunk holds only 256.)
+    let fits: String = (0..65_535).map(|i| format!("var g{i} = true;\n")).collect();
+    assert_eq!(vm.interpret(&fits), InterpretResult::Ok);
+    assert_eq!(vm.interpret("print g65534 and g6;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "true\n");
+    assert_eq!(
+        vm.interpret("var oneMore = 1;"),
+        InterpretResult::CompileError
+    );
+    assert_eq!(
+        err.take(),
+        "[line 1] Error at 'oneMore': Too many global variables.\n"
+    );
+    // Existing globals still work.
+    assert_eq!(vm.interpret("g0 = 5; print g0;"), InterpretResult::Ok);
+    assert_eq!(out.take(), "5\n");
+}
