@@ -81,6 +81,25 @@
 //!   object is rooted; JIT'd code reaches safepoints only inside helpers,
 //!   after spilling to the shared stack, which is why it needs no maps.
 //!   `LOX_GC_STRESS=1` collects at every safepoint.
+//! * **Objects** all have one size (an enum, at most 64 bytes) and live in
+//!   slabs with a free list, so allocation is a pop and a store, and an
+//!   object's address never changes (JIT'd code may embed it while the
+//!   object is reachable, e.g. the class of an inline cache). Field and
+//!   method tables are keyed by interned strings and hashed by address.
+//! * **Hotness** is not counted yet: the adaptive tier will add a call
+//!   counter and a back-edge counter per function (the JIT session decides
+//!   where, so the interpreter pays only for what tiering uses).
+//!
+//! ## Still to do for the JIT session
+//!
+//! A `--tier` other than `interp` needs: the lowering of [`chunk::Op`] to
+//! Cranelift IR (operand formats and stack effects are documented per
+//! instruction; `lox --dump FILE` prints a program's bytecode with each
+//! function's `max_slots`), the `extern "C"` helper table, registering each
+//! compiled function with orc's tiered layer behind a stub the closure
+//! calls, and tier-up counters. Runtime errors from JIT'd code return the
+//! error status up through the JIT'd frames to the interpreter loop, which
+//! then returns `RuntimeError` exactly as now.
 //!
 //! Tier selection (`--tier interp|0|1|adaptive`) is accepted by the binary;
 //! only `interp` exists yet, the others are refused with a clear error.
