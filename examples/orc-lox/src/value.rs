@@ -7,6 +7,8 @@
 //! integer instructions; this layout is the contract between the
 //! interpreter, the runtime helpers and the future tiers.
 
+use std::io::Write as _;
+
 use crate::object::{Obj, ObjRef};
 
 /// Quiet-NaN bits: all set means "not a number" for the VM.
@@ -128,29 +130,57 @@ impl Value {
 
 /// Formats a number as C's `printf("%g")` does (clox prints with it).
 pub fn format_number(x: f64) -> String {
+    let mut buf = Vec::with_capacity(24);
+    let _ = write_number(&mut buf, x);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Writes a number as C's `printf("%g")` does, without allocating.
+pub fn write_number(out: &mut dyn std::io::Write, x: f64) -> std::io::Result<()> {
     if x.is_nan() {
-        return if x.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+        return out.write_all(if x.is_sign_negative() {
+            b"-nan"
+        } else {
+            b"nan"
+        });
     }
     if x.is_infinite() {
-        return if x < 0.0 { "-inf" } else { "inf" }.to_string();
+        return out.write_all(if x < 0.0 { b"-inf" } else { b"inf" });
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0" } else { "0" }.to_string();
+        return out.write_all(if x.is_sign_negative() { b"-0" } else { b"0" });
     }
-    let sci = format!("{:.5e}", x);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Integers of at most six digits print as themselves.
+    if x.fract() == 0.0 && x.abs() < 999_999.5 {
+        return write!(out, "{}", x as i64);
+    }
+    let mut sci = [0u8; 40];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut sci[..]);
+        write!(cursor, "{:.5e}", x)?;
+        cursor.position() as usize
+    };
+    let sci = std::str::from_utf8(&sci[..len]).unwrap_or("0e0");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..6).contains(&exp) {
-        let m = strip_zeros(mantissa);
-        format!(
+        write!(
+            out,
             "{}e{}{:02}",
-            m,
+            strip_zeros(mantissa),
             if exp < 0 { '-' } else { '+' },
             exp.unsigned_abs()
         )
     } else {
         let prec = (5 - exp) as usize;
-        strip_zeros(&format!("{:.*}", prec, x)).to_string()
+        let mut fixed = [0u8; 40];
+        let len = {
+            let mut cursor = std::io::Cursor::new(&mut fixed[..]);
+            write!(cursor, "{:.*}", prec, x)?;
+            cursor.position() as usize
+        };
+        let fixed = std::str::from_utf8(&fixed[..len]).unwrap_or("0");
+        out.write_all(strip_zeros(fixed).as_bytes())
     }
 }
 
@@ -181,6 +211,14 @@ mod tests {
             (999999.5, "1e+06"),
             (-0.0, "-0"),
             (f64::INFINITY, "inf"),
+            (999999.0, "999999"),
+            (-999999.0, "-999999"),
+            (1000000.0, "1e+06"),
+            (-12.0, "-12"),
+            (0.5, "0.5"),
+            (1e-300, "1e-300"),
+            (-1.5e300, "-1.5e+300"),
+            (123.456789, "123.457"),
         ];
         for (x, want) in cases {
             assert_eq!(format_number(x), want, "{x}");

@@ -10,7 +10,7 @@ use crate::object::{
     BoundMethod, Class, Closure, Heap, Instance, Native, NativeFn, ObjKind, ObjRef, Upvalue,
     UpvalueState,
 };
-use crate::value::{format_number, Value};
+use crate::value::{write_number, Value};
 
 // Opcodes as byte constants, so dispatch is one jump table on the byte.
 const OP_ADD: u8 = Op::Add as u8;
@@ -920,7 +920,7 @@ fn boxed_array<const N: usize>(v: Value) -> Box<[Value; N]> {
 /// Writes a value as clox's `printValue` prints it.
 pub(crate) fn write_value(out: &mut dyn Write, v: Value) -> std::io::Result<()> {
     if v.is_number() {
-        return out.write_all(format_number(v.as_number()).as_bytes());
+        return write_number(out, v.as_number());
     }
     if let Some(r) = v.as_obj() {
         let function_name = |f: ObjRef| match f.as_function().name {
