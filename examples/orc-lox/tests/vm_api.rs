@@ -227,3 +227,30 @@ fn global_slots_run_out_with_a_compile_error() {
     assert_eq!(vm.interpret("g0 = 5; print g0;"), InterpretResult::Ok);
     assert_eq!(out.take(), "5\n");
 }
+
+#[test]
+fn independent_vms_run_on_many_threads() {
+    // No global state: each thread's VM has its own heap, stack and
+    // globals (the later multi-threaded JIT stress test relies on this).
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut vm, out, _err) = vm(t % 2 == 1);
+                let program = format!(
+                    "fun fib(n) {{ if (n < 2) return n; return fib(n - 2) + fib(n - 1); }}
+                     class P {{ init(s) {{ this.s = s; }} }}
+                     var keep = P(\"t{t}\");
+                     for (var i = 0; i < 300; i = i + 1) P(\"x\" + \"y\");
+                     print fib(15) + {t};
+                     print keep.s;"
+                );
+                assert_eq!(vm.interpret(&program), InterpretResult::Ok);
+                out.take()
+            })
+        })
+        .collect();
+    for (t, h) in handles.into_iter().enumerate() {
+        let output = h.join().expect("thread finished");
+        assert_eq!(output, format!("{}\nt{t}\n", 610 + t));
+    }
+}
