@@ -187,3 +187,73 @@ fn functions_the_translation_does_not_take_run_in_tier_1_and_are_named() {
         );
     }
 }
+
+const COMPUTED_GOTO: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) static long run(const unsigned char *code, long n) {
+  static void *table[] = { &&op_inc, &&op_dbl, &&op_mod, &&op_loop, &&op_halt };
+  long acc = 1, i = 0;
+  const unsigned char *pc = code;
+  goto *table[*pc++];
+op_inc: acc++; goto *table[*pc++];
+op_dbl: acc *= 3; goto *table[*pc++];
+op_mod: acc %= 1000003; goto *table[*pc++];
+op_loop: if (++i < n) pc = code; goto *table[*pc++];
+op_halt: return acc;
+}
+int main(void) {
+  unsigned char prog[] = {0, 1, 2, 0, 3, 4};
+  long s = 0;
+  for (int k = 0; k < 300; k++) s += run(prog, 200 + k);
+  printf("%ld\n", s);
+  return (int)(s % 100);
+}
+"#;
+
+/// A computed-goto interpreter runs in tier 0 (its table of block
+/// addresses is a private copy in tier-0 terms) and, once hot, in tier 1
+/// (whose module keeps a private copy of the real table).
+#[test]
+fn a_computed_goto_interpreter_runs_in_tier_0_and_is_promoted() {
+    let (ir, bin) = build("cgoto", COMPUTED_GOTO, false);
+    let native = run(&mut Command::new(&bin));
+    for flags in [
+        &["--tier", "0", "--stats"][..],
+        &["--tier", "0", "--eager", "--stats"][..],
+        &[
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "20",
+            "--tier-up-threads",
+            "0",
+            "--stats",
+        ][..],
+        &[
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "20",
+            "--eager",
+            "--tier-up-threads",
+            "0",
+            "--stats",
+        ][..],
+    ] {
+        let out = orc(&ir, flags);
+        same_output(&native, &out, &format!("{flags:?}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("IR functions: 2 tiered, 0 in tier 1 only"),
+            "{flags:?}: {stderr}"
+        );
+        if flags.contains(&"adaptive") {
+            let line = stderr
+                .lines()
+                .find(|l| l.contains(".run ") && l.starts_with("orc: stats: "))
+                .unwrap_or_else(|| panic!("no stats for run: {stderr}"));
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(fields.get(4), Some(&"1"), "{flags:?}: {line}");
+        }
+    }
+}

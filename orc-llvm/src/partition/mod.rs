@@ -292,6 +292,18 @@ impl PartitionPlan {
     }
 }
 
+/// Turns the block-address tables of `module`, parsed in full from a
+/// prepared bitcode, back into `blockaddress` constants (the plan encodes
+/// them for its units' sake; see `blocks.rs`): for other readers of the
+/// prepared module, such as a translation to another IR.
+pub fn decode_block_tables(module: &Module<'_>) -> Result<(), String> {
+    let m = module.as_mut_ptr();
+    for g in blocks::encoded_tables(m) {
+        blocks::decode_table(g)?;
+    }
+    Ok(())
+}
+
 /// Parses `bytes` (IR text or bitcode; `name` is the buffer name in
 /// diagnostics) and verifies it. For callers that only want the
 /// diagnostics.

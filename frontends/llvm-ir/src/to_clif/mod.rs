@@ -130,6 +130,7 @@ pub fn translate_module(
     let module = context
         .create_module_from_ir(buffer)
         .map_err(|e| e.to_string().trim_end().to_owned())?;
+    orc_llvm::partition::decode_block_tables(&module)?;
     let m = module.as_mut_ptr();
     let info = module_info(m);
     let isa = verifier_isa();

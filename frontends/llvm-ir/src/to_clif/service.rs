@@ -91,6 +91,10 @@ fn serve(
             return;
         }
     };
+    if let Err(e) = orc_llvm::partition::decode_block_tables(&module) {
+        let _ = ready.send(Err(e));
+        return;
+    }
     let m = module.as_mut_ptr();
     let info = module_info(m);
     let isa = verifier_isa();
