@@ -1,7 +1,7 @@
 //! LLVM IR programs on the tiered layer: tier 0 for IR.
 //!
 //! [`add_tiered`] puts an [`IrProgram`] on a [`Jit`] whose tier is
-//! [`Tier::Zero`] or [`Tier::Adaptive`]:
+//! [`Tier::Zero`](crate::Tier::Zero) or [`Tier::Adaptive`](crate::Tier::Adaptive):
 //!
 //! - the module's data (globals, constructor tables) is compiled by LLVM at
 //!   once, as in every mode;
