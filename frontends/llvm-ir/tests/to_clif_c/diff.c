@@ -218,3 +218,16 @@ a: acc += 1; if (--n > 0) goto *t[1]; return acc;
 b: acc *= 3; goto *t[0];
 c: acc = n; goto *t[n & 1];
 }
+/* 64-bit vectors and their comparison masks. */
+typedef float v2f __attribute__((vector_size(8)));
+typedef int v2i __attribute__((vector_size(8)));
+typedef short v4s __attribute__((vector_size(8)));
+long vec_masks(int n) {
+    v2f a = { (float)n, 1.5f }, b = { 2.0f, (float)-n };
+    v2i m = a < b;
+    v4s x = { (short)n, 2, 3, (short)(n * 2) }, y = { 1, (short)n, 3, 4 };
+    v4s k = x > y;
+    v2f s = a + b;
+    v2i sel = (m & (v2i){ 10, 20 }) | (~m & (v2i){ 30, 40 });
+    return m[0] * 3 + m[1] * 5 + k[0] + k[1] * 7 + k[2] * 11 + k[3] * 13 + (long)(s[0] * 4 + s[1]) + sel[0] + sel[1];
+}

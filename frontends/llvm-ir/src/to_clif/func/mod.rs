@@ -1042,10 +1042,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 if ll::type_kind(xt) == LLVMTypeKind::LLVMVectorTypeKind {
                     let lt = vtype(t)?;
                     let r = self.b.ins().icmp(cc, a, b);
-                    if self.b.func.dfg.value_type(r) != lt {
-                        return err(i);
-                    }
-                    r
+                    self.mask_as(r, lt).ok_or_else(|| ll::print(i))?
                 } else {
                     if signed && is_i1(xt) {
                         a = self.b.ins().ineg(a);
@@ -1061,10 +1058,11 @@ impl<'a, 'b> Tr<'a, 'b> {
                 match float_cc(ll::fcmp_pred(i)) {
                     Ok(cc) => {
                         let r = self.b.ins().fcmp(cc, a, b);
-                        if self.b.func.dfg.value_type(r) != ty {
-                            return err(i);
+                        if ty.is_vector() {
+                            self.mask_as(r, ty).ok_or_else(|| ll::print(i))?
+                        } else {
+                            r
                         }
-                        r
                     }
                     Err(truth) => {
                         if ty.is_vector() {
@@ -1090,7 +1088,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let b = self.operand(ll::operand(i, 2))?;
                 if ll::type_kind(ll::type_of(c)) == LLVMTypeKind::LLVMVectorTypeKind {
                     let ty = self.b.func.dfg.value_type(a[0]);
-                    let mask = self.cast_bits(cv, ty);
+                    let mask = self.mask_as(cv, ty).ok_or_else(|| ll::print(i))?;
                     self.b.ins().bitselect(mask, a[0], b[0])
                 } else {
                     let out = a
@@ -1152,14 +1150,15 @@ impl<'a, 'b> Tr<'a, 'b> {
         let to = vtype(to_t)?;
         let vector = from.is_vector() || to.is_vector();
         if vector && op != LLVMBitCast {
-            // Masks change width only through sext/zext of the same lanes.
-            if (op == LLVMSExt) && from == to {
-                return Ok(v);
-            }
-            if op == LLVMZExt && from == to && is_i1(ll::element_type(from_t)) {
+            // A mask extended to lanes: all ones (sext) or one (zext).
+            if matches!(op, LLVMSExt | LLVMZExt) && is_i1(ll::element_type(from_t)) {
+                let m = self.mask_as(v, to).ok_or_else(|| ll::print(i))?;
+                if op == LLVMSExt {
+                    return Ok(m);
+                }
                 let one = self.iconst(to.lane_type(), 1);
                 let ones = self.b.ins().splat(to, one);
-                return Ok(self.b.ins().band(v, ones));
+                return Ok(self.b.ins().band(m, ones));
             }
             return self.vector_cast(op, i, v, from, to);
         }

@@ -425,6 +425,37 @@ impl Tr<'_, '_> {
         }
     }
 
+    /// Mask `m` (all-ones or zero lanes) with the lanes of vector type
+    /// `ty`, lane `k` for lane `k`: lanes twice as wide or half as wide are
+    /// narrowed (their low halves) or widened (the low lanes, sign-extended).
+    pub(super) fn mask_as(&mut self, m: Value, ty: Type) -> Option<Value> {
+        let mt = self.b.func.dfg.value_type(m);
+        if !mt.is_vector() || !ty.is_vector() {
+            return None;
+        }
+        let (from, to) = (mt.lane_bits(), ty.lane_bits());
+        let m = if from == to {
+            m
+        } else if from == 2 * to {
+            let lane = to / 8;
+            let mut bytes = Vec::new();
+            for k in 0..mt.lane_count() {
+                for byte in 0..lane {
+                    bytes.push((k * 2 * lane + byte) as u8);
+                }
+            }
+            bytes.resize(16, 0);
+            let x = self.cast_bits(m, types::I8X16);
+            let imm = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+            self.b.ins().shuffle(x, x, imm)
+        } else if 2 * from == to && mt.lane_type().is_int() {
+            self.b.ins().swiden_low(m)
+        } else {
+            return None;
+        };
+        Some(self.cast_bits(m, ty))
+    }
+
     /// `v` reinterpreted as a value of vector type `ty` of the same size.
     pub(super) fn cast_bits(&mut self, v: Value, ty: Type) -> Value {
         if self.b.func.dfg.value_type(v) == ty {
