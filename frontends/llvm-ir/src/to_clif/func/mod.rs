@@ -11,7 +11,7 @@ use cranelift_codegen::ir::{
     MemFlagsData, StackSlotData, StackSlotKind, TrapCode, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch, Variable};
 
 use super::intrinsics::{self, IntrinsicCall, IntrinsicHost};
 use super::ll::{self, *};
@@ -130,6 +130,8 @@ struct Tr<'a, 'b> {
     block_ids: HashMap<LLVMBasicBlockRef, u32>,
     /// The blocks in `block_ids` order.
     addressed: Vec<LLVMBasicBlockRef>,
+    /// Entry-block allocas held in SSA variables instead of memory.
+    promoted: HashMap<LLVMValueRef, Variable>,
 }
 
 fn err<T>(v: LLVMValueRef) -> R<T> {
@@ -445,6 +447,7 @@ pub(super) fn translate(
         data: Vec::new(),
         block_ids: HashMap::new(),
         addressed: Vec::new(),
+        promoted: HashMap::new(),
     };
     tr.run(&sig_info, variadic)?;
     let osr_safe = tr.block_ids.is_empty();
@@ -499,6 +502,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 at += n;
             }
         }
+        self.promote_allocas(order[0]);
         for &bb in &order {
             if bb != order[0] {
                 self.b.switch_to_block(self.blocks[&bb]);
@@ -731,6 +735,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 self.b.ins().trap(TrapCode::unwrap_user(1));
                 Ok(())
             }
+            LLVMAlloca if self.promoted.contains_key(&i) => Ok(()),
             LLVMAlloca => {
                 let n = ll::operand(i, 0);
                 if ll::is_a_constant_int(n).is_null() || ll::int_width(ll::type_of(n)) > 64 {
@@ -786,6 +791,61 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let vals = self.compute(op, i)?;
                 self.def(i, vals);
                 Ok(())
+            }
+        }
+    }
+
+    /// Holds in SSA variables the entry-block allocas of one scalar that
+    /// only plain loads and stores of that type (and lifetime markers)
+    /// use: what -O0 code keeps its locals in. They start as zero (an
+    /// uninitialized local's value is undefined).
+    fn promote_allocas(&mut self, entry: LLVMBasicBlockRef) {
+        let lifetime = |u: LLVMValueRef| {
+            ll::opcode(u) == LLVMOpcode::LLVMCall && {
+                let callee = ll::called_value(u);
+                !ll::is_a_function(callee).is_null()
+                    && ll::name(callee).starts_with("llvm.lifetime.")
+            }
+        };
+        let plain = |u: LLVMValueRef| {
+            ll::is_volatile(u) == 0
+                && ll::ordering(u) == LLVMAtomicOrdering::LLVMAtomicOrderingNotAtomic
+        };
+        for a in ll::instructions(entry) {
+            if ll::opcode(a) != LLVMOpcode::LLVMAlloca {
+                continue;
+            }
+            let t = ll::allocated_type(a);
+            let n = ll::operand(a, 0);
+            let single = !ll::is_a_constant_int(n).is_null()
+                && ll::int_width(ll::type_of(n)) <= 64
+                && ll::const_zext(n) == 1;
+            let Ok(ty) = scalar_type(t) else { continue };
+            if !single {
+                continue;
+            }
+            let promotable = ll::users(a).into_iter().all(|u| {
+                if ll::is_a_instruction(u).is_null() {
+                    return false;
+                }
+                match ll::opcode(u) {
+                    LLVMOpcode::LLVMLoad => plain(u) && ll::type_of(u) == t,
+                    LLVMOpcode::LLVMStore => {
+                        plain(u)
+                            && ll::operand(u, 1) == a
+                            && ll::operand(u, 0) != a
+                            && ll::type_of(ll::operand(u, 0)) == t
+                    }
+                    LLVMOpcode::LLVMCall => lifetime(u),
+                    _ => false,
+                }
+            });
+            if promotable {
+                let ty = repr(ty);
+                let var = self.b.declare_var(ty);
+                let zero = self.zero(ty);
+                self.b.def_var(var, zero);
+                self.promoted.insert(a, var);
             }
         }
     }
@@ -860,6 +920,11 @@ impl<'a, 'b> Tr<'a, 'b> {
     }
 
     fn load(&mut self, i: LLVMValueRef) -> R<()> {
+        if let Some(&var) = self.promoted.get(&ll::operand(i, 0)) {
+            let v = self.b.use_var(var);
+            self.def(i, vec![v]);
+            return Ok(());
+        }
         let t = ll::type_of(i);
         let p = self.scalar(ll::operand(i, 0))?;
         let flags = MemFlagsData::new();
@@ -893,6 +958,11 @@ impl<'a, 'b> Tr<'a, 'b> {
     }
 
     fn store(&mut self, i: LLVMValueRef) -> R<()> {
+        if let Some(&var) = self.promoted.get(&ll::operand(i, 1)) {
+            let v = self.scalar(ll::operand(i, 0))?;
+            self.b.def_var(var, v);
+            return Ok(());
+        }
         let x = ll::operand(i, 0);
         let t = ll::type_of(x);
         let vals = self.operand(x)?;
