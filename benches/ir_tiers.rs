@@ -19,7 +19,8 @@
 //!
 //! Run with `cargo bench --bench ir_tiers`; `ORC_BENCH_RUNS` sets the runs
 //! per command (default 5), `ORC_BENCH_REPS` the kernels' repetitions for
-//! part 2 (default 12).
+//! part 2 (default 12), `ORC_BENCH_PARTS` which parts run (default
+//! `1234`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ fn generate_large_program(n: usize) -> String {
         "#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n\
          struct pt { long x, y; double w; };\n",
     );
+    for i in 0..n {
+        let _ = writeln!(c, "long f{i}(long a, long b);");
+    }
     for i in 0..n {
         let next = (i * 7 + 3) % n;
         let _ = match i % 5 {
@@ -280,10 +284,12 @@ fn tier0_compile_time(bytes: &[u8]) -> Result<(Duration, usize, usize), String> 
     let start = Instant::now();
     let program =
         orc_llvm_ir::IrProgram::parse("large", bytes.to_vec()).map_err(|e| e.to_string())?;
+    let planned = start.elapsed();
     let mut names = Names(Vec::new());
     let translated = program
         .translate_to_clif(&mut names)
         .map_err(|e| e.to_string())?;
+    let translated_at = start.elapsed();
     let total = translated.len();
     let symbols = std::sync::Arc::new(names.0);
     let resolver: orc::cranelift::NameResolver =
@@ -310,7 +316,14 @@ fn tier0_compile_time(bytes: &[u8]) -> Result<(Duration, usize, usize), String> 
     compiler
         .compile(Box::new(module))
         .map_err(|e| e.to_string())?;
-    Ok((start.elapsed(), count, total))
+    let all = start.elapsed();
+    println!(
+        "  tier 0 phases: plan (parse, verify, prepare) {:.1} ms, translate {:.1} ms, Cranelift {:.1} ms",
+        ms(planned),
+        ms(translated_at - planned),
+        ms(all - translated_at)
+    );
+    Ok((all, count, total))
 }
 
 fn main() {
@@ -321,7 +334,8 @@ fn main() {
         std::env::temp_dir().join(format!("orc-bench-ir-tiers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    // 1. Start-up.
+    let parts = std::env::var("ORC_BENCH_PARTS").unwrap_or_else(|_| "1234".into());
+    let part = |n: char| parts.contains(n);
     let large_c = dir.join("large.c");
     std::fs::write(&large_c, generate_large_program(functions)).unwrap();
     let large = dir.join("large.ll");
@@ -332,13 +346,15 @@ fn main() {
             .arg(&large_c),
     );
     println!("median of {runs} runs, whole process unless said otherwise\n");
-    let commands = jit_commands(&large, &[]);
-    let times = median_times(runs, &commands);
-    print_against(
-        &format!("1. start-up: {functions} functions, main calls one"),
-        &commands,
-        &times,
-    );
+    if part('1') {
+        let commands = jit_commands(&large, &[]);
+        let times = median_times(runs, &commands);
+        print_against(
+            &format!("1. start-up: {functions} functions, main calls one"),
+            &commands,
+            &times,
+        );
+    }
 
     // 2. Total time of CPU-heavy runs.
     let kernels_c = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ir/kernels.c");
@@ -369,17 +385,19 @@ fn main() {
             c
         }),
     ));
-    let times = median_times(runs.min(3), &commands);
-    print_against(
-        &format!("\n2. total time: kernels.c, {reps} repetitions"),
-        &commands,
-        &times,
-    );
-
-    // 3. Steady state.
-    steady_state(&kernels, &native);
-
-    // 4. Compile throughput.
-    compile_throughput(&large, functions);
+    if part('2') {
+        let times = median_times(runs.min(3), &commands);
+        print_against(
+            &format!("\n2. total time: kernels.c, {reps} repetitions"),
+            &commands,
+            &times,
+        );
+    }
+    if part('3') {
+        steady_state(&kernels, &native);
+    }
+    if part('4') {
+        compile_throughput(&large, functions);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

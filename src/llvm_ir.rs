@@ -106,7 +106,7 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
                 lowering.functions.insert(id, t.name.clone());
                 defs.push((id, f.func));
             }
-            Err(why) => report.tier1_only.push((t.name, why.reason)),
+            Err(why) => report.tier1_only.push((t.name, one_line(&why.reason))),
         }
     }
     report.tiered = defs.len();
@@ -127,6 +127,15 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
         tiered.functions().compile_now(&at_exit)?;
     }
     Ok(report)
+}
+
+/// `text` on one line (an `invoke` prints on two), at most 200 characters.
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
 }
 
 /// Memory for a [`PrivateData`], for the life of the process (a few bytes

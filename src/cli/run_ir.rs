@@ -137,6 +137,20 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     orc::host::flush_stdout();
     if args.jit.stats {
         print_stats(&jit);
+        if let (Some(layer), Some(_)) = (jit.tiered_if_created(), jit.tier_manager()) {
+            let stats = layer.stats();
+            let moved: Vec<String> = stats
+                .iter()
+                .filter(|f| f.osr_transfers > 0)
+                .map(|f| format!("{} {}", f.name, f.osr_transfers))
+                .collect();
+            let total: u64 = stats.iter().map(|f| f.osr_transfers).sum();
+            eprintln!(
+                "orc: stats: on-stack replacement: {total} frames moved to tier 1{}{}",
+                if moved.is_empty() { "" } else { ": " },
+                moved.join(", ")
+            );
+        }
     }
     // Promotions in flight link against the program's data: let them
     // finish (no new ones start) before the teardown removes it.

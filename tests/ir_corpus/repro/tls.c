@@ -1,0 +1,2 @@
+__thread int counter = 2;
+int main(void) { counter += 3; return counter; }
