@@ -84,17 +84,6 @@ const KNOWN_FAILING: &[KnownFailure] = &[
         why: "C++ exceptions lazily: undefined DW.ref.__gxx_personality_v0",
         symptom: "undefined symbol DW.ref.__gxx_personality_v0",
     },
-    // `--stats` names a function that runs in tier 1 only with its IR, and
-    // an `invoke` prints over two lines: the second line lacks the
-    // `orc: stats: ` prefix (repro/invoke_stats.cpp).
-    KnownFailure {
-        program: "calc",
-        opts: BOTH_OPTS,
-        tiers: &["adaptive"],
-        eager: EAGER,
-        why: "--stats prints an invoke over several lines",
-        symptom: "\n          to label %",
-    },
     // Thread-locals: the globals unit is rejected ("unsupported
     // thread-local symbol") in every tier and mode, except tier 1 eagerly,
     // where the linker rejects LLVM's local-exec relocation
