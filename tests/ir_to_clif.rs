@@ -331,6 +331,7 @@ fn run_all(opt: &str) {
         "call_ptrs",
         "call_vd_named",
         "vec_masks",
+        "wide_alignment",
     ] {
         let f: Both<L1> = e.get(name);
         for x in [-100, -1, 0, 1, 2, 3, 5, 7, 8, 9, 1_000_000, 1 << 40, 77] {

@@ -231,3 +231,11 @@ long vec_masks(int n) {
     v2i sel = (m & (v2i){ 10, 20 }) | (~m & (v2i){ 30, 40 });
     return m[0] * 3 + m[1] * 5 + k[0] + k[1] * 7 + k[2] * 11 + k[3] * 13 + (long)(s[0] * 4 + s[1]) + sel[0] + sel[1];
 }
+/* Locals aligned beyond the 16 bytes of the frame. */
+long wide_alignment(long n) {
+    _Alignas(64) char a[100];
+    _Alignas(32) double d[3];
+    for (int i = 0; i < 100; i++) a[i] = (char)(i * n);
+    d[0] = (double)n; d[1] = 2; d[2] = a[7];
+    return ((long)(uintptr_t)a % 64) + ((long)(uintptr_t)d % 32) * 100 + a[99] + (long)(d[0] + d[2]);
+}

@@ -745,14 +745,27 @@ impl<'a, 'b> Tr<'a, 'b> {
                     .checked_mul(ll::const_zext(n))
                     .filter(|&s| s < u32::MAX as u64)
                     .ok_or_else(|| format!("alloca too large: {}", ll::print(i)))?;
-                let align = ll::alignment(i).max(1);
-                let shift = align.trailing_zeros() as u8;
+                let align = u64::from(ll::alignment(i).max(1));
+                // Cranelift's frame is 16-byte aligned: a wider alignment
+                // is made by hand in a slot large enough.
+                let (slot_size, shift) = if align > 16 {
+                    (size + align - 16, 4)
+                } else {
+                    (size, align.trailing_zeros() as u8)
+                };
+                if slot_size >= u64::from(u32::MAX) {
+                    return Err(format!("alloca too large: {}", ll::print(i)));
+                }
                 let slot = self.b.create_sized_stack_slot(StackSlotData::new(
                     StackSlotKind::ExplicitSlot,
-                    size.max(1) as u32,
+                    slot_size.max(1) as u32,
                     shift,
                 ));
-                let v = self.b.ins().stack_addr(types::I64, slot, 0);
+                let mut v = self.b.ins().stack_addr(types::I64, slot, 0);
+                if align > 16 {
+                    let bumped = self.b.ins().iadd_imm_s(v, align as i64 - 1);
+                    v = self.b.ins().band_imm_s(bumped, -(align as i64));
+                }
                 self.def(i, vec![v]);
                 Ok(())
             }
