@@ -269,7 +269,7 @@ const FLOATS: [f64; 8] = [0.0, -0.0, 1.5, -2.25, 1e10, 3.0, f64::NAN, f64::INFIN
 fn run_all(opt: &str) {
     let e = env(opt, "diff.c");
     type L2 = unsafe extern "C" fn(i64, i64) -> i64;
-    for name in ["int_mix", "i128_mix", "select_mix"] {
+    for name in ["int_mix", "i128_mix", "select_mix", "i128_div"] {
         let f: Both<L2> = e.get(name);
         for a in INTS {
             for b in INTS {
@@ -332,11 +332,16 @@ fn run_all(opt: &str) {
         "call_vd_named",
         "vec_masks",
         "wide_alignment",
+        "call128",
     ] {
         let f: Both<L1> = e.get(name);
         for x in [-100, -1, 0, 1, 2, 3, 5, 7, 8, 9, 1_000_000, 1 << 40, 77] {
             check!(f, x);
         }
+    }
+    let f: Both<unsafe extern "C" fn(i128, i128, i64) -> i128> = e.get("mul_add128");
+    for (a, b) in [(0, 0), (-1, 1), (i128::MAX, 3), (1 << 100, -(1 << 70))] {
+        check!(f, a, b, 17);
     }
     let f: Both<unsafe extern "C" fn(i64) -> *const u8> = e.get("color_name");
     for x in [-1, 0, 1, 2, 3, 4, 5, 6, 100] {

@@ -239,3 +239,15 @@ long wide_alignment(long n) {
     d[0] = (double)n; d[1] = 2; d[2] = a[7];
     return ((long)(uintptr_t)a % 64) + ((long)(uintptr_t)d % 32) * 100 + a[99] + (long)(d[0] + d[2]);
 }
+/* 128-bit division (compiler-rt/libgcc calls). */
+long i128_div(long a, long b) {
+    __int128 x = ((__int128)a << 64) + b, y = (__int128)(b | 1) * 7;
+    unsigned __int128 u = (unsigned __int128)x, v = (unsigned __int128)(a | 3);
+    return (long)(x / y) ^ (long)(x % y) ^ (long)(u / v) ^ (long)((u % v) >> 1);
+}
+/* i128 parameters and results (two registers each). */
+__attribute__((noinline)) __int128 mul_add128(__int128 a, __int128 b, long c) { return a * b + c; }
+long call128(long x) {
+    __int128 r = mul_add128((__int128)x << 40, x + 1, 3);
+    return (long)(r >> 50) ^ (long)r;
+}

@@ -492,7 +492,7 @@ impl<'a, 'b> Tr<'a, 'b> {
             for (i, &n) in sig.params.iter().enumerate() {
                 let p = ll::param(self.f, i as u32);
                 let mut vals = params[at..at + n].to_vec();
-                if n > 0 && ll::type_kind(ll::type_of(p)) == LLVMTypeKind::LLVMVectorTypeKind {
+                if n > 0 {
                     vals = self.abi_in(vals, ll::type_of(p))?;
                 }
                 if is_i1(ll::type_of(p)) {
@@ -1061,6 +1061,25 @@ impl<'a, 'b> Tr<'a, 'b> {
                     return self.vector_int_op(op, i, a, b, ty).map(|v| vec![v]);
                 }
                 let b = self.scalar(b)?;
+                if ty == types::I128 && matches!(op, LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem) {
+                    // As LLVM's code generator does: compiler-rt/libgcc.
+                    let name = match op {
+                        LLVMUDiv => "__udivti3",
+                        LLVMSDiv => "__divti3",
+                        LLVMURem => "__umodti3",
+                        _ => "__modti3",
+                    };
+                    // (i128, i128) -> i128 in SysV registers, as i64 pairs.
+                    let mut sig = ir::Signature::new(CallConv::SystemV);
+                    sig.params = vec![AbiParam::new(types::I64); 4];
+                    sig.returns = vec![AbiParam::new(types::I64); 2];
+                    let f = self.import(false, name, sig);
+                    let (a_lo, a_hi) = self.b.ins().isplit(a);
+                    let (b_lo, b_hi) = self.b.ins().isplit(b);
+                    let call = self.b.ins().call(f, &[a_lo, a_hi, b_lo, b_hi]);
+                    let r = self.b.inst_results(call).to_vec();
+                    return Ok(vec![self.b.ins().iconcat(r[0], r[1])]);
+                }
                 let ins = self.b.ins();
                 let mut r = match op {
                     LLVMAdd => ins.iadd(a, b),
@@ -1077,9 +1096,6 @@ impl<'a, 'b> Tr<'a, 'b> {
                     LLVMOr => ins.bor(a, b),
                     _ => ins.bxor(a, b),
                 };
-                if ty == types::I128 && matches!(op, LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem) {
-                    return Err(format!("i128 division: {}", ll::print(i)));
-                }
                 if is_i1(t) && matches!(op, LLVMAdd | LLVMSub | LLVMMul | LLVMShl) {
                     r = self.b.ins().band_imm_u(r, 1);
                 }

@@ -80,21 +80,37 @@ impl Tr<'_, '_> {
     /// Values of LLVM type `t` as the ABI passes them.
     pub(super) fn abi_out(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
         let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.narrow(v) } else { v })
-            .collect())
+        let mut out = Vec::with_capacity(vals.len());
+        for (v, (lt, _)) in vals.into_iter().zip(l) {
+            if is_half(lt) {
+                out.push(self.narrow(v));
+            } else if lt == types::I128 {
+                let (lo, hi) = self.b.ins().isplit(v);
+                out.extend([lo, hi]);
+            } else {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Values of LLVM type `t` as the ABI passed them, as values.
     pub(super) fn abi_in(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
         let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.widen(v, lt) } else { v })
-            .collect())
+        let mut vals = vals.into_iter();
+        let mut out = Vec::with_capacity(l.len());
+        for (lt, _) in l {
+            let v = vals.next().ok_or("ABI values missing")?;
+            if is_half(lt) {
+                out.push(self.widen(v, lt));
+            } else if lt == types::I128 {
+                let hi = vals.next().ok_or("ABI values missing")?;
+                out.push(self.b.ins().iconcat(v, hi));
+            } else {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Operations on vectors wider than 128 bits, chunk by chunk.
