@@ -5,7 +5,7 @@
 # and gcc/g++ for the linker's C and C++ tests. Safe to run repeatedly.
 set -euo pipefail
 
-packages=(llvm-19-dev libpolly-19-dev llvm-19 clang-19 gcc g++ zlib1g-dev libzstd-dev)
+packages=(llvm-19-dev libpolly-19-dev llvm-19 clang-19 gcc g++ zlib1g-dev libzstd-dev libbz2-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -367,6 +367,7 @@ impl Jit {
                 n => Arc::new(LazyPoolDispatcher::new(n)),
             };
             let manager = Arc::new(TierManager::new(&es, policy, pool));
+            manager.set_reclaimer(reclaimer.clone());
             let weak = Arc::downgrade(&manager);
             cranelift.set_counter_provider(Arc::new(move |name: &str| {
                 weak.upgrade()?.trip_counter(name)

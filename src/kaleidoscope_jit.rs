@@ -11,13 +11,25 @@
 //! layer's ([`orc_core::body_symbol`]): `f$t0`, `f$t1`, `f$t0.N` for the
 //! Nth redefinition. A redefinition must keep the function's arity: code
 //! already compiled calls it with that many arguments.
+//!
+//! [`KaleidoscopeJit::eval`] texts build on each other: a text sees the
+//! functions, `extern`s and operators of earlier ones (an
+//! `orc_kaleidoscope::ProgramContext`). A JIT error a program causes at
+//! run time (a call of an `extern` defined nowhere, found when the calling
+//! function is compiled) can be placed in the source with
+//! [`KaleidoscopeJit::locate_error`] or, from an error reporter, through
+//! [`KaleidoscopeJit::source_map`]: `FILE:LINE:COL` of the call, in source
+//! names.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use orc_core::{CodeTier, Error, ExecutorAddr, FuncId, Result, SymbolName};
-use orc_kaleidoscope::{Diagnostic, Function, Program};
+use orc_kaleidoscope::{
+    binary_symbol, unary_symbol, Diagnostic, Expr, ExprKind, Function, Program, ProgramContext,
+    Span,
+};
 
 use crate::jit::{Jit, Tier};
 use crate::tiered::TieredLayer;
@@ -71,6 +83,11 @@ struct Known {
 pub struct KaleidoscopeJit {
     jit: Jit,
     functions: HashMap<SymbolName, Known>,
+    /// The functions and operators [`Self::eval`] texts see: those of
+    /// earlier texts and of everything defined through this driver.
+    context: ProgramContext,
+    /// The current definition of each function, to place runtime errors.
+    sources: SourceMap,
 }
 
 impl KaleidoscopeJit {
@@ -79,6 +96,8 @@ impl KaleidoscopeJit {
         KaleidoscopeJit {
             jit,
             functions: HashMap::new(),
+            context: ProgramContext::new(),
+            sources: SourceMap::default(),
         }
     }
 
@@ -170,7 +189,17 @@ impl KaleidoscopeJit {
             let id = self.functions[&es.intern(&func.proto.name)].id;
             defs.push((id, self.lower(func)?));
         }
-        self.layer().define(defs)?;
+        // The sources are in place first: an eager definition that fails
+        // to link is placed in them (and rolled back).
+        let previous: Vec<_> = funcs.iter().map(|f| self.sources.insert(f)).collect();
+        if let Err(e) = self.layer().define(defs) {
+            self.sources.restore(funcs, previous);
+            return Err(e.into());
+        }
+        self.sources.clear_failed();
+        for func in funcs {
+            self.context.declare(&func.proto, true);
+        }
         Ok(())
     }
 
@@ -222,15 +251,42 @@ impl KaleidoscopeJit {
 
     /// Parses, checks and runs `source`: defines its functions, then runs
     /// its top-level expressions in order, returning their values.
+    ///
+    /// The text sees what earlier ones defined or declared `extern`, and
+    /// the functions and operators defined through this driver: after
+    /// `eval("def foo(x) x")`, `eval("foo(2)")` works. It may redefine them
+    /// with the same arity. A refused text changes nothing.
     pub fn eval(&mut self, source: &str) -> std::result::Result<Vec<f64>, KaleidoscopeError> {
-        let program =
-            orc_kaleidoscope::parse_and_check(source).map_err(KaleidoscopeError::Source)?;
+        let mut context = self.context.clone();
+        let program = context
+            .parse_and_check(source)
+            .map_err(KaleidoscopeError::Source)?;
         self.add_program(&program)?;
+        self.context = context;
         let mut values = Vec::new();
         for expr in program.top_level_exprs() {
             values.push(self.run_top_level(expr)?);
         }
         Ok(values)
+    }
+
+    /// Places a JIT error in the Kaleidoscope source, if it is one a
+    /// program causes at run time: a call of a function declared `extern`
+    /// but defined nowhere (nor in the host) fails when the function making
+    /// it is compiled (at its first call when lazy). The location is the
+    /// first such call in the function that could not be compiled; the
+    /// message names source functions, not body symbols. `expr` is the
+    /// top-level expression that was running, if any.
+    pub fn locate_error(&self, err: &Error, expr: Option<&Function>) -> Option<RuntimeError> {
+        self.sources.locate(err, expr)
+    }
+
+    /// A handle on this driver's function sources, for an error reporter
+    /// (see [`orc_core::ExecutionSession::set_error_reporter`]) to place
+    /// errors that do not come back from a call, such as a failed lazy
+    /// compile ([`Error::LazyCompileFailed`]).
+    pub fn source_map(&self) -> SourceMap {
+        self.sources.clone()
     }
 
     /// The arity of a defined function.
@@ -332,4 +388,212 @@ impl<A: KalArgs> KalFunction<'_, A> {
     pub fn address(&self) -> ExecutorAddr {
         self.addr
     }
+}
+
+/// A runtime error placed in the source: where, and what, in source terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeError {
+    /// The call (or expression) that failed.
+    pub span: Span,
+    /// What went wrong, naming source functions.
+    pub message: String,
+}
+
+impl RuntimeError {
+    /// `FILE:LINE:COL: error: MESSAGE`.
+    pub fn render(&self, file: &str) -> String {
+        format!(
+            "{file}:{}:{}: error: {}",
+            self.span.line, self.span.col, self.message
+        )
+    }
+}
+
+/// The current definition of each function of a [`KaleidoscopeJit`],
+/// shared with error reporters ([`KaleidoscopeJit::source_map`]).
+#[derive(Clone, Default)]
+pub struct SourceMap {
+    functions: Arc<RwLock<HashMap<String, Arc<Function>>>>,
+    /// The functions of the last definition that failed (an eager program
+    /// that did not link), to place its error.
+    failed: Arc<RwLock<Vec<Arc<Function>>>>,
+}
+
+impl std::fmt::Debug for SourceMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceMap").finish_non_exhaustive()
+    }
+}
+
+impl SourceMap {
+    /// Records `func` as its name's definition; returns the one it replaces.
+    fn insert(&self, func: &Arc<Function>) -> Option<Arc<Function>> {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(func.proto.name.clone(), func.clone())
+    }
+
+    fn clear_failed(&self) {
+        self.failed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Undoes [`Self::insert`]s of `funcs` (in reverse order).
+    fn restore(&self, funcs: &[Arc<Function>], previous: Vec<Option<Arc<Function>>>) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        for (func, prev) in funcs.iter().zip(previous).rev() {
+            match prev {
+                Some(prev) => map.insert(func.proto.name.clone(), prev),
+                None => map.remove(&func.proto.name),
+            };
+        }
+        *self.failed.write().unwrap_or_else(|e| e.into_inner()) = funcs.to_vec();
+    }
+
+    /// See [`KaleidoscopeJit::locate_error`].
+    pub fn locate(&self, err: &Error, expr: Option<&Function>) -> Option<RuntimeError> {
+        let mut failing: Option<String> = None;
+        let mut missing: Option<String> = None;
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            cur = match e {
+                Error::LazyCompileFailed { symbol, cause } => {
+                    failing.get_or_insert_with(|| source_name(symbol));
+                    Some(&**cause)
+                }
+                Error::FailedToMaterialize { symbols, cause } => {
+                    if let Some(first) = symbols.first() {
+                        failing.get_or_insert_with(|| source_name(&first.name));
+                    }
+                    Some(&**cause)
+                }
+                Error::Link(link) => {
+                    if let orc_core::link::LinkError::UndefinedSymbol { symbol, .. } = &**link {
+                        missing = Some(symbol.clone());
+                    }
+                    None
+                }
+                Error::SymbolsNotFound { symbols } => {
+                    missing = symbols.first().map(|s| s.to_string());
+                    None
+                }
+                _ => None,
+            };
+        }
+        let missing = missing?;
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let failed = self.failed.read().unwrap_or_else(|e| e.into_inner());
+        let is_expr = |name: &str| expr.is_some_and(|f| f.proto.name == name);
+        let defined = |name: &str| {
+            failed
+                .iter()
+                .find(|f| f.proto.name == name)
+                .or_else(|| map.get(name))
+                .map(|f| &**f)
+        };
+        let candidates: Vec<&Function> = match failing.as_deref() {
+            Some(name) if is_expr(name) => expr.into_iter().collect(),
+            Some(name) if defined(name).is_some() => defined(name).into_iter().collect(),
+            // Unknown (an eager module of many bodies): any function that
+            // makes the call, the earliest in the source.
+            _ => expr
+                .into_iter()
+                .chain(failed.iter().map(|f| &**f))
+                .chain(map.values().map(|f| &**f))
+                .collect(),
+        };
+        let (func, span) = candidates
+            .into_iter()
+            .filter_map(|f| first_call(&f.body, &missing).map(|span| (f, span)))
+            .min_by_key(|&(_, span)| span)?;
+        let caller = if func
+            .proto
+            .name
+            .starts_with(orc_kaleidoscope::ANON_EXPR_PREFIX)
+        {
+            "a top-level expression".to_owned()
+        } else {
+            format!("'{}'", func.proto.name)
+        };
+        Some(RuntimeError {
+            span,
+            message: format!(
+                "call of undefined function '{missing}': it is declared but defined nowhere, \
+                 not even in the host ({caller} cannot be compiled)"
+            ),
+        })
+    }
+}
+
+/// The source function of a body symbol (`f$t0.2` -> `f`).
+fn source_name(symbol: &SymbolName) -> String {
+    let name: &str = symbol;
+    name.split('$').next().unwrap_or(name).to_owned()
+}
+
+/// The position of the first call of `callee` (a function or an operator's
+/// symbol) in `expr`, in source order.
+fn first_call(expr: &Expr, callee: &str) -> Option<Span> {
+    let mut best: Option<Span> = None;
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        let hit = match &e.kind {
+            ExprKind::Number(_) | ExprKind::Variable(_) => None,
+            ExprKind::Call { callee: c, args } => {
+                stack.extend(args);
+                (c.name == callee).then_some(c.span)
+            }
+            ExprKind::Unary { op, operand } => {
+                stack.push(operand);
+                (unary_symbol(*op) == callee).then_some(e.span)
+            }
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
+                stack.push(lhs);
+                stack.push(rhs);
+                let symbol = match op {
+                    orc_kaleidoscope::BinaryOp::User(c) => Some(binary_symbol(*c)),
+                    _ => None,
+                };
+                (symbol.as_deref() == Some(callee)).then_some(*op_span)
+            }
+            ExprKind::Assign { value, .. } => {
+                stack.push(value);
+                None
+            }
+            ExprKind::If {
+                cond,
+                then_branch,
+                else_branch,
+            } => {
+                stack.extend([&**cond, &**then_branch, &**else_branch]);
+                None
+            }
+            ExprKind::For {
+                start,
+                end,
+                step,
+                body,
+                ..
+            } => {
+                stack.extend([&**start, &**end, &**body]);
+                stack.extend(step.as_deref());
+                None
+            }
+            ExprKind::Var { bindings, body } => {
+                stack.extend(bindings.iter().filter_map(|b| b.init.as_ref()));
+                stack.push(body);
+                None
+            }
+        };
+        if let Some(span) = hit {
+            best = Some(best.map_or(span, |b| b.min(span)));
+        }
+    }
+    best
 }

@@ -19,8 +19,9 @@ pub use jit::{
 };
 pub use kaleidoscope_jit::{
     body_symbol, tier_body_symbol, KalArgs, KalFunction, KaleidoscopeError, KaleidoscopeJit,
+    RuntimeError, SourceMap,
 };
-pub use tiered::{Tier1Lowering, TieredLayer};
+pub use tiered::{ClifProducer, Tier1Lowering, TieredLayer};
 
 pub use orc_clif as clif_frontend;
 pub use orc_core as core;

@@ -38,7 +38,7 @@ use orc_llvm::LlvmModule;
 use orc_llvm_ir::to_clif::{ClifNames, PrivateData, VARARG_THUNK_PREFIX};
 use orc_llvm_ir::{IrError, IrProgram, IrTarget, LoadMode};
 
-use crate::{Jit, Tier1Lowering, TieredLayer};
+use crate::{ClifProducer, Jit, Tier1Lowering, TieredLayer};
 
 /// What [`add_tiered`] did with a program's functions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,6 +72,121 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
     jit.object_layer().keep_exit_handlers(jit.bodies_dylib());
     program.add_data(&target, None).map_err(ir_err)?;
     let tiered = jit.tiered();
+    let lowering = IrLowering {
+        program: program.clone(),
+        functions: HashMap::new(),
+    };
+    if mode == LoadMode::Lazy && jit.config().lazy && jit.config().tier != crate::Tier::One {
+        add_deferred(jit, program, &target, tiered, lowering)
+    } else {
+        add_translated_now(jit, program, &target, tiered, lowering, mode)
+    }
+}
+
+/// Lazily: every function is tiered, and translated to CLIF on its first
+/// call (by a translator thread that keeps the module parsed); one the
+/// translation does not take gets its first body from LLVM.
+fn add_deferred(
+    jit: &Jit,
+    program: &IrProgram,
+    target: &IrTarget<'_>,
+    tiered: &TieredLayer,
+    mut lowering: IrLowering,
+) -> Result<TieredIrReport> {
+    let ir_err = |e: IrError| orc_core::Error::other(e.to_string());
+    let names = Names {
+        layer: tiered.clone(),
+    };
+    let translator = Arc::new(program.clif_translator(Box::new(names)).map_err(ir_err)?);
+    let mut defs: Vec<(FuncId, ClifProducer)> = Vec::new();
+    let mut at_exit = Vec::new();
+    let mut tier1_only = Vec::new();
+    for f in program.definitions() {
+        // Functions that share blocks with others are compiled together,
+        // by LLVM; those with block-address tables of their own are
+        // translated now, to know whether tier 0 takes them (their tier-1
+        // modules then keep private copies of the tables).
+        if !f.partners.is_empty() {
+            tier1_only.push((
+                f.name,
+                "block addresses shared with another function".to_owned(),
+            ));
+            continue;
+        }
+        let early = if f.data.is_empty() {
+            None
+        } else {
+            match translator.translate(&f.name) {
+                Ok(t) => Some(t),
+                Err(why) => {
+                    tier1_only.push((f.name, one_line(&why.reason)));
+                    continue;
+                }
+            }
+        };
+        let id = tiered.declare(&f.name)?;
+        lowering.functions.insert(id, f.name.clone());
+        if f.runs_at_exit {
+            at_exit.push(id);
+        }
+        let translator = translator.clone();
+        let layer = tiered.clone();
+        let bodies = jit.bodies_dylib().clone();
+        let name = f.name;
+        let producer: ClifProducer = Box::new(move || {
+            let t = match early {
+                Some(t) => t,
+                None => translator
+                    .translate(&name)
+                    .map_err(|u| one_line(&u.reason))?,
+            };
+            if !t.osr_safe {
+                layer.disable_osr(id);
+            }
+            if !t.data.is_empty() {
+                let es = bodies.session();
+                let data: SymbolMap = t
+                    .data
+                    .into_iter()
+                    .map(|d| (es.intern(&d.symbol), private_data(d.bytes)))
+                    .collect();
+                bodies
+                    .define(absolute_symbols(data), None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(t.func)
+        });
+        defs.push((id, producer));
+    }
+    let report = TieredIrReport {
+        tiered: defs.len(),
+        tier1_only,
+    };
+    let tier1: Vec<String> = report.tier1_only.iter().map(|(n, _)| n.clone()).collect();
+    program
+        .add_tier1_functions(target, &tier1, LoadMode::Lazy, None)
+        .map_err(ir_err)?;
+    program.add_function_aliases(target).map_err(ir_err)?;
+    tiered.set_tier1_lowering(Some(Arc::new(lowering)));
+    tiered.define_deferred(defs)?;
+    // Teardown cannot compile: code that may run then is compiled now.
+    if !at_exit.is_empty() {
+        tiered.functions().compile_now(&at_exit)?;
+    }
+    Ok(report)
+}
+
+/// Eagerly (or without a lazy tier 0): every function is translated now;
+/// those the translation does not take are LLVM units of their own.
+fn add_translated_now(
+    jit: &Jit,
+    program: &IrProgram,
+    target: &IrTarget<'_>,
+    tiered: &TieredLayer,
+    mut lowering: IrLowering,
+    mode: LoadMode,
+) -> Result<TieredIrReport> {
+    let ir_err = |e: IrError| orc_core::Error::other(e.to_string());
     let mut names = Names {
         layer: tiered.clone(),
     };
@@ -85,13 +200,19 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
     let mut defs = Vec::new();
     let mut data = SymbolMap::new();
     let mut at_exit = Vec::new();
-    let mut lowering = IrLowering {
-        program: program.clone(),
-        functions: HashMap::new(),
-    };
     let es = jit.session();
     for t in translated {
-        match t.result {
+        let shares_blocks = definitions
+            .get(&t.name)
+            .is_some_and(|d| !d.partners.is_empty());
+        let result = match t.result {
+            Ok(_) if shares_blocks => Err(orc_llvm_ir::to_clif::Untranslatable {
+                function: t.name.clone(),
+                reason: "block addresses shared with another function".to_owned(),
+            }),
+            other => other,
+        };
+        match result {
             Ok(f) => {
                 let id = tiered.declare(&t.name)?;
                 if !f.osr_safe {
@@ -117,13 +238,13 @@ pub fn add_tiered(jit: &Jit, program: &IrProgram, mode: LoadMode) -> Result<Tier
     // when eager): the tier-1-only functions and the aliases first.
     let tier1: Vec<String> = report.tier1_only.iter().map(|(n, _)| n.clone()).collect();
     program
-        .add_tier1_functions(&target, &tier1, mode, None)
+        .add_tier1_functions(target, &tier1, mode, None)
         .map_err(ir_err)?;
-    program.add_function_aliases(&target).map_err(ir_err)?;
+    program.add_function_aliases(target).map_err(ir_err)?;
     tiered.set_tier1_lowering(Some(Arc::new(lowering)));
     tiered.define(defs)?;
     // Teardown cannot compile: code that may run then is compiled now.
-    if !at_exit.is_empty() && !mode.eq(&LoadMode::Eager) {
+    if !at_exit.is_empty() && mode != LoadMode::Eager {
         tiered.functions().compile_now(&at_exit)?;
     }
     Ok(report)
@@ -158,6 +279,7 @@ fn private_data(bytes: Vec<u8>) -> orc_core::ExecutorSymbolDef {
 
 /// Names in translated code: everything by symbol (a function's symbol is
 /// its stub, or its tier-1 re-export when it is not tiered).
+#[derive(Clone)]
 struct Names {
     layer: TieredLayer,
 }

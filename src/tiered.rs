@@ -33,8 +33,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use orc_core::{
-    Body, CodeTier, Definition, Error, ExecutorAddr, FuncId, FunctionStats, ResourceTracker,
-    Result, SymbolFlags, Tier1Compiler, Tier1Request, TieredFunctions,
+    Body, CodeTier, Definition, Error, ExecutorAddr, FuncId, FunctionStats, JitDylib,
+    MaterializationResponsibility, MaterializationUnit, ResourceTracker, Result, SymbolFlags,
+    SymbolFlagsMap, SymbolName, Tier1Compiler, Tier1Request, TieredFunctions,
 };
 use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
 use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops, OsrLoop};
@@ -80,6 +81,11 @@ pub trait Tier1Lowering: Send + Sync {
     fn lower(&self, functions: &[(FuncId, u32, String)]) -> Option<Box<dyn LlvmModule>>;
 }
 
+/// Produces a function's CLIF when its tier-0 body is first needed, or says
+/// why it cannot (then the frontend's [`Tier1Lowering`] compiles the body
+/// instead). See [`TieredLayer::define_deferred`].
+pub type ClifProducer = Box<dyn FnOnce() -> std::result::Result<ir::Function, String> + Send>;
+
 /// A function version's CLIF as the frontend built it, with the loops its
 /// tier-0 code checks for on-stack replacement (in slot order).
 struct Source {
@@ -104,6 +110,9 @@ struct Tables {
     untranslated: Vec<(String, String)>,
     /// Functions whose tier-0 code must not enter tier-1 code mid-loop.
     no_osr: std::collections::HashSet<FuncId>,
+    /// Deferred functions that had no CLIF, compiled by the frontend's
+    /// tier-1 lowering instead, with the producer's reason.
+    fallbacks: Vec<(String, String)>,
 }
 
 impl TieredLayer {
@@ -219,6 +228,69 @@ impl TieredLayer {
             functions.define_new(defs)?;
             functions.compile_now(&ids)
         }
+    }
+
+    /// Defines new functions whose CLIF is produced only when a body is
+    /// first needed (their first call, or a lookup of the body): a
+    /// frontend with many functions, most never called, translates only
+    /// those that run. A producer that fails leaves its function to the
+    /// frontend's [`Tier1Lowering`] (set it first), which then compiles the
+    /// first body with LLVM; the function stays there (no counters, no
+    /// promotion) and is listed in [`Self::fallbacks`].
+    ///
+    /// Deferral needs a lazy JIT whose first tier is tier 0. Otherwise the
+    /// producers run now, and one that fails is an error.
+    pub fn define_deferred(&self, defs: Vec<(FuncId, ClifProducer)>) -> Result<()> {
+        let state = &self.state;
+        let functions = &state.functions;
+        if !state.lazy || state.first_tier() != CodeTier::Zero {
+            let mut ready = Vec::with_capacity(defs.len());
+            for (id, producer) in defs {
+                let func = producer().map_err(|why| {
+                    let name = functions
+                        .name(id)
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    Error::other(format!("no CLIF for '{name}': {why}"))
+                })?;
+                ready.push((id, func));
+            }
+            return self.define(ready);
+        }
+        let mut out = Vec::with_capacity(defs.len());
+        for (id, producer) in defs {
+            if functions.is_defined(id)? {
+                return Err(Error::other(format!(
+                    "function '{}' is already defined",
+                    functions.name(id)?
+                )));
+            }
+            let tracker = functions.bodies_dylib().create_resource_tracker()?;
+            let symbol = functions.body(id, CodeTier::Zero, 0)?;
+            let unit = DeferredUnit {
+                state: state.clone(),
+                id,
+                symbol,
+                producer: Some(producer),
+            };
+            functions
+                .bodies_dylib()
+                .define(Box::new(unit), Some(&tracker))?;
+            out.push(Definition {
+                id,
+                version: 0,
+                tier: CodeTier::Zero,
+                body: Body::new(tracker),
+                osr: None,
+            });
+        }
+        functions.define_new(out)
+    }
+
+    /// Deferred functions that had no CLIF and were compiled by the
+    /// frontend's tier-1 lowering, each with the producer's reason.
+    pub fn fallbacks(&self) -> Vec<(String, String)> {
+        self.state.lock().fallbacks.clone()
     }
 
     /// Compiles `func` now in the JIT's first tier as `symbol` in the
@@ -494,6 +566,66 @@ impl State {
         if !tables.untranslated.iter().any(|(n, _)| *n == name) {
             tables.untranslated.push((name, what));
         }
+    }
+}
+
+/// The first-tier body of a deferred function: produces its CLIF when
+/// materialized.
+struct DeferredUnit {
+    state: Arc<State>,
+    id: FuncId,
+    symbol: SymbolName,
+    producer: Option<ClifProducer>,
+}
+
+impl MaterializationUnit for DeferredUnit {
+    fn name(&self) -> &str {
+        self.symbol.as_str()
+    }
+
+    fn symbols(&self) -> SymbolFlagsMap {
+        std::iter::once((self.symbol.clone(), CALLABLE)).collect()
+    }
+
+    fn materialize(mut self: Box<Self>, r: MaterializationResponsibility) {
+        let Some(producer) = self.producer.take() else {
+            return r.fail(Error::other("deferred function materialized twice"));
+        };
+        let (state, id, symbol) = (&self.state, self.id, self.symbol.to_string());
+        match producer() {
+            Ok(func) => {
+                let (func, slots) = match state.prepare(id, 0, func) {
+                    Ok(prepared) => prepared,
+                    Err(e) => return r.fail(e),
+                };
+                if let Some(slots) = slots {
+                    if let Err(e) = state.functions.attach_osr(id, 0, slots) {
+                        return r.fail(e);
+                    }
+                }
+                let module = FunctionModule::new(symbol.clone(), state.resolver(HashMap::new()))
+                    .with_function(symbol, func, CALLABLE);
+                state.cranelift.emit(r, Box::new(module));
+            }
+            Err(why) => {
+                let name = state
+                    .functions
+                    .name(id)
+                    .map_or_else(|_| symbol.clone(), |n| n.to_string());
+                state.lock().fallbacks.push((name.clone(), why.clone()));
+                match state.hand_lowered(&[(id, 0, symbol)]) {
+                    Some(module) => match state.llvm.get() {
+                        Ok(llvm) => llvm.emit(r, module),
+                        Err(e) => r.fail(e),
+                    },
+                    None => r.fail(Error::other(format!("no CLIF for '{name}': {why}"))),
+                }
+            }
+        }
+    }
+
+    fn discard(&mut self, _dylib: &JitDylib, _name: &SymbolName) {
+        // A body symbol is a strong definition: nothing to lose to.
     }
 }
 

@@ -138,6 +138,17 @@ pub enum Error {
     /// object, section and symbol.
     #[error(transparent)]
     Link(Arc<crate::link::LinkError>),
+    /// A lazy call's compile failed (with a lazy-compile failure handler
+    /// set, this goes to the session's error reporter before the call
+    /// continues in the handler).
+    #[error("lazy compile of '{symbol}' failed: {cause}")]
+    LazyCompileFailed {
+        /// The symbol the call's trampoline stands for.
+        symbol: SymbolName,
+        /// Why its lookup failed.
+        #[source]
+        cause: Arc<Error>,
+    },
     /// Any other failure, from a layer, generator or user unit.
     #[error("{message}")]
     Other {

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{BitOr, BitOrAssign, Deref};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -88,9 +89,19 @@ impl fmt::Display for SymbolName {
 /// attached to it. Names hash with the session's cheap hasher: they come
 /// from the programs being run, whose authors control the process anyway,
 /// so SipHash's resistance to chosen collisions buys nothing here.
+///
+/// Names nothing refers to any more (a redefined function's old body
+/// symbol, a removed top-level expression's) are dropped as the pool
+/// grows: whenever it reaches twice the size it had after the last sweep
+/// (at least [`Self::SWEEP_MIN`]), interning sweeps it first. A long
+/// session's pool stays proportional to its live names, at an amortized
+/// constant cost per interned name.
 #[derive(Default)]
 pub struct SymbolStringPool {
     names: Mutex<HashSet<Key, FastHash>>,
+    /// The size at which the next insertion sweeps dead entries first
+    /// (read and written under `names`' lock).
+    sweep_at: AtomicUsize,
 }
 
 /// A set entry that hashes and compares by text, for interning.
@@ -114,6 +125,9 @@ impl Borrow<str> for Key {
 }
 
 impl SymbolStringPool {
+    /// The smallest pool size at which interning sweeps dead entries.
+    pub const SWEEP_MIN: usize = 1024;
+
     /// Creates an empty pool.
     pub fn new() -> Self {
         Self::default()
@@ -124,6 +138,13 @@ impl SymbolStringPool {
         let mut names = self.names.lock();
         if let Some(key) = names.get(text) {
             return SymbolName(key.0.clone());
+        }
+        if names.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            // An entry only the pool holds cannot be revived concurrently:
+            // a new reference needs an existing name or this lock.
+            names.retain(|k| Arc::strong_count(&k.0) > 1);
+            let next = (names.len() * 2).max(Self::SWEEP_MIN);
+            self.sweep_at.store(next, Ordering::Relaxed);
         }
         let arc: Arc<str> = Arc::from(text);
         names.insert(Key(arc.clone()));
@@ -372,6 +393,24 @@ mod tests {
         pool.clear_dead_entries();
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.intern("kept"), kept);
+    }
+
+    #[test]
+    fn a_growing_pool_sweeps_dead_entries() {
+        let pool = SymbolStringPool::new();
+        let kept: Vec<SymbolName> = (0..10).map(|i| pool.intern(&format!("k{i}"))).collect();
+        for i in 0..100_000 {
+            drop(pool.intern(&format!("dead{i}")));
+        }
+        // Bounded by the sweep threshold, not by the names ever interned.
+        assert!(
+            pool.len() <= SymbolStringPool::SWEEP_MIN + 1,
+            "{}",
+            pool.len()
+        );
+        for (i, name) in kept.iter().enumerate() {
+            assert_eq!(&pool.intern(&format!("k{i}")), name);
+        }
     }
 
     #[test]

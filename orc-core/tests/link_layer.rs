@@ -352,3 +352,69 @@ fn many_symbols_calling_across_objects_link_quickly() {
     assert_eq!(f(10), 720);
     es.end_session().unwrap();
 }
+
+/// A unit that links its object into an existing responsibility, as the
+/// compile layers do ([`ObjectLinkingLayer::emit`]).
+struct EmitUnit {
+    name: String,
+    symbols: orc_core::SymbolFlagsMap,
+    layer: Arc<ObjectLinkingLayer>,
+    object: ObjectFile,
+}
+
+impl orc_core::MaterializationUnit for EmitUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn symbols(&self) -> orc_core::SymbolFlagsMap {
+        self.symbols.clone()
+    }
+    fn materialize(self: Box<Self>, r: orc_core::MaterializationResponsibility) {
+        self.layer.emit(r, self.object);
+    }
+    fn discard(&mut self, _dylib: &JitDylib, name: &orc_core::SymbolName) {
+        self.symbols.remove(name);
+    }
+}
+
+/// Objects emitted for responsibilities that own only some of their
+/// symbols: the first to bring a COMDAT group defines its weak symbols
+/// (the typeinfo both objects carry, and the hidden
+/// `DW.ref.__gxx_personality_v0` of PIC code), so a later object that drops
+/// its copy binds to them instead of failing with an undefined symbol.
+#[test]
+fn emitted_objects_bind_to_the_first_copy_of_a_comdat_group() {
+    let _guard = serial();
+    load_stdcxx();
+    for tc in TOOLCHAINS {
+        let es = ExecutionSession::new();
+        let (layer, main) = setup(&es);
+        let callable = orc_core::SymbolFlags::EXPORTED | orc_core::SymbolFlags::CALLABLE;
+        for (file, symbol) in [
+            ("cxx_catch.cpp", "catch_it"),
+            ("cxx_throw.cpp", "_Z7throweri"),
+        ] {
+            let unit = EmitUnit {
+                name: file.to_owned(),
+                symbols: [(es.intern(symbol), callable)].into_iter().collect(),
+                layer: layer.clone(),
+                object: compile(tc, file),
+            };
+            main.define(Box::new(unit), None).unwrap();
+        }
+        take_log();
+        // Looking `catch_it` up links its object first; its reference to
+        // `thrower` links the other, whose COMDAT copies are dropped.
+        // SAFETY: int catch_it(int).
+        let catch_it: extern "C" fn(i32) -> i32 = unsafe {
+            func(
+                layer
+                    .lookup(&main, "catch_it")
+                    .unwrap_or_else(|e| panic!("{}: {e}", tc.describe())),
+            )
+        };
+        assert_eq!(catch_it(4), 8, "{}", tc.describe());
+        assert_eq!(take_log(), vec![7]);
+        es.end_session().unwrap();
+    }
+}

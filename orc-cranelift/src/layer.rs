@@ -21,13 +21,20 @@ use crate::compiler::{
     CompiledObject, CounterProvider, CraneliftCompiler, CraneliftModule, FunctionReport,
 };
 
+/// The most per-function reports [`CompileStats::functions`] keeps.
+pub const MAX_FUNCTION_REPORTS: usize = 1024;
+
 /// Totals of what the layer compiled.
 #[derive(Clone, Debug, Default)]
 pub struct CompileStats {
     /// Modules compiled.
     pub modules: usize,
-    /// Every function compiled, in compile order.
+    /// The first [`MAX_FUNCTION_REPORTS`] functions compiled, in compile
+    /// order (a long session's later compiles are only counted, in
+    /// `functions_compiled`, so the statistics stay bounded).
     pub functions: Vec<FunctionReport>,
+    /// Every function compiled.
+    pub functions_compiled: usize,
     /// Time spent compiling modules (build, codegen, object writing).
     pub total_time: Duration,
     /// Modules whose compile failed.
@@ -115,7 +122,11 @@ impl CraneliftLayer {
             let mut stats = self.stats.lock();
             stats.modules += 1;
             stats.total_time += compiled.total_time;
-            stats.functions.extend(compiled.functions.iter().cloned());
+            stats.functions_compiled += compiled.functions.len();
+            let room = MAX_FUNCTION_REPORTS.saturating_sub(stats.functions.len());
+            stats
+                .functions
+                .extend(compiled.functions.iter().take(room).cloned());
         }
         self.objects.emit_bytes(r, &name, compiled.bytes);
     }

@@ -20,7 +20,7 @@ pub use compiler::{
 };
 pub use error::CompileError;
 pub use functions::{testcase_name_resolver, FunctionModule, NameResolver};
-pub use layer::{CompileObserver, CompileStats, CraneliftLayer};
+pub use layer::{CompileObserver, CompileStats, CraneliftLayer, MAX_FUNCTION_REPORTS};
 
 /// Re-exported so frontends build against the same Cranelift version.
 pub use cranelift_codegen as codegen;

@@ -22,13 +22,20 @@ use parking_lot::{Mutex, RwLock};
 use crate::compiler::{CompiledObject, FunctionReport, LlvmCompiler, LlvmModule, PhaseTimes};
 use crate::error::CompileError;
 
+/// The most per-function reports [`CompileStats::functions`] keeps.
+pub const MAX_FUNCTION_REPORTS: usize = 1024;
+
 /// Totals of what the layer compiled.
 #[derive(Clone, Debug, Default)]
 pub struct CompileStats {
     /// Modules compiled.
     pub modules: usize,
-    /// Every function compiled, in compile order.
+    /// The first [`MAX_FUNCTION_REPORTS`] functions compiled, in compile
+    /// order (a long session's later compiles are only counted, in
+    /// `functions_compiled`, so the statistics stay bounded).
     pub functions: Vec<FunctionReport>,
+    /// Every function compiled.
+    pub functions_compiled: usize,
     /// Time spent compiling modules (build, verify, optimize, codegen).
     pub total_time: Duration,
     /// That time by phase, summed over modules.
@@ -140,7 +147,11 @@ impl LlvmLayer {
                 stats.phases.verify += compiled.phases.verify;
                 stats.phases.optimize += compiled.phases.optimize;
                 stats.phases.codegen += compiled.phases.codegen;
-                stats.functions.extend(compiled.functions.iter().cloned());
+                stats.functions_compiled += compiled.functions.len();
+                let room = MAX_FUNCTION_REPORTS.saturating_sub(stats.functions.len());
+                stats
+                    .functions
+                    .extend(compiled.functions.iter().take(room).cloned());
                 Ok(compiled)
             }
             Err(e) => {

@@ -62,7 +62,7 @@ pub use compiler::{
     LlvmCompiler, LlvmConfig, LlvmModule, LlvmOptLevel, PhaseTimes,
 };
 pub use error::{CompileError, CompileStage};
-pub use layer::{CompileObserver, CompileStats, LlvmLayer};
+pub use layer::{CompileObserver, CompileStats, LlvmLayer, MAX_FUNCTION_REPORTS};
 pub use translate::{
     check_translatable, default_name_resolver, translate_function, ClifLlvmModule, NameResolver,
     TranslateConfig, TranslateError,

@@ -7,6 +7,7 @@
 
 use orc_llvm::inkwell::context::Context;
 use orc_llvm::inkwell::module::Linkage;
+use orc_llvm::inkwell::values::AnyValue;
 use orc_llvm::partition::{self, PlannedFunction, SpeculationLimits, UnitFunction};
 
 const IR: &str = r#"
@@ -342,4 +343,256 @@ fn several_units_compile_as_one_module() {
         .is_some_and(|f| f.count_basic_blocks() == 0));
     let err = partition::functions_unit(&context, "none", &plan.bitcode, &[]).unwrap_err();
     assert!(err.contains("has no function"), "{err}");
+}
+
+/// `@interp`'s jump table (block addresses) and the two functions whose
+/// code refers to each other's blocks.
+const BLOCKS_IR: &str = r#"
+@table = constant [2 x ptr] [ptr blockaddress(@interp, %one), ptr blockaddress(@interp, %two)]
+@plain = global i32 7
+
+define i32 @interp(i32 %i) {
+entry:
+  %slot = getelementptr [2 x ptr], ptr @table, i32 0, i32 %i
+  %target = load ptr, ptr %slot
+  indirectbr ptr %target, [label %one, label %two]
+one:
+  ret i32 1
+two:
+  ret i32 2
+}
+
+define ptr @peer_a() {
+entry:
+  br label %here
+here:
+  ret ptr blockaddress(@peer_b, %there)
+}
+
+define ptr @peer_b() {
+entry:
+  br label %there
+there:
+  ret ptr blockaddress(@peer_a, %here)
+}
+
+define i32 @main() {
+  %r = call i32 @interp(i32 1)
+  ret i32 %r
+}
+"#;
+
+#[test]
+fn block_address_tables_are_defined_by_their_function_unit() {
+    let plan = partition::plan("blocks.ll", BLOCKS_IR.as_bytes(), "b").unwrap();
+    let f = |n: &str| &plan.functions[index(&plan, n)];
+    assert_eq!(f("interp").data, ["table"]);
+    assert!(f("interp").partners.is_empty());
+    assert!(f("main").data.is_empty());
+    assert_eq!(f("peer_a").partners, [index(&plan, "peer_b")]);
+    assert_eq!(f("peer_b").partners, [index(&plan, "peer_a")]);
+    // A unit never comes without its partners, even without speculation.
+    let batch = plan.speculate(&[index(&plan, "peer_b")], |_| true, SpeculationLimits::NONE);
+    assert_eq!(names(&plan, &batch), ["peer_b", "peer_a"]);
+
+    let context = Context::create();
+    let unit = |name: &str| {
+        let planned = f(name);
+        let body = format!("{name}$t1");
+        let units = [UnitFunction {
+            function: &planned.name,
+            members: &planned.members,
+            body: &body,
+        }];
+        let module = partition::functions_unit(&context, name, &plan.bitcode, &units).unwrap();
+        module.verify().unwrap();
+        module
+    };
+    // The table is defined with the addresses of the body's blocks...
+    let interp = unit("interp");
+    let table = interp.get_global("table").unwrap();
+    let text = table.print_to_string().to_string();
+    assert!(
+        text.contains("blockaddress(@\"interp$t1\", %one)")
+            && text.contains("blockaddress(@\"interp$t1\", %two)"),
+        "{text}"
+    );
+    // The prepared bitcode holds it encoded, so that reading other units
+    // does not read `interp`'s body (LLVM's lazy reader would, for a
+    // `blockaddress` in an initializer).
+    let buffer = orc_llvm::inkwell::memory_buffer::MemoryBuffer::create_from_memory_range(
+        &plan.bitcode,
+        "prepared",
+    );
+    let prepared =
+        orc_llvm::inkwell::module::Module::parse_bitcode_from_buffer(&buffer, &context).unwrap();
+    let encoded = prepared
+        .get_global("table")
+        .unwrap()
+        .print_to_string()
+        .to_string();
+    assert!(!encoded.contains("blockaddress"), "{encoded}");
+    assert!(
+        encoded.contains("getelementptr (i8, ptr @interp, i64 1)"),
+        "{encoded}"
+    );
+    // ... and declared by every other unit and by the data unit.
+    let main = unit("main");
+    assert!(main.get_global("table").is_none_or(|g| g.is_declaration()));
+    let data = partition::globals_unit(&context, "data", &plan.bitcode).unwrap();
+    data.verify().unwrap();
+    assert!(data.get_global("table").unwrap().is_declaration());
+    assert!(!data.get_global("plain").unwrap().is_declaration());
+}
+
+#[test]
+fn thread_locals_become_emulated_tls_in_both_modes() {
+    let ir = r#"
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+@x = thread_local global i32 5
+@zero = internal thread_local global [4 x i64] zeroinitializer
+
+define i32 @main() {
+  %p = call ptr @llvm.threadlocal.address.p0(ptr @x)
+  %v = load i32, ptr %p
+  store i64 1, ptr getelementptr ([4 x i64], ptr @zero, i64 0, i64 2)
+  ret i32 %v
+}
+declare ptr @llvm.threadlocal.address.p0(ptr)
+"#;
+    let plan = partition::plan("tls.ll", ir.as_bytes(), "t").unwrap();
+    let whole = plan.whole.as_ref().expect("the eager module is rewritten");
+    let context = Context::create();
+    for bitcode in [&plan.bitcode, whole] {
+        let data = partition::globals_unit(&context, "data", bitcode).unwrap();
+        let text = data.print_to_string().to_string();
+        assert!(!text.contains("thread_local"), "{text}");
+        assert!(
+            text.contains("@__emutls_v.x = global { i64, i64, ptr, ptr } { i64 4, i64 4, ptr null, ptr @__emutls_t.x }"),
+            "{text}"
+        );
+        assert!(text.contains("@__emutls_t.x = constant i32 5"), "{text}");
+        // Zero-initialized: no template.
+        assert!(
+            text.contains("{ i64 32, i64 8, ptr null, ptr null }"),
+            "{text}"
+        );
+    }
+    let main = &plan.functions[index(&plan, "main")];
+    let units = [UnitFunction {
+        function: &main.name,
+        members: &main.members,
+        body: "main$t1",
+    }];
+    let module = partition::functions_unit(&context, "main", &plan.bitcode, &units).unwrap();
+    module.verify().unwrap();
+    let text = module.print_to_string().to_string();
+    assert_eq!(
+        text.matches("call ptr @__emutls_get_address").count(),
+        2,
+        "{text}"
+    );
+    assert!(!text.contains("threadlocal.address"), "{text}");
+}
+
+#[test]
+fn ifuncs_become_functions_calling_their_resolver_once() {
+    let ir = r#"
+@pick = ifunc i32 (i32), ptr @resolve
+
+define internal i32 @impl(i32 %x) {
+  ret i32 %x
+}
+
+define internal ptr @resolve() {
+  ret ptr @impl
+}
+
+define i32 @main() {
+  %r = call i32 @pick(i32 3)
+  ret i32 %r
+}
+"#;
+    let plan = partition::plan("ifunc.ll", ir.as_bytes(), "i").unwrap();
+    assert_eq!(plan.ifuncs, ["pick"]);
+    assert!(plan.whole.is_some());
+    let pick = &plan.functions[index(&plan, "pick")];
+    assert!(pick.exported);
+    // The resolver is called only by `pick`: a member of its unit.
+    assert_eq!(pick.members.len(), 1, "{:?}", pick.members);
+    let context = Context::create();
+    let units = [UnitFunction {
+        function: &pick.name,
+        members: &pick.members,
+        body: "pick$t1",
+    }];
+    let module = partition::functions_unit(&context, "pick", &plan.bitcode, &units).unwrap();
+    module.verify().unwrap();
+    let text = module.print_to_string().to_string();
+    assert!(text.contains("musttail call i32 %"), "{text}");
+    assert!(text.contains("load atomic ptr"), "{text}");
+}
+
+#[test]
+fn a_thread_local_address_in_a_constant_is_refused() {
+    let ir = "@x = thread_local global i32 1\n@p = global ptr @x\n";
+    let err = partition::plan("bad.ll", ir.as_bytes(), "e").unwrap_err();
+    assert!(
+        matches!(&err, partition::PartitionError::Unsupported(m)
+            if m.starts_with("bad.ll: thread-local variable 'x' has its address in a constant")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn what_exit_handlers_call_runs_at_exit_too() {
+    let ir = r#"
+@obj = global i32 0
+@__dso_handle = external hidden global i8
+
+define i32 @helper_of_dtor(i32 %x) {
+  ret i32 %x
+}
+
+define void @dtor(ptr %p) {
+  %r = call i32 @helper_of_dtor(i32 1)
+  ret void
+}
+
+define void @thread_dtor(ptr %p) {
+  %r = call i32 @only_at_thread_exit(i32 2)
+  ret void
+}
+
+define i32 @only_at_thread_exit(i32 %x) {
+  ret i32 %x
+}
+
+define i32 @unrelated(i32 %x) {
+  ret i32 %x
+}
+
+define i32 @main() {
+  %a = call i32 @__cxa_atexit(ptr @dtor, ptr @obj, ptr @__dso_handle)
+  %b = call i32 @__cxa_thread_atexit(ptr @thread_dtor, ptr @obj, ptr @__dso_handle)
+  %c = call i32 @unrelated(i32 0)
+  ret i32 0
+}
+
+declare i32 @__cxa_atexit(ptr, ptr, ptr)
+declare i32 @__cxa_thread_atexit(ptr, ptr, ptr)
+"#;
+    let plan = partition::plan("exit.ll", ir.as_bytes(), "x").unwrap();
+    let at_exit = |n: &str| plan.functions[index(&plan, n)].runs_at_exit;
+    for f in [
+        "dtor",
+        "helper_of_dtor",
+        "thread_dtor",
+        "only_at_thread_exit",
+    ] {
+        assert!(at_exit(f), "{f}");
+    }
+    for f in ["main", "unrelated"] {
+        assert!(!at_exit(f), "{f}");
+    }
 }

@@ -221,7 +221,7 @@ pub(crate) fn print_stats(jit: &orc::Jit) {
         }
         eprintln!(
             "orc: stats: tier 1: {} functions in {} modules, {:.3} ms compiling, {} failed modules",
-            stats.functions.len(),
+            stats.functions_compiled,
             stats.modules,
             stats.total_time.as_secs_f64() * 1e3,
             stats.failures
@@ -250,7 +250,7 @@ fn print_tier0_stats(jit: &orc::Jit) {
     }
     eprintln!(
         "orc: stats: {} functions in {} modules, {:.3} ms compiling, {} bytes of code, {} failed modules",
-        stats.functions.len(),
+        stats.functions_compiled,
         stats.modules,
         stats.total_time.as_secs_f64() * 1e3,
         total_code,

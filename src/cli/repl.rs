@@ -1,6 +1,9 @@
 //! `orc repl`: the tutorial's loop on stdin. Prompts `ready> ` on stderr,
 //! accepts definitions (redefinitions too), prints each expression's value
-//! as `Evaluated to %f` and keeps going after errors.
+//! as `Evaluated to %f` and keeps going after errors in the input. A
+//! runtime failure (a lazy call of an `extern` defined nowhere, a stack
+//! overflow) is reported at its input line (`<stdin>:LINE:COL`) and ends
+//! the session with status 70, as under `orc run`.
 
 use std::io::BufRead;
 
@@ -10,7 +13,7 @@ use orc_kaleidoscope::{Item, ReplEvent, ReplSession};
 use super::{print_stats, JitArgs};
 
 pub(crate) fn repl(args: &JitArgs) -> i32 {
-    let jit = match args.builder().build() {
+    let jit = match super::run::with_runtime_errors(args.builder()).build() {
         Ok(j) => j,
         Err(e) => {
             eprintln!("orc: error: cannot start the JIT: {e}");
@@ -18,6 +21,7 @@ pub(crate) fn repl(args: &JitArgs) -> i32 {
         }
     };
     let mut kjit = KaleidoscopeJit::new(jit);
+    super::run::report_runtime_errors(&kjit, "<stdin>");
     let mut session = ReplSession::new();
     session.declare_host_function("putchard", 1);
     session.declare_host_function("printd", 1);
@@ -56,22 +60,50 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
             ReplEvent::Item(Item::Extern(_)) => {}
             ReplEvent::Item(Item::Def(func)) => {
                 if let Err(e) = kjit.define(&func) {
-                    eprintln!(
-                        "<stdin>:{}:{}: error: {e}",
-                        func.proto.span.line, func.proto.span.col
-                    );
+                    let located = match &e {
+                        orc::KaleidoscopeError::Jit(err) => kjit.locate_error(err, None),
+                        _ => None,
+                    };
+                    match located {
+                        Some(located) => eprintln!("{}", located.render("<stdin>")),
+                        None => eprintln!(
+                            "<stdin>:{}:{}: error: {e}",
+                            func.proto.span.line, func.proto.span.col
+                        ),
+                    }
                 }
             }
-            ReplEvent::Item(Item::Expr(expr)) => match kjit.run_top_level(&expr) {
+            ReplEvent::Item(Item::Expr(expr)) => match run_guarded(kjit, &expr) {
                 Ok(v) => {
                     orc::host::print_result(v);
                     orc::host::flush_stdout();
                 }
-                Err(e) => eprintln!(
-                    "<stdin>:{}:{}: error: {e}",
-                    expr.proto.span.line, expr.proto.span.col
-                ),
+                Err(e) => match kjit.locate_error(&e, Some(&expr)) {
+                    Some(located) => eprintln!("{}", located.render("<stdin>")),
+                    None => eprintln!(
+                        "<stdin>:{}:{}: error: {e}",
+                        expr.proto.span.line, expr.proto.span.col
+                    ),
+                },
             },
         }
     }
+}
+
+/// Runs a top-level expression with a stack overflow in it reported at its
+/// line (see [`super::run::overflow`]).
+fn run_guarded(
+    kjit: &mut KaleidoscopeJit,
+    expr: &orc_kaleidoscope::Function,
+) -> orc::core::Result<f64> {
+    super::run::overflow::install();
+    let span = expr.proto.span;
+    super::run::overflow::set_running(Some(&format!(
+        "<stdin>:{}:{}: error: stack overflow: the recursion is too deep \
+         (in this top-level expression)\n",
+        span.line, span.col
+    )));
+    let result = kjit.run_top_level(expr);
+    super::run::overflow::set_running(None);
+    result
 }

@@ -4,7 +4,7 @@
 //! `main(argc, argv, envp)`, then exit handlers and `llvm.global_dtors`,
 //! and the process exits with main's status.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 
 use orc::Tier;
 use orc_core::link::{load_library, LibraryFile, LibrarySearch, LoadedLibrary};
@@ -62,6 +62,38 @@ fn load_libraries(args: &RunArgs) -> Result<Vec<libloading::Library>, String> {
         }
     }
     Ok(loaded)
+}
+
+/// What `add_tiered` reported, for `--stats` at the end.
+static TIERED_REPORT: std::sync::Mutex<Option<orc::llvm_ir::TieredIrReport>> =
+    std::sync::Mutex::new(None);
+
+/// Which functions ran in tier 1 only (the translation to CLIF did not
+/// take them: found at load when eager, at first call when lazy).
+fn print_tiered_ir_stats(jit: &orc::Jit) {
+    let Some(report) = TIERED_REPORT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
+        return;
+    };
+    let mut tier1_only = report.tier1_only;
+    // A lazy load tiers every function; those without CLIF fell back.
+    let fallbacks = jit
+        .tiered_if_created()
+        .map(|l| l.fallbacks())
+        .unwrap_or_default();
+    let tiered = report.tiered - fallbacks.len().min(report.tiered);
+    tier1_only.extend(fallbacks);
+    for (function, why) in &tier1_only {
+        eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
+    }
+    eprintln!(
+        "orc: stats: IR functions: {} tiered, {} in tier 1 only",
+        tiered,
+        tier1_only.len()
+    );
 }
 
 /// The tier of IR programs when neither `--tier` nor `ORC_TIER` says.
@@ -136,6 +168,7 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     };
     orc::host::flush_stdout();
     if args.jit.stats {
+        print_tiered_ir_stats(&jit);
         print_stats(&jit);
         if let (Some(layer), Some(_)) = (jit.tiered_if_created(), jit.tier_manager()) {
             let stats = layer.stats();
@@ -152,27 +185,33 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
             );
         }
     }
-    // Promotions in flight link against the program's data: let them
-    // finish (no new ones start) before the teardown removes it.
-    if let Some(tiers) = jit.tier_manager() {
+    // Exit handlers and global destructors run, then the code goes, while
+    // the stubs in `main` still exist.
+    match jit.bodies_dylib().default_resource_tracker() {
+        Ok(tracker) => tear_down(&exit_state(&jit, tracker)),
+        Err(e) => eprintln!("orc: error at exit: {e}"),
+    }
+    status
+}
+
+/// Ends the program: lets promotions in flight finish (they link against
+/// its data), runs its exit handlers and global destructors as `exit`
+/// would, all before any code goes (a tiered program's code is under a
+/// tracker per function version, and a handler may call into any of them,
+/// or a function nothing called before, which is compiled then), then
+/// removes its code.
+fn tear_down(state: &ExitState) {
+    orc::host::flush_stdout();
+    if let Some(tiers) = &state.tiers {
         tiers.shutdown();
     }
-    // Exit handlers and global destructors run as `exit` would run them,
-    // all before any code goes: a tiered program's code is under a tracker
-    // per function version, and a handler may call into any of them.
-    // SAFETY: the program's own handlers, registered by its code, run
-    // where its `exit` would run them.
-    unsafe { jit.object_layer().run_exit_handlers(jit.bodies_dylib()) };
-    // Then the code goes, while the stubs in `main` still exist.
-    if let Err(e) = jit
-        .bodies_dylib()
-        .default_resource_tracker()
-        .and_then(|t| t.remove())
-    {
+    // SAFETY: running the program's exit handlers and destructors is what
+    // ending the program means, as `exit` does natively.
+    unsafe { state.layer.run_exit_handlers(&state.bodies) };
+    if let Err(e) = state.tracker.remove() {
         eprintln!("orc: error at exit: {e}");
     }
     orc::host::flush_stdout();
-    status
 }
 
 fn run_main(
@@ -193,23 +232,18 @@ fn run_main(
     } else {
         LoadMode::Lazy
     };
+    define_thread_atexit(jit)?;
     if tier == Tier::One {
         program
             .add(&target, mode, None)
             .map_err(|e| e.to_string())?;
     } else {
         let report = orc::llvm_ir::add_tiered(jit, program, mode).map_err(|e| e.to_string())?;
-        if args.jit.stats {
-            for (function, why) in &report.tier1_only {
-                eprintln!("orc: stats: '{function}' runs in tier 1 only: its IR uses {why}, which the translation to CLIF does not cover");
-            }
-            eprintln!(
-                "orc: stats: IR functions: {} tiered, {} in tier 1 only",
-                report.tiered,
-                report.tier1_only.len()
-            );
-        }
+        *TIERED_REPORT.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
+    // From here until `main` returns, an `exit` from the program tears it
+    // down there (constructors may call `exit` too).
+    let exit_teardown = ExitTeardown::arm(jit)?;
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
@@ -242,5 +276,163 @@ fn run_main(
     // SAFETY: `environ` is the process's environment, valid for the call.
     let envp = unsafe { libc::environ } as *const *const c_char;
     let _inside = jit.enter();
-    Ok(main_fn(argc, argv.as_ptr(), envp))
+    let status = main_fn(argc, argv.as_ptr(), envp);
+    drop(exit_teardown);
+    run_thread_local_destructors();
+    Ok(status)
+}
+
+/// The program's code and data while `main` runs: if the program calls
+/// `exit`, [`teardown_at_exit`] removes them there.
+struct ExitState {
+    tracker: orc_core::ResourceTracker,
+    layer: std::sync::Arc<orc_core::link::ObjectLinkingLayer>,
+    bodies: orc_core::JitDylib,
+    tiers: Option<std::sync::Arc<orc_core::TierManager>>,
+}
+
+fn exit_state(jit: &orc::Jit, tracker: orc_core::ResourceTracker) -> ExitState {
+    ExitState {
+        tracker,
+        layer: jit.object_layer().clone(),
+        bodies: jit.bodies_dylib().clone(),
+        tiers: jit.tier_manager().cloned(),
+    }
+}
+
+static EXIT_TRACKER: std::sync::Mutex<Option<ExitState>> = std::sync::Mutex::new(None);
+
+fn set_exit_tracker(tracker: Option<ExitState>) {
+    let mut slot = EXIT_TRACKER.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = tracker;
+}
+
+/// While alive, the program's code tracker is [`EXIT_TRACKER`] (and
+/// [`teardown_at_exit`] is registered with the C library).
+struct ExitTeardown;
+
+impl ExitTeardown {
+    fn arm(jit: &orc::Jit) -> Result<ExitTeardown, String> {
+        let tracker = jit
+            .bodies_dylib()
+            .default_resource_tracker()
+            .map_err(|e| e.to_string())?;
+        set_exit_tracker(Some(exit_state(jit, tracker)));
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: `teardown_at_exit` is an `extern "C" fn()` that stays
+        // valid for the life of the process (it is part of this binary).
+        REGISTER.call_once(|| unsafe {
+            libc::atexit(teardown_at_exit);
+        });
+        Ok(ExitTeardown)
+    }
+}
+
+impl Drop for ExitTeardown {
+    fn drop(&mut self) {
+        set_exit_tracker(None);
+    }
+}
+
+/// Registered with the C library's `atexit`: when the program calls
+/// `exit`, runs the main thread's `thread_local` destructors (if `exit` was
+/// called there), then the program's exit handlers and global
+/// destructors, and removes its code ([`tear_down`]): a native `exit`'s
+/// order, before the process ends. After `main` returns there is nothing
+/// to do here.
+extern "C" fn teardown_at_exit() {
+    let state = EXIT_TRACKER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(state) = state {
+        let on_main = MAIN_THREAD.get().is_some_and(|&main| {
+            // SAFETY: `pthread_self` and `pthread_equal` have no
+            // preconditions.
+            unsafe { libc::pthread_equal(main, libc::pthread_self()) != 0 }
+        });
+        if on_main {
+            run_thread_local_destructors();
+        }
+        tear_down(&state);
+    }
+}
+
+/// The main thread's `thread_local` destructors the program registered,
+/// in registration order: `(destructor, object)`.
+static MAIN_THREAD_DTORS: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// The thread that runs `main`.
+static MAIN_THREAD: std::sync::OnceLock<libc::pthread_t> = std::sync::OnceLock::new();
+
+extern "C" {
+    /// glibc's registration of a thread-exit destructor (what
+    /// `__cxa_thread_atexit` calls).
+    fn __cxa_thread_atexit_impl(
+        dtor: extern "C" fn(*mut c_void),
+        obj: *mut c_void,
+        dso_symbol: *mut c_void,
+    ) -> c_int;
+}
+
+/// The program's `__cxa_thread_atexit` (and `_impl`): a destructor of a
+/// `thread_local` object. On other threads it goes to the C library and runs
+/// when the thread exits, while the code is alive. On the main thread it is
+/// kept here and run by [`run_thread_local_destructors`] when `main`
+/// returns or the program calls `exit`, before the code goes away: the C
+/// library would run it at the process's exit, after the teardown. (Running
+/// the C library's own list early instead would also destroy the
+/// thread-locals of the JIT itself, which the teardown still needs.)
+extern "C" fn thread_atexit(
+    dtor: extern "C" fn(*mut c_void),
+    obj: *mut c_void,
+    dso_symbol: *mut c_void,
+) -> c_int {
+    // SAFETY: `pthread_self` and `pthread_equal` have no preconditions.
+    let on_main = MAIN_THREAD
+        .get()
+        .is_some_and(|&main| unsafe { libc::pthread_equal(main, libc::pthread_self()) } != 0);
+    if on_main {
+        let mut list = MAIN_THREAD_DTORS.lock().unwrap_or_else(|e| e.into_inner());
+        list.push((dtor as usize, obj as usize));
+        0
+    } else {
+        // SAFETY: forwarding the program's own arguments to the C library,
+        // which is what `__cxa_thread_atexit` does.
+        unsafe { __cxa_thread_atexit_impl(dtor, obj, dso_symbol) }
+    }
+}
+
+/// Defines [`thread_atexit`] as `__cxa_thread_atexit` and
+/// `__cxa_thread_atexit_impl` for the program.
+fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {
+    // SAFETY: `pthread_self` has no preconditions.
+    let _ = MAIN_THREAD.set(unsafe { libc::pthread_self() });
+    let es = jit.host_dylib().session();
+    let flags = orc_core::SymbolFlags::EXPORTED | orc_core::SymbolFlags::CALLABLE;
+    let f = thread_atexit as extern "C" fn(_, _, _) -> c_int as *const u8;
+    let def = orc_core::ExecutorSymbolDef::new(orc_core::ExecutorAddr::from_ptr(f), flags);
+    let map = orc_core::SymbolMap::from([
+        (es.intern("__cxa_thread_atexit"), def),
+        (es.intern("__cxa_thread_atexit_impl"), def),
+    ]);
+    jit.host_dylib()
+        .define(orc_core::absolute_symbols(map), None)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the main thread's `thread_local` destructors (see
+/// [`thread_atexit`]), last registered first, as the C library would.
+fn run_thread_local_destructors() {
+    loop {
+        let next = MAIN_THREAD_DTORS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let Some((dtor, obj)) = next else { break };
+        // SAFETY: `dtor` was registered by the program as a
+        // `void (*)(void *)` for `obj`, and runs once, as it would at exit.
+        let dtor: extern "C" fn(*mut c_void) = unsafe { std::mem::transmute(dtor) };
+        dtor(obj as *mut c_void);
+    }
 }

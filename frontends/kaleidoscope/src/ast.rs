@@ -7,8 +7,9 @@
 //! it chooses, without copying the tree. Every node carries the [`Span`] of its
 //! first token; names carry their own span so that diagnostics can point at
 //! them. The parser bounds the nesting depth of every expression (see
-//! [`crate::MAX_NESTING`]), so recursive walks over a parsed tree cannot
-//! overflow the stack.
+//! [`crate::MAX_NESTING`]) except along the left spine of a binary chain
+//! (`1 + 1 + ... + 1`), which every walk follows with a loop (dropping
+//! too), so walks over a parsed tree cannot overflow the stack.
 //!
 //! `Display` prints expressions as S-expressions, e.g. `(+ 1 (* 2 x))`,
 //! which the parser tests compare against.
@@ -81,6 +82,85 @@ pub struct Expr {
     pub kind: ExprKind,
     /// Where its first token starts.
     pub span: Span,
+}
+
+/// Dropping a tree takes its subtrees apart with a loop and an explicit
+/// stack, so a chain of any length (`1 + 1 + ... + 1`, a left-deep tree)
+/// is freed without recursion.
+impl Drop for Expr {
+    fn drop(&mut self) {
+        let mut stack: Vec<Expr> = Vec::new();
+        self.kind.take_children(&mut stack);
+        while let Some(mut expr) = stack.pop() {
+            expr.kind.take_children(&mut stack);
+            // `expr` has no subtrees left: dropping it does not recurse.
+        }
+    }
+}
+
+impl ExprKind {
+    /// Moves the subtrees out into `out`, leaving leaves behind.
+    fn take_children(&mut self, out: &mut Vec<Expr>) {
+        fn take(slot: &mut Expr, out: &mut Vec<Expr>) {
+            if slot.kind.is_leaf() {
+                return;
+            }
+            let leaf = Expr {
+                kind: ExprKind::Number(0.0),
+                span: slot.span,
+            };
+            out.push(std::mem::replace(slot, leaf));
+        }
+        match self {
+            ExprKind::Number(_) | ExprKind::Variable(_) => {}
+            ExprKind::Call { args, .. } => {
+                for arg in args {
+                    take(arg, out);
+                }
+            }
+            ExprKind::Unary { operand, .. } => take(operand, out),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                take(lhs, out);
+                take(rhs, out);
+            }
+            ExprKind::Assign { value, .. } => take(value, out),
+            ExprKind::If {
+                cond,
+                then_branch,
+                else_branch,
+            } => {
+                take(cond, out);
+                take(then_branch, out);
+                take(else_branch, out);
+            }
+            ExprKind::For {
+                start,
+                end,
+                step,
+                body,
+                ..
+            } => {
+                take(start, out);
+                take(end, out);
+                if let Some(step) = step {
+                    take(step, out);
+                }
+                take(body, out);
+            }
+            ExprKind::Var { bindings, body } => {
+                for binding in bindings {
+                    if let Some(init) = &mut binding.init {
+                        take(init, out);
+                    }
+                }
+                take(body, out);
+            }
+        }
+    }
+
+    fn is_leaf(&self) -> bool {
+        matches!(self, ExprKind::Number(_) | ExprKind::Variable(_))
+    }
 }
 
 /// A `name = init` entry of a `var ... in` expression.
@@ -279,8 +359,22 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             ExprKind::Unary { op, operand } => write!(f, "(unary{op} {operand})"),
-            ExprKind::Binary { op, lhs, rhs, .. } => {
-                write!(f, "({} {lhs} {rhs})", op.as_char())
+            ExprKind::Binary { .. } => {
+                // A chain's left spine with a loop, as every walk does.
+                let mut spine = Vec::new();
+                let mut node = self;
+                while let ExprKind::Binary { op, lhs, rhs, .. } = &node.kind {
+                    spine.push((op.as_char(), rhs));
+                    node = lhs;
+                }
+                for (op, _) in &spine {
+                    write!(f, "({op} ")?;
+                }
+                write!(f, "{node}")?;
+                for (_, rhs) in spine.iter().rev() {
+                    write!(f, " {rhs})")?;
+                }
+                Ok(())
             }
             ExprKind::Assign { target, value } => write!(f, "(= {} {value})", target.name),
             ExprKind::If {

@@ -21,7 +21,7 @@
 
 use crate::ast::{binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Item, Program, Prototype};
 use crate::diag::{Diagnostic, Span};
-use crate::parser::parse_program;
+use crate::parser::{parse_program, parse_program_with, OperatorTable};
 use std::collections::HashMap;
 
 /// Parses and checks a whole file. On failure the diagnostics are sorted by
@@ -36,6 +36,17 @@ pub fn parse_and_check(src: &str) -> Result<Program, Vec<Diagnostic>> {
 /// number of arguments, no function is defined twice. Returns every error
 /// found, sorted by position.
 pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    check_program_with(program, &|_| None)
+}
+
+/// [`check_program`] with the functions of earlier programs: `prior` gives
+/// the arity and declaration of a name defined or declared before, and
+/// whether it was defined (not only declared `extern`). See
+/// [`ProgramContext`] for what may change.
+pub(crate) fn check_program_with(
+    program: &Program,
+    prior: &dyn Fn(&str) -> Option<Prior>,
+) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut table: HashMap<&str, Declared> = HashMap::new();
     for item in &program.items {
@@ -46,6 +57,11 @@ pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
         };
         check_params(proto, &mut diags);
         match table.get_mut(proto.name.as_str()) {
+            None if prior(&proto.name).is_some_and(|p| p.conflicts_with(proto, is_def)) => {
+                if let Some(p) = prior(&proto.name) {
+                    diags.push(conflicting_arity(proto, p.arity, p.span));
+                }
+            }
             None => {
                 table.insert(
                     &proto.name,
@@ -74,7 +90,12 @@ pub fn check_program(program: &Program) -> Result<(), Vec<Diagnostic>> {
             }
         }
     }
-    let lookup = |name: &str| table.get(name).map(|declared| declared.arity);
+    let lookup = |name: &str| {
+        table
+            .get(name)
+            .map(|declared| declared.arity)
+            .or_else(|| prior(name).map(|p| p.arity))
+    };
     for item in &program.items {
         if let Item::Def(func) | Item::Expr(func) = item {
             let mut scope: Vec<&str> = func.proto.params.iter().map(|p| p.name.as_str()).collect();
@@ -179,17 +200,24 @@ pub(crate) fn check_expr<'a>(
             check_operator(&unary_symbol(*op), 1, expr.span, lookup, diags);
             check_expr(operand, scope, lookup, diags);
         }
-        ExprKind::Binary {
-            op,
-            op_span,
-            lhs,
-            rhs,
-        } => {
-            if let BinaryOp::User(c) = op {
-                check_operator(&binary_symbol(*c), 2, *op_span, lookup, diags);
+        ExprKind::Binary { .. } => {
+            // Follow a chain's left spine with a loop: only right operands
+            // recurse, so a chain of any length checks in constant stack.
+            let mut node = expr;
+            while let ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } = &node.kind
+            {
+                if let BinaryOp::User(c) = op {
+                    check_operator(&binary_symbol(*c), 2, *op_span, lookup, diags);
+                }
+                check_expr(rhs, scope, lookup, diags);
+                node = lhs;
             }
-            check_expr(lhs, scope, lookup, diags);
-            check_expr(rhs, scope, lookup, diags);
+            check_expr(node, scope, lookup, diags);
         }
         ExprKind::Assign { target, value } => {
             if !scope.contains(&target.name.as_str()) {
@@ -257,5 +285,95 @@ fn check_operator(
             span,
             format!("unknown operator function '{symbol}'"),
         )),
+    }
+}
+
+/// What an earlier program said about a name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prior {
+    arity: usize,
+    span: Span,
+    defined: bool,
+}
+
+impl Prior {
+    /// Whether declaring `proto` (a definition if `is_def`) now conflicts.
+    /// A new `extern` of a name only declared before may change its arity
+    /// (external code does not care how earlier calls counted); a
+    /// redefinition's arity is the driver's to judge (it knows what is
+    /// compiled); anything else must keep the arity.
+    fn conflicts_with(&self, proto: &Prototype, is_def: bool) -> bool {
+        self.arity != proto.arity() && (is_def != self.defined)
+    }
+}
+
+/// What earlier programs defined, for an embedding that evaluates one
+/// source text after another (`KaleidoscopeJit::eval` in orc): their
+/// operators and their functions (defined or `extern`, with arities).
+///
+/// Each text is checked as a file (functions visible text-wide, no name
+/// defined twice in one text) that can also call what the earlier texts
+/// defined or declared, and use their operators. A text may define again
+/// what an earlier one defined (a redefinition: the driver refuses one
+/// that changes the arity, as code compiled against the old one would
+/// break), and declare `extern` again, with another arity, a name earlier
+/// texts only declared. Defining a name earlier texts only declared, or
+/// declaring one they defined, must keep its arity.
+#[derive(Debug, Clone)]
+pub struct ProgramContext {
+    ops: OperatorTable,
+    functions: HashMap<String, Prior>,
+}
+
+impl Default for ProgramContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgramContext {
+    /// A context with only the built-in operators and no functions.
+    pub fn new() -> Self {
+        ProgramContext {
+            ops: OperatorTable::new(),
+            functions: HashMap::new(),
+        }
+    }
+
+    /// The arity of a function defined or declared so far.
+    pub fn function_arity(&self, name: &str) -> Option<usize> {
+        self.functions.get(name).map(|p| p.arity)
+    }
+
+    /// Records a definition (`defined`) or an `extern` declaration: its
+    /// function, and its operator if it declares one.
+    pub fn declare(&mut self, proto: &Prototype, defined: bool) {
+        let defined = defined || self.functions.get(&proto.name).is_some_and(|p| p.defined);
+        let prior = Prior {
+            arity: proto.arity(),
+            span: proto.span,
+            defined,
+        };
+        self.functions.insert(proto.name.clone(), prior);
+        self.ops.define(proto);
+    }
+
+    /// Parses and checks `src` against what is known (see the type's docs).
+    /// On success the text's functions and operators become known; on
+    /// failure nothing changes.
+    pub fn parse_and_check(&mut self, src: &str) -> Result<Program, Vec<Diagnostic>> {
+        let mut ops = self.ops.clone();
+        let program = parse_program_with(src, &mut ops).map_err(|diag| vec![diag])?;
+        let functions = &self.functions;
+        check_program_with(&program, &|name| functions.get(name).copied())?;
+        self.ops = ops;
+        for item in &program.items {
+            match item {
+                Item::Def(func) => self.declare(&func.proto, true),
+                Item::Extern(proto) => self.declare(proto, false),
+                Item::Expr(_) => {}
+            }
+        }
+        Ok(program)
     }
 }

@@ -13,6 +13,33 @@
 //! takes it: one lowering, from which the JIT makes both tiers (its tier 1
 //! translates the CLIF to LLVM IR).
 //!
+//! # Language
+//!
+//! The tutorial's language through chapter 7, with these rules where its
+//! chapters differ or leave a gap:
+//! - Operators: built in are `=` (assignment, precedence 2), `<` (10),
+//!   `+` and `-` (20) and `*` (40). `def binary<c> [precedence] (a b)` and
+//!   `def unary<c> (v)` define new ones, usable from their definition on.
+//!   `+`, `-`, `*` and `<` cannot be redefined. `=` can, as chapter 6 does
+//!   (`def binary = 9 (LHS RHS) !(LHS < RHS | LHS > RHS);`): from that
+//!   definition on, `=` in an expression is a call of the user's `binary=`
+//!   at its precedence, and no longer assignment (`var x = ...` and
+//!   `for x = ...` keep their `=`, which is syntax, not the operator).
+//!   Before it, and in a program that never defines it, `=` is chapter
+//!   7's assignment.
+//! - The `for` loop is chapter 7's: the body runs, the end condition is
+//!   evaluated with the variable's current value, then the step is added;
+//!   the loop repeats while the condition was true.
+//! - A file may not define a name twice (the tutorial's JIT refuses a
+//!   duplicate definition too); the REPL and the embedding API's `eval`
+//!   accept a redefinition with the same number of parameters.
+//! - Nesting (parentheses, call arguments, `if`/`for`/`var` parts, unary
+//!   operands, right operands of binary operators) is limited to
+//!   [`MAX_NESTING`] levels; a chain of binary operators (`1 + 1 + ... +
+//!   1`) is flat, one level however long. A function body may have at most
+//!   [`MAX_EXPR_NODES`] expression nodes. Past either limit the parser
+//!   reports an error; no input overflows the stack.
+//!
 //! # Example
 //!
 //! ```
@@ -60,12 +87,14 @@ pub use ast::{
     anon_expr_name, binary_symbol, unary_symbol, BinaryOp, Expr, ExprKind, Function, Ident, Item,
     Program, Prototype, PrototypeKind, VarBinding, ANON_EXPR_PREFIX,
 };
-pub use check::{check_program, parse_and_check};
+pub use check::{check_program, parse_and_check, ProgramContext};
 pub use diag::{render, render_all, Diagnostic, Span};
 pub use lexer::{tokenize, Lexer, Token, TokenKind};
 pub use lower_clif::{
     build_function, build_function_as, build_standalone, lower_function, lower_function_as,
     lower_program, signature, LowerError, LowerOptions, LoweredFunction, LoweredSymbol,
 };
-pub use parser::{is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_NESTING};
+pub use parser::{
+    is_operator_char, parse_program, DEFAULT_PRECEDENCE, MAX_EXPR_NODES, MAX_NESTING,
+};
 pub use repl::{ReplEvent, ReplSession};

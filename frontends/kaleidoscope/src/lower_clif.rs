@@ -493,8 +493,24 @@ impl<'a> FnLowerer<'a> {
 
     #[inline(never)]
     fn lower_binary(&mut self, op: BinaryOp, lhs: &'a Expr, rhs: &'a Expr) -> BResult<Value> {
-        let l = self.lower_expr(lhs)?;
-        let r = self.lower_expr(rhs)?;
+        // A chain `a + b + c` is a left-deep tree: follow its left spine
+        // with a loop (only right operands recurse), so a chain of any
+        // length lowers in constant stack. Evaluation stays left to right.
+        let mut spine: Vec<(BinaryOp, &'a Expr)> = vec![(op, rhs)];
+        let mut leaf = lhs;
+        while let ExprKind::Binary { op, lhs, rhs, .. } = &leaf.kind {
+            spine.push((*op, rhs));
+            leaf = lhs;
+        }
+        let mut value = self.lower_expr(leaf)?;
+        for &(op, rhs) in spine.iter().rev() {
+            let r = self.lower_expr(rhs)?;
+            value = self.apply_binary(op, value, r)?;
+        }
+        Ok(value)
+    }
+
+    fn apply_binary(&mut self, op: BinaryOp, l: Value, r: Value) -> BResult<Value> {
         Ok(match op {
             BinaryOp::Add => self.builder.ins().fadd(l, r),
             BinaryOp::Sub => self.builder.ins().fsub(l, r),

@@ -24,8 +24,18 @@ use crate::diag::{Diagnostic, Span};
 use crate::lexer::{Lexer, Token, TokenKind};
 
 /// The deepest expression nesting the parser accepts; deeper input is an
-/// error rather than a stack overflow.
+/// error rather than a stack overflow. Nesting is what a walk over the tree
+/// must recurse into: parentheses, call arguments, `if`/`for`/`var` parts,
+/// unary operands, and the right operand of a binary operator. A chain of
+/// binary operators of one precedence (`1 + 1 + ... + 1`) is flat: its left
+/// operands form a spine that every walk follows with a loop, so a chain of
+/// any length counts as one level.
 pub const MAX_NESTING: u32 = 256;
+
+/// The most expression nodes one function body (or top-level expression)
+/// may have: past it the parser reports "expression too large" instead of
+/// handing later passes (and the code generators) an unbounded body.
+pub const MAX_EXPR_NODES: usize = 1_000_000;
 
 /// The precedence of a user-defined binary operator declared without one.
 pub const DEFAULT_PRECEDENCE: u32 = 30;
@@ -33,8 +43,16 @@ pub const DEFAULT_PRECEDENCE: u32 = 30;
 /// Parses a whole file. Operators become usable after the item that defines
 /// them; no semantic checks are made (see [`crate::check_program`]).
 pub fn parse_program(src: &str) -> Result<Program, Diagnostic> {
-    let mut ops = OperatorTable::new();
-    let mut parser = Parser::new(src, Span::new(1, 1), &mut ops, 0).map_err(|e| e.diag)?;
+    parse_program_with(src, &mut OperatorTable::new())
+}
+
+/// Parses a whole file with the operators of `ops`, installing the file's
+/// own into it as they are defined.
+pub(crate) fn parse_program_with(
+    src: &str,
+    ops: &mut OperatorTable,
+) -> Result<Program, Diagnostic> {
+    let mut parser = Parser::new(src, Span::new(1, 1), ops, 0).map_err(|e| e.diag)?;
     let mut items = Vec::new();
     while let Some(item) = parser.parse_item().map_err(|e| e.diag)? {
         match &item {
@@ -53,14 +71,18 @@ pub fn is_operator_char(c: char) -> bool {
     c.is_ascii_punctuation() && !matches!(c, '(' | ')' | ',' | ';' | '#')
 }
 
-/// The binary operators the language defines itself; they cannot be
-/// redefined.
+/// The binary operators the language defines itself. Only `=` can be
+/// redefined (chapter 6 of the tutorial defines `binary =` as equality):
+/// from its definition on, `=` is that user operator and no longer
+/// assignment.
 const BUILTIN_BINARY: [(char, u32); 5] = [('=', 2), ('<', 10), ('+', 20), ('-', 20), ('*', 40)];
 
 /// The operators the parser knows: binary precedences and unary operators.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OperatorTable {
     binary: [Option<u32>; 128],
+    /// Which binary operators are user-defined (calls of `binary<c>`).
+    user_binary: [bool; 128],
     unary: [bool; 128],
 }
 
@@ -73,12 +95,17 @@ impl OperatorTable {
         }
         OperatorTable {
             binary,
+            user_binary: [false; 128],
             unary: [false; 128],
         }
     }
 
     fn binary_precedence(&self, c: char) -> Option<u32> {
         self.binary.get(c as usize).copied().flatten()
+    }
+
+    fn is_user_binary(&self, c: char) -> bool {
+        self.user_binary.get(c as usize).copied().unwrap_or(false)
     }
 
     fn is_unary(&self, c: char) -> bool {
@@ -97,6 +124,9 @@ impl OperatorTable {
             PrototypeKind::Binary { op, precedence } => {
                 if let Some(slot) = self.binary.get_mut(op as usize) {
                     *slot = Some(precedence);
+                }
+                if let Some(slot) = self.user_binary.get_mut(op as usize) {
+                    *slot = true;
                 }
             }
         }
@@ -135,6 +165,8 @@ pub(crate) struct Parser<'src, 'ops> {
     cur: Token,
     pub(crate) ops: &'ops mut OperatorTable,
     nesting: u32,
+    /// Expression nodes made since the current item started.
+    nodes: usize,
     next_anon: usize,
 }
 
@@ -154,6 +186,7 @@ impl<'src, 'ops> Parser<'src, 'ops> {
             cur,
             ops,
             nesting: 0,
+            nodes: 0,
             next_anon,
         })
     }
@@ -235,6 +268,7 @@ impl<'src, 'ops> Parser<'src, 'ops> {
     /// the end of the input. Operators are not installed here.
     pub(crate) fn parse_item(&mut self) -> PResult<Option<Item>> {
         self.skip_semicolons()?;
+        self.nodes = 0;
         match self.cur.kind {
             TokenKind::Eof => Ok(None),
             TokenKind::Def => {
@@ -278,7 +312,7 @@ impl<'src, 'ops> Parser<'src, 'ops> {
                 self.bump()?;
                 let op_span = self.cur.span;
                 let op = self.parse_operator_char("binary")?;
-                if BUILTIN_BINARY.iter().any(|&(c, _)| c == op) {
+                if op != '=' && BUILTIN_BINARY.iter().any(|&(c, _)| c == op) {
                     return self
                         .error(op_span, format!("cannot redefine built-in operator '{op}'"));
                 }
@@ -345,7 +379,14 @@ impl<'src, 'ops> Parser<'src, 'ops> {
         Ok(value as u32)
     }
 
-    fn node(&self, kind: ExprKind, span: Span, depth: u32) -> PResult<Node> {
+    fn node(&mut self, kind: ExprKind, span: Span, depth: u32) -> PResult<Node> {
+        self.nodes += 1;
+        if self.nodes > MAX_EXPR_NODES {
+            return self.error(
+                span,
+                format!("expression too large (the limit is {MAX_EXPR_NODES} nodes per function)"),
+            );
+        }
         if depth > MAX_NESTING {
             return self.error(
                 span,
@@ -403,16 +444,21 @@ impl<'src, 'ops> Parser<'src, 'ops> {
         }
     }
 
-    fn combine(&self, op: char, op_span: Span, lhs: Node, rhs: Node) -> PResult<Node> {
+    fn combine(&mut self, op: char, op_span: Span, lhs: Node, rhs: Node) -> PResult<Node> {
         let span = lhs.expr.span;
-        let depth = lhs.depth.max(rhs.depth) + 1;
+        // The left operand is the chain's spine (walked with a loop); only
+        // the right one nests.
+        let depth = lhs.depth.max(rhs.depth + 1);
         let kind = match op {
-            '=' => {
-                let ExprKind::Variable(name) = lhs.expr.kind else {
+            '=' if !self.ops.is_user_binary('=') => {
+                let ExprKind::Variable(name) = &lhs.expr.kind else {
                     return self.error(span, "destination of '=' must be a variable");
                 };
                 ExprKind::Assign {
-                    target: Ident { name, span },
+                    target: Ident {
+                        name: name.clone(),
+                        span,
+                    },
                     value: Box::new(rhs.expr),
                 }
             }

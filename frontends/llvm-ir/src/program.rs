@@ -92,6 +92,12 @@ impl IrProgram {
                 let source = std::str::from_utf8(&bytes).ok();
                 IrError::Invalid(IrDiagnostic::from_verifier_error(&name, &text, source))
             }
+            PartitionError::Unsupported(message) => IrError::Unsupported {
+                message: message
+                    .strip_prefix(&format!("{name}: "))
+                    .map_or(message.clone(), str::to_owned),
+                file: name.clone(),
+            },
             other => IrError::Invalid(IrDiagnostic::from_parse_error(&name, &other.to_string())),
         })?;
         Ok(IrProgram {
@@ -157,12 +163,6 @@ impl IrProgram {
         target: &IrTarget<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), IrError> {
-        if let Some(ifunc) = self.plan.ifuncs.first() {
-            return Err(IrError::Unsupported {
-                file: self.name.clone(),
-                message: format!("ifunc '{ifunc}' cannot be compiled lazily (use --eager)"),
-            });
-        }
         if self.plan.has_data {
             let data = GlobalsUnit {
                 name: format!("{}:globals", self.name),
@@ -178,10 +178,27 @@ impl IrProgram {
                 .iter()
                 .map(|f| es.intern(&body_symbol(&f.name)))
                 .collect();
+            let data: Vec<Vec<SymbolName>> = self
+                .plan
+                .functions
+                .iter()
+                .map(|f| f.data.iter().map(|g| es.intern(g)).collect())
+                .collect();
+            let index = bodies
+                .iter()
+                .cloned()
+                .zip(0..)
+                .chain(
+                    data.iter()
+                        .enumerate()
+                        .flat_map(|(i, names)| names.iter().map(move |n| (n.clone(), i))),
+                )
+                .collect();
             let split = Arc::new(SplitModule {
                 name: self.name.clone(),
-                index: bodies.iter().cloned().zip(0..).collect(),
+                index,
                 bodies,
+                data,
                 plan: self.plan.clone(),
                 layer: target.layer.clone(),
                 limits: self.speculation,
@@ -242,7 +259,13 @@ impl IrProgram {
         target: &IrTarget<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), IrError> {
-        let whole = IrBufferModule::new(self.name.clone(), Vec::new(), self.bytes.clone());
+        // The source, unless the plan had to rewrite it (thread-locals).
+        let bytes = self
+            .plan
+            .whole
+            .clone()
+            .unwrap_or_else(|| self.bytes.clone());
+        let whole = IrBufferModule::new(self.name.clone(), Vec::new(), bytes);
         self.add_object(target, whole, tracker)?;
         let es = target.main.session();
         let aliases: SymbolAliasMap = self
@@ -316,7 +339,10 @@ pub(crate) struct SplitModule {
     pub(crate) limits: SpeculationLimits,
     /// The body symbol of each planned function, by index.
     pub(crate) bodies: Vec<SymbolName>,
-    /// The index of each body symbol.
+    /// The global variables each planned function's unit defines
+    /// ([`partition::PlannedFunction::data`]), by index.
+    pub(crate) data: Vec<Vec<SymbolName>>,
+    /// The index of the unit defining each body symbol and data symbol.
     pub(crate) index: HashMap<SymbolName, usize>,
 }
 
@@ -340,10 +366,16 @@ pub(crate) struct FunctionsUnit {
 
 impl FunctionsUnit {
     fn symbols_of(split: &SplitModule, functions: &[usize]) -> SymbolFlagsMap {
-        functions
+        let mut symbols: SymbolFlagsMap = functions
             .iter()
             .map(|&i| (split.bodies[i].clone(), CALLABLE))
-            .collect()
+            .collect();
+        for &i in functions {
+            for g in &split.data[i] {
+                symbols.insert(g.clone(), SymbolFlags::EXPORTED);
+            }
+        }
+        symbols
     }
 
     /// A unit for `functions` of the same module.
@@ -377,6 +409,11 @@ impl MaterializationUnit for FunctionsUnit {
             requested.clone_from(&self.functions);
         }
         let owned: HashSet<usize> = self.functions.iter().copied().collect();
+        // The requested units with their partners come first in a batch.
+        let required = split
+            .plan
+            .speculate(&requested, |i| owned.contains(&i), SpeculationLimits::NONE)
+            .len();
         let batch = split
             .plan
             .speculate(&requested, |i| owned.contains(&i), split.limits);
@@ -401,14 +438,14 @@ impl MaterializationUnit for FunctionsUnit {
                     .object_layer()
                     .emit_bytes(r, &name, compiled.bytes);
             }
-            Err(_) if batch.len() > requested.len() => {
+            Err(_) if batch.len() > required => {
                 // Maybe a speculative callee failed: compile what was asked
                 // for alone, and the callees when they are called.
-                let extras = batch[requested.len()..].to_vec();
+                let extras = batch[required..].to_vec();
                 if let Err(e) = r.replace(self.rest(extras)) {
                     return r.fail(e);
                 }
-                split.layer.emit(r, split.batch_module(&requested));
+                split.layer.emit(r, split.batch_module(&batch[..required]));
             }
             Err(e) => r.fail(orc_core::Error::other(e.to_string())),
         }
@@ -416,8 +453,10 @@ impl MaterializationUnit for FunctionsUnit {
 
     fn discard(&mut self, _dylib: &JitDylib, name: &SymbolName) {
         // Body symbols are strong definitions; nothing to lose to.
-        if let Some(i) = self.split.index.get(name) {
-            self.functions.retain(|f| f != i);
+        if self.split.bodies.contains(name) {
+            if let Some(i) = self.split.index.get(name) {
+                self.functions.retain(|f| f != i);
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use orc_llvm::partition::{PartitionPlan, PlannedFunction, SpeculationLimits};
 use orc_llvm::LlvmModule;
 
 use crate::program::{BatchModule, FunctionsUnit, GlobalsUnit, SplitModule};
-use crate::to_clif::{self, ClifNames, Translated};
+use crate::to_clif::{self, ClifNames, ClifTranslator, Translated};
 use crate::{body_symbol, IrError, IrProgram, IrTarget, LoadMode};
 
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
@@ -37,6 +37,12 @@ pub struct IrFunction {
     /// The local functions only it calls, compiled as internal copies into
     /// its tier-1 module.
     pub members: Vec<String>,
+    /// Global variables holding the addresses of its blocks (computed-goto
+    /// tables), which only a module with its body can define.
+    pub data: Vec<String>,
+    /// Functions that must be compiled in one module with it (their code or
+    /// data refers to each other's blocks).
+    pub partners: Vec<String>,
 }
 
 impl IrProgram {
@@ -44,12 +50,19 @@ impl IrProgram {
     /// function, then its members).
     pub fn definitions(&self) -> Vec<IrFunction> {
         let mut out = Vec::new();
-        for f in &self.plan.functions {
+        let functions = &self.plan.functions;
+        for f in functions {
             out.push(IrFunction {
                 name: f.name.clone(),
                 source_name: f.source_name.clone(),
                 runs_at_exit: f.runs_at_exit,
                 members: f.members.clone(),
+                data: f.data.clone(),
+                partners: f
+                    .partners
+                    .iter()
+                    .filter_map(|&p| functions.get(p).map(|p| p.name.clone()))
+                    .collect(),
             });
             for m in &f.members {
                 out.push(IrFunction {
@@ -57,6 +70,8 @@ impl IrProgram {
                     source_name: m.clone(),
                     runs_at_exit: false,
                     members: Vec::new(),
+                    data: Vec::new(),
+                    partners: Vec::new(),
                 });
             }
         }
@@ -78,6 +93,21 @@ impl IrProgram {
         })
     }
 
+    /// A translator that keeps the module parsed on a thread of its own
+    /// and translates its functions to CLIF on request (see
+    /// [`ClifTranslator`]).
+    pub fn clif_translator(
+        &self,
+        names: Box<dyn ClifNames + Send>,
+    ) -> Result<ClifTranslator, IrError> {
+        ClifTranslator::start(&self.name, self.plan.bitcode.clone(), names).map_err(|message| {
+            IrError::Unsupported {
+                file: self.name.clone(),
+                message,
+            }
+        })
+    }
+
     /// Adds the module's data (global variables, constructor and destructor
     /// tables) to `target.bodies`, compiled now.
     pub fn add_data(
@@ -85,12 +115,6 @@ impl IrProgram {
         target: &IrTarget<'_>,
         tracker: Option<&ResourceTracker>,
     ) -> Result<(), IrError> {
-        if let Some(ifunc) = self.plan.ifuncs.first() {
-            return Err(IrError::Unsupported {
-                file: self.name.clone(),
-                message: format!("ifunc '{ifunc}' cannot be split into units"),
-            });
-        }
         if !self.plan.has_data {
             return Ok(());
         }
@@ -121,12 +145,24 @@ impl IrProgram {
             .into_iter()
             .map(|f| (f.name.clone(), f))
             .collect();
+        let position: HashMap<&str, usize> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut planned = Vec::with_capacity(functions.len());
         for name in functions {
             let f = all.get(name).ok_or_else(|| IrError::Unsupported {
                 file: self.name.clone(),
                 message: format!("the module defines no function '{name}'"),
             })?;
+            let mut partners = Vec::with_capacity(f.partners.len());
+            for p in &f.partners {
+                partners.push(*position.get(p.as_str()).ok_or_else(|| IrError::Unsupported {
+                    file: self.name.clone(),
+                    message: format!("'{name}' must be compiled with '{p}', which is not among the functions given"),
+                })?);
+            }
             planned.push(PlannedFunction {
                 name: f.name.clone(),
                 source_name: f.source_name.clone(),
@@ -137,6 +173,8 @@ impl IrProgram {
                 callees: Vec::new(),
                 globals: Vec::new(),
                 callers: Vec::new(),
+                partners,
+                data: f.data.clone(),
             });
         }
         let es = target.main.session();
@@ -151,10 +189,26 @@ impl IrProgram {
             .iter()
             .map(|f| es.intern(&body_symbol(&f.name)))
             .collect();
+        let data: Vec<Vec<_>> = plan
+            .functions
+            .iter()
+            .map(|f| f.data.iter().map(|g| es.intern(g)).collect())
+            .collect();
+        let index = bodies
+            .iter()
+            .cloned()
+            .zip(0..)
+            .chain(
+                data.iter()
+                    .enumerate()
+                    .flat_map(|(i, names)| names.iter().map(move |n| (n.clone(), i))),
+            )
+            .collect();
         let split = Arc::new(SplitModule {
             name: self.name.clone(),
-            index: bodies.iter().cloned().zip(0..).collect(),
+            index,
             bodies,
+            data,
             plan,
             layer: target.layer.clone(),
             limits: SpeculationLimits::NONE,
@@ -211,16 +265,30 @@ impl IrProgram {
             [(_, body)] => format!("{}:{body}", self.name),
             [(_, body), rest @ ..] => format!("{}:{body}+{}", self.name, rest.len()),
         };
-        Box::new(BatchModule {
-            name,
-            bitcode: self.plan.bitcode.clone(),
-            functions: functions
-                .iter()
-                .map(|(f, body)| {
-                    let m = members.get(f.as_str()).map_or(Vec::new(), |m| m.to_vec());
-                    (f.clone(), m, body.clone())
-                })
-                .collect(),
+        let data: HashMap<&str, &[String]> = self
+            .plan
+            .functions
+            .iter()
+            .map(|f| (f.name.as_str(), f.data.as_slice()))
+            .collect();
+        let private = functions
+            .iter()
+            .flat_map(|(f, _)| data.get(f.as_str()).copied().unwrap_or_default())
+            .cloned()
+            .collect();
+        Box::new(PromotionModule {
+            batch: BatchModule {
+                name,
+                bitcode: self.plan.bitcode.clone(),
+                functions: functions
+                    .iter()
+                    .map(|(f, body)| {
+                        let m = members.get(f.as_str()).map_or(Vec::new(), |m| m.to_vec());
+                        (f.clone(), m, body.clone())
+                    })
+                    .collect(),
+            },
+            private,
         })
     }
 
@@ -244,5 +312,36 @@ impl IrProgram {
             target.main.define(reexports(target.main, aliases), None)?;
         }
         Ok(())
+    }
+}
+
+/// A tier-1 module of tiered functions: a [`BatchModule`] whose functions'
+/// block-address tables are private copies (internal), as their tier-0
+/// bodies have their own: every version keeps its own table, and no
+/// symbol is defined twice.
+struct PromotionModule {
+    batch: BatchModule,
+    private: Vec<String>,
+}
+
+impl LlvmModule for PromotionModule {
+    fn name(&self) -> &str {
+        self.batch.name()
+    }
+    fn symbols(&self) -> Vec<(String, SymbolFlags)> {
+        self.batch.symbols()
+    }
+    fn build<'ctx>(
+        self: Box<Self>,
+        context: &'ctx orc_llvm::inkwell::context::Context,
+    ) -> Result<orc_llvm::inkwell::module::Module<'ctx>, String> {
+        let private = self.private;
+        let module = Box::new(self.batch).build(context)?;
+        for name in &private {
+            if let Some(g) = module.get_global(name) {
+                g.set_linkage(orc_llvm::inkwell::module::Linkage::Internal);
+            }
+        }
+        Ok(module)
     }
 }

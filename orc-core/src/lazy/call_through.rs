@@ -327,9 +327,14 @@ impl Inner {
     fn fail(&self, symbol: Option<&SymbolName>, err: &Error) -> u64 {
         let what = symbol.map_or_else(|| "<unknown>".to_owned(), |s| s.to_string());
         if let Some(handler) = *self.failure_handler.read() {
-            self.session.report_error(&Error::other(format!(
-                "lazy compile of '{what}' failed: {err}"
-            )));
+            let report = match symbol {
+                Some(symbol) => Error::LazyCompileFailed {
+                    symbol: symbol.clone(),
+                    cause: Arc::new(err.clone()),
+                },
+                None => Error::other(format!("lazy compile of '{what}' failed: {err}")),
+            };
+            self.session.report_error(&report);
             return handler.0;
         }
         eprintln!("orc: error: lazy compile of '{what}' failed: {err}");

@@ -246,7 +246,7 @@ impl ObjectLinkingLayer {
     pub fn emit(&self, mr: MaterializationResponsibility, object: ObjectFile) {
         let es = mr.session();
         let dylib = mr.target_dylib().clone();
-        let (dropped, _) = self.claim_comdats(&dylib, &object);
+        let (dropped, newly_kept) = self.claim_comdats(&dylib, &object);
         let mut symbols = mr.symbols();
         let mut extra = SymbolFlagsMap::new();
         for d in object.defined_symbols() {
@@ -255,8 +255,13 @@ impl ObjectLinkingLayer {
             }
             let name = es.intern(&d.name);
             // A weak or common copy that is not ours lost to another
-            // definition: the link binds references to the winner.
-            if !symbols.contains_key(&name) && d.flags.is_strong() {
+            // definition: the link binds references to the winner. A weak
+            // copy in a COMDAT group this object is the first to bring is
+            // the winner (e.g. the `DW.ref.__gxx_personality_v0` that LLVM
+            // emits into every object using a personality): later objects
+            // drop their copies and bind to it.
+            let first_of_group = d.comdat.as_ref().is_some_and(|c| newly_kept.contains(c));
+            if !symbols.contains_key(&name) && (d.flags.is_strong() || first_of_group) {
                 extra.insert(name, d.flags);
             }
         }
@@ -388,6 +393,38 @@ impl ObjectLinkingLayer {
             }
             atexit::run_atexit_handlers(&refs);
             for object in refs.iter().rev() {
+                object.run_finalizers();
+            }
+        }
+    }
+
+    /// Runs the exit handlers (newest first) and then the finalizers (in
+    /// reverse add order) of the objects linked under `tracker`, now, while
+    /// its symbols are still defined: what removing the tracker does
+    /// first, for a caller whose handlers may call code not compiled yet
+    /// (a lazy stub needs its symbol, which removal takes away before
+    /// running handlers). Each handler and finalizer still runs once: the
+    /// removal later runs only what was registered or linked since.
+    ///
+    /// # Safety
+    ///
+    /// Runs JIT'd code: the objects' handlers and finalizers must be sound
+    /// to run now (as at `exit`).
+    pub unsafe fn run_deinitializers(&self, tracker: &ResourceTracker) {
+        let mut objects: Vec<(u64, Arc<LinkedObject>)> = {
+            let st = self.inner.state.lock();
+            st.linked
+                .get(&tracker.key())
+                .map(|records| records.iter().map(|r| (r.id, r.object.clone())).collect())
+                .unwrap_or_default()
+        };
+        objects.sort_by_key(|(id, _)| *id);
+        let objects: Vec<&LinkedObject> = objects.iter().map(|(_, o)| &**o).collect();
+        // SAFETY: forwarded contract; no lock is held, and the objects stay
+        // mapped (borrowed from the Arcs above).
+        unsafe {
+            atexit::run_atexit_handlers(&objects);
+            for object in objects.iter().rev() {
                 object.run_finalizers();
             }
         }

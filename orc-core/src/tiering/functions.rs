@@ -407,6 +407,19 @@ impl TieredFunctions {
         config.stubs.define(unit, None)
     }
 
+    /// Gives version `version` of `id` the OSR slots of its tier-0 body's
+    /// loops, when that body is compiled after its definition (a body whose
+    /// code is produced on first call only then knows its loops). Ignored
+    /// when `version` is no longer current or slots were given already.
+    pub fn attach_osr(&self, id: FuncId, version: u32, slots: Arc<[OsrSlot]>) -> Result<()> {
+        let mut table = self.shared.table.lock();
+        let record = table.record_mut(id)?;
+        if record.version == version && record.osr.is_none() {
+            record.osr = Some(slots);
+        }
+        Ok(())
+    }
+
     /// Compiles the current bodies of `ids` now (if they are lazy units)
     /// and points their stubs at them: the eager path.
     pub fn compile_now(&self, ids: &[FuncId]) -> Result<()> {
@@ -445,6 +458,7 @@ impl TieredFunctions {
         // The stub may never have been looked up, and so not exist yet:
         // looking it up makes it.
         config.stubs.lookup_symbol(&name)?;
+        let mut superseded = None;
         let old = {
             let mut table = self.shared.table.lock();
             let record = table.record_mut(def.id)?;
@@ -457,21 +471,44 @@ impl TieredFunctions {
                 None
             } else {
                 config.lazy.redirect(&config.stubs, &name, addr)?;
+                superseded = (record.version != def.version).then_some(record.version);
                 record.version = def.version;
                 record.tier = Some(def.tier);
                 let retired = std::mem::replace(&mut record.osr, def.osr);
                 let old = record.body.replace(def.body);
                 if let Some(slots) = retired {
                     record.osr_transfers_before += transfers(&slots);
-                    table.retired_osr.push(slots);
+                    // The old code may still use its slots: they go once
+                    // it cannot be running (the manager's reclaimer).
+                    match &config.tiers {
+                        Some(tiers) => tiers.keep_until_unreachable(slots),
+                        None => table.retired_osr.push(slots),
+                    }
                 }
                 old
             }
         };
+        if let Some(version) = superseded {
+            self.unregister_from_tiering(def.id, version);
+        }
         match old {
             Some(old) => Body::release(old),
             None => Ok(()),
         }
+    }
+
+    /// Forgets a superseded version's tier-0 registration (the stub no
+    /// longer leads to it), so a long session of redefinitions does not
+    /// accumulate them.
+    fn unregister_from_tiering(&self, id: FuncId, version: u32) {
+        let Some(tiers) = &self.shared.config.tiers else {
+            return;
+        };
+        let Ok(body) = self.body(id, CodeTier::Zero, version) else {
+            return;
+        };
+        self.shared.table.lock().registered.remove(body.as_str());
+        tiers.unregister(&body);
     }
 
     /// The function's canonical address: its stub (made now if needed).

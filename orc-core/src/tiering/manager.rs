@@ -35,6 +35,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dispatch::{Dispatcher, Task};
 use crate::error::{Error, Result};
+use crate::reclaim::Reclaimer;
 use crate::session::ExecutionSession;
 
 /// Decides when a function is hot enough for the optimizing tier.
@@ -166,6 +167,8 @@ pub struct FunctionTierStats {
 struct Entry {
     name: String,
     counter: *const AtomicU64,
+    /// Set by [`TierManager::unregister`]: a queued promotion is dropped.
+    retired: AtomicBool,
     /// Counts already taken out of the counter by trips.
     base: AtomicU64,
     state: AtomicU8,
@@ -203,6 +206,14 @@ struct Inner {
     dispatcher: Arc<dyn Dispatcher>,
     chunks: Mutex<Vec<Box<[AtomicU64]>>>,
     n_counters: AtomicUsize,
+    /// Counters of unregistered functions whose code is gone, for reuse.
+    free_counters: Mutex<Vec<usize>>,
+    /// Defers a counter's reuse until no thread can be running the code
+    /// that bumps it; without one, counters are not reused.
+    reclaimer: RwLock<Option<Reclaimer>>,
+    /// What [`TierManager::keep_until_unreachable`] keeps without a
+    /// reclaimer.
+    kept: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     /// The same entries by counter address, for trips.
     by_counter: RwLock<HashMap<usize, Arc<Entry>>>,
@@ -241,6 +252,9 @@ impl TierManager {
                 dispatcher,
                 chunks: Mutex::new(Vec::new()),
                 n_counters: AtomicUsize::new(0),
+                free_counters: Mutex::new(Vec::new()),
+                reclaimer: RwLock::new(None),
+                kept: Mutex::new(Vec::new()),
                 entries: RwLock::new(HashMap::new()),
                 by_counter: RwLock::new(HashMap::new()),
                 queue: Mutex::new(Vec::new()),
@@ -263,6 +277,7 @@ impl TierManager {
         let entry = Arc::new(Entry {
             name: name.to_owned(),
             counter,
+            retired: AtomicBool::new(false),
             base: AtomicU64::new(0),
             state: AtomicU8::new(0),
             promote,
@@ -281,6 +296,56 @@ impl TierManager {
         }
         by_counter.insert(counter as usize, entry);
         counter as u64
+    }
+
+    /// Forgets `name` (a superseded version's tier-0 body, once its stub
+    /// no longer leads to it): its entry goes, a queued promotion of it is
+    /// dropped, and its counter is reused once no thread can still be
+    /// running its code (after a grace period of the reclaimer given to
+    /// [`Self::set_reclaimer`]; without one the counter is not reused).
+    /// Returns whether `name` was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        let Some(entry) = self.inner.entries.write().remove(name) else {
+            return false;
+        };
+        entry.retired.store(true, Ordering::Release);
+        self.inner
+            .by_counter
+            .write()
+            .remove(&(entry.counter as usize));
+        if let Some(index) = self.inner.counter_index(entry.counter) {
+            if let Some(reclaimer) = &*self.inner.reclaimer.read() {
+                let weak = Arc::downgrade(&self.inner);
+                reclaimer.retire(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.free_counters.lock().push(index);
+                    }
+                });
+            }
+        }
+        true
+    }
+
+    /// Keeps `value` (state old code may still use, such as a superseded
+    /// version's on-stack-replacement slots) until no thread can be running
+    /// code from before now: with a reclaimer (see [`Self::set_reclaimer`]),
+    /// until its grace period ends; without one, as long as the manager.
+    pub fn keep_until_unreachable(&self, value: impl Send + 'static) {
+        match &*self.inner.reclaimer.read() {
+            Some(reclaimer) => reclaimer.retire(move || drop(value)),
+            None => self.inner.kept.lock().push(Box::new(value)),
+        }
+    }
+
+    /// Lets unregistered functions' counters be reused once `reclaimer`
+    /// says no thread can be running their code (see [`Self::unregister`]).
+    pub fn set_reclaimer(&self, reclaimer: Reclaimer) {
+        *self.inner.reclaimer.write() = Some(reclaimer);
+    }
+
+    /// How many functions are registered (for tests and statistics).
+    pub fn registered(&self) -> usize {
+        self.inner.entries.read().len()
     }
 
     /// What `name`'s tier-0 code needs to count and trip: its counter, the
@@ -407,6 +472,11 @@ impl Inner {
     /// manager lives, so the address stays valid for the code that bumps it.
     fn allocate_counter(&self) -> *const AtomicU64 {
         let mut chunks = self.chunks.lock();
+        if let Some(index) = self.free_counters.lock().pop() {
+            let counter = &chunks[index / CHUNK][index % CHUNK];
+            counter.store(0, Ordering::Relaxed);
+            return counter as *const AtomicU64;
+        }
         let index = self.n_counters.fetch_add(1, Ordering::Relaxed);
         if index / CHUNK >= chunks.len() {
             chunks.push((0..CHUNK).map(|_| AtomicU64::new(0)).collect());
@@ -443,6 +513,22 @@ impl Inner {
         if self.policy.should_tier_up(&entry.name, count) {
             self.queue_hot(vec![entry]);
         }
+    }
+
+    /// The index of `counter` among ours (chunk by chunk), if it is one.
+    fn counter_index(&self, counter: *const AtomicU64) -> Option<usize> {
+        let addr = counter as usize;
+        let size = std::mem::size_of::<AtomicU64>();
+        self.chunks
+            .lock()
+            .iter()
+            .enumerate()
+            .find_map(|(i, chunk)| {
+                let start = chunk.as_ptr() as usize;
+                let end = start + chunk.len() * size;
+                ((start..end).contains(&addr) && (addr - start) % size == 0)
+                    .then(|| i * CHUNK + (addr - start) / size)
+            })
     }
 
     /// Whether `counter` points at a counter in one of our chunks.
@@ -511,6 +597,17 @@ impl Inner {
     /// with the functions the policy lets join the batch.
     fn drain(&self) {
         let mut batch: Vec<Arc<Entry>> = std::mem::take(&mut *self.queue.lock());
+        // Unregistered while queued: nothing to promote.
+        batch.retain(|entry| {
+            let keep = !entry.retired.load(Ordering::Acquire);
+            if !keep {
+                entry.state.store(4, Ordering::Release);
+                let _guard = self.idle.0.lock();
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                self.idle.1.notify_all();
+            }
+            keep
+        });
         if batch.is_empty() {
             return;
         }
@@ -562,6 +659,10 @@ impl Inner {
             Ok(promotion) => {
                 entry.stats.lock().compile_time = Some(promotion.compile_time);
                 entry.state.store(3, Ordering::Release);
+            }
+            // Superseded while compiling: its promotion no longer matters.
+            Err(_) if entry.retired.load(Ordering::Acquire) => {
+                entry.state.store(4, Ordering::Release);
             }
             Err(e) => {
                 entry.state.store(4, Ordering::Release);
@@ -618,6 +719,30 @@ mod tests {
         // SAFETY: `addr` is a counter address handed out by the manager.
         let counter = unsafe { &*(addr as *const AtomicU64) };
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn unregistered_functions_go_and_their_counters_are_reused_after_grace() {
+        let tm = manager(100);
+        let reclaimer = Reclaimer::new();
+        tm.set_reclaimer(reclaimer.clone());
+        let never: PromoteFn = Arc::new(|| Err(Error::other("not hot")));
+        let a = tm.register("a$t0", never.clone());
+        let b = tm.register("b$t0", never.clone());
+        assert_eq!(tm.registered(), 2);
+        // A thread still inside `a`'s code keeps its counter from reuse.
+        let pin = reclaimer.pin();
+        assert!(tm.unregister("a$t0"));
+        assert!(!tm.unregister("a$t0"));
+        assert_eq!((tm.registered(), tm.state("a$t0")), (1, None));
+        let c = tm.register("c$t0", never.clone());
+        assert!(c != a && c != b);
+        drop(pin);
+        reclaimer.collect();
+        // The grace period is over: the next registration reuses `a`'s.
+        assert_eq!(tm.register("d$t0", never), a);
+        assert_eq!(load(a), 0);
+        assert_eq!(tm.registered(), 3);
     }
 
     #[test]

@@ -342,9 +342,15 @@ pub(super) fn direct_callers(f: LLVMValueRef) -> Option<HashSet<LLVMValueRef>> {
 
 /// The functions of `m` that can run at exit: destructors in
 /// `llvm.global_dtors` and direct function arguments of calls to the C
-/// library's exit-handler registrations.
+/// library's exit-handler registrations (thread exit included).
 pub(super) fn exit_handlers(m: LLVMModuleRef) -> HashSet<LLVMValueRef> {
-    const REGISTRARS: [&str; 3] = ["atexit", "__cxa_atexit", "on_exit"];
+    const REGISTRARS: [&str; 5] = [
+        "atexit",
+        "__cxa_atexit",
+        "on_exit",
+        "__cxa_thread_atexit",
+        "__cxa_thread_atexit_impl",
+    ];
     let mut found = HashSet::new();
     let as_function = |v: LLVMValueRef| -> Option<LLVMValueRef> {
         if v.is_null() {
@@ -394,4 +400,140 @@ pub(super) fn exit_handlers(m: LLVMModuleRef) -> HashSet<LLVMValueRef> {
         }
     }
     found
+}
+
+/// Where the addresses of `f`'s blocks are used: the global variables whose
+/// initializers hold one (directly or inside constants) and the functions
+/// whose code does. Empty for a function without `blockaddress` uses.
+/// Found through use lists: `blockaddress(@f, ...)` constants are users of
+/// `f`, and their users lead (through other constants) to instructions and
+/// global variables.
+pub(super) fn block_address_holders(f: LLVMValueRef) -> (Vec<LLVMValueRef>, HashSet<LLVMValueRef>) {
+    let mut globals = Vec::new();
+    let mut functions = HashSet::new();
+    let mut stack = Vec::new();
+    let mut seen = HashSet::new();
+    // SAFETY: `f` is a live function; its uses, their users, and theirs,
+    // are only inspected.
+    unsafe {
+        let mut u = LLVMGetFirstUse(f);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            if !LLVMIsABlockAddress(user).is_null() && seen.insert(user) {
+                stack.push(user);
+            }
+            u = LLVMGetNextUse(u);
+        }
+        while let Some(c) = stack.pop() {
+            let mut u = LLVMGetFirstUse(c);
+            while !u.is_null() {
+                let user = LLVMGetUser(u);
+                if !LLVMIsAInstruction(user).is_null() {
+                    let block = LLVMGetInstructionParent(user);
+                    if !block.is_null() {
+                        functions.insert(LLVMGetBasicBlockParent(block));
+                    }
+                } else if !LLVMIsAGlobalVariable(user).is_null() {
+                    if seen.insert(user) {
+                        globals.push(user);
+                    }
+                } else if !LLVMIsAConstant(user).is_null()
+                    && LLVMIsAGlobalValue(user).is_null()
+                    && seen.insert(user)
+                {
+                    stack.push(user);
+                }
+                u = LLVMGetNextUse(u);
+            }
+        }
+    }
+    functions.remove(&f);
+    (globals, functions)
+}
+
+/// Whether some `blockaddress` constant refers to one of `f`'s blocks.
+pub(super) fn has_block_addresses(f: LLVMValueRef) -> bool {
+    // SAFETY: `f` is a live function; its uses are only inspected.
+    unsafe {
+        let mut u = LLVMGetFirstUse(f);
+        while !u.is_null() {
+            if !LLVMIsABlockAddress(LLVMGetUser(u)).is_null() {
+                return true;
+            }
+            u = LLVMGetNextUse(u);
+        }
+    }
+    false
+}
+
+/// The units that must be compiled together because of block addresses,
+/// and the global variables each unit defines.
+///
+/// A `blockaddress(@f, %bb)` is only meaningful in a module that defines
+/// `f`: so a global variable holding one (a computed-goto jump table) is
+/// defined in `f`'s unit (a declaration everywhere else), and units whose
+/// code or shared global refers to each other's blocks form one group.
+/// Returns, for each unit, its partners (the other units of its group,
+/// ascending) and the names of the global variables it defines.
+pub(super) fn block_address_groups(
+    m: LLVMModuleRef,
+    owners: &HashMap<LLVMValueRef, LLVMValueRef>,
+    unit_index: &HashMap<LLVMValueRef, usize>,
+    n_units: usize,
+) -> (Vec<Vec<usize>>, Vec<Vec<String>>) {
+    let unit_of = |f: LLVMValueRef| owners.get(&f).and_then(|r| unit_index.get(r)).copied();
+    let mut parent: Vec<usize> = (0..n_units).collect();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut global_owner: Vec<(LLVMValueRef, usize)> = Vec::new();
+    let mut owner_of: HashMap<LLVMValueRef, usize> = HashMap::new();
+    for f in function_list(m) {
+        let Some(unit) = unit_of(f) else { continue };
+        if !has_block_addresses(f) {
+            continue;
+        }
+        let (globals, code) = block_address_holders(f);
+        for g in code {
+            if let Some(other) = unit_of(g) {
+                let (a, b) = (find(&mut parent, unit), find(&mut parent, other));
+                parent[a] = b;
+            }
+        }
+        for g in globals {
+            if is_declaration(g) {
+                continue;
+            }
+            match owner_of.get(&g) {
+                Some(&other) => {
+                    let (a, b) = (find(&mut parent, unit), find(&mut parent, other));
+                    parent[a] = b;
+                }
+                None => {
+                    owner_of.insert(g, unit);
+                    global_owner.push((g, unit));
+                }
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for u in 0..n_units {
+        let root = find(&mut parent, u);
+        groups.entry(root).or_default().push(u);
+    }
+    let mut partners = vec![Vec::new(); n_units];
+    for members in groups.values().filter(|g| g.len() > 1) {
+        for &u in members {
+            partners[u] = members.iter().copied().filter(|&v| v != u).collect();
+        }
+    }
+    let mut data = vec![Vec::new(); n_units];
+    for (g, unit) in global_owner {
+        data[unit].push(name_of(g));
+    }
+    (partners, data)
 }

@@ -16,6 +16,14 @@ use std::ffi::{c_char, c_uint, CString};
 
 use super::*;
 
+/// The global variable called `name` in `m`, if any.
+pub(super) fn named_global(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: `m` is a live module; LLVM only reads the name.
+    let g = unsafe { LLVMGetNamedGlobal(m, cname.as_ptr()) };
+    (!g.is_null()).then_some(g)
+}
+
 /// The function called `name` in `m`, if any.
 pub(super) fn named_function(m: LLVMModuleRef, name: &str) -> Option<LLVMValueRef> {
     // A name with a NUL byte cannot be looked up; no function has one.
@@ -113,6 +121,20 @@ pub(super) unsafe fn keep_only_functions(
     functions: &[UnitFunction<'_>],
 ) -> Result<(), String> {
     let all_kept: HashSet<LLVMValueRef> = kept.iter().flatten().copied().collect();
+    // Jump tables of the kept functions' blocks stay defined here (the
+    // plan gave them to this unit); nowhere else can they hold the blocks'
+    // addresses.
+    let kept_data: HashSet<LLVMValueRef> = all_kept
+        .iter()
+        .flat_map(|&f| {
+            let mut tables = super::graph::block_address_holders(f).0;
+            tables.extend(super::blocks::encoded_tables_of(m, f));
+            tables
+        })
+        .collect();
+    for &g in &kept_data {
+        super::blocks::decode_table(g)?;
+    }
     let mut dead = None;
     for g in global_list(m) {
         if linkage_of(g) == LLVMLinkage::LLVMAppendingLinkage {
@@ -125,8 +147,17 @@ pub(super) unsafe fn keep_only_functions(
         replace_with_declaration(m, a, &mut dead)?;
     }
     for g in global_list(m) {
-        if !is_declaration(g) && Some(g) != dead {
+        if !is_declaration(g) && Some(g) != dead && !kept_data.contains(&g) {
             drop_definition(m, g, &mut dead)?;
+        }
+    }
+    for &g in &kept_data {
+        // SAFETY: `g` is a live global variable of `m` (a definition with
+        // a unique external name from the plan); it is only reconfigured.
+        unsafe {
+            LLVMSetLinkage(g, LLVMLinkage::LLVMExternalLinkage);
+            LLVMSetVisibility(g, LLVMVisibility::LLVMDefaultVisibility);
+            LLVMSetComdat(g, std::ptr::null_mut());
         }
     }
     for f in function_list(m) {
@@ -149,11 +180,17 @@ pub(super) unsafe fn keep_only_functions(
         targets.insert(target);
         set_name(target, wanted.body);
         let decl = declare_like(m, target, wanted.function);
-        // SAFETY: `target` and `decl` are live globals of `m` with the same
-        // type; afterwards `target` is a plain external definition without
-        // a comdat (its copy is the only one).
+        if super::graph::has_block_addresses(target) {
+            replace_uses_but_block_addresses(target, decl);
+        } else {
+            // SAFETY: `target` and `decl` are live functions of `m` of the
+            // same type.
+            unsafe { LLVMReplaceAllUsesWith(target, decl) };
+        }
+        // SAFETY: `target` is a live function of `m`; afterwards it is a
+        // plain external definition without a comdat (its copy is the
+        // only one).
         unsafe {
-            LLVMReplaceAllUsesWith(target, decl);
             LLVMSetLinkage(target, LLVMLinkage::LLVMExternalLinkage);
             LLVMSetVisibility(target, LLVMVisibility::LLVMDefaultVisibility);
             LLVMSetComdat(target, std::ptr::null_mut());
@@ -372,4 +409,43 @@ pub(super) fn replace_with_declaration(
         }
     }
     Ok(())
+}
+
+/// Makes the code and data of `old`'s module use `new` instead of `old`,
+/// except `blockaddress(@old, ...)` constants: a block's address belongs to
+/// the function that holds the block, so those keep referring to `old`
+/// (a general RAUW would make them name a declaration, which LLVM then
+/// lowers to a bogus address). Instructions and global initializers are
+/// rewritten; a use inside another constant expression keeps `old` too
+/// (the same code under its body symbol instead of the stub).
+fn replace_uses_but_block_addresses(old: LLVMValueRef, new: LLVMValueRef) {
+    let mut users = Vec::new();
+    // SAFETY: `old` is a live function; its uses are only inspected here.
+    unsafe {
+        let mut u = LLVMGetFirstUse(old);
+        while !u.is_null() {
+            let user = LLVMGetUser(u);
+            if !users.contains(&user) {
+                users.push(user);
+            }
+            u = LLVMGetNextUse(u);
+        }
+    }
+    for user in users {
+        // SAFETY: `user` is a live user of `old`. Instructions and global
+        // variables own their operands (setting one only edits that user);
+        // uniqued constants are never edited in place.
+        unsafe {
+            if !LLVMIsAInstruction(user).is_null() {
+                let n = u32::try_from(LLVMGetNumOperands(user)).unwrap_or(0);
+                for i in 0..n {
+                    if LLVMGetOperand(user, i) == old {
+                        LLVMSetOperand(user, i, new);
+                    }
+                }
+            } else if !LLVMIsAGlobalVariable(user).is_null() && LLVMGetInitializer(user) == old {
+                LLVMSetInitializer(user, new);
+            }
+        }
+    }
 }

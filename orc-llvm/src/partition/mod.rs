@@ -50,8 +50,11 @@ use inkwell::module::Module;
 
 use crate::diagnostics::DiagnosticSink;
 
+mod blocks;
 mod graph;
+mod ifunc;
 mod ir;
+mod tls;
 
 use graph::*;
 use ir::*;
@@ -67,6 +70,10 @@ pub enum PartitionError {
     /// The IR parses but the verifier rejects it.
     #[error("{0}")]
     Verify(String),
+    /// The module uses something the JIT cannot run (e.g. the address of a
+    /// thread-local variable in a constant).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A function definition of a prepared module.
@@ -80,11 +87,14 @@ pub struct PlannedFunction {
     /// Whether the source module exported it (external linkage, default
     /// visibility).
     pub exported: bool,
-    /// Whether it can run while the JIT tears the program down: it is in
-    /// `llvm.global_dtors` or its address is passed directly to `atexit`,
-    /// `__cxa_atexit` or `on_exit`. Teardown cannot compile code, so a
-    /// lazy loader should compile these when they are first referenced
-    /// rather than on first call.
+    /// Whether it can run while the JIT tears the program down or while a
+    /// thread exits: it is in `llvm.global_dtors`, its address is passed
+    /// directly to `atexit`, `__cxa_atexit`, `on_exit` or
+    /// `__cxa_thread_atexit`, or such a function's code refers to it
+    /// (transitively). Teardown cannot compile code (nor can an exiting
+    /// thread, whose JIT state is being destroyed), so a lazy loader should
+    /// compile these when they are first referenced rather than on first
+    /// call.
     pub runs_at_exit: bool,
     /// The local functions compiled in this function's unit (prepared
     /// names, module order): called only from this unit, they have no unit,
@@ -103,6 +113,20 @@ pub struct PlannedFunction {
     /// The units whose code refers to this one directly (the reverse of
     /// `callees`), ascending.
     pub callers: Vec<usize>,
+    /// The units that must be compiled in the same module as this one
+    /// (indices, ascending, without itself): their code or data refers to
+    /// each other's blocks (`blockaddress`). A loader compiles a unit only
+    /// together with all its partners ([`PartitionPlan::speculate`] adds
+    /// them).
+    pub partners: Vec<usize>,
+    /// The global variables (prepared names) this unit's module defines
+    /// rather than the data unit: those holding the address of one of its
+    /// functions' blocks (computed-goto tables). A lookup of one of them
+    /// must compile this unit; every other unit declares them. In the
+    /// prepared bitcode their block addresses are encoded (so that reading
+    /// another unit does not read this unit's function; see `blocks.rs`):
+    /// [`functions_unit`] decodes them.
+    pub data: Vec<String>,
 }
 
 /// A global variable or alias through which code can reach functions: a
@@ -142,9 +166,16 @@ pub struct PartitionPlan {
     pub has_data: bool,
     /// Whether the module has static constructors or destructors.
     pub has_initializers: bool,
-    /// The module's ifuncs: the split does not handle them (compile such a
-    /// module whole).
+    /// The module's ifuncs: each is now a function of the same name that
+    /// calls its resolver on first use and tail-calls the answer (the JIT
+    /// linker has no `STT_GNU_IFUNC`; see `ifunc.rs`), planned like any
+    /// other function.
     pub ifuncs: Vec<String>,
+    /// The module to compile whole (eager loading) when it differs from the
+    /// source: the source with its ifuncs lowered and its thread-local
+    /// variables rewritten to emulated TLS (the JIT linker has no TLS; see
+    /// `tls.rs`), as bitcode. `None`: compile the source as it is.
+    pub whole: Option<Arc<[u8]>>,
 }
 
 /// How much [`PartitionPlan::speculate`] may add to the units asked for,
@@ -196,7 +227,9 @@ impl PartitionPlan {
     ///
     /// Either way a unit is only added because compiled code (or code in
     /// the batch) refers to it, so a function that nothing compiled can
-    /// reach is never compiled early.
+    /// reach is never compiled early. A unit always comes with its
+    /// [`PlannedFunction::partners`] (the requested ones' partners follow
+    /// them, before any speculative unit).
     pub fn speculate(
         &self,
         requested: &[usize],
@@ -211,9 +244,14 @@ impl PartitionPlan {
         let mut in_batch = HashSet::new();
         let mut queue = std::collections::VecDeque::new();
         for &i in requested {
-            if i < self.functions.len() && in_batch.insert(i) {
-                batch.push(i);
-                queue.push_back(Node::Unit(i));
+            if i >= self.functions.len() {
+                continue;
+            }
+            for j in std::iter::once(i).chain(self.functions[i].partners.iter().copied()) {
+                if in_batch.insert(j) {
+                    batch.push(j);
+                    queue.push_back(Node::Unit(j));
+                }
             }
         }
         for &i in &batch {
@@ -233,13 +271,19 @@ impl PartitionPlan {
                 _ => continue,
             };
             for &u in units {
-                let size = self.functions[u].size;
-                let fits = size <= limits.unit_size && size <= left;
-                if fits && !in_batch.contains(&u) && available(u) {
+                if in_batch.contains(&u) || !available(u) {
+                    continue;
+                }
+                let group = || std::iter::once(u).chain(self.functions[u].partners.iter().copied());
+                let size: usize = group().map(|v| self.functions[v].size).sum();
+                if size <= limits.unit_size && size <= left {
                     left -= size;
-                    in_batch.insert(u);
-                    batch.push(u);
-                    queue.push_back(Node::Unit(u));
+                    for v in group() {
+                        if in_batch.insert(v) {
+                            batch.push(v);
+                            queue.push_back(Node::Unit(v));
+                        }
+                    }
                 }
             }
             queue.extend(globals.iter().map(|&g| Node::Global(g)));
@@ -266,7 +310,17 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
     sink.attach(&context);
     let module = parse_verified(&context, &sink, name, bytes)?;
     let m = module.as_mut_ptr();
-    let ifunc_names = ifuncs(m).into_iter().map(name_of).collect();
+    let unsupported = |e: String| PartitionError::Unsupported(format!("{name}: {e}"));
+    let ifunc_names = ifunc::lower_ifuncs(m).map_err(unsupported)?;
+    let emulated_tls = tls::emulate_tls(m).map_err(unsupported)?;
+    let whole = if emulated_tls || !ifunc_names.is_empty() {
+        module
+            .verify()
+            .map_err(|e| PartitionError::Verify(e.to_string().trim_end().to_owned()))?;
+        Some(Arc::from(module.write_bitcode_to_memory().as_slice()))
+    } else {
+        None
+    };
     let at_exit = exit_handlers(m);
     let mut functions = Vec::new();
     let mut n_promoted = 0usize;
@@ -328,6 +382,8 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
                     callees: Vec::new(),
                     globals: Vec::new(),
                     callers: Vec::new(),
+                    partners: Vec::new(),
+                    data: Vec::new(),
                 });
             }
         }
@@ -359,6 +415,29 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         }
     }
     let globals = references(m, &owners, &unit_index, &mut functions);
+    // What an exit handler calls runs at exit too.
+    let mut at_exit_units: Vec<usize> = (0..functions.len())
+        .filter(|&i| functions[i].runs_at_exit)
+        .collect();
+    while let Some(i) = at_exit_units.pop() {
+        for c in functions[i].callees.clone() {
+            if !functions[c].runs_at_exit {
+                functions[c].runs_at_exit = true;
+                at_exit_units.push(c);
+            }
+        }
+    }
+    let (partners, data) = block_address_groups(m, &owners, &unit_index, functions.len());
+    for ((f, partners), data) in functions.iter_mut().zip(partners).zip(data) {
+        f.partners = partners;
+        f.data = data;
+    }
+    let tables: Vec<LLVMValueRef> = functions
+        .iter()
+        .flat_map(|f| &f.data)
+        .filter_map(|name| named_global(m, name))
+        .collect();
+    blocks::encode_tables(m, &tables);
     let buffer = module.write_bitcode_to_memory();
     Ok(PartitionPlan {
         bitcode: Arc::from(buffer.as_slice()),
@@ -368,6 +447,7 @@ pub fn plan(name: &str, bytes: &[u8], prefix: &str) -> Result<PartitionPlan, Par
         has_data,
         has_initializers,
         ifuncs: ifunc_names,
+        whole,
     })
 }
 
@@ -460,7 +540,8 @@ fn kept_functions(
 /// Parses a prepared module (from [`plan`]) into `context` and keeps only
 /// its data: global variables with their initializers (including the
 /// constructor and destructor tables) and aliases of variables. Functions
-/// and their aliases become declarations.
+/// and their aliases become declarations, and so do the variables holding
+/// block addresses (see [`PlannedFunction::data`]).
 pub fn globals_unit<'ctx>(
     context: &'ctx Context,
     name: &str,
@@ -469,6 +550,18 @@ pub fn globals_unit<'ctx>(
     let module = parse(context, name, bitcode)?;
     let m = module.as_mut_ptr();
     let mut dead = None;
+    // Jump tables of blocks belong to their function's unit.
+    let mut tables = blocks::encoded_tables(m);
+    for f in function_list(m) {
+        if !is_declaration(f) {
+            tables.extend(graph::block_address_holders(f).0);
+        }
+    }
+    for g in tables {
+        if !is_declaration(g) {
+            replace_with_declaration(m, g, &mut dead)?;
+        }
+    }
     for a in alias_list(m) {
         if aliased_function(a).is_some() {
             replace_with_declaration(m, a, &mut dead)?;

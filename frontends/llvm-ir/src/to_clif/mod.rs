@@ -41,6 +41,9 @@ use orc_llvm::inkwell::memory_buffer::MemoryBuffer;
 
 mod func;
 mod intrinsics;
+mod service;
+
+pub use service::ClifTranslator;
 mod ll;
 
 /// How translated code names what lies outside the function.
@@ -128,15 +131,7 @@ pub fn translate_module(
         .create_module_from_ir(buffer)
         .map_err(|e| e.to_string().trim_end().to_owned())?;
     let m = module.as_mut_ptr();
-    ll::ensure_data_layout(m);
-    let info = func::ModuleInfo {
-        td: ll::module_data_layout(m),
-        escaping: HashSet::new(),
-        tables: block_address_tables(m),
-        kinds: func::AttrKinds::new(),
-    };
-    let mut info = info;
-    info.escaping = escaping_block_addresses(m, &info.tables);
+    let info = module_info(m);
     let isa = verifier_isa();
     let mut out = Vec::new();
     for f in ll::functions(m) {
@@ -146,22 +141,7 @@ pub fn translate_module(
             continue;
         }
         let fname = ll::name(f);
-        let result = func::translate(f, names, &info)
-            .and_then(|t| {
-                if let Some(isa) = &isa {
-                    cranelift_codegen::verify_function(&t.func, &**isa)
-                        .map_err(|e| format!("CLIF verifier: {e}"))?;
-                }
-                Ok(TranslatedFunction {
-                    func: t.func,
-                    data: t.data,
-                    osr_safe: t.osr_safe,
-                })
-            })
-            .map_err(|reason| Untranslatable {
-                function: fname.clone(),
-                reason,
-            });
+        let result = translate_one(f, &fname, names, &info, isa.as_deref());
         out.push(Translated {
             name: fname,
             result,
@@ -169,6 +149,45 @@ pub fn translate_module(
     }
     drop(module);
     Ok(out)
+}
+
+/// What the translation of any of `m`'s functions needs of the module.
+fn module_info(m: ll::LLVMModuleRef) -> func::ModuleInfo {
+    ll::ensure_data_layout(m);
+    let mut info = func::ModuleInfo {
+        td: ll::module_data_layout(m),
+        escaping: HashSet::new(),
+        tables: block_address_tables(m),
+        kinds: func::AttrKinds::new(),
+    };
+    info.escaping = escaping_block_addresses(m, &info.tables);
+    info
+}
+
+/// Translates function `f` (named `fname`) and verifies the result.
+fn translate_one(
+    f: ll::LLVMValueRef,
+    fname: &str,
+    names: &mut dyn ClifNames,
+    info: &func::ModuleInfo,
+    isa: Option<&dyn cranelift_codegen::isa::TargetIsa>,
+) -> Result<TranslatedFunction, Untranslatable> {
+    func::translate(f, names, info)
+        .and_then(|t| {
+            if let Some(isa) = isa {
+                cranelift_codegen::verify_function(&t.func, isa)
+                    .map_err(|e| format!("CLIF verifier: {e}"))?;
+            }
+            Ok(TranslatedFunction {
+                func: t.func,
+                data: t.data,
+                osr_safe: t.osr_safe,
+            })
+        })
+        .map_err(|reason| Untranslatable {
+            function: fname.to_owned(),
+            reason,
+        })
 }
 
 /// The frontend configuration of translated functions (x86-64 SysV).
