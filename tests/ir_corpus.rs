@@ -53,26 +53,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// a failure ("remove it"), so the list can only shrink. The goal is an
 /// empty list. The smallest reproducers are in `tests/ir_corpus/repro/`.
 const KNOWN_FAILING: &[KnownFailure] = &[
-    // Lazy partitioning (the partitioner's fix is pending): a static table
-    // of `blockaddress` constants breaks when functions are split.
-    KnownFailure {
-        program: "vm",
-        opts: BOTH_OPTS,
-        tiers: &["1"],
-        eager: LAZY,
-        why: "computed goto in tier 1, lazily: SIGSEGV",
-        symptom: "status signal 11",
-    },
-    // Promotion of a computed-goto function under adaptive tiering jumps
-    // to address 1 (repro/computed_goto_tier_up.c), lazily and eagerly.
-    KnownFailure {
-        program: "vm",
-        opts: BOTH_OPTS,
-        tiers: &["adaptive"],
-        eager: BOTH_MODES,
-        why: "computed goto promoted to tier 1: SIGSEGV",
-        symptom: "status signal 11",
-    },
     // Lazy partitioning: `DW.ref.__gxx_personality_v0` is private to one
     // partition ("undefined symbol DW.ref.__gxx_personality_v0";
     // repro/personality_lazy.cpp).
