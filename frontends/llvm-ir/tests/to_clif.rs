@@ -275,3 +275,28 @@ fn cxx_translates_or_names_what_stays_out() {
         assert!(catches.result.is_err(), "{opt}");
     }
 }
+
+#[test]
+fn locals_of_o0_code_live_in_ssa_values_unless_their_address_escapes() {
+    let src = std::env::temp_dir().join(format!("orc-to-clif-locals-{}.c", std::process::id()));
+    std::fs::write(
+        &src,
+        r#"
+void take(int *p);
+int sum(int n) { int s = 0; for (int i = 0; i < n; i++) s += i; return s; }
+double mixed(double x, long k, _Bool b) { double r = x; char *p = 0; if (b) r += k; return r + (p == 0); }
+int escapes(int x) { int y = x; take(&y); return y; }
+"#,
+    )
+    .unwrap();
+    let mut names = Names::default();
+    let fs = translate(&bitcode(&src, "-O0", &[]), &mut names);
+    let slots = |f: &str| {
+        let t = fs.iter().find(|t| t.name == f).unwrap();
+        t.result.as_ref().unwrap().func.sized_stack_slots.len()
+    };
+    assert_eq!(slots("sum"), 0);
+    assert_eq!(slots("mixed"), 0);
+    assert_eq!(slots("escapes"), 1);
+    let _ = std::fs::remove_file(&src);
+}

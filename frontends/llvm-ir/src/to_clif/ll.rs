@@ -108,6 +108,25 @@ wrap! {
     fn global_value_type(v: LLVMValueRef) -> LLVMTypeRef = LLVMGlobalGetValueType;
 }
 
+/// Whether global `g` carries metadata of kind `name` (such as the
+/// partition plan's `!orc.blocks` mark of an encoded block table).
+pub(super) fn has_metadata(g: LLVMValueRef, name: &str) -> bool {
+    let mut n = 0usize;
+    // SAFETY: `g` is a live global; the kind name is read for `len` bytes;
+    // the entries LLVM copies out are read and then disposed of here.
+    unsafe {
+        let ctx = LLVMGetTypeContext(LLVMTypeOf(g));
+        let kind = LLVMGetMDKindIDInContext(ctx, name.as_ptr().cast(), name.len() as u32);
+        let entries = LLVMGlobalCopyAllMetadata(g, &mut n);
+        if entries.is_null() {
+            return false;
+        }
+        let found = (0..n).any(|i| LLVMValueMetadataEntriesGetKind(entries, i as u32) == kind);
+        LLVMDisposeValueMetadataEntries(entries);
+        found
+    }
+}
+
 /// The attribute kind called `name`.
 pub(super) fn attr_kind(name: &str) -> u32 {
     // SAFETY: the pointer and length describe `name`'s bytes.

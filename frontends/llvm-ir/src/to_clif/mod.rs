@@ -224,7 +224,7 @@ fn block_address_tables(m: ll::LLVMModuleRef) -> HashMap<ll::LLVMValueRef, ll::L
             && !init.is_null()
             && ll::name(g).starts_with("__orc_local.")
         {
-            if let Some(f) = sole_blockaddress_function(init) {
+            if let Some(f) = sole_blockaddress_function(init, is_encoded_table(g)) {
                 if used_only_in(g, f, 0) {
                     out.insert(g, f);
                 }
@@ -247,10 +247,9 @@ fn escaping_block_addresses(
     while !g.is_null() {
         let init = ll::initializer(g);
         if !init.is_null() {
-            found.clear();
-            func::collect_blockaddresses(init, &mut found, 0);
-            for &ba in &found {
-                let f = ll::blockaddress_function(ba);
+            let mut blocks = Vec::new();
+            table_blocks(init, is_encoded_table(g), &mut blocks, 0);
+            for &(f, _) in &blocks {
                 if tables.get(&g) != Some(&f) {
                     out.insert(f);
                 }
@@ -295,25 +294,82 @@ fn used_only_in(v: ll::LLVMValueRef, f: ll::LLVMValueRef, depth: u32) -> bool {
 
 /// The function of every `blockaddress` in constant `c`, when they all
 /// name one and there is at least one.
-fn sole_blockaddress_function(c: ll::LLVMValueRef) -> Option<ll::LLVMValueRef> {
+fn sole_blockaddress_function(c: ll::LLVMValueRef, marked: bool) -> Option<ll::LLVMValueRef> {
     let mut found = Vec::new();
-    fn walk(c: ll::LLVMValueRef, out: &mut Vec<ll::LLVMValueRef>, depth: u32) {
-        if c.is_null() || depth > 8 {
-            return;
-        }
-        match ll::value_kind(c) {
-            ll::LLVMValueKind::LLVMBlockAddressValueKind => out.push(ll::blockaddress_function(c)),
-            ll::LLVMValueKind::LLVMConstantArrayValueKind
-            | ll::LLVMValueKind::LLVMConstantStructValueKind
-            | ll::LLVMValueKind::LLVMConstantVectorValueKind => {
-                for k in 0..ll::num_operands(c).max(0) as u32 {
-                    walk(ll::operand(c, k), out, depth + 1);
-                }
-            }
-            _ => {}
-        }
+    table_blocks(c, marked, &mut found, 0);
+    let first = found.first()?.0;
+    found.iter().all(|&(f, _)| f == first).then_some(first)
+}
+
+/// The metadata kind by which the partition plan marks a table of block
+/// addresses it encoded (`orc_llvm::partition`, `blocks.rs`).
+const ENCODED_TABLE: &str = "orc.blocks";
+
+/// Whether global `g` is a block table the partition plan encoded.
+pub(crate) fn is_encoded_table(g: ll::LLVMValueRef) -> bool {
+    ll::has_metadata(g, ENCODED_TABLE)
+}
+
+/// Block K of `@f` as the plan encodes it in a marked table:
+/// `getelementptr (i8, ptr @f, i64 K)`.
+pub(crate) fn encoded_block(
+    c: ll::LLVMValueRef,
+) -> Option<(ll::LLVMValueRef, ll::LLVMBasicBlockRef)> {
+    if ll::value_kind(c) != ll::LLVMValueKind::LLVMConstantExprValueKind
+        || ll::const_opcode(c) != ll::LLVMOpcode::LLVMGetElementPtr
+        || ll::num_operands(c) != 2
+    {
+        return None;
     }
-    walk(c, &mut found, 0);
-    let first = *found.first()?;
-    found.iter().all(|&f| f == first).then_some(first)
+    let src = ll::gep_source_type(c);
+    if ll::type_kind(src) != ll::LLVMTypeKind::LLVMIntegerTypeKind || ll::int_width(src) != 8 {
+        return None;
+    }
+    let (base, index) = (ll::operand(c, 0), ll::operand(c, 1));
+    if ll::is_a_function(base).is_null()
+        || ll::is_a_constant_int(index).is_null()
+        || ll::int_width(ll::type_of(index)) > 64
+    {
+        return None;
+    }
+    let mut bb = ll::first_block(base);
+    for _ in 0..ll::const_zext(index) {
+        if bb.is_null() {
+            return None;
+        }
+        bb = ll::next_block(bb);
+    }
+    (!bb.is_null()).then_some((base, bb))
+}
+
+/// The blocks (function, block) that constant `c` holds the address of:
+/// `blockaddress` constants, and in an encoded table (`marked`), encoded
+/// blocks.
+pub(crate) fn table_blocks(
+    c: ll::LLVMValueRef,
+    marked: bool,
+    out: &mut Vec<(ll::LLVMValueRef, ll::LLVMBasicBlockRef)>,
+    depth: u32,
+) {
+    if c.is_null() || depth > 8 {
+        return;
+    }
+    match ll::value_kind(c) {
+        ll::LLVMValueKind::LLVMBlockAddressValueKind => {
+            out.push((ll::blockaddress_function(c), ll::blockaddress_block(c)))
+        }
+        ll::LLVMValueKind::LLVMConstantExprValueKind if marked => {
+            if let Some(block) = encoded_block(c) {
+                out.push(block);
+            }
+        }
+        ll::LLVMValueKind::LLVMConstantArrayValueKind
+        | ll::LLVMValueKind::LLVMConstantStructValueKind
+        | ll::LLVMValueKind::LLVMConstantVectorValueKind => {
+            for k in 0..ll::num_operands(c).max(0) as u32 {
+                table_blocks(ll::operand(c, k), marked, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }

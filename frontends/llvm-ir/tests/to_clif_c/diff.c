@@ -218,3 +218,36 @@ a: acc += 1; if (--n > 0) goto *t[1]; return acc;
 b: acc *= 3; goto *t[0];
 c: acc = n; goto *t[n & 1];
 }
+/* 64-bit vectors and their comparison masks. */
+typedef float v2f __attribute__((vector_size(8)));
+typedef int v2i __attribute__((vector_size(8)));
+typedef short v4s __attribute__((vector_size(8)));
+long vec_masks(int n) {
+    v2f a = { (float)n, 1.5f }, b = { 2.0f, (float)-n };
+    v2i m = a < b;
+    v4s x = { (short)n, 2, 3, (short)(n * 2) }, y = { 1, (short)n, 3, 4 };
+    v4s k = x > y;
+    v2f s = a + b;
+    v2i sel = (m & (v2i){ 10, 20 }) | (~m & (v2i){ 30, 40 });
+    return m[0] * 3 + m[1] * 5 + k[0] + k[1] * 7 + k[2] * 11 + k[3] * 13 + (long)(s[0] * 4 + s[1]) + sel[0] + sel[1];
+}
+/* Locals aligned beyond the 16 bytes of the frame. */
+long wide_alignment(long n) {
+    _Alignas(64) char a[100];
+    _Alignas(32) double d[3];
+    for (int i = 0; i < 100; i++) a[i] = (char)(i * n);
+    d[0] = (double)n; d[1] = 2; d[2] = a[7];
+    return ((long)(uintptr_t)a % 64) + ((long)(uintptr_t)d % 32) * 100 + a[99] + (long)(d[0] + d[2]);
+}
+/* 128-bit division (compiler-rt/libgcc calls). */
+long i128_div(long a, long b) {
+    __int128 x = ((__int128)a << 64) + b, y = (__int128)(b | 1) * 7;
+    unsigned __int128 u = (unsigned __int128)x, v = (unsigned __int128)(a | 3);
+    return (long)(x / y) ^ (long)(x % y) ^ (long)(u / v) ^ (long)((u % v) >> 1);
+}
+/* i128 parameters and results (two registers each). */
+__attribute__((noinline)) __int128 mul_add128(__int128 a, __int128 b, long c) { return a * b + c; }
+long call128(long x) {
+    __int128 r = mul_add128((__int128)x << 40, x + 1, 3);
+    return (long)(r >> 50) ^ (long)r;
+}

@@ -6,37 +6,39 @@ impl Tr<'_, '_> {
     /// Numbers the blocks whose address the function takes (in its own
     /// code or in a table global only it uses).
     pub(super) fn collect_block_addresses(&mut self) -> R<()> {
-        let mut found = Vec::new();
+        let mut addresses = Vec::new();
         for &bb in &self.order {
             for i in ll::instructions(bb) {
                 for k in 0..ll::num_operands(i).max(0) as u32 {
-                    collect_blockaddresses(ll::operand(i, k), &mut found, 0);
+                    collect_blockaddresses(ll::operand(i, k), &mut addresses, 0);
                 }
             }
         }
+        let mut found: Vec<(LLVMValueRef, LLVMBasicBlockRef)> = addresses
+            .into_iter()
+            .map(|ba| (ll::blockaddress_function(ba), ll::blockaddress_block(ba)))
+            .collect();
         for (&g, &f) in &self.info.tables {
             if f == self.f {
-                collect_blockaddresses(ll::initializer(g), &mut found, 0);
+                let marked = crate::to_clif::is_encoded_table(g);
+                crate::to_clif::table_blocks(ll::initializer(g), marked, &mut found, 0);
             }
         }
         let has_indirectbr = self.order.iter().any(|&bb| {
             let t = ll::terminator(bb);
             !t.is_null() && ll::opcode(t) == LLVMOpcode::LLVMIndirectBr
         });
-        let takes_addresses = found
-            .iter()
-            .any(|&ba| ll::blockaddress_function(ba) == self.f);
+        let takes_addresses = found.iter().any(|&(f, _)| f == self.f);
         if (has_indirectbr || takes_addresses) && self.info.escaping.contains(&self.f) {
             return Err("block addresses used outside the function and its own tables".into());
         }
         if has_indirectbr && !takes_addresses {
             return Err("indirectbr without block addresses of its own".into());
         }
-        for ba in found {
-            if ll::blockaddress_function(ba) != self.f {
+        for (f, bb) in found {
+            if f != self.f {
                 continue;
             }
-            let bb = ll::blockaddress_block(ba);
             if !self.blocks.contains_key(&bb) || self.block_ids.contains_key(&bb) {
                 continue;
             }
@@ -55,7 +57,7 @@ impl Tr<'_, '_> {
             let init = ll::initializer(g);
             let size = ll::abi_size(self.info.td, ll::type_of(init)) as usize;
             let mut bytes = vec![0u8; size];
-            self.table_bytes(init, 0, &mut bytes)?;
+            self.table_bytes(init, 0, &mut bytes, crate::to_clif::is_encoded_table(g))?;
             self.data.push(PrivateData {
                 symbol: symbol.clone(),
                 bytes,
@@ -65,7 +67,13 @@ impl Tr<'_, '_> {
         Ok(self.b.ins().symbol_value(types::I64, gv))
     }
 
-    pub(super) fn table_bytes(&self, c: LLVMValueRef, at: usize, out: &mut [u8]) -> R<()> {
+    pub(super) fn table_bytes(
+        &self,
+        c: LLVMValueRef,
+        at: usize,
+        out: &mut [u8],
+        marked: bool,
+    ) -> R<()> {
         let t = ll::type_of(c);
         match ll::value_kind(c) {
             LLVMValueKind::LLVMBlockAddressValueKind => {
@@ -74,6 +82,17 @@ impl Tr<'_, '_> {
                     .get(&ll::blockaddress_block(c))
                     .copied()
                     .ok_or_else(|| format!("blockaddress {}", ll::print(c)))?;
+                out[at..at + 8].copy_from_slice(&(id as u64).to_le_bytes());
+            }
+            LLVMValueKind::LLVMConstantExprValueKind if marked => {
+                let bb = crate::to_clif::encoded_block(c)
+                    .map(|(_, bb)| bb)
+                    .ok_or_else(|| format!("table entry {}", ll::print(c)))?;
+                let id = self
+                    .block_ids
+                    .get(&bb)
+                    .copied()
+                    .ok_or_else(|| format!("table entry {}", ll::print(c)))?;
                 out[at..at + 8].copy_from_slice(&(id as u64).to_le_bytes());
             }
             LLVMValueKind::LLVMConstantAggregateZeroValueKind
@@ -99,7 +118,7 @@ impl Tr<'_, '_> {
                     } else {
                         k as usize * ll::abi_size(self.info.td, ll::element_type(t)) as usize
                     };
-                    self.table_bytes(ll::aggregate_element(c, k), at + off, out)?;
+                    self.table_bytes(ll::aggregate_element(c, k), at + off, out, marked)?;
                 }
             }
             _ => return Err(format!("table entry {}", ll::print(c))),

@@ -405,12 +405,22 @@ pub(super) fn signature(
     };
     let ret_ext = ext(0);
     for &(t, _) in &ret_leaves {
+        if t == types::I128 {
+            // rax:rdx; Cranelift takes no i128 in signatures (without
+            // its LLVM ABI extensions), two i64 are the same registers.
+            sig.returns.push(AbiParam::new(types::I64));
+            sig.returns.push(AbiParam::new(types::I64));
+            continue;
+        }
         let mut p = AbiParam::new(abi_type(t));
         if !is_aggregate(ret) && t.is_int() {
             p.extension = ret_ext;
         }
         sig.returns.push(p);
     }
+    // Integer argument registers used so far (an i128 takes two, or goes
+    // to the stack whole, 16-byte aligned, which two i64 would not).
+    let mut gp = 0;
     let mut params = Vec::new();
     let mut all: Vec<LLVMTypeRef> = ll::param_types(fty);
     let named = all.len();
@@ -451,17 +461,33 @@ pub(super) fn signature(
                 sig.params
                     .push(AbiParam::special(types::I64, ArgumentPurpose::StructReturn));
                 params.push(1);
+                gp += 1;
             }
             ParamKind::Plain(e) => {
                 let l = leaves(info.td, t)?;
+                let mut n = 0;
                 for &(lt, _) in &l {
+                    if lt == types::I128 {
+                        if gp + 2 > 6 {
+                            return Err("an i128 argument passed on the stack".into());
+                        }
+                        gp += 2;
+                        sig.params.push(AbiParam::new(types::I64));
+                        sig.params.push(AbiParam::new(types::I64));
+                        n += 2;
+                        continue;
+                    }
+                    if lt.is_int() {
+                        gp += 1;
+                    }
+                    n += 1;
                     let mut p = AbiParam::new(abi_type(lt));
                     if !is_aggregate(t) && lt.is_int() {
                         p.extension = e;
                     }
                     sig.params.push(p);
                 }
-                params.push(l.len());
+                params.push(n);
             }
         }
     }

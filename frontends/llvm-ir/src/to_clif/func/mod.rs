@@ -11,7 +11,7 @@ use cranelift_codegen::ir::{
     MemFlagsData, StackSlotData, StackSlotKind, TrapCode, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch, Variable};
 
 use super::intrinsics::{self, IntrinsicCall, IntrinsicHost};
 use super::ll::{self, *};
@@ -130,6 +130,8 @@ struct Tr<'a, 'b> {
     block_ids: HashMap<LLVMBasicBlockRef, u32>,
     /// The blocks in `block_ids` order.
     addressed: Vec<LLVMBasicBlockRef>,
+    /// Entry-block allocas held in SSA variables instead of memory.
+    promoted: HashMap<LLVMValueRef, Variable>,
 }
 
 fn err<T>(v: LLVMValueRef) -> R<T> {
@@ -445,6 +447,7 @@ pub(super) fn translate(
         data: Vec::new(),
         block_ids: HashMap::new(),
         addressed: Vec::new(),
+        promoted: HashMap::new(),
     };
     tr.run(&sig_info, variadic)?;
     let osr_safe = tr.block_ids.is_empty();
@@ -489,7 +492,7 @@ impl<'a, 'b> Tr<'a, 'b> {
             for (i, &n) in sig.params.iter().enumerate() {
                 let p = ll::param(self.f, i as u32);
                 let mut vals = params[at..at + n].to_vec();
-                if n > 0 && ll::type_kind(ll::type_of(p)) == LLVMTypeKind::LLVMVectorTypeKind {
+                if n > 0 {
                     vals = self.abi_in(vals, ll::type_of(p))?;
                 }
                 if is_i1(ll::type_of(p)) {
@@ -499,6 +502,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 at += n;
             }
         }
+        self.promote_allocas(order[0]);
         for &bb in &order {
             if bb != order[0] {
                 self.b.switch_to_block(self.blocks[&bb]);
@@ -731,6 +735,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 self.b.ins().trap(TrapCode::unwrap_user(1));
                 Ok(())
             }
+            LLVMAlloca if self.promoted.contains_key(&i) => Ok(()),
             LLVMAlloca => {
                 let n = ll::operand(i, 0);
                 if ll::is_a_constant_int(n).is_null() || ll::int_width(ll::type_of(n)) > 64 {
@@ -740,14 +745,27 @@ impl<'a, 'b> Tr<'a, 'b> {
                     .checked_mul(ll::const_zext(n))
                     .filter(|&s| s < u32::MAX as u64)
                     .ok_or_else(|| format!("alloca too large: {}", ll::print(i)))?;
-                let align = ll::alignment(i).max(1);
-                let shift = align.trailing_zeros() as u8;
+                let align = u64::from(ll::alignment(i).max(1));
+                // Cranelift's frame is 16-byte aligned: a wider alignment
+                // is made by hand in a slot large enough.
+                let (slot_size, shift) = if align > 16 {
+                    (size + align - 16, 4)
+                } else {
+                    (size, align.trailing_zeros() as u8)
+                };
+                if slot_size >= u64::from(u32::MAX) {
+                    return Err(format!("alloca too large: {}", ll::print(i)));
+                }
                 let slot = self.b.create_sized_stack_slot(StackSlotData::new(
                     StackSlotKind::ExplicitSlot,
-                    size.max(1) as u32,
+                    slot_size.max(1) as u32,
                     shift,
                 ));
-                let v = self.b.ins().stack_addr(types::I64, slot, 0);
+                let mut v = self.b.ins().stack_addr(types::I64, slot, 0);
+                if align > 16 {
+                    let bumped = self.b.ins().iadd_imm_s(v, align as i64 - 1);
+                    v = self.b.ins().band_imm_s(bumped, -(align as i64));
+                }
                 self.def(i, vec![v]);
                 Ok(())
             }
@@ -786,6 +804,61 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let vals = self.compute(op, i)?;
                 self.def(i, vals);
                 Ok(())
+            }
+        }
+    }
+
+    /// Holds in SSA variables the entry-block allocas of one scalar that
+    /// only plain loads and stores of that type (and lifetime markers)
+    /// use: what -O0 code keeps its locals in. They start as zero (an
+    /// uninitialized local's value is undefined).
+    fn promote_allocas(&mut self, entry: LLVMBasicBlockRef) {
+        let lifetime = |u: LLVMValueRef| {
+            ll::opcode(u) == LLVMOpcode::LLVMCall && {
+                let callee = ll::called_value(u);
+                !ll::is_a_function(callee).is_null()
+                    && ll::name(callee).starts_with("llvm.lifetime.")
+            }
+        };
+        let plain = |u: LLVMValueRef| {
+            ll::is_volatile(u) == 0
+                && ll::ordering(u) == LLVMAtomicOrdering::LLVMAtomicOrderingNotAtomic
+        };
+        for a in ll::instructions(entry) {
+            if ll::opcode(a) != LLVMOpcode::LLVMAlloca {
+                continue;
+            }
+            let t = ll::allocated_type(a);
+            let n = ll::operand(a, 0);
+            let single = !ll::is_a_constant_int(n).is_null()
+                && ll::int_width(ll::type_of(n)) <= 64
+                && ll::const_zext(n) == 1;
+            let Ok(ty) = scalar_type(t) else { continue };
+            if !single {
+                continue;
+            }
+            let promotable = ll::users(a).into_iter().all(|u| {
+                if ll::is_a_instruction(u).is_null() {
+                    return false;
+                }
+                match ll::opcode(u) {
+                    LLVMOpcode::LLVMLoad => plain(u) && ll::type_of(u) == t,
+                    LLVMOpcode::LLVMStore => {
+                        plain(u)
+                            && ll::operand(u, 1) == a
+                            && ll::operand(u, 0) != a
+                            && ll::type_of(ll::operand(u, 0)) == t
+                    }
+                    LLVMOpcode::LLVMCall => lifetime(u),
+                    _ => false,
+                }
+            });
+            if promotable {
+                let ty = repr(ty);
+                let var = self.b.declare_var(ty);
+                let zero = self.zero(ty);
+                self.b.def_var(var, zero);
+                self.promoted.insert(a, var);
             }
         }
     }
@@ -860,6 +933,11 @@ impl<'a, 'b> Tr<'a, 'b> {
     }
 
     fn load(&mut self, i: LLVMValueRef) -> R<()> {
+        if let Some(&var) = self.promoted.get(&ll::operand(i, 0)) {
+            let v = self.b.use_var(var);
+            self.def(i, vec![v]);
+            return Ok(());
+        }
         let t = ll::type_of(i);
         let p = self.scalar(ll::operand(i, 0))?;
         let flags = MemFlagsData::new();
@@ -893,6 +971,11 @@ impl<'a, 'b> Tr<'a, 'b> {
     }
 
     fn store(&mut self, i: LLVMValueRef) -> R<()> {
+        if let Some(&var) = self.promoted.get(&ll::operand(i, 1)) {
+            let v = self.scalar(ll::operand(i, 0))?;
+            self.b.def_var(var, v);
+            return Ok(());
+        }
         let x = ll::operand(i, 0);
         let t = ll::type_of(x);
         let vals = self.operand(x)?;
@@ -978,6 +1061,25 @@ impl<'a, 'b> Tr<'a, 'b> {
                     return self.vector_int_op(op, i, a, b, ty).map(|v| vec![v]);
                 }
                 let b = self.scalar(b)?;
+                if ty == types::I128 && matches!(op, LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem) {
+                    // As LLVM's code generator does: compiler-rt/libgcc.
+                    let name = match op {
+                        LLVMUDiv => "__udivti3",
+                        LLVMSDiv => "__divti3",
+                        LLVMURem => "__umodti3",
+                        _ => "__modti3",
+                    };
+                    // (i128, i128) -> i128 in SysV registers, as i64 pairs.
+                    let mut sig = ir::Signature::new(CallConv::SystemV);
+                    sig.params = vec![AbiParam::new(types::I64); 4];
+                    sig.returns = vec![AbiParam::new(types::I64); 2];
+                    let f = self.import(false, name, sig);
+                    let (a_lo, a_hi) = self.b.ins().isplit(a);
+                    let (b_lo, b_hi) = self.b.ins().isplit(b);
+                    let call = self.b.ins().call(f, &[a_lo, a_hi, b_lo, b_hi]);
+                    let r = self.b.inst_results(call).to_vec();
+                    return Ok(vec![self.b.ins().iconcat(r[0], r[1])]);
+                }
                 let ins = self.b.ins();
                 let mut r = match op {
                     LLVMAdd => ins.iadd(a, b),
@@ -994,9 +1096,6 @@ impl<'a, 'b> Tr<'a, 'b> {
                     LLVMOr => ins.bor(a, b),
                     _ => ins.bxor(a, b),
                 };
-                if ty == types::I128 && matches!(op, LLVMUDiv | LLVMSDiv | LLVMURem | LLVMSRem) {
-                    return Err(format!("i128 division: {}", ll::print(i)));
-                }
                 if is_i1(t) && matches!(op, LLVMAdd | LLVMSub | LLVMMul | LLVMShl) {
                     r = self.b.ins().band_imm_u(r, 1);
                 }
@@ -1042,10 +1141,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 if ll::type_kind(xt) == LLVMTypeKind::LLVMVectorTypeKind {
                     let lt = vtype(t)?;
                     let r = self.b.ins().icmp(cc, a, b);
-                    if self.b.func.dfg.value_type(r) != lt {
-                        return err(i);
-                    }
-                    r
+                    self.mask_as(r, lt).ok_or_else(|| ll::print(i))?
                 } else {
                     if signed && is_i1(xt) {
                         a = self.b.ins().ineg(a);
@@ -1061,10 +1157,11 @@ impl<'a, 'b> Tr<'a, 'b> {
                 match float_cc(ll::fcmp_pred(i)) {
                     Ok(cc) => {
                         let r = self.b.ins().fcmp(cc, a, b);
-                        if self.b.func.dfg.value_type(r) != ty {
-                            return err(i);
+                        if ty.is_vector() {
+                            self.mask_as(r, ty).ok_or_else(|| ll::print(i))?
+                        } else {
+                            r
                         }
-                        r
                     }
                     Err(truth) => {
                         if ty.is_vector() {
@@ -1090,7 +1187,7 @@ impl<'a, 'b> Tr<'a, 'b> {
                 let b = self.operand(ll::operand(i, 2))?;
                 if ll::type_kind(ll::type_of(c)) == LLVMTypeKind::LLVMVectorTypeKind {
                     let ty = self.b.func.dfg.value_type(a[0]);
-                    let mask = self.cast_bits(cv, ty);
+                    let mask = self.mask_as(cv, ty).ok_or_else(|| ll::print(i))?;
                     self.b.ins().bitselect(mask, a[0], b[0])
                 } else {
                     let out = a
@@ -1152,14 +1249,15 @@ impl<'a, 'b> Tr<'a, 'b> {
         let to = vtype(to_t)?;
         let vector = from.is_vector() || to.is_vector();
         if vector && op != LLVMBitCast {
-            // Masks change width only through sext/zext of the same lanes.
-            if (op == LLVMSExt) && from == to {
-                return Ok(v);
-            }
-            if op == LLVMZExt && from == to && is_i1(ll::element_type(from_t)) {
+            // A mask extended to lanes: all ones (sext) or one (zext).
+            if matches!(op, LLVMSExt | LLVMZExt) && is_i1(ll::element_type(from_t)) {
+                let m = self.mask_as(v, to).ok_or_else(|| ll::print(i))?;
+                if op == LLVMSExt {
+                    return Ok(m);
+                }
                 let one = self.iconst(to.lane_type(), 1);
                 let ones = self.b.ins().splat(to, one);
-                return Ok(self.b.ins().band(v, ones));
+                return Ok(self.b.ins().band(m, ones));
             }
             return self.vector_cast(op, i, v, from, to);
         }

@@ -80,21 +80,37 @@ impl Tr<'_, '_> {
     /// Values of LLVM type `t` as the ABI passes them.
     pub(super) fn abi_out(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
         let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.narrow(v) } else { v })
-            .collect())
+        let mut out = Vec::with_capacity(vals.len());
+        for (v, (lt, _)) in vals.into_iter().zip(l) {
+            if is_half(lt) {
+                out.push(self.narrow(v));
+            } else if lt == types::I128 {
+                let (lo, hi) = self.b.ins().isplit(v);
+                out.extend([lo, hi]);
+            } else {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Values of LLVM type `t` as the ABI passed them, as values.
     pub(super) fn abi_in(&mut self, vals: Vec<Value>, t: LLVMTypeRef) -> R<Vec<Value>> {
         let l = leaves(self.info.td, t)?;
-        Ok(vals
-            .into_iter()
-            .zip(l)
-            .map(|(v, (lt, _))| if is_half(lt) { self.widen(v, lt) } else { v })
-            .collect())
+        let mut vals = vals.into_iter();
+        let mut out = Vec::with_capacity(l.len());
+        for (lt, _) in l {
+            let v = vals.next().ok_or("ABI values missing")?;
+            if is_half(lt) {
+                out.push(self.widen(v, lt));
+            } else if lt == types::I128 {
+                let hi = vals.next().ok_or("ABI values missing")?;
+                out.push(self.b.ins().iconcat(v, hi));
+            } else {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Operations on vectors wider than 128 bits, chunk by chunk.
@@ -423,6 +439,37 @@ impl Tr<'_, '_> {
         } else {
             n
         }
+    }
+
+    /// Mask `m` (all-ones or zero lanes) with the lanes of vector type
+    /// `ty`, lane `k` for lane `k`: lanes twice as wide or half as wide are
+    /// narrowed (their low halves) or widened (the low lanes, sign-extended).
+    pub(super) fn mask_as(&mut self, m: Value, ty: Type) -> Option<Value> {
+        let mt = self.b.func.dfg.value_type(m);
+        if !mt.is_vector() || !ty.is_vector() {
+            return None;
+        }
+        let (from, to) = (mt.lane_bits(), ty.lane_bits());
+        let m = if from == to {
+            m
+        } else if from == 2 * to {
+            let lane = to / 8;
+            let mut bytes = Vec::new();
+            for k in 0..mt.lane_count() {
+                for byte in 0..lane {
+                    bytes.push((k * 2 * lane + byte) as u8);
+                }
+            }
+            bytes.resize(16, 0);
+            let x = self.cast_bits(m, types::I8X16);
+            let imm = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+            self.b.ins().shuffle(x, x, imm)
+        } else if 2 * from == to && mt.lane_type().is_int() {
+            self.b.ins().swiden_low(m)
+        } else {
+            return None;
+        };
+        Some(self.cast_bits(m, ty))
     }
 
     /// `v` reinterpreted as a value of vector type `ty` of the same size.
