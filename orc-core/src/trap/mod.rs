@@ -122,9 +122,12 @@ impl Trap {
 
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.function {
-            Some(func) => write!(f, "trap in JIT'd function '{func}': {}", self.kind),
-            None => write!(f, "trap in JIT'd code at {:#x}: {}", self.pc, self.kind),
+        match (&self.function, self.function_name()) {
+            (Some(func), Some(name)) if name != &**func => {
+                write!(f, "trap in JIT'd function '{name}' ({func}): {}", self.kind)
+            }
+            (Some(func), _) => write!(f, "trap in JIT'd function '{func}': {}", self.kind),
+            (None, _) => write!(f, "trap in JIT'd code at {:#x}: {}", self.pc, self.kind),
         }
     }
 }

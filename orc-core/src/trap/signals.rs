@@ -290,17 +290,20 @@ fn classify(
 }
 
 /// The code byte of LLVM's `llvm.ubsantrap(code)` on x86-64, `ud1l
-/// code(%eax), %eax` (`67 0f b9 40 code`), at `pc`.
+/// code(%eax), %eax` at `pc`: `67 0f b9 40 code` for codes below 128
+/// (disp8), `67 0f b9 80 code 00 00 00` above (disp32).
 fn ud1_code(pc: u64) -> Option<u8> {
     // SAFETY: pc is in registered JIT'd code, mapped readable and
-    // executable while registered; an instruction that faulted with SIGILL
-    // there has at least its opcode bytes mapped, and a ud1 with a disp8
-    // is five bytes long within the same code segment (we read 5 bytes
-    // only after the 4 of the prefix and opcode matched).
+    // executable while registered; an instruction that raised SIGILL there
+    // is mapped through its ModRM byte, and its displacement byte follows
+    // in the same instruction once prefix, opcode and ModRM matched.
     unsafe {
         let p = pc as *const u8;
         let head = std::ptr::read_unaligned(p.cast::<[u8; 4]>());
-        (head == [0x67, 0x0F, 0xB9, 0x40]).then(|| p.add(4).read())
+        match head {
+            [0x67, 0x0F, 0xB9, 0x40] | [0x67, 0x0F, 0xB9, 0x80] => Some(p.add(4).read()),
+            _ => None,
+        }
     }
 }
 

@@ -89,9 +89,12 @@ fn returns_normally_and_catches_ud2_with_its_code() {
 
 #[test]
 fn ud1_code_byte_and_segfault() {
-    // ud1l 0xfc(%eax), %eax  (LLVM's ubsantrap(252))
-    let c = Code::new("ovf", &[0x67, 0x0F, 0xB9, 0x40, 0xFC], &[]);
+    // ud1l 252(%eax), %eax  (LLVM's ubsantrap(252): disp32)
+    let c = Code::new("ovf", &[0x67, 0x0F, 0xB9, 0x80, 0xFC, 0, 0, 0], &[]);
     assert_eq!(c.call(0).unwrap_err().kind, TrapKind::IntegerOverflow);
+    // ud1l 3(%eax), %eax  (ubsantrap(3), a user code: disp8)
+    let c = Code::new("user", &[0x67, 0x0F, 0xB9, 0x40, 0x03], &[]);
+    assert_eq!(c.call(0).unwrap_err().kind, TrapKind::Unreachable(Some(3)));
     // mov rax, [rdi]; ret
     let c = Code::new("load", &[0x48, 0x8B, 0x07, 0xC3], &[]);
     let mut x = 41u64;
