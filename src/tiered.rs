@@ -341,17 +341,24 @@ impl Tables {
     /// signatures.
     fn check_imports(&self, func: &ir::Function, name: &str) -> Result<()> {
         for ext in func.dfg.ext_funcs.values() {
-            let ExternalName::User(r) = &ext.name else {
-                continue;
-            };
-            let Some(user) = func.params.user_named_funcs().get(*r) else {
-                continue;
-            };
-            if user.namespace != IMPORTS {
-                continue;
-            }
-            let Some(symbol) = self.imports.get(user.index as usize) else {
-                continue;
+            let symbol = match &ext.name {
+                ExternalName::User(r) => {
+                    let Some(user) = func.params.user_named_funcs().get(*r) else {
+                        continue;
+                    };
+                    if user.namespace != IMPORTS {
+                        continue;
+                    }
+                    let Some(symbol) = self.imports.get(user.index as usize) else {
+                        continue;
+                    };
+                    symbol.as_str()
+                }
+                ExternalName::TestCase(t) => match std::str::from_utf8(t.raw()) {
+                    Ok(symbol) => symbol,
+                    Err(_) => continue,
+                },
+                _ => continue,
             };
             let Some(expected) = self.import_signatures.get(symbol) else {
                 continue;
@@ -361,7 +368,7 @@ impl Tables {
             };
             if !crate::embed::same_abi(expected, declared) {
                 return Err(Error::layer(crate::embed::SignatureMismatch {
-                    function: symbol.clone(),
+                    function: symbol.to_owned(),
                     expected: expected.to_string(),
                     found: declared.to_string(),
                     context: format!("imported by '{name}'"),

@@ -140,12 +140,17 @@ pub fn signature_of(params: &[ir::Type], results: &[ir::Type]) -> ir::Signature 
     sig
 }
 
-/// Whether two signatures are called the same way: the same calling
-/// convention and value types (extension flags, which only say who
+/// Whether two signatures are called the same way: the same value types
+/// and calling conventions that pass them alike (`fast`, CLIF text's
+/// default, is System V's on x86-64; extension flags, which only say who
 /// extends a narrow integer, are ignored).
 pub fn same_abi(a: &ir::Signature, b: &ir::Signature) -> bool {
     let types = |p: &[AbiParam]| p.iter().map(|p| p.value_type).collect::<Vec<_>>();
-    a.call_conv == b.call_conv
+    let conv = |c: CallConv| match c {
+        CallConv::Fast => CallConv::SystemV,
+        c => c,
+    };
+    conv(a.call_conv) == conv(b.call_conv)
         && types(&a.params) == types(&b.params)
         && types(&a.returns) == types(&b.returns)
 }
