@@ -61,7 +61,8 @@ pub enum Error {
     /// The JIT linker rejected an object.
     #[error(transparent)]
     Link(Arc<LinkError>),
-    /// Symbols no dylib defines.
+    /// Symbols no dylib defines (looked up, or referenced by code being
+    /// linked).
     #[error("symbols not found: {}", .names.join(", "))]
     SymbolNotFound {
         /// Their names.
@@ -128,11 +129,21 @@ impl Error {
                 Error::from_core((*cause).clone(), function)
             }
             E::Layer(source) => Error::from_layer(source, function),
-            E::Link(l) => Error::Link(l),
+            E::Link(l) => Error::from_link(l),
             E::SymbolsNotFound { symbols } => Error::SymbolNotFound {
                 names: symbols.iter().map(|s| s.to_string()).collect(),
             },
             other => Error::Core(other),
+        }
+    }
+
+    /// A link error, or the symbol it did not find.
+    fn from_link(l: Arc<LinkError>) -> Error {
+        match &*l {
+            LinkError::UndefinedSymbol { symbol, .. } => Error::SymbolNotFound {
+                names: vec![symbol.clone()],
+            },
+            _ => Error::Link(l),
         }
     }
 
@@ -200,7 +211,7 @@ impl From<orc_llvm::translate::TranslateError> for Error {
 
 impl From<LinkError> for Error {
     fn from(e: LinkError) -> Error {
-        Error::Link(Arc::new(e))
+        Error::from_link(Arc::new(e))
     }
 }
 

@@ -7,7 +7,7 @@ use orc::{Jit, Tier};
 
 /// A JIT of `tier` (adaptive: threshold 10, promotions on the thread that
 /// trips them, so tier-up happens during the calls).
-pub fn jit(tier: Tier) -> Jit {
+pub(crate) fn jit(tier: Tier) -> Jit {
     Jit::builder()
         .tier(tier)
         .tier_threshold(10)
@@ -17,13 +17,13 @@ pub fn jit(tier: Tier) -> Jit {
 }
 
 /// An eager JIT (compile errors surface at definition).
-pub fn eager_jit(tier: Tier) -> Jit {
+pub(crate) fn eager_jit(tier: Tier) -> Jit {
     Jit::builder().tier(tier).lazy(false).build().expect("jit")
 }
 
 /// Defines (or redefines) every function of the CLIF `text` in the tiered
 /// layer, under its `%name`.
-pub fn define(jit: &Jit, text: &str) -> Result<(), orc::Error> {
+pub(crate) fn define(jit: &Jit, text: &str) -> Result<(), orc::Error> {
     let file = ClifFile::parse("test.clif", text).expect("valid CLIF text");
     let tiered = jit.tiered();
     let mut defs = Vec::new();
@@ -39,9 +39,9 @@ pub fn define(jit: &Jit, text: &str) -> Result<(), orc::Error> {
 }
 
 /// Parses one CLIF function.
-pub fn parse_one(text: &str) -> orc::cranelift::codegen::ir::Function {
+pub(crate) fn parse_one(text: &str) -> orc::cranelift::codegen::ir::Function {
     let mut file = ClifFile::parse("test.clif", text).expect("valid CLIF text");
     file.functions.remove(0).func
 }
 
-pub const TIERS: [Tier; 3] = [Tier::Zero, Tier::One, Tier::Adaptive];
+pub(crate) const TIERS: [Tier; 3] = [Tier::Zero, Tier::One, Tier::Adaptive];
