@@ -104,3 +104,49 @@ fn module_functions_check_signatures_too() -> Result<(), Error> {
     ));
     Ok(())
 }
+
+/// IR the verifier takes but x86's instruction selection cannot: an
+/// AArch64 intrinsic.
+const CANNOT_SELECT: &str = r#"
+declare i32 @llvm.aarch64.crc32b(i32, i32)
+define i32 @bad(i32 %a, i32 %b) {
+  %r = call i32 @llvm.aarch64.crc32b(i32 %a, i32 %b)
+  ret i32 %r
+}
+"#;
+
+#[test]
+fn an_llvm_fatal_error_is_its_own_variant() -> Result<(), Error> {
+    let jit = jit(Tier::Zero);
+    let flags = orc::core::SymbolFlags::EXPORTED | orc::core::SymbolFlags::CALLABLE;
+    let module = orc::llvm::IrBufferModule::new(
+        "cannot_select.ll",
+        vec![("bad".to_owned(), flags)],
+        CANNOT_SELECT.as_bytes(),
+    );
+    jit.llvm_layer()?.add(jit.bodies_dylib(), module, None)?;
+    let e: Error = jit
+        .bodies_dylib()
+        .lookup_symbol("bad")
+        .expect_err("LLVM cannot select it")
+        .into();
+    match &e {
+        Error::LlvmFatal { function, .. } => {
+            assert_eq!(function.as_deref(), Some("bad"), "{e}");
+            assert!(
+                e.compile_error::<orc::llvm::CompileError>()
+                    .is_some_and(|c| matches!(c, orc::llvm::CompileError::Fatal { .. })),
+                "{e}"
+            );
+        }
+        other => panic!("expected an LLVM fatal error, got {other:?}"),
+    }
+    // The JIT goes on.
+    let module = jit.module()?;
+    module.add_function(
+        "ok",
+        parse_one("function %ok() -> i64 {\nblock0:\n    v0 = iconst.i64 1\n    return v0\n}\n"),
+    )?;
+    assert_eq!(module.function::<(), i64>("ok")?.call(())?, 1);
+    Ok(())
+}

@@ -220,6 +220,27 @@ extern "C" fn call_closure<F: FnOnce()>(data: *mut u8) {
     }
 }
 
+/// What to do with a trap in JIT'd code that no [`catch_traps`] catches.
+static UNCAUGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the handler of traps in JIT'd code outside [`catch_traps`]
+/// (`None`: the signal goes to the handler installed before ours, which
+/// usually kills the process). It runs in the signal handler, on the
+/// alternate stack, and should end the process (a program's tool flushes
+/// its output, reports the trap and exits); if it returns, the signal goes
+/// on as with `None`. Installs the signal handlers.
+pub fn set_uncaught_trap_handler(handler: Option<fn(&Trap)>) {
+    signals::init();
+    let raw = handler.map_or(0, |f| f as usize);
+    UNCAUGHT.store(raw, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn uncaught_handler() -> Option<fn(&Trap)> {
+    let raw = UNCAUGHT.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: a non-zero value was stored from a `fn(&Trap)` above.
+    (raw != 0).then(|| unsafe { std::mem::transmute::<usize, fn(&Trap)>(raw) })
+}
+
 /// Whether this thread is inside [`catch_traps`].
 pub fn in_jit_call() -> bool {
     !CURRENT.get().is_null()

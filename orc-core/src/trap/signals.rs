@@ -228,7 +228,12 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void)
 /// `info` and `ctx` are the kernel's arguments to a SA_SIGINFO handler.
 unsafe fn handle(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) -> bool {
     let record = CURRENT.get();
-    if record.is_null() || ctx.is_null() || info.is_null() {
+    if ctx.is_null() || info.is_null() {
+        return false;
+    }
+    if record.is_null() {
+        // SAFETY: forwarded.
+        unsafe { report_uncaught(sig, info, ctx) };
         return false;
     }
     // SAFETY: ctx is the ucontext of the interrupted thread (this one).
@@ -252,6 +257,33 @@ unsafe fn handle(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) -> bool {
     uc.uc_mcontext.gregs[libc::REG_RIP as usize] = record.resume as i64;
     uc.uc_mcontext.gregs[libc::REG_RSP as usize] = record.sp as i64;
     true
+}
+
+/// A fault in JIT'd code outside `catch_traps`: tells the uncaught-trap
+/// handler, if one is set (it usually ends the process).
+///
+/// # Safety
+///
+/// The kernel's handler arguments (non-null).
+unsafe fn report_uncaught(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
+    let Some(report) = super::uncaught_handler() else {
+        return;
+    };
+    // SAFETY: ctx is the ucontext of the interrupted thread (this one).
+    let uc = unsafe { &*ctx.cast::<libc::ucontext_t>() };
+    let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
+    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as u64;
+    let Some(code) = registry::lookup_for_signal(pc) else {
+        return;
+    };
+    // SAFETY: info is valid; si_addr is meaningful for these signals.
+    let (addr, si_code) = unsafe { ((*info).si_addr() as u64, (*info).si_code) };
+    let kind = classify(sig, si_code, addr, pc, sp, u64::MAX, &code);
+    report(&Trap {
+        kind,
+        function: code.function,
+        pc,
+    });
 }
 
 fn classify(
