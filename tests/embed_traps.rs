@@ -168,3 +168,48 @@ fn a_trap_leaves_the_thread_pinned_nowhere() -> Result<(), Error> {
     assert_eq!(jit.reclaimer().n_pending(), 0);
     Ok(())
 }
+
+#[test]
+fn a_bus_error_is_its_own_kind() -> Result<(), Error> {
+    // A page of a file truncated under its mapping: reading it is SIGBUS.
+    let path = std::env::temp_dir().join(format!("orc-embed-sigbus-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("temp file");
+    file.set_len(4096).expect("grow");
+    use std::os::fd::AsRawFd;
+    // SAFETY: maps one page of a file we own, read-only; unmapped below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    file.set_len(0).expect("truncate");
+    for tier in [Tier::Zero, Tier::One] {
+        let jit = jit(tier);
+        let h = handles(&jit)?;
+        for _ in 0..3 {
+            assert_trap(
+                h.deref.call((page.cast::<i64>().cast_const(),)),
+                TrapKind::BusError {
+                    address: page as u64,
+                },
+                "deref",
+            );
+        }
+    }
+    // SAFETY: our mapping, no longer used.
+    unsafe { libc::munmap(page, 4096) };
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}

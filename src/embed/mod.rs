@@ -33,7 +33,25 @@
 //! tier 1) ends the call with [`Error::Trap`], naming the trap and the
 //! function; the process stays usable (see [`orc_core::trap`] for how).
 //! Faults in host functions are not caught. A host function must not
-//! panic (the panic cannot unwind through JIT'd frames and aborts).
+//! panic (the panic cannot unwind through JIT'd frames and aborts). A
+//! trap abandons the frames between the handle's call and the fault
+//! without running destructors: a host function that called back into
+//! JIT'd code through a handle is fine (the inner handle catches the
+//! trap), one that called a raw function pointer is skipped over.
+//!
+//! A trap outside any handle's call (JIT'd code called through a raw
+//! pointer) goes to [`orc_core::trap::set_uncaught_trap_handler`]'s
+//! handler if one is set (the `orc` tool's flushes stdout, reports the
+//! trap and exits with status 70), else it kills the process as before.
+//!
+//! # Laziness and compile errors
+//!
+//! With a lazy JIT (the default), a function is compiled at its first
+//! call; a compile error there cannot be returned to the JIT'd caller and
+//! goes to the JIT's lazy-failure handler (by default: print it and exit
+//! with status 70, see `JitBuilder::lazy_failure_handler`). Build the JIT
+//! with `.lazy(false)` to get compile errors from
+//! [`TieredLayer::define`] instead.
 //!
 //! ```
 //! use orc::cranelift::codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
