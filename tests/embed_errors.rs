@@ -150,3 +150,28 @@ fn an_llvm_fatal_error_is_its_own_variant() -> Result<(), Error> {
     assert_eq!(module.function::<(), i64>("ok")?.call(())?, 1);
     Ok(())
 }
+
+#[test]
+fn a_lazy_functions_compile_error_comes_from_its_handles_first_call() -> Result<(), Error> {
+    let jit = jit(Tier::Zero);
+    // Lazy: defining it compiles nothing.
+    define(&jit, INVALID)?;
+    let bad = jit.function::<(i64,), i32>("bad")?;
+    for _ in 0..2 {
+        match bad.call((1,)) {
+            Err(Error::Compile {
+                compiler: Compiler::Cranelift,
+                function,
+                ..
+            }) => assert!(function.is_some_and(|f| f.starts_with("bad"))),
+            other => panic!("expected a compile error, got {other:?}"),
+        }
+    }
+    // The JIT goes on.
+    define(
+        &jit,
+        "function %good(i64) -> i64 {\nblock0(v0: i64):\n    return v0\n}\n",
+    )?;
+    assert_eq!(jit.function::<(i64,), i64>("good")?.call((5,))?, 5);
+    Ok(())
+}

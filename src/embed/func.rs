@@ -81,7 +81,16 @@ pub struct Func<A, R> {
     shared: Arc<Shared>,
     reclaimer: Reclaimer,
     module: Option<Arc<ModuleState>>,
+    /// A lazy tiered function: compiled by the first call, before entering
+    /// JIT'd code, so that its compile error is returned.
+    compile: Option<Arc<FirstCall>>,
     _sig: PhantomData<fn(A) -> R>,
+}
+
+struct FirstCall {
+    tiered: TieredLayer,
+    id: orc_core::FuncId,
+    done: AtomicBool,
 }
 
 impl<A, R> Clone for Func<A, R> {
@@ -92,6 +101,7 @@ impl<A, R> Clone for Func<A, R> {
             shared: self.shared.clone(),
             reclaimer: self.reclaimer.clone(),
             module: self.module.clone(),
+            compile: self.compile.clone(),
             _sig: PhantomData,
         }
     }
@@ -107,7 +117,10 @@ impl<A, R> std::fmt::Debug for Func<A, R> {
 }
 
 impl<A: Params, R: Results> Func<A, R> {
-    /// Calls the function. A trap in JIT'd code (see
+    /// Calls the function. With a lazy JIT, the handle's first call
+    /// compiles a tiered function before entering it, so a compile error
+    /// of the function itself is returned (its callees' lazy compiles go
+    /// to the JIT's lazy-failure handler). A trap in JIT'd code (see
     /// [`orc_core::trap`]) is [`Error::Trap`]; the thread and process stay
     /// usable. The thread is pinned for the call, so code it may run is
     /// not freed under it.
@@ -119,6 +132,12 @@ impl<A: Params, R: Results> Func<A, R> {
                 return Err(Error::ModuleRemoved {
                     function: self.name.to_string(),
                 });
+            }
+        }
+        if let Some(first) = &self.compile {
+            if !first.done.load(Ordering::Acquire) {
+                first.tiered.functions().compile_now(&[first.id])?;
+                first.done.store(true, Ordering::Release);
             }
         }
         let mut out = MaybeUninit::<R>::uninit();
@@ -173,6 +192,7 @@ impl Jit {
             shared: self.embed.clone(),
             reclaimer: self.reclaimer().clone(),
             module,
+            compile: None,
             _sig: PhantomData,
         }
     }
@@ -204,7 +224,15 @@ impl Jit {
                     })?;
                 check::<A, R>(name, &declared)?;
                 let addr = tiered.address(id)?;
-                return Ok(self.handle(name, addr.0, None));
+                let mut handle = self.handle(name, addr.0, None);
+                if self.config().lazy {
+                    handle.compile = Some(Arc::new(FirstCall {
+                        tiered: tiered.clone(),
+                        id,
+                        done: AtomicBool::new(false),
+                    }));
+                }
+                return Ok(handle);
             }
         }
         let host = self.host_signature(name);
@@ -422,6 +450,7 @@ impl Module {
             shared: self.shared.clone(),
             reclaimer: self.reclaimer.clone(),
             module: Some(self.state.clone()),
+            compile: None,
             _sig: PhantomData,
         })
     }

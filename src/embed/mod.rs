@@ -47,11 +47,13 @@
 //! # Laziness and compile errors
 //!
 //! With a lazy JIT (the default), a function is compiled at its first
-//! call; a compile error there cannot be returned to the JIT'd caller and
-//! goes to the JIT's lazy-failure handler (by default: print it and exit
-//! with status 70, see `JitBuilder::lazy_failure_handler`). Build the JIT
-//! with `.lazy(false)` to get compile errors from
-//! [`TieredLayer::define`] instead.
+//! call. A handle's first call compiles its function before entering it,
+//! so that compile error is returned ([`Error::Compile`]). A compile
+//! error of a function first called from JIT'd code cannot be returned
+//! to that caller and goes to the JIT's lazy-failure handler (by default:
+//! print it and exit with status 70, see
+//! `JitBuilder::lazy_failure_handler`). Build the JIT with `.lazy(false)`
+//! to get every compile error from [`TieredLayer::define`] instead.
 //!
 //! ```
 //! use orc::cranelift::codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
