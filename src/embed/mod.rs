@@ -1,4 +1,4 @@
-//! Embedding orc in a language VM: the [`Jit`](crate::Jit) for any
+//! Embedding orc in a language VM: the [`Jit`] for any
 //! frontend, typed handles, host functions, unloadable modules, typed
 //! errors, and traps as errors.
 //!

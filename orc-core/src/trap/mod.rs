@@ -5,7 +5,7 @@
 //! How (Wasmtime's design, x86-64 Linux):
 //! - [`catch_traps`] enters JIT'd code through a trampoline written in
 //!   `global_asm!` that saves the callee-saved registers on its own stack
-//!   frame and records, in a per-thread [`CallRecord`] chain, that frame's
+//!   frame and records, in a per-thread `CallRecord` chain, that frame's
 //!   stack pointer and the address to resume at.
 //! - Handlers for SIGILL, SIGFPE, SIGSEGV and SIGBUS are installed once, on
 //!   the alternate signal stack (each calling thread gets one if it has
