@@ -109,3 +109,50 @@ fn a_host_function_defined_twice_is_an_error() -> Result<(), Error> {
     }
     Ok(())
 }
+
+extern "C" fn checked_sqrt(x: f64) -> f64 {
+    if x < 0.0 {
+        // SAFETY: nothing in this frame needs dropping.
+        unsafe { orc::embed::raise(7, "sqrt of a negative number") };
+        return f64::NAN;
+    }
+    x.sqrt()
+}
+
+const USES_SQRT: &str = r#"
+function %hyp(f64, f64) -> f64 {
+    sig0 = (f64) -> f64 system_v
+    fn0 = %checked_sqrt sig0
+block0(v0: f64, v1: f64):
+    v2 = fmul v0, v0
+    v3 = fmul v1, v1
+    v4 = fsub v2, v3
+    v5 = call fn0(v4)
+    v6 = fadd v5, v5
+    return v6
+}
+"#;
+
+#[test]
+fn a_host_function_raises_a_trap_through_jit_frames() -> Result<(), Error> {
+    for tier in TIERS {
+        let jit = jit(tier);
+        jit.define_host_function("checked_sqrt", checked_sqrt as extern "C" fn(f64) -> f64)?;
+        define(&jit, USES_SQRT)?;
+        let hyp = jit.function::<(f64, f64), f64>("hyp")?;
+        for _ in 0..20 {
+            assert_eq!(hyp.call((5.0, 3.0))?, 8.0);
+            match hyp.call((3.0, 5.0)) {
+                Err(Error::Trap(trap)) => {
+                    assert_eq!(trap.kind, orc::TrapKind::Raised { code: 7 });
+                    assert_eq!(trap.to_string(), "sqrt of a negative number");
+                }
+                other => panic!("expected a raised trap, got {other:?}"),
+            }
+        }
+        assert!(!orc::core::trap::in_jit_call());
+    }
+    // Outside any handle call, raising does nothing.
+    assert!(checked_sqrt(-1.0).is_nan());
+    Ok(())
+}

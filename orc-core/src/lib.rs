@@ -77,6 +77,6 @@ pub use tiering::{
     TieredFunctionsConfig, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
-pub use trap::{catch_traps, Trap, TrapKind};
+pub use trap::{catch_traps, raise_trap, Trap, TrapKind};
 pub use trip_code::EntryThunk;
 pub use unit::MaterializationUnit;

@@ -118,5 +118,28 @@ pub use func::{Func, Module};
 pub use orc_core::{Trap, TrapKind};
 pub use types::{same_abi, signature_of, AbiType, HostFunction, Params, Results};
 
+/// Stops the JIT'd code that called this host function: the typed
+/// handle's call that entered it returns [`Error::Trap`] with
+/// [`TrapKind::Raised`]`{ code }` and `message` (a VM's runtime error
+/// raised in a helper, with JIT'd frames on the stack). Returns, doing
+/// nothing, only when no handle call is active on this thread.
+///
+/// # Safety
+///
+/// The calling host function's frame and the JIT'd frames above the
+/// handle's call are abandoned, not unwound: call it with nothing live
+/// in the host function that needs dropping or releasing (drop guards
+/// and owned values first), see [`orc_core::raise_trap`].
+pub unsafe fn raise(code: u64, message: &str) {
+    let trap = Trap {
+        kind: TrapKind::Raised { code },
+        function: None,
+        pc: 0,
+        message: Some(message.into()),
+    };
+    // SAFETY: forwarded contract.
+    drop(unsafe { orc_core::raise_trap(trap) });
+}
+
 #[cfg(doc)]
 use crate::{Jit, TieredLayer};

@@ -65,6 +65,11 @@ pub enum TrapKind {
         /// The faulting data address.
         address: u64,
     },
+    /// A host function called [`raise_trap`] with this code.
+    Raised {
+        /// The host's code.
+        code: u64,
+    },
 }
 
 impl TrapKind {
@@ -95,6 +100,7 @@ impl fmt::Display for TrapKind {
                 write!(f, "memory access fault at address {address:#x}")
             }
             TrapKind::BusError { address } => write!(f, "bus error at address {address:#x}"),
+            TrapKind::Raised { code } => write!(f, "raised by a host function (code {code})"),
         }
     }
 }
@@ -107,8 +113,10 @@ pub struct Trap {
     /// The JIT'd function the fault was in (its symbol: `f$t0`, `f$t1`,
     /// `f$body`...), when a symbol covers the PC.
     pub function: Option<Arc<str>>,
-    /// The faulting instruction's address.
+    /// The faulting instruction's address (0 for [`TrapKind::Raised`]).
     pub pc: u64,
+    /// What [`raise_trap`] was given.
+    pub message: Option<Arc<str>>,
 }
 
 impl Trap {
@@ -122,6 +130,9 @@ impl Trap {
 
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(message) = &self.message {
+            return write!(f, "{message}");
+        }
         match (&self.function, self.function_name()) {
             (Some(func), Some(name)) if name != &**func => {
                 write!(f, "trap in JIT'd function '{name}' ({func}): {}", self.kind)
@@ -206,6 +217,7 @@ pub unsafe fn catch_traps<F: FnOnce()>(f: F) -> Result<(), Trap> {
             kind: TrapKind::Unreachable(None),
             function: None,
             pc: 0,
+            message: None,
         }));
     }
     Ok(())
@@ -217,6 +229,34 @@ extern "C" fn call_closure<F: FnOnce()>(data: *mut u8) {
     let closure = unsafe { &mut *data.cast::<Option<F>>() };
     if let Some(f) = closure.take() {
         f();
+    }
+}
+
+/// Ends the innermost [`catch_traps`] call of this thread at once with
+/// `Err(trap)`, abandoning every frame since (JIT'd code and the host
+/// function calling this): a host function's way to stop the JIT'd code
+/// that called it (a VM's runtime error). Returns `trap` only when this
+/// thread is not inside [`catch_traps`].
+///
+/// # Safety
+///
+/// The frames abandoned (the caller's, and those between it and the
+/// `catch_traps` call) are not unwound: nothing they own is dropped (it
+/// leaks) and they must hold no lock or borrow whose release matters.
+/// Call it from a host function's own frame, with nothing live that
+/// needs dropping (drop it first).
+pub unsafe fn raise_trap(trap: Trap) -> Trap {
+    let record = CURRENT.get();
+    if record.is_null() {
+        return trap;
+    }
+    // SAFETY: record is this thread's innermost live CallRecord; the
+    // trampoline's frame (with the saved registers) is below every frame
+    // we abandon, and jumping to its resume label with its stack pointer
+    // is what the signal handler does, from an ordinary context here.
+    unsafe {
+        (*record).trap = Some(trap);
+        signals::orc_core_trap_unwind((*record).sp, (*record).resume)
     }
 }
 

@@ -72,7 +72,25 @@ std::arch::global_asm!(
     ".size orc_core_trap_call, . - orc_core_trap_call",
 );
 
+// `orc_core_trap_unwind(sp, resume) -> !`: continues at the trampoline's
+// resume label with its stack pointer (`raise_trap`).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl orc_core_trap_unwind",
+    ".hidden orc_core_trap_unwind",
+    ".type orc_core_trap_unwind, @function",
+    "orc_core_trap_unwind:",
+    "mov rsp, rdi",
+    "jmp rsi",
+    ".size orc_core_trap_unwind, . - orc_core_trap_unwind",
+);
+
 extern "C" {
+    /// Defined by the `global_asm!` above.
+    pub(super) fn orc_core_trap_unwind(sp: u64, resume: u64) -> !;
+
     /// Defined by the `global_asm!` above.
     pub(super) fn orc_core_trap_call(
         record: *mut [u64; 2],
@@ -253,6 +271,7 @@ unsafe fn handle(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) -> bool {
         kind,
         function: code.function,
         pc,
+        message: None,
     });
     uc.uc_mcontext.gregs[libc::REG_RIP as usize] = record.resume as i64;
     uc.uc_mcontext.gregs[libc::REG_RSP as usize] = record.sp as i64;
@@ -283,6 +302,7 @@ unsafe fn report_uncaught(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
         kind,
         function: code.function,
         pc,
+        message: None,
     });
 }
 

@@ -132,3 +132,31 @@ fn stack_overflow_in_threads() {
 unsafe impl Send for Code {}
 // SAFETY: as above.
 unsafe impl Sync for Code {}
+
+#[test]
+fn raise_trap_ends_the_innermost_call() {
+    let trap = |code| Trap {
+        kind: TrapKind::Raised { code },
+        function: None,
+        pc: 0,
+        message: Some("stop".into()),
+    };
+    // SAFETY: nothing live needs dropping; outside catch_traps it returns.
+    assert_eq!(unsafe { raise_trap(trap(1)) }, trap(1));
+    let mut reached = (false, false);
+    // SAFETY: the closures own nothing; raise_trap abandons only them.
+    let outer = unsafe {
+        catch_traps(|| {
+            let inner = catch_traps(|| {
+                raise_trap(trap(2));
+                reached.0 = true;
+            });
+            assert_eq!(inner, Err(trap(2)));
+            raise_trap(trap(3));
+            reached.1 = true;
+        })
+    };
+    assert_eq!(outer, Err(trap(3)));
+    assert_eq!(reached, (false, false));
+    assert!(!in_jit_call());
+}
