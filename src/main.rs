@@ -7,6 +7,12 @@ fn main() {
     // A trap in JIT'd code that nothing catches (say a program's stack
     // overflow) is reported, with stdout flushed, instead of a crash.
     orc::core::trap::set_uncaught_trap_handler(Some(uncaught_trap));
+    // A panic also flushes what the program printed before it.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        orc::host::flush_stdout();
+        report(info);
+    }));
     let status = cli::main(cli::Cli::parse());
     std::process::exit(status);
 }

@@ -293,3 +293,33 @@ fn handles_fail_once_the_jit_is_dropped() -> Result<(), Error> {
     assert!(matches!(f.call((1,)), Err(Error::JitDropped)));
     Ok(())
 }
+
+static SLOW_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn slow(x: i64) -> i64 {
+    SLOW_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    x + 1
+}
+
+#[test]
+fn dropping_the_jit_waits_for_calls_in_flight() -> Result<(), Error> {
+    let jit = jit(Tier::Zero);
+    jit.define_host_function("slow", slow as extern "C" fn(i64) -> i64)?;
+    define(
+        &jit,
+        "function %calls_slow(i64) -> i64 {\n    sig0 = (i64) -> i64 system_v\n    fn0 = %slow sig0\nblock0(v0: i64):\n    v1 = call fn0(v0)\n    v2 = iconst.i64 1\n    v3 = iadd v1, v2\n    return v3\n}\n",
+    )?;
+    let f = jit.function::<(i64,), i64>("calls_slow")?;
+    let g = f.clone();
+    let caller = std::thread::spawn(move || g.call((1,)));
+    while !SLOW_STARTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // The call is inside `slow`, with JIT'd code to return to: the drop
+    // must wait for it before unmapping anything.
+    drop(jit);
+    assert_eq!(caller.join().expect("caller thread")?, 3);
+    assert!(matches!(f.call((1,)), Err(Error::JitDropped)));
+    Ok(())
+}

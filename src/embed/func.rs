@@ -18,8 +18,12 @@ use super::error::{Error, SignatureMismatch};
 use super::types::{same_abi, signature_of, HostFunction, Params, Results};
 use crate::{Jit, TieredLayer};
 
-/// What handles share with their [`Jit`]: whether it is still alive, and
-/// how many calls are inside its code.
+/// What handles share with their [`Jit`]: whether it is still alive, how
+/// many calls are inside its code, and the host functions' signatures.
+///
+/// The count is ours rather than the reclaimer's pins: a thread may hold
+/// a pin for good (the REPL leaks one when a trap abandons a frame that
+/// held it), and dropping the JIT must not wait for that.
 #[derive(Default)]
 pub(crate) struct Shared {
     active: AtomicUsize,
@@ -49,20 +53,20 @@ impl Shared {
     }
 }
 
+struct ActiveCall<'a>(&'a Shared);
+
+impl Drop for ActiveCall<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("active", &self.active.load(Ordering::Relaxed))
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-struct ActiveCall<'a>(&'a Shared);
-
-impl Drop for ActiveCall<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -145,7 +149,7 @@ impl<A: Params, R: Results> Func<A, R> {
         // SAFETY: `addr` is a function of signature `A -> R`: checked
         // against the declared signature when the handle was made (or
         // vouched for by the caller of `function_unchecked`), kept mapped
-        // by the JIT (still alive: `_active`) and its module (not removed
+        // by the JIT (alive until `_active` drops) and its module (not removed
         // before we pinned; removal after that frees nothing while we are
         // pinned). The closure owns only `Copy` values, so a trap leaks
         // nothing.
