@@ -223,10 +223,7 @@ fn ir_runs_in_every_tier_chosen_by_flag_or_environment() {
             cmd.env("ORC_TIER", env);
         }
         let out = run(cmd.arg(&file));
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let tiered = "IR functions: 2 tiered, 0 in tier 1 only";
     for (tier, env, tier0) in [

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use orc::core::{
-    absolute_symbols, ExecutorAddr, ExecutorSymbolDef, FuncId, SymbolFlags, SymbolMap,
-};
+use orc::core::{absolute_symbols, ExecutorAddr, ExecutorSymbolDef, FuncId, SymbolFlags, SymbolMap};
 use orc::cranelift::codegen::ir;
 use orc::{Jit, Tier, TieredLayer};
 use orc_llvm_ir::to_clif::{translate_module, ClifNames, VARARG_THUNK_PREFIX};
@@ -152,9 +150,7 @@ fn jit_of(
     loop {
         let before = skipped.len();
         for f in &plan.functions {
-            if f.callees
-                .iter()
-                .any(|&c| skipped.contains(&plan.functions[c].name))
+            if f.callees.iter().any(|&c| skipped.contains(&plan.functions[c].name))
                 || f.members.iter().any(|m| skipped.contains(m))
             {
                 skipped.insert(f.name.clone());
@@ -179,9 +175,7 @@ fn jit_of(
             ExecutorSymbolDef::new(addr, flags | SymbolFlags::CALLABLE),
         );
     }
-    jit.host_dylib()
-        .define(absolute_symbols(data), None)
-        .unwrap();
+    jit.host_dylib().define(absolute_symbols(data), None).unwrap();
     (jit, ids, skipped)
 }
 
@@ -254,11 +248,7 @@ impl Env {
 /// switch tables) and translated.
 fn env(opt: &str) -> Env {
     let bc = tmp(&format!("diff{opt}.bc"));
-    clang(
-        &[opt, "-fPIC", "-ffp-contract=off", "-c", "-emit-llvm"],
-        &c_file(),
-        &bc,
-    );
+    clang(&[opt, "-fPIC", "-ffp-contract=off", "-c", "-emit-llvm"], &c_file(), &bc);
     let bytes = std::fs::read(&bc).unwrap();
     let plan = orc_llvm::partition::plan("diff", &bytes, "d").unwrap();
     std::fs::write(&bc, &plan.bitcode).unwrap();
@@ -267,7 +257,8 @@ fn env(opt: &str) -> Env {
     let _ = std::fs::remove_file(&bc);
     // SAFETY: the library is diff.c, with no initializers.
     let lib = unsafe {
-        libloading::os::unix::Library::open(Some(&so), libc::RTLD_NOW | libc::RTLD_GLOBAL).unwrap()
+        libloading::os::unix::Library::open(Some(&so), libc::RTLD_NOW | libc::RTLD_GLOBAL)
+            .unwrap()
     };
     let lib = libloading::Library::from(lib);
     let _ = std::fs::remove_file(&so);
@@ -295,17 +286,7 @@ macro_rules! check {
     }};
 }
 
-const INTS: [i64; 9] = [
-    0,
-    1,
-    -1,
-    7,
-    -13,
-    1000,
-    123_456_789,
-    i64::MAX / 3,
-    -(1 << 40),
-];
+const INTS: [i64; 9] = [0, 1, -1, 7, -13, 1000, 123_456_789, i64::MAX / 3, -(1 << 40)];
 const FLOATS: [f64; 8] = [0.0, -0.0, 1.5, -2.25, 1e10, 3.0, f64::NAN, f64::INFINITY];
 
 fn run_all(opt: &str) {
@@ -399,12 +380,7 @@ fn run_all(opt: &str) {
     let f: Both<unsafe extern "C" fn(FPair) -> f32> = e.get("use_fpair");
     check!(f, FPair { x: 1.5, y: -2.0 });
     let f: Both<unsafe extern "C" fn(Big) -> i64> = e.get("use_big");
-    check!(
-        f,
-        Big {
-            v: [1, 2, 3, 4, 5, 6]
-        }
-    );
+    check!(f, Big { v: [1, 2, 3, 4, 5, 6] });
     // Variadic definitions called from native code.
     let f: Both<unsafe extern "C" fn(i32, ...) -> i64> = e.get("sum_va");
     if let Some(jit) = f.jit {
@@ -423,10 +399,7 @@ fn run_all(opt: &str) {
         // SAFETY: see `check!`.
         unsafe {
             let args = |g: unsafe extern "C" fn(i32, ...) -> f64| {
-                g(
-                    10, 1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.0f64, 9.0f64,
-                    10.5f64,
-                )
+                g(10, 1.0f64, 2.0f64, 3.0f64, 4.0f64, 5.0f64, 6.0f64, 7.0f64, 8.0f64, 9.0f64, 10.5f64)
             };
             assert_eq!(args(f.native), args(jit));
         }
