@@ -298,6 +298,8 @@ pub struct Jit {
     config: JitConfig,
     /// Made on first use (see [`Jit::tiered`]).
     tiered: OnceLock<TieredLayer>,
+    /// What typed handles share with the JIT (see [`crate::embed`]).
+    pub(crate) embed: Arc<crate::embed::Shared>,
 }
 
 impl Jit {
@@ -339,7 +341,7 @@ impl Jit {
             opt_level: config.tier0_opt_level(),
             capture_clif: config.dump.clif,
         })
-        .map_err(|e| Error::other(e.to_string()))?;
+        .map_err(Error::layer)?;
         let cranelift = CraneliftLayer::new(compiler, objects.clone());
         if config.dump.clif {
             cranelift.set_observer(|compiled| {
@@ -399,6 +401,7 @@ impl Jit {
             reclaimer,
             config,
             tiered: OnceLock::new(),
+            embed: Arc::default(),
         };
         Ok(jit)
     }
@@ -504,6 +507,8 @@ impl Jit {
 
 impl Drop for Jit {
     fn drop(&mut self) {
+        // Typed handles fail from now on; calls in flight finish first.
+        self.embed.close();
         // Promotions in flight use the session: let them finish first.
         if let Some(tiers) = &self.tiers {
             tiers.shutdown();
@@ -534,8 +539,7 @@ impl LazyLlvmLayer {
         if let Some(layer) = self.cell.get() {
             return Ok(layer);
         }
-        let compiler =
-            LlvmCompiler::new(self.config.clone()).map_err(|e| Error::other(e.to_string()))?;
+        let compiler = LlvmCompiler::new(self.config.clone()).map_err(Error::layer)?;
         let layer = LlvmLayer::new(compiler, self.objects.clone());
         if self.dump {
             layer.set_observer(|compiled| {

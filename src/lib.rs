@@ -8,12 +8,14 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clif;
+pub mod embed;
 pub mod host;
 mod jit;
 mod kaleidoscope_jit;
 pub mod llvm_ir;
 mod tiered;
 
+pub use embed::{Error, Func, HostFunction, Module, Trap, TrapKind};
 pub use jit::{
     DumpOptions, Jit, JitBuilder, JitConfig, LazyLlvmLayer, Tier, DEFAULT_TIER_THRESHOLD,
 };

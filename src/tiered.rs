@@ -113,6 +113,11 @@ struct Tables {
     /// Deferred functions that had no CLIF, compiled by the frontend's
     /// tier-1 lowering instead, with the producer's reason.
     fallbacks: Vec<(String, String)>,
+    /// Each defined function's signature, as its CLIF declares it.
+    signatures: HashMap<FuncId, ir::Signature>,
+    /// Signatures of host functions, checked against the CLIF that
+    /// imports them (see [`TieredLayer::declare_import_signature`]).
+    import_signatures: HashMap<String, ir::Signature>,
 }
 
 impl TieredLayer {
@@ -173,6 +178,15 @@ impl TieredLayer {
     /// compiled now under a version of its own, its stub is repointed, and
     /// the old body is released once no thread can be running it.
     pub fn define(&self, defs: Vec<(FuncId, ir::Function)>) -> Result<()> {
+        {
+            let mut tables = self.state.lock();
+            for (id, func) in &defs {
+                tables.check_imports(func, &self.state.functions.name(*id)?)?;
+            }
+            for (id, func) in &defs {
+                tables.signatures.insert(*id, func.signature.clone());
+            }
+        }
         let mut new = Vec::new();
         let mut again = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -331,6 +345,23 @@ impl TieredLayer {
         functions.replace(def, addr)
     }
 
+    /// The signature of function `id`'s current definition, as its CLIF
+    /// declares it; `None` before it is defined.
+    pub fn signature(&self, id: FuncId) -> Option<ir::Signature> {
+        self.state.lock().signatures.get(&id).cloned()
+    }
+
+    /// Declares the signature of `symbol`, a host function: from now on
+    /// [`Self::define`] refuses CLIF that imports it (through
+    /// [`Self::import`]) with another signature, with a
+    /// [`SignatureMismatch`](crate::embed::SignatureMismatch) error.
+    pub fn declare_import_signature(&self, symbol: &str, signature: ir::Signature) {
+        self.state
+            .lock()
+            .import_signatures
+            .insert(symbol.to_owned(), signature);
+    }
+
     /// The function's canonical address: its stub.
     pub fn address(&self, id: FuncId) -> Result<ExecutorAddr> {
         self.state.functions.address(id)
@@ -374,6 +405,49 @@ impl std::fmt::Debug for TieredLayer {
             .field("tier", &self.state.tier)
             .field("functions", &self.state.functions)
             .finish()
+    }
+}
+
+impl Tables {
+    /// Checks the host functions `func` imports against their declared
+    /// signatures.
+    fn check_imports(&self, func: &ir::Function, name: &str) -> Result<()> {
+        for ext in func.dfg.ext_funcs.values() {
+            let symbol = match &ext.name {
+                ExternalName::User(r) => {
+                    let Some(user) = func.params.user_named_funcs().get(*r) else {
+                        continue;
+                    };
+                    if user.namespace != IMPORTS {
+                        continue;
+                    }
+                    let Some(symbol) = self.imports.get(user.index as usize) else {
+                        continue;
+                    };
+                    symbol.as_str()
+                }
+                ExternalName::TestCase(t) => match std::str::from_utf8(t.raw()) {
+                    Ok(symbol) => symbol,
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            let Some(expected) = self.import_signatures.get(symbol) else {
+                continue;
+            };
+            let Some(declared) = func.dfg.signatures.get(ext.signature) else {
+                continue;
+            };
+            if !crate::embed::same_abi(expected, declared) {
+                return Err(Error::layer(crate::embed::SignatureMismatch {
+                    function: symbol.to_owned(),
+                    expected: expected.to_string(),
+                    found: declared.to_string(),
+                    context: format!("imported by '{name}'"),
+                }));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -675,7 +749,7 @@ impl Tier1Compiler for Promoter {
             for (r, source) in batch.iter().zip(&sources) {
                 if let Err(e) = check_translatable(&source.func, &r.symbol) {
                     state.note_untranslated(state.functions.name(r.id)?.to_string(), &e);
-                    return Err(Error::other(e.to_string()));
+                    return Err(Error::layer(e));
                 }
                 functions.push((r.symbol.to_string(), source.func.clone()));
             }

@@ -149,6 +149,11 @@ pub enum Error {
         #[source]
         cause: Arc<Error>,
     },
+    /// A layer's own error (a compiler's), kept as the value it was so a
+    /// caller can downcast it (`std::error::Error::source` or
+    /// [`Error::layer_error`]).
+    #[error(transparent)]
+    Layer(Arc<dyn std::error::Error + Send + Sync + 'static>),
     /// Any other failure, from a layer, generator or user unit.
     #[error("{message}")]
     Other {
@@ -158,6 +163,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Layer`] keeping `e` as it is.
+    pub fn layer(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Layer(Arc::new(e))
+    }
+
+    /// The layer error of type `E` this error is or was caused by (through
+    /// [`Error::FailedToMaterialize`] causes), if any.
+    pub fn layer_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Layer(e) => e.downcast_ref::<E>(),
+            Error::FailedToMaterialize { cause, .. } => cause.layer_error(),
+            _ => None,
+        }
+    }
+
     /// An [`Error::Other`] with `message`.
     pub fn other(message: impl Into<String>) -> Self {
         Error::Other {

@@ -49,6 +49,7 @@ mod state;
 mod symbol;
 mod tiering;
 mod tracker;
+pub mod trap;
 mod trip_code;
 mod unit;
 
@@ -76,5 +77,6 @@ pub use tiering::{
     TieredFunctionsConfig, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
+pub use trap::{catch_traps, raise_trap, Trap, TrapKind};
 pub use trip_code::EntryThunk;
 pub use unit::MaterializationUnit;

@@ -229,9 +229,15 @@ impl CraneliftCompiler {
             capture_clif: self.config.capture_clif,
             error: None,
             counters,
+            traps: Vec::new(),
         };
         let built = module.build(&mut recording);
-        let RecordingModule { reports, error, .. } = recording;
+        let RecordingModule {
+            reports,
+            error,
+            traps,
+            ..
+        } = recording;
         if let Some(message) = error {
             return Err(CompileError::Codegen {
                 module: name,
@@ -242,7 +248,19 @@ impl CraneliftCompiler {
             module: name.clone(),
             message,
         })?;
-        let product = object.finish();
+        let mut product = object.finish();
+        if !traps.is_empty() {
+            use cranelift_object::object::write::SectionKind;
+            let table = orc_core::trap::registry::write_trap_section(
+                traps.iter().map(|(s, t)| (s.as_str(), t.as_slice())),
+            );
+            let section = product.object.add_section(
+                Vec::new(),
+                orc_core::trap::registry::TRAP_SECTION.as_bytes().to_vec(),
+                SectionKind::Metadata,
+            );
+            product.object.append_section_data(section, &table, 1);
+        }
         let bytes = product.emit().map_err(|e| CompileError::Object {
             module: name.clone(),
             message: e.to_string(),
@@ -280,6 +298,8 @@ struct RecordingModule<'a> {
     /// The first codegen error, kept with the function's name: frontends
     /// may flatten errors into strings, the layer reports this one.
     error: Option<String>,
+    /// Each compiled function's trap table: (symbol, [(offset, code)]).
+    traps: Vec<(String, Vec<(u32, u8)>)>,
 }
 
 impl RecordingModule<'_> {
@@ -414,7 +434,24 @@ impl Module for RecordingModule<'_> {
             return Err(self.record_error(&name, e));
         }
         let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
-            + thunk.map_or(0, |t| t.code.len());
+            + thunk.as_ref().map_or(0, |t| t.code.len());
+        // The trap table, by the symbol the compiled code is under, for the
+        // trap handler (`orc_core::trap`).
+        if let Some(compiled) = ctx.compiled_code() {
+            let traps: Vec<(u32, u8)> = compiled
+                .buffer
+                .traps()
+                .iter()
+                .map(|t| (t.offset, t.code.as_raw().get()))
+                .collect();
+            if !traps.is_empty() {
+                let symbol = match &thunk {
+                    Some(_) => format!("{name}$body"),
+                    None => name.clone(),
+                };
+                self.traps.push((symbol, traps));
+            }
+        }
         self.reports.push(FunctionReport {
             name,
             clif,

@@ -112,7 +112,7 @@ impl CraneliftLayer {
             Ok(compiled) => compiled,
             Err(e) => {
                 self.stats.lock().failures += 1;
-                return r.fail(Error::other(e.to_string()));
+                return r.fail(Error::layer(e));
             }
         };
         if let Some(observer) = &*self.observer.read() {

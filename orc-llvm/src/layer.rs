@@ -121,9 +121,7 @@ impl LlvmLayer {
         tracker: Option<&ResourceTracker>,
     ) -> Result<()> {
         let name = module.name().to_owned();
-        let compiled = self
-            .compile(module)
-            .map_err(|e| Error::other(e.to_string()))?;
+        let compiled = self.compile(module).map_err(Error::layer)?;
         self.objects
             .add_bytes(dylib, &name, compiled.bytes, tracker)
     }
@@ -168,7 +166,7 @@ impl LlvmLayer {
         let name = module.name().to_owned();
         let compiled = match self.compile(module) {
             Ok(compiled) => compiled,
-            Err(e) => return r.fail(Error::other(e.to_string())),
+            Err(e) => return r.fail(Error::layer(e)),
         };
         self.objects.emit_bytes(r, &name, compiled.bytes);
     }

@@ -33,6 +33,12 @@ pub(crate) fn run_clif(args: &RunArgs) -> i32 {
     let entry = args.entry.as_deref().unwrap_or("main");
     let status = match run_entry(&program, entry) {
         Ok(status) => status,
+        Err(ClifRunError::Trap(trap)) => {
+            orc::host::flush_stdout();
+            eprintln!("orc: error: {path}: {trap}");
+            // As a trap killed by SIGILL/SIGFPE/SIGSEGV would, but reported.
+            70
+        }
         Err(e) => {
             eprintln!("orc: error: {path}: {e}");
             1
@@ -59,8 +65,8 @@ fn run_entry(program: &ClifProgram, entry: &str) -> Result<i32, ClifRunError> {
             },
         });
     }
-    // SAFETY: `call`'s contract (the code stays in memory it may use and
-    // does not trap) is about the program's own code, which only its
+    // SAFETY: `call`'s contract (the code stays in memory it may use; traps
+    // are caught) is about the program's own code, which only its
     // author can vouch for, as with `lli` running a `.ll` file; the entry
     // takes no arguments, so there is nothing of ours it could misuse.
     let results = unsafe { program.call(entry, &[]) }?;

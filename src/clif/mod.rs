@@ -57,6 +57,9 @@ pub enum ClifRunError {
         #[source]
         source: ValuesError,
     },
+    /// The function trapped (the JIT and the program stay usable).
+    #[error(transparent)]
+    Trap(#[from] orc_core::Trap),
     /// The chosen tier cannot compile this function.
     #[error("function {symbol}: {reason}")]
     NotCompiled {
@@ -321,9 +324,8 @@ impl ClifProgram {
     /// checks the arguments' number and types, not what the code does with
     /// them. The caller must know that this function, and what it calls,
     /// stays within memory it may use for these arguments (a CLIF function
-    /// that only computes on its arguments and its own stack slots does),
-    /// and that it does not trap: traps are not yet caught and end the
-    /// process.
+    /// that only computes on its arguments and its own stack slots does).
+    /// A trap in JIT'd code is caught: [`ClifRunError::Trap`].
     pub unsafe fn call(
         &self,
         symbol: &str,
@@ -379,7 +381,10 @@ impl ClifProgram {
             // neither the trampoline nor the callee is freed while they
             // run. What the callee itself does is our caller's contract
             // (see `# Safety`).
-            unsafe { tramp(callee.to_ptr::<u8>(), slots.as_mut_ptr()) };
+            let slots = slots.as_mut_ptr();
+            // SAFETY: (catch_traps) the closure owns only a pointer and an
+            // address: a trap leaks nothing.
+            unsafe { orc_core::catch_traps(|| tramp(callee.to_ptr::<u8>(), slots)) }?;
         }
         orc_clif::decode_results(&slots, sig).map_err(values_err)
     }

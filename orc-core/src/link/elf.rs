@@ -259,6 +259,20 @@ fn parse_object(name: String, bytes: Vec<u8>) -> Result<ObjectData, LinkError> {
         let size = sh.sh_size(endian);
         let align = sh.sh_addralign(endian).max(1);
         let mut file_range = None;
+        // The trap table of a tier-0 object is not loaded, but the linker
+        // reads it (`trap::registry`).
+        if role == SectionRole::Skipped && sec_name == crate::trap::registry::TRAP_SECTION {
+            let (offset, len) = sh.file_range(endian).unwrap_or((0, 0));
+            let start = usize::try_from(offset).ok();
+            let end = start
+                .zip(usize::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if let (Some(s), Some(e)) = (start, end) {
+                if e <= data.len() {
+                    file_range = Some(s..e);
+                }
+            }
+        }
         if role != SectionRole::Skipped && role != SectionRole::Tls {
             if !align.is_power_of_two() || align > crate::memory::page_size() as u64 {
                 return Err(LinkError::unsupported(

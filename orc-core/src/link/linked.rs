@@ -23,6 +23,8 @@ use super::eh_frame::{self, EhFrameRegistration};
 use super::elf::SectionRole;
 use super::error::LinkError;
 use crate::memory::LinkMemory;
+use crate::trap::registry::parse_trap_section;
+use crate::trap::{register_code, CodeFunction, CodeRegistration};
 use crate::{ExecutorAddr, ExecutorSymbolDef};
 
 /// A linked object: its code is in executable memory, its symbols have
@@ -40,6 +42,70 @@ pub struct LinkedObject {
     memory: LinkMemory,
     /// Copied read-only data (see `copy.rs`); owned so it lives as long as the code.
     _copies: Option<LinkMemory>,
+    /// The code segment in the trap handler's registry, with its functions
+    /// and trap table.
+    code_registration: Option<CodeRegistration>,
+}
+
+/// Registers the code segment `code` of a laid-out object with the trap
+/// registry: every function symbol (local ones too: a tier-0 body behind
+/// its entry thunk is local) and the trap table of a tier-0 object.
+fn register_code_range(
+    alloc: &super::layout::AllocatedObject,
+    code: std::ops::Range<u64>,
+) -> Option<CodeRegistration> {
+    let obj = &alloc.obj;
+    let base = alloc.memory.base();
+    let addr_of = |sym: &super::elf::Symbol| -> Option<u64> {
+        let super::elf::SymbolPlace::Section(sec) = sym.place else {
+            return None;
+        };
+        let off = alloc.section_offsets.get(sec).copied().flatten()?;
+        Some(base + off as u64 + sym.value)
+    };
+    let mut functions: Vec<CodeFunction> = Vec::new();
+    let mut by_name: HashMap<&str, u64> = HashMap::new();
+    for sym in &obj.symbols {
+        if sym.kind != object::elf::STT_FUNC || sym.name.is_empty() {
+            continue;
+        }
+        let Some(start) = addr_of(sym) else { continue };
+        if !code.contains(&start) {
+            continue;
+        }
+        by_name.insert(&sym.name, start);
+        functions.push(CodeFunction {
+            start,
+            end: if sym.size > 0 { start + sym.size } else { 0 },
+            name: sym.name.as_str().into(),
+        });
+    }
+    // Symbols without a size end where the next one starts.
+    functions.sort_by_key(|f| f.start);
+    let starts: Vec<u64> = functions.iter().map(|f| f.start).collect();
+    for (i, f) in functions.iter_mut().enumerate() {
+        if f.end == 0 {
+            f.end = starts
+                .get(i + 1..)
+                .and_then(|s| s.iter().find(|&&s| s > f.start).copied())
+                .unwrap_or(code.end);
+        }
+    }
+    let mut traps = Vec::new();
+    for sec in &obj.sections {
+        if sec.name != crate::trap::registry::TRAP_SECTION {
+            continue;
+        }
+        let Some(bytes) = sec.file_range.clone().and_then(|r| obj.bytes.get(r)) else {
+            continue;
+        };
+        for (name, offset, trap) in parse_trap_section(bytes).unwrap_or_default() {
+            if let Some(&start) = by_name.get(name.as_str()) {
+                traps.push((start + u64::from(offset), trap));
+            }
+        }
+    }
+    register_code(code.start, code.end, &obj.name, functions, traps)
 }
 
 impl AppliedObject {
@@ -132,7 +198,9 @@ impl AppliedObject {
                 eh_frames.push(reg);
             }
         }
+        let code_registration = register_code_range(&alloc, code.clone());
         Ok(LinkedObject {
+            code_registration,
             name,
             symbols: std::mem::take(&mut alloc.symbols),
             initializers,
@@ -258,8 +326,10 @@ impl Drop for LinkedObject {
     fn drop(&mut self) {
         // 1. No exit handler may outlive the code it points into.
         atexit::forget(self.dso);
-        // 2. The unwinder must not see the frames any more...
+        // 2. The unwinder and the trap handler must not see the frames
+        // any more...
         self.eh_frames.clear();
+        self.code_registration = None;
         // 3. ...before `memory` is unmapped, when the fields drop after this.
     }
 }
