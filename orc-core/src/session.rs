@@ -386,9 +386,17 @@ impl SessionInner {
         let dispatcher = self.dispatcher.read().clone();
         // This thread is about to wait, so it runs the first
         // materialization its lookup starts itself (see `WaiterWork`).
+        // (Not on a thread whose thread-locals are being destroyed, such
+        // as one running a C++ `thread_local` destructor that calls JIT'd
+        // code: it waits like any other.)
         let outer = dispatcher
             .caller_may_run()
-            .then(|| WAITER_WORK.replace(WaiterWork::Keep(None)));
+            .then(|| {
+                WAITER_WORK
+                    .try_with(|w| w.replace(WaiterWork::Keep(None)))
+                    .ok()
+            })
+            .flatten();
         self.lookup(
             LookupKind::Static,
             search,
@@ -472,14 +480,18 @@ impl SessionInner {
                     None => drop(mr),
                 }
             });
-            match WAITER_WORK.replace(WaiterWork::None) {
+            // A thread whose thread-locals are gone has no waiter work.
+            let work = WAITER_WORK
+                .try_with(|w| w.replace(WaiterWork::None))
+                .unwrap_or(WaiterWork::None);
+            match work {
                 WaiterWork::Keep(None) => WAITER_WORK.set(WaiterWork::Keep(Some(task))),
                 WaiterWork::Inline => {
                     WAITER_WORK.set(WaiterWork::Inline);
                     task.run();
                 }
                 other => {
-                    WAITER_WORK.set(other);
+                    let _ = WAITER_WORK.try_with(|w| w.set(other));
                     dispatcher.dispatch(task);
                 }
             }

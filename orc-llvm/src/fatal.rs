@@ -247,7 +247,12 @@ unsafe impl<T> Send for OnHelper<T> {}
 /// caller must leak it, never use it again (the parked thread never runs
 /// again, so freeing plain memory `f` borrowed, like a string, is fine).
 unsafe fn catch_fatal<R: 'static>(f: impl FnOnce() -> R) -> Result<R, Fatal> {
-    let helper = HELPER.with(|h| h.borrow_mut().take()).or_else(spawn_helper);
+    // A thread whose thread-locals are being destroyed (one running C++
+    // `thread_local` destructors that call JIT'd code) has no helper.
+    let Ok(helper) = HELPER.try_with(|h| h.borrow_mut().take()) else {
+        return Ok(f());
+    };
+    let helper = helper.or_else(spawn_helper);
     let Some(mut helper) = helper else {
         // No thread for it: run here, unprotected (a fatal error then ends
         // the process, as without this module).
@@ -270,7 +275,7 @@ unsafe fn catch_fatal<R: 'static>(f: impl FnOnce() -> R) -> Result<R, Fatal> {
     }
     match rx.recv() {
         Ok(Ok(value)) => {
-            HELPER.with(|h| *h.borrow_mut() = Some(helper));
+            let _ = HELPER.try_with(|h| *h.borrow_mut() = Some(helper));
             match value.downcast::<OnHelper<R>>() {
                 Ok(v) => Ok(v.0),
                 Err(_) => Err(Fatal("internal: unexpected result type".into())),
