@@ -56,15 +56,13 @@ pub(crate) fn instrument(
     let Some(first_inst) = func.layout.first_inst(entry) else {
         return 0;
     };
-    // Exception edges carry fixed parameters and jump tables may be
-    // shared between branches: such functions count entries only.
-    let has_special_edges = func.layout.blocks().any(|b| {
+    // Exception edges carry fixed parameters: such functions count entries
+    // only.
+    let has_exception_edges = func.layout.blocks().any(|b| {
         func.layout.last_inst(b).is_some_and(|t| {
             matches!(
                 func.dfg.insts[t],
-                InstructionData::TryCall { .. }
-                    | InstructionData::TryCallIndirect { .. }
-                    | InstructionData::BranchTable { .. }
+                InstructionData::TryCall { .. } | InstructionData::TryCallIndirect { .. }
             )
         })
     });
@@ -85,6 +83,29 @@ pub(crate) fn instrument(
         };
         blocks.push((block, back));
     }
+    // Jump tables may be shared between branches, so a back-edge out of a
+    // `br_table` cannot carry the count; one whose destinations all go
+    // forward (a switch-dispatch loop's header: its cases jump back by
+    // plain jumps) is no obstacle.
+    let back_through_table = blocks.iter().any(|(block, back)| {
+        back.contains(&true)
+            && func
+                .layout
+                .last_inst(*block)
+                .is_some_and(|t| matches!(func.dfg.insts[t], InstructionData::BranchTable { .. }))
+    });
+    // Each destination gets the count as an extra argument: a jump table
+    // used by two `br_table`s would get it twice.
+    let mut tables = std::collections::HashSet::new();
+    let shared_table = func.layout.blocks().any(|b| {
+        func.layout
+            .last_inst(b)
+            .is_some_and(|t| match func.dfg.insts[t] {
+                InstructionData::BranchTable { table, .. } => !tables.insert(table),
+                _ => false,
+            })
+    });
+    let has_special_edges = has_exception_edges || back_through_table || shared_table;
     let n_back_edge_sites = blocks.iter().filter(|(_, b)| b.contains(&true)).count();
     let count_loops = !has_special_edges && n_back_edge_sites > 0;
     if !count_entries && !count_loops {
