@@ -46,8 +46,10 @@ fn check(cmd: &mut Command) {
 }
 
 /// A C program of `n` functions of assorted shapes (loops, switches,
-/// structs, calls, strings, floats) of which `main` calls only the first.
-fn generate_large_program(n: usize) -> String {
+/// structs, calls, strings, floats) of which `main` calls only the first,
+/// or with `call_all` every one once (a start-up that runs much code once,
+/// as an interpreter's initialization does).
+fn generate_large_program(n: usize, call_all: bool) -> String {
     let mut c = String::from(
         "#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n\
          struct pt { long x, y; double w; };\n",
@@ -69,7 +71,7 @@ fn generate_large_program(n: usize) -> String {
                 c,
                 "long f{i}(long a, long b) {{\n  switch ((a + {i}) % 9) {{\n  case 0: return a * b + {i};\n  \
                  case 1: return a - b;\n  case 2: return (a << 3) | b;\n  case 3: return a / (b | 1);\n  \
-                 case 4: return a % (b | 1) + {i};\n  case 5: return f{next}(b, a);\n  \
+                 case 4: return a % (b | 1) + {i};\n  case 5: return a > 1000000 ? f{next}(b, a) : a - 5;\n  \
                  case 6: return a ^ (b * 31);\n  case 7: return -a;\n  default: return a + b + {i};\n  }}\n}}"
             ),
             2 => writeln!(
@@ -94,7 +96,15 @@ fn generate_large_program(n: usize) -> String {
             ),
         };
     }
-    c.push_str("int main(void) { printf(\"%ld\\n\", f0(3, 4)); return 0; }\n");
+    if call_all {
+        c.push_str("int main(void) {\n  long s = 0;\n");
+        for i in 0..n {
+            let _ = writeln!(c, "  s += f{i}({}, 3);", i % 7);
+        }
+        c.push_str("  printf(\"%ld\\n\", s);\n  return 0;\n}\n");
+    } else {
+        c.push_str("int main(void) { printf(\"%ld\\n\", f0(3, 4)); return 0; }\n");
+    }
     c
 }
 
@@ -362,21 +372,33 @@ fn main() {
 
     let parts = std::env::var("ORC_BENCH_PARTS").unwrap_or_else(|_| "1234".into());
     let part = |n: char| parts.contains(n);
-    let large_c = dir.join("large.c");
-    std::fs::write(&large_c, generate_large_program(functions)).unwrap();
-    let large = dir.join("large.ll");
-    check(
-        Command::new("clang-19")
-            .args(["-O2", "-S", "-emit-llvm", "-o"])
-            .arg(&large)
-            .arg(&large_c),
-    );
+    let generate = |name: &str, call_all: bool| {
+        let c = dir.join(format!("{name}.c"));
+        std::fs::write(&c, generate_large_program(functions, call_all)).unwrap();
+        let ll = dir.join(format!("{name}.ll"));
+        check(
+            Command::new("clang-19")
+                .args(["-O2", "-S", "-emit-llvm", "-o"])
+                .arg(&ll)
+                .arg(&c),
+        );
+        ll
+    };
+    let large = generate("large", false);
     println!("median of {runs} runs, whole process unless said otherwise\n");
     if part('1') {
         let commands = jit_commands(&large, &[]);
         let times = median_times(runs, &commands);
         print_against(
             &format!("1. start-up: {functions} functions, main calls one"),
+            &commands,
+            &times,
+        );
+        let all = generate("large-all", true);
+        let commands = jit_commands(&all, &[]);
+        let times = median_times(runs, &commands);
+        print_against(
+            &format!("\n1b. start-up: {functions} functions, main calls each once"),
             &commands,
             &times,
         );

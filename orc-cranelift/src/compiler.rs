@@ -417,8 +417,13 @@ impl Module for RecordingModule<'_> {
             if cfg!(debug_assertions) {
                 if let Err(errors) = cranelift_codegen::verify_function(&ctx.func, self.inner.isa())
                 {
-                    let e = CodegenError::Verifier(errors);
-                    panic!("profiling instrumentation of '{name}' broke its CLIF: {e}");
+                    let e = CodegenError::Verifier(errors.clone());
+                    panic!(
+                        "profiling instrumentation of '{name}' broke its CLIF: {e}\n{}",
+                        cranelift_codegen::print_errors::pretty_verifier_error(
+                            &ctx.func, None, errors
+                        )
+                    );
                 }
             }
         }

@@ -189,8 +189,15 @@ pub(crate) fn instrument(
         let dfg = &mut func.dfg;
         let dests =
             dfg.insts[term].branch_destination_mut(&mut dfg.jump_tables, &mut dfg.exception_tables);
-        for (dest, value) in dests.iter_mut().zip(values) {
-            dest.append_argument(value, &mut dfg.value_lists);
+        // A table may hold one block call twice (its default is also an
+        // entry): each distinct call gets the argument once, and the slots
+        // that shared it share the extended call.
+        let originals: Vec<ir::BlockCall> = dests.to_vec();
+        for (i, value) in values.into_iter().enumerate() {
+            match originals[..i].iter().position(|c| *c == originals[i]) {
+                Some(first) => dests[i] = dests[first],
+                None => dests[i].append_argument(value, &mut dfg.value_lists),
+            }
         }
     }
     n_back_edge_sites
