@@ -41,8 +41,10 @@ fn compiled(args: &[&str]) -> (String, Vec<String>) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("units.ll");
     std::fs::write(&file, PROGRAM).unwrap();
+    // Tier 1: the units are the LLVM split's.
     let out = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .arg("run")
+        .env_remove("ORC_TIER")
+        .args(["run", "--tier", "1"])
         .arg("--stats")
         .args(args)
         .arg(&file)

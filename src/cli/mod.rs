@@ -70,8 +70,8 @@ pub(crate) enum Opt {
 /// Options shared by the commands that JIT.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct JitArgs {
-    /// Tier policy: 0 (Cranelift), 1 (LLVM) or adaptive [default: 0, or
-    /// the ORC_TIER environment variable].
+    /// Tier policy: 0 (Cranelift), 1 (LLVM) or adaptive [default: the
+    /// ORC_TIER environment variable, else 0 (adaptive for LLVM IR)].
     #[arg(long, value_parser = parse_tier)]
     pub(crate) tier: Option<Tier>,
     /// With --tier adaptive: entries plus loop back-edges before a function
