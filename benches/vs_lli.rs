@@ -113,7 +113,8 @@ fn main() {
         ),
     ];
     let orc = env!("CARGO_BIN_EXE_orc");
-    // `orc run` on IR does code generation only by default, like lli;
+    // Tier 1 (LLVM; IR runs adaptive by default, see `ir_tiers`), which
+    // does code generation only by default, like lli;
     // `--llvm-opt-level O2` adds the `default<O2>` IR pipeline.
     let configs: [(&str, &[&str]); 4] = [
         ("lazy", &[]),
@@ -148,7 +149,12 @@ fn main() {
                 let ir = ir.clone();
                 Box::new(move || {
                     let mut c = Command::new(orc);
-                    c.arg("run").args(*flags).arg(&ir).arg("--").args(args);
+                    c.arg("run")
+                        .args(["--tier", "1"])
+                        .args(*flags)
+                        .arg(&ir)
+                        .arg("--")
+                        .args(args);
                     c
                 }) as Box<dyn Fn() -> Command>
             })
