@@ -172,37 +172,12 @@ impl IrProgram {
         }
         let es = target.main.session();
         if !self.plan.functions.is_empty() {
-            let bodies: Vec<SymbolName> = self
-                .plan
-                .functions
-                .iter()
-                .map(|f| es.intern(&body_symbol(&f.name)))
-                .collect();
-            let data: Vec<Vec<SymbolName>> = self
-                .plan
-                .functions
-                .iter()
-                .map(|f| f.data.iter().map(|g| es.intern(g)).collect())
-                .collect();
-            let index = bodies
-                .iter()
-                .cloned()
-                .zip(0..)
-                .chain(
-                    data.iter()
-                        .enumerate()
-                        .flat_map(|(i, names)| names.iter().map(move |n| (n.clone(), i))),
-                )
-                .collect();
-            let split = Arc::new(SplitModule {
-                name: self.name.clone(),
-                index,
-                bodies,
-                data,
-                plan: self.plan.clone(),
-                layer: target.layer.clone(),
-                limits: self.speculation,
-            });
+            let split = Arc::new(SplitModule::new(
+                &self.name,
+                self.plan.clone(),
+                target,
+                self.speculation,
+            ));
             let unit = FunctionsUnit {
                 functions: (0..split.plan.functions.len()).collect(),
                 split,
@@ -462,6 +437,47 @@ impl MaterializationUnit for FunctionsUnit {
 }
 
 impl SplitModule {
+    /// The split of `plan`'s functions into units for `target`: each
+    /// planned function's body symbol and the data its unit defines,
+    /// interned, and the unit of each such symbol.
+    pub(crate) fn new(
+        name: &str,
+        plan: PartitionPlan,
+        target: &IrTarget<'_>,
+        limits: SpeculationLimits,
+    ) -> SplitModule {
+        let es = target.main.session();
+        let bodies: Vec<SymbolName> = plan
+            .functions
+            .iter()
+            .map(|f| es.intern(&body_symbol(&f.name)))
+            .collect();
+        let data: Vec<Vec<SymbolName>> = plan
+            .functions
+            .iter()
+            .map(|f| f.data.iter().map(|g| es.intern(g)).collect())
+            .collect();
+        let index = bodies
+            .iter()
+            .cloned()
+            .zip(0..)
+            .chain(
+                data.iter()
+                    .enumerate()
+                    .flat_map(|(i, names)| names.iter().map(move |n| (n.clone(), i))),
+            )
+            .collect();
+        SplitModule {
+            name: name.to_owned(),
+            plan,
+            layer: target.layer.clone(),
+            limits,
+            bodies,
+            data,
+            index,
+        }
+    }
+
     /// `NAME:FUNCTION`, or `NAME:FUNCTION+N` for a batch of N more.
     pub(crate) fn batch_name(&self, batch: &[usize]) -> String {
         let first = batch

@@ -184,35 +184,12 @@ impl IrProgram {
             function_aliases: Vec::new(),
             ..self.plan.clone()
         };
-        let bodies: Vec<_> = plan
-            .functions
-            .iter()
-            .map(|f| es.intern(&body_symbol(&f.name)))
-            .collect();
-        let data: Vec<Vec<_>> = plan
-            .functions
-            .iter()
-            .map(|f| f.data.iter().map(|g| es.intern(g)).collect())
-            .collect();
-        let index = bodies
-            .iter()
-            .cloned()
-            .zip(0..)
-            .chain(
-                data.iter()
-                    .enumerate()
-                    .flat_map(|(i, names)| names.iter().map(move |n| (n.clone(), i))),
-            )
-            .collect();
-        let split = Arc::new(SplitModule {
-            name: self.name.clone(),
-            index,
-            bodies,
-            data,
+        let split = Arc::new(SplitModule::new(
+            &self.name,
             plan,
-            layer: target.layer.clone(),
-            limits: SpeculationLimits::NONE,
-        });
+            target,
+            SpeculationLimits::NONE,
+        ));
         let all_units: Vec<usize> = (0..split.plan.functions.len()).collect();
         let compile_now = mode == LoadMode::Eager;
         if compile_now {
