@@ -298,6 +298,9 @@ pub struct Jit {
     config: JitConfig,
     /// Made on first use (see [`Jit::tiered`]).
     tiered: OnceLock<TieredLayer>,
+    /// Whether the variadic-call thunks' generator is on the bodies dylib
+    /// (`llvm_ir`).
+    pub(crate) vararg_thunks: OnceLock<()>,
     /// What typed handles share with the JIT (see [`crate::embed`]).
     pub(crate) embed: Arc<crate::embed::Shared>,
 }
@@ -401,6 +404,7 @@ impl Jit {
             reclaimer,
             config,
             tiered: OnceLock::new(),
+            vararg_thunks: OnceLock::new(),
             embed: Arc::default(),
         };
         Ok(jit)

@@ -147,12 +147,7 @@ fn add_deferred(
                 layer.disable_osr(id);
             }
             if !t.data.is_empty() {
-                let es = bodies.session();
-                let data: SymbolMap = t
-                    .data
-                    .into_iter()
-                    .map(|d| (es.intern(&d.symbol), private_data(d.bytes)))
-                    .collect();
+                let data = private_data_symbols(&bodies.session(), t.data);
                 bodies
                     .define(absolute_symbols(data), None)
                     .map_err(|e| e.to_string())?;
@@ -221,9 +216,7 @@ fn add_translated_now(
                 if !f.osr_safe {
                     tiered.disable_osr(id);
                 }
-                for PrivateData { symbol, bytes } in f.data {
-                    data.insert(es.intern(&symbol), private_data(bytes));
-                }
+                data.extend(private_data_symbols(es, f.data));
                 if definitions.get(&t.name).is_some_and(|d| d.runs_at_exit) {
                     at_exit.push(id);
                 }
@@ -260,6 +253,13 @@ fn one_line(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &line[..cut]),
         None => line,
     }
+}
+
+/// `data` as symbols of memory of their own.
+fn private_data_symbols(es: &orc_core::ExecutionSession, data: Vec<PrivateData>) -> SymbolMap {
+    data.into_iter()
+        .map(|PrivateData { symbol, bytes }| (es.intern(&symbol), private_data(bytes)))
+        .collect()
 }
 
 /// Memory for a [`PrivateData`], for the life of the process (a few bytes
@@ -315,13 +315,9 @@ impl Tier1Lowering for IrLowering {
 /// Adds, once per JIT, the generator of variadic-call thunks to the bodies
 /// dylib.
 fn add_vararg_thunks(jit: &Jit) -> Result<()> {
-    static ADDED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
-    let key = jit as *const Jit as usize;
-    let mut added = ADDED.lock().unwrap_or_else(|p| p.into_inner());
-    if added.contains(&key) {
+    if jit.vararg_thunks.set(()).is_err() {
         return Ok(());
     }
-    added.push(key);
     jit.bodies_dylib().add_generator(Arc::new(VarargThunks {
         layer: jit.cranelift_layer().clone(),
     }))
