@@ -229,21 +229,31 @@ impl KaleidoscopeJit {
     }
 
     /// Compiles and runs a top-level expression (a parameterless function)
-    /// under its own tracker, removed once it has run. Returns its value.
+    /// under its own tracker, removed once it has run. Returns its value,
+    /// or [`Error::Trap`] when its code trapped (a stack overflow, say):
+    /// the JIT stays usable and the expression's code is released.
     pub fn run_top_level(&mut self, expr: &Function) -> Result<f64> {
         let tracker = self.jit.bodies_dylib().create_resource_tracker()?;
         let func = self.lower(expr)?;
         let result = self
             .layer()
             .add_untiered(&expr.proto.name, func, &tracker)
-            .map(|addr| {
+            .and_then(|addr| {
                 let _inside = self.jit.enter();
                 // SAFETY: a Kaleidoscope top-level expression is lowered as
                 // `extern "C" fn() -> f64` (System V, no parameters, one
                 // `f64`); its tracker, and so its code, lives until after
                 // the call.
                 let f: extern "C" fn() -> f64 = unsafe { std::mem::transmute(addr.to_ptr::<u8>()) };
-                f()
+                let mut value = f64::NAN;
+                // SAFETY: (catch_traps) the closure owns nothing and holds
+                // no lock: on a trap only JIT'd frames (and the host
+                // functions they called, which hold nothing across calls
+                // into JIT'd code) are abandoned. The pin and the tracker
+                // belong to this frame, outside the closure, so a trap
+                // releases them as a return does.
+                unsafe { orc_core::catch_traps(|| value = f()) }?;
+                Ok(value)
             });
         tracker.remove()?;
         result

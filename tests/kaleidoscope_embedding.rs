@@ -70,3 +70,29 @@ fn eval_refuses_an_arity_change_and_a_refused_text_changes_nothing() {
     assert!(err.to_string().contains("unknown function 'bar'"), "{err}");
     assert_eq!(kjit.eval("foo(5);").unwrap(), vec![5.0]);
 }
+
+/// A trap in a top-level expression is an error of `eval`, and it leaves
+/// nothing behind: the thread's pin is released (code retired afterwards
+/// is freed at once) and the JIT goes on.
+#[test]
+fn a_trap_in_eval_is_an_error_and_leaks_no_pin() {
+    for lazy in [true, false] {
+        let mut kjit = kjit(lazy);
+        kjit.eval("def down(n) down(n + 1) + 1;").unwrap();
+        let err = kjit.eval("down(0);").unwrap_err();
+        let KaleidoscopeError::Jit(orc::core::Error::Trap(trap)) = &err else {
+            panic!("expected a trap, got {err:?}");
+        };
+        assert_eq!(trap.kind, orc::TrapKind::StackOverflow, "{trap}");
+        assert_eq!(trap.function_name(), Some("down"), "{trap}");
+        // Redefinitions retire code; with no pin left behind by the trap,
+        // all of it is freed (the main thread is the only one that ran).
+        for i in 0..5 {
+            kjit.eval(&format!("def f(x) x + {i};")).unwrap();
+            assert_eq!(kjit.eval("f(1);").unwrap(), vec![1.0 + f64::from(i)]);
+        }
+        let reclaimer = kjit.jit().reclaimer();
+        reclaimer.collect();
+        assert_eq!(reclaimer.n_pending(), 0, "lazy: {lazy}");
+    }
+}

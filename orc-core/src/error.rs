@@ -154,6 +154,10 @@ pub enum Error {
     /// [`Error::layer_error`]).
     #[error(transparent)]
     Layer(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// JIT'd code trapped (a fault or a trap instruction, caught by
+    /// [`catch_traps`](crate::catch_traps)); the process is fine.
+    #[error(transparent)]
+    Trap(#[from] crate::trap::Trap),
     /// Any other failure, from a layer, generator or user unit.
     #[error("{message}")]
     Other {

@@ -73,40 +73,16 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
                     }
                 }
             }
-            ReplEvent::Item(Item::Expr(expr)) => match run_catching_traps(kjit, &expr) {
-                Err(trap) => {
-                    orc::host::flush_stdout();
-                    eprintln!(
-                        "<stdin>:{}:{}: error: {trap}",
-                        expr.proto.span.line, expr.proto.span.col
-                    );
-                }
-                Ok(Ok(v)) => {
+            ReplEvent::Item(Item::Expr(expr)) => match kjit.run_top_level(&expr) {
+                Ok(v) => {
                     orc::host::print_result(v);
                     orc::host::flush_stdout();
                 }
-                Ok(Err(e)) => match kjit.locate_error(&e, Some(&expr)) {
-                    Some(located) => eprintln!("{}", located.render("<stdin>")),
-                    None => eprintln!(
-                        "<stdin>:{}:{}: error: {e}",
-                        expr.proto.span.line, expr.proto.span.col
-                    ),
-                },
+                Err(e) => {
+                    orc::host::flush_stdout();
+                    eprintln!("{}", super::run::render_error(kjit, &e, &expr, "<stdin>"));
+                }
             },
         }
     }
-}
-
-/// Runs a top-level expression; a trap in its JIT'd code is an `Err`.
-fn run_catching_traps(
-    kjit: &mut KaleidoscopeJit,
-    expr: &orc_kaleidoscope::Function,
-) -> Result<orc_core::Result<f64>, orc::Trap> {
-    let mut out = None;
-    // SAFETY: (catch_traps) on a trap, the frames of `run_top_level` are
-    // abandoned: the expression's tracker and the thread's pin are leaked
-    // (its code stays mapped, and code retired later is freed only when
-    // the JIT is), which the REPL accepts to keep running.
-    unsafe { orc_core::catch_traps(|| out = Some(kjit.run_top_level(expr))) }?;
-    Ok(out.unwrap_or_else(|| Err(orc_core::Error::other("the expression did not run"))))
 }

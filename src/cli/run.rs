@@ -2,7 +2,9 @@
 //! run the top-level expressions in order. Runtime failures name the source
 //! line once (`FILE:LINE:COL: error: ...`): a call of an `extern` defined
 //! nowhere (at the call; status 70 when found by a lazy call, 1 otherwise)
-//! and a stack overflow (at the top-level expression; status 70).
+//! and a trap of the program's code, such as a stack overflow (at the
+//! top-level expression, through the trap machinery of `orc_core::trap`
+//! that embedders get too; status 70).
 
 use orc::core::{Error, ExecutorAddr};
 use orc::{KaleidoscopeError, KaleidoscopeJit};
@@ -84,32 +86,46 @@ fn run_program(
         }
         return 1;
     }
-    overflow::install();
     for expr in program.top_level_exprs() {
-        let span = expr.proto.span;
-        overflow::set_running(Some(&format!(
-            "{path}:{}:{}: error: stack overflow: the recursion is too deep \
-             (in this top-level expression)\n",
-            span.line, span.col
-        )));
-        let result = kjit.run_top_level(expr);
-        overflow::set_running(None);
-        match result {
+        match kjit.run_top_level(expr) {
             Ok(value) if print => orc::host::print_result(value),
             Ok(_) => {}
             Err(e) => {
-                match kjit.locate_error(&e, Some(expr)) {
-                    Some(located) => eprintln!("{}", located.render(path)),
-                    None => eprintln!(
-                        "{}:{}:{}: error: {e}",
-                        path, expr.proto.span.line, expr.proto.span.col
-                    ),
-                }
-                return 1;
+                orc::host::flush_stdout();
+                eprintln!("{}", render_error(kjit, &e, expr, path));
+                return if matches!(e, Error::Trap(_)) {
+                    LAZY_FAILURE_STATUS
+                } else {
+                    1
+                };
             }
         }
     }
     0
+}
+
+/// A top-level expression's runtime error, placed in the source
+/// (`FILE:LINE:COL: error: ...`): a call that cannot be linked at the
+/// call, anything else (a trap of its code) at the expression. A stack
+/// overflow says so in source terms; other traps name the function.
+pub(crate) fn render_error(
+    kjit: &KaleidoscopeJit,
+    e: &Error,
+    expr: &orc_kaleidoscope::Function,
+    path: &str,
+) -> String {
+    let (line, col) = (expr.proto.span.line, expr.proto.span.col);
+    match e {
+        Error::Trap(trap) if trap.kind == orc::core::TrapKind::StackOverflow => format!(
+            "{path}:{line}:{col}: error: stack overflow: the recursion is too deep \
+             (in this top-level expression)"
+        ),
+        Error::Trap(trap) => format!("{path}:{line}:{col}: error: {trap}"),
+        _ => match kjit.locate_error(e, Some(expr)) {
+            Some(located) => located.render(path),
+            None => format!("{path}:{line}:{col}: error: {e}"),
+        },
+    }
 }
 
 /// The exit status of a program whose lazy compile failed (as without a
@@ -155,124 +171,4 @@ pub(crate) fn report_runtime_errors(kjit: &KaleidoscopeJit, path: &str) {
             },
             _ => eprintln!("orc: JIT session error: {err}"),
         });
-}
-
-/// Runaway recursion in a program overflows the stack of the thread
-/// running it. Without help that is Rust's "thread 'main' has overflowed
-/// its stack" and an abort; with [`install`] and a message set for the
-/// running top-level expression ([`set_running`]), it is that message
-/// (`FILE:LINE:COL: error: stack overflow ...`, at the expression) and
-/// exit status 70, the output so far flushed. A fault that is not a stack
-/// overflow, or one outside a top-level expression, goes to the handler
-/// that was there before (Rust's).
-pub(crate) mod overflow {
-    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-    use std::sync::OnceLock;
-
-    /// The message for the running expression (no allocation: the signal
-    /// handler reads it).
-    static MESSAGE: [AtomicU8; 512] = [const { AtomicU8::new(0) }; 512];
-    /// Its length; 0 when no top-level expression is running.
-    static LEN: AtomicUsize = AtomicUsize::new(0);
-    /// The handlers installed before ours, for faults that are not ours.
-    static PREVIOUS: OnceLock<[libc::sigaction; 2]> = OnceLock::new();
-
-    /// A fault this close to the stack pointer is the stack overflowing (a
-    /// call or a frame's first store reaching the guard page).
-    const NEAR_STACK_POINTER: usize = 64 << 10;
-
-    /// Installs the handler for SIGSEGV and SIGBUS (once).
-    pub(crate) fn install() {
-        PREVIOUS.get_or_init(|| {
-            let mut previous: [libc::sigaction; 2] =
-                // SAFETY: `sigaction` is plain data; all-zero is a valid
-                // value (SIG_DFL, empty mask, no flags).
-                unsafe { std::mem::zeroed() };
-            for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
-                // SAFETY: as above.
-                let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-                action.sa_sigaction = on_fault as extern "C" fn(_, _, _) as usize;
-                // On the alternate stack Rust's runtime sets up for each
-                // thread: the overflowed stack has no room left.
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-                // SAFETY: a valid action for a valid signal; the previous
-                // action is written to a local that outlives the call.
-                unsafe {
-                    libc::sigemptyset(&mut action.sa_mask);
-                    libc::sigaction(sig, &action, &mut previous[i]);
-                }
-            }
-            previous
-        });
-    }
-
-    /// Sets the message for the top-level expression about to run, or
-    /// clears it (`None`) once it has run. Call from the thread running it.
-    pub(crate) fn set_running(message: Option<&str>) {
-        LEN.store(0, Ordering::SeqCst);
-        let Some(message) = message else {
-            return;
-        };
-        let bytes = message.as_bytes();
-        let len = bytes.len().min(MESSAGE.len());
-        for (slot, &b) in MESSAGE.iter().zip(&bytes[..len]) {
-            slot.store(b, Ordering::Relaxed);
-        }
-        LEN.store(len, Ordering::SeqCst);
-    }
-
-    extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-        let len = LEN.load(Ordering::SeqCst);
-        // SAFETY: the kernel passes a valid siginfo and ucontext to an
-        // SA_SIGINFO handler; only plain fields are read.
-        let overflow = unsafe {
-            let fault = (*info).si_addr() as usize;
-            let uc = &*(ctx as *const libc::ucontext_t);
-            let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
-            fault.abs_diff(sp) < NEAR_STACK_POINTER
-        };
-        if overflow && len > 0 {
-            let mut buf = [0u8; 512];
-            for (b, slot) in buf.iter_mut().zip(&MESSAGE[..len]) {
-                *b = slot.load(Ordering::Relaxed);
-            }
-            // SAFETY: `write` and `_exit` are async-signal-safe; `fflush`
-            // is not, but the process ends right after it and the thread
-            // that overflowed was running program code, not stdio (the
-            // lazy-failure exit makes the same trade).
-            unsafe {
-                libc::fflush(std::ptr::null_mut());
-                libc::write(2, buf.as_ptr().cast(), len);
-                libc::_exit(super::LAZY_FAILURE_STATUS)
-            }
-        }
-        let Some(previous) = PREVIOUS.get() else {
-            return;
-        };
-        let prev = &previous[usize::from(sig == libc::SIGBUS)];
-        match prev.sa_sigaction {
-            libc::SIG_DFL => {
-                // Back to the default action; returning re-runs the
-                // faulting instruction, which now ends the process.
-                // SAFETY: restoring the default action of a valid signal.
-                unsafe {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
-            libc::SIG_IGN => {}
-            handler if prev.sa_flags & libc::SA_SIGINFO != 0 => {
-                // SAFETY: the previous handler was installed as an
-                // SA_SIGINFO handler with this signature; it gets the
-                // arguments the kernel gave us.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(handler) };
-                f(sig, info, ctx);
-            }
-            handler => {
-                // SAFETY: a classic handler takes the signal number only.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-                f(sig);
-            }
-        }
-    }
 }

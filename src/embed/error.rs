@@ -130,6 +130,7 @@ impl Error {
             }
             E::Layer(source) => Error::from_layer(source, function),
             E::Link(l) => Error::from_link(l),
+            E::Trap(t) => Error::Trap(t),
             E::SymbolsNotFound { symbols } => Error::SymbolNotFound {
                 names: symbols.iter().map(|s| s.to_string()).collect(),
             },
