@@ -15,9 +15,10 @@ use std::sync::{Arc, OnceLock};
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
-    absolute_symbols, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
-    ExecutorAddr, InPlaceDispatcher, JitDylib, LazyPoolDispatcher, PinGuard, Reclaimer, Result,
-    ThresholdPolicy, TierManager, TierPolicy, TieredFunctions, TieredFunctionsConfig,
+    absolute_symbols, CodeTier, Dispatcher, DynamicLibrarySearchGenerator, Error, ExecutionSession,
+    ExecutorAddr, ExecutorSymbolDef, InPlaceDispatcher, JitDylib, LazyPoolDispatcher, PinGuard,
+    Reclaimer, Result, SymbolFlags, ThresholdPolicy, TierEvent, TierManager, TierPolicy, TierTrace,
+    TieredFunctions, TieredFunctionsConfig,
 };
 use orc_cranelift::{CraneliftCompiler, CraneliftConfig, CraneliftLayer, OptLevel};
 use orc_llvm::{LlvmCompiler, LlvmConfig, LlvmLayer};
@@ -121,6 +122,10 @@ pub struct JitConfig {
     /// Where a call continues when its lazy compile fails; `None` prints
     /// the error and exits with status 70.
     pub lazy_failure_handler: Option<ExecutorAddr>,
+    /// Where tier changes are logged (`--trace-tier`, `ORC_TRACE_TIER=1`):
+    /// compiles, hot and queued functions, promotions, OSR entries,
+    /// released bodies. `None` logs nothing and changes no code.
+    pub trace_tier: Option<Arc<TierTrace>>,
 }
 
 impl JitConfig {
@@ -156,6 +161,7 @@ impl Default for JitConfig {
             dump: DumpOptions::default(),
             libraries: Vec::new(),
             lazy_failure_handler: None,
+            trace_tier: None,
         }
     }
 }
@@ -191,6 +197,9 @@ impl JitBuilder {
                 Err(e) => builder.env_error = Some(format!("ORC_TIER: {e}")),
             }
         }
+        if std::env::var("ORC_TRACE_TIER").is_ok_and(|v| !v.is_empty() && v != "0") {
+            builder.config.trace_tier = Some(TierTrace::to_stderr());
+        }
         if let Ok(threshold) = std::env::var("ORC_TIER_THRESHOLD") {
             match threshold.trim().parse::<u64>() {
                 Ok(n) if n > 0 => builder.config.tier_threshold = n,
@@ -202,6 +211,33 @@ impl JitBuilder {
             }
         }
         builder
+    }
+
+    /// Logs every tier change on standard error, with the time since the
+    /// JIT was built (`orc: tier 12.345 ms: promoted fib v0 to tier 1 ...`).
+    pub fn trace_tier(mut self, on: bool) -> Self {
+        self.config.trace_tier = on.then(TierTrace::to_stderr);
+        self
+    }
+
+    /// Logs every tier change to `trace` (a sink of your own).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use orc::core::TierTrace;
+    ///
+    /// let events = Arc::new(Mutex::new(Vec::new()));
+    /// let log = events.clone();
+    /// let trace = TierTrace::new(move |_, e| log.lock().unwrap().push(e.to_string()));
+    /// let jit = orc::Jit::builder().tier(orc::Tier::Zero).tier_trace(trace).build()?;
+    /// let mut kjit = orc::KaleidoscopeJit::new(jit);
+    /// kjit.eval("def twice(x) x * 2; twice(4);")?;
+    /// assert!(events.lock().unwrap().iter().any(|e| e.starts_with("compiled twice$t0 (tier 0")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tier_trace(mut self, trace: Arc<TierTrace>) -> Self {
+        self.config.trace_tier = Some(trace);
+        self
     }
 
     /// With [`Tier::Adaptive`]: the count at which functions tier up.
@@ -325,6 +361,15 @@ impl Jit {
         let es = ExecutionSession::with_dispatcher(dispatcher);
         let host = es.create_jit_dylib("host")?;
         host.define(absolute_symbols(host::host_symbols(&es)), None)?;
+        if config.trace_tier.is_some() {
+            let probe = TierTrace::osr_probe();
+            let def = ExecutorSymbolDef {
+                addr: ExecutorAddr::from_ptr(probe as *const u8),
+                flags: SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
+            };
+            let symbols = std::iter::once((es.intern(crate::tiered::OSR_PROBE), def)).collect();
+            host.define(absolute_symbols(symbols), None)?;
+        }
         host.add_generator(Arc::new(DynamicLibrarySearchGenerator::process(None)))?;
         host.add_generator(Arc::new(DynamicLibrarySearchGenerator::load(
             "libm.so.6",
@@ -346,11 +391,19 @@ impl Jit {
         })
         .map_err(Error::layer)?;
         let cranelift = CraneliftLayer::new(compiler, objects.clone());
-        if config.dump.clif {
-            cranelift.set_observer(|compiled| {
+        if config.dump.clif || config.trace_tier.is_some() {
+            let trace = config.trace_tier.clone();
+            cranelift.set_observer(move |compiled| {
                 for f in &compiled.functions {
                     if let Some(clif) = &f.clif {
                         eprintln!("; CLIF of {}\n{clif}", f.name);
+                    }
+                    if let Some(trace) = &trace {
+                        trace.emit(TierEvent::Compiled {
+                            symbol: f.name.clone(),
+                            tier: CodeTier::Zero,
+                            time: f.compile_time,
+                        });
                     }
                 }
             });
@@ -397,6 +450,7 @@ impl Jit {
                     llvm
                 },
                 dump: config.dump.llvm_ir || config.dump.asm,
+                trace: config.trace_tier.clone(),
                 objects: objects.clone(),
             }),
             tiers,
@@ -423,13 +477,17 @@ impl Jit {
                 lazy: self.lazy.clone(),
                 tiers: self.tiers.clone(),
             });
-            TieredLayer::new(
+            let layer = TieredLayer::new(
                 functions,
                 self.cranelift.clone(),
                 self.llvm.clone(),
                 self.config.tier,
                 self.config.lazy,
-            )
+            );
+            if let Some(trace) = &self.config.trace_tier {
+                layer.set_trace(trace.clone());
+            }
+            layer
         })
     }
 
@@ -533,6 +591,7 @@ pub struct LazyLlvmLayer {
     cell: OnceLock<Arc<LlvmLayer>>,
     config: LlvmConfig,
     dump: bool,
+    trace: Option<Arc<TierTrace>>,
     objects: Arc<ObjectLinkingLayer>,
 }
 
@@ -545,11 +604,19 @@ impl LazyLlvmLayer {
         }
         let compiler = LlvmCompiler::new(self.config.clone()).map_err(Error::layer)?;
         let layer = LlvmLayer::new(compiler, self.objects.clone());
-        if self.dump {
-            layer.set_observer(|compiled| {
+        if self.dump || self.trace.is_some() {
+            let trace = self.trace.clone();
+            layer.set_observer(move |compiled| {
                 for f in &compiled.functions {
                     if let Some(ir) = &f.ir {
                         eprintln!("; optimized LLVM IR of {}\n{ir}", f.name);
+                    }
+                    if let Some(trace) = &trace {
+                        trace.emit(TierEvent::Compiled {
+                            symbol: f.name.clone(),
+                            tier: CodeTier::One,
+                            time: f.compile_time,
+                        });
                     }
                 }
                 if let Some(asm) = &compiled.asm {

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use orc_core::{
     Body, CodeTier, Definition, Error, ExecutorAddr, FuncId, FunctionStats, JitDylib,
     MaterializationResponsibility, MaterializationUnit, ResourceTracker, Result, SymbolFlags,
-    SymbolFlagsMap, SymbolName, Tier1Compiler, Tier1Request, TieredFunctions,
+    SymbolFlagsMap, SymbolName, Tier1Compiler, Tier1Request, TierTrace, TieredFunctions,
 };
 use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncName};
 use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops, OsrLoop};
@@ -118,6 +118,8 @@ struct Tables {
     /// Signatures of host functions, checked against the CLIF that
     /// imports them (see [`TieredLayer::declare_import_signature`]).
     import_signatures: HashMap<String, ir::Signature>,
+    /// Where tier changes are logged; OSR entries then report themselves.
+    trace: Option<Arc<TierTrace>>,
 }
 
 impl TieredLayer {
@@ -142,6 +144,22 @@ impl TieredLayer {
         TieredLayer { state }
     }
 
+    /// Logs tier changes to `trace`: promotions and releases (through
+    /// [`TieredFunctions::set_trace`]), and frames entering tier-1 code by
+    /// on-stack replacement (each OSR entry compiled from now on first
+    /// calls [`TierTrace::osr_probe`], a host symbol the Jit defines).
+    pub fn set_trace(&self, trace: Arc<TierTrace>) {
+        let functions = self.state.functions.clone();
+        trace.set_function_names(Arc::new(move |index| {
+            functions
+                .name(FuncId::from_index(index))
+                .ok()
+                .map(|n| n.to_string())
+        }));
+        self.state.functions.set_trace(trace.clone());
+        self.state.lock().trace = Some(trace);
+    }
+
     /// The IR-free half: ids, versions, stubs, statistics.
     pub fn functions(&self) -> &TieredFunctions {
         &self.state.functions
@@ -162,13 +180,7 @@ impl TieredLayer {
     /// The external name by which CLIF refers to `symbol`, a host function
     /// or any symbol the JIT's dylibs find.
     pub fn import(&self, symbol: &str) -> UserExternalName {
-        let mut tables = self.state.lock();
-        let next = tables.imports.len() as u32;
-        let index = *tables.import_index.entry(symbol.to_owned()).or_insert(next);
-        if index == next {
-            tables.imports.push(symbol.to_owned());
-        }
-        UserExternalName::new(IMPORTS, index)
+        self.state.import_name(symbol)
     }
 
     /// Defines functions, or redefines them. New functions are defined
@@ -452,6 +464,17 @@ impl Tables {
 }
 
 impl State {
+    /// The namespace-1 name of `symbol` (see [`TieredLayer::import`]).
+    fn import_name(&self, symbol: &str) -> UserExternalName {
+        let mut tables = self.lock();
+        let next = tables.imports.len() as u32;
+        let index = *tables.import_index.entry(symbol.to_owned()).or_insert(next);
+        if index == next {
+            tables.imports.push(symbol.to_owned());
+        }
+        UserExternalName::new(IMPORTS, index)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -703,6 +726,34 @@ impl MaterializationUnit for DeferredUnit {
     }
 }
 
+/// The host symbol of [`TierTrace::osr_probe`], which OSR entries call
+/// first while tier changes are traced.
+pub(crate) const OSR_PROBE: &str = "__orc_tier_trace_osr";
+
+/// Makes `func` call `probe(args)` (System V, three `i64`s, no result)
+/// before anything else.
+fn call_probe(func: &mut ir::Function, probe: UserExternalName, args: [i64; 3]) {
+    use orc_cranelift::codegen::cursor::{Cursor, FuncCursor};
+    use orc_cranelift::codegen::ir::{types::I64, AbiParam, InstBuilder};
+    let Some(entry) = func.layout.entry_block() else {
+        return;
+    };
+    let mut sig = ir::Signature::new(orc_cranelift::codegen::isa::CallConv::SystemV);
+    sig.params = vec![AbiParam::new(I64); 3];
+    let sig = func.import_signature(sig);
+    let name = func.declare_imported_user_function(probe);
+    let callee = func.import_function(ir::ExtFuncData {
+        name: ExternalName::User(name),
+        signature: sig,
+        colocated: false,
+        patchable: false,
+    });
+    let mut pos = FuncCursor::new(func);
+    pos.goto_first_insertion_point(entry);
+    let args: Vec<ir::Value> = args.iter().map(|&a| pos.ins().iconst(I64, a)).collect();
+    pos.ins().call(callee, &args);
+}
+
 /// A module's name after the symbols it defines.
 fn module_name<'a>(mut symbols: impl ExactSizeIterator<Item = &'a str>) -> String {
     let n = symbols.len();
@@ -742,6 +793,7 @@ impl Tier1Compiler for Promoter {
             .map(|r| (r.id, r.version, r.symbol.to_string()))
             .collect();
         let hand = state.hand_lowered(&requests);
+        let trace = state.lock().trace.clone();
         // The bodies (unless the frontend lowered them), then each loop's
         // OSR entry the translation takes.
         let mut functions = Vec::new();
@@ -757,8 +809,17 @@ impl Tier1Compiler for Promoter {
         let mut built = Vec::with_capacity(batch.len());
         for (r, source) in batch.iter().zip(&sources) {
             let mut entries = Vec::with_capacity(r.osr_entries.len());
-            for (symbol, lp) in r.osr_entries.iter().zip(&source.loops) {
-                let entry = osr_entry(&source.func, lp);
+            for (i, (symbol, lp)) in r.osr_entries.iter().zip(&source.loops).enumerate() {
+                let mut entry = osr_entry(&source.func, lp);
+                if let Some(trace) = &trace {
+                    let probe = state.import_name(OSR_PROBE);
+                    let context = Arc::as_ptr(trace) as i64;
+                    call_probe(
+                        &mut entry,
+                        probe,
+                        [context, i64::from(r.id.index()), i as i64],
+                    );
+                }
                 let ok = check_translatable(&entry, symbol).is_ok();
                 if ok {
                     functions.push((symbol.to_string(), entry));

@@ -72,9 +72,9 @@ pub use symbol::{
 };
 pub use tiering::{
     body_symbol, osr_entry_symbol, BatchPromoteFn, Body, CodeTier, Definition, FuncId,
-    FunctionStats, FunctionTierStats, OsrSlot, PromoteFn, Promotion, ThresholdPolicy,
-    Tier1Compiler, Tier1Request, TierManager, TierPolicy, TierState, TieredFunctions,
-    TieredFunctionsConfig, TripCounter,
+    FunctionNames, FunctionStats, FunctionTierStats, OsrSlot, PromoteFn, Promotion,
+    ThresholdPolicy, Tier1Compiler, Tier1Request, TierEvent, TierManager, TierPolicy, TierState,
+    TierTrace, TieredFunctions, TieredFunctionsConfig, TripCounter,
 };
 pub use tracker::{ResourceKey, ResourceManager, ResourceTracker};
 pub use trap::{catch_traps, raise_trap, Trap, TrapKind};

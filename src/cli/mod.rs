@@ -90,6 +90,11 @@ pub(crate) struct JitArgs {
     /// Print per-function compile time and code size on stderr at exit.
     #[arg(long)]
     pub(crate) stats: bool,
+    /// Log every tier change on stderr as it happens, with the time since
+    /// start: compiled, hot, queued, promoted, OSR entered, released
+    /// [also ORC_TRACE_TIER=1].
+    #[arg(long)]
+    pub(crate) trace_tier: bool,
     /// Cranelift optimization level [default: speed; none with --tier
     /// adaptive, whose hot code LLVM recompiles]
     #[arg(long, value_enum)]
@@ -174,6 +179,9 @@ impl JitArgs {
         }
         if let Some(threshold) = self.tier_threshold {
             builder = builder.tier_threshold(threshold);
+        }
+        if self.trace_tier {
+            builder = builder.trace_tier(true);
         }
         builder
             .tier_up_threads(self.tier_up_threads)

@@ -28,12 +28,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::manager::{Promotion, TierManager, TripCounter};
 use super::osr::OsrSlot;
+use super::trace::{TierEvent, TierTrace};
 use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
 use crate::lazy::LazyReexportsManager;
@@ -209,6 +210,8 @@ struct Shared {
     config: TieredFunctionsConfig,
     table: Mutex<Table>,
     tier1: Mutex<Option<Arc<dyn Tier1Compiler>>>,
+    /// Where promotions and releases are logged, if anywhere.
+    trace: Mutex<Option<Arc<TierTrace>>>,
 }
 
 #[derive(Default)]
@@ -251,6 +254,7 @@ impl TieredFunctions {
             config,
             table: Mutex::new(Table::default()),
             tier1: Mutex::new(None),
+            trace: Mutex::new(None),
         });
         if let Some(tiers) = &shared.config.tiers {
             let weak = Arc::downgrade(&shared);
@@ -422,6 +426,15 @@ impl TieredFunctions {
         self.shared.table.lock().keep_replaced = true;
     }
 
+    /// Logs promotions and released bodies to `trace` (and hot and queued
+    /// functions, through the tier manager, if there is one).
+    pub fn set_trace(&self, trace: Arc<TierTrace>) {
+        if let Some(tiers) = &self.shared.config.tiers {
+            tiers.set_trace(trace.clone());
+        }
+        *self.shared.trace.lock() = Some(trace);
+    }
+
     /// Gives version `version` of `id` the OSR slots of its tier-0 body's
     /// loops, when that body is compiled after its definition (a body whose
     /// code is produced on first call only then knows its loops). Ignored
@@ -474,6 +487,7 @@ impl TieredFunctions {
         // looking it up makes it.
         config.stubs.lookup_symbol(&name)?;
         let mut superseded = None;
+        let mut released = None;
         let old = {
             let mut table = self.shared.table.lock();
             let record = table.record_mut(def.id)?;
@@ -487,6 +501,7 @@ impl TieredFunctions {
             } else {
                 config.lazy.redirect(&config.stubs, &name, addr)?;
                 superseded = (record.version != def.version).then_some(record.version);
+                released = record.tier.map(|tier| (tier, record.version));
                 record.version = def.version;
                 record.tier = Some(def.tier);
                 let retired = std::mem::replace(&mut record.osr, def.osr);
@@ -507,7 +522,17 @@ impl TieredFunctions {
             self.unregister_from_tiering(def.id, version);
         }
         match old {
-            Some(old) => Body::release(old),
+            Some(old) => {
+                if let Some((tier, version)) = released {
+                    self.shared.emit(|| TierEvent::Released {
+                        function: name.to_string(),
+                        tier,
+                        version,
+                        kept: false,
+                    });
+                }
+                Body::release(old)
+            }
             None => Ok(()),
         }
     }
@@ -579,6 +604,14 @@ fn unknown(id: FuncId) -> Error {
 }
 
 impl Shared {
+    /// Reports an event to the trace, if one is set.
+    fn emit(&self, event: impl FnOnce() -> TierEvent) {
+        let trace = self.trace.lock().clone();
+        if let Some(trace) = trace {
+            trace.emit(event());
+        }
+    }
+
     fn with_record<T>(&self, id: FuncId, f: impl FnOnce(&Record) -> T) -> Result<T> {
         let table = self.table.lock();
         table
@@ -670,7 +703,7 @@ impl Shared {
                     .iter()
                     .zip(found)
                     .map(|(r, (addr, osr))| {
-                        let installed = self.install(r, addr, &osr, &body)?;
+                        let installed = self.install(r, addr, &osr, &body, share)?;
                         Ok(Promotion {
                             compile_time: share,
                             installed,
@@ -759,6 +792,7 @@ impl Shared {
         addr: ExecutorAddr,
         osr_entries: &[Option<ExecutorAddr>],
         body: &Arc<Body>,
+        compile_time: Duration,
     ) -> Result<bool> {
         let config = &self.config;
         let old = {
@@ -781,13 +815,31 @@ impl Shared {
                 }
             }
             record.tier = Some(CodeTier::One);
-            record.body.replace(body.clone())
+            let old = record.body.replace(body.clone());
+            let function = record.name.to_string();
+            drop(table);
+            self.emit(|| TierEvent::Promoted {
+                function,
+                version: request.version,
+                compile_time,
+            });
+            old
         };
         // The tier-0 body leaves the dylib; its memory is reclaimed once no
         // thread can be running it. Its OSR slots stay with the record
         // (the released code may still read them until it is reclaimed).
         if let Some(old) = old {
             let mut table = self.table.lock();
+            self.emit(|| TierEvent::Released {
+                function: table
+                    .records
+                    .get(request.id.0 as usize)
+                    .map(|r| r.name.to_string())
+                    .unwrap_or_default(),
+                tier: CodeTier::Zero,
+                version: request.version,
+                kept: table.keep_replaced,
+            });
             if table.keep_replaced {
                 table.kept.push(old);
             } else {

@@ -37,6 +37,7 @@ use crate::dispatch::{Dispatcher, Task};
 use crate::error::{Error, Result};
 use crate::reclaim::Reclaimer;
 use crate::session::ExecutionSession;
+use crate::tiering::{TierEvent, TierTrace};
 
 /// Decides when a function is hot enough for the optimizing tier.
 pub trait TierPolicy: Send + Sync {
@@ -228,6 +229,8 @@ struct Inner {
     trips: AtomicU64,
     /// This `Inner`, for the trip handler (which gets a plain pointer).
     me: std::sync::Weak<Inner>,
+    /// Where hot, queued and failed functions are logged, if anywhere.
+    trace: RwLock<Option<Arc<TierTrace>>>,
 }
 
 /// Watches counters and promotes hot functions. See the module docs.
@@ -264,6 +267,7 @@ impl TierManager {
                 stop: AtomicBool::new(false),
                 trips: AtomicU64::new(0),
                 me: me.clone(),
+                trace: RwLock::new(None),
             }),
         }
     }
@@ -341,6 +345,11 @@ impl TierManager {
     /// says no thread can be running their code (see [`Self::unregister`]).
     pub fn set_reclaimer(&self, reclaimer: Reclaimer) {
         *self.inner.reclaimer.write() = Some(reclaimer);
+    }
+
+    /// Logs hot and queued functions and failed promotions to `trace`.
+    pub fn set_trace(&self, trace: Arc<TierTrace>) {
+        *self.inner.trace.write() = Some(trace);
     }
 
     /// How many functions are registered (for tests and statistics).
@@ -511,7 +520,18 @@ impl Inner {
             return;
         }
         if self.policy.should_tier_up(&entry.name, count) {
+            self.emit(|| TierEvent::Hot {
+                body: entry.name.clone(),
+                count,
+            });
             self.queue_hot(vec![entry]);
+        }
+    }
+
+    /// Reports an event to the trace, if one is set.
+    fn emit(&self, event: impl FnOnce() -> TierEvent) {
+        if let Some(trace) = &*self.trace.read() {
+            trace.emit(event());
         }
     }
 
@@ -589,7 +609,11 @@ impl Inner {
         let mut stats = entry.stats.lock();
         stats.count_at_promotion = Some(entry.count());
         stats.queued_at = Some(Instant::now());
+        drop(stats);
         self.pending.fetch_add(1, Ordering::AcqRel);
+        self.emit(|| TierEvent::Queued {
+            body: entry.name.clone(),
+        });
         true
     }
 
@@ -666,6 +690,10 @@ impl Inner {
             }
             Err(e) => {
                 entry.state.store(4, Ordering::Release);
+                self.emit(|| TierEvent::PromotionFailed {
+                    body: entry.name.clone(),
+                    error: e.to_string(),
+                });
                 self.session.report_error(&Error::other(format!(
                     "tier-1 compile of '{}' failed; it stays in tier 0: {e}",
                     entry.name

@@ -8,11 +8,13 @@
 //! What compiling means is the registrant's business: tier-0 bodies are
 //! added by whoever knows the IR, and promotion calls a [`Tier1Compiler`].
 //! Body symbols are named in one place, [`body_symbol`] and
-//! [`osr_entry_symbol`].
+//! [`osr_entry_symbol`]. Changes can be logged as they happen ([`TierTrace`],
+//! `trace.rs`).
 
 mod functions;
 mod manager;
 mod osr;
+mod trace;
 
 pub use functions::{
     body_symbol, osr_entry_symbol, Body, CodeTier, Definition, FuncId, FunctionStats,
@@ -23,3 +25,4 @@ pub use manager::{
     TierPolicy, TierState, TripCounter,
 };
 pub use osr::OsrSlot;
+pub use trace::{FunctionNames, TierEvent, TierTrace};
