@@ -29,6 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -127,23 +130,7 @@ type Commands = Vec<(String, Box<dyn Fn() -> Command>)>;
 /// The median wall time of each command over `runs` rounds, the commands
 /// taking turns within a round.
 fn median_times(runs: usize, commands: &Commands) -> Vec<Duration> {
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
-    for _ in 0..runs {
-        for ((_, make), t) in commands.iter().zip(&mut times) {
-            t.push(time_once(make()));
-        }
-    }
-    times
-        .into_iter()
-        .map(|mut t| {
-            t.sort();
-            t[t.len() / 2]
-        })
-        .collect()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    median_of_rounds(runs, commands.len(), |k| time_once((commands[k].1)()))
 }
 
 fn command(program: &str, args: &[&str], ir: &Path, prog_args: &[String]) -> Command {

@@ -15,15 +15,12 @@
 
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 use orc::{Jit, KaleidoscopeJit};
 use orc_core::lazy::IndirectStubsManager;
 use orc_core::ExecutorAddr;
-
-/// The fastest of several runs: on a shared machine the minimum is the
-/// figure least disturbed by other work.
-fn best(xs: Vec<Duration>) -> Duration {
-    xs.into_iter().min().unwrap_or_default()
-}
 
 fn program(n: usize) -> String {
     let mut src = String::with_capacity(n * 32);
@@ -108,10 +105,6 @@ fn per_call_ns(f: extern "C" fn(f64) -> f64, n: u64) -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
-fn min_f64(xs: impl Iterator<Item = f64>) -> f64 {
-    xs.fold(f64::INFINITY, f64::min)
-}
-
 /// In a child process: define `n` lazy functions in one JIT and look each
 /// stub up (or only set up, to measure the baseline), then exit. Used under
 /// callgrind, and with `perf` by hand: `ORC_LAZINESS_CHILD=10000` runs one
@@ -167,16 +160,8 @@ fn main() {
     println!("orc laziness benchmarks (best of {reps} runs)\n");
 
     let src = program(2000);
-    let lazy = best(
-        (0..reps)
-            .map(|_| time_to_first_result(&src, true))
-            .collect(),
-    );
-    let eager = best(
-        (0..reps)
-            .map(|_| time_to_first_result(&src, false))
-            .collect(),
-    );
+    let lazy = best((0..reps).map(|_| time_to_first_result(&src, true)));
+    let eager = best((0..reps).map(|_| time_to_first_result(&src, false)));
     let ratio = eager.as_secs_f64() / lazy.as_secs_f64();
     println!("time to first result, 2,000 functions: lazy {lazy:?}, eager {eager:?}");
     println!(
@@ -212,19 +197,15 @@ fn main() {
 
     // Raw stub creation from the pool.
     let stubs_per_run = 100_000;
-    let per_stub = best(
-        (0..reps)
-            .map(|_| {
-                let pool = IndirectStubsManager::new();
-                let target = ExecutorAddr::from_ptr(id as *const u8);
-                let start = Instant::now();
-                for _ in 0..stubs_per_run {
-                    pool.create_stub(target).unwrap();
-                }
-                start.elapsed() / stubs_per_run
-            })
-            .collect(),
-    );
+    let per_stub = best((0..reps).map(|_| {
+        let pool = IndirectStubsManager::new();
+        let target = ExecutorAddr::from_ptr(id as *const u8);
+        let start = Instant::now();
+        for _ in 0..stubs_per_run {
+            pool.create_stub(target).unwrap();
+        }
+        start.elapsed() / stubs_per_run
+    }));
     println!(
         "stub creation: {:.1} ns per stub (target < 1000 ns): {}",
         per_stub.as_secs_f64() * 1e9,

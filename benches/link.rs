@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 const ORC: &str = env!("CARGO_BIN_EXE_orc");
 const LLVM_JITLINK: &str = "llvm-jitlink-19";
 const LIBM: &str = "/lib/x86_64-linux-gnu/libm.so.6";
@@ -88,11 +91,6 @@ fn compare(
         }
     }
     Ok((median(times_a), median(times_b)))
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn time_once(dir: &Path, program: &str, args: &[String]) -> Result<Duration, String> {

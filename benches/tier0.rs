@@ -13,6 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 use orc::{Jit, KaleidoscopeJit};
 
 const N: usize = 2000;
@@ -32,10 +35,6 @@ fn program(n: usize) -> String {
         ));
     }
     src
-}
-
-fn best(xs: impl Iterator<Item = Duration>) -> Duration {
-    xs.min().unwrap_or_default()
 }
 
 /// Compile + link + lookup of every function; returns the time for all.

@@ -38,6 +38,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 const DEFAULT_ROUNDS: usize = 11;
 
 fn rounds() -> usize {
@@ -114,14 +117,12 @@ struct Timing {
 /// of one round ran back to back, so they share the machine's speed of the
 /// moment).
 fn round_median(a: &Timing, b: &Timing, f: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut values: Vec<f64> = a
-        .runs
-        .iter()
-        .zip(&b.runs)
-        .map(|(x, y)| f(x.as_secs_f64(), y.as_secs_f64()))
-        .collect();
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    median_f64(
+        a.runs
+            .iter()
+            .zip(&b.runs)
+            .map(|(x, y)| f(x.as_secs_f64(), y.as_secs_f64())),
+    )
 }
 
 /// Per-round ratios `a / b`: their median, in how many rounds `a` was
@@ -134,20 +135,6 @@ fn paired(a: &Timing, b: &Timing) -> (f64, usize, usize) {
 /// The median over rounds of `a - b`, in milliseconds.
 fn paired_difference_ms(a: &Timing, b: &Timing) -> f64 {
     round_median(a, b, |x, y| (x - y) * 1e3)
-}
-
-/// The one-sided sign test's p-value for `won` wins in `n` paired rounds:
-/// the chance of at least that many if neither configuration were faster.
-fn sign_test_p(won: usize, n: usize) -> f64 {
-    let mut choose = 1.0f64; // C(n, k), from k = 0
-    let mut tail = 0.0;
-    for k in 0..=n {
-        if k >= won {
-            tail += choose;
-        }
-        choose = choose * (n - k) as f64 / (k + 1) as f64;
-    }
-    tail / 2f64.powi(n as i32)
 }
 
 /// Runs every configuration `rounds` times, interleaved, each round in an

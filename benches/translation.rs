@@ -28,6 +28,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 use orc::kaleidoscope::{parse_and_check, Function};
 use orc::{Jit, KalFunction, KaleidoscopeJit, Tier};
 
@@ -120,15 +123,6 @@ impl Drop for Quiet {
             libc::close(self.0);
         }
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// The CLIF kernels, their arguments (see kernels.clif) and how many calls

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_c")
 }
@@ -73,19 +76,7 @@ fn time_once(mut cmd: Command) -> Duration {
 /// runs every command once, in turn, so a change of load on a shared
 /// machine affects all of them alike instead of whichever ran then.
 fn median_times(runs: usize, commands: &[&dyn Fn() -> Command]) -> Vec<Duration> {
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
-    for _ in 0..runs {
-        for (make, t) in commands.iter().zip(&mut times) {
-            t.push(time_once(make()));
-        }
-    }
-    times
-        .into_iter()
-        .map(|mut t| {
-            t.sort();
-            t[runs / 2]
-        })
-        .collect()
+    median_of_rounds(runs, commands.len(), |k| time_once(commands[k]()))
 }
 
 fn main() {
