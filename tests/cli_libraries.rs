@@ -3,28 +3,10 @@
 //! -l NAME` and `orc run --load LIB` for IR, and what a missing symbol does
 //! lazily and eagerly (one message naming it, the same exit status).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orc-cli-libs-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn check(cmd: &mut Command) {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use orc_test_support::{check, run, scratch};
 
 /// Writes the library `libfoo.so` (`foo(x) = 3x`) and a program calling it
 /// (`main.o`, `main.ll`) into `dir`.

@@ -2,9 +2,10 @@
 //! exit status 70) instead of dying of a signal, and `orc repl` reports it
 //! and goes on.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use orc_test_support::text;
 
 fn file(test: &str, name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("orc-embed-cli-{}-{test}", std::process::id()));
@@ -20,23 +21,7 @@ fn orc(args: &[&str], path: Option<&PathBuf>, stdin: &str) -> Output {
     if let Some(p) = path {
         cmd.arg(p);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("orc");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("orc output")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    orc_test_support::run_with_stdin(&mut cmd, stdin)
 }
 
 const CLIF: &str = "function %div(i64, i64) -> i64 {

@@ -9,79 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use orc_test_support::{build_program, describe, run, scratch};
+
 fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_partition")
 }
 
-/// A scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orc-ir-partition-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn check(cmd: &mut Command) {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn compiler(source: &str) -> &'static str {
-    if source.ends_with(".cpp") {
-        "clang++-19"
-    } else {
-        "clang-19"
-    }
-}
-
-/// Compiles `sources` at `opt` to one IR file named `test.ext` (joined with
-/// `llvm-link-19` when several; `.bc` is bitcode) and to a native binary
-/// linked with `libs`; returns (ir, binary).
+/// Compiles `sources` at `opt` to one IR file named `test.ext` and to a
+/// native binary linked with `libs`; returns (ir, binary).
 fn build(test: &str, sources: &[&str], opt: &str, ext: &str, libs: &[&str]) -> (PathBuf, PathBuf) {
-    let dir = scratch(test);
-    let mut irs = Vec::new();
-    for src in sources {
-        let ll = dir.join(Path::new(src).with_extension("ll").file_name().unwrap());
-        check(
-            Command::new(compiler(src))
-                .args([opt, "-S", "-emit-llvm", "-o"])
-                .arg(&ll)
-                .arg(source_dir().join(src)),
-        );
-        irs.push(ll);
-    }
-    let ir = dir.join(format!("{test}.{ext}"));
-    let mut link = Command::new("llvm-link-19");
-    if ext == "ll" {
-        link.arg("-S");
-    }
-    check(link.args(&irs).arg("-o").arg(&ir));
-    let bin = dir.join(test);
-    check(
-        Command::new(compiler(sources[0]))
-            .arg(opt)
-            .arg("-o")
-            .arg(&bin)
-            .args(sources.iter().map(|s| source_dir().join(s)))
-            .arg("-lpthread")
-            .args(libs.iter().map(|l| format!("-l{l}"))),
-    );
-    (ir, bin)
-}
-
-fn describe(out: &Output) -> (Option<i32>, String) {
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let sources: Vec<PathBuf> = sources.iter().map(|s| source_dir().join(s)).collect();
+    let p = build_program(&scratch("ir-partition"), test, &sources, &[opt], ext, libs);
+    (p.ir, p.native)
 }
 
 /// `orc run OPTIONS ir -- args`.

@@ -10,77 +10,22 @@
 //! but their printed bits would differ.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const CLANG: &str = "clang-19";
+use orc_test_support::{build_program, describe, run, scratch};
+
 const FLAGS: [&str; 2] = ["-O2", "-ffp-contract=off"];
 
 fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_c")
 }
 
-/// A scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orc-llvm-ir-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
-}
-
-fn check(cmd: &mut Command) {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Compiles `sources` to one IR file (`llvm-link-19` when several) and to a
 /// native binary; returns (ir, binary).
 fn build(test: &str, sources: &[&str], ext: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(test);
-    let mut irs = Vec::new();
-    for src in sources {
-        let ll = dir.join(Path::new(src).with_extension("ll").file_name().unwrap());
-        check(
-            Command::new(CLANG)
-                .args(FLAGS)
-                .args(["-S", "-emit-llvm", "-o"])
-                .arg(&ll)
-                .arg(c_dir().join(src)),
-        );
-        irs.push(ll);
-    }
-    let ir = dir.join(format!("{test}.{ext}"));
-    let mut link = Command::new("llvm-link-19");
-    if ext == "ll" {
-        link.arg("-S");
-    }
-    check(link.args(&irs).arg("-o").arg(&ir));
-    let bin = dir.join(test);
-    check(
-        Command::new(CLANG)
-            .args(FLAGS)
-            .arg("-o")
-            .arg(&bin)
-            .args(sources.iter().map(|s| c_dir().join(s)))
-            .arg("-lm"),
-    );
-    (ir, bin)
-}
-
-fn describe(out: &Output) -> (Option<i32>, String) {
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let sources: Vec<PathBuf> = sources.iter().map(|s| c_dir().join(s)).collect();
+    let p = build_program(&scratch("ir-programs"), test, &sources, &FLAGS, ext, &[]);
+    (p.ir, p.native)
 }
 
 /// Runs the program natively, with lli-19, and with `orc run` lazily and

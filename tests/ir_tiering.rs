@@ -7,39 +7,13 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orc-ir-tiering-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
+use orc_test_support::{build_source, run, scratch};
 
 /// Compiles C (or C++ with `cxx`) source `src` to IR and natively; returns
 /// (ir, native binary).
 fn build(test: &str, src: &str, cxx: bool) -> (PathBuf, PathBuf) {
-    let dir = scratch(test);
-    let (ext, compiler) = if cxx {
-        ("cpp", "clang++-19")
-    } else {
-        ("c", "clang-19")
-    };
-    let file = dir.join(format!("{test}.{ext}"));
-    std::fs::write(&file, src).unwrap();
-    let ir = dir.join(format!("{test}.ll"));
-    let bin = dir.join(test);
-    for (out, extra) in [(&ir, &["-S", "-emit-llvm"][..]), (&bin, &[][..])] {
-        let o = run(Command::new(compiler)
-            .args(["-O2", "-o"])
-            .arg(out)
-            .args(extra)
-            .arg(&file));
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    (ir, bin)
+    let p = build_source(&scratch("ir-tiering"), test, src, cxx, &["-O2"]);
+    (p.ir, p.native)
 }
 
 fn orc(ir: &PathBuf, flags: &[&str]) -> Output {

@@ -63,14 +63,13 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn clang(args: &[&str], input: &Path, out: &Path) {
-    let status = Command::new("clang-19")
-        .args(args)
-        .arg(input)
-        .arg("-o")
-        .arg(out)
-        .status()
-        .expect("clang-19 runs");
-    assert!(status.success(), "clang-19 {args:?}");
+    orc_test_support::check(
+        Command::new("clang-19")
+            .args(args)
+            .arg(input)
+            .arg("-o")
+            .arg(out),
+    );
 }
 
 struct Names<'a> {

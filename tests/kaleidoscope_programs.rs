@@ -4,7 +4,7 @@
 //! by themselves.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn programs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/kaleidoscope")
@@ -108,22 +108,12 @@ fn unreadable_files_and_bad_flags_are_clear_errors() {
 }
 
 fn repl(input: &str, extra: &[&str]) -> (String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .arg("repl")
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = orc_test_support::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_orc"))
+            .arg("repl")
+            .args(extra),
+        input,
+    );
     assert!(out.status.success(), "repl exited with {:?}", out.status);
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -4,25 +4,13 @@
 //! as `FILE:LINE:COL: error: ...` at that call, without internal symbol
 //! names, under `orc run` (every tier, lazy and eager) and `orc repl`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use orc_test_support::run_with_stdin;
 
 fn orc(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(Command::new(env!("CARGO_BIN_EXE_orc")).args(args), stdin)
 }
 
 fn write_program(name: &str, src: &str) -> PathBuf {

@@ -4,9 +4,8 @@
 //! `Evaluated to %f` lines) through `orc run` in every tier, and through
 //! `orc repl` (the tutorial's own driver: one item at a time) too.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn tutorial_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/tutorial")
@@ -29,17 +28,10 @@ fn expected(kal: &Path) -> String {
 }
 
 fn orc(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run orc");
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    orc_test_support::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_orc")).args(args),
+        stdin.unwrap_or(""),
+    )
 }
 
 fn check(failures: &mut Vec<String>, what: String, out: &Output, expected: &str) {

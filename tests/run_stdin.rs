@@ -2,27 +2,19 @@
 //! Kaleidoscope, LLVM IR and CLIF apart by their content, and names it
 //! `<stdin>` in diagnostics.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use orc_test_support::run_with_stdin;
 
 fn run_stdin(args: &[&str], program: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .arg("run")
-        .args(args)
-        .arg("-")
-        .env_remove("ORC_TIER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(program.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_orc"))
+            .arg("run")
+            .args(args)
+            .arg("-")
+            .env_remove("ORC_TIER"),
+        program,
+    )
 }
 
 #[test]

@@ -1,26 +1,18 @@
 //! `--trace-tier` logs every tier change as it happens: compiles, hot and
 //! queued functions, promotions, OSR entries and released bodies.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use orc_test_support::run_with_stdin;
 
 fn orc(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orc"))
-        .args(args)
-        .env_remove("ORC_TIER")
-        .env_remove("ORC_TRACE_TIER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("orc runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_orc"))
+            .args(args)
+            .env_remove("ORC_TIER")
+            .env_remove("ORC_TRACE_TIER"),
+        stdin,
+    )
 }
 
 /// The trace lines (`orc: tier T ms: EVENT`) as (time, event).

@@ -33,23 +33,18 @@ fn corpus_dir() -> PathBuf {
 
 /// `file` compiled to bitcode with `opt` (`-O0`, `-O2`).
 fn bitcode(file: &Path, opt: &str, extra: &[&str]) -> Vec<u8> {
-    let out = std::env::temp_dir().join(format!(
-        "orc-to-clif-{}-{}{}.bc",
-        std::process::id(),
-        file.file_stem().unwrap().to_string_lossy(),
-        opt
-    ));
-    let status = Command::new("clang-19")
-        .args([opt, "-c", "-emit-llvm", "-fno-discard-value-names"])
-        .args(extra)
-        .arg(file)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("clang-19 runs");
-    assert!(status.success(), "clang-19 {opt} {}", file.display());
+    let dir = orc_test_support::scratch("to-clif");
+    let out = dir.join("out.bc");
+    orc_test_support::check(
+        Command::new(orc_test_support::clang_for(file))
+            .args([opt, "-c", "-emit-llvm", "-fno-discard-value-names"])
+            .args(extra)
+            .arg(file)
+            .arg("-o")
+            .arg(&out),
+    );
     let bytes = std::fs::read(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_dir_all(&dir);
     bytes
 }
 
