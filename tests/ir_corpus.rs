@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use orc_test_support::{build_program, scratch};
+
 /// The tiers every program runs under, each lazily and eagerly.
 /// `adaptive` promotes on the thread whose code turned hot
 /// (`--tier-up-threads 0`), so which functions reach tier 1 is the same at
@@ -128,24 +130,6 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_corpus")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orc-ir-corpus-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs a build step; a failure is a broken test set-up, so it panics.
-fn check(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What a run did: its exit status (or the signal that ended it), its
 /// standard output and standard error.
 #[derive(Debug, PartialEq)]
@@ -193,46 +177,17 @@ fn run(mut cmd: Command, dir: &Path, tag: &str) -> Outcome {
 
 /// Compiles the program at one opt level: (IR file, native binary).
 fn build(prog: &Program, opt: &str, dir: &Path) -> (PathBuf, PathBuf) {
-    let compiler = if prog.cxx { "clang++-19" } else { "clang-19" };
-    let flags = [opt, "-ffp-contract=off", "-g0"];
-    let tag = opt.trim_start_matches('-');
-    let mut irs = Vec::new();
-    for (i, src) in prog.sources.iter().enumerate() {
-        let ll = dir.join(format!("{tag}-{i}.ll"));
-        check(
-            Command::new(compiler)
-                .args(flags)
-                .args(["-S", "-emit-llvm", "-o"])
-                .arg(&ll)
-                .arg(corpus_dir().join(src)),
-        );
-        irs.push(ll);
-    }
-    let ir = if irs.len() == 1 {
-        irs.pop().unwrap()
-    } else {
-        let linked = dir.join(format!("{tag}-linked.ll"));
-        check(
-            Command::new("llvm-link-19")
-                .arg("-S")
-                .args(&irs)
-                .arg("-o")
-                .arg(&linked),
-        );
-        linked
-    };
-    let bin = dir.join(format!("{tag}-native"));
-    let mut cc = Command::new(compiler);
-    cc.args(flags)
-        .arg("-o")
-        .arg(&bin)
-        .args(prog.sources.iter().map(|s| corpus_dir().join(s)))
-        .arg("-lm");
-    if prog.cxx {
-        cc.args(["-lstdc++", "-pthread"]);
-    }
-    check(&mut cc);
-    (ir, bin)
+    let sources: Vec<PathBuf> = prog.sources.iter().map(|s| corpus_dir().join(s)).collect();
+    let tag = format!("{}{opt}", prog.name);
+    let built = build_program(
+        dir,
+        &tag,
+        &sources,
+        &[opt, "-ffp-contract=off", "-g0"],
+        "ll",
+        &[],
+    );
+    (built.ir, built.native)
 }
 
 fn orc_command(prog: &Program, ir: &Path, tier: &str, eager: bool) -> Command {
