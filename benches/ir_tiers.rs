@@ -19,10 +19,15 @@
 //!    both in this process on the large program. Published anchors: TPDE
 //!    10-20x faster than LLVM -O0, Cranelift about 3x.
 //!
+//! 5. **Object cache**: the start-up of the large program under `--tier 1
+//!    --eager` with a cold cache (emptied before each run) and a warm one
+//!    (filled by the run before). Target: warm at most 0.2x cold (issue
+//!    26).
+//!
 //! Run with `cargo bench --bench ir_tiers`; `ORC_BENCH_RUNS` sets the runs
 //! per command (default 5), `ORC_BENCH_REPS` the kernels' repetitions for
 //! part 2 (default 12), `ORC_BENCH_PARTS` which parts run (default
-//! `1234`).
+//! `12345`). Every other part runs without the object cache.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -135,6 +140,8 @@ fn median_times(runs: usize, commands: &Commands) -> Vec<Duration> {
 
 fn command(program: &str, args: &[&str], ir: &Path, prog_args: &[String]) -> Command {
     let mut c = Command::new(program);
+    // Every run compiles (part 5 measures the object cache on its own).
+    c.env("ORC_NO_CACHE", "1");
     c.args(args).arg(ir);
     if program.ends_with("orc") && !prog_args.is_empty() {
         c.arg("--");
@@ -357,7 +364,7 @@ fn main() {
         std::env::temp_dir().join(format!("orc-bench-ir-tiers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let parts = std::env::var("ORC_BENCH_PARTS").unwrap_or_else(|_| "1234".into());
+    let parts = std::env::var("ORC_BENCH_PARTS").unwrap_or_else(|_| "12345".into());
     let part = |n: char| parts.contains(n);
     let generate = |name: &str, call_all: bool| {
         let c = dir.join(format!("{name}.c"));
@@ -443,4 +450,36 @@ fn main() {
         compile_throughput(&large, functions);
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if part('5') {
+        object_cache(&large, &dir.join("cache"), runs, functions);
+    }
+}
+
+/// Part 5: `--tier 1 --eager` start-up with a cold and a warm object cache.
+fn object_cache(ir: &Path, cache: &Path, runs: usize, functions: usize) {
+    let orc = env!("CARGO_BIN_EXE_orc");
+    let make = || {
+        let mut c = Command::new(orc);
+        c.args(["run", "--tier", "1", "--eager", "--cache"])
+            .arg(cache)
+            .arg(ir)
+            .stdout(Stdio::null());
+        c
+    };
+    let times = median_of_rounds(runs, 2, |k| {
+        if k == 0 {
+            let _ = std::fs::remove_dir_all(cache);
+        }
+        time_once(make())
+    });
+    let (cold, warm) = (times[0], times[1]);
+    let ratio = warm.as_secs_f64() / cold.as_secs_f64();
+    println!(
+        "\n5. object cache: {functions} functions, orc run --tier 1 --eager\n  \
+         cold cache {:>9.1} ms\n  warm cache {:>9.1} ms {ratio:>7.2}x cold (target <= 0.2x): {}",
+        ms(cold),
+        ms(warm),
+        if ratio <= 0.2 { "met" } else { "NOT met" }
+    );
+    let _ = std::fs::remove_dir_all(cache);
 }

@@ -96,6 +96,7 @@ fn compare(
 fn time_once(dir: &Path, program: &str, args: &[String]) -> Result<Duration, String> {
     let start = Instant::now();
     let out = Command::new(program)
+        .env("ORC_NO_CACHE", "1")
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -62,6 +62,7 @@ fn time_orc(args: &[&str], reps: usize) -> Duration {
     best((0..reps).map(|_| {
         let start = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_orc"))
+            .env("ORC_NO_CACHE", "1")
             .args(args)
             .output()
             .unwrap();

@@ -89,6 +89,7 @@ fn run(prog: &Path, args: &[String]) -> (Duration, Vec<u8>) {
     };
     let start = Instant::now();
     let out = Command::new(binary)
+        .env("ORC_NO_CACHE", "1")
         .arg("run")
         .args(args)
         .arg(prog)

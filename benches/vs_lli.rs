@@ -140,7 +140,8 @@ fn main() {
                 let ir = ir.clone();
                 Box::new(move || {
                     let mut c = Command::new(orc);
-                    c.arg("run")
+                    c.env("ORC_NO_CACHE", "1")
+                        .arg("run")
                         .args(["--tier", "1"])
                         .args(*flags)
                         .arg(&ir)

@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use orc_core::cache::ObjectCache;
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
@@ -126,6 +127,10 @@ pub struct JitConfig {
     /// compiles, hot and queued functions, promotions, OSR entries,
     /// released bodies. `None` logs nothing and changes no code.
     pub trace_tier: Option<Arc<TierTrace>>,
+    /// Where compiled objects are kept across runs (tier 1's, keyed by
+    /// their IR, target, CPU, settings and orc's version); `None` compiles
+    /// everything. See [`orc_core::cache`].
+    pub object_cache: Option<Arc<dyn ObjectCache>>,
 }
 
 impl JitConfig {
@@ -162,6 +167,7 @@ impl Default for JitConfig {
             libraries: Vec::new(),
             lazy_failure_handler: None,
             trace_tier: None,
+            object_cache: None,
         }
     }
 }
@@ -237,6 +243,31 @@ impl JitBuilder {
     /// ```
     pub fn tier_trace(mut self, trace: Arc<TierTrace>) -> Self {
         self.config.trace_tier = Some(trace);
+        self
+    }
+
+    /// Keeps compiled objects in `cache` across runs: a compile whose
+    /// input is found there is skipped (see [`orc_core::cache`];
+    /// [`orc_core::cache::DirectoryCache`] is the on-disk one `orc` uses).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use orc::core::cache::{DirectoryCache, DEFAULT_CACHE_BYTES};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("orc-doc-cache-{}", std::process::id()));
+    /// let cache = Arc::new(DirectoryCache::open(&dir, DEFAULT_CACHE_BYTES)?);
+    /// for run in 0..2 {
+    ///     let jit = orc::Jit::builder().tier(orc::Tier::One).object_cache(cache.clone()).build()?;
+    ///     let mut kjit = orc::KaleidoscopeJit::new(jit);
+    ///     assert_eq!(kjit.eval("def sq(x) x * x; sq(7);")?, vec![49.0]);
+    /// }
+    /// // The second JIT found both objects (the function and the expression).
+    /// assert_eq!(cache.stats().hits, 2);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn object_cache(mut self, cache: Arc<dyn ObjectCache>) -> Self {
+        self.config.object_cache = Some(cache);
         self
     }
 
@@ -451,6 +482,7 @@ impl Jit {
                 },
                 dump: config.dump.llvm_ir || config.dump.asm,
                 trace: config.trace_tier.clone(),
+                cache: config.object_cache.clone(),
                 objects: objects.clone(),
             }),
             tiers,
@@ -592,6 +624,7 @@ pub struct LazyLlvmLayer {
     config: LlvmConfig,
     dump: bool,
     trace: Option<Arc<TierTrace>>,
+    cache: Option<Arc<dyn ObjectCache>>,
     objects: Arc<ObjectLinkingLayer>,
 }
 
@@ -602,7 +635,9 @@ impl LazyLlvmLayer {
         if let Some(layer) = self.cell.get() {
             return Ok(layer);
         }
-        let compiler = LlvmCompiler::new(self.config.clone()).map_err(Error::layer)?;
+        let compiler = LlvmCompiler::new(self.config.clone())
+            .map_err(Error::layer)?
+            .with_cache(self.cache.clone());
         let layer = LlvmLayer::new(compiler, self.objects.clone());
         if self.dump || self.trace.is_some() {
             let trace = self.trace.clone();

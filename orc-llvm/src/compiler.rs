@@ -25,6 +25,7 @@ use inkwell::targets::{
 use inkwell::values::AnyValue;
 use inkwell::OptimizationLevel;
 use object::{Object, ObjectSymbol, SymbolKind};
+use orc_core::cache::{CacheKey, ObjectCache};
 use orc_core::SymbolFlags;
 
 use crate::diagnostics::{CurrentUnit, DiagnosticSink};
@@ -298,6 +299,8 @@ thread_local! {
 pub struct LlvmCompiler {
     host: HostTarget,
     config: LlvmConfig,
+    /// Where compiled objects are kept across runs, if anywhere.
+    cache: Option<Arc<dyn ObjectCache>>,
 }
 
 impl LlvmCompiler {
@@ -307,12 +310,23 @@ impl LlvmCompiler {
         let compiler = LlvmCompiler {
             host: host_target()?,
             config,
+            cache: None,
         };
         // The check's machine is this thread's first: keep it for the
         // thread's first compile (creating one costs ~0.2 ms).
         let tm = compiler.target_machine()?;
         compiler.recycle(tm);
         Ok(compiler)
+    }
+
+    /// Keeps compiled objects in `cache` and compiles only what it does
+    /// not hold (see [`orc_core::cache`]). The key is the module's bitcode
+    /// after verification, the host triple, CPU and features, the pass
+    /// pipeline and code-generation level, and orc's version. Compiles
+    /// that capture IR or assembly for dumps bypass the cache.
+    pub fn with_cache(mut self, cache: Option<Arc<dyn ObjectCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The host the compiler targets.
@@ -456,6 +470,30 @@ impl LlvmCompiler {
         })?;
         phases.verify = t.elapsed();
 
+        let pipeline = self
+            .config
+            .pipeline
+            .as_deref()
+            .unwrap_or(self.config.opt_level.pipeline());
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| !self.config.capture_ir && !self.config.capture_asm);
+        let key = cache.map(|_| self.cache_key(&module, pipeline));
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            if let Some(bytes) = cache.get(key) {
+                let functions = function_reports(&bytes, Duration::ZERO, Vec::new());
+                return Ok(CompiledObject {
+                    name: name.to_owned(),
+                    bytes,
+                    functions,
+                    asm: None,
+                    phases,
+                    total_time: Duration::ZERO,
+                });
+            }
+        }
+
         let function = sole_function(&module);
         let fatal_error = |stage: CompileStage, f: Fatal| CompileError::Fatal {
             module: name.to_owned(),
@@ -464,11 +502,6 @@ impl LlvmCompiler {
             reason: f.0,
         };
         let t = Instant::now();
-        let pipeline = self
-            .config
-            .pipeline
-            .as_deref()
-            .unwrap_or(self.config.opt_level.pipeline());
         if !pipeline.is_empty() {
             match fatal::run_passes(&module, pipeline, tm) {
                 Ok(Ok(())) => {}
@@ -532,6 +565,9 @@ impl LlvmCompiler {
         phases.codegen = t.elapsed();
         diag_errors("generating code")?;
 
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            cache.put(key, &bytes);
+        }
         let compile_time = phases.optimize + phases.codegen;
         let functions = function_reports(&bytes, compile_time, ir);
         Ok(CompiledObject {
@@ -542,6 +578,25 @@ impl LlvmCompiler {
             phases,
             total_time: Duration::ZERO,
         })
+    }
+
+    /// The object cache's key for `module` (verified, triple and data
+    /// layout set) compiled with `pipeline`.
+    fn cache_key(&self, module: &Module<'_>, pipeline: &str) -> CacheKey {
+        let bitcode = module.write_bitcode_to_memory();
+        CacheKey::builder()
+            .part("llvm")
+            .part(env!("CARGO_PKG_VERSION"))
+            .part(&self.host.triple)
+            .part(&self.host.cpu)
+            .part(&self.host.features)
+            .part(pipeline)
+            .part(format!(
+                "{:?} pic default-code-model",
+                self.config.opt_level
+            ))
+            .part(bitcode.as_slice())
+            .finish()
     }
 
     /// Rejects modules for another architecture (their IR would be

@@ -95,6 +95,16 @@ pub(crate) struct JitArgs {
     /// [also ORC_TRACE_TIER=1].
     #[arg(long)]
     pub(crate) trace_tier: bool,
+    /// Keep compiled tier-1 objects in DIR across runs [default:
+    /// ORC_CACHE_DIR, else $XDG_CACHE_HOME/orc/objects, else
+    /// ~/.cache/orc/objects]; a compile found there is skipped. Bounded to
+    /// 512 MiB, least recently used entries go first.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub(crate) cache: Option<std::path::PathBuf>,
+    /// Compile everything; read and write no object cache [also
+    /// ORC_NO_CACHE=1].
+    #[arg(long)]
+    pub(crate) no_cache: bool,
     /// Cranelift optimization level [default: speed; none with --tier
     /// adaptive, whose hot code LLVM recompiles]
     #[arg(long, value_enum)]
@@ -164,7 +174,43 @@ pub(crate) struct RunArgs {
     pub(crate) args: Vec<String>,
 }
 
+/// The command's object cache, for `--stats`.
+static OBJECT_CACHE: std::sync::OnceLock<std::sync::Arc<orc::core::cache::DirectoryCache>> =
+    std::sync::OnceLock::new();
+
 impl JitArgs {
+    /// The object cache `--cache`/`--no-cache` ask for. A cache directory
+    /// that cannot be made costs only the cache, with a warning when it
+    /// was named.
+    fn object_cache(&self) -> Option<std::sync::Arc<dyn orc::core::cache::ObjectCache>> {
+        use orc::core::cache::{DirectoryCache, DEFAULT_CACHE_BYTES};
+        let env_off = std::env::var("ORC_NO_CACHE").is_ok_and(|v| !v.is_empty() && v != "0");
+        if self.no_cache || (env_off && self.cache.is_none()) {
+            return None;
+        }
+        let dir = self
+            .cache
+            .clone()
+            .or_else(|| std::env::var_os("ORC_CACHE_DIR").map(Into::into))
+            .or_else(DirectoryCache::default_dir)?;
+        match DirectoryCache::open(&dir, DEFAULT_CACHE_BYTES) {
+            Ok(cache) => {
+                let cache = std::sync::Arc::new(cache);
+                let _ = OBJECT_CACHE.set(cache.clone());
+                Some(cache)
+            }
+            Err(e) => {
+                if self.cache.is_some() {
+                    eprintln!(
+                        "orc: warning: no object cache: cannot use {}: {e}",
+                        dir.display()
+                    );
+                }
+                None
+            }
+        }
+    }
+
     pub(crate) fn builder(&self) -> JitBuilder {
         let mut builder = orc::Jit::builder();
         if let Some(opt) = self.opt_level {
@@ -182,6 +228,9 @@ impl JitArgs {
         }
         if self.trace_tier {
             builder = builder.trace_tier(true);
+        }
+        if let Some(cache) = self.object_cache() {
+            builder = builder.object_cache(cache);
         }
         builder
             .tier_up_threads(self.tier_up_threads)
@@ -201,6 +250,18 @@ impl JitArgs {
 
 /// Prints per-function compile statistics of the tiers that ran, on stderr.
 pub(crate) fn print_stats(jit: &orc::Jit) {
+    if let Some(cache) = OBJECT_CACHE.get() {
+        let s = cache.stats();
+        eprintln!(
+            "orc: stats: object cache {}: {} hits, {} misses, {} stored, {} damaged entries replaced, {} evicted",
+            cache.dir().display(),
+            s.hits,
+            s.misses,
+            s.stored,
+            s.rejected,
+            s.evicted
+        );
+    }
     if let Some(layer) = jit.tiered_if_created() {
         for (function, what) in layer.untranslated() {
             eprintln!(

@@ -1,0 +1,377 @@
+//! An object cache, as ORC's `ObjectCache`: compiled objects kept across
+//! runs, keyed by everything that decides their bytes, so a hit skips the
+//! compile.
+//!
+//! A compile layer asks the cache with a [`CacheKey`] it computes from its
+//! input (the module's IR, the target triple, the CPU and its features,
+//! the optimization settings, orc's version); on a miss it compiles and
+//! hands the object to [`ObjectCache::put`]. The key covers the whole
+//! input, so an entry can only be found by a compile that would have made
+//! the same object: code embedding process-specific constants (a tier-0
+//! body's counter address, say) simply never hits.
+//!
+//! [`DirectoryCache`] keeps one file per entry in a directory (by default
+//! `$XDG_CACHE_HOME/orc/objects`, else `~/.cache/orc/objects`):
+//!
+//! ```text
+//! offset  0  magic  "orc-obj\x01"        (8 bytes; the format version is the last byte)
+//!         8  key                          (32 bytes; must equal the file's name)
+//!        40  length of the object         (u64, little-endian)
+//!        48  SHA-256 of the object        (32 bytes)
+//!        80  the object
+//! ```
+//!
+//! Every read checks all of it: a truncated, corrupt or foreign entry (or
+//! one of another format version) is removed and reported as a miss, so
+//! the object is compiled again; it never reaches the linker. Writes go
+//! to a temporary file in the same directory that is renamed over the
+//! entry, so concurrent writers (threads or processes) each leave a
+//! complete entry and a reader never sees half of one. The directory is
+//! bounded in size: after each write, the least recently used entries
+//! (by modification time, which a hit refreshes) are removed until the
+//! total is under the bound.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+/// What identifies a compiled object: a SHA-256 over everything that
+/// decides its bytes. Build it with [`CacheKey::builder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// A builder hashing the parts of a key, each length-prefixed (so
+    /// `("ab", "c")` and `("a", "bc")` differ).
+    pub fn builder() -> CacheKeyBuilder {
+        CacheKeyBuilder(Sha256::new())
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key in hexadecimal (an entry's file name).
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Hashes the parts of a [`CacheKey`].
+#[derive(Clone)]
+pub struct CacheKeyBuilder(Sha256);
+
+impl CacheKeyBuilder {
+    /// Adds a part.
+    pub fn part(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        let bytes = bytes.as_ref();
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// The key.
+    pub fn finish(self) -> CacheKey {
+        CacheKey(self.0.finalize().into())
+    }
+}
+
+impl std::fmt::Debug for CacheKeyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKeyBuilder")
+    }
+}
+
+/// Compiled objects kept by key (see the module docs). Implementations
+/// must be safe to call from any thread; a failure to read or write is a
+/// miss, never an error of the compile.
+pub trait ObjectCache: Send + Sync + std::fmt::Debug {
+    /// The object stored under `key`, if there is a sound one.
+    fn get(&self, key: &CacheKey) -> Option<Vec<u8>>;
+
+    /// Stores `object` under `key`.
+    fn put(&self, key: &CacheKey, object: &[u8]);
+}
+
+/// What a [`DirectoryCache`] has done since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups that found a sound entry.
+    pub hits: u64,
+    /// Lookups that found nothing (or a bad entry).
+    pub misses: u64,
+    /// Entries found damaged (truncated, corrupt, foreign) and removed.
+    pub rejected: u64,
+    /// Entries written.
+    pub stored: u64,
+    /// Entries removed to keep the directory under its size bound.
+    pub evicted: u64,
+}
+
+const MAGIC: &[u8; 8] = b"orc-obj\x01";
+const HEADER: usize = 80;
+
+/// The default bound of a [`DirectoryCache`]: 512 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 512 << 20;
+
+/// An [`ObjectCache`] in a directory, one file per entry, bounded in size
+/// (see the module docs).
+#[derive(Debug)]
+pub struct DirectoryCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    rejected: AtomicU64,
+    stored: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl DirectoryCache {
+    /// A cache in `dir` (created if missing) holding at most `max_bytes`.
+    pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<DirectoryCache> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(DirectoryCache {
+            dir,
+            max_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        })
+    }
+
+    /// The user's cache directory for orc's objects:
+    /// `$XDG_CACHE_HOME/orc/objects`, else `$HOME/.cache/orc/objects`;
+    /// `None` when neither variable is set.
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = match std::env::var_os("XDG_CACHE_HOME") {
+            Some(x) if !x.is_empty() && Path::new(&x).is_absolute() => PathBuf::from(x),
+            _ => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".cache"),
+        };
+        Some(base.join("orc").join("objects"))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What this cache has done so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The file of `key`'s entry.
+    pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.obj", key.hex()))
+    }
+
+    /// The object in `data` if it is a sound entry for `key`.
+    fn decode(key: &CacheKey, data: &[u8]) -> Option<Vec<u8>> {
+        if data.len() < HEADER || &data[..8] != MAGIC || data[8..40] != key.0 {
+            return None;
+        }
+        let len = u64::from_le_bytes(data[40..48].try_into().ok()?);
+        let object = &data[HEADER..];
+        if object.len() as u64 != len || Sha256::digest(object)[..] != data[48..80] {
+            return None;
+        }
+        Some(object.to_vec())
+    }
+
+    /// Removes the least recently used entries until the directory holds
+    /// at most the bound.
+    fn evict(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "obj"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            total = total.saturating_sub(len);
+        }
+    }
+}
+
+impl ObjectCache for DirectoryCache {
+    fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
+        let path = self.entry_path(key);
+        let found = match fs::read(&path) {
+            Ok(data) => match Self::decode(key, &data) {
+                Some(object) => {
+                    // A hit makes the entry the most recently used.
+                    if let Ok(f) = fs::File::options().append(true).open(&path) {
+                        let _ = f.set_modified(SystemTime::now());
+                    }
+                    Some(object)
+                }
+                None => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    let _ = fs::remove_file(&path);
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        match &found {
+            Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
+            None => self.misses.fetch_add(1, Ordering::Relaxed),
+        };
+        found
+    }
+
+    fn put(&self, key: &CacheKey, object: &[u8]) {
+        if (HEADER + object.len()) as u64 > self.max_bytes {
+            return;
+        }
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let tmp = self.dir.join(format!(
+            ".{}.{}.{}.tmp",
+            key.hex(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            let mut header = Vec::with_capacity(HEADER);
+            header.extend_from_slice(MAGIC);
+            header.extend_from_slice(&key.0);
+            header.extend_from_slice(&(object.len() as u64).to_le_bytes());
+            header.extend_from_slice(&Sha256::digest(object));
+            f.write_all(&header)?;
+            f.write_all(object)?;
+            drop(f);
+            fs::rename(&tmp, self.entry_path(key))
+        })();
+        match written {
+            Ok(()) => {
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                self.evict();
+            }
+            Err(_) => {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("orc-cache-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn key(s: &str) -> CacheKey {
+        CacheKey::builder().part(s).finish()
+    }
+
+    #[test]
+    fn keys_are_length_prefixed() {
+        let a = CacheKey::builder().part("ab").part("c").finish();
+        let b = CacheKey::builder().part("a").part("bc").finish();
+        assert_ne!(a, b);
+        assert_eq!(a, CacheKey::builder().part("ab").part("c").finish());
+        assert_eq!(a.hex().len(), 64);
+    }
+
+    #[test]
+    fn a_stored_object_is_found_and_others_are_misses() {
+        let dir = temp_dir("hit");
+        let cache = DirectoryCache::open(&dir, DEFAULT_CACHE_BYTES).unwrap();
+        assert_eq!(cache.get(&key("a")), None);
+        cache.put(&key("a"), b"object a");
+        assert_eq!(cache.get(&key("a")).as_deref(), Some(&b"object a"[..]));
+        assert_eq!(cache.get(&key("b")), None);
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.stored), (1, 2, 1));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn damaged_entries_are_rejected_and_removed() {
+        let dir = temp_dir("damaged");
+        let cache = DirectoryCache::open(&dir, DEFAULT_CACHE_BYTES).unwrap();
+        let k = key("k");
+        let path = cache.entry_path(&k);
+        type Damage<'a> = &'a dyn Fn(&mut Vec<u8>);
+        let damage: [Damage; 5] = [
+            &|d| d.truncate(d.len() - 1),     // truncated
+            &|d| *d.last_mut().unwrap() ^= 1, // corrupt object
+            &|d| d[9] ^= 1,                   // another key's entry
+            &|d| d[7] = 2,                    // another format version
+            &|d| d.truncate(10),              // a torn header
+        ];
+        for (i, damage) in damage.iter().enumerate() {
+            cache.put(&k, b"the object bytes");
+            let mut data = fs::read(&path).unwrap();
+            damage(&mut data);
+            fs::write(&path, &data).unwrap();
+            assert_eq!(cache.get(&k), None, "damage {i}");
+            assert!(!path.exists(), "damage {i}: the entry is removed");
+        }
+        assert_eq!(cache.stats().rejected, 5);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_go_first() {
+        let dir = temp_dir("lru");
+        let object = vec![7u8; 1000];
+        // Room for three entries.
+        let cache = DirectoryCache::open(&dir, 3 * (HEADER as u64 + 1000)).unwrap();
+        let t0 = SystemTime::now() - std::time::Duration::from_secs(100);
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            cache.put(&key(name), &object);
+            let f = fs::File::options()
+                .append(true)
+                .open(cache.entry_path(&key(name)))
+                .unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(i as u64))
+                .unwrap();
+        }
+        // Using "a" makes "b" the least recently used.
+        assert!(cache.get(&key("a")).is_some());
+        cache.put(&key("d"), &object);
+        assert!(cache.get(&key("b")).is_none(), "b was evicted");
+        for name in ["a", "c", "d"] {
+            assert!(cache.get(&key(name)).is_some(), "{name} stays");
+        }
+        assert_eq!(cache.stats().evicted, 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
