@@ -127,9 +127,10 @@ pub struct JitConfig {
     /// compiles, hot and queued functions, promotions, OSR entries,
     /// released bodies. `None` logs nothing and changes no code.
     pub trace_tier: Option<Arc<TierTrace>>,
-    /// Where compiled objects are kept across runs (tier 1's, keyed by
-    /// their IR, target, CPU, settings and orc's version); `None` compiles
-    /// everything. See [`orc_core::cache`].
+    /// Where compiled objects are kept across runs (tier 1's, and tier 0's
+    /// where the code is not profiled, keyed by their IR, target, CPU,
+    /// settings and orc's version); `None` compiles everything. See
+    /// [`orc_core::cache`].
     pub object_cache: Option<Arc<dyn ObjectCache>>,
 }
 
@@ -420,7 +421,8 @@ impl Jit {
             opt_level: config.tier0_opt_level(),
             capture_clif: config.dump.clif,
         })
-        .map_err(Error::layer)?;
+        .map_err(Error::layer)?
+        .with_cache(config.object_cache.clone());
         let cranelift = CraneliftLayer::new(compiler, objects.clone());
         if config.dump.clif || config.trace_tier.is_some() {
             let trace = config.trace_tier.clone();

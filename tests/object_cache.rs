@@ -169,3 +169,27 @@ fn two_processes_fill_one_cache_at_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Tier 0 caches too (code without profiling counters), Kaleidoscope's
+/// top-level expressions included; a redefinition in the program is
+/// another object.
+#[test]
+fn tier_0_objects_are_cached_too() {
+    let dir = scratch("cache-tier0");
+    let cache = dir.join("cache");
+    let kal = dir.join("prog.kal");
+    std::fs::write(
+        &kal,
+        "extern printd(x);\ndef f(x) x * 3;\nprintd(f(14));\ndef g(x) f(x) + 1;\nprintd(g(2));\n",
+    )
+    .unwrap();
+    let first = check(&mut orc(&cache, &["--tier", "0"], &kal));
+    assert_eq!(text(&first.stdout), "42.000000\n7.000000\n");
+    let (hits, misses, stored, _) = cache_stats(&first);
+    assert_eq!(hits, 0);
+    assert!(misses >= 4 && stored == misses, "{}", text(&first.stderr));
+    let second = check(&mut orc(&cache, &["--tier", "0"], &kal));
+    assert_eq!(text(&second.stdout), "42.000000\n7.000000\n");
+    assert_eq!(cache_stats(&second), (misses, 0, 0, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

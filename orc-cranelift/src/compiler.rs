@@ -21,6 +21,7 @@ use cranelift_module::{
     ModuleRelocTarget, ModuleResult,
 };
 use cranelift_object::{ObjectBuilder, ObjectModule};
+use orc_core::cache::{CacheKey, ObjectCache};
 use orc_core::{ExecutionSession, SymbolFlags, SymbolFlagsMap};
 
 use crate::error::CompileError;
@@ -149,6 +150,8 @@ pub struct CompiledObject {
 pub struct CraneliftCompiler {
     isa: OwnedTargetIsa,
     config: CraneliftConfig,
+    /// Where compiled objects are kept across runs, if anywhere.
+    cache: Option<Arc<dyn ObjectCache>>,
 }
 
 impl CraneliftCompiler {
@@ -182,7 +185,22 @@ impl CraneliftCompiler {
         let isa = isa_builder
             .finish(settings::Flags::new(flags))
             .map_err(|e| isa_err(e.to_string()))?;
-        Ok(CraneliftCompiler { isa, config })
+        Ok(CraneliftCompiler {
+            isa,
+            config,
+            cache: None,
+        })
+    }
+
+    /// Keeps compiled objects in `cache` and compiles only modules it does
+    /// not hold (see [`orc_core::cache`]). The key covers the module's
+    /// declarations, data and every function's CLIF as the frontend built
+    /// it, the ISA with its flags, and orc's version. Profiled modules
+    /// (whose code holds this process's counter addresses) and compiles
+    /// that capture CLIF bypass the cache.
+    pub fn with_cache(mut self, cache: Option<Arc<dyn ObjectCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The target the compiler generates code for.
@@ -223,6 +241,10 @@ impl CraneliftCompiler {
         })?;
         builder.unwind_info(true);
         let mut object = ObjectModule::new(builder);
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| counters.is_none() && !self.config.capture_clif);
         let mut recording = RecordingModule {
             inner: &mut object,
             reports: Vec::new(),
@@ -230,8 +252,52 @@ impl CraneliftCompiler {
             error: None,
             counters,
             traps: Vec::new(),
+            deferred: cache.map(|_| Deferred::default()),
         };
-        let built = module.build(&mut recording);
+        let mut built = module.build(&mut recording);
+        // With a cache, the functions were only recorded: look the module
+        // up, and compile them now only if it is not there.
+        let mut key = None;
+        if let (Some(cache), Some(deferred)) = (cache, recording.deferred.take()) {
+            if built.is_ok() {
+                let k = self.cache_key(&name, recording.inner.declarations(), &deferred);
+                if let Some(bytes) = cache.get(&k) {
+                    let functions = deferred
+                        .functions
+                        .iter()
+                        .map(|(id, _)| FunctionReport {
+                            name: recording
+                                .inner
+                                .declarations()
+                                .get_function_decl(*id)
+                                .linkage_name(*id)
+                                .into_owned(),
+                            clif: None,
+                            compile_time: Duration::ZERO,
+                            code_size: 0,
+                        })
+                        .collect();
+                    return Ok(CompiledObject {
+                        name,
+                        functions: with_code_sizes(functions, &bytes),
+                        bytes,
+                        total_time: start.elapsed(),
+                    });
+                }
+                key = Some(k);
+            }
+            for (id, func) in deferred.functions {
+                let mut ctx = Context::for_function(func);
+                if let Err(e) = recording.define_function_with_control_plane(
+                    id,
+                    &mut ctx,
+                    &mut ControlPlane::default(),
+                ) {
+                    built = Err(e.to_string());
+                    break;
+                }
+            }
+        }
         let RecordingModule {
             reports,
             error,
@@ -265,6 +331,9 @@ impl CraneliftCompiler {
             module: name.clone(),
             message: e.to_string(),
         })?;
+        if let (Some(cache), Some(key)) = (cache, key) {
+            cache.put(&key, &bytes);
+        }
         Ok(CompiledObject {
             name,
             bytes,
@@ -272,6 +341,76 @@ impl CraneliftCompiler {
             total_time: start.elapsed(),
         })
     }
+}
+
+impl CraneliftCompiler {
+    /// The object cache's key of a module: what decides its object's
+    /// bytes (see [`Self::with_cache`]).
+    fn cache_key(&self, name: &str, decls: &ModuleDeclarations, deferred: &Deferred) -> CacheKey {
+        let mut key = CacheKey::builder()
+            .part("cranelift")
+            .part(name)
+            .part(env!("CARGO_PKG_VERSION"))
+            .part(self.isa.triple().to_string())
+            .part(self.isa.flags().to_string())
+            .part(
+                self.isa
+                    .isa_flags()
+                    .iter()
+                    .map(|v| format!("{v} "))
+                    .collect::<String>(),
+            );
+        for (id, decl) in decls.get_functions() {
+            key = key.part(format!(
+                "fn {} {:?} {}",
+                decl.linkage_name(id),
+                decl.linkage,
+                decl.signature
+            ));
+        }
+        for (id, decl) in decls.get_data_objects() {
+            key = key.part(format!(
+                "data {} {:?} {} {}",
+                decl.linkage_name(id),
+                decl.linkage,
+                decl.writable,
+                decl.tls
+            ));
+        }
+        for event in &deferred.log {
+            key = key.part(event);
+        }
+        for (id, func) in &deferred.functions {
+            key = key.part(format!("define {}\n{}", id.as_u32(), func.display()));
+        }
+        key.finish()
+    }
+}
+
+/// Fills in each report's code size from the symbols of `object`.
+fn with_code_sizes(mut reports: Vec<FunctionReport>, object: &[u8]) -> Vec<FunctionReport> {
+    use cranelift_object::object::{File, Object, ObjectSymbol};
+    if let Ok(file) = File::parse(object) {
+        for report in &mut reports {
+            if let Some(sym) = file
+                .symbols()
+                .find(|s| s.name() == Ok(report.name.as_str()))
+            {
+                report.code_size = sym.size() as usize;
+            }
+        }
+    }
+    reports
+}
+
+/// What a module built while its functions were only recorded (to look it
+/// up in the object cache first).
+#[derive(Default)]
+struct Deferred {
+    /// The functions to compile, in definition order.
+    functions: Vec<(FuncId, ir::Function)>,
+    /// Everything else defined, in order, as text for the key.
+    log: Vec<String>,
 }
 
 impl std::fmt::Debug for CraneliftCompiler {
@@ -300,6 +439,9 @@ struct RecordingModule<'a> {
     error: Option<String>,
     /// Each compiled function's trap table: (symbol, [(offset, code)]).
     traps: Vec<(String, Vec<(u32, u8)>)>,
+    /// With an object cache: functions are recorded, not compiled, until
+    /// the cache has been asked.
+    deferred: Option<Deferred>,
 }
 
 impl RecordingModule<'_> {
@@ -390,6 +532,10 @@ impl Module for RecordingModule<'_> {
         ctx: &mut Context,
         ctrl_plane: &mut ControlPlane,
     ) -> ModuleResult<()> {
+        if let Some(deferred) = &mut self.deferred {
+            deferred.functions.push((func, ctx.func.clone()));
+            return Ok(());
+        }
         let name = self
             .inner
             .declarations()
@@ -473,11 +619,26 @@ impl Module for RecordingModule<'_> {
         bytes: &[u8],
         relocs: &[ModuleReloc],
     ) -> ModuleResult<()> {
+        if let Some(deferred) = &mut self.deferred {
+            let relocs: Vec<String> = relocs
+                .iter()
+                .map(|r| format!("{} {:?} {:?} {}", r.offset, r.kind, r.name, r.addend))
+                .collect();
+            deferred.log.push(format!(
+                "bytes {} {alignment} {bytes:?} {relocs:?}",
+                func_id.as_u32()
+            ));
+        }
         self.inner
             .define_function_bytes(func_id, alignment, bytes, relocs)
     }
 
     fn define_data(&mut self, data_id: DataId, data: &DataDescription) -> ModuleResult<()> {
+        if let Some(deferred) = &mut self.deferred {
+            deferred
+                .log
+                .push(format!("data {} {data:?}", data_id.as_u32()));
+        }
         self.inner.define_data(data_id, data)
     }
 }
