@@ -32,6 +32,7 @@
 
 mod absolute;
 mod batch;
+pub mod debug;
 mod dispatch;
 mod dylib;
 mod error;
