@@ -127,9 +127,12 @@ fn warn_once(what: &str, e: &std::io::Error) {
 
 fn open_map() -> Option<File> {
     let path = perf_map_path();
+    // Opened once per process: what a process with the same id left is
+    // dropped.
     match std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .open(&path)
     {
         Ok(f) => Some(f),
