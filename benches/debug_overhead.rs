@@ -70,7 +70,69 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// In process: the time to compile and link `n` small functions (one
+/// object each, through their first calls) with the given options.
+fn link_time(n: usize, debugger: bool, perf: bool) -> Duration {
+    let jit = orc::Jit::builder()
+        .tier(orc::Tier::Zero)
+        .debugger(debugger)
+        .perf(perf)
+        .build()
+        .unwrap();
+    let mut kjit = orc::KaleidoscopeJit::new(jit);
+    let mut defs = String::new();
+    for i in 0..n {
+        defs.push_str(&format!("def f{i}(x) x * {i} + 1;\n"));
+    }
+    kjit.eval(&defs).unwrap();
+    let calls: Vec<String> = (0..n).map(|i| format!("f{i}(2)")).collect();
+    let call = format!("{};", calls.join(" + "));
+    let start = Instant::now();
+    kjit.eval(&call).unwrap();
+    start.elapsed()
+}
+
+/// The per-link cost of each option, in process (the JIT'd code is the
+/// same with and without them: all they add is work per linked object).
+fn link_costs(rounds: usize) {
+    const N: usize = 200;
+    let configs = [
+        ("off", false, false),
+        ("gdb", true, false),
+        ("perf", false, true),
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    link_time(N, false, false);
+    for round in 0..rounds * 3 {
+        for i in 0..configs.len() {
+            let at = (i + round) % configs.len();
+            let (_, gdb, perf) = configs[at];
+            times[at].push(link_time(N, gdb, perf).as_secs_f64());
+        }
+    }
+    let off = &times[0];
+    print!(
+        "  in process, {N} functions compiled and linked: off {:.1} us each",
+        median(off.clone()) * 1e6 / N as f64
+    );
+    for ((label, _, _), t) in configs.iter().zip(&times).skip(1) {
+        let ratios: Vec<f64> = t.iter().zip(off).map(|(a, b)| a / b).collect();
+        let extra: Vec<f64> = t
+            .iter()
+            .zip(off)
+            .map(|(a, b)| (a - b) * 1e6 / N as f64)
+            .collect();
+        print!(
+            "  {label}: {:.3}x ({:+.1} us per function)",
+            median(ratios),
+            median(extra)
+        );
+    }
+    println!();
+}
+
 fn main() {
+    link_costs(rounds());
     let orc = PathBuf::from(env!("CARGO_BIN_EXE_orc"));
     let mut configs = vec![
         Config {
