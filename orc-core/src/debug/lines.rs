@@ -13,15 +13,19 @@ use crate::link::LinkView;
 
 /// One row of a line table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LineRow {
-    pub(crate) addr: u64,
-    pub(crate) line: u32,
-    pub(crate) file: String,
+pub struct LineRow {
+    /// The final address.
+    pub addr: u64,
+    /// The line (1-based; 0 for code no line is attributed to).
+    pub line: u32,
+    /// The file's path as the DWARF gives it (directory joined).
+    pub file: String,
 }
 
-/// The line rows of the object's code at final addresses; empty without
-/// DWARF (or with DWARF this reader does not understand).
-pub(crate) fn line_table(view: &LinkView<'_>) -> Vec<LineRow> {
+/// The line rows of a linked object's code at their final addresses
+/// (sequence ends left out); empty without DWARF (or with DWARF this
+/// reader does not understand). For a plugin.
+pub fn line_table(view: &LinkView<'_>) -> Vec<LineRow> {
     let bytes = view.object_bytes();
     let Ok(file) = object::File::parse(bytes) else {
         return Vec::new();
