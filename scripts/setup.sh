@@ -2,10 +2,11 @@
 # Installs what orc's build, tests and benchmarks need on Debian, when it is
 # missing: LLVM 19 development files (tier 1), the LLVM 19 tools used as
 # peers and as a source of test inputs (clang-19, lli-19, llvm-jitlink-19),
-# and gcc/g++ for the linker's C and C++ tests. Safe to run repeatedly.
+# gcc/g++ for the linker's C and C++ tests, and gdb for the debugger tests
+# (tests/debugger.rs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(llvm-19-dev libpolly-19-dev llvm-19 clang-19 gcc g++ zlib1g-dev libzstd-dev libbz2-dev)
+packages=(llvm-19-dev libpolly-19-dev llvm-19 clang-19 gcc g++ gdb zlib1g-dev libzstd-dev libbz2-dev)
 
 missing=()
 for p in "${packages[@]}"; do

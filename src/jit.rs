@@ -13,6 +13,7 @@
 use std::sync::{Arc, OnceLock};
 
 use orc_core::cache::ObjectCache;
+use orc_core::debug::{GdbJitPlugin, GdbRegistration, PerfPlugin};
 use orc_core::lazy::LazyReexportsManager;
 use orc_core::link::ObjectLinkingLayer;
 use orc_core::{
@@ -132,6 +133,11 @@ pub struct JitConfig {
     /// settings and orc's version); `None` compiles everything. See
     /// [`orc_core::cache`].
     pub object_cache: Option<Arc<dyn ObjectCache>>,
+    /// Registers JIT'd code with the GDB JIT interface (see
+    /// [`JitBuilder::debugger`]).
+    pub debugger: bool,
+    /// Writes the perf map and jitdump files (see [`JitBuilder::perf`]).
+    pub perf: bool,
 }
 
 impl JitConfig {
@@ -169,14 +175,16 @@ impl Default for JitConfig {
             lazy_failure_handler: None,
             trace_tier: None,
             object_cache: None,
+            debugger: false,
+            perf: false,
         }
     }
 }
 
 /// Builds a [`Jit`]. [`Jit::builder`] starts from the defaults adjusted by
-/// the environment variables `ORC_TIER` (`0`, `1` or `adaptive`) and
-/// `ORC_TIER_THRESHOLD`, for embedders who cannot change code; explicit
-/// builder calls override them.
+/// the environment variables `ORC_TIER` (`0`, `1` or `adaptive`),
+/// `ORC_TIER_THRESHOLD`, `ORC_TRACE_TIER`, `ORC_GDB` and `ORC_PERF` (`1` or `0`), for
+/// embedders who cannot change code; explicit builder calls override them.
 #[derive(Clone, Default)]
 pub struct JitBuilder {
     config: JitConfig,
@@ -206,6 +214,20 @@ impl JitBuilder {
         }
         if std::env::var("ORC_TRACE_TIER").is_ok_and(|v| !v.is_empty() && v != "0") {
             builder.config.trace_tier = Some(TierTrace::to_stderr());
+        }
+        for (var, flag) in [
+            ("ORC_GDB", &mut builder.config.debugger),
+            ("ORC_PERF", &mut builder.config.perf),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                match value.trim() {
+                    "1" | "on" | "true" => *flag = true,
+                    "0" | "off" | "false" | "" => *flag = false,
+                    other => {
+                        builder.env_error = Some(format!("{var}: '{other}' is not 1 or 0"));
+                    }
+                }
+            }
         }
         if let Ok(threshold) = std::env::var("ORC_TIER_THRESHOLD") {
             match threshold.trim().parse::<u64>() {
@@ -329,6 +351,28 @@ impl JitBuilder {
         self.config.libraries.push(lib.into());
         self
     }
+    /// Registers every linked object (tier-0 and tier-1 code, objects
+    /// added to [`Jit::object_layer`]) and every function stub with the
+    /// GDB JIT interface, so gdb names JIT'd frames, unwinds through them
+    /// and shows source lines where the object has DWARF. Off by default
+    /// (`ORC_GDB=1` turns it on); the `orc` tool turns it on.
+    ///
+    /// ```
+    /// let jit = orc::Jit::builder().debugger(true).build().unwrap();
+    /// assert!(jit.config().debugger);
+    /// ```
+    pub fn debugger(mut self, on: bool) -> Self {
+        self.config.debugger = on;
+        self
+    }
+    /// Writes `/tmp/perf-PID.map` and the jitdump file `jit-PID.dump` (in
+    /// `$JITDUMPDIR`, else `/tmp`) naming every JIT'd function, for `perf
+    /// record -k 1` + `perf inject --jit` + `perf report`. Off by default
+    /// (`ORC_PERF=1`, or `orc run --perf`).
+    pub fn perf(mut self, on: bool) -> Self {
+        self.config.perf = on;
+        self
+    }
     /// Continues failed lazy calls in `handler` instead of exiting.
     pub fn lazy_failure_handler(mut self, handler: ExecutorAddr) -> Self {
         self.config.lazy_failure_handler = Some(handler);
@@ -371,6 +415,47 @@ pub struct Jit {
     pub(crate) vararg_thunks: OnceLock<()>,
     /// What typed handles share with the JIT (see [`crate::embed`]).
     pub(crate) embed: Arc<crate::embed::Shared>,
+    /// The stubs' registrations with gdb (with [`JitConfig::debugger`]).
+    _stub_names: Arc<std::sync::Mutex<Vec<GdbRegistration>>>,
+}
+
+/// Installs the debugger and profiler plugins the configuration asks for,
+/// and names the stubs for them; returns the stubs' gdb registrations
+/// (kept for the JIT's life: stubs are never unmapped before).
+fn install_debug_support(
+    config: &JitConfig,
+    objects: &ObjectLinkingLayer,
+    lazy: &LazyReexportsManager,
+) -> Arc<std::sync::Mutex<Vec<GdbRegistration>>> {
+    let registrations = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if config.debugger {
+        objects.add_plugin(Arc::new(GdbJitPlugin));
+    }
+    if config.perf {
+        objects.add_plugin(Arc::new(PerfPlugin::new()));
+    }
+    if config.debugger || config.perf {
+        let (gdb, perf) = (config.debugger, config.perf);
+        let kept = Arc::downgrade(&registrations);
+        lazy.set_stub_observer(Some(Arc::new(
+            move |stubs: &[(String, ExecutorAddr, u64)]| {
+                let named: Vec<(String, u64, u64)> = stubs
+                    .iter()
+                    .map(|(n, a, s)| (n.clone(), a.value(), *s))
+                    .collect();
+                if perf {
+                    orc_core::debug::perf_map_add(&named);
+                }
+                if gdb {
+                    if let Some(kept) = kept.upgrade() {
+                        let reg = orc_core::debug::register_symbols("<orc stubs>", &named);
+                        kept.lock().unwrap_or_else(|e| e.into_inner()).push(reg);
+                    }
+                }
+            },
+        )));
+    }
+    registrations
 }
 
 impl Jit {
@@ -444,6 +529,7 @@ impl Jit {
         let lazy = LazyReexportsManager::new(&es)?;
         lazy.call_through()
             .set_failure_handler(config.lazy_failure_handler);
+        let stub_names = install_debug_support(&config, &objects, &lazy);
         let tiers = if config.tier == Tier::Adaptive {
             let policy = policy.unwrap_or_else(|| {
                 Arc::new(ThresholdPolicy {
@@ -494,6 +580,7 @@ impl Jit {
             tiered: OnceLock::new(),
             vararg_thunks: OnceLock::new(),
             embed: Arc::default(),
+            _stub_names: stub_names,
         };
         Ok(jit)
     }
@@ -611,6 +698,11 @@ impl Drop for Jit {
         }
         let _ = self.es.end_session();
         self.reclaimer.free_all();
+        // The stubs are unmapped with the JIT: the debugger forgets them.
+        self._stub_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 

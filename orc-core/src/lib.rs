@@ -33,6 +33,7 @@
 mod absolute;
 mod batch;
 pub mod cache;
+pub mod debug;
 mod dispatch;
 mod dylib;
 mod error;

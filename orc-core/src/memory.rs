@@ -190,6 +190,36 @@ impl LinkMemory {
         Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
     }
 
+    /// The bytes at `offset..offset + len` of the mapping, if they lie
+    /// inside it and nothing may write them while the borrow lives: before
+    /// publishing (writing needs `&mut self`), or inside a read-only or
+    /// executable segment once published (JIT'd code may write the RW
+    /// segment at any time).
+    pub fn read(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.mapping.len() {
+            return None;
+        }
+        if self.published {
+            let page = page_size();
+            let inside_readonly = self.segments.iter().any(|seg| {
+                seg.protection != SegmentProtection::ReadWrite
+                    && offset >= seg.offset
+                    && round_up(seg.len, page)
+                        .and_then(|l| seg.offset.checked_add(l))
+                        .is_some_and(|seg_end| end <= seg_end)
+            });
+            if !inside_readonly {
+                return None;
+            }
+        }
+        // SAFETY: offset..end lies inside the mapping, which lives as long
+        // as `self`. Before publishing, no `&mut` to it can coexist with
+        // this `&self` borrow; after, the range is in a read-only or
+        // read-execute segment, which nothing writes again.
+        Some(unsafe { std::slice::from_raw_parts(self.mapping.ptr().add(offset), len) })
+    }
+
     /// Gives every segment its final protection. On x86-64 the instruction
     /// cache is coherent with data writes, so no flush is needed; a port to
     /// another architecture adds its flush here, before RX is set.

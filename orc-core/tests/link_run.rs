@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use std::ffi::{c_char, c_int, CStr};
 
 use common::*;
-use orc_core::link::{
-    select_archive_members, Archive, LibraryFile, LibrarySearch, LinkSet, ObjectFile,
-};
+use orc_core::link::{select_archive_members, Archive, LinkSet, ObjectFile};
 use orc_core::SymbolFlags;
 
 fn link(objects: &[ObjectFile]) -> LinkSet {
@@ -314,38 +312,6 @@ fn archive_members_are_pulled_on_demand() {
     let entry: extern "C" fn(c_int) -> c_int =
         unsafe { func(set.lookup("archive_entry").unwrap()) };
     assert_eq!(entry(4), 14);
-}
-
-#[test]
-fn library_search_resolves_like_gcc() {
-    let search = LibrarySearch::new(Vec::new());
-    let libm = search.find("m").unwrap();
-    assert!(
-        matches!(libm.first(), Some(LibraryFile::Shared(p)) if p.to_string_lossy().contains("libm.so.6")),
-        "libm.so is a linker script naming libm.so.6: {libm:?}"
-    );
-    let libc = search.find("c").unwrap();
-    assert!(
-        libc.iter()
-            .any(|f| matches!(f, LibraryFile::Archive(p) if p.ends_with("libc_nonshared.a"))),
-        "{libc:?}"
-    );
-    let stdcxx = search.find("stdc++").unwrap();
-    assert!(
-        matches!(stdcxx.first(), Some(LibraryFile::Shared(_))),
-        "{stdcxx:?}"
-    );
-    let err = search.find("orc_no_such_library").unwrap_err();
-    assert!(
-        err.to_string().contains("-lorc_no_such_library not found"),
-        "{err}"
-    );
-    // -L directories come first.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("link-tests-libdir");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("libm.a"), archive(&GCC_O2_PIC, &["arch_two.c"])).unwrap();
-    let first = LibrarySearch::new(vec![dir.clone()]).find("m").unwrap();
-    assert_eq!(first, vec![LibraryFile::Archive(dir.join("libm.a"))]);
 }
 
 #[test]

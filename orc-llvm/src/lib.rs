@@ -64,8 +64,8 @@ pub use compiler::{
 pub use error::{CompileError, CompileStage};
 pub use layer::{CompileObserver, CompileStats, LlvmLayer, MAX_FUNCTION_REPORTS};
 pub use translate::{
-    check_translatable, default_name_resolver, translate_function, ClifLlvmModule, NameResolver,
-    TranslateConfig, TranslateError,
+    check_translatable, default_name_resolver, translate_function, translate_function_with_debug,
+    ClifLlvmModule, DebugSource, NameResolver, TranslateConfig, TranslateError,
 };
 
 /// Re-exported so frontends build against the same inkwell (and LLVM).

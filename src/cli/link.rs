@@ -24,10 +24,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::libsearch::LibrarySearch;
 use clap::Args;
 use orc::core::link::{
-    load_library, select_archive_members, Archive, LibraryFile, LibrarySearch, LoadedLibrary,
-    ObjectFile, ObjectLinkingLayer,
+    load_library, select_archive_members, Archive, LibraryFile, LoadedLibrary, ObjectFile,
+    ObjectLinkingLayer,
 };
 use orc::core::{
     absolute_symbols, DynamicLibrarySearchGenerator, Error, ExecutionSession, ExecutorAddr,
@@ -57,6 +58,8 @@ pub(crate) struct LinkArgs {
     /// Print the time of each phase on stderr.
     #[arg(long)]
     show_times: bool,
+    #[command(flatten)]
+    debug: super::DebugArgs,
     /// Relocatable objects and static archives (`.a`); shared objects are
     /// loaded like `-l` libraries.
     #[arg(required = true, value_name = "OBJ_OR_ARCHIVE")]
@@ -255,6 +258,12 @@ fn prepare(
         first_object,
     } = load_inputs(args)?;
     let layer = ObjectLinkingLayer::new(es);
+    if args.debug.debugger() {
+        layer.add_plugin(Arc::new(orc::core::debug::GdbJitPlugin));
+    }
+    if args.debug.perf() {
+        layer.add_plugin(Arc::new(orc::core::debug::PerfPlugin::new()));
+    }
     let host = es.create_jit_dylib("host").map_err(fail)?;
     let exit_def = ExecutorSymbolDef::new(
         ExecutorAddr::from_ptr(exit_from_jit as *const u8),

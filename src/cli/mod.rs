@@ -1,6 +1,7 @@
 //! The `orc` command line: argument parsing and wiring only; the work is
 //! in the library.
 
+mod libsearch;
 mod link;
 mod repl;
 mod run;
@@ -125,6 +126,35 @@ pub(crate) struct JitArgs {
     /// function hot, which waits for it).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) tier_up_threads: usize,
+    #[command(flatten)]
+    pub(crate) debug: DebugArgs,
+}
+
+/// Debugger and profiler support.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct DebugArgs {
+    /// Write /tmp/perf-PID.map and the jitdump file jit-PID.dump (in
+    /// $JITDUMPDIR, else /tmp) naming the JIT'd functions, for `perf record
+    /// -k 1`, `perf inject --jit` and `perf report` (also ORC_PERF=1).
+    #[arg(long)]
+    pub(crate) perf: bool,
+    /// Do not register JIT'd code with gdb's JIT interface (on by default;
+    /// also ORC_GDB=0).
+    #[arg(long)]
+    pub(crate) no_debugger: bool,
+}
+
+impl DebugArgs {
+    /// Whether to register code with gdb: on unless `--no-debugger` or
+    /// `ORC_GDB=0`.
+    pub(crate) fn debugger(&self) -> bool {
+        !self.no_debugger && std::env::var("ORC_GDB").map_or(true, |v| v.trim() != "0")
+    }
+
+    /// Whether to write the perf files: `--perf` or `ORC_PERF=1`.
+    pub(crate) fn perf(&self) -> bool {
+        self.perf || std::env::var("ORC_PERF").is_ok_and(|v| v.trim() == "1")
+    }
 }
 
 /// One fewer than the machine's cores, at least 1: the main thread keeps a
@@ -233,6 +263,8 @@ impl JitArgs {
             builder = builder.object_cache(cache);
         }
         builder
+            .debugger(self.debug.debugger())
+            .perf(self.debug.perf())
             .tier_up_threads(self.tier_up_threads)
             .lazy(!self.eager)
             .compile_threads(self.compile_threads.unwrap_or_else(default_compile_threads))

@@ -7,7 +7,9 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use orc::Tier;
-use orc_core::link::{load_library, LibraryFile, LibrarySearch, LoadedLibrary};
+use orc_core::link::{load_library, LibraryFile, LoadedLibrary};
+
+use super::libsearch::LibrarySearch;
 use orc_llvm::{LlvmConfig, LlvmOptLevel};
 use orc_llvm_ir::{IrProgram, IrTarget, LoadMode};
 

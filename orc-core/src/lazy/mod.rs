@@ -15,5 +15,5 @@ mod stubs;
 mod x86_64;
 
 pub use call_through::{LazyCallThroughManager, TrampolineHandler, LAZY_COMPILE_FAILURE_EXIT_CODE};
-pub use reexports::LazyReexportsManager;
+pub use reexports::{LazyReexportsManager, StubObserver};
 pub use stubs::{IndirectStubsManager, StubId};

@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use super::arch::{HostArch, LazyArch};
 use super::call_through::{LazyCallThroughManager, TrampolineHandler};
 use super::stubs::{IndirectStubsManager, StubId};
 use crate::batch::Batch;
@@ -81,7 +82,14 @@ pub struct LazyReexportsManager {
     records: Mutex<Records>,
     /// Every trampoline's handler: repoints the stub named by the cookie.
     repointer: Arc<dyn TrampolineHandler>,
+    /// Told of the stubs each unit made (see [`LazyReexportsManager::set_stub_observer`]).
+    observer: parking_lot::RwLock<Option<StubObserver>>,
 }
+
+/// Called with the stubs a lazy re-export unit made: `(name, address,
+/// size)` of each, named as the re-export. Debugger and profiler support
+/// use it to name stub code.
+pub type StubObserver = Arc<dyn Fn(&[(String, ExecutorAddr, u64)]) + Send + Sync>;
 
 /// The trampoline handler of a manager. It holds the manager weakly: the
 /// manager owns the call-through manager that holds the handler.
@@ -123,9 +131,16 @@ impl LazyReexportsManager {
             call_through,
             records: Mutex::new(Records::default()),
             repointer: Arc::new(StubRepointer(weak.clone())),
+            observer: parking_lot::RwLock::new(None),
         });
         session.register_resource_manager(manager.clone());
         Ok(manager)
+    }
+
+    /// Calls `observer` with the stubs every unit makes from now on, once
+    /// they are emitted (`None` stops).
+    pub fn set_stub_observer(&self, observer: Option<StubObserver>) {
+        *self.observer.write() = observer;
     }
 
     /// The call-through manager (for its failure handler).
@@ -331,7 +346,16 @@ impl MaterializationUnit for LazyReexportsUnit {
             .and_then(|_| r.notify_emitted())
         {
             self.manager.forget(&made, key);
-            r.fail(e);
+            return r.fail(e);
+        }
+        let observer = self.manager.observer.read().clone();
+        if let Some(observer) = observer {
+            let size = <HostArch as LazyArch>::STUB_SIZE as u64;
+            let named: Vec<(String, ExecutorAddr, u64)> = resolved
+                .iter()
+                .map(|(name, def)| (name.as_str().to_owned(), def.addr, size))
+                .collect();
+            observer(&named);
         }
     }
 

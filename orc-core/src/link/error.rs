@@ -149,6 +149,16 @@ pub enum LinkError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A link plugin refused the object.
+    #[error("{object}: plugin {plugin}: {reason}")]
+    Plugin {
+        /// The object's name.
+        object: String,
+        /// The plugin's name.
+        plugin: String,
+        /// Why it refused.
+        reason: String,
+    },
     /// A static archive is malformed.
     #[error("{archive}: malformed archive: {reason}")]
     Archive {

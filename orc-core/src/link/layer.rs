@@ -18,6 +18,11 @@
 //! looks these up (materializing the objects) and runs the initializers in
 //! the order the objects were added.
 //!
+//! Plugins ([`LinkPlugin`]) watch every object's link; the layer starts
+//! with the [`default_plugins`](super::plugin::default_plugins)
+//! (`.eh_frame` registration) and takes more with
+//! [`ObjectLinkingLayer::add_plugin`].
+//!
 //! Removing a tracker (or ending the session) runs, for its objects, the
 //! exit handlers their code registered (newest first), then the finalizers
 //! of the initialized ones in reverse add order, then unmaps them, through
@@ -38,6 +43,7 @@ use super::elf::ObjectFile;
 use super::error::LinkError;
 use super::layout::AllocatedObject;
 use super::linked::LinkedObject;
+use super::plugin::{self, LinkPlugin};
 use crate::{
     Error, ExecutionSession, ExecutorAddr, JitDylib, JitDylibLookupFlags, JitDylibSearchOrder,
     MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
@@ -58,7 +64,11 @@ struct LayerInner {
     /// When set, removed objects are unmapped only once no thread that
     /// may be running their code is still inside JIT'd code.
     reclaimer: parking_lot::RwLock<Option<crate::Reclaimer>>,
+    /// The plugins; a link takes a snapshot when it starts.
+    plugins: parking_lot::RwLock<Plugins>,
 }
+
+type Plugins = Arc<[Arc<dyn LinkPlugin>]>;
 
 #[derive(Default)]
 struct LayerState {
@@ -110,6 +120,7 @@ impl ObjectLinkingLayer {
                 next_id: AtomicU64::new(1),
                 pool: session.symbol_string_pool().clone(),
                 reclaimer: parking_lot::RwLock::new(None),
+                plugins: parking_lot::RwLock::new(plugin::default_plugins().into()),
             }),
         });
         session.register_resource_manager(layer.clone());
@@ -122,6 +133,35 @@ impl ObjectLinkingLayer {
     /// time still is.
     pub fn set_reclaimer(&self, reclaimer: crate::Reclaimer) {
         *self.inner.reclaimer.write() = Some(reclaimer);
+    }
+
+    /// Adds `plugin` after those already installed: objects whose link
+    /// starts from now on are shown to it (ORC's `addPlugin`).
+    pub fn add_plugin(&self, plugin: Arc<dyn LinkPlugin>) {
+        let mut plugins = self.inner.plugins.write();
+        let mut list: Vec<Arc<dyn LinkPlugin>> = plugins.iter().cloned().collect();
+        list.push(plugin);
+        *plugins = list.into();
+    }
+
+    /// Removes the plugins named `name` (say `"eh-frame"`, to link without
+    /// unwind registration) from the links that start from now on;
+    /// returns how many were removed.
+    pub fn remove_plugin(&self, name: &str) -> usize {
+        let mut plugins = self.inner.plugins.write();
+        let before = plugins.len();
+        let list: Vec<Arc<dyn LinkPlugin>> = plugins
+            .iter()
+            .filter(|p| p.name() != name)
+            .cloned()
+            .collect();
+        *plugins = list.into();
+        before - plugins.len()
+    }
+
+    /// The installed plugins, in the order they run.
+    pub fn plugins(&self) -> Vec<Arc<dyn LinkPlugin>> {
+        self.inner.plugins.read().iter().cloned().collect()
     }
 
     /// Parses `bytes` and [`add`](Self::add)s the object.
@@ -558,7 +598,8 @@ impl ObjectUnit {
     /// blocking lookup would deadlock the in-place dispatcher when this
     /// object waits on one whose materialization is queued behind it.)
     fn link(self: Box<Self>, mr: MaterializationResponsibility) {
-        let (alloc, wanted, anchor) = match self.allocate_and_resolve(&mr) {
+        let plugins = self.layer.plugins.read().clone();
+        let (alloc, wanted, anchor) = match self.allocate_and_resolve(&mr, &plugins) {
             Ok(prepared) => prepared,
             Err(e) => return mr.fail(e),
         };
@@ -577,7 +618,7 @@ impl ObjectUnit {
             done: Box::new(move |res| {
                 let res = res.and_then(|(found, deps)| {
                     self.register_dependencies(&mr, anchor.as_ref(), &deps)?;
-                    self.finish(&mr, alloc, &found)
+                    self.finish(&mr, alloc, &found, &plugins)
                 });
                 if let Err(e) = res {
                     mr.fail(e);
@@ -594,9 +635,11 @@ impl ObjectUnit {
     fn allocate_and_resolve(
         &self,
         mr: &MaterializationResponsibility,
+        plugins: &[Arc<dyn LinkPlugin>],
     ) -> Result<(AllocatedObject, Vec<SymbolName>, Option<SymbolName>)> {
         let es = mr.session();
         let alloc = self.object.allocate(&self.dropped).map_err(session_error)?;
+        plugin::run_allocated(plugins, &alloc).map_err(session_error)?;
 
         // Resolved: every owned symbol's address.
         let owned = mr.symbols();
@@ -706,10 +749,11 @@ impl ObjectUnit {
         mr: &MaterializationResponsibility,
         alloc: AllocatedObject,
         found: &HashMap<String, ExecutorAddr>,
+        plugins: &[Arc<dyn LinkPlugin>],
     ) -> Result<()> {
         let linked = alloc
             .apply(found)
-            .and_then(|a| a.finalize())
+            .and_then(|a| a.finalize_with(plugins))
             .map_err(session_error)?;
         let key = mr.resource_key();
         self.layer

@@ -1,6 +1,8 @@
-//! The finalize phase and its result: [`AppliedObject::finalize`] validates
-//! unwind info, publishes the segments, registers `.eh_frame`, and returns a
-//! [`LinkedObject`] that owns the memory and runs initializers/finalizers.
+//! The finalize phase and its result: [`AppliedObject::finalize_with`]
+//! runs the plugins' fixed-up hooks, publishes the segments, runs their
+//! emitted hooks (`.eh_frame` registration is one, see `plugin.rs`), and
+//! returns a [`LinkedObject`] that owns the memory and runs
+//! initializers/finalizers.
 //!
 //! Order of initializers (as GNU ld + crt arrange them in an executable):
 //! `.init_array.N`/`.ctors.N` sections by priority, then the unsuffixed
@@ -10,18 +12,20 @@
 //! last. Null and -1 entries (crt markers) are skipped.
 //!
 //! Drop order (see `Drop for LinkedObject`): forget the link's unrun exit
-//! handlers, deregister `.eh_frame`, then unmap the memory. Finalizers and
+//! handlers, the plugins' removing hooks (deregistering `.eh_frame`), then
+//! unmap the memory. Finalizers and
 //! exit handlers are never run implicitly by `Drop`: an owner that wants
 //! them (a resource tracker being removed) runs them first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::apply::AppliedObject;
 use super::atexit;
-use super::eh_frame::{self, EhFrameRegistration};
 use super::elf::SectionRole;
 use super::error::LinkError;
+use super::plugin::{self, LinkPlugin, PluginStates};
 use crate::memory::LinkMemory;
 use crate::trap::registry::parse_trap_section;
 use crate::trap::{register_code, CodeFunction, CodeRegistration};
@@ -38,7 +42,8 @@ pub struct LinkedObject {
     dso: u64,
     initialized: AtomicBool,
     finalized: AtomicBool,
-    eh_frames: Vec<EhFrameRegistration>,
+    /// What plugins keep for this object (`.eh_frame` registrations...).
+    plugin_states: PluginStates,
     memory: LinkMemory,
     /// Copied read-only data (see `copy.rs`); owned so it lives as long as the code.
     _copies: Option<LinkMemory>,
@@ -109,11 +114,19 @@ fn register_code_range(
 }
 
 impl AppliedObject {
-    /// The finalize phase: checks `.eh_frame`, makes the segments R / RX /
-    /// RW, registers the unwind info and starts recording the object's
-    /// exit handlers.
+    /// The finalize phase with the [`default_plugins`](plugin::default_plugins)
+    /// (`.eh_frame` registration): see [`finalize_with`](Self::finalize_with).
     pub fn finalize(self) -> Result<LinkedObject, LinkError> {
+        static DEFAULT: OnceLock<Vec<Arc<dyn LinkPlugin>>> = OnceLock::new();
+        self.finalize_with(DEFAULT.get_or_init(plugin::default_plugins))
+    }
+
+    /// The finalize phase: runs the plugins' fixed-up hooks, makes the
+    /// segments R / RX / RW, runs their emitted hooks and starts recording
+    /// the object's exit handlers.
+    pub fn finalize_with(self, plugins: &[Arc<dyn LinkPlugin>]) -> Result<LinkedObject, LinkError> {
         let mut alloc = self.alloc;
+        plugin::run_fixed_up(plugins, &alloc)?;
         let obj = alloc.obj.clone();
         let name = obj.name.clone();
         let base = alloc.memory.base();
@@ -123,12 +136,6 @@ impl AppliedObject {
                 .memory
                 .bytes_mut()
                 .ok_or_else(|| LinkError::malformed(&name, "memory already published"))?;
-            for &(off, len) in &alloc.eh_frames {
-                let section = bytes
-                    .get(off..off.saturating_add(len))
-                    .ok_or_else(|| LinkError::malformed(&name, "eh_frame out of place"))?;
-                eh_frame::validate(&name, section, base + off as u64, code.clone())?;
-            }
             let read = |sec: usize| -> Result<Vec<u64>, LinkError> {
                 let s = obj
                     .sections
@@ -185,19 +192,13 @@ impl AppliedObject {
         }
         let dso = base + alloc.dso_offset as u64;
         atexit::make_live(dso);
-        let mut eh_frames = Vec::new();
-        for &(off, _) in &alloc.eh_frames {
-            let begin = (base + off as u64) as usize as *const u8;
-            // SAFETY: the section was validated above, is followed by the 4
-            // zero bytes layout reserved after it, lives in the read-only
-            // segment just published, and stays mapped until the
-            // registration is dropped (LinkedObject's Drop deregisters
-            // before the memory is unmapped).
-            let reg = unsafe { EhFrameRegistration::register(begin) };
-            if let Some(reg) = reg {
-                eh_frames.push(reg);
+        let plugin_states = match PluginStates::emit(plugins, &alloc) {
+            Ok(states) => states,
+            Err(e) => {
+                atexit::forget(dso);
+                return Err(e);
             }
-        }
+        };
         let code_registration = register_code_range(&alloc, code.clone());
         Ok(LinkedObject {
             code_registration,
@@ -208,7 +209,7 @@ impl AppliedObject {
             dso,
             initialized: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
-            eh_frames,
+            plugin_states,
             memory: alloc.memory,
             _copies: alloc.copies,
         })
@@ -326,9 +327,9 @@ impl Drop for LinkedObject {
     fn drop(&mut self) {
         // 1. No exit handler may outlive the code it points into.
         atexit::forget(self.dso);
-        // 2. The unwinder and the trap handler must not see the frames
-        // any more...
-        self.eh_frames.clear();
+        // 2. The unwinder, the plugins' clients (a debugger) and the trap
+        // handler must not see the frames any more...
+        drop(std::mem::take(&mut self.plugin_states));
         self.code_registration = None;
         // 3. ...before `memory` is unmapped, when the fields drop after this.
     }

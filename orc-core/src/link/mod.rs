@@ -13,8 +13,12 @@
 //!    layout, GOT/PLT planning; every defined symbol's address is known.
 //! 3. [`AllocatedObject::apply`] -> [`AppliedObject`]: externals bound
 //!    through a [`SymbolResolver`], relocations applied.
-//! 4. [`AppliedObject::finalize`] -> [`LinkedObject`]: memory published
-//!    R / RX / RW, `.eh_frame` registered.
+//! 4. [`AppliedObject::finalize_with`] -> [`LinkedObject`]: memory
+//!    published R / RX / RW.
+//!
+//! [`LinkPlugin`]s watch each stage (after allocation, after fixups, on
+//! emit, on removal); `.eh_frame` registration is one
+//! ([`EhFrameRegistrationPlugin`], among the [`default_plugins`]).
 //!
 //! [`LinkSet`] runs the four phases over a fixed group of objects.
 //!
@@ -57,8 +61,9 @@ mod elf;
 mod error;
 mod layer;
 mod layout;
-mod libsearch;
+mod library;
 mod linked;
+mod plugin;
 mod set;
 pub(crate) mod x86_64;
 
@@ -69,11 +74,12 @@ pub use elf::{DefinedSymbol, ObjectFile, UndefinedSymbol};
 pub use error::{LinkError, RelocationKind};
 pub use layer::ObjectLinkingLayer;
 pub use layout::AllocatedObject;
-pub use libsearch::{
-    load_library, parse_linker_script, LibraryFile, LibrarySearch, LoadedLibrary,
-    SYSTEM_LIBRARY_DIRS,
-};
+pub use library::{load_library, LibraryFile, LoadedLibrary};
 pub use linked::LinkedObject;
+pub use plugin::{
+    default_plugins, EhFrameRegistrationPlugin, LinkPlugin, LinkSection, LinkSymbol, LinkView,
+    PluginState,
+};
 pub use set::LinkSet;
 
 /// Resolves names against everything loaded in the process

@@ -10,12 +10,14 @@
 //! 4. finalize every object.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::apply::SymbolResolver;
 use super::atexit;
 use super::elf::ObjectFile;
 use super::error::LinkError;
 use super::linked::LinkedObject;
+use super::plugin::{self, LinkPlugin};
 use crate::{ExecutorAddr, ExecutorSymbolDef};
 
 /// Objects linked together; dropping the set unmaps them all.
@@ -26,8 +28,18 @@ pub struct LinkSet {
 
 impl LinkSet {
     /// Links `objects` together; names none of them defines are looked up
-    /// in `fallback` (typically the process's symbols).
+    /// in `fallback` (typically the process's symbols). Runs the
+    /// [`default_plugins`](plugin::default_plugins).
     pub fn link(objects: &[ObjectFile], fallback: &dyn SymbolResolver) -> Result<Self, LinkError> {
+        Self::link_with_plugins(objects, fallback, &plugin::default_plugins())
+    }
+
+    /// [`link`](Self::link) with `plugins` watching every object's link.
+    pub fn link_with_plugins(
+        objects: &[ObjectFile],
+        fallback: &dyn SymbolResolver,
+        plugins: &[Arc<dyn LinkPlugin>],
+    ) -> Result<Self, LinkError> {
         let mut kept_groups: HashSet<String> = HashSet::new();
         let mut allocated = Vec::with_capacity(objects.len());
         let mut winners: HashMap<String, (ExecutorSymbolDef, usize)> = HashMap::new();
@@ -39,6 +51,7 @@ impl LinkSet {
                 .collect();
             kept_groups.extend(obj.comdat_signatures().map(str::to_owned));
             let alloc = obj.allocate(&dropped)?;
+            plugin::run_allocated(plugins, &alloc)?;
             for (name, def) in alloc.symbols() {
                 match winners.get(name) {
                     None => {
@@ -75,7 +88,7 @@ impl LinkSet {
         };
         let mut linked = Vec::with_capacity(allocated.len());
         for alloc in allocated {
-            linked.push(alloc.apply(&resolver)?.finalize()?);
+            linked.push(alloc.apply(&resolver)?.finalize_with(plugins)?);
         }
         Ok(LinkSet {
             objects: linked,

@@ -194,17 +194,18 @@ pub unsafe fn func<F: Copy>(addr: ExecutorAddr) -> F {
     unsafe { std::mem::transmute_copy::<usize, F>(&raw) }
 }
 
-/// Loads libstdc++ into the process the way `-lstdc++` would, once; it
-/// stays loaded for the rest of the test process.
+/// Loads libstdc++ into the process (the file g++ links, from
+/// `g++ -print-file-name=libstdc++.so.6`), once; it stays loaded for the
+/// rest of the test process.
 pub fn load_stdcxx() {
-    static LIBS: std::sync::OnceLock<Vec<orc_core::link::LoadedLibrary>> =
-        std::sync::OnceLock::new();
-    LIBS.get_or_init(|| {
-        let search = orc_core::link::LibrarySearch::new(Vec::new());
-        let files = search.find("stdc++").expect("find -lstdc++");
-        files
-            .iter()
-            .map(|f| orc_core::link::load_library(f).expect("load libstdc++"))
-            .collect()
+    static LIB: std::sync::OnceLock<orc_core::link::LoadedLibrary> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let out = std::process::Command::new("g++")
+            .arg("-print-file-name=libstdc++.so.6")
+            .output()
+            .expect("run g++");
+        let path = String::from_utf8(out.stdout).expect("utf-8 path");
+        let file = orc_core::link::LibraryFile::Shared(path.trim().into());
+        orc_core::link::load_library(&file).expect("load libstdc++")
     });
 }

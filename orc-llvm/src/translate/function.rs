@@ -51,6 +51,7 @@ pub(super) fn translate<'ctx>(
     func: &ir::Function,
     names: &NameResolver,
     config: &TranslateConfig,
+    debug: Option<&super::debug::DebugSource>,
 ) -> Result<FunctionValue<'ctx>, TranslateError> {
     let ctx = module.get_context();
     let ctx = &ctx;
@@ -102,7 +103,11 @@ pub(super) fn translate<'ctx>(
         consts: HashMap::new(),
         trap_blocks: HashMap::new(),
         entry: None,
+        debug: debug.map(|source| super::debug::FnDebug::new(module, f, symbol, func, source)),
     };
+    if let Some(d) = fx.debug.as_mut() {
+        d.at(&fx.ctx, &fx.b, ir::SourceLoc::default());
+    }
     match fx.run() {
         Ok(()) => Ok(f),
         Err(fail) => {
@@ -178,6 +183,8 @@ pub(super) struct Fx<'a, 'ctx> {
     pub(super) consts: HashMap<ir::Value, i64>,
     trap_blocks: HashMap<u8, BasicBlock<'ctx>>,
     pub(super) entry: Option<BasicBlock<'ctx>>,
+    /// Line information, with a [`super::DebugSource`].
+    debug: Option<super::debug::FnDebug<'ctx>>,
 }
 
 impl<'a, 'ctx> Fx<'a, 'ctx> {
@@ -219,6 +226,9 @@ impl<'a, 'ctx> Fx<'a, 'ctx> {
             let bb = self.blocks[&block].0;
             self.b.position_at_end(bb);
             for inst in func.layout.block_insts(block) {
+                if let Some(d) = self.debug.as_mut() {
+                    d.at(&self.ctx, &self.b, func.srcloc(inst));
+                }
                 self.inst(inst)?;
             }
         }

@@ -50,11 +50,14 @@
 mod abi;
 mod calls;
 mod check;
+mod debug;
 mod float;
 mod function;
 mod int;
 mod memory;
 mod simd;
+
+pub use debug::DebugSource;
 
 use std::sync::Arc;
 
@@ -166,7 +169,22 @@ pub fn translate_function<'ctx>(
     config: &TranslateConfig,
 ) -> Result<FunctionValue<'ctx>, TranslateError> {
     check_translatable(func, symbol)?;
-    function::translate(module, symbol, func, names, config)
+    function::translate(module, symbol, func, names, config, None)
+}
+
+/// [`translate_function`] with line information: the function gets a
+/// DWARF subprogram in `source`'s file and its instructions the lines
+/// their CLIF source locations name (see [`DebugSource`]).
+pub fn translate_function_with_debug<'ctx>(
+    module: &Module<'ctx>,
+    symbol: &str,
+    func: &ir::Function,
+    names: &NameResolver,
+    config: &TranslateConfig,
+    source: &DebugSource,
+) -> Result<FunctionValue<'ctx>, TranslateError> {
+    check_translatable(func, symbol)?;
+    function::translate(module, symbol, func, names, config, Some(source))
 }
 
 /// One function of a [`ClifLlvmModule`].
@@ -185,6 +203,7 @@ pub struct ClifLlvmModule {
     names: NameResolver,
     config: TranslateConfig,
     functions: Vec<ClifFunction>,
+    debug: Option<DebugSource>,
 }
 
 impl ClifLlvmModule {
@@ -195,7 +214,15 @@ impl ClifLlvmModule {
             names,
             config,
             functions: Vec::new(),
+            debug: None,
         }
+    }
+
+    /// Gives the module's functions line information from `source` (see
+    /// [`DebugSource`]).
+    pub fn with_debug_source(mut self, source: DebugSource) -> Self {
+        self.debug = Some(source);
+        self
     }
 
     /// Adds `func`, defined under `symbol` with `flags`.
@@ -237,7 +264,15 @@ impl ClifLlvmModule {
     pub fn translate<'ctx>(&self, context: &'ctx Context) -> Result<Module<'ctx>, TranslateError> {
         let module = context.create_module(&self.name);
         for f in &self.functions {
-            let value = translate_function(&module, &f.symbol, &f.func, &self.names, &self.config)?;
+            check_translatable(&f.func, &f.symbol)?;
+            let value = function::translate(
+                &module,
+                &f.symbol,
+                &f.func,
+                &self.names,
+                &self.config,
+                self.debug.as_ref(),
+            )?;
             if f.internal {
                 value.set_linkage(Linkage::Internal);
             }

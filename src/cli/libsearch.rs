@@ -6,19 +6,17 @@
 //! names a file exactly. A `.so` that is a GNU ld script (`libc.so`,
 //! `libm.so`) is expanded into the files its `GROUP`/`INPUT` commands name.
 //!
-//! Shared libraries are loaded with `dlopen(RTLD_NOW | RTLD_GLOBAL)`, so the
-//! process-symbol resolver (`dlsym(RTLD_DEFAULT)`) sees them; archives are
-//! parsed so their members can be pulled in on demand.
+//! Loading what was found is the core's (`orc::core::link::load_library`);
+//! searching is the tool's, as LLVM keeps it in `llvm-jitlink`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::archive::Archive;
-use super::error::LinkError;
+use orc::core::link::{LibraryFile, LinkError};
 
 /// The standard system library directories of x86-64 Debian/Ubuntu.
-pub const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+pub(crate) const SYSTEM_LIBRARY_DIRS: &[&str] = &[
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
     "/lib64",
@@ -27,26 +25,9 @@ pub const SYSTEM_LIBRARY_DIRS: &[&str] = &[
     "/usr/lib",
 ];
 
-/// A library file `-l` resolved to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LibraryFile {
-    /// A shared object, to `dlopen`.
-    Shared(PathBuf),
-    /// A static archive, whose members are linked in on demand.
-    Archive(PathBuf),
-}
-
-/// A loaded library: keep it alive as long as code may use it.
-pub enum LoadedLibrary {
-    /// A `dlopen`ed shared object.
-    Shared(libloading::Library),
-    /// A parsed archive.
-    Archive(Archive),
-}
-
 /// The ordered list of directories `-l` searches.
 #[derive(Clone, Debug)]
-pub struct LibrarySearch {
+pub(crate) struct LibrarySearch {
     dirs: Vec<PathBuf>,
 }
 
@@ -74,7 +55,7 @@ impl LibrarySearch {
     /// The `-L` directories `user_dirs` (in order), then gcc's, then the
     /// system directories; duplicates (after resolving symlinks and `..`)
     /// and missing directories are dropped.
-    pub fn new<I: IntoIterator<Item = PathBuf>>(user_dirs: I) -> Self {
+    pub(crate) fn new<I: IntoIterator<Item = PathBuf>>(user_dirs: I) -> Self {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let all = user_dirs
@@ -92,14 +73,9 @@ impl LibrarySearch {
         LibrarySearch { dirs }
     }
 
-    /// The directories searched, in order.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Resolves `-l NAME` to the files to load (a linker script may name
     /// several).
-    pub fn find(&self, name: &str) -> Result<Vec<LibraryFile>, LinkError> {
+    pub(crate) fn find(&self, name: &str) -> Result<Vec<LibraryFile>, LinkError> {
         self.find_depth(name, 0)
     }
 
@@ -128,7 +104,7 @@ impl LibrarySearch {
         if head.starts_with(b"!<arch>\n") {
             return Ok(vec![LibraryFile::Archive(path.to_owned())]);
         }
-        if head.starts_with(&object::elf::ELFMAG) {
+        if head.starts_with(b"\x7fELF") {
             return Ok(vec![LibraryFile::Shared(path.to_owned())]);
         }
         if depth > 8 {
@@ -193,7 +169,7 @@ fn read_head(path: &Path) -> Result<Vec<u8>, LinkError> {
 /// The file names in the `GROUP`, `INPUT` (and nested `AS_NEEDED`) commands
 /// of a GNU ld script; other commands (`OUTPUT_FORMAT`, `SEARCH_DIR`...)
 /// are ignored.
-pub fn parse_linker_script(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_linker_script(text: &str) -> Result<Vec<String>, String> {
     // Strip /* ... */ comments.
     let mut clean = String::with_capacity(text.len());
     let mut rest = text;
@@ -244,44 +220,6 @@ pub fn parse_linker_script(text: &str) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
-/// Loads a resolved library: `dlopen`s a shared object globally, parses an
-/// archive.
-pub fn load_library(file: &LibraryFile) -> Result<LoadedLibrary, LinkError> {
-    match file {
-        LibraryFile::Shared(path) => {
-            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
-            // dlopen takes a name without a slash as a library to search
-            // for; a file given by the user is a path, even a bare name in
-            // the current directory (`orc link main.o libfoo.so`).
-            let bare = path.parent().is_some_and(|p| p.as_os_str().is_empty());
-            let open_path = if bare {
-                Path::new(".").join(path)
-            } else {
-                path.clone()
-            };
-            // SAFETY: loading a library runs its initializers; that is what
-            // `-l` asks for, exactly as the dynamic linker would at startup.
-            let lib = unsafe { Library::open(Some(&open_path), RTLD_NOW | RTLD_GLOBAL) }.map_err(
-                |source| LinkError::LibraryLoad {
-                    path: path.clone(),
-                    source,
-                },
-            )?;
-            Ok(LoadedLibrary::Shared(lib.into()))
-        }
-        LibraryFile::Archive(path) => {
-            let bytes = std::fs::read(path).map_err(|source| LinkError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(LoadedLibrary::Archive(Archive::parse(
-                path.display().to_string(),
-                &bytes,
-            )?))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +243,38 @@ mod tests {
         );
         assert!(parse_linker_script("GROUP ( a.so").is_err());
         assert!(parse_linker_script("garbage").is_err());
+    }
+
+    #[test]
+    fn library_search_resolves_like_gcc() {
+        let search = LibrarySearch::new(Vec::new());
+        let libm = search.find("m").unwrap();
+        assert!(
+            matches!(libm.first(), Some(LibraryFile::Shared(p)) if p.to_string_lossy().contains("libm.so.6")),
+            "libm.so is a linker script naming libm.so.6: {libm:?}"
+        );
+        let libc = search.find("c").unwrap();
+        assert!(
+            libc.iter()
+                .any(|f| matches!(f, LibraryFile::Archive(p) if p.ends_with("libc_nonshared.a"))),
+            "{libc:?}"
+        );
+        let stdcxx = search.find("stdc++").unwrap();
+        assert!(
+            matches!(stdcxx.first(), Some(LibraryFile::Shared(_))),
+            "{stdcxx:?}"
+        );
+        let err = search.find("orc_no_such_library").unwrap_err();
+        assert!(
+            err.to_string().contains("-lorc_no_such_library not found"),
+            "{err}"
+        );
+        // -L directories come first.
+        let dir = std::env::temp_dir().join(format!("orc-libsearch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libm.a"), b"!<arch>\n").unwrap();
+        let first = LibrarySearch::new(vec![dir.clone()]).find("m").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(first, vec![LibraryFile::Archive(dir.join("libm.a"))]);
     }
 }
