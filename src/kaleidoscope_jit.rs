@@ -101,6 +101,21 @@ impl KaleidoscopeJit {
         }
     }
 
+    /// Names the file the source comes from: tier-1 code then carries
+    /// DWARF line information for it (each expression's line), so gdb and
+    /// perf show source lines, as the LLVM tutorial's chapter 9 does.
+    pub fn set_source_file(&self, path: &std::path::Path) {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let file = absolute
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+        let directory = absolute
+            .parent()
+            .map_or_else(String::new, |d| d.to_string_lossy().into_owned());
+        self.layer()
+            .set_debug_source(Some(orc_llvm::DebugSource { file, directory }));
+    }
+
     /// The underlying JIT.
     pub fn jit(&self) -> &Jit {
         &self.jit

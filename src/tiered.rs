@@ -41,6 +41,7 @@ use orc_cranelift::codegen::ir::{self, ExternalName, UserExternalName, UserFuncN
 use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops, OsrLoop};
 use orc_cranelift::{CraneliftLayer, FunctionModule, NameResolver};
 use orc_llvm::translate::{check_translatable, ClifLlvmModule, TranslateConfig, TranslateError};
+use orc_llvm::DebugSource;
 use orc_llvm::LlvmModule;
 
 use crate::jit::{LazyLlvmLayer, Tier};
@@ -120,6 +121,8 @@ struct Tables {
     import_signatures: HashMap<String, ir::Signature>,
     /// Where tier changes are logged; OSR entries then report themselves.
     trace: Option<Arc<TierTrace>>,
+    /// The source file translated functions get line information from.
+    debug_source: Option<DebugSource>,
 }
 
 impl TieredLayer {
@@ -158,6 +161,16 @@ impl TieredLayer {
         }));
         self.state.functions.set_trace(trace.clone());
         self.state.lock().trace = Some(trace);
+    }
+
+    /// Gives tier-1 code DWARF line information: each CLIF instruction's
+    /// source location (`FunctionBuilder::set_srcloc`) is read as a line
+    /// of `source` (as the LLVM tutorial's chapter 9 does for
+    /// Kaleidoscope), so debuggers and profilers show source lines. Applies
+    /// to what is translated from now on. (Tier 0 gets none: Cranelift
+    /// writes no line tables here.)
+    pub fn set_debug_source(&self, source: Option<DebugSource>) {
+        self.state.lock().debug_source = source;
     }
 
     /// The IR-free half: ids, versions, stubs, statistics.
@@ -644,8 +657,14 @@ impl State {
             .iter()
             .map(|(id, _, symbol)| (id.index(), symbol.clone()))
             .collect();
-        let config = self.lock().translate.clone();
+        let (config, debug) = {
+            let tables = self.lock();
+            (tables.translate.clone(), tables.debug_source.clone())
+        };
         let mut module = ClifLlvmModule::new(name, self.resolver(own), config);
+        if let Some(source) = debug {
+            module = module.with_debug_source(source);
+        }
         for (symbol, func) in functions {
             module = module.with_function(symbol, func, CALLABLE);
         }

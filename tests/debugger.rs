@@ -167,3 +167,19 @@ fn gdb_shows_source_lines_of_a_linked_c_object() {
         "the second call: {out}"
     );
 }
+
+/// Tier-1 Kaleidoscope code carries line information (the tutorial's
+/// chapter 9): gdb stops in `fib$t1` at its file and line and lists the
+/// source line.
+#[test]
+fn gdb_shows_kaleidoscope_source_lines_in_tier_1() {
+    let prog = scratch("fib_lines.kal");
+    std::fs::write(&prog, FIB).unwrap();
+    let prog = prog.to_str().unwrap();
+    let out = gdb(
+        &["break fib$t1", "run", "bt 1"],
+        &["run", "--tier", "1", prog],
+    );
+    assert!(out.contains("fib$t1 () at fib_lines.kal:2"), "{out}");
+    assert!(out.contains("2\t  if x < 3 then"), "{out}");
+}

@@ -37,6 +37,9 @@ pub(crate) fn run(args: &RunArgs) -> i32 {
         }
     };
     let mut kjit = KaleidoscopeJit::new(jit);
+    if args.file.as_os_str() != "-" {
+        kjit.set_source_file(&args.file);
+    }
     report_runtime_errors(&kjit, &path);
     let status = run_program(&mut kjit, &program, args.jit.print_results, &path);
     if args.jit.stats {

@@ -448,6 +448,9 @@ impl<'a> FnLowerer<'a> {
     /// Lowers one expression. Each construct has its own function so that
     /// this recursive dispatcher keeps a small stack frame.
     fn lower_expr(&mut self, expr: &'a Expr) -> BResult<Value> {
+        // The line of each expression is its instructions' source
+        // location: tier 1 turns them into DWARF line information.
+        self.builder.set_srcloc(ir::SourceLoc::new(expr.span.line));
         match &expr.kind {
             ExprKind::Number(value) => Ok(self.f64(*value)),
             ExprKind::Variable(name) => {
