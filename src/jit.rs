@@ -88,7 +88,9 @@ pub struct DumpOptions {
     pub clif: bool,
     /// Print each tier-1 function's optimized LLVM IR on stderr.
     pub llvm_ir: bool,
-    /// Print each tier-1 module's machine code (assembly) on stderr.
+    /// Print the machine code of every linked object (tier 0, tier 1,
+    /// objects added directly) on stderr, disassembled where it was
+    /// loaded, with function names and addresses ([`crate::asm`]).
     pub asm: bool,
 }
 
@@ -428,6 +430,9 @@ fn install_debug_support(
     lazy: &LazyReexportsManager,
 ) -> Arc<std::sync::Mutex<Vec<GdbRegistration>>> {
     let registrations = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if config.dump.asm {
+        objects.add_plugin(Arc::new(crate::asm::AsmDumpPlugin::to_stderr()));
+    }
     if config.debugger {
         objects.add_plugin(Arc::new(GdbJitPlugin));
     }
@@ -565,10 +570,9 @@ impl Jit {
                 config: {
                     let mut llvm = config.llvm.clone();
                     llvm.capture_ir |= config.dump.llvm_ir;
-                    llvm.capture_asm |= config.dump.asm;
                     llvm
                 },
-                dump: config.dump.llvm_ir || config.dump.asm,
+                dump: config.dump.llvm_ir,
                 trace: config.trace_tier.clone(),
                 cache: config.object_cache.clone(),
                 objects: objects.clone(),

@@ -7,6 +7,7 @@
 //! and run as doctests).
 #![doc = include_str!("../README.md")]
 
+pub mod asm;
 pub mod clif;
 pub mod embed;
 pub mod host;

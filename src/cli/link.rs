@@ -60,6 +60,10 @@ pub(crate) struct LinkArgs {
     show_times: bool,
     #[command(flatten)]
     debug: super::DebugArgs,
+    /// Print the machine code of every linked object on stderr,
+    /// disassembled where it was loaded (`asm`, the one dump a link has).
+    #[arg(long, value_enum, value_name = "asm")]
+    dump: Option<LinkDump>,
     /// Relocatable objects and static archives (`.a`); shared objects are
     /// loaded like `-l` libraries.
     #[arg(required = true, value_name = "OBJ_OR_ARCHIVE")]
@@ -67,6 +71,13 @@ pub(crate) struct LinkArgs {
     /// Arguments for the program: argv[1..] (argv[0] is the first object).
     #[arg(last = true, value_name = "ARG")]
     program_args: Vec<OsString>,
+}
+
+/// What `orc link --dump` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkDump {
+    /// Machine code, disassembled at its final addresses.
+    Asm,
 }
 
 /// Runs `orc link`; returns the process exit status (unless the program
@@ -258,6 +269,9 @@ fn prepare(
         first_object,
     } = load_inputs(args)?;
     let layer = ObjectLinkingLayer::new(es);
+    if args.dump == Some(LinkDump::Asm) {
+        layer.add_plugin(Arc::new(orc::asm::AsmDumpPlugin::to_stderr()));
+    }
     if args.debug.debugger() {
         layer.add_plugin(Arc::new(orc::core::debug::GdbJitPlugin));
     }
