@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod stats;
+use stats::*;
+
 fn rounds() -> usize {
     std::env::var("ORC_BENCH_ROUNDS")
         .ok()
@@ -51,6 +54,7 @@ fn run(config: &Config, prog: &Path) -> Duration {
         // The flags decide, not the environment.
         .env_remove("ORC_GDB")
         .env_remove("ORC_PERF")
+        .env("ORC_NO_CACHE", "1")
         .env("JITDUMPDIR", std::env::temp_dir())
         .output()
         .unwrap();
@@ -63,11 +67,6 @@ fn run(config: &Config, prog: &Path) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     elapsed
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// In process: the time to compile and link `n` small functions (one
@@ -113,7 +112,7 @@ fn link_costs(rounds: usize) {
     let off = &times[0];
     print!(
         "  in process, {N} functions compiled and linked: off {:.1} us each",
-        median(off.clone()) * 1e6 / N as f64
+        median_f64(off.clone()) * 1e6 / N as f64
     );
     for ((label, _, _), t) in configs.iter().zip(&times).skip(1) {
         let ratios: Vec<f64> = t.iter().zip(off).map(|(a, b)| a / b).collect();
@@ -124,8 +123,8 @@ fn link_costs(rounds: usize) {
             .collect();
         print!(
             "  {label}: {:.3}x ({:+.1} us per function)",
-            median(ratios),
-            median(extra)
+            median_f64(ratios),
+            median_f64(extra)
         );
     }
     println!();
@@ -182,7 +181,7 @@ fn main() {
         }
         let name = prog.file_stem().unwrap().to_string_lossy().into_owned();
         let off = &times[0];
-        let off_median = median(off.iter().map(Duration::as_secs_f64).collect());
+        let off_median = median_f64(off.iter().map(Duration::as_secs_f64));
         print!("  {name:<13} off {:>7.1} ms", off_median * 1e3);
         for (c, t) in configs.iter().zip(&times).skip(1) {
             let ratios: Vec<f64> = t
@@ -191,7 +190,7 @@ fn main() {
                 .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
                 .collect();
             let slower = t.iter().zip(off).filter(|(a, b)| a > b).count();
-            let ratio = median(ratios);
+            let ratio = median_f64(ratios);
             if c.label != "baseline" {
                 worst_on = worst_on.max(ratio);
             }
