@@ -1,0 +1,242 @@
+//! The wire protocol between a controller (the JIT) and an executor (the
+//! process the JIT'd code runs in).
+//!
+//! A connection carries frames: a 4-byte little-endian length, then that
+//! many bytes of a [postcard](https://docs.rs/postcard)-encoded message.
+//! The first frame from the controller is a [`Hello`] naming the protocol
+//! version and, over TCP, the session's secret; the executor answers with
+//! a [`Welcome`] or refuses ([`HelloReply::Refused`]) and closes. After
+//! that the controller sends [`Request`]s and the executor answers each
+//! with a [`Response`] of the same id, in order.
+//!
+//! Frames longer than [`MAX_FRAME`] are refused before they are read; a
+//! frame that does not decode gets an error reply (and, before the
+//! handshake, the connection is closed). Nothing a peer sends can make
+//! the executor panic: every address a request names must lie in memory
+//! the executor reserved for this connection.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol's version. A controller and an executor of different
+/// versions refuse each other at the handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The magic the [`Hello`] starts with.
+pub const MAGIC: &str = "orc-executor";
+
+/// The largest frame either side accepts (64 MiB: a large object's bytes).
+pub const MAX_FRAME: u32 = 64 << 20;
+
+/// The controller's first message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`MAGIC`].
+    pub magic: String,
+    /// [`PROTOCOL_VERSION`] of the controller.
+    pub version: u32,
+    /// The session's secret (empty over a pipe, where the executor is the
+    /// controller's own child).
+    pub secret: Vec<u8>,
+}
+
+/// What the executor says about itself when it accepts a controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// [`PROTOCOL_VERSION`] of the executor.
+    pub version: u32,
+    /// The executor's process id.
+    pub pid: u32,
+    /// Its page size.
+    pub page_size: u64,
+    /// Its target triple (`x86_64-unknown-linux-gnu`).
+    pub triple: String,
+}
+
+/// The executor's answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// Accepted.
+    Welcome(Welcome),
+    /// Refused, and why (the connection is closed after it).
+    Refused(String),
+}
+
+/// Page protections the controller may ask for. Never writable and
+/// executable at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protection {
+    /// Read only.
+    Read,
+    /// Read and write.
+    ReadWrite,
+    /// Read and execute.
+    ReadExecute,
+}
+
+/// An operation the controller asks of the executor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    /// Nothing: checks the connection (replies [`Reply::Done`]).
+    Ping,
+    /// Reserves `size` bytes of read-write memory, page-aligned
+    /// ([`Reply::Address`]).
+    Reserve {
+        /// How many bytes.
+        size: u64,
+    },
+    /// Frees a reservation, given by its address.
+    Release {
+        /// The address [`Call::Reserve`] returned.
+        addr: u64,
+    },
+    /// Copies `bytes` to `addr` (inside one writable reservation).
+    Write {
+        /// Where.
+        addr: u64,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Reads `len` bytes at `addr` (inside one reservation)
+    /// ([`Reply::Bytes`]).
+    Read {
+        /// Where.
+        addr: u64,
+        /// How many.
+        len: u64,
+    },
+    /// Sets the protection of the pages of `addr..addr + size` (inside one
+    /// reservation).
+    Protect {
+        /// Start (page-aligned).
+        addr: u64,
+        /// Length.
+        size: u64,
+        /// The new protection.
+        protection: Protection,
+    },
+    /// Calls the function at `addr` (inside an executable part of a
+    /// reservation) as `extern "C" fn(u64, ..) -> u64` with up to six
+    /// integer arguments ([`Reply::Value`]).
+    Run {
+        /// The function.
+        addr: u64,
+        /// Its arguments (at most six).
+        args: Vec<u64>,
+    },
+    /// Looks a symbol up in the executor's process (its own and its
+    /// libraries' symbols) ([`Reply::Symbol`]).
+    Lookup {
+        /// The symbol.
+        name: String,
+    },
+    /// Loads a shared library into the executor (`dlopen`).
+    LoadLibrary {
+        /// Its path or soname.
+        path: String,
+    },
+}
+
+/// One request: a call and the id its response carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the controller; echoed in the response.
+    pub id: u64,
+    /// What to do.
+    pub call: Call,
+}
+
+/// A successful call's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Done, nothing to return.
+    Done,
+    /// An address (of a reservation).
+    Address(u64),
+    /// Bytes read.
+    Bytes(Vec<u8>),
+    /// A function's result.
+    Value(u64),
+    /// A symbol's address, if the process has it.
+    Symbol(Option<u64>),
+}
+
+/// The executor's answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (0 for a frame that did not decode).
+    pub id: u64,
+    /// The result, or what went wrong.
+    pub result: Result<Reply, String>,
+}
+
+/// Encodes a message.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, String> {
+    postcard::to_stdvec(message).map_err(|e| format!("cannot encode a message: {e}"))
+}
+
+/// Decodes a message.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("malformed message: {e}"))
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut (impl std::io::Write + ?Sized), payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&l| l <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("frame too large"))?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub fn read_frame(r: &mut impl std::io::Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit of {MAX_FRAME}"),
+        ));
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)?;
+    Ok(Some(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_an_error() {
+        let req = Request {
+            id: 7,
+            call: Call::Write {
+                addr: 0x1000,
+                bytes: vec![1, 2, 3],
+            },
+        };
+        let bytes = encode(&req).unwrap();
+        assert_eq!(decode::<Request>(&bytes).unwrap(), req);
+        assert!(decode::<Request>(&[0xff; 9]).is_err());
+        assert!(decode::<Hello>(b"").is_err());
+    }
+
+    #[test]
+    fn frames_round_trip_and_oversized_frames_are_refused() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, b"hello").unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame(&mut r).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(read_frame(&mut r).unwrap(), None);
+        let huge = (MAX_FRAME + 1).to_le_bytes();
+        assert!(read_frame(&mut &huge[..]).is_err());
+    }
+}
