@@ -449,10 +449,10 @@ fn main() {
     if part('4') {
         compile_throughput(&large, functions);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     if part('5') {
         object_cache(&large, &dir.join("cache"), runs, functions);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Part 5: `--tier 1 --eager` start-up with a cold and a warm object cache.
