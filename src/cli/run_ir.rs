@@ -409,6 +409,14 @@ extern "C" fn thread_atexit(
     }
 }
 
+/// [`thread_atexit`] for a program whose `main` runs on this thread (what
+/// `orc link` defines as `__cxa_thread_atexit` and `_impl`).
+pub(crate) fn thread_atexit_for_this_thread() -> *const u8 {
+    // SAFETY: `pthread_self` has no preconditions.
+    let _ = MAIN_THREAD.set(unsafe { libc::pthread_self() });
+    thread_atexit as extern "C" fn(_, _, _) -> c_int as *const u8
+}
+
 /// Defines [`thread_atexit`] as `__cxa_thread_atexit` and
 /// `__cxa_thread_atexit_impl` for the program.
 fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {
@@ -449,7 +457,7 @@ extern "C" fn program_exit(status: c_int) -> ! {
 
 /// Runs the main thread's `thread_local` destructors (see
 /// [`thread_atexit`]), last registered first, as the C library would.
-fn run_thread_local_destructors() {
+pub(crate) fn run_thread_local_destructors() {
     loop {
         let next = MAIN_THREAD_DTORS
             .lock()

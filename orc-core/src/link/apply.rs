@@ -61,6 +61,7 @@ impl AllocatedObject {
         let mut values = self.bind(resolver)?;
         super::copy::make_copies(&mut self, &mut values)?;
         self.write_got_and_stubs(&values)?;
+        self.write_tls_entries(&values)?;
         self.relocate(&values)?;
         Ok(AppliedObject { alloc: self })
     }
@@ -81,6 +82,9 @@ impl AllocatedObject {
                     None => None, // An error only if a relocation uses it.
                 },
                 Target::Section {
+                    overridable: true, ..
+                }
+                | Target::Tls {
                     overridable: true, ..
                 }
                 | Target::Common(_) => resolver
@@ -160,12 +164,17 @@ impl AllocatedObject {
         let obj = self.obj.clone();
         let base = self.memory.base();
         let got = base + self.got_offset as u64;
+        let mut tls_sites = Vec::new();
         for (sec_idx, sec) in obj.sections.iter().enumerate() {
             let Some(sec_off) = self.section_offsets.get(sec_idx).copied().flatten() else {
                 continue;
             };
             let len = usize::try_from(sec.size).unwrap_or(usize::MAX);
             for r in &sec.relocs {
+                if super::tls_link::is_tls_kind(r.kind) {
+                    self.apply_tls_reloc(sec_idx, sec_off, len, r, &mut tls_sites)?;
+                    continue;
+                }
                 let t = self.targets.get(r.sym).copied().unwrap_or(Target::Zero);
                 let inputs = match t {
                     Target::Ignored => {
@@ -258,7 +267,8 @@ impl AllocatedObject {
                 })?;
             }
         }
-        Ok(())
+        // Last: the moved instructions carry their relocated bytes along.
+        self.write_tls_thunks(&tls_sites)
     }
 }
 

@@ -39,6 +39,9 @@ pub struct LinkedObject {
     initialized: AtomicBool,
     finalized: AtomicBool,
     eh_frames: Vec<EhFrameRegistration>,
+    /// Thread-local storage (see `tls_link.rs`); dropped before `memory`,
+    /// which holds its template.
+    _tls: Option<super::tls_link::TlsLink>,
     memory: LinkMemory,
     /// Copied read-only data (see `copy.rs`); owned so it lives as long as the code.
     _copies: Option<LinkMemory>,
@@ -209,6 +212,7 @@ impl AppliedObject {
             initialized: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
             eh_frames,
+            _tls: alloc.tls,
             memory: alloc.memory,
             _copies: alloc.copies,
         })

@@ -60,7 +60,10 @@ mod layout;
 mod libsearch;
 mod linked;
 mod set;
+mod tls;
+mod tls_link;
 pub(crate) mod x86_64;
+mod x86_64_tls;
 
 pub use apply::{AppliedObject, SymbolResolver};
 pub use archive::{select_archive_members, Archive};

@@ -1,0 +1,438 @@
+//! Thread-local storage of linked objects: the runtime half.
+//!
+//! The JIT cannot grow the static TLS block of threads that already exist,
+//! so each linked object with `.tdata`/`.tbss` is a *module* with its own
+//! template, and every thread gets a copy of it (a *block*) on its first
+//! access. A thread's blocks hang off its *table* (`[capacity, block of
+//! module 1, block of module 2, ...]`), whose address lives in one slot of
+//! the static TLS of this crate (`orc_core_tls_table`, reached at a fixed
+//! `%fs` offset from assembly). Module ids are never reused, so a stale
+//! entry of a removed module is never looked at again.
+//!
+//! Every access model ends in [`core_address`]: `rax = &{module, offset}`
+//! in, `rax` = the variable's address for this thread out, every other
+//! register preserved (flags clobbered). Its fast path is five loads; the
+//! first access of a thread to a module takes the slow path, which saves
+//! every register (XSAVE) and calls Rust to allocate the block. The linker
+//! wires the models to it (see `tls_link.rs`):
+//! - general/local dynamic: `__tls_get_addr` binds to [`get_addr`]
+//!   (`rdi` = the `{module, offset}` pair);
+//! - TLS descriptors: a descriptor is `{tlsdesc, module, offset}`,
+//!   [`tlsdesc`] returns the address minus `%fs:0`;
+//! - initial and local exec: the instruction is moved to a thunk that
+//!   computes the per-thread offset from `%fs` first.
+//!
+//! A thread's blocks are freed by a pthread key destructor at its exit
+//! (after the C++ `thread_local` destructors, which glibc runs first);
+//! removing a module frees the blocks of every thread.
+
+use std::alloc::Layout;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+/// One module: a link's TLS template.
+struct Module {
+    /// The address of the initialized part (`.tdata`), in the link's memory.
+    template: usize,
+    init_len: usize,
+    layout: Layout,
+    /// Every thread's block of this module.
+    blocks: HashSet<usize>,
+}
+
+#[derive(Default)]
+struct Registry {
+    modules: HashMap<u64, Module>,
+    /// The `{module, offset}` of every published thread-local symbol, by
+    /// the address published for it.
+    published: HashMap<u64, (u64, u64)>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut guard = REGISTRY.lock();
+    f(guard.get_or_insert_with(Registry::default))
+}
+
+/// A registered module; unregisters (freeing every thread's block) when
+/// dropped, which must happen before its template's memory goes away.
+pub(crate) struct TlsModule {
+    id: u64,
+    published: Vec<u64>,
+}
+
+impl TlsModule {
+    /// Registers a template of `size` bytes aligned to `align`, whose first
+    /// `init_len` bytes are read from `template` when a thread first uses
+    /// the module (the rest is zero). The template must stay readable as
+    /// long as the returned value lives.
+    pub(crate) fn register(
+        template: u64,
+        init_len: u64,
+        size: u64,
+        align: u64,
+    ) -> Result<Self, String> {
+        if !std::arch::is_x86_feature_detected!("xsave") {
+            return Err("thread-local storage needs a CPU with XSAVE".into());
+        }
+        let layout = usize::try_from(size)
+            .ok()
+            .zip(usize::try_from(align).ok())
+            .and_then(|(s, a)| Layout::from_size_align(s.max(1), a.max(1)).ok())
+            .ok_or_else(|| format!("TLS block of {size} bytes aligned to {align}"))?;
+        let init_len = usize::try_from(init_len)
+            .ok()
+            .filter(|&l| l <= layout.size())
+            .ok_or("TLS template longer than its block")?;
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let template = usize::try_from(template).map_err(|_| "template address")?;
+        with_registry(|r| {
+            r.modules.insert(
+                id,
+                Module {
+                    template,
+                    init_len,
+                    layout,
+                    blocks: HashSet::new(),
+                },
+            )
+        });
+        Ok(TlsModule {
+            id,
+            published: Vec::new(),
+        })
+    }
+
+    /// The module's id (what `{module, offset}` pairs hold).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records that `addr` is the address published for a thread-local
+    /// symbol at `offset` in this module.
+    pub(crate) fn publish(&mut self, addr: u64, offset: u64) {
+        with_registry(|r| r.published.insert(addr, (self.id, offset)));
+        self.published.push(addr);
+    }
+}
+
+impl Drop for TlsModule {
+    fn drop(&mut self) {
+        let module = with_registry(|r| {
+            for addr in &self.published {
+                r.published.remove(addr);
+            }
+            r.modules.remove(&self.id)
+        });
+        if let Some(m) = module {
+            for block in m.blocks {
+                // SAFETY: each block was allocated with `m.layout` by
+                // `new_block` and is freed once: it left the registry
+                // above, under the lock the thread-exit path also takes.
+                unsafe { std::alloc::dealloc(block as *mut u8, m.layout) };
+            }
+        }
+    }
+}
+
+/// The `{module, offset}` of a thread-local symbol published at `addr` by
+/// some linked object.
+pub(crate) fn published(addr: u64) -> Option<(u64, u64)> {
+    with_registry(|r| r.published.get(&addr).copied())
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+std::arch::global_asm!(
+    // This thread's table (null until its first slow-path access).
+    ".section .tbss.orc_core_tls_table,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl orc_core_tls_table",
+    ".hidden orc_core_tls_table",
+    ".type orc_core_tls_table, @tls_object",
+    ".size orc_core_tls_table, 8",
+    "orc_core_tls_table:",
+    ".zero 8",
+    ".text",
+    // The address of this thread's table slot.
+    ".p2align 4",
+    ".globl orc_core_tls_table_slot",
+    ".hidden orc_core_tls_table_slot",
+    ".type orc_core_tls_table_slot, @function",
+    "orc_core_tls_table_slot:",
+    "mov rax, qword ptr fs:[0]",
+    "add rax, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
+    "ret",
+    ".size orc_core_tls_table_slot, . - orc_core_tls_table_slot",
+    // rax = &{module, offset} -> rax = address; preserves all else.
+    ".p2align 4",
+    ".globl orc_core_tls_addr",
+    ".hidden orc_core_tls_addr",
+    ".type orc_core_tls_addr, @function",
+    "orc_core_tls_addr:",
+    "push rcx",
+    "mov rcx, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
+    "mov rcx, qword ptr fs:[rcx]",
+    "test rcx, rcx",
+    "jz 2f",
+    "push rdx",
+    "mov rdx, qword ptr [rax]",
+    "cmp rdx, qword ptr [rcx]",
+    "ja 1f",
+    "mov rcx, qword ptr [rcx + 8*rdx]",
+    "test rcx, rcx",
+    "jz 1f",
+    "add rcx, qword ptr [rax + 8]",
+    "mov rax, rcx",
+    "pop rdx",
+    "pop rcx",
+    "ret",
+    "1:",
+    "pop rdx",
+    "2:",
+    "pop rcx",
+    // The slow path: save everything, call Rust.
+    "push rbp",
+    "mov rbp, rsp",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "mov rdi, rax",
+    // An XSAVE area (x87, SSE, AVX, AVX-512: at most 2688 bytes), 64-byte
+    // aligned, with a zeroed header.
+    "sub rsp, 3072",
+    "and rsp, -64",
+    "xor eax, eax",
+    "mov qword ptr [rsp + 512], rax",
+    "mov qword ptr [rsp + 520], rax",
+    "mov qword ptr [rsp + 528], rax",
+    "mov qword ptr [rsp + 536], rax",
+    "mov qword ptr [rsp + 544], rax",
+    "mov qword ptr [rsp + 552], rax",
+    "mov qword ptr [rsp + 560], rax",
+    "mov qword ptr [rsp + 568], rax",
+    "mov eax, 0xe7",
+    "xor edx, edx",
+    "xsave64 [rsp]",
+    "call {slow}",
+    "mov r11, rax",
+    "mov eax, 0xe7",
+    "xor edx, edx",
+    "xrstor64 [rsp]",
+    "mov rax, r11",
+    "lea rsp, [rbp - 64]",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbp",
+    "ret",
+    ".size orc_core_tls_addr, . - orc_core_tls_addr",
+    // __tls_get_addr(rdi = &{module, offset}) for general/local dynamic.
+    ".p2align 4",
+    ".globl orc_core_tls_get_addr",
+    ".hidden orc_core_tls_get_addr",
+    ".type orc_core_tls_get_addr, @function",
+    "orc_core_tls_get_addr:",
+    "mov rax, rdi",
+    "jmp orc_core_tls_addr",
+    ".size orc_core_tls_get_addr, . - orc_core_tls_get_addr",
+    // A TLS descriptor's function: rax = &{self, module, offset} ->
+    // rax = address - %fs:0; preserves all else.
+    ".p2align 4",
+    ".globl orc_core_tlsdesc",
+    ".hidden orc_core_tlsdesc",
+    ".type orc_core_tlsdesc, @function",
+    "orc_core_tlsdesc:",
+    "add rax, 8",
+    "call orc_core_tls_addr",
+    "sub rax, qword ptr fs:[0]",
+    "ret",
+    ".size orc_core_tlsdesc, . - orc_core_tlsdesc",
+    slow = sym tls_slow,
+);
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+extern "C" {
+    /// Defined by the `global_asm!` above: the address of this thread's
+    /// table slot.
+    fn orc_core_tls_table_slot() -> *mut *mut usize;
+    /// Defined above; never called from Rust (register convention).
+    fn orc_core_tls_addr();
+    /// Defined above; never called from Rust.
+    fn orc_core_tls_get_addr();
+    /// Defined above; never called from Rust (descriptor convention).
+    fn orc_core_tlsdesc();
+}
+
+/// The address of the `rax = &{module, offset}` -> `rax = address` routine.
+pub(crate) fn core_address() -> u64 {
+    orc_core_tls_addr as *const () as usize as u64
+}
+
+/// What `__tls_get_addr` binds to in linked objects.
+pub(crate) fn get_addr() -> u64 {
+    orc_core_tls_get_addr as *const () as usize as u64
+}
+
+/// The function of every TLS descriptor.
+pub(crate) fn tlsdesc() -> u64 {
+    orc_core_tlsdesc as *const () as usize as u64
+}
+
+/// The slow path: this thread's block of `record.0`, allocated on first
+/// use, plus `record.1`. Never unwinds.
+extern "C" fn tls_slow(record: *const [u64; 2]) -> *mut u8 {
+    match std::panic::catch_unwind(|| {
+        // SAFETY: the linker passes the address of a `{module, offset}`
+        // pair in a linked object's read-only memory (or of a GOT pair the
+        // program's code built from one), alive while its code runs.
+        let [module, offset] = unsafe { record.read() };
+        block_of(module).map(|b| b.wrapping_add(offset as usize))
+    }) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => fatal("a thread-local variable of an unloaded or unknown object was accessed"),
+        Err(_) => fatal("allocating a thread-local block failed"),
+    }
+}
+
+fn fatal(msg: &str) -> ! {
+    eprintln!("orc: {msg}");
+    std::process::abort()
+}
+
+/// This thread's table, grown to hold `module`.
+fn table_for(module: u64) -> Option<*mut usize> {
+    let index = usize::try_from(module).ok().filter(|&i| i > 0)?;
+    // SAFETY: returns the address of this thread's slot in static TLS.
+    let slot = unsafe { orc_core_tls_table_slot() };
+    // SAFETY: the slot is this thread's, read and written only by it.
+    let table = unsafe { *slot };
+    let capacity = if table.is_null() {
+        0
+    } else {
+        // SAFETY: a non-null table was made below with its capacity first.
+        unsafe { *table }
+    };
+    if index <= capacity {
+        return Some(table);
+    }
+    let new_capacity = index.max(capacity * 2).max(15);
+    let mut new = vec![0usize; new_capacity + 1].into_boxed_slice();
+    new[0] = new_capacity;
+    if !table.is_null() {
+        // SAFETY: the old table holds capacity + 1 words.
+        let old = unsafe { std::slice::from_raw_parts(table, capacity + 1) };
+        new[1..=capacity].copy_from_slice(&old[1..]);
+    }
+    let new = Box::into_raw(new) as *mut usize;
+    // SAFETY: the slot is this thread's; the key's value follows it.
+    unsafe {
+        *slot = new;
+        libc::pthread_setspecific(thread_key(), new.cast());
+    }
+    if !table.is_null() {
+        // SAFETY: made by Box::into_raw of a boxed slice of capacity + 1
+        // words, no longer referenced (slot and key now hold `new`).
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(table, capacity + 1)) });
+    }
+    Some(new)
+}
+
+/// This thread's block of `module`, allocated and initialized on first use.
+fn block_of(module: u64) -> Option<*mut u8> {
+    let table = table_for(module)?;
+    let index = module as usize;
+    // SAFETY: `table_for` made the table hold `index`.
+    let entry = unsafe { table.add(index) };
+    // SAFETY: as above; this thread's table.
+    let existing = unsafe { *entry };
+    if existing != 0 {
+        return Some(existing as *mut u8);
+    }
+    let block = with_registry(|r| {
+        let m = r.modules.get_mut(&module)?;
+        // SAFETY: the layout has a non-zero size.
+        let block = unsafe { std::alloc::alloc_zeroed(m.layout) };
+        if block.is_null() {
+            return None;
+        }
+        // SAFETY: the template is readable while the module is registered
+        // (`TlsModule::register`), and the block holds at least init_len
+        // bytes; the two do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(m.template as *const u8, block, m.init_len);
+        }
+        m.blocks.insert(block as usize);
+        Some(block)
+    })?;
+    // SAFETY: this thread's table, which holds `index`.
+    unsafe { *entry = block as usize };
+    Some(block)
+}
+
+/// The pthread key whose destructor frees a thread's blocks.
+fn thread_key() -> libc::pthread_key_t {
+    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; the destructor is sound
+        // for any value this module stores under the key.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) };
+        if rc != 0 {
+            fatal("cannot create the thread-local storage key");
+        }
+        key
+    })
+}
+
+/// Frees the exiting thread's blocks and table.
+extern "C" fn thread_exit(table: *mut libc::c_void) {
+    let table = table as *mut usize;
+    if table.is_null() {
+        return;
+    }
+    // SAFETY: the key holds a table made by `table_for` for this thread,
+    // which is exiting: nothing else uses it.
+    let capacity = unsafe { *table };
+    // SAFETY: as above.
+    let words = unsafe { std::slice::from_raw_parts(table, capacity + 1) };
+    with_registry(|r| {
+        for (module, &block) in words.iter().enumerate().skip(1) {
+            if block == 0 {
+                continue;
+            }
+            if let Some(m) = r.modules.get_mut(&(module as u64)) {
+                if m.blocks.remove(&block) {
+                    // SAFETY: allocated with this layout by `block_of`, and
+                    // removed from the registry under its lock, so freed once.
+                    unsafe { std::alloc::dealloc(block as *mut u8, m.layout) };
+                }
+            }
+        }
+    });
+    // SAFETY: this thread's slot; the table is no longer referenced once
+    // the slot is cleared (the key's value is cleared by pthread already).
+    unsafe {
+        let slot = orc_core_tls_table_slot();
+        if *slot == table {
+            *slot = std::ptr::null_mut();
+        }
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+            table,
+            capacity + 1,
+        )));
+    }
+}
