@@ -165,6 +165,7 @@ impl AllocatedObject {
         let base = self.memory.base();
         let got = base + self.got_offset as u64;
         let mut tls_sites = Vec::new();
+        let mut far_sites = Vec::new();
         for (sec_idx, sec) in obj.sections.iter().enumerate() {
             let Some(sec_off) = self.section_offsets.get(sec_idx).copied().flatten() else {
                 continue;
@@ -240,6 +241,21 @@ impl AllocatedObject {
                         );
                     }
                 }
+                if let (Err(ApplyError::Overflow(value)), Some(&slot)) =
+                    (&res, self.far.slots.get(&(sec_idx, r.offset)))
+                {
+                    // Far data: the instruction moves to a thunk (below).
+                    far_sites.push(super::far::FarSite {
+                        section: sec_idx,
+                        offset: r.offset,
+                        kind: r.kind,
+                        target: inputs.s.wrapping_add(r.addend as u64),
+                        slot,
+                        target_name: target_name(&obj, r.sym),
+                        value: *value,
+                    });
+                    continue;
+                }
                 res.map_err(|e| {
                     let kind = RelocationKind(r.kind);
                     match e {
@@ -268,7 +284,8 @@ impl AllocatedObject {
             }
         }
         // Last: the moved instructions carry their relocated bytes along.
-        self.write_tls_thunks(&tls_sites)
+        self.write_tls_thunks(&tls_sites)?;
+        self.write_far_thunks(&far_sites)
     }
 }
 

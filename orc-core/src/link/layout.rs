@@ -26,6 +26,7 @@ use super::elf::{
     ObjectData, ObjectFile, SectionRole, SymbolPlace, UndefinedSymbol, MAX_SECTION_SIZE,
 };
 use super::error::LinkError;
+use super::far::{self, FarThunks};
 use super::tls_link::{self, TlsLink, TlsPlan};
 use super::x86_64;
 use crate::memory::{LinkMemory, Placement, SegmentProtection};
@@ -95,6 +96,8 @@ impl Target {
 /// [`apply`](AllocatedObject::apply).
 pub struct AllocatedObject {
     pub(crate) obj: Arc<ObjectData>,
+    /// Thunks reserved for far-data references (see `far.rs`).
+    pub(crate) far: FarThunks,
     /// Thread-local storage (declared before `memory`: its module reads
     /// the template in `memory` and is dropped first).
     pub(crate) tls: Option<TlsLink>,
@@ -294,6 +297,7 @@ fn allocate(
     let mut external_idx: HashMap<&str, usize> = HashMap::new();
     let mut used = vec![false; targets.len()];
     let mut tls = TlsPlan::default();
+    let mut far_slots = HashMap::new();
     for (sec_idx, sec) in obj.sections.iter().enumerate() {
         if !is_kept(sec_idx) {
             continue;
@@ -361,6 +365,10 @@ fn allocate(
             }
             if let Some(u) = used.get_mut(r.sym) {
                 *u = true;
+            }
+            if far::may_move(r.kind) && sec.role == SectionRole::Code && t.may_be_far() {
+                let n = far_slots.len();
+                far_slots.insert((sec_idx, r.offset), n);
             }
             let n_got = got_slots.len();
             if x86_64::needs_got(r.kind) {
@@ -455,7 +463,12 @@ fn allocate(
     let core_slot_at = ro.place(name, if uses_tls { 8 } else { 0 }, 8)?;
     let thunks_at = rx.place(
         name,
-        tls.n_thunks as u64 * super::x86_64_tls::THUNK_SIZE,
+        tls.n_thunks as u64 * super::x86_64_move::THUNK_SIZE,
+        16,
+    )?;
+    let far_at = rx.place(
+        name,
+        far_slots.len() as u64 * super::x86_64_move::THUNK_SIZE,
         16,
     )?;
     let got_at = ro.place(name, got_slots.len() as u64 * 8, 8)?;
@@ -506,6 +519,10 @@ fn allocate(
     });
     let mut alloc = AllocatedObject {
         obj: obj.clone(),
+        far: FarThunks {
+            slots: far_slots,
+            offset: abs(0, far_at),
+        },
         tls,
         memory,
         section_offsets,

@@ -55,6 +55,7 @@ mod copy;
 mod eh_frame;
 mod elf;
 mod error;
+mod far;
 mod layer;
 mod layout;
 mod libsearch;
@@ -63,7 +64,8 @@ mod set;
 mod tls;
 mod tls_link;
 pub(crate) mod x86_64;
-mod x86_64_tls;
+mod x86_64_len;
+mod x86_64_move;
 
 pub use apply::{AppliedObject, SymbolResolver};
 pub use archive::{select_archive_members, Archive};

@@ -1,6 +1,6 @@
 //! Thread-local storage in the linker: planning (allocate phase) and the
 //! TLS relocations (apply phase). The runtime is `tls.rs`; instruction
-//! rewriting for the exec models is `x86_64_tls.rs`.
+//! rewriting for the exec models is `x86_64_move.rs`.
 //!
 //! A link with `.tdata`/`.tbss` is one TLS module: its TLS sections form a
 //! block (`.tdata` first, then `.tbss`) whose initialized part, the
@@ -27,7 +27,7 @@ use object::elf::*;
 use super::error::{LinkError, RelocationKind};
 use super::layout::{AllocatedObject, Target};
 use super::tls::{self, TlsModule};
-use super::x86_64_tls;
+use super::x86_64_move;
 
 /// The size of one entry: descriptor function, module, offset.
 pub(crate) const ENTRY_SIZE: u64 = 24;
@@ -230,6 +230,23 @@ pub(crate) struct PendingSite {
 }
 
 impl AllocatedObject {
+    /// Where to start decoding code to find the instruction holding `off`
+    /// in section `sec`: the last function symbol at or before it, or the
+    /// section's start.
+    pub(crate) fn code_start(&self, sec: usize, off: usize) -> usize {
+        self.obj
+            .symbols
+            .iter()
+            .filter(|y| {
+                y.place == super::elf::SymbolPlace::Section(sec)
+                    && y.kind == STT_FUNC
+                    && y.value <= off as u64
+            })
+            .map(|y| y.value as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn tls_error(
         &self,
         sec: usize,
@@ -460,26 +477,27 @@ impl AllocatedObject {
                 .get(s.section)
                 .map(|x| x.size as usize)
                 .unwrap_or(0);
+            let off = s.offset as usize;
+            let from = self.code_start(s.section, off);
             let bytes = self
                 .memory
                 .bytes_mut()
                 .ok_or_else(|| LinkError::malformed(&self.obj.name, "memory published"))?;
             let section = bytes.get(sec_off..sec_off + len).unwrap_or(&[]);
-            let site = x86_64_tls::decode(section, s.offset as usize, s.kind)
+            let site = x86_64_move::instruction_start(section, from, off)
+                .and_then(|start| x86_64_move::decode(section, off, s.kind, start))
                 .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
-            let thunk_off = thunks_offset + n * x86_64_tls::THUNK_SIZE as usize;
+            let thunk_off = thunks_offset + n * x86_64_move::THUNK_SIZE as usize;
             let thunk = base + thunk_off as u64;
             let site_addr = base + (sec_off + site.start) as u64;
             let record = base + (entries_offset + s.entry * ENTRY_SIZE as usize) as u64 + 8;
-            let code = x86_64_tls::thunk_bytes(
-                &site,
-                thunk,
+            let value = x86_64_move::Value::Tls {
                 record,
-                base + core_slot as u64,
-                site_addr + site.len as u64,
-            )
-            .and_then(|code| Ok((code, x86_64_tls::site_jump(&site, site_addr, thunk)?)))
-            .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
+                core_slot: base + core_slot as u64,
+            };
+            let code = x86_64_move::thunk_bytes(&site, thunk, value, site_addr + site.len as u64)
+                .and_then(|code| Ok((code, x86_64_move::site_jump(&site, site_addr, thunk)?)))
+                .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
             planned.push((thunk_off, sec_off + site.start, code));
         }
         let name = self.obj.name.clone();

@@ -1,0 +1,15 @@
+// Thread-locals of another file with dynamic initialization.
+#include <string>
+#include <vector>
+
+static thread_local std::vector<int> values(2, 5);
+thread_local std::string name = "unnamed";
+
+std::string &registry_name() { return name; }
+
+int registry_add(int v) {
+    values.push_back(v);
+    int s = 0;
+    for (int x : values) s += x;
+    return s;
+}
