@@ -331,7 +331,13 @@ impl AllocatedObject {
             return Ok(());
         };
         let mut words = Vec::with_capacity(tls.plan.entries.len());
+        let has_module = tls.module.is_some();
         for &key in &tls.plan.entries {
+            if key == EntryKey::ModuleBase && !has_module {
+                // Reported by the relocation, naming it.
+                words.push([0, 0, 0]);
+                continue;
+            }
             let (m, o) = self.resolve_entry(key, values).map_err(|e| {
                 LinkError::unsupported(&self.obj.name, format!("thread-local storage: {e}"))
             })?;
@@ -404,12 +410,21 @@ impl AllocatedObject {
                     r.offset,
                     r.kind,
                     format!(
-                        "{} is not a thread-local symbol of this object",
+                        "{} is not a thread-local symbol of this object ({OWN_MODULE})",
                         self.symbol_name(r.sym)
                     ),
                 )),
             }
         };
+        const OWN_MODULE: &str = "local-dynamic code whose variables are in another object \
+             (each linked object is its own TLS module)";
+        let no_module = self.tls.as_ref().is_none_or(|t| t.module.is_none());
+        if no_module
+            && (r.kind == R_X86_64_TLSLD || target == Target::TlsModuleBase)
+            && entry_key(r.kind, r.sym, r.addend, target) == Some(EntryKey::ModuleBase)
+        {
+            return Err(self.tls_error(sec, r.offset, r.kind, OWN_MODULE));
+        }
         let value: (i128, usize) = match (r.kind, entry) {
             (R_X86_64_TLSDESC_CALL, _) => return Ok(()),
             (R_X86_64_TLSGD | R_X86_64_TLSLD, Some(i)) => {
