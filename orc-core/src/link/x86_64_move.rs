@@ -326,7 +326,99 @@ pub(crate) fn decode_far(
             }
         }
     }
+    if kind == object::elf::R_X86_64_32S {
+        if let Some(site) = decode_store_address(section, off, start)? {
+            return Ok(site);
+        }
+    }
     decode_memory(section, off, start, Mode::Far)
+}
+
+/// `movq $x, mem` (`REX.W c7 /0`, the address in the immediate at `off`):
+/// becomes `mov mem, S` with S holding the address. `%rsp`-based operands
+/// are shifted by what the thunk pushed. `None` if not this form.
+fn decode_store_address(
+    section: &[u8],
+    off: usize,
+    start: usize,
+) -> Result<Option<Site>, &'static str> {
+    let at = |i: usize| section.get(i).copied();
+    let (Some(rex), Some(0xc7), Some(modrm)) = (at(start), at(start + 1), at(start + 2)) else {
+        return Ok(None);
+    };
+    if !is_rex_w(rex) || modrm & 0x38 != 0 || modrm >> 6 == 3 {
+        return Ok(None);
+    }
+    let (md, rm) = (modrm >> 6, modrm & 7);
+    let mut p = start + 3;
+    let sib = if rm == 4 {
+        p += 1;
+        Some(at(p - 1).ok_or("truncated")?)
+    } else {
+        None
+    };
+    if md == 0 && rm == 5 {
+        return Err("a %rip-relative destination");
+    }
+    let disp_len = match md {
+        1 => 1,
+        2 => 4,
+        _ if sib.is_some_and(|b| b & 7 == 5) => 4,
+        _ => 0,
+    };
+    let disp_at = p;
+    p += disp_len;
+    if p != off || p + 4 > section.len() {
+        return Ok(None);
+    }
+    let base = sib.map_or(rm, |b| b & 7) | rex_b(rex) << 3;
+    let index = sib
+        .map(|b| (b >> 3) & 7 | rex_x(rex) << 3)
+        .filter(|&i| i != RSP);
+    let uses_base = !(md == 0 && sib.is_some_and(|b| b & 7 == 5));
+    let mut avoid = vec![];
+    if uses_base {
+        avoid.push(base);
+    }
+    avoid.extend(index);
+    let s = pick_scratch(&avoid).ok_or("no free scratch register")?;
+    let mut instr = vec![rex & !0x4, 0x89];
+    let disp: i64 = match disp_len {
+        1 => i64::from(at(disp_at).ok_or("truncated")? as i8),
+        4 => i64::from(i32::from_le_bytes(
+            section
+                .get(disp_at..disp_at + 4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or("truncated")?,
+        )),
+        _ => 0,
+    };
+    if uses_base && base == RSP {
+        // The thunk moved %rsp down by 128 + 8 (the saved scratch).
+        let d = i32::try_from(disp + 136).map_err(|_| "displacement out of range")?;
+        instr.push(0x80 | s << 3 | rm);
+        instr.extend(sib);
+        instr.extend(d.to_le_bytes());
+    } else {
+        instr.push(md << 6 | s << 3 | rm);
+        instr.extend(sib);
+        instr.extend(
+            section
+                .get(disp_at..disp_at + disp_len)
+                .ok_or("truncated")?,
+        );
+    }
+    Ok(Some(Site {
+        start,
+        len: off + 4 - start,
+        form: Form::Memory {
+            scratch: s,
+            pre: vec![],
+            instr,
+            push: false,
+        },
+        field_to_end: 4,
+    }))
 }
 
 /// Decodes the instruction at `start` whose memory operand's disp32 is at
@@ -722,6 +814,14 @@ mod tests {
         assert_eq!(s.form, Form::Mov { dst: 7 });
         let t = thunk_bytes(&s, 0x1000, Value::Far(0x7fff_0000_1234), 0x5005).unwrap();
         assert_eq!(&t[..10], &[0x48, 0xbf, 0x34, 0x12, 0, 0, 0xff, 0x7f, 0, 0]);
+        // movq $x, -0x18(%rbp) -> mov [rbp - 0x18], rsi
+        let code = [0x48, 0xc7, 0x45, 0xe8, 0, 0, 0, 0];
+        let s = far(&code, 4, R_X86_64_32S).unwrap();
+        assert_eq!(instr(&s), vec![0x48, 0x89, 0x75, 0xe8]);
+        // movq $x, 8(%rsp): the thunk's pushes are added.
+        let code = [0x48, 0xc7, 0x44, 0x24, 0x08, 0, 0, 0, 0];
+        let s = far(&code, 5, R_X86_64_32S).unwrap();
+        assert_eq!(instr(&s), vec![0x48, 0x89, 0xb4, 0x24, 144, 0, 0, 0]);
         // call *x(%rip) is not moved.
         assert!(far(&[0xff, 0x15, 0, 0, 0, 0], 2, R_X86_64_PC32).is_err());
     }

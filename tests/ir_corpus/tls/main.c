@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
         pthread_join(threads[i], NULL);
     }
     for (int i = 0; i < EARLY + LATE; i++) puts(jobs[i].out);
+    /* Main's own copies, untouched by the workers. */
+    for (int i = 0; i < 8; i++) printf("main add %d -> %ld\n", i * 3, counters_add(i * 3));
     printf("main last: hits=%d total=%ld tag=%s sum=%ld calls=%d\n", hits, total, tag,
            shared_sum, shared_calls);
     return hits % 64;

@@ -21,6 +21,7 @@ thread_local std::vector<int> history;
 
 std::string &registry_name();   // registry.cpp
 int registry_add(int v);
+int registry_mix(int acc, int v);
 
 static Noisy &local_noisy() {
     thread_local Noisy n("local");
@@ -28,7 +29,9 @@ static Noisy &local_noisy() {
 }
 
 static void round(int id, int size) {
+    int acc = 0;
     for (int i = 0; i < size; i++) {
+        acc = registry_mix(acc, plain_counter);
         global_noisy.uses++;
         plain_counter += id;
         history.push_back(i * id);
@@ -36,9 +39,9 @@ static void round(int id, int size) {
     }
     registry_name() = "thread-" + std::to_string(id);
     int s = registry_add(id * size);
-    std::printf("round %d: plain=%d history=%zu global=%d local=%d registry=%s/%d\n", id,
-                plain_counter, history.size(), global_noisy.uses, local_noisy().uses,
-                registry_name().c_str(), s);
+    std::printf("round %d: plain=%d history=%zu global=%d local=%d registry=%s/%d mix=%d\n",
+                id, plain_counter, history.size(), global_noisy.uses, local_noisy().uses,
+                registry_name().c_str(), s, acc);
     std::fflush(stdout);
 }
 

@@ -1,0 +1,101 @@
+//! Thread-local storage under `orc link`: the TLS corpus programs
+//! (`tests/ir_corpus/tls/`, C with threads started before and after main
+//! first touches its thread-locals, and `tests/ir_corpus/tls_cxx/`, C++
+//! `thread_local` objects with constructors and destructors, dynamic
+//! initialization across files) compiled at test time by gcc/g++ and
+//! clang-19/clang++-19 in every TLS model, linked by `orc link` and by the
+//! compiler, must print the same and exit with the same status. (The same
+//! programs' IR runs under `orc run` in `tests/ir_corpus.rs`.)
+
+mod native;
+
+use std::path::{Path, PathBuf};
+
+use native::{same_as_native, work_dir};
+
+fn corpus(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ir_corpus")
+        .join(rel)
+}
+
+/// Models, as flags. Local-dynamic code must be linked with its
+/// variables' object (each linked object is its own TLS module), so only
+/// the file whose variables it uses gets that model explicitly (the other
+/// uses it for its statics on its own).
+const MODELS: &[(&str, &[&str])] = &[
+    (
+        "global-dynamic",
+        &["-O2", "-fPIC", "-ftls-model=global-dynamic"],
+    ),
+    ("local-dynamic", &["-O2", "-fPIC"]),
+    (
+        "initial-exec",
+        &["-O2", "-fPIC", "-ftls-model=initial-exec"],
+    ),
+    ("local-exec", &["-O2", "-fPIE", "-ftls-model=local-exec"]),
+    ("tls-descriptors", &["-O2", "-fPIC", "-mtls-dialect=gnu2"]),
+    ("no-pic", &["-O2", "-fno-PIC"]),
+    ("pie-O0", &["-O0", "-fPIE"]),
+];
+
+fn flags_for(
+    model: &'static str,
+    flags: &'static [&'static str],
+) -> impl Fn(&Path) -> Vec<&'static str> {
+    move |src: &Path| {
+        let mut f = flags.to_vec();
+        let own_variables = src.ends_with("counters.c") || src.ends_with("registry.cpp");
+        if model == "local-dynamic" && own_variables {
+            f.push("-ftls-model=local-dynamic");
+        }
+        f
+    }
+}
+
+#[test]
+fn c_thread_locals_in_every_model() {
+    let sources = [corpus("tls/main.c"), corpus("tls/counters.c")];
+    for compiler in ["gcc", "clang-19"] {
+        for &(model, flags) in MODELS {
+            let dir = work_dir("link_tls", &format!("c-{compiler}-{model}"));
+            let native = same_as_native(
+                &dir,
+                compiler,
+                &sources,
+                &flags_for(model, flags),
+                &[],
+                &["2"],
+            );
+            assert!(
+                native.stdout.contains("worker-6 hits=1200"),
+                "{}",
+                native.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn cxx_thread_local_objects_in_every_model() {
+    let sources = [corpus("tls_cxx/main.cpp"), corpus("tls_cxx/registry.cpp")];
+    for compiler in ["g++", "clang++-19"] {
+        for &(model, flags) in MODELS {
+            let dir = work_dir("link_tls", &format!("cxx-{compiler}-{model}"));
+            let native = same_as_native(
+                &dir,
+                compiler,
+                &sources,
+                &flags_for(model, flags),
+                &["-lstdc++"],
+                &["3"],
+            );
+            assert_eq!(
+                native.stdout.matches("destroy global").count(),
+                4,
+                "{}",
+                native.stdout
+            );
+        }
+    }
+}
