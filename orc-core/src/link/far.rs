@@ -49,6 +49,9 @@ impl AllocatedObject {
         let base = self.memory.base();
         let thunks = self.far.offset;
         let mut planned = Vec::with_capacity(sites.len());
+        // Instructions already moved (by start), for the form with two
+        // relocations.
+        let mut moved: std::collections::HashSet<(usize, usize)> = Default::default();
         for s in sites {
             // An instruction that cannot be moved keeps the overflow error.
             let fail = |_why: &str| LinkError::RelocationOverflow {
@@ -83,9 +86,46 @@ impl AllocatedObject {
                 .ok_or_else(|| LinkError::malformed(&self.obj.name, "memory published"))?;
             let section = bytes.get(sec_off..sec_off + len).unwrap_or(&[]);
             let off = s.offset as usize;
-            let site = x86_64_move::instruction_start(section, from, off)
-                .and_then(|start| x86_64_move::decode_far(section, off, s.kind, start))
-                .map_err(fail)?;
+            let start = x86_64_move::instruction_start(section, from, off).map_err(fail)?;
+            if !moved.insert((s.section, start)) {
+                continue;
+            }
+            let site = match x86_64_move::store_rip_fields(section, start) {
+                Some((disp_at, imm_at)) => {
+                    // movq $x, y(%rip): both fields' values, far or not.
+                    let other = |at: usize| {
+                        sites
+                            .iter()
+                            .find(|o| o.section == s.section && o.offset as usize == at)
+                    };
+                    let read = |at: usize| {
+                        section
+                            .get(at..at + 4)
+                            .and_then(|b| b.try_into().ok())
+                            .map(i32::from_le_bytes)
+                    };
+                    let end = base + (sec_off + start + 11) as u64;
+                    let addr = match other(disp_at) {
+                        Some(o) if o.kind == object::elf::R_X86_64_PC32 => o.target.wrapping_add(8),
+                        Some(_) => return Err(fail("an unexpected relocation")),
+                        None => end.wrapping_add(
+                            read(disp_at).ok_or_else(|| fail("truncated"))? as i64 as u64
+                        ),
+                    };
+                    let value = match other(imm_at) {
+                        Some(o) if o.kind == object::elf::R_X86_64_32S => o.target,
+                        Some(_) => return Err(fail("an unexpected relocation")),
+                        None => read(imm_at).ok_or_else(|| fail("truncated"))? as i64 as u64,
+                    };
+                    x86_64_move::Site {
+                        start,
+                        len: 11,
+                        form: x86_64_move::Form::StoreAbsolute { addr, value },
+                        field_to_end: 0,
+                    }
+                }
+                None => x86_64_move::decode_far(section, off, s.kind, start).map_err(fail)?,
+            };
             let addr = if s.kind == object::elf::R_X86_64_PC32 {
                 s.target.wrapping_add(site.field_to_end as u64)
             } else {

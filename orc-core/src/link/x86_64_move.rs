@@ -44,6 +44,9 @@ pub(crate) enum Form {
     Add { dst: u8 },
     /// `dst = base + t`.
     Lea { dst: u8, base: u8 },
+    /// `movq $value, addr` with both known: `movq $x, y(%rip)` with `x`
+    /// or `y` far (the form has two relocations).
+    StoreAbsolute { addr: u64, value: u64 },
     /// An instruction with a memory operand, rewritten to use `scratch`.
     Memory {
         scratch: u8,
@@ -334,6 +337,14 @@ pub(crate) fn decode_far(
     decode_memory(section, off, start, Mode::Far)
 }
 
+/// `movq $imm32, disp32(%rip)` (`REX.W c7 05`) at `start`: the offsets of
+/// its displacement and its immediate.
+pub(crate) fn store_rip_fields(section: &[u8], start: usize) -> Option<(usize, usize)> {
+    let b = section.get(start..start + 11)?;
+    (is_rex_w(b[0]) && b[0] & 0x7 == 0 && b[1] == 0xc7 && b[2] == 0x05)
+        .then_some((start + 3, start + 7))
+}
+
 /// `movq $x, mem` (`REX.W c7 /0`, the address in the immediate at `off`):
 /// becomes `mov mem, S` with S holding the address. `%rsp`-based operands
 /// are shifted by what the thunk pushed. `None` if not this form.
@@ -614,6 +625,20 @@ pub(crate) fn thunk_bytes(
         code.extend(r);
         Ok(())
     };
+    if let Form::StoreAbsolute { addr, value } = site.form {
+        code.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
+        code.extend([0x56, 0x57]); // push rsi; push rdi
+        code.extend([0x48, 0xbe]); // movabs rsi, addr
+        code.extend(addr.to_le_bytes());
+        code.extend([0x48, 0xbf]); // movabs rdi, value
+        code.extend(value.to_le_bytes());
+        code.extend([0x48, 0x89, 0x3e]); // mov [rsi], rdi
+        code.extend([0x5f, 0x5e]); // pop rdi; pop rsi
+        code.extend([0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
+        jmp_back(&mut code)?;
+        code.resize(THUNK_SIZE as usize, 0xcc);
+        return Ok(code);
+    }
     if let (Value::Far(addr), Form::Mov { dst }) = (value, &site.form) {
         // movabs dst, addr
         code.extend([0x48 | (dst >> 3), 0xb8 + (dst & 7)]);
@@ -629,6 +654,7 @@ pub(crate) fn thunk_bytes(
             instr,
             push,
         } => (*scratch, pre.clone(), instr.clone(), *push),
+        Form::StoreAbsolute { .. } => return Err("internal: store form"),
         Form::Mov { dst } => {
             let s = pick_scratch(&[*dst]).ok_or("no scratch")?;
             (s, vec![], rr(0x89, s, *dst).to_vec(), false)
