@@ -6,10 +6,14 @@
 //!
 //! Memory layout of one link:
 //! - RX: code sections in file order, then PLT stubs, then the `atexit`
-//!   thunk (only if the object calls `atexit`);
+//!   thunk (only if the object calls `atexit`), then the thunks of moved
+//!   TLS instructions and those reserved for far data;
 //! - R: read-only data (`.rodata*`, `.data.rel.ro*`, merged strings,
 //!   `.gcc_except_table`), the init/fini arrays, each `.eh_frame` followed
-//!   by a zero terminator, the GOT, and this link's `__dso_handle` slot;
+//!   by a zero terminator, the TLS template (`.tdata` as laid out in the
+//!   per-thread block; `.tbss` takes no memory here), the TLS entries and
+//!   runtime pointer (`tls_link.rs`), the GOT, and this link's
+//!   `__dso_handle` slot;
 //! - RW: writable data and bss in file order, then common symbols.
 //!
 //! Invariants: everything a relocation can reach is in the one reservation

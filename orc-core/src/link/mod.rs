@@ -43,6 +43,10 @@
 //!   then each object's [`LinkedObject::run_finalizers`] in the reverse of
 //!   the order their initializers ran in, then drop them. `Drop` alone never runs JIT'd code.
 //!
+//! Thread-local storage works in every model without a runtime library
+//! (`tls_link.rs`); `-fno-PIC` code reaches data more than 2 GiB away
+//! through thunks (`far.rs`).
+//!
 //! Architecture invariant: no page is writable and executable at once; only
 //! [`crate::memory`] changes protections.
 //! Architecture invariant: hostile object bytes give a [`LinkError`], never
