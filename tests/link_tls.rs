@@ -19,16 +19,16 @@ fn corpus(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Models, as flags. Local-dynamic code must be linked with its
-/// variables' object (each linked object is its own TLS module), so only
-/// the file whose variables it uses gets that model explicitly (the other
-/// uses it for its statics on its own).
+/// Models, as flags.
 const MODELS: &[(&str, &[&str])] = &[
     (
         "global-dynamic",
         &["-O2", "-fPIC", "-ftls-model=global-dynamic"],
     ),
-    ("local-dynamic", &["-O2", "-fPIC"]),
+    (
+        "local-dynamic",
+        &["-O2", "-fPIC", "-ftls-model=local-dynamic"],
+    ),
     (
         "initial-exec",
         &["-O2", "-fPIC", "-ftls-model=initial-exec"],
@@ -39,18 +39,9 @@ const MODELS: &[(&str, &[&str])] = &[
     ("pie-O0", &["-O0", "-fPIE"]),
 ];
 
-fn flags_for(
-    model: &'static str,
-    flags: &'static [&'static str],
-) -> impl Fn(&Path) -> Vec<&'static str> {
-    move |src: &Path| {
-        let mut f = flags.to_vec();
-        let own_variables = src.ends_with("counters.c") || src.ends_with("registry.cpp");
-        if model == "local-dynamic" && own_variables {
-            f.push("-ftls-model=local-dynamic");
-        }
-        f
-    }
+/// The same flags for every file.
+fn flags_for(flags: &'static [&'static str]) -> impl Fn(&Path) -> Vec<&'static str> {
+    move |_: &Path| flags.to_vec()
 }
 
 #[test]
@@ -59,14 +50,7 @@ fn c_thread_locals_in_every_model() {
     for compiler in ["gcc", "clang-19"] {
         for &(model, flags) in MODELS {
             let dir = work_dir("link_tls", &format!("c-{compiler}-{model}"));
-            let native = same_as_native(
-                &dir,
-                compiler,
-                &sources,
-                &flags_for(model, flags),
-                &[],
-                &["2"],
-            );
+            let native = same_as_native(&dir, compiler, &sources, &flags_for(flags), &[], &["2"]);
             assert!(
                 native.stdout.contains("worker-6 hits=1200"),
                 "{}",
@@ -86,7 +70,7 @@ fn cxx_thread_local_objects_in_every_model() {
                 &dir,
                 compiler,
                 &sources,
-                &flags_for(model, flags),
+                &flags_for(flags),
                 &["-lstdc++"],
                 &["3"],
             );

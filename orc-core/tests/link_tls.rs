@@ -13,8 +13,9 @@ use common::*;
 use orc_core::link::{LinkSet, ObjectFile};
 use orc_core::ExecutorAddr;
 
-/// TLS models as extra flags; `tls_use.c` (whose variables are in tls.c)
-/// is never compiled local-dynamic (each object is its own TLS module).
+/// TLS models as extra flags (local dynamic in `tls_use.c` names tls.c's
+/// variables: each object is its own TLS module, so those accesses are
+/// moved to thunks).
 const MODELS: &[(&str, &[&str])] = &[
     ("default", &[]),
     ("global-dynamic", &["-ftls-model=global-dynamic"]),

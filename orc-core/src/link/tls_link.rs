@@ -77,6 +77,8 @@ pub(crate) fn entry_key(kind: u32, sym: usize, addend: i64, target: Target) -> O
         R_X86_64_TLSLD => Some(EntryKey::ModuleBase),
         R_X86_64_TLSGD | R_X86_64_GOTTPOFF | R_X86_64_GOTPC32_TLSDESC => Some(sym_key(0)),
         R_X86_64_TPOFF32 | R_X86_64_TPOFF64 => Some(sym_key(addend)),
+        // Local dynamic naming another object's variable: moved (below).
+        R_X86_64_DTPOFF32 if matches!(target, Target::External { .. }) => Some(sym_key(addend)),
         _ => None,
     }
 }
@@ -109,7 +111,9 @@ impl TlsPlan {
         if let Some(key) = entry_key(kind, sym, addend, target) {
             self.add_entry(key);
         }
-        if needs_thunk(kind) {
+        if needs_thunk(kind)
+            || (kind == R_X86_64_DTPOFF32 && matches!(target, Target::External { .. }))
+        {
             self.n_thunks += 1;
         }
     }
@@ -184,7 +188,9 @@ pub(crate) fn register(
     let Some(tls) = alloc.tls.as_mut() else {
         return Ok(());
     };
-    if !tls.plan.has_sections {
+    // Local-dynamic code needs its module even without variables of its
+    // own (it may name only other objects' variables): an empty one.
+    if !tls.plan.has_sections && !tls.plan.entry_index.contains_key(&EntryKey::ModuleBase) {
         return Ok(());
     }
     let mut module = TlsModule::register(
@@ -416,22 +422,25 @@ impl AllocatedObject {
                 )),
             }
         };
-        const OWN_MODULE: &str = "local-dynamic code whose variables are in another object \
+        const OWN_MODULE: &str = "a 64-bit offset to another object's variable \
              (each linked object is its own TLS module)";
-        let no_module = self.tls.as_ref().is_none_or(|t| t.module.is_none());
-        if no_module
-            && (r.kind == R_X86_64_TLSLD || target == Target::TlsModuleBase)
-            && entry_key(r.kind, r.sym, r.addend, target) == Some(EntryKey::ModuleBase)
-        {
-            return Err(self.tls_error(sec, r.offset, r.kind, OWN_MODULE));
-        }
         let value: (i128, usize) = match (r.kind, entry) {
             (R_X86_64_TLSDESC_CALL, _) => return Ok(()),
             (R_X86_64_TLSGD | R_X86_64_TLSLD, Some(i)) => {
                 (entry_addr(i) + 8 + r.addend as i128 - p, 4)
             }
             (R_X86_64_GOTPC32_TLSDESC, Some(i)) => (entry_addr(i) + r.addend as i128 - p, 4),
-            (R_X86_64_DTPOFF32, _) => (dtpoff()?, 4),
+            (R_X86_64_DTPOFF32, Some(i)) => {
+                // Another object's variable: the instruction moves.
+                sites.push(PendingSite {
+                    section: sec,
+                    offset: r.offset,
+                    kind: r.kind,
+                    entry: i,
+                });
+                return Ok(());
+            }
+            (R_X86_64_DTPOFF32, None) => (dtpoff()?, 4),
             (R_X86_64_DTPOFF64, _) => (dtpoff()?, 8),
             (R_X86_64_GOTTPOFF | R_X86_64_TPOFF32 | R_X86_64_TPOFF64, Some(i)) => {
                 sites.push(PendingSite {
@@ -500,15 +509,19 @@ impl AllocatedObject {
                 .ok_or_else(|| LinkError::malformed(&self.obj.name, "memory published"))?;
             let section = bytes.get(sec_off..sec_off + len).unwrap_or(&[]);
             let site = x86_64_move::instruction_start(section, from, off)
-                .and_then(|start| x86_64_move::decode(section, off, s.kind, start))
+                .and_then(|start| match s.kind {
+                    R_X86_64_DTPOFF32 => x86_64_move::decode_dtpoff(section, off, start),
+                    _ => x86_64_move::decode(section, off, s.kind, start),
+                })
                 .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
             let thunk_off = thunks_offset + n * x86_64_move::THUNK_SIZE as usize;
             let thunk = base + thunk_off as u64;
             let site_addr = base + (sec_off + site.start) as u64;
             let record = base + (entries_offset + s.entry * ENTRY_SIZE as usize) as u64 + 8;
-            let value = x86_64_move::Value::Tls {
-                record,
-                core_slot: base + core_slot as u64,
+            let core_slot = base + core_slot as u64;
+            let value = match s.kind {
+                R_X86_64_DTPOFF32 => x86_64_move::Value::TlsAddress { record, core_slot },
+                _ => x86_64_move::Value::Tls { record, core_slot },
             };
             let code = x86_64_move::thunk_bytes(&site, thunk, value, site_addr + site.len as u64)
                 .and_then(|code| Ok((code, x86_64_move::site_jump(&site, site_addr, thunk)?)))

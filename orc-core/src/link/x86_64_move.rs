@@ -80,6 +80,10 @@ enum Mode {
     Tls,
     /// Far data: `disp32(%rip)` or `disp32(base, index, scale)`.
     Far,
+    /// Local dynamic with another module's variable: `x@dtpoff(%base...)`,
+    /// `%base` holding this module's block; the scratch gets the
+    /// variable's address, which replaces base and displacement.
+    Dtp,
 }
 
 const RAX: u8 = 0;
@@ -279,6 +283,16 @@ fn imm_size_2(op: u8) -> Option<usize> {
         0x70 | 0xa4 | 0xac | 0xba | 0xc2 | 0xc4 | 0xc5 | 0xc6 => 1,
         _ => return None,
     })
+}
+
+/// Decodes a local-dynamic access to another module's variable: the
+/// instruction at `start` whose `DTPOFF32` displacement is at `off`.
+pub(crate) fn decode_dtpoff(
+    section: &[u8],
+    off: usize,
+    start: usize,
+) -> Result<Site, &'static str> {
+    decode_memory(section, off, start, Mode::Dtp)
 }
 
 /// Decodes a far-data reference: the instruction at `start` whose 32-bit
@@ -485,7 +499,7 @@ fn decode_memory(
     if push && (opsize16 || rx & 8 != 0) {
         return Err("a 16-bit push");
     }
-    if fs && (mode == Mode::Far || (!two_byte && op == 0x8d)) {
+    if fs && (mode != Mode::Tls || (!two_byte && op == 0x8d)) {
         return Err("an %fs operand where none was expected");
     }
     // (base, index, scale) as full register numbers; rip-relative has
@@ -514,10 +528,14 @@ fn decode_memory(
         return Err("the field is not the operand's 32-bit displacement");
     }
     match mode {
-        Mode::Tls if rip => return Err("a %rip-relative operand"),
+        Mode::Tls | Mode::Dtp if rip => return Err("a %rip-relative operand"),
         Mode::Tls if !fs && base.is_none() => return Err("no %fs prefix and no base register"),
+        Mode::Dtp if base.is_none() => return Err("no base register"),
         _ => {}
     }
+    // Local dynamic: the module's base is not used; the scratch holds the
+    // address.
+    let base = if mode == Mode::Dtp { None } else { base };
     p += 4;
     let end = p + imm;
     if end > section.len() {
@@ -600,6 +618,8 @@ pub(crate) enum Value {
     /// This thread's `address - %fs:0` of the `{module, offset}` pair at
     /// `record`, through the routine whose address is at `core_slot`.
     Tls { record: u64, core_slot: u64 },
+    /// The same without subtracting `%fs:0`: the address itself.
+    TlsAddress { record: u64, core_slot: u64 },
     /// A constant: the far address.
     Far(u64),
 }
@@ -679,7 +699,7 @@ pub(crate) fn thunk_bytes(
     code.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
     code.push(0x50 + s); // push s
     match value {
-        Value::Tls { record, core_slot } => {
+        Value::Tls { record, core_slot } | Value::TlsAddress { record, core_slot } => {
             code.push(0x9c); // pushfq
             code.push(0x50); // push rax
             code.extend([0x48, 0x8d, 0x05]); // lea rax, [rip + record]
@@ -688,7 +708,9 @@ pub(crate) fn thunk_bytes(
             code.extend([0xff, 0x15]); // call [rip + core_slot]
             let r = rel(&code, core_slot, 4)?;
             code.extend(r);
-            code.extend([0x64, 0x48, 0x2b, 0x04, 0x25, 0, 0, 0, 0]); // sub rax, fs:[0]
+            if matches!(value, Value::Tls { .. }) {
+                code.extend([0x64, 0x48, 0x2b, 0x04, 0x25, 0, 0, 0, 0]); // sub rax, fs:[0]
+            }
             code.extend([0x48, 0x89, 0xc0 | s]); // mov s, rax
             code.push(0x58); // pop rax
             code.extend(pre);
