@@ -165,3 +165,35 @@ fn unloading_and_linking_again_gives_fresh_copies() {
     drop(send);
     worker.join().unwrap();
 }
+
+/// Moved exec-model instructions keep the flags and every register they
+/// do not write, on a thread's first access (slow path) and later ones.
+#[test]
+fn moved_instructions_keep_flags_and_registers() {
+    let obj =
+        ObjectFile::parse("tls_regs.s", compile_bytes(&GCC_O2_PIC, "tls_regs.s", &[])).unwrap();
+    let set = LinkSet::link(&[obj], &host_symbol).unwrap();
+    let flags = set.lookup("tls_flags_kept").unwrap().value() as usize;
+    let regs = set.lookup("tls_registers_kept").unwrap().value() as usize;
+    let check = move || {
+        // SAFETY: the signatures of tls_regs.s.
+        unsafe {
+            let flags: extern "C" fn(i32, i32) -> i32 = func(ExecutorAddr(flags as u64));
+            let regs: extern "C" fn() -> i32 = func(ExecutorAddr(regs as u64));
+            // The first call of a fresh thread takes the slow path.
+            assert_eq!(regs(), 0, "registers, first access");
+            assert_eq!(regs(), 0, "registers");
+            assert_eq!((flags(1, 2), flags(2, 1), flags(-5, -5)), (1, 0, 0));
+        }
+    };
+    let flags_first = move || {
+        // SAFETY: as above.
+        let flags: extern "C" fn(i32, i32) -> i32 = unsafe { func(ExecutorAddr(flags as u64)) };
+        assert_eq!((flags(1, 2), flags(2, 1)), (1, 0), "flags, first access");
+    };
+    for _ in 0..3 {
+        std::thread::spawn(check).join().unwrap();
+        std::thread::spawn(flags_first).join().unwrap();
+    }
+    check();
+}

@@ -3,18 +3,19 @@
 //! The JIT cannot grow the static TLS block of threads that already exist,
 //! so each linked object with `.tdata`/`.tbss` is a *module* with its own
 //! template, and every thread gets a copy of it (a *block*) on its first
-//! access. A thread's blocks hang off its *table* (`[capacity, block of
-//! module 1, block of module 2, ...]`), whose address lives in one slot of
-//! the static TLS of this crate (`orc_core_tls_table`, reached at a fixed
-//! `%fs` offset from assembly). Module ids are never reused, so a stale
-//! entry of a removed module is never looked at again.
+//! access. A thread's blocks hang off its *table*, a fixed reservation of
+//! [`MAX_MODULES`] words (untouched pages cost nothing) indexed by module
+//! id, whose address lives in one slot of the static TLS of this crate
+//! (`orc_core_tls_table`, reached at a fixed `%fs` offset from assembly).
+//! Tables never move, so removing a module clears its entry in every
+//! thread's table and frees the blocks, and its id is reused.
 //!
 //! Every access model ends in [`core_address`]: `rax = &{module, offset}`
 //! in, `rax` = the variable's address for this thread out, every other
-//! register preserved (flags clobbered). Its fast path is five loads; the
-//! first access of a thread to a module takes the slow path, which saves
-//! every register (XSAVE) and calls Rust to allocate the block. The linker
-//! wires the models to it (see `tls_link.rs`):
+//! register and the flags preserved. Its fast path is four loads and two
+//! `jrcxz` (no flags); a thread's first access to a module takes the slow
+//! path, which saves every register (XSAVE) and calls Rust to allocate the
+//! block. The linker wires the models to it (see `tls_link.rs`):
 //! - general/local dynamic: `__tls_get_addr` binds to [`get_addr`]
 //!   (`rdi` = the `{module, offset}` pair);
 //! - TLS descriptors: a descriptor is `{tlsdesc, module, offset}`,
@@ -22,12 +23,13 @@
 //! - initial and local exec: the instruction is moved to a thunk that
 //!   computes the per-thread offset from `%fs` first.
 //!
-//! A thread's blocks are freed by a pthread key destructor at its exit
-//! (after the C++ `thread_local` destructors, which glibc runs first);
-//! removing a module frees the blocks of every thread.
+//! A thread's blocks and table are freed by a pthread key destructor at
+//! its exit (after the C++ `thread_local` destructors, which glibc runs
+//! first); removing a module frees the blocks of every thread.
 
 use std::alloc::Layout;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -38,20 +40,28 @@ struct Module {
     template: usize,
     init_len: usize,
     layout: Layout,
-    /// Every thread's block of this module.
-    blocks: HashSet<usize>,
+    /// Every thread's block of this module, by the address of its entry in
+    /// that thread's table.
+    blocks: HashMap<usize, usize>,
 }
+
+/// The most modules alive at once (ids are reused), and so the words of a
+/// thread's table (8 MiB of address space, touched only where used).
+pub(crate) const MAX_MODULES: usize = 1 << 20;
 
 #[derive(Default)]
 struct Registry {
     modules: HashMap<u64, Module>,
+    /// Ids of removed modules, for reuse.
+    free_ids: Vec<u64>,
+    /// The next never-used id (ids start at 1).
+    next_id: u64,
     /// The `{module, offset}` of every published thread-local symbol, by
     /// the address published for it.
     published: HashMap<u64, (u64, u64)>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
-static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     let mut guard = REGISTRY.lock();
@@ -88,19 +98,28 @@ impl TlsModule {
             .ok()
             .filter(|&l| l <= layout.size())
             .ok_or("TLS template longer than its block")?;
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let template = usize::try_from(template).map_err(|_| "template address")?;
-        with_registry(|r| {
+        let id = with_registry(|r| {
+            let id = match r.free_ids.pop() {
+                Some(id) => id,
+                None if r.next_id + 1 < MAX_MODULES as u64 => {
+                    r.next_id = r.next_id.max(1);
+                    r.next_id += 1;
+                    r.next_id - 1
+                }
+                None => return Err(format!("more than {MAX_MODULES} TLS modules at once")),
+            };
             r.modules.insert(
                 id,
                 Module {
                     template,
                     init_len,
                     layout,
-                    blocks: HashSet::new(),
+                    blocks: HashMap::new(),
                 },
-            )
-        });
+            );
+            Ok(id)
+        })?;
         Ok(TlsModule {
             id,
             published: Vec::new(),
@@ -122,20 +141,25 @@ impl TlsModule {
 
 impl Drop for TlsModule {
     fn drop(&mut self) {
-        let module = with_registry(|r| {
+        with_registry(|r| {
             for addr in &self.published {
                 r.published.remove(addr);
             }
-            r.modules.remove(&self.id)
-        });
-        if let Some(m) = module {
-            for block in m.blocks {
-                // SAFETY: each block was allocated with `m.layout` by
-                // `new_block` and is freed once: it left the registry
-                // above, under the lock the thread-exit path also takes.
-                unsafe { std::alloc::dealloc(block as *mut u8, m.layout) };
+            if let Some(m) = r.modules.remove(&self.id) {
+                for (entry, block) in m.blocks {
+                    // SAFETY: `entry` is this module's word in a live
+                    // thread's table (a thread's exit removes its entries
+                    // under this lock before unmapping the table); no code
+                    // of a module being removed runs, so nothing reads it.
+                    unsafe { (*(entry as *const AtomicUsize)).store(0, Ordering::Relaxed) };
+                    // SAFETY: allocated with `m.layout` by `block_of`, and
+                    // freed once: it left the registry under the lock.
+                    unsafe { std::alloc::dealloc(block as *mut u8, m.layout) };
+                }
+                // Every table's entry for the id is clear: reusable.
+                r.free_ids.push(self.id);
             }
-        }
+        });
     }
 }
 
@@ -167,36 +191,34 @@ std::arch::global_asm!(
     "add rax, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
     "ret",
     ".size orc_core_tls_table_slot, . - orc_core_tls_table_slot",
-    // rax = &{module, offset} -> rax = address; preserves all else.
+    // rax = &{module, offset} -> rax = address; preserves all else,
+    // flags included (no flag-setting instruction on the fast path).
     ".p2align 4",
     ".globl orc_core_tls_addr",
     ".hidden orc_core_tls_addr",
     ".type orc_core_tls_addr, @function",
     "orc_core_tls_addr:",
     "push rcx",
+    "push rdx",
     "mov rcx, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
     "mov rcx, qword ptr fs:[rcx]",
-    "test rcx, rcx",
-    "jz 2f",
-    "push rdx",
+    "jrcxz 2f",
+    // Ids are below MAX_MODULES (checked at registration).
     "mov rdx, qword ptr [rax]",
-    "cmp rdx, qword ptr [rcx]",
-    "ja 1f",
     "mov rcx, qword ptr [rcx + 8*rdx]",
-    "test rcx, rcx",
-    "jz 1f",
-    "add rcx, qword ptr [rax + 8]",
-    "mov rax, rcx",
+    "jrcxz 2f",
+    "mov rdx, qword ptr [rax + 8]",
+    "lea rax, [rcx + rdx]",
     "pop rdx",
     "pop rcx",
     "ret",
-    "1:",
-    "pop rdx",
     "2:",
+    "pop rdx",
     "pop rcx",
     // The slow path: save everything, call Rust.
     "push rbp",
     "mov rbp, rsp",
+    "pushfq",
     "push rcx",
     "push rdx",
     "push rsi",
@@ -228,7 +250,7 @@ std::arch::global_asm!(
     "xor edx, edx",
     "xrstor64 [rsp]",
     "mov rax, r11",
-    "lea rsp, [rbp - 64]",
+    "lea rsp, [rbp - 72]",
     "pop r11",
     "pop r10",
     "pop r9",
@@ -237,6 +259,7 @@ std::arch::global_asm!(
     "pop rsi",
     "pop rdx",
     "pop rcx",
+    "popfq",
     "pop rbp",
     "ret",
     ".size orc_core_tls_addr, . - orc_core_tls_addr",
@@ -256,7 +279,7 @@ std::arch::global_asm!(
     ".hidden orc_core_tlsdesc",
     ".type orc_core_tlsdesc, @function",
     "orc_core_tlsdesc:",
-    "add rax, 8",
+    "lea rax, [rax + 8]",
     "call orc_core_tls_addr",
     "sub rax, qword ptr fs:[0]",
     "ret",
@@ -313,56 +336,54 @@ fn fatal(msg: &str) -> ! {
     std::process::abort()
 }
 
-/// This thread's table, grown to hold `module`.
-fn table_for(module: u64) -> Option<*mut usize> {
-    let index = usize::try_from(module).ok().filter(|&i| i > 0)?;
+/// This thread's table, made on first use.
+fn table() -> Option<*mut usize> {
     // SAFETY: returns the address of this thread's slot in static TLS.
     let slot = unsafe { orc_core_tls_table_slot() };
     // SAFETY: the slot is this thread's, read and written only by it.
     let table = unsafe { *slot };
-    let capacity = if table.is_null() {
-        0
-    } else {
-        // SAFETY: a non-null table was made below with its capacity first.
-        unsafe { *table }
-    };
-    if index <= capacity {
+    if !table.is_null() {
         return Some(table);
     }
-    let new_capacity = index.max(capacity * 2).max(15);
-    let mut new = vec![0usize; new_capacity + 1].into_boxed_slice();
-    new[0] = new_capacity;
-    if !table.is_null() {
-        // SAFETY: the old table holds capacity + 1 words.
-        let old = unsafe { std::slice::from_raw_parts(table, capacity + 1) };
-        new[1..=capacity].copy_from_slice(&old[1..]);
+    // SAFETY: a private anonymous reservation aliases nothing; its pages
+    // read as zero until written.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            MAX_MODULES * 8,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return None;
     }
-    let new = Box::into_raw(new) as *mut usize;
-    // SAFETY: the slot is this thread's; the key's value follows it.
+    let table = ptr.cast::<usize>();
+    // SAFETY: the slot is this thread's; the key's destructor frees the
+    // table at the thread's exit.
     unsafe {
-        *slot = new;
-        libc::pthread_setspecific(thread_key(), new.cast());
+        *slot = table;
+        libc::pthread_setspecific(thread_key(), table.cast());
     }
-    if !table.is_null() {
-        // SAFETY: made by Box::into_raw of a boxed slice of capacity + 1
-        // words, no longer referenced (slot and key now hold `new`).
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(table, capacity + 1)) });
-    }
-    Some(new)
+    Some(table)
 }
 
 /// This thread's block of `module`, allocated and initialized on first use.
 fn block_of(module: u64) -> Option<*mut u8> {
-    let table = table_for(module)?;
-    let index = module as usize;
-    // SAFETY: `table_for` made the table hold `index`.
+    let index = usize::try_from(module)
+        .ok()
+        .filter(|&i| i > 0 && i < MAX_MODULES)?;
+    let table = table()?;
+    // SAFETY: the table holds MAX_MODULES words.
     let entry = unsafe { table.add(index) };
     // SAFETY: as above; this thread's table.
     let existing = unsafe { *entry };
     if existing != 0 {
         return Some(existing as *mut u8);
     }
-    let block = with_registry(|r| {
+    with_registry(|r| {
         let m = r.modules.get_mut(&module)?;
         // SAFETY: the layout has a non-zero size.
         let block = unsafe { std::alloc::alloc_zeroed(m.layout) };
@@ -375,12 +396,12 @@ fn block_of(module: u64) -> Option<*mut u8> {
         unsafe {
             std::ptr::copy_nonoverlapping(m.template as *const u8, block, m.init_len);
         }
-        m.blocks.insert(block as usize);
+        m.blocks.insert(entry as usize, block as usize);
+        // SAFETY: this thread's table entry; written under the registry
+        // lock, which a module's removal takes to clear it.
+        unsafe { *entry = block as usize };
         Some(block)
-    })?;
-    // SAFETY: this thread's table, which holds `index`.
-    unsafe { *entry = block as usize };
-    Some(block)
+    })
 }
 
 /// The pthread key whose destructor frees a thread's blocks.
@@ -404,35 +425,37 @@ extern "C" fn thread_exit(table: *mut libc::c_void) {
     if table.is_null() {
         return;
     }
-    // SAFETY: the key holds a table made by `table_for` for this thread,
-    // which is exiting: nothing else uses it.
-    let capacity = unsafe { *table };
-    // SAFETY: as above.
-    let words = unsafe { std::slice::from_raw_parts(table, capacity + 1) };
     with_registry(|r| {
-        for (module, &block) in words.iter().enumerate().skip(1) {
+        let used = usize::try_from(r.next_id)
+            .unwrap_or(MAX_MODULES)
+            .min(MAX_MODULES);
+        for index in 1..used {
+            // SAFETY: the key holds a table made by `table` for this
+            // thread, which is exiting: only this thread and a module's
+            // removal (under the lock held here) touch its entries.
+            let entry = unsafe { table.add(index) };
+            // SAFETY: as above.
+            let block = unsafe { *entry };
             if block == 0 {
                 continue;
             }
-            if let Some(m) = r.modules.get_mut(&(module as u64)) {
-                if m.blocks.remove(&block) {
+            if let Some(m) = r.modules.get_mut(&(index as u64)) {
+                if m.blocks.remove(&(entry as usize)).is_some() {
                     // SAFETY: allocated with this layout by `block_of`, and
-                    // removed from the registry under its lock, so freed once.
+                    // removed from the registry under its lock: freed once.
                     unsafe { std::alloc::dealloc(block as *mut u8, m.layout) };
                 }
             }
         }
     });
-    // SAFETY: this thread's slot; the table is no longer referenced once
-    // the slot is cleared (the key's value is cleared by pthread already).
+    // SAFETY: this thread's slot; the table is referenced by nothing else
+    // once its entries left the registry (the key's value is cleared by
+    // pthread already), so it can be unmapped.
     unsafe {
         let slot = orc_core_tls_table_slot();
         if *slot == table {
             *slot = std::ptr::null_mut();
         }
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-            table,
-            capacity + 1,
-        )));
+        libc::munmap(table.cast(), MAX_MODULES * 8);
     }
 }

@@ -10,7 +10,7 @@
 //! (through the TLS runtime) into a scratch register, then runs the
 //! instruction with the register in place of the constant. It steps over
 //! the red zone, preserves every register but the instruction's own
-//! results, and restores the flags before the instruction runs. Forms, as
+//! results, and changes no flag before the instruction runs. Forms, as
 //! gcc and clang emit them (what `ld` relaxes):
 //! - `mov x@gottpoff(%rip), %r` / `add x@gottpoff(%rip), %r` (GOTTPOFF);
 //! - `mov $x@tpoff, %r`, `add $x@tpoff, %r`, `lea x@tpoff(%b), %r`,
@@ -50,8 +50,8 @@ pub(crate) enum Form {
     /// An instruction with a memory operand, rewritten to use `scratch`.
     Memory {
         scratch: u8,
-        /// Run once the scratch holds its value (before the flags are
-        /// restored, for TLS): `lea S, [S + base]`.
+        /// Run once the scratch holds its value, changing no flag:
+        /// `lea S, [S + base]`.
         pre: Vec<u8>,
         /// The instruction; for a push, `mov S, <operand>` instead.
         instr: Vec<u8>,
@@ -700,7 +700,8 @@ pub(crate) fn thunk_bytes(
     code.push(0x50 + s); // push s
     match value {
         Value::Tls { record, core_slot } | Value::TlsAddress { record, core_slot } => {
-            code.push(0x9c); // pushfq
+            // Nothing here changes the flags (the runtime's routine keeps
+            // them): s = address - %fs:0 as address + ~%fs:0 + 1.
             code.push(0x50); // push rax
             code.extend([0x48, 0x8d, 0x05]); // lea rax, [rip + record]
             let r = rel(&code, record, 4)?;
@@ -709,12 +710,14 @@ pub(crate) fn thunk_bytes(
             let r = rel(&code, core_slot, 4)?;
             code.extend(r);
             if matches!(value, Value::Tls { .. }) {
-                code.extend([0x64, 0x48, 0x2b, 0x04, 0x25, 0, 0, 0, 0]); // sub rax, fs:[0]
+                code.extend([0x64, 0x48, 0x8b, 0x04 | s << 3, 0x25, 0, 0, 0, 0]); // mov s, fs:[0]
+                code.extend([0x48, 0xf7, 0xd0 | s]); // not s
+                code.extend([0x48, 0x8d, 0x44 | s << 3, s << 3, 0x01]); // lea s, [rax + s + 1]
+            } else {
+                code.extend([0x48, 0x89, 0xc0 | s]); // mov s, rax
             }
-            code.extend([0x48, 0x89, 0xc0 | s]); // mov s, rax
             code.push(0x58); // pop rax
             code.extend(pre);
-            code.push(0x9d); // popfq
         }
         Value::Far(addr) => {
             code.extend([0x48, 0xb8 + s]); // movabs s, addr
