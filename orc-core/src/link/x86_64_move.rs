@@ -464,16 +464,35 @@ fn decode_memory(
         p += 1;
     }
     let prefix_end = p;
-    let rex = match at(p) {
-        Some(b) if b & 0xf0 == 0x40 => {
+    // A VEX prefix (AVX): its R, X, B bits (inverted) stand for REX's.
+    let vex = match at(p) {
+        Some(0xc5) => {
+            let v = at(p + 1).ok_or("truncated")?;
+            p += 2;
+            // (REX equivalent, map, vvvv)
+            Some((0x40 | (!v >> 5) & 4, 1, !v >> 3 & 0xf))
+        }
+        Some(0xc4) => {
+            let (b1, b2) = (at(p + 1).ok_or("truncated")?, at(p + 2).ok_or("truncated")?);
+            p += 3;
+            Some((0x40 | (!b1 >> 5) & 7, b1 & 0x1f, !b2 >> 3 & 0xf))
+        }
+        Some(0x62) => return Err("an EVEX (AVX-512) instruction"),
+        _ => None,
+    };
+    if vex.is_some() && opsize16 {
+        return Err("a prefix before VEX");
+    }
+    let rex = match (vex, at(p)) {
+        (None, Some(b)) if b & 0xf0 == 0x40 => {
             p += 1;
             Some(b)
         }
         _ => None,
     };
-    let rx = rex.unwrap_or(0);
+    let rx = vex.map_or(rex.unwrap_or(0), |v| v.0);
     let op_start = p;
-    let two_byte = at(p) == Some(0x0f);
+    let two_byte = vex.is_none() && at(p) == Some(0x0f);
     if two_byte {
         p += 1;
         if matches!(at(p), Some(0x38 | 0x3a)) {
@@ -486,20 +505,24 @@ fn decode_memory(
     let modrm = at(p).ok_or("truncated")?;
     p += 1;
     let (md, reg_field, rm) = (modrm >> 6, (modrm >> 3) & 7, modrm & 7);
-    let imm = if two_byte {
-        imm_size_2(op)
-    } else {
-        imm_size_1(op, reg_field, opsize16)
+    let imm = match vex {
+        Some((_, 1, _)) => imm_size_2(op),
+        Some((_, 2, _)) if (0x90..=0x93).contains(&op) => None, // gathers (VSIB)
+        Some((_, 2, _)) => Some(0),
+        Some((_, 3, _)) => Some(1),
+        Some(_) => None,
+        None if two_byte => imm_size_2(op),
+        None => imm_size_1(op, reg_field, opsize16),
     }
     .ok_or("an instruction this linker does not rewrite")?;
     if md == 3 {
         return Err("no memory operand");
     }
-    let push = !two_byte && op == 0xff && reg_field == 6;
+    let push = vex.is_none() && !two_byte && op == 0xff && reg_field == 6;
     if push && (opsize16 || rx & 8 != 0) {
         return Err("a 16-bit push");
     }
-    if fs && (mode != Mode::Tls || (!two_byte && op == 0x8d)) {
+    if fs && (mode != Mode::Tls || (vex.is_none() && !two_byte && op == 0x8d)) {
         return Err("an %fs operand where none was expected");
     }
     // (base, index, scale) as full register numbers; rip-relative has
@@ -548,6 +571,7 @@ fn decode_memory(
     let mut avoid = vec![reg];
     avoid.extend(base);
     avoid.extend(index);
+    avoid.extend(vex.map(|v| v.2));
     let s = pick_scratch(&avoid).ok_or("no free scratch register")?;
     // The new operand: the scratch register takes the displacement's place.
     let mut pre = Vec::new();
@@ -582,6 +606,15 @@ fn decode_memory(
         instr.extend_from_slice(section_bytes(start..prefix_end)?);
         if rex.is_some() {
             instr.push(new_rex);
+        }
+        match (vex, section_bytes(prefix_end..op_start)?) {
+            (Some(_), &[0xc4, b1, b2]) => {
+                // The new X and B, inverted.
+                let xb = (!new_rex & 3) << 5;
+                instr.extend([0xc4, b1 & !0x60 | xb, b2]);
+            }
+            (Some(_), vex_bytes) => instr.extend_from_slice(vex_bytes),
+            (None, _) => {}
         }
         instr.extend_from_slice(section_bytes(op_start..modrm_at)?);
         instr.push(modrm & 0x38 | modrm2);
@@ -875,6 +908,24 @@ mod tests {
         assert_eq!(instr(&s), vec![0x48, 0x89, 0xb4, 0x24, 144, 0, 0, 0]);
         // call *x(%rip) is not moved.
         assert!(far(&[0xff, 0x15, 0, 0, 0, 0], 2, R_X86_64_PC32).is_err());
+    }
+
+    #[test]
+    fn vex_instructions() {
+        // vmovsd %fs:x@tpoff, %xmm0 -> vmovsd xmm0, fs:[rsi]
+        let code = [0x64, 0xc5, 0xfb, 0x10, 0x04, 0x25, 0, 0, 0, 0];
+        let s = dec(&code, 6, R_X86_64_TPOFF32).unwrap();
+        assert_eq!(instr(&s), vec![0x64, 0xc5, 0xfb, 0x10, 0x06]);
+        // vmulsd %fs:x@tpoff(%r9,%r8,8), %xmm1, %xmm2 (3-byte VEX, X and
+        // B set): base and index, so the scratch takes the base first
+        // (lea) and then its place (B clear, X kept).
+        let code = [0x64, 0xc4, 0x81, 0x73, 0x59, 0x94, 0xc1, 0, 0, 0, 0];
+        let s = dec(&code, 7, R_X86_64_TPOFF32).unwrap();
+        let Form::Memory { pre, instr, .. } = &s.form else {
+            panic!()
+        };
+        assert_eq!(pre, &[0x4a, 0x8d, 0x34, 0x0e]); // lea rsi, [rsi + r9]
+        assert_eq!(instr, &[0x64, 0xc4, 0xa1, 0x73, 0x59, 0x14, 0xc6]);
     }
 
     #[test]
