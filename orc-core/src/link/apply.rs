@@ -166,6 +166,7 @@ impl AllocatedObject {
         let got = base + self.got_offset as u64;
         let mut tls_sites = Vec::new();
         let mut far_sites = Vec::new();
+        let mut code_targets: HashMap<u64, bool> = HashMap::new();
         for (sec_idx, sec) in obj.sections.iter().enumerate() {
             let Some(sec_off) = self.section_offsets.get(sec_idx).copied().flatten() else {
                 continue;
@@ -226,7 +227,12 @@ impl AllocatedObject {
                     && x86_64::may_use_canonical_stub(r.kind)
                 {
                     // A far function's address taken in 32 bits: use its stub.
-                    let stub = self.stubs.get(&r.sym).filter(|_| is_code(inputs.s));
+                    // (Asking the kernel once per symbol: far data has many
+                    // references.)
+                    let code = *code_targets
+                        .entry(inputs.s)
+                        .or_insert_with(|| is_code(inputs.s));
+                    let stub = self.stubs.get(&r.sym).filter(|_| code);
                     if let Some(&stub) = stub {
                         let stub =
                             base + self.stubs_offset as u64 + stub as u64 * x86_64::STUB_SIZE;

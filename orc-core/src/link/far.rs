@@ -52,7 +52,10 @@ impl AllocatedObject {
         // Instructions already moved (by start), for the form with two
         // relocations.
         let mut moved: std::collections::HashSet<(usize, usize)> = Default::default();
-        for s in sites {
+        let mut finder = super::tls_link::InsnFinder::new(&self.obj);
+        let mut order: Vec<&FarSite> = sites.iter().collect();
+        order.sort_by_key(|s| (s.section, s.offset));
+        for s in order {
             // An instruction that cannot be moved keeps the overflow error.
             let fail = |_why: &str| LinkError::RelocationOverflow {
                 object: self.obj.name.clone(),
@@ -79,14 +82,13 @@ impl AllocatedObject {
                 .get(s.section)
                 .map(|x| x.size as usize)
                 .unwrap_or(0);
-            let from = self.code_start(s.section, s.offset as usize);
             let bytes = self
                 .memory
                 .bytes_mut()
                 .ok_or_else(|| LinkError::malformed(&self.obj.name, "memory published"))?;
             let section = bytes.get(sec_off..sec_off + len).unwrap_or(&[]);
             let off = s.offset as usize;
-            let start = x86_64_move::instruction_start(section, from, off).map_err(fail)?;
+            let start = finder.find(s.section, section, off).map_err(fail)?;
             if !moved.insert((s.section, start)) {
                 continue;
             }

@@ -227,6 +227,63 @@ pub(crate) fn published_address(alloc: &AllocatedObject, sym: usize) -> Option<u
     Some(alloc.memory.base() + at as u64)
 }
 
+/// Finds where instructions start, for the moved ones: decodes each
+/// function from its first byte (the last function symbol at or before
+/// the offset, else the section's start), resuming from the last start
+/// found in the same function, so a function is decoded about once
+/// however many of its instructions move (queries in ascending order).
+pub(crate) struct InsnFinder {
+    /// Function starts per section, sorted.
+    functions: HashMap<usize, Vec<usize>>,
+    /// The last instruction start found, per (section, function start).
+    cursor: HashMap<(usize, usize), usize>,
+}
+
+impl InsnFinder {
+    pub(crate) fn new(obj: &super::elf::ObjectData) -> Self {
+        let mut functions: HashMap<usize, Vec<usize>> = HashMap::new();
+        for y in &obj.symbols {
+            if let (super::elf::SymbolPlace::Section(sec), STT_FUNC) = (y.place, y.kind) {
+                if let Ok(v) = usize::try_from(y.value) {
+                    functions.entry(sec).or_default().push(v);
+                }
+            }
+        }
+        for v in functions.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        InsnFinder {
+            functions,
+            cursor: HashMap::new(),
+        }
+    }
+
+    /// The start of the instruction holding byte `off` of section `sec`.
+    pub(crate) fn find(
+        &mut self,
+        sec: usize,
+        code: &[u8],
+        off: usize,
+    ) -> Result<usize, &'static str> {
+        let from = self
+            .functions
+            .get(&sec)
+            .and_then(|v| v.get(v.partition_point(|&f| f <= off).checked_sub(1)?))
+            .copied()
+            .unwrap_or(0);
+        let resume = self
+            .cursor
+            .get(&(sec, from))
+            .copied()
+            .filter(|&c| c <= off)
+            .unwrap_or(from);
+        let start = x86_64_move::instruction_start(code, resume, off)?;
+        self.cursor.insert((sec, from), start);
+        Ok(start)
+    }
+}
+
 /// An exec-model instruction waiting to be moved to a thunk.
 pub(crate) struct PendingSite {
     pub(crate) section: usize,
@@ -236,23 +293,6 @@ pub(crate) struct PendingSite {
 }
 
 impl AllocatedObject {
-    /// Where to start decoding code to find the instruction holding `off`
-    /// in section `sec`: the last function symbol at or before it, or the
-    /// section's start.
-    pub(crate) fn code_start(&self, sec: usize, off: usize) -> usize {
-        self.obj
-            .symbols
-            .iter()
-            .filter(|y| {
-                y.place == super::elf::SymbolPlace::Section(sec)
-                    && y.kind == STT_FUNC
-                    && y.value <= off as u64
-            })
-            .map(|y| y.value as usize)
-            .max()
-            .unwrap_or(0)
-    }
-
     fn tls_error(
         &self,
         sec: usize,
@@ -488,7 +528,11 @@ impl AllocatedObject {
         let (entries_offset, core_slot, thunks_offset) =
             (tls.entries_offset, tls.core_slot, tls.thunks_offset);
         let mut planned = Vec::with_capacity(sites.len());
-        for (n, s) in sites.iter().enumerate() {
+        let mut finder = InsnFinder::new(&self.obj);
+        let mut order: Vec<usize> = (0..sites.len()).collect();
+        order.sort_by_key(|&i| sites.get(i).map(|s| (s.section, s.offset)));
+        for n in order {
+            let Some(s) = sites.get(n) else { continue };
             let sec_off = self
                 .section_offsets
                 .get(s.section)
@@ -502,13 +546,13 @@ impl AllocatedObject {
                 .map(|x| x.size as usize)
                 .unwrap_or(0);
             let off = s.offset as usize;
-            let from = self.code_start(s.section, off);
             let bytes = self
                 .memory
                 .bytes_mut()
                 .ok_or_else(|| LinkError::malformed(&self.obj.name, "memory published"))?;
             let section = bytes.get(sec_off..sec_off + len).unwrap_or(&[]);
-            let site = x86_64_move::instruction_start(section, from, off)
+            let site = finder
+                .find(s.section, section, off)
                 .and_then(|start| match s.kind {
                     R_X86_64_DTPOFF32 => x86_64_move::decode_dtpoff(section, off, start),
                     _ => x86_64_move::decode(section, off, s.kind, start),
