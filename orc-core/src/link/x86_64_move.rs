@@ -477,7 +477,12 @@ fn decode_memory(
             p += 3;
             Some((0x40 | (!b1 >> 5) & 7, b1 & 0x1f, !b2 >> 3 & 0xf))
         }
-        Some(0x62) => return Err("an EVEX (AVX-512) instruction"),
+        Some(0x62) => {
+            // EVEX: P0 = R X B R' 0 m m m (inverted R, X, B, R').
+            let (p0, p1) = (at(p + 1).ok_or("truncated")?, at(p + 2).ok_or("truncated")?);
+            p += 4;
+            Some((0x40 | (!p0 >> 5) & 7, (p0 & 7) | 0x10, !p1 >> 3 & 0xf))
+        }
         _ => None,
     };
     if vex.is_some() && opsize16 {
@@ -505,11 +510,13 @@ fn decode_memory(
     let modrm = at(p).ok_or("truncated")?;
     p += 1;
     let (md, reg_field, rm) = (modrm >> 6, (modrm >> 3) & 7, modrm & 7);
-    let imm = match vex {
-        Some((_, 1, _)) => imm_size_2(op),
-        Some((_, 2, _)) if (0x90..=0x93).contains(&op) => None, // gathers (VSIB)
-        Some((_, 2, _)) => Some(0),
-        Some((_, 3, _)) => Some(1),
+    let imm = match vex.map(|v| v.1 & 0xf) {
+        Some(1) => imm_size_2(op),
+        // Gathers, scatters and their prefetches address through VSIB.
+        Some(2) if matches!(op, 0x90..=0x93 | 0xa0..=0xa3 | 0xc6 | 0xc7) => None,
+        Some(2) => Some(0),
+        Some(3) => Some(1),
+        Some(5 | 6) if vex.is_some_and(|v| v.1 & 0x10 != 0) => Some(0), // EVEX FP16
         Some(_) => None,
         None if two_byte => imm_size_2(op),
         None => imm_size_1(op, reg_field, opsize16),
@@ -608,10 +615,11 @@ fn decode_memory(
             instr.push(new_rex);
         }
         match (vex, section_bytes(prefix_end..op_start)?) {
-            (Some(_), &[0xc4, b1, b2]) => {
+            (Some(_), &[first @ (0xc4 | 0x62), b1, ref rest @ ..]) => {
                 // The new X and B, inverted.
                 let xb = (!new_rex & 3) << 5;
-                instr.extend([0xc4, b1 & !0x60 | xb, b2]);
+                instr.extend([first, b1 & !0x60 | xb]);
+                instr.extend_from_slice(rest);
             }
             (Some(_), vex_bytes) => instr.extend_from_slice(vex_bytes),
             (None, _) => {}
@@ -926,6 +934,22 @@ mod tests {
         };
         assert_eq!(pre, &[0x4a, 0x8d, 0x34, 0x0e]); // lea rsi, [rsi + r9]
         assert_eq!(instr, &[0x64, 0xc4, 0xa1, 0x73, 0x59, 0x14, 0xc6]);
+    }
+
+    #[test]
+    fn evex_instructions() {
+        // vmovups %fs:x@tpoff(%r9), %zmm1 (62 d1 7c 48 10 89 disp32):
+        // base r9 (B set), the scratch is the index (X stays clear).
+        let code = [0x64, 0x62, 0xd1, 0x7c, 0x48, 0x10, 0x89, 0, 0, 0, 0];
+        let s = dec(&code, 7, R_X86_64_TPOFF32).unwrap();
+        assert_eq!(s.len, 11);
+        assert_eq!(
+            instr(&s),
+            vec![0x64, 0x62, 0xd1, 0x7c, 0x48, 0x10, 0x0c, 0x31]
+        );
+        // A gather (VSIB) is refused.
+        let code = [0x64, 0x62, 0xd2, 0x7d, 0x49, 0x90, 0x8c, 0x01, 0, 0, 0, 0];
+        assert!(dec(&code, 8, R_X86_64_TPOFF32).is_err());
     }
 
     #[test]
