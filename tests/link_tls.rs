@@ -5,7 +5,8 @@
 //! initialization across files) compiled at test time by gcc/g++ and
 //! clang-19/clang++-19 in every TLS model, linked by `orc link` and by the
 //! compiler, must print the same and exit with the same status. (The same
-//! programs' IR runs under `orc run` in `tests/ir_corpus.rs`.)
+//! programs' IR runs under `orc run` in `tests/ir_corpus.rs`.) Also C++
+//! inline and template thread-locals in COMDAT groups (`tests/link_tls/`).
 
 mod native;
 
@@ -86,6 +87,31 @@ fn cxx_thread_local_objects_in_every_model() {
                 4,
                 "{}",
                 native.stdout
+            );
+        }
+    }
+}
+
+/// C++ inline and template thread-locals, defined in COMDAT groups by both
+/// files (one copy kept, the other file's references bound to it).
+#[test]
+fn cxx_inline_and_template_thread_locals() {
+    let dir_of = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/link_tls");
+    let sources = [dir_of.join("inline_a.cpp"), dir_of.join("inline_b.cpp")];
+    for compiler in ["g++", "clang++-19"] {
+        for &(model, flags) in MODELS.iter().filter(|m| runs_here(m.0)) {
+            let dir = work_dir("link_tls", &format!("inline-{compiler}-{model}"));
+            let native = same_as_native(
+                &dir,
+                compiler,
+                &sources,
+                &flags_for(flags),
+                &["-lstdc++"],
+                &[],
+            );
+            assert_eq!(
+                native.stdout,
+                "thread init-t-b 105 218\nmain init-a-b 6 20\n"
             );
         }
     }
