@@ -105,6 +105,9 @@ fn non_pic_code_reads_and_writes_data_far_away() {
             assert_eq!((index(0), index(5)), (11, 66), "{what}");
             let address: extern "C" fn() -> *mut i32 = func(f("far_address"));
             assert_eq!(address(), int_ptr, "{what}");
+            let atomic_add: extern "C" fn(i32) = func(f("far_atomic_add"));
+            atomic_add(41);
+            assert_eq!(*int_ptr, 42, "{what}");
             let store: extern "C" fn() = func(f("far_store_address"));
             store();
             assert_eq!(*page.at(slot_at).cast::<*mut i64>(), table.add(2), "{what}");

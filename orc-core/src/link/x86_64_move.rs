@@ -458,7 +458,8 @@ fn decode_memory(
     let mut p = start;
     let mut opsize16 = false;
     let mut fs = false;
-    while let Some(b @ (0x64 | 0x66 | 0xf2 | 0xf3)) = at(p) {
+    // (A `lock` prefix stays: the instruction runs whole in the thunk.)
+    while let Some(b @ (0x64 | 0x66 | 0xf0 | 0xf2 | 0xf3)) = at(p) {
         opsize16 |= b == 0x66;
         fs |= b == 0x64;
         p += 1;
@@ -914,6 +915,10 @@ mod tests {
         let code = [0x48, 0xc7, 0x44, 0x24, 0x08, 0, 0, 0, 0];
         let s = far(&code, 5, R_X86_64_32S).unwrap();
         assert_eq!(instr(&s), vec![0x48, 0x89, 0xb4, 0x24, 144, 0, 0, 0]);
+        // lock addl $1, x(%rip) stays atomic: lock add dword [rsi], 1
+        let code = [0xf0, 0x83, 0x05, 0, 0, 0, 0, 1];
+        let s = far(&code, 3, R_X86_64_PC32).unwrap();
+        assert_eq!((instr(&s), s.field_to_end), (vec![0xf0, 0x83, 0x06, 1], 5));
         // call *x(%rip) is not moved.
         assert!(far(&[0xff, 0x15, 0, 0, 0, 0], 2, R_X86_64_PC32).is_err());
     }
