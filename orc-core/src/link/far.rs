@@ -133,7 +133,7 @@ impl AllocatedObject {
             } else {
                 s.target
             };
-            let thunk_off = thunks + s.slot * x86_64_move::THUNK_SIZE as usize;
+            let thunk_off = thunks + s.slot * x86_64_move::FAR_THUNK_SIZE as usize;
             let thunk = base + thunk_off as u64;
             let site_addr = base + (sec_off + site.start) as u64;
             let back = site_addr + site.len as u64;

@@ -464,15 +464,15 @@ fn allocate(
         }
     }
     let entries_at = ro.place(name, tls.entries.len() as u64 * tls_link::ENTRY_SIZE, 8)?;
-    let core_slot_at = ro.place(name, if uses_tls { 8 } else { 0 }, 8)?;
+    let core_slot_at = ro.place(name, if uses_tls { 16 } else { 0 }, 8)?;
     let thunks_at = rx.place(
         name,
-        tls.n_thunks as u64 * super::x86_64_move::THUNK_SIZE,
+        tls.n_thunks as u64 * super::x86_64_move::TLS_THUNK_SIZE,
         16,
     )?;
     let far_at = rx.place(
         name,
-        far_slots.len() as u64 * super::x86_64_move::THUNK_SIZE,
+        far_slots.len() as u64 * super::x86_64_move::FAR_THUNK_SIZE,
         16,
     )?;
     let got_at = ro.place(name, got_slots.len() as u64 * 8, 8)?;

@@ -191,6 +191,16 @@ std::arch::global_asm!(
     "add rax, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
     "ret",
     ".size orc_core_tls_table_slot, . - orc_core_tls_table_slot",
+    // The %fs offset of the table slot (static TLS: the same in every
+    // thread).
+    ".p2align 4",
+    ".globl orc_core_tls_table_tpoff",
+    ".hidden orc_core_tls_table_tpoff",
+    ".type orc_core_tls_table_tpoff, @function",
+    "orc_core_tls_table_tpoff:",
+    "mov rax, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
+    "ret",
+    ".size orc_core_tls_table_tpoff, . - orc_core_tls_table_tpoff",
     // rax = &{module, offset} -> rax = address; preserves all else,
     // flags included (no flag-setting instruction on the fast path).
     ".p2align 4",
@@ -279,6 +289,24 @@ std::arch::global_asm!(
     ".hidden orc_core_tlsdesc",
     ".type orc_core_tlsdesc, @function",
     "orc_core_tlsdesc:",
+    // The routine's fast path, inlined (flags may change here).
+    "push rcx",
+    "push rdx",
+    "mov rcx, qword ptr [rip + orc_core_tls_table@GOTTPOFF]",
+    "mov rcx, qword ptr fs:[rcx]",
+    "jrcxz 3f",
+    "mov rdx, qword ptr [rax + 8]",
+    "mov rcx, qword ptr [rcx + 8*rdx]",
+    "jrcxz 3f",
+    "add rcx, qword ptr [rax + 16]",
+    "sub rcx, qword ptr fs:[0]",
+    "mov rax, rcx",
+    "pop rdx",
+    "pop rcx",
+    "ret",
+    "3:",
+    "pop rdx",
+    "pop rcx",
     "lea rax, [rax + 8]",
     "call orc_core_tls_addr",
     "sub rax, qword ptr fs:[0]",
@@ -292,6 +320,8 @@ extern "C" {
     /// Defined by the `global_asm!` above: the address of this thread's
     /// table slot.
     fn orc_core_tls_table_slot() -> *mut *mut usize;
+    /// Defined above: the `%fs` offset of the table slot.
+    fn orc_core_tls_table_tpoff() -> u64;
     /// Defined above; never called from Rust (register convention).
     fn orc_core_tls_addr();
     /// Defined above; never called from Rust.
@@ -303,6 +333,13 @@ extern "C" {
 /// The address of the `rax = &{module, offset}` -> `rax = address` routine.
 pub(crate) fn core_address() -> u64 {
     orc_core_tls_addr as *const () as usize as u64
+}
+
+/// The `%fs` offset of every thread's table slot (thunks read the table
+/// as `%fs:[this]`; the routine's fast path, inlined).
+pub(crate) fn table_tpoff() -> u64 {
+    // SAFETY: reads a link-time constant.
+    unsafe { orc_core_tls_table_tpoff() }
 }
 
 /// What `__tls_get_addr` binds to in linked objects.

@@ -165,6 +165,8 @@ pub(crate) struct TlsLink {
     /// link's memory (field order of the owners).
     pub(crate) module: Option<TlsModule>,
     pub(crate) entries_offset: usize,
+    /// Two words for thunks: the runtime's routine, then the `%fs`
+    /// offset of the thread's table slot.
     pub(crate) core_slot: usize,
     pub(crate) thunks_offset: usize,
 }
@@ -403,6 +405,7 @@ impl AllocatedObject {
             Ok(())
         };
         put(core_slot, tls::core_address())?;
+        put(core_slot + 8, tls::table_tpoff())?;
         for (i, entry) in words.iter().enumerate() {
             for (j, &w) in entry.iter().enumerate() {
                 put(entries_offset + i * ENTRY_SIZE as usize + j * 8, w)?;
@@ -558,7 +561,7 @@ impl AllocatedObject {
                     _ => x86_64_move::decode(section, off, s.kind, start),
                 })
                 .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
-            let thunk_off = thunks_offset + n * x86_64_move::THUNK_SIZE as usize;
+            let thunk_off = thunks_offset + n * x86_64_move::TLS_THUNK_SIZE as usize;
             let thunk = base + thunk_off as u64;
             let site_addr = base + (sec_off + site.start) as u64;
             let record = base + (entries_offset + s.entry * ENTRY_SIZE as usize) as u64 + 8;

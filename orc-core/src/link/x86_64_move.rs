@@ -31,8 +31,11 @@
 //! byte (`x86_64_len.rs`). Anything else is refused with the reason, never
 //! guessed.
 
-/// The space reserved for one thunk.
-pub(crate) const THUNK_SIZE: u64 = 80;
+/// The space reserved for one TLS thunk.
+pub(crate) const TLS_THUNK_SIZE: u64 = 128;
+
+/// The space reserved for one far-data thunk.
+pub(crate) const FAR_THUNK_SIZE: u64 = 64;
 
 /// What the rewritten instruction does with `t` (the per-thread offset,
 /// for TLS) or the far address (for far data), held in a scratch register.
@@ -658,7 +661,9 @@ fn rr(op: u8, reg: u8, rm: u8) -> [u8; 3] {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Value {
     /// This thread's `address - %fs:0` of the `{module, offset}` pair at
-    /// `record`, through the routine whose address is at `core_slot`.
+    /// `record`, through the routine whose address is at `core_slot` (the
+    /// `%fs` offset of the thread's table slot in the next word: the
+    /// routine's fast path is inlined).
     Tls { record: u64, core_slot: u64 },
     /// The same without subtracting `%fs:0`: the address itself.
     TlsAddress { record: u64, core_slot: u64 },
@@ -674,7 +679,11 @@ pub(crate) fn thunk_bytes(
     value: Value,
     back: u64,
 ) -> Result<Vec<u8>, &'static str> {
-    let mut code: Vec<u8> = Vec::with_capacity(THUNK_SIZE as usize);
+    let size = match value {
+        Value::Far(_) => FAR_THUNK_SIZE,
+        _ => TLS_THUNK_SIZE,
+    } as usize;
+    let mut code: Vec<u8> = Vec::with_capacity(size);
     let rel = |code: &Vec<u8>, target: u64, len_after: usize| -> Result<[u8; 4], &'static str> {
         let next = i128::from(thunk) + (code.len() + len_after) as i128;
         i32::try_from(i128::from(target) - next)
@@ -698,7 +707,7 @@ pub(crate) fn thunk_bytes(
         code.extend([0x5f, 0x5e]); // pop rdi; pop rsi
         code.extend([0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
         jmp_back(&mut code)?;
-        code.resize(THUNK_SIZE as usize, 0xcc);
+        code.resize(size, 0xcc);
         return Ok(code);
     }
     if let (Value::Far(addr), Form::Mov { dst }) = (value, &site.form) {
@@ -706,7 +715,7 @@ pub(crate) fn thunk_bytes(
         code.extend([0x48 | (dst >> 3), 0xb8 + (dst & 7)]);
         code.extend(addr.to_le_bytes());
         jmp_back(&mut code)?;
-        code.resize(THUNK_SIZE as usize, 0xcc);
+        code.resize(size, 0xcc);
         return Ok(code);
     }
     let (s, pre, instr, push) = match &site.form {
@@ -745,12 +754,28 @@ pub(crate) fn thunk_bytes(
             // Nothing here changes the flags (the runtime's routine keeps
             // them): s = address - %fs:0 as address + ~%fs:0 + 1.
             code.push(0x50); // push rax
+            code.push(0x51); // push rcx
             code.extend([0x48, 0x8d, 0x05]); // lea rax, [rip + record]
             let r = rel(&code, record, 4)?;
             code.extend(r);
+            // The routine's fast path (flag-free): table, block, address.
+            code.extend([0x48, 0x8b, 0x0d]); // mov rcx, [rip + core_slot + 8]
+            let r = rel(&code, core_slot + 8, 4)?;
+            code.extend(r);
+            code.extend([0x64, 0x48, 0x8b, 0x09]); // mov rcx, fs:[rcx]
+            code.extend([0xe3, 19]); // jrcxz slow
+            code.extend([0x48, 0x8b, s << 3]); // mov s, [rax]
+            code.extend([0x48, 0x8b, 0x0c, 0xc1 | s << 3]); // mov rcx, [rcx + 8*s]
+            code.extend([0xe3, 10]); // jrcxz slow
+            code.extend([0x48, 0x8b, 0x40 | s << 3, 0x08]); // mov s, [rax + 8]
+            code.extend([0x48, 0x8d, 0x04, 0x01 | s << 3]); // lea rax, [rcx + s]
+            code.extend([0xeb, 6]); // jmp join
+                                    // slow:
             code.extend([0xff, 0x15]); // call [rip + core_slot]
             let r = rel(&code, core_slot, 4)?;
             code.extend(r);
+            // join:
+            code.push(0x59); // pop rcx
             if matches!(value, Value::Tls { .. }) {
                 code.extend([0x64, 0x48, 0x8b, 0x04 | s << 3, 0x25, 0, 0, 0, 0]); // mov s, fs:[0]
                 code.extend([0x48, 0xf7, 0xd0 | s]); // not s
@@ -777,10 +802,10 @@ pub(crate) fn thunk_bytes(
         code.extend([0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
     }
     jmp_back(&mut code)?;
-    if code.len() > THUNK_SIZE as usize {
+    if code.len() > size {
         return Err("thunk too long");
     }
-    code.resize(THUNK_SIZE as usize, 0xcc);
+    code.resize(size, 0xcc);
     Ok(code)
 }
 
@@ -978,7 +1003,15 @@ mod tests {
             core_slot: 0x20100,
         };
         let t = thunk_bytes(&s, 0x10000, value, 0x5007).unwrap();
-        assert_eq!(t.len(), THUNK_SIZE as usize);
+        assert_eq!(t.len(), TLS_THUNK_SIZE as usize);
+        // The inlined fast path's jumps land on the slow call and after it.
+        let slow = t.windows(2).position(|w| w == [0xff, 0x15]).unwrap();
+        let first = t.windows(2).position(|w| w[0] == 0xe3).unwrap();
+        assert_eq!(first + 2 + usize::from(t[first + 1]), slow);
+        let second = first + 2 + t[first + 2..].iter().position(|&b| b == 0xe3).unwrap();
+        assert_eq!(second + 2 + usize::from(t[second + 1]), slow);
+        assert_eq!(t[slow - 2..slow], [0xeb, 6]);
+        assert_eq!(t[slow + 6], 0x59); // pop rcx
         let j = site_jump(&s, 0x5000, 0x10000).unwrap();
         assert_eq!(j[0], 0xe9);
         assert_eq!(&j[5..], &[0x90, 0x90]);
