@@ -154,7 +154,7 @@ impl Teardown {
     /// finalizers) and prints the times.
     fn run(mut self) -> Result<(), String> {
         self.times.lap("run");
-        super::run_ir::run_thread_local_destructors();
+        super::run_ir::run_thread_local_destructors_on_main();
         let res = self.session.end_session();
         self.times.lap("teardown");
         self.times.print();
