@@ -15,7 +15,10 @@
 //! register and the flags preserved. Its fast path is four loads and two
 //! `jrcxz` (no flags); a thread's first access to a module takes the slow
 //! path, which saves every register (XSAVE) and calls Rust to allocate the
-//! block. The linker wires the models to it (see `tls_link.rs`):
+//! block. The fast path is also inlined where it runs most: in
+//! [`get_addr`], [`tlsdesc`] and the exec-model thunks (which read the
+//! table through [`table_tpoff`]). The linker wires the models to it (see
+//! `tls_link.rs`):
 //! - general/local dynamic: `__tls_get_addr` binds to [`get_addr`]
 //!   (`rdi` = the `{module, offset}` pair);
 //! - TLS descriptors: a descriptor is `{tlsdesc, module, offset}`,
