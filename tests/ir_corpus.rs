@@ -17,7 +17,10 @@
 //! (`alloc.c`); C++ exceptions across frames, rethrow,
 //! destructors on unwind and static constructors with `init_priority`
 //! (`calc.cpp`); `thread_local` with `std::thread` and exceptions crossing
-//! threads (`workers.cpp`).
+//! threads (`workers.cpp`); `__thread` variables of two files from threads
+//! started before and after main touches them (`tls/`) and C++
+//! `thread_local` objects with constructors and destructors across files
+//! (`tls_cxx/`), the corpus `tests/link_tls.rs` also runs under `orc link`.
 //!
 //! `-ffp-contract=off`: see `tests/ir_programs.rs` (a JIT targeting the
 //! host's FMA would otherwise fuse what the baseline native binary does
@@ -122,6 +125,22 @@ const PROGRAMS: &[Program] = &[
         cxx: true,
         args: &["20000"],
         status: 0,
+        returns: true,
+    },
+    Program {
+        name: "tls",
+        sources: &["tls/main.c", "tls/counters.c"],
+        cxx: false,
+        args: &["2"],
+        status: 48,
+        returns: true,
+    },
+    Program {
+        name: "tls_cxx",
+        sources: &["tls_cxx/main.cpp", "tls_cxx/registry.cpp"],
+        cxx: true,
+        args: &["300"],
+        status: 7,
         returns: true,
     },
 ];
@@ -383,6 +402,10 @@ corpus_test!(alloc_ifunc_aliases_atomics_and_overflow_builtins, "alloc");
 corpus_test!(calc_cxx_exceptions_and_static_constructors, "calc");
 
 corpus_test!(workers_cxx_thread_local_with_threads, "workers");
+
+corpus_test!(tls_c_thread_locals_across_files_and_threads, "tls");
+
+corpus_test!(tls_cxx_thread_local_objects_across_files, "tls_cxx");
 
 /// The check of adaptive runs reads the real `--stats` output: a
 /// Kaleidoscope program with a hot loop has a promotion, one with nothing

@@ -168,6 +168,7 @@ impl Teardown {
     /// finalizers) and prints the times.
     fn run(mut self) -> Result<(), String> {
         self.times.lap("run");
+        super::run_ir::run_thread_local_destructors_on_main();
         let res = self.session.end_session();
         self.times.lap("teardown");
         self.times.print();
@@ -283,7 +284,17 @@ fn prepare(
         ExecutorAddr::from_ptr(exit_from_jit as *const u8),
         SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
     );
-    let overrides = SymbolMap::from([(es.intern("exit"), exit_def)]);
+    // Thread-local destructors of the main thread run before the teardown
+    // (glibc would run them at exit, after the code is gone).
+    let thread_atexit = ExecutorSymbolDef::new(
+        ExecutorAddr::from_ptr(super::run_ir::thread_atexit_for_this_thread()),
+        SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
+    );
+    let overrides = SymbolMap::from([
+        (es.intern("exit"), exit_def),
+        (es.intern("__cxa_thread_atexit"), thread_atexit),
+        (es.intern("__cxa_thread_atexit_impl"), thread_atexit),
+    ]);
     host.define(absolute_symbols(overrides), None)
         .map_err(fail)?;
     host.add_generator(Arc::new(DynamicLibrarySearchGenerator::process(None)))

@@ -411,6 +411,26 @@ extern "C" fn thread_atexit(
     }
 }
 
+/// [`thread_atexit`] for a program whose `main` runs on this thread (what
+/// `orc link` defines as `__cxa_thread_atexit` and `_impl`).
+pub(crate) fn thread_atexit_for_this_thread() -> *const u8 {
+    // SAFETY: `pthread_self` has no preconditions.
+    let _ = MAIN_THREAD.set(unsafe { libc::pthread_self() });
+    thread_atexit as extern "C" fn(_, _, _) -> c_int as *const u8
+}
+
+/// [`run_thread_local_destructors`] if this is the program's main thread
+/// (as `exit` runs only the calling thread's).
+pub(crate) fn run_thread_local_destructors_on_main() {
+    // SAFETY: `pthread_self` and `pthread_equal` have no preconditions.
+    let on_main = MAIN_THREAD
+        .get()
+        .is_some_and(|&main| unsafe { libc::pthread_equal(main, libc::pthread_self()) } != 0);
+    if on_main {
+        run_thread_local_destructors();
+    }
+}
+
 /// Defines [`thread_atexit`] as `__cxa_thread_atexit` and
 /// `__cxa_thread_atexit_impl` for the program.
 fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {

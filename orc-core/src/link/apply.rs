@@ -61,6 +61,7 @@ impl AllocatedObject {
         let mut values = self.bind(resolver)?;
         super::copy::make_copies(&mut self, &mut values)?;
         self.write_got_and_stubs(&values)?;
+        self.write_tls_entries(&values)?;
         self.relocate(&values)?;
         Ok(AppliedObject { alloc: self })
     }
@@ -81,6 +82,9 @@ impl AllocatedObject {
                     None => None, // An error only if a relocation uses it.
                 },
                 Target::Section {
+                    overridable: true, ..
+                }
+                | Target::Tls {
                     overridable: true, ..
                 }
                 | Target::Common(_) => resolver
@@ -160,12 +164,19 @@ impl AllocatedObject {
         let obj = self.obj.clone();
         let base = self.memory.base();
         let got = base + self.got_offset as u64;
+        let mut tls_sites = Vec::new();
+        let mut far_sites = Vec::new();
+        let mut code_targets: HashMap<u64, bool> = HashMap::new();
         for (sec_idx, sec) in obj.sections.iter().enumerate() {
             let Some(sec_off) = self.section_offsets.get(sec_idx).copied().flatten() else {
                 continue;
             };
             let len = usize::try_from(sec.size).unwrap_or(usize::MAX);
             for r in &sec.relocs {
+                if super::tls_link::is_tls_kind(r.kind) {
+                    self.apply_tls_reloc(sec_idx, sec_off, len, r, &mut tls_sites)?;
+                    continue;
+                }
                 let t = self.targets.get(r.sym).copied().unwrap_or(Target::Zero);
                 let inputs = match t {
                     Target::Ignored => {
@@ -216,7 +227,12 @@ impl AllocatedObject {
                     && x86_64::may_use_canonical_stub(r.kind)
                 {
                     // A far function's address taken in 32 bits: use its stub.
-                    let stub = self.stubs.get(&r.sym).filter(|_| is_code(inputs.s));
+                    // (Asking the kernel once per symbol: far data has many
+                    // references.)
+                    let code = *code_targets
+                        .entry(inputs.s)
+                        .or_insert_with(|| is_code(inputs.s));
+                    let stub = self.stubs.get(&r.sym).filter(|_| code);
                     if let Some(&stub) = stub {
                         let stub =
                             base + self.stubs_offset as u64 + stub as u64 * x86_64::STUB_SIZE;
@@ -230,6 +246,21 @@ impl AllocatedObject {
                             },
                         );
                     }
+                }
+                if let (Err(ApplyError::Overflow(value)), Some(&slot)) =
+                    (&res, self.far.slots.get(&(sec_idx, r.offset)))
+                {
+                    // Far data: the instruction moves to a thunk (below).
+                    far_sites.push(super::far::FarSite {
+                        section: sec_idx,
+                        offset: r.offset,
+                        kind: r.kind,
+                        target: inputs.s.wrapping_add(r.addend as u64),
+                        slot,
+                        target_name: target_name(&obj, r.sym),
+                        value: *value,
+                    });
+                    continue;
                 }
                 res.map_err(|e| {
                     let kind = RelocationKind(r.kind);
@@ -258,7 +289,9 @@ impl AllocatedObject {
                 })?;
             }
         }
-        Ok(())
+        // Last: the moved instructions carry their relocated bytes along.
+        self.write_tls_thunks(&tls_sites)?;
+        self.write_far_thunks(&far_sites)
     }
 }
 

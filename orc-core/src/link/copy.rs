@@ -37,11 +37,13 @@ pub(crate) fn make_copies(
         return Ok(());
     }
     let mut wanted: Vec<(usize, u64, u64)> = Vec::new(); // (symbol, address, size)
+                                                         // Each symbol is looked at once (the check asks the kernel).
+    let mut seen = std::collections::HashSet::new();
     for sec in &alloc.obj.sections {
         for r in &sec.relocs {
             if !x86_64::may_use_canonical_stub(r.kind)
                 || !matches!(alloc.targets.get(r.sym), Some(Target::External { .. }))
-                || wanted.iter().any(|w| w.0 == r.sym)
+                || !seen.insert(r.sym)
             {
                 continue;
             }

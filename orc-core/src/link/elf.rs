@@ -67,7 +67,7 @@ pub(crate) struct ObjectData {
 pub(crate) enum SectionRole {
     /// Not loaded: non-alloc (debug, comment), notes, groups, symbol tables.
     Skipped,
-    /// Thread-local data: not supported, never loaded.
+    /// Thread-local data (`.tdata`, `.tbss`): a per-thread template.
     Tls,
     Code,
     ReadOnly,
@@ -273,7 +273,7 @@ fn parse_object(name: String, bytes: Vec<u8>) -> Result<ObjectData, LinkError> {
                 }
             }
         }
-        if role != SectionRole::Skipped && role != SectionRole::Tls {
+        if role != SectionRole::Skipped {
             if !align.is_power_of_two() || align > crate::memory::page_size() as u64 {
                 return Err(LinkError::unsupported(
                     n,
@@ -389,7 +389,7 @@ fn parse_object(name: String, bytes: Vec<u8>) -> Result<ObjectData, LinkError> {
                 format!("relocation section targets missing section {target}"),
             ));
         };
-        if matches!(target_sec.role, SectionRole::Skipped | SectionRole::Tls) {
+        if target_sec.role == SectionRole::Skipped {
             continue; // Relocations of debug info and the like are ignored.
         }
         if sh_type != elf::SHT_RELA {
@@ -554,10 +554,11 @@ fn collect_interface(
             }
             SymbolPlace::Section(i) => {
                 let sec = sections.get(i);
-                if sec.is_some_and(|s| s.role == SectionRole::Tls) || sym.kind == elf::STT_TLS {
+                let in_tls = sec.is_some_and(|s| s.role == SectionRole::Tls);
+                if in_tls != (sym.kind == elf::STT_TLS) && sym.kind != elf::STT_NOTYPE {
                     return Err(LinkError::unsupported(
                         object,
-                        format!("thread-local symbol {}", sym.name),
+                        format!("thread-local symbol {} outside a TLS section", sym.name),
                     ));
                 }
                 if sec.is_some_and(|s| s.role == SectionRole::Skipped) {

@@ -6,10 +6,14 @@
 //!
 //! Memory layout of one link:
 //! - RX: code sections in file order, then PLT stubs, then the `atexit`
-//!   thunk (only if the object calls `atexit`);
+//!   thunk (only if the object calls `atexit`), then the thunks of moved
+//!   TLS instructions and those reserved for far data;
 //! - R: read-only data (`.rodata*`, `.data.rel.ro*`, merged strings,
 //!   `.gcc_except_table`), the init/fini arrays, each `.eh_frame` followed
-//!   by a zero terminator, the GOT, and this link's `__dso_handle` slot;
+//!   by a zero terminator, the TLS template (`.tdata` as laid out in the
+//!   per-thread block; `.tbss` takes no memory here), the TLS entries and
+//!   runtime pointer (`tls_link.rs`), the GOT, and this link's
+//!   `__dso_handle` slot;
 //! - RW: writable data and bss in file order, then common symbols.
 //!
 //! Invariants: everything a relocation can reach is in the one reservation
@@ -26,6 +30,8 @@ use super::elf::{
     ObjectData, ObjectFile, SectionRole, SymbolPlace, UndefinedSymbol, MAX_SECTION_SIZE,
 };
 use super::error::LinkError;
+use super::far::{self, FarThunks};
+use super::tls_link::{self, TlsLink, TlsPlan};
 use super::x86_64;
 use crate::memory::{LinkMemory, Placement, SegmentProtection};
 use crate::{ExecutorAddr, ExecutorSymbolDef, SymbolFlags};
@@ -57,7 +63,17 @@ pub(crate) enum Target {
     CxaAtexit,
     /// In a section that is not loaded: relocations against it are ignored.
     Ignored,
-    /// Thread-local or in an unknown special section: cannot be referenced.
+    /// A thread-local symbol of this object: `value` in TLS section `sec`.
+    Tls {
+        sec: usize,
+        value: u64,
+        overridable: bool,
+    },
+    /// `_TLS_MODULE_BASE_`: offset 0 of this object's TLS block.
+    TlsModuleBase,
+    /// `__tls_get_addr`: the TLS runtime's.
+    TlsGetAddr,
+    /// In an unknown special section: cannot be referenced.
     Unsupported,
 }
 
@@ -68,6 +84,7 @@ impl Target {
             self,
             Target::External { .. }
                 | Target::CxaAtexit
+                | Target::TlsGetAddr
                 | Target::Common(_)
                 | Target::Section {
                     overridable: true,
@@ -83,6 +100,11 @@ impl Target {
 /// [`apply`](AllocatedObject::apply).
 pub struct AllocatedObject {
     pub(crate) obj: Arc<ObjectData>,
+    /// Thunks reserved for far-data references (see `far.rs`).
+    pub(crate) far: FarThunks,
+    /// Thread-local storage (declared before `memory`: its module reads
+    /// the template in `memory` and is dropped first).
+    pub(crate) tls: Option<TlsLink>,
     pub(crate) memory: LinkMemory,
     /// Offset in the mapping of each loaded section, by section index.
     pub(crate) section_offsets: Vec<Option<usize>>,
@@ -203,9 +225,7 @@ fn allocate(
     let kept: Vec<bool> = obj
         .sections
         .iter()
-        .map(|s| {
-            !matches!(s.role, SectionRole::Skipped | SectionRole::Tls) && !group_dropped(s.group)
-        })
+        .map(|s| s.role != SectionRole::Skipped && !group_dropped(s.group))
         .collect();
     let is_kept = |i: usize| kept.get(i).copied().unwrap_or(false);
 
@@ -223,7 +243,17 @@ fn allocate(
                         format!("GNU indirect function {}", sym.name),
                     ));
                 }
-                if sym.kind == elf::STT_TLS {
+                let tls_section = obj
+                    .sections
+                    .get(i)
+                    .is_some_and(|s| s.role == SectionRole::Tls);
+                if tls_section {
+                    Target::Tls {
+                        sec: i,
+                        value: sym.value,
+                        overridable: global && sym.bind == elf::STB_WEAK,
+                    }
+                } else if sym.kind == elf::STT_TLS {
                     Target::Unsupported
                 } else {
                     Target::Section {
@@ -235,9 +265,7 @@ fn allocate(
             }
             SymbolPlace::Section(i) => {
                 let sec = obj.sections.get(i);
-                if sec.is_some_and(|s| s.role == SectionRole::Tls) {
-                    Target::Unsupported
-                } else if global && sec.is_some_and(|s| group_dropped(s.group)) {
+                if global && sec.is_some_and(|s| group_dropped(s.group)) {
                     Target::External { weak: false }
                 } else {
                     Target::Ignored
@@ -253,6 +281,8 @@ fn allocate(
                 "__dso_handle" => Target::DsoHandle,
                 "atexit" => Target::AtexitThunk,
                 "__cxa_atexit" => Target::CxaAtexit,
+                "__tls_get_addr" => Target::TlsGetAddr,
+                "_TLS_MODULE_BASE_" => Target::TlsModuleBase,
                 _ => Target::External {
                     weak: sym.bind == elf::STB_WEAK,
                 },
@@ -270,6 +300,8 @@ fn allocate(
     let mut externals: Vec<UndefinedSymbol> = Vec::new();
     let mut external_idx: HashMap<&str, usize> = HashMap::new();
     let mut used = vec![false; targets.len()];
+    let mut tls = TlsPlan::default();
+    let mut far_slots = HashMap::new();
     for (sec_idx, sec) in obj.sections.iter().enumerate() {
         if !is_kept(sec_idx) {
             continue;
@@ -279,6 +311,22 @@ fn allocate(
                 continue;
             }
             let t = targets.get(r.sym).copied().unwrap_or(Target::Zero);
+            let tls_kind = tls_link::is_tls_kind(r.kind);
+            if tls_kind {
+                tls.add_reloc(r.kind, r.sym, r.addend, t);
+            } else if matches!(t, Target::Tls { .. } | Target::TlsModuleBase) {
+                let sym = obj.symbols.get(r.sym).map(|s| s.name.as_str());
+                return Err(LinkError::unsupported(
+                    name,
+                    format!(
+                        "relocation {} at offset {:#x} in section {} against thread-local symbol {}",
+                        super::error::RelocationKind(r.kind),
+                        r.offset,
+                        sec.name,
+                        sym.unwrap_or("?")
+                    ),
+                ));
+            }
             match t {
                 Target::Ignored => continue,
                 Target::Unsupported => {
@@ -290,7 +338,7 @@ fn allocate(
                     return Err(LinkError::unsupported(
                         name,
                         format!(
-                            "reference to thread-local or special symbol {sym} from section {}",
+                            "reference to special symbol {sym} from section {}",
                             sec.name
                         ),
                     ));
@@ -322,6 +370,10 @@ fn allocate(
             if let Some(u) = used.get_mut(r.sym) {
                 *u = true;
             }
+            if far::may_move(r.kind) && sec.role == SectionRole::Code && t.may_be_far() {
+                let n = far_slots.len();
+                far_slots.insert((sec_idx, r.offset), n);
+            }
             let n_got = got_slots.len();
             if x86_64::needs_got(r.kind) {
                 got_slots.entry(r.sym).or_insert(n_got);
@@ -352,6 +404,7 @@ fn allocate(
     // (segment 0/1/2, offset in segment) per loaded section.
     let mut placed: Vec<Option<(usize, u64)>> = vec![None; obj.sections.len()];
     let mut eh_local = Vec::new();
+    let mut tls_sections = Vec::new();
     let mut inits = Vec::new();
     let mut finis = Vec::new();
     for (i, sec) in obj.sections.iter().enumerate() {
@@ -371,7 +424,11 @@ fn allocate(
             }
             SectionRole::EhFrame => (1, &mut ro, 4),
             SectionRole::Data => (2, &mut rw, 0),
-            SectionRole::Skipped | SectionRole::Tls => continue,
+            SectionRole::Skipped => continue,
+            SectionRole::Tls => {
+                tls_sections.push((i, sec.size, sec.align, sec.file_range.is_none()));
+                continue;
+            }
         };
         let size = sec.size.checked_add(extra).ok_or_else(|| too_large(name))?;
         let at = builder.place(name, size, sec.align)?;
@@ -389,6 +446,35 @@ fn allocate(
     } else {
         None
     };
+    // TLS: the template (the initialized sections, laid out as in the
+    // block), the entries and the runtime pointer; thunks after the stubs.
+    tls.lay_out_block(name, &tls_sections, obj.sections.len())?;
+    for (i, sym) in obj.symbols.iter().enumerate() {
+        if !sym.is_local() && matches!(targets.get(i), Some(Target::Tls { .. })) {
+            tls.add_entry(tls_link::EntryKey::Symbol { sym: i, extra: 0 });
+        }
+    }
+    let uses_tls = tls.has_sections || !tls.entries.is_empty();
+    let template_at = ro.place(name, tls.init_len, tls.block_align)?;
+    for &(i, _, _, nobits) in &tls_sections {
+        if let (false, Some(Some(off)), Some(p)) =
+            (nobits, tls.block_offsets.get(i), placed.get_mut(i))
+        {
+            *p = Some((1, template_at + off));
+        }
+    }
+    let entries_at = ro.place(name, tls.entries.len() as u64 * tls_link::ENTRY_SIZE, 8)?;
+    let core_slot_at = ro.place(name, if uses_tls { 16 } else { 0 }, 8)?;
+    let thunks_at = rx.place(
+        name,
+        tls.n_thunks as u64 * super::x86_64_move::TLS_THUNK_SIZE,
+        16,
+    )?;
+    let far_at = rx.place(
+        name,
+        far_slots.len() as u64 * super::x86_64_move::FAR_THUNK_SIZE,
+        16,
+    )?;
     let got_at = ro.place(name, got_slots.len() as u64 * 8, 8)?;
     let dso_at = ro.place(name, 8, 8)?;
     let mut common_local = Vec::with_capacity(commons_needed.len());
@@ -428,8 +514,20 @@ fn allocate(
         .iter()
         .map(|p| p.map(|(seg, at)| abs(seg, at)))
         .collect();
+    let tls = uses_tls.then(|| TlsLink {
+        plan: tls,
+        module: None,
+        entries_offset: abs(1, entries_at),
+        core_slot: abs(1, core_slot_at),
+        thunks_offset: abs(0, thunks_at),
+    });
     let mut alloc = AllocatedObject {
         obj: obj.clone(),
+        far: FarThunks {
+            slots: far_slots,
+            offset: abs(0, far_at),
+        },
+        tls,
         memory,
         section_offsets,
         targets,
@@ -460,6 +558,7 @@ fn allocate(
     alloc.init_sections = inits.into_iter().map(|(_, i)| i).collect();
     alloc.fini_sections = finis.into_iter().map(|(_, i)| i).collect();
     copy_sections(&mut alloc)?;
+    tls_link::register(&mut alloc, abs(1, template_at))?;
     alloc.symbols = defined_addresses(&alloc);
     Ok(alloc)
 }
@@ -504,7 +603,12 @@ pub(crate) fn local_address(alloc: &AllocatedObject, t: Target) -> Option<u64> {
         Target::DsoHandle => Some(alloc.addr(alloc.dso_offset)),
         Target::AtexitThunk => alloc.atexit_thunk.map(|off| alloc.addr(off)),
         Target::CxaAtexit => Some(super::atexit::recorder_address()),
-        Target::External { .. } | Target::Ignored | Target::Unsupported => None,
+        Target::TlsGetAddr => Some(super::tls::get_addr()),
+        Target::External { .. }
+        | Target::Ignored
+        | Target::Unsupported
+        | Target::Tls { .. }
+        | Target::TlsModuleBase => None,
     }
 }
 
@@ -516,18 +620,24 @@ fn defined_addresses(alloc: &AllocatedObject) -> HashMap<String, ExecutorSymbolD
         .map(|d| (d.name.as_str(), d.flags))
         .collect();
     let mut out = HashMap::new();
-    for (sym, &t) in obj.symbols.iter().zip(&alloc.targets) {
+    for (idx, (sym, &t)) in obj.symbols.iter().zip(&alloc.targets).enumerate() {
         if sym.is_local()
             || sym.name.is_empty()
             || !matches!(
                 t,
-                Target::Section { .. } | Target::Absolute(_) | Target::Common(_)
+                Target::Section { .. }
+                    | Target::Absolute(_)
+                    | Target::Common(_)
+                    | Target::Tls { .. }
             )
         {
             continue;
         }
-        let (Some(addr), Some(&flags)) = (local_address(alloc, t), flags_of.get(sym.name.as_str()))
-        else {
+        let addr = match t {
+            Target::Tls { .. } => tls_link::published_address(alloc, idx),
+            _ => local_address(alloc, t),
+        };
+        let (Some(addr), Some(&flags)) = (addr, flags_of.get(sym.name.as_str())) else {
             continue;
         };
         out.entry(sym.name.clone())

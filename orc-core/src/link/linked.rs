@@ -44,6 +44,9 @@ pub struct LinkedObject {
     finalized: AtomicBool,
     /// What plugins keep for this object (`.eh_frame` registrations...).
     plugin_states: PluginStates,
+    /// Thread-local storage (see `tls_link.rs`); dropped before `memory`,
+    /// which holds its template.
+    _tls: Option<super::tls_link::TlsLink>,
     memory: LinkMemory,
     /// Copied read-only data (see `copy.rs`); owned so it lives as long as the code.
     _copies: Option<LinkMemory>,
@@ -210,6 +213,7 @@ impl AppliedObject {
             initialized: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
             plugin_states,
+            _tls: alloc.tls,
             memory: alloc.memory,
             _copies: alloc.copies,
         })

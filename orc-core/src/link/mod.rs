@@ -47,6 +47,10 @@
 //!   then each object's [`LinkedObject::run_finalizers`] in the reverse of
 //!   the order their initializers ran in, then drop them. `Drop` alone never runs JIT'd code.
 //!
+//! Thread-local storage works in every model without a runtime library
+//! (`tls_link.rs`); `-fno-PIC` code reaches data more than 2 GiB away
+//! through thunks (`far.rs`).
+//!
 //! Architecture invariant: no page is writable and executable at once; only
 //! [`crate::memory`] changes protections.
 //! Architecture invariant: hostile object bytes give a [`LinkError`], never
@@ -59,13 +63,18 @@ mod copy;
 mod eh_frame;
 mod elf;
 mod error;
+mod far;
 mod layer;
 mod layout;
 mod library;
 mod linked;
 mod plugin;
 mod set;
+mod tls;
+mod tls_link;
 pub(crate) mod x86_64;
+mod x86_64_len;
+mod x86_64_move;
 
 pub use apply::{AppliedObject, SymbolResolver};
 pub use archive::{select_archive_members, Archive};

@@ -66,8 +66,8 @@ pub(crate) fn relocation_name(kind: u32) -> Option<&'static str> {
 }
 
 /// The width in bytes of the field a supported relocation writes; `None`
-/// for types this linker refuses (thread-local storage, dynamic-only
-/// types, APX encodings).
+/// for types this linker refuses (dynamic-only types, APX encodings).
+/// Thread-local types are applied by `tls_link.rs`.
 pub(crate) fn field_width(kind: u32) -> Option<u64> {
     Some(match kind {
         R_X86_64_NONE => 0,
@@ -82,7 +82,15 @@ pub(crate) fn field_width(kind: u32) -> Option<u64> {
         | R_X86_64_GOTPCRELX
         | R_X86_64_REX_GOTPCRELX
         | R_X86_64_GOTPC32
-        | R_X86_64_SIZE32 => 4,
+        | R_X86_64_SIZE32
+        | R_X86_64_TLSGD
+        | R_X86_64_TLSLD
+        | R_X86_64_DTPOFF32
+        | R_X86_64_GOTTPOFF
+        | R_X86_64_TPOFF32
+        | R_X86_64_GOTPC32_TLSDESC => 4,
+        R_X86_64_TLSDESC_CALL => 0,
+        R_X86_64_DTPOFF64 | R_X86_64_TPOFF64 => 8,
         R_X86_64_64 | R_X86_64_PC64 | R_X86_64_GOTOFF64 | R_X86_64_GOT64 | R_X86_64_GOTPCREL64
         | R_X86_64_GOTPC64 | R_X86_64_GOTPLT64 | R_X86_64_PLTOFF64 | R_X86_64_SIZE64 => 8,
         _ => return None,
