@@ -98,20 +98,10 @@ fn unique_path(stem: &str, ext: &str) -> PathBuf {
     out_dir().join(format!("{stem}-{}-{n}.{ext}", std::process::id()))
 }
 
-/// Runs a tool, failing the test with a clear message if it is missing or
-/// fails.
+/// Runs a tool, failing the test with its stderr if it is missing or
+/// fails (the linker tests need gcc, g++, clang-19 and ar installed).
 pub fn run_tool(tool: &str, args: &[&str]) {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `{tool}` ({e}): the linker tests need gcc, g++, clang-19 and ar installed"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "`{tool} {}` failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    orc_test_support::check(Command::new(tool).args(args));
 }
 
 /// Compiles `tests/link/NAME` with `tc` and returns the object's bytes.
