@@ -113,9 +113,26 @@ fn timestamp() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// This thread's id (asked of the kernel once per thread).
 fn thread_id() -> u32 {
-    // SAFETY: gettid has no preconditions.
-    (unsafe { libc::syscall(libc::SYS_gettid) }) as u32
+    thread_local! {
+        // SAFETY: gettid has no preconditions.
+        static TID: u32 = (unsafe { libc::syscall(libc::SYS_gettid) }) as u32;
+    }
+    TID.with(|t| *t)
+}
+
+/// This process's id (asked once: each `getpid` is a system call).
+fn process_id() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// Whether an object may carry DWARF line tables: its section names hold
+/// `.debug_line` (a byte search, far cheaper than parsing the object for
+/// the common case of JIT'd code without debug information).
+fn may_have_lines(object: &[u8]) -> bool {
+    object.windows(11).any(|w| w == b".debug_line")
 }
 
 fn warn_once(what: &str, e: &std::io::Error) {
@@ -204,7 +221,7 @@ impl LinkPlugin for PerfPlugin {
         if functions.is_empty() {
             return Ok(None);
         }
-        let lines = if self.jitdump {
+        let lines = if self.jitdump && may_have_lines(view.object_bytes()) {
             super::lines::line_table(view)
         } else {
             Vec::new()
@@ -230,15 +247,15 @@ impl LinkPlugin for PerfPlugin {
         if self.jitdump {
             let index = &mut files.code_index;
             if let Some(dump) = files.dump.get_or_insert_with(open_dump) {
-                let pid = std::process::id();
+                let pid = process_id();
                 let tid = thread_id();
+                let now = timestamp();
                 let mut records = Vec::new();
                 for (f, range) in &functions {
                     let size = (range.end - range.start) as usize;
                     let Some(code) = view.bytes_at(range.start, size) else {
                         continue;
                     };
-                    let now = timestamp();
                     let entries: Vec<&super::lines::LineRow> =
                         lines.iter().filter(|l| range.contains(&l.addr)).collect();
                     if !entries.is_empty() {
