@@ -60,6 +60,8 @@ pub fn print_result(x: f64) {
 pub fn flush_stdout() {
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // The perf map and jitdump file are buffered too.
+    orc_core::debug::flush_perf_files();
     // SAFETY: fflush(NULL) flushes all open output streams; always valid.
     unsafe {
         libc::fflush(std::ptr::null_mut());

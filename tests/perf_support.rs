@@ -112,6 +112,8 @@ fn body_addr(kjit: &KaleidoscopeJit, name: &str) -> u64 {
 
 /// The perf map's entries: name -> every (start, size) given it.
 fn perf_map() -> HashMap<String, Vec<(u64, u64)>> {
+    // Buffered in the process until flushed (at exit, or as here).
+    orc::core::debug::flush_perf_files();
     let text = std::fs::read_to_string(orc::core::debug::perf_map_path()).unwrap();
     let mut map: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
     for line in text.lines() {
@@ -137,6 +139,7 @@ fn jitdump_and_perf_map_describe_every_jitted_function() {
     assert_eq!(kjit.eval("fib(10);").unwrap(), vec![20.0]);
     let second = body_addr(&kjit, "fib$t0.1");
 
+    orc::core::debug::flush_perf_files();
     let dump = std::fs::read(orc::core::debug::jitdump_path()).unwrap();
     let loads = parse_jitdump(&dump);
     let by_name =
@@ -203,6 +206,7 @@ fn jitdump_carries_line_info_of_objects_with_dwarf() {
         )
         .unwrap();
     let addr = jit.lookup("perf_twice").unwrap().value();
+    orc::core::debug::flush_perf_files();
     let dump = std::fs::read(orc::core::debug::jitdump_path()).unwrap();
     let loads = parse_jitdump(&dump);
     let load = loads

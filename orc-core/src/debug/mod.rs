@@ -21,4 +21,4 @@ mod perf;
 
 pub use gdb::{register_symbols, registered_objects, GdbJitPlugin, GdbRegistration};
 pub use lines::{line_table, LineRow};
-pub use perf::{jitdump_path, perf_map_add, perf_map_path, PerfPlugin};
+pub use perf::{flush as flush_perf_files, jitdump_path, perf_map_add, perf_map_path, PerfPlugin};
