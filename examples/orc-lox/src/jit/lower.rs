@@ -469,6 +469,20 @@ impl Lower<'_, '_> {
         self.b.ins().bitcast(I64, MemFlagsData::new(), v)
     }
 
+    /// The bits of `r = x op y` as the hardware computes them: a NaN made
+    /// from non-NaN operands is x86's default NaN (negative, as the
+    /// interpreter and clox print it, `-nan`), also where LLVM folded the
+    /// operation at compile time (its folded NaN is positive). NaN operands
+    /// propagate (the first one), as both do already.
+    fn x86_nan(&mut self, x: ir::Value, y: ir::Value, r: ir::Value) -> ir::Value {
+        let r_nan = self.b.ins().fcmp(FloatCC::Unordered, r, r);
+        let in_nan = self.b.ins().fcmp(FloatCC::Unordered, x, y);
+        let made = self.b.ins().band_not(r_nan, in_nan);
+        let bits = self.from_f64(r);
+        let default = self.konst(0xfff8_0000_0000_0000);
+        self.b.ins().select(made, default, bits)
+    }
+
     fn boolean(&mut self, c: ir::Value) -> ir::Value {
         let t = self.konst(LoxValue::TRUE.0);
         let f = self.konst(LoxValue::FALSE.0);
@@ -497,15 +511,15 @@ impl Lower<'_, '_> {
         let r = match op {
             Op::Subtract => {
                 let r = self.b.ins().fsub(fx, fy);
-                self.from_f64(r)
+                self.x86_nan(fx, fy, r)
             }
             Op::Multiply => {
                 let r = self.b.ins().fmul(fx, fy);
-                self.from_f64(r)
+                self.x86_nan(fx, fy, r)
             }
             Op::Divide => {
                 let r = self.b.ins().fdiv(fx, fy);
-                self.from_f64(r)
+                self.x86_nan(fx, fy, r)
             }
             Op::Greater => {
                 let c = self.b.ins().fcmp(FloatCC::GreaterThan, fx, fy);
@@ -740,7 +754,7 @@ impl Lower<'_, '_> {
                 self.b.switch_to_block(fast);
                 let (fx, fy) = (self.to_f64(x), self.to_f64(y));
                 let s = self.b.ins().fadd(fx, fy);
-                let s = self.from_f64(s);
+                let s = self.x86_nan(fx, fy, s);
                 self.b.ins().jump(done, &[s.into()]);
                 self.b.switch_to_block(slow);
                 let saved = self.cache.clone();
