@@ -345,6 +345,22 @@ impl TieredLayer {
         functions.replace(def, addr)
     }
 
+    /// Removes functions for good: their bodies in every tier, their stubs
+    /// and the CLIF kept for them (see [`TieredFunctions::remove`]; the
+    /// caller guarantees nothing calls them any more). For a frontend whose
+    /// code goes away, such as a language VM that is dropped.
+    pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
+        {
+            let mut tables = self.state.lock();
+            for id in ids {
+                tables.sources.remove(id);
+                tables.signatures.remove(id);
+                tables.no_osr.remove(id);
+            }
+        }
+        self.state.functions.remove(ids)
+    }
+
     /// The signature of function `id`'s current definition, as its CLIF
     /// declares it; `None` before it is defined.
     pub fn signature(&self, id: FuncId) -> Option<ir::Signature> {

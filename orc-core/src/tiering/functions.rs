@@ -240,6 +240,10 @@ struct Record {
     /// Transfers counted by slots of superseded versions.
     osr_transfers_before: u64,
     has_stub: bool,
+    /// The stub's code (shared by the functions defined together).
+    stub: Option<Arc<Body>>,
+    /// Removed by [`TieredFunctions::remove`]: a tombstone.
+    removed: bool,
 }
 
 impl TieredFunctions {
@@ -297,6 +301,8 @@ impl TieredFunctions {
             osr: None,
             osr_transfers_before: 0,
             has_stub: false,
+            stub: None,
+            removed: false,
         });
         table.by_name.insert(name, id);
         Ok(id)
@@ -377,6 +383,8 @@ impl TieredFunctions {
     pub fn define_new(&self, defs: Vec<Definition>) -> Result<()> {
         let es = self.shared.config.bodies.session();
         let mut aliases = SymbolAliasMap::default();
+        let stub_tracker = self.shared.config.stubs.create_resource_tracker()?;
+        let stub = Body::new(stub_tracker.clone());
         {
             let mut table = self.shared.table.lock();
             for def in &defs {
@@ -399,6 +407,7 @@ impl TieredFunctions {
             for def in defs {
                 let record = table.record_mut(def.id)?;
                 record.has_stub = true;
+                record.stub = Some(stub.clone());
                 record.version = def.version;
                 record.newest = record.newest.max(def.version);
                 record.tier = Some(def.tier);
@@ -408,7 +417,67 @@ impl TieredFunctions {
         }
         let config = &self.shared.config;
         let unit = config.lazy.lazy_reexports(&config.bodies, aliases);
-        config.stubs.define(unit, None)
+        config.stubs.define(unit, Some(&stub_tracker))
+    }
+
+    /// Removes functions for good (a frontend unloading code, a language
+    /// VM going away): their bodies (every tier) and stubs are released,
+    /// their tiering registrations dropped, and their names may be
+    /// declared again. The caller guarantees nothing calls them any more
+    /// (memory is reclaimed once no pinned thread can be running the
+    /// bodies). A promotion in flight for a removed function is dropped.
+    /// Ids already removed are skipped; each removed id keeps a small
+    /// tombstone (ids are never reused, so a stale id cannot reach a new
+    /// function). A stub is freed with the last function defined in the
+    /// same [`Self::define_new`] call.
+    pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
+        let mut released = Vec::new();
+        let mut unregister = Vec::new();
+        {
+            let mut table = self.shared.table.lock();
+            for &id in ids {
+                let record = table.record_mut(id)?;
+                if record.removed {
+                    continue;
+                }
+                record.removed = true;
+                record.has_stub = false;
+                record.tier = None;
+                released.extend(record.body.take());
+                released.extend(record.stub.take());
+                let osr = record.osr.take();
+                let name = record.name.clone();
+                table.by_name.remove(&name);
+                let keys: Vec<String> = table
+                    .registered
+                    .iter()
+                    .filter(|(_, (i, _))| *i == id)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in keys {
+                    table.registered.remove(&k);
+                    unregister.push(k);
+                }
+                if let Some(slots) = osr {
+                    match &self.shared.config.tiers {
+                        Some(tiers) => tiers.keep_until_unreachable(slots),
+                        None => table.retired_osr.push(slots),
+                    }
+                }
+            }
+        }
+        if let Some(tiers) = &self.shared.config.tiers {
+            for k in &unregister {
+                tiers.unregister(k);
+            }
+        }
+        let mut result = Ok(());
+        for body in released {
+            if let Err(e) = Body::release(body) {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     /// Keeps the tier-0 bodies that tier-up replaces, instead of releasing
@@ -532,13 +601,14 @@ impl TieredFunctions {
         Ok(self.shared.config.stubs.lookup_symbol(&name)?.addr)
     }
 
-    /// Every function's statistics, by id.
+    /// Every function's statistics, by id (removed functions are left out).
     pub fn stats(&self) -> Vec<FunctionStats> {
         let table = self.shared.table.lock();
         table
             .records
             .iter()
             .enumerate()
+            .filter(|(_, r)| !r.removed)
             .map(|(i, r)| FunctionStats {
                 id: FuncId(i as u32),
                 name: r.name.to_string(),
@@ -764,7 +834,7 @@ impl Shared {
         let old = {
             let mut table = self.table.lock();
             let record = table.record_mut(request.id)?;
-            if record.version != request.version {
+            if record.version != request.version || record.removed {
                 // Redefined while we compiled: this code is stale.
                 return Ok(false);
             }
