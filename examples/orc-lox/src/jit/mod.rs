@@ -100,6 +100,12 @@ impl LoxJit {
         &self.jit
     }
 
+    /// Functions compiled for VMs that are alive (dropped VMs release
+    /// theirs).
+    pub fn live_functions(&self) -> usize {
+        self.jit.tiered().stats().len()
+    }
+
     /// The VM hotness threshold at which functions are compiled.
     fn vm_threshold(&self) -> u32 {
         match self.tier {
@@ -122,6 +128,20 @@ pub(crate) struct VmJit {
     failures: Vec<String>,
 }
 
+impl Drop for VmJit {
+    /// The VM is going away: its compiled functions (their code in every
+    /// tier and their stubs) go with it. Nothing can call them any more:
+    /// they embed this VM's addresses and are reached only from its
+    /// function objects.
+    fn drop(&mut self) {
+        if let Err(e) = self.shared.jit.tiered().remove(&self.compiled) {
+            if std::env::var_os("LOX_JIT_DEBUG").is_some() {
+                eprintln!("lox: releasing compiled code failed: {e}");
+            }
+        }
+    }
+}
+
 /// What a VM's JIT did: see [`Vm::jit_stats`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JitStats {
@@ -129,6 +149,8 @@ pub struct JitStats {
     pub compiled: usize,
     /// Compiles that failed, with why (those functions were interpreted).
     pub failures: Vec<String>,
+    /// Compiled functions whose current code is LLVM's (tier 1).
+    pub in_tier1: usize,
 }
 
 impl Vm {
@@ -146,10 +168,22 @@ impl Vm {
     /// What the JIT did so far.
     pub fn jit_stats(&self) -> JitStats {
         match &self.jit {
-            Some(j) => JitStats {
-                compiled: j.compiled.len(),
-                failures: j.failures.clone(),
-            },
+            Some(j) => {
+                let mine: std::collections::HashSet<FuncId> = j.compiled.iter().copied().collect();
+                let in_tier1 = j
+                    .shared
+                    .jit
+                    .tiered()
+                    .stats()
+                    .iter()
+                    .filter(|s| mine.contains(&s.id) && s.tier == Some(orc::core::CodeTier::One))
+                    .count();
+                JitStats {
+                    compiled: j.compiled.len(),
+                    failures: j.failures.clone(),
+                    in_tier1,
+                }
+            }
             None => JitStats::default(),
         }
     }
