@@ -456,7 +456,12 @@ impl Vm {
         Err(self.runtime_error("Can only call functions and classes."))
     }
 
-    pub(crate) fn invoke_from_class(&mut self, class: ObjRef, name: ObjRef, argc: usize) -> Run<()> {
+    pub(crate) fn invoke_from_class(
+        &mut self,
+        class: ObjRef,
+        name: ObjRef,
+        argc: usize,
+    ) -> Run<()> {
         let method = class.as_class().methods.borrow().get(name);
         match method {
             Some(m) => self.call(m.obj_unchecked(), argc),

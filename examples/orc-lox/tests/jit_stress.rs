@@ -56,12 +56,7 @@ print s;
         }
         a
     };
-    let out = format!(
-        "{}\n{}\n{}\nababababab\n",
-        fib(12 + k % 4),
-        k + 300,
-        k + 1
-    );
+    let out = format!("{}\n{}\n{}\nababababab\n", fib(12 + k % 4), k + 300, k + 1);
     (src, out)
 }
 
@@ -84,12 +79,19 @@ fn run_vms(jit: &Arc<LoxJit>, thread: u64, vms: u64) {
         let out = Buf::default();
         let mut vm = Vm::with_output(Box::new(out.clone()), Box::new(std::io::sink()), false);
         vm.set_jit(jit.clone());
-        assert_eq!(vm.interpret(&src), InterpretResult::Ok, "thread {thread}, vm {i}");
+        assert_eq!(
+            vm.interpret(&src),
+            InterpretResult::Ok,
+            "thread {thread}, vm {i}"
+        );
         let got = String::from_utf8(out.0.borrow().clone()).unwrap();
         assert_eq!(got, expected, "thread {thread}, vm {i}");
         let stats = vm.jit_stats();
         assert!(stats.failures.is_empty(), "{:?}", stats.failures);
-        assert!(stats.compiled >= 4, "hot functions were compiled: {stats:?}");
+        assert!(
+            stats.compiled >= 4,
+            "hot functions were compiled: {stats:?}"
+        );
         IN_TIER1.fetch_add(stats.in_tier1, Ordering::Relaxed);
     }
 }

@@ -219,7 +219,10 @@ extern "C" fn lox_call(v: *mut Vm, argc: u64, _: u64) -> u64 {
     let argc = argc as usize;
     let callee = vm.peek(argc);
     let depth = vm.frames.len();
-    status(vm.call_value(callee, argc).and_then(|()| vm.finish_call(depth)))
+    status(
+        vm.call_value(callee, argc)
+            .and_then(|()| vm.finish_call(depth)),
+    )
 }
 
 /// The closure a method call `receiver.name(...)` runs when `receiver` is

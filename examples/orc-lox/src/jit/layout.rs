@@ -16,7 +16,7 @@ pub(crate) const TAG_CLOSURE: u8 = 4;
 /// Offset of a `repr(u8)` enum variant's single payload of type `T`.
 const fn payload<T>() -> usize {
     let align = align_of::<T>();
-    (1 + align - 1) / align * align
+    1usize.div_ceil(align) * align
 }
 
 /// The object's type tag byte.
@@ -80,7 +80,20 @@ mod tests {
             );
             assert_eq!(*(boxed.add(FN_ENTRY) as *const u64), 0);
         }
-        assert_eq!(FRAME_SIZE, 24);
-        assert!(FRAME_CLOSURE != FRAME_IP && FRAME_IP != FRAME_BASE);
+        let frame = crate::vm::CallFrame {
+            closure: f,
+            ip: 7,
+            base: 9,
+        };
+        let at = &frame as *const _ as *const u8;
+        // SAFETY: reads of `frame`'s fields at the offsets under test.
+        unsafe {
+            assert_eq!(
+                *(at.add(FRAME_CLOSURE) as *const *const u8),
+                f.0 as *const u8
+            );
+            assert_eq!(*(at.add(FRAME_IP) as *const usize), 7);
+            assert_eq!(*(at.add(FRAME_BASE) as *const usize), 9);
+        }
     }
 }

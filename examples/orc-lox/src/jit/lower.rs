@@ -19,8 +19,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use orc::cranelift::codegen::ir::{
-    self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, Block, ExtFuncData,
-    ExternalName, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, UserFuncName,
+    self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, Block, ExtFuncData, ExternalName,
+    FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, UserFuncName,
 };
 use orc::cranelift::codegen::isa::{CallConv, TargetFrontendConfig};
 use orc::cranelift::frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
@@ -70,7 +70,11 @@ struct Inst {
 /// reached only by a later backward jump, as a `for` loop's increment).
 /// Jump operands are turned into absolute targets. Returns the
 /// instructions, the jump targets with their depths and the loop headers.
-fn analyze(f: &Function) -> Result<(Vec<Inst>, BTreeMap<usize, usize>, BTreeSet<usize>), String> {
+/// The decoded instructions, the jump targets with their depths, the loop
+/// headers.
+type Analysis = (Vec<Inst>, BTreeMap<usize, usize>, BTreeSet<usize>);
+
+fn analyze(f: &Function) -> Result<Analysis, String> {
     let code = &f.chunk.code;
     let byte = |i: usize| -> Result<usize, String> {
         code.get(i)
@@ -222,8 +226,7 @@ pub(crate) fn lower(
 ) -> Result<ir::Function, String> {
     let (insts, targets, loops) = analyze(f)?;
     let has_captures = insts.iter().any(|i| {
-        i.op == Op::Closure
-            && (0..(i.len - 2) / 2).any(|u| f.chunk.code[i.off + 2 + 2 * u] != 0)
+        i.op == Op::Closure && (0..(i.len - 2) / 2).any(|u| f.chunk.code[i.off + 2 + 2 * u] != 0)
     });
     let mut func = ir::Function::with_name_signature(UserFuncName::default(), signature());
     let mut ctx = FunctionBuilderContext::new();
@@ -420,8 +423,7 @@ impl Lower<'_, '_> {
     fn stack_helper(
         &mut self,
         name: &str,
-        a: u64,
-        b: u64,
+        (a, b): (u64, u64),
         depth: usize,
         ip: usize,
         new_depth: usize,
@@ -461,11 +463,11 @@ impl Lower<'_, '_> {
         self.b.ins().band(a, b)
     }
 
-    fn to_f64(&mut self, v: ir::Value) -> ir::Value {
+    fn float_of(&mut self, v: ir::Value) -> ir::Value {
         self.b.ins().bitcast(types::F64, MemFlagsData::new(), v)
     }
 
-    fn from_f64(&mut self, v: ir::Value) -> ir::Value {
+    fn bits_of(&mut self, v: ir::Value) -> ir::Value {
         self.b.ins().bitcast(I64, MemFlagsData::new(), v)
     }
 
@@ -478,7 +480,7 @@ impl Lower<'_, '_> {
         let r_nan = self.b.ins().fcmp(FloatCC::Unordered, r, r);
         let in_nan = self.b.ins().fcmp(FloatCC::Unordered, x, y);
         let made = self.b.ins().band_not(r_nan, in_nan);
-        let bits = self.from_f64(r);
+        let bits = self.bits_of(r);
         let default = self.konst(0xfff8_0000_0000_0000);
         self.b.ins().select(made, default, bits)
     }
@@ -507,7 +509,7 @@ impl Lower<'_, '_> {
         let ok = self.both_numbers(x, y);
         let bad = self.b.ins().bxor_imm_s(ok, 1);
         self.error_if(bad, ERR_NUMBERS, 0, d, ip);
-        let (fx, fy) = (self.to_f64(x), self.to_f64(y));
+        let (fx, fy) = (self.float_of(x), self.float_of(y));
         let r = match op {
             Op::Subtract => {
                 let r = self.b.ins().fsub(fx, fy);
@@ -548,21 +550,15 @@ impl Lower<'_, '_> {
 
         self.b.switch_to_block(checks);
         let flags = MemFlagsData::trusted();
-        let fobj = self
-            .b
-            .ins()
-            .load(I64, flags, cptr, CLOSURE_FUNCTION as i32);
+        let fobj = self.b.ins().load(I64, flags, cptr, CLOSURE_FUNCTION as i32);
         let fbox = self.b.ins().load(I64, flags, fobj, FUNCTION_BOX as i32);
         let entry = self.b.ins().load(I64, flags, fbox, FN_ENTRY as i32);
-        let arity = self
+        let arity = self.b.ins().uload32(flags, fbox, FN_ARITY as i32);
+        let max = self.b.ins().uload32(flags, fbox, FN_MAX_SLOTS as i32);
+        let count = self
             .b
             .ins()
-            .uload32(flags, fbox, FN_ARITY as i32);
-        let max = self
-            .b
-            .ins()
-            .uload32(flags, fbox, FN_MAX_SLOTS as i32);
-        let count = self.b.ins().load(I64, flags, self.vm, VM_FRAME_COUNT as i32);
+            .load(I64, flags, self.vm, VM_FRAME_COUNT as i32);
         let callee_slot = d - 1 - argc;
         let new_base = self.b.ins().iadd_imm_s(self.base, callee_slot as i64);
         let top = self.b.ins().iadd(new_base, max);
@@ -712,10 +708,12 @@ impl Lower<'_, '_> {
                 self.sync(d, ip);
                 let (n, z) = (self.konst(name), self.konst(0));
                 self.checked("lox_get_property", n, z);
-                let r = self
-                    .b
-                    .ins()
-                    .load(I64, MemFlagsData::trusted(), self.slots, ((d - 1) * 8) as i32);
+                let r = self.b.ins().load(
+                    I64,
+                    MemFlagsData::trusted(),
+                    self.slots,
+                    ((d - 1) * 8) as i32,
+                );
                 self.b.ins().jump(done, &[r.into()]);
                 self.cache = saved;
                 self.b.switch_to_block(done);
@@ -723,16 +721,21 @@ impl Lower<'_, '_> {
                 // Dirty: the fast path did not store it.
                 self.set(d - 1, r);
             }
-            Op::SetProperty => {
-                self.stack_helper("lox_set_property", constant(inst.a)?, 0, d, ip, d - 1, d - 2)
-            }
+            Op::SetProperty => self.stack_helper(
+                "lox_set_property",
+                (constant(inst.a)?, 0),
+                d,
+                ip,
+                d - 1,
+                d - 2,
+            ),
             Op::GetSuper => {
-                self.stack_helper("lox_get_super", constant(inst.a)?, 0, d, ip, d - 1, d - 2)
+                self.stack_helper("lox_get_super", (constant(inst.a)?, 0), d, ip, d - 1, d - 2)
             }
             Op::Equal => {
                 let (x, y) = (self.get(d - 2), self.get(d - 1));
                 let nums = self.both_numbers(x, y);
-                let (fx, fy) = (self.to_f64(x), self.to_f64(y));
+                let (fx, fy) = (self.float_of(x), self.float_of(y));
                 let feq = self.b.ins().fcmp(FloatCC::Equal, fx, fy);
                 let ieq = self.b.ins().icmp(IntCC::Equal, x, y);
                 let eq = self.b.ins().select(nums, feq, ieq);
@@ -752,7 +755,7 @@ impl Lower<'_, '_> {
                 self.b.append_block_param(done, I64);
                 self.b.ins().brif(nums, fast, &[], slow, &[]);
                 self.b.switch_to_block(fast);
-                let (fx, fy) = (self.to_f64(x), self.to_f64(y));
+                let (fx, fy) = (self.float_of(x), self.float_of(y));
                 let s = self.b.ins().fadd(fx, fy);
                 let s = self.x86_nan(fx, fy, s);
                 self.b.ins().jump(done, &[s.into()]);
@@ -761,10 +764,12 @@ impl Lower<'_, '_> {
                 self.sync(d, ip);
                 let z = self.konst(0);
                 self.checked("lox_add", z, z);
-                let r = self
-                    .b
-                    .ins()
-                    .load(I64, MemFlagsData::trusted(), self.slots, ((d - 2) * 8) as i32);
+                let r = self.b.ins().load(
+                    I64,
+                    MemFlagsData::trusted(),
+                    self.slots,
+                    ((d - 2) * 8) as i32,
+                );
                 self.b.ins().jump(done, &[r.into()]);
                 self.cache = saved;
                 self.b.switch_to_block(done);
@@ -783,9 +788,9 @@ impl Lower<'_, '_> {
                 let num = self.is_number(v);
                 let bad = self.b.ins().bxor_imm_s(num, 1);
                 self.error_if(bad, ERR_NUMBER, 0, d, ip);
-                let fv = self.to_f64(v);
+                let fv = self.float_of(v);
                 let n = self.b.ins().fneg(fv);
-                let r = self.from_f64(n);
+                let r = self.bits_of(n);
                 self.set(d - 1, r);
             }
             Op::Print => {
@@ -814,10 +819,10 @@ impl Lower<'_, '_> {
                 let callee = self.get(d - 1 - argc);
                 // A closure object: its pointer, else 0.
                 let tagged = self.b.ins().band_imm_s(callee, (QNAN | SIGN_BIT) as i64);
-                let is_obj = self
-                    .b
-                    .ins()
-                    .icmp_imm_s(IntCC::Equal, tagged, (QNAN | SIGN_BIT) as i64);
+                let is_obj =
+                    self.b
+                        .ins()
+                        .icmp_imm_s(IntCC::Equal, tagged, (QNAN | SIGN_BIT) as i64);
                 let ptr = self.b.ins().band_imm_s(callee, !(QNAN | SIGN_BIT) as i64);
                 let check_tag = self.b.create_block();
                 let pick = self.b.create_block();
@@ -853,8 +858,7 @@ impl Lower<'_, '_> {
                 let argc = inst.b;
                 self.stack_helper(
                     "lox_super_invoke",
-                    constant(inst.a)?,
-                    argc as u64,
+                    (constant(inst.a)?, argc as u64),
                     d,
                     ip,
                     d - 1 - argc,
@@ -868,15 +872,14 @@ impl Lower<'_, '_> {
                 let function = constant(inst.a)?;
                 self.stack_helper(
                     "lox_closure",
-                    function,
-                    (inst.off + 2) as u64,
+                    (function, (inst.off + 2) as u64),
                     d,
                     ip,
                     d + 1,
                     d,
                 );
             }
-            Op::CloseUpvalue => self.stack_helper("lox_close_upvalue", 0, 0, d, ip, d - 1, d - 1),
+            Op::CloseUpvalue => self.stack_helper("lox_close_upvalue", (0, 0), d, ip, d - 1, d - 1),
             Op::Return => {
                 let result = self.get(d - 1);
                 if self.has_captures {
@@ -896,9 +899,11 @@ impl Lower<'_, '_> {
                 self.b.ins().return_(&[z]);
                 return Ok(true);
             }
-            Op::Class => self.stack_helper("lox_class", constant(inst.a)?, 0, d, ip, d + 1, d),
-            Op::Inherit => self.stack_helper("lox_inherit", 0, 0, d, ip, d - 1, d - 1),
-            Op::Method => self.stack_helper("lox_method", constant(inst.a)?, 0, d, ip, d - 1, d - 1),
+            Op::Class => self.stack_helper("lox_class", (constant(inst.a)?, 0), d, ip, d + 1, d),
+            Op::Inherit => self.stack_helper("lox_inherit", (0, 0), d, ip, d - 1, d - 1),
+            Op::Method => {
+                self.stack_helper("lox_method", (constant(inst.a)?, 0), d, ip, d - 1, d - 1)
+            }
         }
         Ok(false)
     }

@@ -1,6 +1,6 @@
 //! The JIT tiers: Lox functions compiled through orc's tiered layer.
 //!
-//! One lowering ([`lower`]) turns a function's bytecode into Cranelift IR;
+//! One lowering (`lower.rs`) turns a function's bytecode into Cranelift IR;
 //! the tiered layer of a shared [`LoxJit`] compiles it with its tier
 //! policy (tier 0: Cranelift; tier 1: the layer's translation of the same
 //! CLIF to LLVM; adaptive: tier 0 with counters, promoted to LLVM when
@@ -8,7 +8,7 @@
 //! function object: the interpreter and JIT'd callers call through it, so
 //! tier-up reaches them.
 //!
-//! Which functions get compiled is the VM's choice ([`Vm::jit_compile`] is
+//! Which functions get compiled is the VM's choice (`Vm::jit_compile` is
 //! called by the interpreter): under `--tier 0|1` every function on its
 //! first entry, under `adaptive` once its calls plus loop back-edges pass
 //! the VM's threshold (then entering a hot loop from the interpreter at
@@ -30,6 +30,20 @@ use crate::Tier;
 /// The default hotness (calls plus loop back-edges) at which the adaptive
 /// tier compiles an interpreted function.
 pub const DEFAULT_JIT_THRESHOLD: u32 = 1000;
+
+/// The default count (calls plus loop back-edges counted in tier-0 code)
+/// at which the adaptive tier has orc promote a Lox function to LLVM.
+///
+/// Higher than orc's default (10,000): a tier-1 compile of a lowered Lox
+/// function costs tens of milliseconds of CPU time (the lowering inlines
+/// every fast path), while tier-0 code of these functions already spends
+/// most of its time in runtime helpers (allocation, tables), which LLVM
+/// does not speed up. Measured with `cargo bench -p orc-lox --bench
+/// vs_clox` (the benchmarks count CPU time, tier-up threads included): at
+/// 10,000 the short benchmarks (`instantiation`, `properties`: 0.1-0.2 s)
+/// lost more to LLVM compiles than they gained; at 1,000,000 only code
+/// that runs long enough to repay the compile is promoted.
+pub const DEFAULT_TIER1_THRESHOLD: u64 = 1_000_000;
 
 /// A JIT for Lox VMs, shareable between VMs and threads (`Arc`): an
 /// [`orc::Jit`] with the runtime helpers registered.
@@ -53,13 +67,14 @@ impl LoxJit {
     /// environment: `LOX_JIT_THRESHOLD` (adaptive: the hotness at which an
     /// interpreted function is compiled, default
     /// [`DEFAULT_JIT_THRESHOLD`]) and `LOX_TIER1_THRESHOLD` (adaptive: the
-    /// count at which orc promotes tier-0 code to LLVM; default orc's).
+    /// count at which orc promotes tier-0 code to LLVM; default
+    /// [`DEFAULT_TIER1_THRESHOLD`]).
     pub fn new(tier: Tier) -> Result<Arc<LoxJit>, String> {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let threshold = env("LOX_JIT_THRESHOLD").map_or(DEFAULT_JIT_THRESHOLD, |t| {
-            t.min(u32::MAX as u64 - 1) as u32
-        });
-        LoxJit::with_thresholds(tier, threshold, env("LOX_TIER1_THRESHOLD"))
+        let threshold = env("LOX_JIT_THRESHOLD")
+            .map_or(DEFAULT_JIT_THRESHOLD, |t| t.min(u32::MAX as u64 - 1) as u32);
+        let tier1 = env("LOX_TIER1_THRESHOLD").unwrap_or(DEFAULT_TIER1_THRESHOLD);
+        LoxJit::with_thresholds(tier, threshold, Some(tier1))
     }
 
     /// A JIT for `tier` with explicit thresholds (see [`LoxJit::new`]).
@@ -74,7 +89,30 @@ impl LoxJit {
             Tier::Tier1 => orc::Tier::One,
             Tier::Adaptive => orc::Tier::Adaptive,
         };
-        let mut builder = orc::Jit::builder().tier(orc_tier);
+        // Cranelift optimizes under adaptive tiering too (orc's default
+        // there is `none`): the lowering leaves it constants to fold and
+        // NaN-box checks to share, and most Lox functions stay in tier 0.
+        let mut builder = orc::Jit::builder()
+            .tier(orc_tier)
+            .opt_level(orc::cranelift::OptLevel::Speed);
+        if let Ok(level) = std::env::var("LOX_LLVM_OPT") {
+            let opt_level = match level.as_str() {
+                "0" => orc::llvm::LlvmOptLevel::O0,
+                "1" => orc::llvm::LlvmOptLevel::O1,
+                "3" => orc::llvm::LlvmOptLevel::O3,
+                _ => orc::llvm::LlvmOptLevel::O2,
+            };
+            builder = builder.llvm_config(orc::llvm::LlvmConfig {
+                opt_level,
+                ..Default::default()
+            });
+        }
+        if std::env::var_os("LOX_DUMP_LLVM").is_some() {
+            builder = builder.dump(orc::DumpOptions {
+                llvm_ir: true,
+                ..Default::default()
+            });
+        }
         if let Some(t) = tier1_threshold {
             builder = builder.tier_threshold(t.max(1));
         }
@@ -251,7 +289,12 @@ impl Vm {
 
     /// Runs the top frame's compiled code, `entry`, from bytecode offset
     /// `at` (0 or a loop header) to its return.
-    pub(crate) fn call_jit(&mut self, entry: u64, base: usize, at: usize) -> Result<(), RuntimeError> {
+    pub(crate) fn call_jit(
+        &mut self,
+        entry: u64,
+        base: usize,
+        at: usize,
+    ) -> Result<(), RuntimeError> {
         // SAFETY: `entry` is the stub of a function `jit_compile` compiled
         // for this VM with `lower::signature()` (three i64s to an i64,
         // System V: the C ABI of this type), through the JIT this VM holds
