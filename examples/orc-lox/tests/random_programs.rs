@@ -230,7 +230,14 @@ fn random_programs_agree_across_gc_modes_tiers_and_with_clox() {
         if !same(&ours, &stressed) {
             failures.push(format!("seed {seed}: GC stress changed the result\n{src}"));
         }
-        for (tier, stress) in [("0", false), ("1", false), ("adaptive", false), ("0", true)] {
+        // Tier 1 (LLVM compiles) and tier 0 under GC stress on every
+        // other seed, to keep the test's time reasonable.
+        let jit_runs: &[(&str, bool)] = if seed % 2 == 0 {
+            &[("0", false), ("1", false), ("adaptive", false), ("0", true)]
+        } else {
+            &[("0", false), ("adaptive", false)]
+        };
+        for &(tier, stress) in jit_runs {
             let jitted = run_tier(LOX, &path, stress, Some(tier));
             if !same(&ours, &jitted) {
                 failures.push(format!(

@@ -144,11 +144,37 @@ extern "C" fn lox_set_upvalue(v: *mut Vm, index: u64, value: u64) -> u64 {
     0
 }
 
-/// `receiver`'s field `name` if it is an instance that has one, else the
-/// "undefined" marker (no allocation, no error).
-extern "C" fn lox_get_field(_: *mut Vm, receiver: u64, name: u64) -> u64 {
+/// A call site's inline cache: the name it looks up and the entry index
+/// where it found it last (in the table its last receiver had).
+#[repr(C)]
+pub(crate) struct Site {
+    pub(crate) name: u64,
+    pub(crate) hint: std::cell::Cell<u32>,
+}
+
+/// The site behind a lookup helper's first argument.
+///
+/// # Safety
+///
+/// `site` is the address of a [`Site`] the lowering allocated for the
+/// calling code (kept by the VM's JIT state as long as the code exists).
+unsafe fn site<'a>(site: *mut Vm) -> &'a Site {
+    // SAFETY: see the function's contract.
+    unsafe { &*(site as *const Site) }
+}
+
+/// `receiver`'s field `site.name` if it is an instance that has one, else
+/// the "undefined" marker (no allocation, no error). Takes its site, not
+/// the VM.
+extern "C" fn lox_get_field(s: *mut Vm, receiver: u64, _: u64) -> u64 {
+    // SAFETY: JIT'd code passes its site (see `site`).
+    let site = unsafe { site(s) };
     if let Some(ObjKind::Instance(i)) = Value(receiver).as_obj().map(|r| r.kind()) {
-        if let Some(v) = i.fields.borrow().get(string_obj(name)) {
+        if let Some(v) = i
+            .fields
+            .borrow()
+            .get_hinted(string_obj(site.name), &site.hint)
+        {
             return v.0;
         }
     }
@@ -225,14 +251,18 @@ extern "C" fn lox_call(v: *mut Vm, argc: u64, _: u64) -> u64 {
     )
 }
 
-/// The closure a method call `receiver.name(...)` runs when `receiver` is
-/// an instance without a field `name` and its class has that method; else
-/// 0 (no allocation, no error).
-extern "C" fn lox_invoke_lookup(_: *mut Vm, receiver: u64, name: u64) -> u64 {
+/// The closure a method call `receiver.name(...)` (`name`: the site's)
+/// runs when `receiver` is an instance without a field `name` and its
+/// class has that method; else 0 (no allocation, no error). Takes its
+/// site, not the VM.
+extern "C" fn lox_invoke_lookup(s: *mut Vm, receiver: u64, _: u64) -> u64 {
+    // SAFETY: JIT'd code passes its site (see `site`).
+    let site = unsafe { site(s) };
     if let Some(ObjKind::Instance(i)) = Value(receiver).as_obj().map(|r| r.kind()) {
-        let name = string_obj(name);
+        let name = string_obj(site.name);
         if i.fields.borrow().get(name).is_none() {
-            if let Some(m) = i.class.as_class().methods.borrow().get(name) {
+            let methods = i.class.as_class().methods.borrow();
+            if let Some(m) = methods.get_hinted(name, &site.hint) {
                 return m.obj_unchecked().0 as u64;
             }
         }

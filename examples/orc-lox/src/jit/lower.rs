@@ -26,7 +26,7 @@ use orc::cranelift::codegen::isa::{CallConv, TargetFrontendConfig};
 use orc::cranelift::frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
 use orc::TieredLayer;
 
-use super::helpers::{ERR_NUMBER, ERR_NUMBERS, ERR_UNDEFINED};
+use super::helpers::{Site, ERR_NUMBER, ERR_NUMBERS, ERR_UNDEFINED};
 use super::layout::*;
 use crate::chunk::Op;
 use crate::object::Function;
@@ -223,8 +223,24 @@ pub(crate) fn lower(
     addrs: &VmAddrs,
     tiered: &TieredLayer,
     config: TargetFrontendConfig,
-) -> Result<ir::Function, String> {
+) -> Result<(ir::Function, Box<[Site]>), String> {
     let (insts, targets, loops) = analyze(f)?;
+    // One inline-cache site per property get and method call.
+    let mut sites = Vec::new();
+    let mut site_of = HashMap::new();
+    for inst in &insts {
+        if matches!(inst.op, Op::GetProperty | Op::Invoke) {
+            let name = f.chunk.constants.get(inst.a).ok_or("bad constant")?.0;
+            site_of.insert(inst.off, sites.len());
+            sites.push(Site {
+                name,
+                hint: std::cell::Cell::new(u32::MAX),
+            });
+        }
+    }
+    let sites = sites.into_boxed_slice();
+    let site_addr = |off: usize| -> u64 { &sites[site_of[&off]] as *const Site as u64 };
+    let site_addrs: HashMap<usize, u64> = site_of.keys().map(|&o| (o, site_addr(o))).collect();
     let has_captures = insts.iter().any(|i| {
         i.op == Op::Closure && (0..(i.len - 2) / 2).any(|u| f.chunk.code[i.off + 2 + 2 * u] != 0)
     });
@@ -282,6 +298,7 @@ pub(crate) fn lower(
         frame,
         index,
         cache: Vec::new(),
+        sites: site_addrs,
         has_captures,
         fail,
         addrs,
@@ -312,7 +329,7 @@ pub(crate) fn lower(
     lw.b.ins().return_(&[one]);
     lw.b.seal_all_blocks();
     lw.b.finalize(config);
-    Ok(func)
+    Ok((func, sites))
 }
 
 struct Lower<'a, 'f> {
@@ -329,6 +346,8 @@ struct Lower<'a, 'f> {
     index: ir::Value,
     /// Per slot: its value, and whether memory lacks it (dirty).
     cache: Vec<Option<(ir::Value, bool)>>,
+    /// Inline-cache sites by instruction offset.
+    sites: HashMap<usize, u64>,
     has_captures: bool,
     /// Returns status 1.
     fail: Block,
@@ -399,9 +418,20 @@ impl Lower<'_, '_> {
     }
 
     fn helper(&mut self, name: &str, a: ir::Value, b: ir::Value) -> ir::Value {
-        let f = self.helpers[name];
         let vm = self.vm;
-        let call = self.b.ins().call(f, &[vm, a, b]);
+        self.helper_with(name, vm, a, b)
+    }
+
+    /// Calls a helper whose first argument is not the VM.
+    fn helper_with(
+        &mut self,
+        name: &str,
+        first: ir::Value,
+        a: ir::Value,
+        b: ir::Value,
+    ) -> ir::Value {
+        let f = self.helpers[name];
+        let call = self.b.ins().call(f, &[first, a, b]);
         self.b.inst_results(call)[0]
     }
 
@@ -693,8 +723,9 @@ impl Lower<'_, '_> {
             Op::GetProperty => {
                 let name = constant(inst.a)?;
                 let receiver = self.get(d - 1);
-                let n = self.konst(name);
-                let v = self.helper("lox_get_field", receiver, n);
+                let site = self.konst(self.sites[&inst.off]);
+                let z = self.konst(0);
+                let v = self.helper_with("lox_get_field", site, receiver, z);
                 let miss = self
                     .b
                     .ins()
@@ -850,8 +881,9 @@ impl Lower<'_, '_> {
             Op::Invoke => {
                 let (name, argc) = (constant(inst.a)?, inst.b);
                 let receiver = self.get(d - 1 - argc);
-                let n = self.konst(name);
-                let cptr = self.helper("lox_invoke_lookup", receiver, n);
+                let site = self.konst(self.sites[&inst.off]);
+                let z = self.konst(0);
+                let cptr = self.helper_with("lox_invoke_lookup", site, receiver, z);
                 self.call(cptr, argc, d, ip, ("lox_invoke", name, argc as u64));
             }
             Op::SuperInvoke => {

@@ -164,6 +164,9 @@ pub(crate) struct VmJit {
     compiled: Vec<FuncId>,
     /// Why compiles failed (the functions stay interpreted).
     failures: Vec<String>,
+    /// The inline caches of the compiled code (which embeds their
+    /// addresses): kept until the code is removed.
+    sites: Vec<Box<[helpers::Site]>>,
 }
 
 impl Drop for VmJit {
@@ -200,6 +203,7 @@ impl Vm {
             id: NEXT_VM.fetch_add(1, Ordering::Relaxed),
             compiled: Vec::new(),
             failures: Vec::new(),
+            sites: Vec::new(),
         });
     }
 
@@ -253,7 +257,8 @@ impl Vm {
         let tiered = j.shared.jit.tiered();
         let mut id = None;
         let result = (|| -> Result<u64, String> {
-            let clif = lower::lower(f, &addrs, tiered, j.shared.jit.frontend_config())?;
+            let (clif, sites) = lower::lower(f, &addrs, tiered, j.shared.jit.frontend_config())?;
+            j.sites.push(sites);
             if std::env::var_os("LOX_DUMP_CLIF").is_some() {
                 eprintln!("; {symbol}\n{}", clif.display());
             }
