@@ -200,6 +200,11 @@ fn suite_gc_stress_tier0() {
 }
 
 #[test]
+fn suite_gc_stress_tier1() {
+    run_suite(true, "1");
+}
+
+#[test]
 fn suite_gc_stress_adaptive() {
     run_suite(true, "adaptive");
 }
