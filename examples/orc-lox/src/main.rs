@@ -3,7 +3,8 @@
 //! ```text
 //! lox [--tier interp|0|1|adaptive] [--dump] [FILE]
 //! ```
-//! `--dump` prints the compiled bytecode instead of running it.
+//! `--tier` picks the execution tier (default `adaptive`; see the crate
+//! docs); `--dump` prints the compiled bytecode instead of running it.
 //! Exit codes follow clox: 64 usage, 65 compile error, 70 runtime error,
 //! 74 unreadable file.
 
