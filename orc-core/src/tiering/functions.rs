@@ -683,9 +683,46 @@ impl Shared {
             .collect()
     }
 
+    /// Whether `id` was removed ([`TieredFunctions::remove`]).
+    fn is_removed(&self, id: FuncId) -> bool {
+        self.with_record(id, |r| r.removed).unwrap_or(true)
+    }
+
     /// Compiles `batch` with tier 1 in one go and installs each function;
-    /// if the batch fails, each function is tried alone.
+    /// if the batch fails, each function is tried alone. A function
+    /// removed before or while it compiles is not promoted, without an
+    /// error (its frontend unloaded it).
     fn promote(&self, batch: &[(FuncId, u32)]) -> Vec<Result<Promotion>> {
+        let dropped = Promotion {
+            compile_time: Default::default(),
+            installed: false,
+        };
+        if batch.iter().any(|&(id, _)| self.is_removed(id)) {
+            let live: Vec<(FuncId, u32)> = batch
+                .iter()
+                .copied()
+                .filter(|&(id, _)| !self.is_removed(id))
+                .collect();
+            let mut results = self.promote(&live).into_iter();
+            return batch
+                .iter()
+                .map(|&(id, _)| match live.iter().any(|&(l, _)| l == id) {
+                    true => results.next().unwrap_or(Ok(dropped)),
+                    false => Ok(dropped),
+                })
+                .collect();
+        }
+        self.promote_live(batch)
+            .into_iter()
+            .zip(batch)
+            .map(|(r, &(id, _))| match r {
+                Err(_) if self.is_removed(id) => Ok(dropped),
+                r => r,
+            })
+            .collect()
+    }
+
+    fn promote_live(&self, batch: &[(FuncId, u32)]) -> Vec<Result<Promotion>> {
         if batch.is_empty() {
             return Vec::new();
         }

@@ -940,3 +940,69 @@ impl Lower<'_, '_> {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Chunk;
+    use crate::object::JitInfo;
+
+    fn function(code: &[u8], max_slots: usize) -> Function {
+        let mut chunk = Chunk::default();
+        for &b in code {
+            chunk.write(b, 1);
+        }
+        chunk.constants.push(LoxValue::number(1.0));
+        Function {
+            arity: 0,
+            upvalue_count: 0,
+            max_slots,
+            chunk,
+            name: None,
+            jit: JitInfo::default(),
+        }
+    }
+
+    const NIL: u8 = Op::Nil as u8;
+    const POP: u8 = Op::Pop as u8;
+    const RET: u8 = Op::Return as u8;
+    const JUMP: u8 = Op::Jump as u8;
+    const JIF: u8 = Op::JumpIfFalse as u8;
+    const LOOP: u8 = Op::Loop as u8;
+    const K: u8 = Op::Constant as u8;
+
+    #[test]
+    fn depths_follow_jumps_and_backward_only_code() {
+        // 0: nil; 1: jif +4 (-> 8); 4: pop; 5: jump +3 (-> 11);
+        // 8: pop; 9: nil; 10: pop (reached only from the jif);
+        // 11: loop back to 0; 14: return (unreachable).
+        let f = function(
+            &[
+                NIL, JIF, 0, 4, POP, JUMP, 0, 3, POP, NIL, POP, LOOP, 0, 14, RET,
+            ],
+            3,
+        );
+        let (insts, targets, loops) = analyze(&f).unwrap();
+        assert_eq!(insts[0].depth, 1);
+        assert_eq!(targets.get(&8), Some(&2));
+        assert_eq!(targets.get(&11), Some(&1));
+        assert!(loops.contains(&0));
+        // The return after the loop is unreachable.
+        assert!(!insts.last().unwrap().reachable);
+    }
+
+    #[test]
+    fn malformed_code_is_an_error_not_a_panic() {
+        let cases: [(&[u8], &str); 5] = [
+            (&[Op::Call as u8, 5, RET], "underflow"),
+            (&[JUMP, 0, 1, K, 0, RET], "middle of an instruction"),
+            (&[NIL, NIL, NIL, RET], "out of range"),
+            (&[K], "truncated"),
+            (&[250], "bad opcode"),
+        ];
+        for (code, why) in cases {
+            let err = analyze(&function(code, 2)).err().unwrap_or_default();
+            assert!(err.contains(why), "{code:?}: {err}");
+        }
+    }
+}
