@@ -350,15 +350,16 @@ impl TieredLayer {
     /// caller guarantees nothing calls them any more). For a frontend whose
     /// code goes away, such as a language VM that is dropped.
     pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
-        {
-            let mut tables = self.state.lock();
-            for id in ids {
-                tables.sources.remove(id);
-                tables.signatures.remove(id);
-                tables.no_osr.remove(id);
-            }
+        // The functions first: a promotion that then misses their CLIF
+        // sees them removed and drops them quietly.
+        let removed = self.state.functions.remove(ids);
+        let mut tables = self.state.lock();
+        for id in ids {
+            tables.sources.remove(id);
+            tables.signatures.remove(id);
+            tables.no_osr.remove(id);
         }
-        self.state.functions.remove(ids)
+        removed
     }
 
     /// The signature of function `id`'s current definition, as its CLIF

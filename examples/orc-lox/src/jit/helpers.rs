@@ -34,6 +34,7 @@ pub(crate) const HELPERS: &[(&str, Helper)] = &[
     ("lox_set_property", lox_set_property),
     ("lox_get_super", lox_get_super),
     ("lox_call", lox_call),
+    ("lox_instantiate", lox_instantiate),
     ("lox_invoke_lookup", lox_invoke_lookup),
     ("lox_invoke", lox_invoke),
     ("lox_super_invoke", lox_super_invoke),
@@ -238,17 +239,47 @@ extern "C" fn lox_get_super(v: *mut Vm, name: u64, _: u64) -> u64 {
     status(vm.bind_method(superclass, string_obj(name)))
 }
 
-/// `CALL argc` of anything: runs the callee to completion.
-extern "C" fn lox_call(v: *mut Vm, argc: u64, _: u64) -> u64 {
+/// `CALL argc` of anything (the callee on the stack), or of closure
+/// `closure` when not 0 (a class's `init`, its instance in the callee
+/// slot): runs the callee to completion.
+extern "C" fn lox_call(v: *mut Vm, argc: u64, closure: u64) -> u64 {
     // SAFETY: called by JIT'd code with its VM (see `vm`).
     let vm = unsafe { vm(v) };
     let argc = argc as usize;
-    let callee = vm.peek(argc);
     let depth = vm.frames.len();
-    status(
+    let called = if closure != 0 {
+        vm.call(ObjRef(closure as *mut crate::object::Obj), argc)
+    } else {
+        let callee = vm.peek(argc);
         vm.call_value(callee, argc)
-            .and_then(|()| vm.finish_call(depth)),
-    )
+    };
+    status(called.and_then(|()| vm.finish_call(depth)))
+}
+
+/// A call of class `class` with `argc` arguments: puts a new instance in
+/// the callee slot and returns the class's `init` closure to call, or 0
+/// when it has none (the call is complete), or 1 after an error (a
+/// class without `init` called with arguments).
+extern "C" fn lox_instantiate(v: *mut Vm, argc: u64, class: u64) -> u64 {
+    // SAFETY: called by JIT'd code with its VM (see `vm`).
+    let vm = unsafe { vm(v) };
+    let class = ObjRef(class as *mut crate::object::Obj);
+    let instance = vm.heap.alloc(ObjKind::Instance(crate::object::Instance {
+        class,
+        fields: Default::default(),
+    }));
+    let slot = vm.sp - argc as usize - 1;
+    vm.stack[slot] = Value::obj(instance);
+    let init = class.as_class().init.get();
+    if init.as_obj().is_none() && argc != 0 {
+        vm.runtime_error(&format!("Expected 0 arguments but got {argc}."));
+        return 1;
+    }
+    vm.safepoint();
+    match init.as_obj() {
+        Some(closure) => closure.0 as u64,
+        None => 0,
+    }
 }
 
 /// The closure a method call `receiver.name(...)` (`name`: the site's)

@@ -12,6 +12,8 @@ use crate::vm::{CallFrame, Frames, Vm};
 
 /// `ObjKind`'s tag of a closure (its declaration order).
 pub(crate) const TAG_CLOSURE: u8 = 4;
+/// `ObjKind`'s tag of a class.
+pub(crate) const TAG_CLASS: u8 = 6;
 
 /// Offset of a `repr(u8)` enum variant's single payload of type `T`.
 const fn payload<T>() -> usize {

@@ -571,10 +571,31 @@ impl Lower<'_, '_> {
     /// compiled code when it has some and the call is ordinary; else runs
     /// `slow` (a stack helper with operands `a`, `b`) for the general case.
     fn call(&mut self, cptr: ir::Value, argc: usize, d: usize, ip: usize, slow: (&str, u64, u64)) {
+        let done = self.b.create_block();
+        self.call_into(cptr, argc, d, ip, slow, done);
+        self.b.switch_to_block(done);
+        self.truncate(d - 1 - argc);
+        if self.has_captures {
+            self.cache.clear();
+        }
+    }
+
+    /// [`Self::call`], continuing at `done` (which the caller may reach
+    /// by other paths, with the stack as a call leaves it). A slow helper
+    /// taking `cptr` gets it as its second operand when `slow.2` is
+    /// `u64::MAX`.
+    fn call_into(
+        &mut self,
+        cptr: ir::Value,
+        argc: usize,
+        d: usize,
+        ip: usize,
+        slow: (&str, u64, u64),
+        done: Block,
+    ) {
         self.flush(d);
         let fast = self.b.create_block();
         let slow_block = self.b.create_block();
-        let done = self.b.create_block();
         let checks = self.b.create_block();
         self.b.ins().brif(cptr, checks, &[], slow_block, &[]);
 
@@ -635,16 +656,15 @@ impl Lower<'_, '_> {
         self.b.switch_to_block(slow_block);
         let saved = self.cache.clone();
         self.sync(d, ip);
-        let (a, bb) = (self.konst(slow.1), self.konst(slow.2));
+        let a = self.konst(slow.1);
+        let bb = if slow.2 == u64::MAX {
+            cptr
+        } else {
+            self.konst(slow.2)
+        };
         let status = self.helper(slow.0, a, bb);
         self.b.ins().brif(status, self.fail, &[], done, &[]);
         self.cache = saved;
-
-        self.b.switch_to_block(done);
-        self.truncate(callee_slot);
-        if self.has_captures {
-            self.cache.clear();
-        }
     }
 
     /// Lowers one instruction; returns whether it ended the block.
@@ -847,6 +867,9 @@ impl Lower<'_, '_> {
             }
             Op::Call => {
                 let argc = inst.a;
+                // Every path (a closure, a class whose instance replaces it
+                // in memory, anything else) starts from a flushed stack.
+                self.flush(d);
                 let callee = self.get(d - 1 - argc);
                 // A closure object: its pointer, else 0.
                 let tagged = self.b.ins().band_imm_s(callee, (QNAN | SIGN_BIT) as i64);
@@ -871,12 +894,35 @@ impl Lower<'_, '_> {
                     .b
                     .ins()
                     .icmp_imm_s(IntCC::Equal, tag, TAG_CLOSURE as i64);
+                let is_class = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_CLASS as i64);
                 let zero = self.konst(0);
                 let c = self.b.ins().select(is_closure, ptr, zero);
-                self.b.ins().jump(pick, &[c.into()]);
+                let class = self.b.create_block();
+                self.b.ins().brif(is_class, class, &[], pick, &[c.into()]);
+                // A class: the instance replaces it in the callee slot
+                // (a helper allocates it); then its `init` closure, if it
+                // has one, is called like any closure.
+                let done = self.b.create_block();
+                self.b.switch_to_block(class);
+                let saved = self.cache.clone();
+                self.sync(d, ip);
+                let n = self.konst(argc as u64);
+                let r = self.helper("lox_instantiate", n, ptr);
+                let failed = self.b.ins().icmp_imm_s(IntCC::Equal, r, 1);
+                let no_init = self.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+                let ok = self.b.create_block();
+                self.b.ins().brif(failed, self.fail, &[], ok, &[]);
+                self.b.switch_to_block(ok);
+                self.b.ins().brif(no_init, done, &[], pick, &[r.into()]);
+                self.cache = saved;
                 self.b.switch_to_block(pick);
                 let cptr = self.b.block_params(pick)[0];
-                self.call(cptr, argc, d, ip, ("lox_call", argc as u64, 0));
+                self.call_into(cptr, argc, d, ip, ("lox_call", argc as u64, u64::MAX), done);
+                self.b.switch_to_block(done);
+                self.truncate(d - 1 - argc);
+                if self.has_captures {
+                    self.cache.clear();
+                }
             }
             Op::Invoke => {
                 let (name, argc) = (constant(inst.a)?, inst.b);
