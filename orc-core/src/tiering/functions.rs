@@ -431,10 +431,28 @@ impl TieredFunctions {
     /// function). A stub is freed with the last function defined in the
     /// same [`Self::define_new`] call.
     pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
+        // Their tier-0 registrations are retired first, so a promotion that
+        // then misses them (or fails) is known to be moot and not reported.
+        let registered: Vec<String> = {
+            let table = self.shared.table.lock();
+            table
+                .registered
+                .iter()
+                .filter(|(_, (i, _))| ids.contains(i))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        if let Some(tiers) = &self.shared.config.tiers {
+            for k in &registered {
+                tiers.unregister(k);
+            }
+        }
         let mut released = Vec::new();
-        let mut unregister = Vec::new();
         {
             let mut table = self.shared.table.lock();
+            for k in &registered {
+                table.registered.remove(k);
+            }
             for &id in ids {
                 let record = table.record_mut(id)?;
                 if record.removed {
@@ -448,27 +466,12 @@ impl TieredFunctions {
                 let osr = record.osr.take();
                 let name = record.name.clone();
                 table.by_name.remove(&name);
-                let keys: Vec<String> = table
-                    .registered
-                    .iter()
-                    .filter(|(_, (i, _))| *i == id)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in keys {
-                    table.registered.remove(&k);
-                    unregister.push(k);
-                }
                 if let Some(slots) = osr {
                     match &self.shared.config.tiers {
                         Some(tiers) => tiers.keep_until_unreachable(slots),
                         None => table.retired_osr.push(slots),
                     }
                 }
-            }
-        }
-        if let Some(tiers) = &self.shared.config.tiers {
-            for k in &unregister {
-                tiers.unregister(k);
             }
         }
         let mut result = Ok(());
