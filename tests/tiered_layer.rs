@@ -177,8 +177,9 @@ fn removed_functions_release_their_bodies_and_stubs_and_free_their_names() {
             assert_eq!(stubs(), before, "{tier:?}: the stubs are released");
             assert!(layer.address(sq).is_err(), "{tier:?}");
             assert!(!layer.functions().is_defined(sum).unwrap(), "{tier:?}");
-            // Removing again is harmless.
+            // Removing again is harmless; an unknown id is an error.
             layer.remove(&[sq]).unwrap();
+            assert!(layer.remove(&[FuncId::from_index(9999)]).is_err());
         }
         assert_eq!(
             sums,

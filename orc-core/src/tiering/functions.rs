@@ -435,6 +435,9 @@ impl TieredFunctions {
         // then misses them (or fails) is known to be moot and not reported.
         let registered: Vec<String> = {
             let table = self.shared.table.lock();
+            if let Some(&id) = ids.iter().find(|id| id.0 as usize >= table.records.len()) {
+                return Err(unknown(id));
+            }
             table
                 .registered
                 .iter()
