@@ -131,6 +131,39 @@ impl Table {
         }
     }
 
+    /// Sets `key`, if present, to `value` (trying the entry at `hint`
+    /// first, updating it on a miss); false when `key` is absent (nothing
+    /// changes).
+    #[inline]
+    pub(crate) fn replace_hinted(
+        &mut self,
+        key: ObjRef,
+        value: Value,
+        hint: &std::cell::Cell<u32>,
+    ) -> bool {
+        if let Some(entry) = self.entries.get_mut(hint.get() as usize) {
+            if entry.key == key {
+                entry.value = value;
+                return true;
+            }
+        }
+        if self.count == 0 {
+            return false;
+        }
+        let hash = self.hash(key);
+        if self.flags & (BY_CONTENT | filter_bit(hash)) == 0 {
+            return false;
+        }
+        let index = find_entry(&self.entries, key, hash);
+        let entry = &mut self.entries[index];
+        if entry.key.is_null() {
+            return false;
+        }
+        entry.value = value;
+        hint.set(index as u32);
+        true
+    }
+
     /// Sets `key` to `value`; true when the key was new.
     pub(crate) fn set(&mut self, key: ObjRef, value: Value) -> bool {
         if (self.count as usize + 1) * 4 > self.entries.len() * 3 {

@@ -32,6 +32,7 @@ pub(crate) const HELPERS: &[(&str, Helper)] = &[
     ("lox_get_field", lox_get_field),
     ("lox_get_property", lox_get_property),
     ("lox_set_property", lox_set_property),
+    ("lox_set_field", lox_set_field),
     ("lox_get_super", lox_get_super),
     ("lox_call", lox_call),
     ("lox_instantiate", lox_instantiate),
@@ -201,6 +202,25 @@ extern "C" fn lox_get_property(v: *mut Vm, name: u64, _: u64) -> u64 {
         return 0;
     }
     status(vm.bind_method(instance.class, name))
+}
+
+/// Sets `instance`'s existing field `site.name` to `value` and returns 0;
+/// returns 1, changing nothing, when `instance` is not an instance or has
+/// no such field yet (the general helper then adds it, or reports the
+/// error). Takes its site, not the VM.
+extern "C" fn lox_set_field(s: *mut Vm, instance: u64, value: u64) -> u64 {
+    // SAFETY: JIT'd code passes its site (see `site`).
+    let site = unsafe { site(s) };
+    if let Some(ObjKind::Instance(i)) = Value(instance).as_obj().map(|r| r.kind()) {
+        let name = string_obj(site.name);
+        if i.fields
+            .borrow_mut()
+            .replace_hinted(name, Value(value), &site.hint)
+        {
+            return 0;
+        }
+    }
+    1
 }
 
 /// `SET_PROPERTY name`: `[instance, value]` → `[value]`.

@@ -229,7 +229,7 @@ pub(crate) fn lower(
     let mut sites = Vec::new();
     let mut site_of = HashMap::new();
     for inst in &insts {
-        if matches!(inst.op, Op::GetProperty | Op::Invoke) {
+        if matches!(inst.op, Op::GetProperty | Op::SetProperty | Op::Invoke) {
             let name = f.chunk.constants.get(inst.a).ok_or("bad constant")?.0;
             site_of.insert(inst.off, sites.len());
             sites.push(Site {
@@ -772,14 +772,27 @@ impl Lower<'_, '_> {
                 // Dirty: the fast path did not store it.
                 self.set(d - 1, r);
             }
-            Op::SetProperty => self.stack_helper(
-                "lox_set_property",
-                (constant(inst.a)?, 0),
-                d,
-                ip,
-                d - 1,
-                d - 2,
-            ),
+            Op::SetProperty => {
+                // Fast: an existing field of an instance, overwritten in
+                // place (no growth, no error); else the general helper.
+                let name = constant(inst.a)?;
+                let (instance, value) = (self.get(d - 2), self.get(d - 1));
+                let site = self.konst(self.sites[&inst.off]);
+                let missed = self.helper_with("lox_set_field", site, instance, value);
+                let slow = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.ins().brif(missed, slow, &[], done, &[]);
+                self.b.switch_to_block(slow);
+                let saved = self.cache.clone();
+                self.sync(d, ip);
+                let (n, z) = (self.konst(name), self.konst(0));
+                self.checked("lox_set_property", n, z);
+                self.b.ins().jump(done, &[]);
+                self.cache = saved;
+                self.b.switch_to_block(done);
+                self.truncate(d - 1);
+                self.set(d - 2, value);
+            }
             Op::GetSuper => {
                 self.stack_helper("lox_get_super", (constant(inst.a)?, 0), d, ip, d - 1, d - 2)
             }
