@@ -94,9 +94,9 @@
 //!   is compiled (the type tag, arity, frame and stack checks, the frame
 //!   push, an indirect call through the function's entry: its tiered stub,
 //!   so tier-up reaches callers; a class's instance is made by a helper and
-//!   its `init` called the same way). Property gets and method calls go
-//!   through lookup helpers with a per-site inline cache (the table entry
-//!   where the name was found last). Values are cached in SSA values within a
+//!   its `init` called the same way). Property gets and sets and method
+//!   calls go through lookup helpers with a per-site inline cache (the
+//!   table entry where the name was found last). Values are cached in SSA values within a
 //!   basic block and written back before any helper call that reads the
 //!   stack, allocates, can fail or runs code, before calls and at block
 //!   ends. Everything else calls a runtime helper (`jit::helpers`):
