@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use orc::cranelift::codegen::ir::{
     self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, Block, ExtFuncData, ExternalName,
-    FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, UserFuncName,
+    FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, UserExternalName, UserFuncName,
 };
 use orc::cranelift::codegen::isa::{CallConv, TargetFrontendConfig};
 use orc::cranelift::frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
@@ -248,17 +248,11 @@ pub(crate) fn lower(
     let mut ctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut func, &mut ctx);
     let sig = b.import_signature(signature());
-    let mut helpers = HashMap::new();
-    for (name, _) in super::helpers::HELPERS {
-        let user = b.func.declare_imported_user_function(tiered.import(name));
-        let r = b.import_function(ExtFuncData {
-            name: ExternalName::User(user),
-            signature: sig,
-            colocated: false,
-            patchable: false,
-        });
-        helpers.insert(*name, r);
-    }
+    // Helpers are imported when first used.
+    let imports: HashMap<&'static str, UserExternalName> = super::helpers::HELPERS
+        .iter()
+        .map(|(name, _)| (*name, tiered.import(name)))
+        .collect();
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -290,7 +284,8 @@ pub(crate) fn lower(
 
     let mut lw = Lower {
         b,
-        helpers,
+        imports,
+        helpers: HashMap::new(),
         sig,
         vm,
         base,
@@ -334,6 +329,9 @@ pub(crate) fn lower(
 
 struct Lower<'a, 'f> {
     b: FunctionBuilder<'f>,
+    /// Every helper's external name.
+    imports: HashMap<&'static str, UserExternalName>,
+    /// The helpers imported so far.
     helpers: HashMap<&'static str, FuncRef>,
     sig: SigRef,
     vm: ir::Value,
@@ -430,7 +428,24 @@ impl Lower<'_, '_> {
         a: ir::Value,
         b: ir::Value,
     ) -> ir::Value {
-        let f = self.helpers[name];
+        let f = match self.helpers.get(name) {
+            Some(&f) => f,
+            None => {
+                let (&key, external) = self
+                    .imports
+                    .get_key_value(name)
+                    .expect("a helper of HELPERS");
+                let user = self.b.func.declare_imported_user_function(external.clone());
+                let f = self.b.import_function(ExtFuncData {
+                    name: ExternalName::User(user),
+                    signature: self.sig,
+                    colocated: false,
+                    patchable: false,
+                });
+                self.helpers.insert(key, f);
+                f
+            }
+        };
         let call = self.b.ins().call(f, &[first, a, b]);
         self.b.inst_results(call)[0]
     }
