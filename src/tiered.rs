@@ -370,6 +370,23 @@ impl TieredLayer {
         functions.replace(def, addr)
     }
 
+    /// Removes functions for good: their bodies in every tier, their stubs
+    /// and the CLIF kept for them (see [`TieredFunctions::remove`]; the
+    /// caller guarantees nothing calls them any more). For a frontend whose
+    /// code goes away, such as a language VM that is dropped.
+    pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
+        // The functions first: a promotion that then misses their CLIF
+        // sees them removed and drops them quietly.
+        let removed = self.state.functions.remove(ids);
+        let mut tables = self.state.lock();
+        for id in ids {
+            tables.sources.remove(id);
+            tables.signatures.remove(id);
+            tables.no_osr.remove(id);
+        }
+        removed
+    }
+
     /// The signature of function `id`'s current definition, as its CLIF
     /// declares it; `None` before it is defined.
     pub fn signature(&self, id: FuncId) -> Option<ir::Signature> {

@@ -154,6 +154,46 @@ fn a_redefinition_reaches_compiled_callers_in_every_tier() {
 }
 
 #[test]
+fn removed_functions_release_their_bodies_and_stubs_and_free_their_names() {
+    for tier in TIERS {
+        let jit = jit(tier, true, 20);
+        let layer = jit.tiered();
+        let stubs = || jit.lazy_reexports().stubs().n_live();
+        let before = stubs();
+        let mut sums = Vec::new();
+        for round in 0..3 {
+            let sq = layer.declare("sq").unwrap();
+            let sum = layer.declare("sum_sq").unwrap();
+            let sum_fn = sum_of(layer, sq);
+            layer
+                .define(vec![(sq, power(round % 2 == 1)), (sum, sum_fn)])
+                .unwrap();
+            // Hot enough to be promoted under adaptive tiering.
+            sums.push(call(&jit, sum, 200));
+            assert_eq!(layer.stats().len(), 2, "{tier:?}");
+            assert!(stubs() > before, "{tier:?}");
+            layer.remove(&[sq, sum]).unwrap();
+            assert!(layer.stats().is_empty(), "{tier:?}");
+            assert_eq!(stubs(), before, "{tier:?}: the stubs are released");
+            assert!(layer.address(sq).is_err(), "{tier:?}");
+            assert!(!layer.functions().is_defined(sum).unwrap(), "{tier:?}");
+            // Removing again is harmless; an unknown id is an error.
+            layer.remove(&[sq]).unwrap();
+            assert!(layer.remove(&[FuncId::from_index(9999)]).is_err());
+        }
+        assert_eq!(
+            sums,
+            [
+                sum_of_powers(200, false),
+                sum_of_powers(200, true),
+                sum_of_powers(200, false)
+            ],
+            "{tier:?}"
+        );
+    }
+}
+
+#[test]
 fn hot_functions_are_promoted_to_tier_1_under_adaptive_tiering() {
     let jit = jit(Tier::Adaptive, true, 100);
     let layer = jit.tiered();

@@ -1,12 +1,18 @@
-//! `lox` against clox on the book's kind of benchmarks (`benches/lox/`).
+//! `lox` in every tier against clox on the book's kind of benchmarks
+//! (`benches/lox/`), from one run.
 //!
 //! Each program prints its results, then `elapsed:` and the processor time
 //! its main work took (measured with `clock()` inside the program, as the
-//! book's benchmarks do, so process start-up is not counted). Every program
-//! runs `LOX_BENCH_RUNS` times (default 3) and the best time counts. When
-//! `CLOX` names a clox binary, clox runs the same programs, its results
-//! must equal ours, and the ratio is printed; otherwise the comparison is
-//! skipped with a note.
+//! book's benchmarks do, so process start-up is not counted; compiles
+//! during the work are, including LLVM compiles on tier-up threads, since
+//! `clock()` is the process's CPU time). Every program runs
+//! `LOX_BENCH_RUNS` times (default 3) per tier (`--tier interp`, `0`, `1`,
+//! `adaptive`, with default thresholds) and the best time counts; every
+//! tier's results must equal the interpreter's. When `CLOX` names a clox
+//! binary, clox runs the same programs, its results must equal ours, and
+//! each tier's speed-up over clox (clox time / lox time: above 1 is
+//! faster than clox) is printed; otherwise the comparison is skipped with
+//! a note.
 //!
 //! ```text
 //! gcc -O2 -std=c99 -w -o /tmp/clox ../shared/peers/clox/*.c
@@ -15,6 +21,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The statistics every bench shares (the workspace's `benches/stats/`).
+#[path = "../../../benches/stats/mod.rs"]
+mod stats;
 
 const LOX: &str = env!("CARGO_BIN_EXE_lox");
 
@@ -60,22 +70,21 @@ fn best_of(
     args: &[&str],
     program: &Path,
 ) -> Result<(String, f64), String> {
-    let mut best: Option<(String, f64)> = None;
+    let mut results: Option<String> = None;
+    let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let (results, t) = run(binary, args, program)?;
-        if let Some((prev, _)) = &best {
-            if *prev != results {
-                return Err(format!(
-                    "{}: results differ between runs",
-                    program.display()
-                ));
-            }
+        let (out, t) = run(binary, args, program)?;
+        if results.as_ref().is_some_and(|prev| *prev != out) {
+            return Err(format!(
+                "{}: results differ between runs",
+                program.display()
+            ));
         }
-        if best.as_ref().is_none_or(|(_, b)| t < *b) {
-            best = Some((results, t));
-        }
+        results = Some(out);
+        times.push(t);
     }
-    best.ok_or_else(|| "no runs".to_string())
+    let results = results.ok_or_else(|| "no runs".to_string())?;
+    Ok((results, stats::min_f64(times)))
 }
 
 fn main() {
@@ -96,13 +105,40 @@ fn bench() -> Result<(), String> {
     if clox.is_none() {
         println!("note: CLOX is not set; the comparison against clox is skipped");
     }
+    const TIERS: [&str; 4] = ["interp", "0", "1", "adaptive"];
     println!(
-        "{:<16} {:>12} {:>12} {:>14}",
-        "benchmark", "lox interp", "clox", "clox / lox"
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9}   clox/lox: {:>6} {:>6} {:>6} {:>6}",
+        "benchmark",
+        "clox",
+        "interp",
+        "tier 0",
+        "tier 1",
+        "adaptive",
+        "interp",
+        "t0",
+        "t1",
+        "adapt"
     );
     for name in BENCHMARKS {
         let program = dir.join(format!("{name}.lox"));
-        let (ours, t_lox) = best_of(runs, LOX, &["--tier", "interp"], &program)?;
+        let mut times = Vec::new();
+        let mut reference: Option<String> = None;
+        for tier in TIERS {
+            let (ours, t) = best_of(runs, LOX, &["--tier", tier], &program)?;
+            match &reference {
+                Some(r) if *r != ours => {
+                    return Err(format!(
+                        "{name}: --tier {tier} differs from the interpreter\n  {ours:?}\n  {r:?}"
+                    ))
+                }
+                Some(_) => {}
+                None => reference = Some(ours),
+            }
+            times.push(t);
+        }
+        let ours = reference.unwrap_or_default();
+        let cell = |t: f64| format!("{t:>8.3}s");
+        let lox_cells: Vec<String> = times.iter().map(|&t| cell(t)).collect();
         match &clox {
             Some(clox) => {
                 let (theirs, t_clox) = best_of(runs, clox, &[], &program)?;
@@ -111,14 +147,18 @@ fn bench() -> Result<(), String> {
                         "{name}: results differ\n  lox:  {ours:?}\n  clox: {theirs:?}"
                     ));
                 }
+                let ratios: Vec<String> = times
+                    .iter()
+                    .map(|&t| format!("{:>5.2}x", t_clox / t))
+                    .collect();
                 println!(
-                    "{name:<16} {:>11.3}s {:>11.3}s {:>13.2}x",
-                    t_lox,
-                    t_clox,
-                    t_clox / t_lox
+                    "{name:<16} {} {}   clox/lox: {}",
+                    cell(t_clox),
+                    lox_cells.join(" "),
+                    ratios.join(" ")
                 );
             }
-            None => println!("{name:<16} {t_lox:>11.3}s {:>12} {:>14}", "-", "-"),
+            None => println!("{name:<16} {:>9} {}", "-", lox_cells.join(" ")),
         }
     }
     Ok(())

@@ -380,6 +380,11 @@ impl<'src> Parser<'src, '_> {
             arity: fc.arity,
             upvalue_count: fc.upvalues.len(),
             max_slots: fc.max_depth.max(1) as usize,
+            jit: crate::object::JitInfo {
+                arity: fc.arity as u32,
+                max_slots: fc.max_depth.max(1) as u32,
+                ..Default::default()
+            },
             chunk: fc.chunk,
             name: fc.name,
         })))

@@ -3,19 +3,20 @@
 //! ```text
 //! lox [--tier interp|0|1|adaptive] [--dump] [FILE]
 //! ```
-//! `--dump` prints the compiled bytecode instead of running it.
+//! `--tier` picks the execution tier (default `adaptive`; see the crate
+//! docs); `--dump` prints the compiled bytecode instead of running it.
 //! Exit codes follow clox: 64 usage, 65 compile error, 70 runtime error,
 //! 74 unreadable file.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use orc_lox::{InterpretResult, Tier, Vm};
+use orc_lox::{InterpretResult, LoxJit, Tier, Vm};
 
 const USAGE: &str = "Usage: lox [--tier interp|0|1|adaptive] [--dump] [path]";
 
 fn main() -> ExitCode {
-    let mut tier = Tier::Interp;
+    let mut tier = Tier::Adaptive;
     let mut path = None;
     let mut dump = false;
     let mut args = std::env::args().skip(1);
@@ -45,13 +46,16 @@ fn main() -> ExitCode {
             path = Some(arg);
         }
     }
-    if !tier.is_implemented() {
-        eprintln!(
-            "lox: tier {tier:?} is not yet implemented (the JIT tiers come later); use --tier interp"
-        );
-        return ExitCode::from(64);
-    }
     let mut vm = Vm::new();
+    if tier != Tier::Interp && !dump {
+        match LoxJit::new(tier) {
+            Ok(jit) => vm.set_jit(jit),
+            Err(e) => {
+                eprintln!("lox: cannot start the JIT: {e}");
+                return ExitCode::from(70);
+            }
+        }
+    }
     if dump {
         let Some(p) = path else {
             eprintln!("{USAGE}");

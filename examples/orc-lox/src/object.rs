@@ -112,7 +112,10 @@ pub(crate) struct Obj {
     pub(crate) kind: ObjKind,
 }
 
-/// The object types of Lox.
+/// The object types of Lox. `repr(u8)`: the tag is the first byte and
+/// each payload sits at a fixed offset, so JIT'd code can test an object's
+/// type with one byte load (see [`crate::jit::layout`]).
+#[repr(u8)]
 pub(crate) enum ObjKind {
     /// An empty slab slot (never reachable from a value).
     Free,
@@ -142,6 +145,25 @@ pub(crate) struct Function {
     pub(crate) chunk: Chunk,
     /// `None` for the top-level script.
     pub(crate) name: Option<ObjRef>,
+    /// The JIT's view of the function (entry, counters).
+    pub(crate) jit: JitInfo,
+}
+
+/// What JIT'd code and the tiering logic read of a function, at fixed
+/// offsets (`repr(C)`).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct JitInfo {
+    /// The compiled code's entry (its tiered stub), 0 while interpreted.
+    pub(crate) entry: Cell<u64>,
+    /// The arity.
+    pub(crate) arity: u32,
+    /// `max_slots`.
+    pub(crate) max_slots: u32,
+    /// Calls plus loop back-edges counted by the interpreter (adaptive).
+    pub(crate) hotness: Cell<u32>,
+    /// The compile was tried and failed: stay interpreted.
+    pub(crate) failed: Cell<bool>,
 }
 
 /// A native function: gets its arguments, returns the result.

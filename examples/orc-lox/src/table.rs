@@ -26,9 +26,20 @@ const EMPTY: Entry = Entry {
 pub(crate) struct Table {
     /// Live entries plus tombstones (`u32` keeps the table three words).
     count: u32,
+    /// Bit 31: hash keys by their contents (the intern set) instead of
+    /// address. Bits 0-30: a one-hash Bloom filter of the keys ever set
+    /// (address-hashed tables only), so most misses (a method name looked
+    /// up among an instance's fields) cost no probe.
+    flags: u32,
     entries: Box<[Entry]>,
-    /// Hash keys by their contents (the intern set) instead of address.
-    by_content: bool,
+}
+
+const BY_CONTENT: u32 = 1 << 31;
+
+/// The filter bit of an address-hashed key.
+#[inline(always)]
+fn filter_bit(hash: u32) -> u32 {
+    1 << ((hash >> 27) % 31)
 }
 
 /// Mixes an object's address into a hash (Fibonacci hashing).
@@ -60,14 +71,14 @@ impl Table {
     /// An empty table hashing keys by contents (for the intern set).
     pub(crate) fn by_content() -> Table {
         Table {
-            by_content: true,
+            flags: BY_CONTENT,
             ..Table::default()
         }
     }
 
     #[inline(always)]
     fn hash(&self, key: ObjRef) -> u32 {
-        if self.by_content {
+        if self.flags & BY_CONTENT != 0 {
             key.string_hash()
         } else {
             address_hash(key)
@@ -80,7 +91,11 @@ impl Table {
         if self.count == 0 {
             return None;
         }
-        let entry = &self.entries[find_entry(&self.entries, key, self.hash(key))];
+        let hash = self.hash(key);
+        if self.flags & (BY_CONTENT | filter_bit(hash)) == 0 {
+            return None;
+        }
+        let entry = &self.entries[find_entry(&self.entries, key, hash)];
         if entry.key.is_null() {
             None
         } else {
@@ -88,12 +103,77 @@ impl Table {
         }
     }
 
+    /// The value under `key`, trying first the entry at `hint` (an inline
+    /// cache of a call site, updated on a miss): a key is in at most one
+    /// entry, so finding it at the hinted index is a hit whatever happened
+    /// to the table since.
+    #[inline]
+    pub(crate) fn get_hinted(&self, key: ObjRef, hint: &std::cell::Cell<u32>) -> Option<Value> {
+        if let Some(entry) = self.entries.get(hint.get() as usize) {
+            if entry.key == key {
+                return Some(entry.value);
+            }
+        }
+        if self.count == 0 {
+            return None;
+        }
+        let hash = self.hash(key);
+        if self.flags & (BY_CONTENT | filter_bit(hash)) == 0 {
+            return None;
+        }
+        let index = find_entry(&self.entries, key, hash);
+        let entry = &self.entries[index];
+        if entry.key.is_null() {
+            None
+        } else {
+            hint.set(index as u32);
+            Some(entry.value)
+        }
+    }
+
+    /// Sets `key`, if present, to `value` (trying the entry at `hint`
+    /// first, updating it on a miss); false when `key` is absent (nothing
+    /// changes).
+    #[inline]
+    pub(crate) fn replace_hinted(
+        &mut self,
+        key: ObjRef,
+        value: Value,
+        hint: &std::cell::Cell<u32>,
+    ) -> bool {
+        if let Some(entry) = self.entries.get_mut(hint.get() as usize) {
+            if entry.key == key {
+                entry.value = value;
+                return true;
+            }
+        }
+        if self.count == 0 {
+            return false;
+        }
+        let hash = self.hash(key);
+        if self.flags & (BY_CONTENT | filter_bit(hash)) == 0 {
+            return false;
+        }
+        let index = find_entry(&self.entries, key, hash);
+        let entry = &mut self.entries[index];
+        if entry.key.is_null() {
+            return false;
+        }
+        entry.value = value;
+        hint.set(index as u32);
+        true
+    }
+
     /// Sets `key` to `value`; true when the key was new.
     pub(crate) fn set(&mut self, key: ObjRef, value: Value) -> bool {
         if (self.count as usize + 1) * 4 > self.entries.len() * 3 {
             self.grow();
         }
-        let index = find_entry(&self.entries, key, self.hash(key));
+        let hash = self.hash(key);
+        if self.flags & BY_CONTENT == 0 {
+            self.flags |= filter_bit(hash);
+        }
+        let index = find_entry(&self.entries, key, hash);
         let entry = &mut self.entries[index];
         let is_new = entry.key.is_null();
         if is_new && entry.value.is_nil() {

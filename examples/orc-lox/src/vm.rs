@@ -88,10 +88,68 @@ impl InterpretResult {
 /// One activation: the closure, its instruction pointer (an offset into
 /// its chunk) and the stack slot of its slot 0.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(crate) struct CallFrame {
     pub(crate) closure: ObjRef,
     pub(crate) ip: usize,
     pub(crate) base: usize,
+}
+
+/// The call frames: a fixed array (never reallocated, so JIT'd code
+/// pushes and pops frames in place) and the number in use.
+pub(crate) struct Frames {
+    pub(crate) slots: Box<[CallFrame; FRAMES_MAX]>,
+    pub(crate) count: usize,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        let empty = CallFrame {
+            closure: ObjRef::NULL,
+            ip: 0,
+            base: 0,
+        };
+        let slots = match vec![empty; FRAMES_MAX].into_boxed_slice().try_into() {
+            Ok(array) => array,
+            Err(_) => unreachable!("a vec of length N converts to [CallFrame; N]"),
+        };
+        Frames { slots, count: 0 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    #[inline(always)]
+    pub(crate) fn last(&self) -> Option<&CallFrame> {
+        self.count.checked_sub(1).map(|i| &self.slots[i])
+    }
+
+    #[inline(always)]
+    pub(crate) fn last_mut(&mut self) -> Option<&mut CallFrame> {
+        self.count.checked_sub(1).map(|i| &mut self.slots[i])
+    }
+
+    /// Pushes a frame; callers checked `len() < FRAMES_MAX`.
+    #[inline(always)]
+    fn push(&mut self, frame: CallFrame) {
+        self.slots[self.count] = frame;
+        self.count += 1;
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) {
+        self.count -= 1;
+    }
+
+    fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, CallFrame> {
+        self.slots[..self.count].iter()
+    }
 }
 
 /// Marker for "a runtime error was reported and the stack reset".
@@ -104,17 +162,22 @@ type Run<T> = Result<T, RuntimeError>;
 /// (the REPL's model).
 pub struct Vm {
     pub(crate) heap: Heap,
-    stack: Box<[Value; STACK_MAX]>,
-    sp: usize,
-    frames: Vec<CallFrame>,
+    pub(crate) stack: Box<[Value; STACK_MAX]>,
+    pub(crate) sp: usize,
+    pub(crate) frames: Frames,
     /// Open upvalues, sorted by stack slot (ascending).
     open_upvalues: Vec<ObjRef>,
-    globals: Box<[Value; GLOBALS_MAX]>,
-    global_names: Vec<Box<str>>,
+    pub(crate) globals: Box<[Value; GLOBALS_MAX]>,
+    pub(crate) global_names: Vec<Box<str>>,
     global_index: HashMap<Box<str>, u16>,
-    init_string: ObjRef,
+    pub(crate) init_string: ObjRef,
     out: Box<dyn Write>,
     err: Box<dyn Write>,
+    /// The JIT tiers' state (`None`: interpreter only).
+    pub(crate) jit: Option<crate::jit::VmJit>,
+    /// A function is compiled once its hotness exceeds this (0: on first
+    /// entry; `u32::MAX`: never).
+    pub(crate) jit_threshold: u32,
 }
 
 /// `clock()`: processor time used by the process, in seconds, as C's
@@ -165,7 +228,7 @@ impl Vm {
             heap,
             stack: boxed_array(Value::NIL),
             sp: 0,
-            frames: Vec::with_capacity(FRAMES_MAX),
+            frames: Frames::new(),
             open_upvalues: Vec::new(),
             globals: boxed_array(Value::UNDEFINED),
             global_names: Vec::new(),
@@ -173,6 +236,8 @@ impl Vm {
             init_string,
             out,
             err,
+            jit: None,
+            jit_threshold: u32::MAX,
         };
         vm.define_native("clock", clock_native);
         vm
@@ -232,6 +297,7 @@ impl Vm {
             let _ = self.err.flush();
             return InterpretResult::CompileError;
         };
+        let _pin = self.jit_pin();
         self.push(Value::obj(function));
         let closure = self.heap.alloc(ObjKind::Closure(Closure {
             function,
@@ -239,7 +305,7 @@ impl Vm {
         }));
         self.pop();
         self.push(Value::obj(closure));
-        let result = match self.call(closure, 0).and_then(|()| self.run()) {
+        let result = match self.call(closure, 0).and_then(|()| self.run(0)) {
             Ok(()) => InterpretResult::Ok,
             Err(RuntimeError) => InterpretResult::RuntimeError,
         };
@@ -266,7 +332,7 @@ impl Vm {
             self.heap.mark_value(self.stack[i & STACK_MASK]);
         }
         for i in 0..self.frames.len() {
-            self.heap.mark_obj(self.frames[i].closure);
+            self.heap.mark_obj(self.frames.slots[i].closure);
         }
         for i in 0..self.open_upvalues.len() {
             self.heap.mark_obj(self.open_upvalues[i]);
@@ -282,19 +348,19 @@ impl Vm {
     // ---- stack ----
 
     #[inline(always)]
-    fn push(&mut self, v: Value) {
+    pub(crate) fn push(&mut self, v: Value) {
         self.stack[self.sp & STACK_MASK] = v;
         self.sp += 1;
     }
 
     #[inline(always)]
-    fn pop(&mut self) -> Value {
+    pub(crate) fn pop(&mut self) -> Value {
         self.sp -= 1;
         self.stack[self.sp & STACK_MASK]
     }
 
     #[inline(always)]
-    fn peek(&self, distance: usize) -> Value {
+    pub(crate) fn peek(&self, distance: usize) -> Value {
         self.stack[(self.sp - 1 - distance) & STACK_MASK]
     }
 
@@ -306,7 +372,7 @@ impl Vm {
 
     /// Reports a runtime error with clox's stack trace and resets the stack.
     #[cold]
-    fn runtime_error(&mut self, message: &str) -> RuntimeError {
+    pub(crate) fn runtime_error(&mut self, message: &str) -> RuntimeError {
         let _ = self.out.flush();
         let _ = writeln!(self.err, "{message}");
         for frame in self.frames.iter().rev() {
@@ -324,7 +390,7 @@ impl Vm {
     // ---- calls ----
 
     #[inline(always)]
-    fn call(&mut self, closure: ObjRef, argc: usize) -> Run<()> {
+    pub(crate) fn call(&mut self, closure: ObjRef, argc: usize) -> Run<()> {
         let function = closure.as_closure().function.as_function();
         if argc != function.arity {
             return Err(self.arity_error(function.arity, argc));
@@ -351,7 +417,7 @@ impl Vm {
         self.runtime_error("Stack overflow.")
     }
 
-    fn call_value(&mut self, callee: Value, argc: usize) -> Run<()> {
+    pub(crate) fn call_value(&mut self, callee: Value, argc: usize) -> Run<()> {
         if let Some(r) = callee.as_obj() {
             match r.kind() {
                 ObjKind::Closure(_) => return self.call(r, argc),
@@ -390,7 +456,12 @@ impl Vm {
         Err(self.runtime_error("Can only call functions and classes."))
     }
 
-    fn invoke_from_class(&mut self, class: ObjRef, name: ObjRef, argc: usize) -> Run<()> {
+    pub(crate) fn invoke_from_class(
+        &mut self,
+        class: ObjRef,
+        name: ObjRef,
+        argc: usize,
+    ) -> Run<()> {
         let method = class.as_class().methods.borrow().get(name);
         match method {
             Some(m) => self.call(m.obj_unchecked(), argc),
@@ -398,7 +469,7 @@ impl Vm {
         }
     }
 
-    fn invoke(&mut self, name: ObjRef, argc: usize) -> Run<()> {
+    pub(crate) fn invoke(&mut self, name: ObjRef, argc: usize) -> Run<()> {
         let receiver = self.peek(argc);
         let instance = match receiver.as_obj().map(|r| r.kind()) {
             Some(ObjKind::Instance(i)) => i,
@@ -413,13 +484,13 @@ impl Vm {
     }
 
     #[cold]
-    fn undefined_property(&mut self, name: ObjRef) -> RuntimeError {
+    pub(crate) fn undefined_property(&mut self, name: ObjRef) -> RuntimeError {
         self.runtime_error(&format!("Undefined property '{}'.", name.as_string().chars))
     }
 
     /// Replaces the receiver on top of the stack with `class`'s method
     /// `name` bound to it.
-    fn bind_method(&mut self, class: ObjRef, name: ObjRef) -> Run<()> {
+    pub(crate) fn bind_method(&mut self, class: ObjRef, name: ObjRef) -> Run<()> {
         let method = class.as_class().methods.borrow().get(name);
         let Some(method) = method else {
             return Err(self.undefined_property(name));
@@ -437,7 +508,7 @@ impl Vm {
 
     // ---- upvalues ----
 
-    fn capture_upvalue(&mut self, slot: usize) -> ObjRef {
+    pub(crate) fn capture_upvalue(&mut self, slot: usize) -> ObjRef {
         let mut pos = self.open_upvalues.len();
         while pos > 0 {
             let u = self.open_upvalues[pos - 1];
@@ -454,7 +525,7 @@ impl Vm {
         u
     }
 
-    fn close_upvalues(&mut self, from: usize) {
+    pub(crate) fn close_upvalues(&mut self, from: usize) {
         while let Some(&u) = self.open_upvalues.last() {
             let up = u.as_upvalue();
             match up.state.get() {
@@ -470,14 +541,17 @@ impl Vm {
 
     // ---- printing ----
 
-    fn print_value(&mut self, v: Value) {
+    pub(crate) fn print_value(&mut self, v: Value) {
         let _ = write_value(&mut self.out, v);
         let _ = self.out.write_all(b"\n");
     }
 
     // ---- the interpreter loop ----
 
-    fn run(&mut self) -> Run<()> {
+    /// Runs the top frame until the frame count drops to `stop_depth`: 0
+    /// for a script (the stack is then emptied), else the depth below the
+    /// frame a runtime helper pushed (its result is left on the stack).
+    pub(crate) fn run(&mut self, stop_depth: usize) -> Run<()> {
         let mut frame = *self.frames.last().expect("a frame to run");
         let mut closure = frame.closure.as_closure();
         let mut chunk = &closure.function.as_function().chunk;
@@ -564,6 +638,36 @@ impl Vm {
                 return Err(self.runtime_error(&format!($($arg)*)));
             }};
         }
+        // At a frame's first instruction (`ip == 0`) or a loop header:
+        // runs the frame's compiled code instead, if the function has some
+        // (or has just become hot enough to get some). The compiled code
+        // runs the frame to its return and pops it.
+        macro_rules! maybe_jit {
+            () => {{
+                let f = closure.function.as_function();
+                let mut entry = f.jit.entry.get();
+                if entry == 0 {
+                    let hot = f.jit.hotness.get().saturating_add(1);
+                    f.jit.hotness.set(hot);
+                    if hot > self.jit_threshold && !f.jit.failed.get() {
+                        save!();
+                        entry = self.jit_compile(closure.function);
+                    }
+                }
+                if entry != 0 {
+                    save!();
+                    self.call_jit(entry, base, ip)?;
+                    if self.frames.len() == stop_depth {
+                        if stop_depth == 0 {
+                            self.sp = 0;
+                        }
+                        return Ok(());
+                    }
+                    sp = self.sp;
+                    load!();
+                }
+            }};
+        }
         // Calls the closure `$callee` with `$argc` arguments on the stack:
         // the common case pushes the frame and switches to it right here;
         // arity errors and overflow go through `call`, which reports them.
@@ -591,6 +695,7 @@ impl Vm {
                 code = &chunk.code;
                 ip = 0;
                 base = new_base;
+                maybe_jit!();
             }};
         }
         macro_rules! safepoint {
@@ -613,6 +718,9 @@ impl Vm {
             }};
         }
 
+        if ip == 0 {
+            maybe_jit!();
+        }
         loop {
             let byte = read_byte!();
             match byte {
@@ -775,6 +883,9 @@ impl Vm {
                 OP_LOOP => {
                     let offset = read_u16!();
                     ip -= offset;
+                    if self.jit_threshold != u32::MAX {
+                        maybe_jit!();
+                    }
                 }
                 OP_CALL => {
                     let argc = read_byte!() as usize;
@@ -786,6 +897,9 @@ impl Vm {
                         self.call_value(callee, argc)?;
                         sp = self.sp;
                         load!();
+                        if ip == 0 {
+                            maybe_jit!();
+                        }
                     }
                 }
                 OP_INVOKE => {
@@ -806,6 +920,9 @@ impl Vm {
                         self.invoke(name, argc)?;
                         sp = self.sp;
                         load!();
+                        if ip == 0 {
+                            maybe_jit!();
+                        }
                     }
                 }
                 OP_SUPER_INVOKE => {
@@ -850,8 +967,13 @@ impl Vm {
                         self.close_upvalues(base);
                     }
                     self.frames.pop();
-                    if self.frames.is_empty() {
-                        self.sp = 0;
+                    if self.frames.len() == stop_depth {
+                        if stop_depth == 0 {
+                            self.sp = 0;
+                        } else {
+                            self.stack[base & STACK_MASK] = result;
+                            self.sp = base + 1;
+                        }
                         return Ok(());
                     }
                     sp = base;

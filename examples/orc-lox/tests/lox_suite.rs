@@ -12,6 +12,12 @@
 //!
 //! When `CLOX` names a clox binary, every program also runs through it and
 //! the two must agree byte for byte (stdout, stderr, exit code).
+//!
+//! Every check runs under every tier (`--tier interp|0|1|adaptive`); the
+//! adaptive runs use thresholds of 1 (VM) and 20 (orc's tier-0 counter),
+//! so functions and loops are compiled at once and hot ones reach LLVM.
+//! `LOX_JIT_DEBUG=1` makes a function the JIT cannot compile print a line
+//! on stderr, which fails the check: every function must compile.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -48,8 +54,20 @@ fn parse_expectations(source: &str) -> Expected {
     e
 }
 
+const TIERS: [&str; 4] = ["interp", "0", "1", "adaptive"];
+
 fn run(binary: &str, path: &Path, stress: bool) -> Output {
+    run_tier(binary, path, stress, None)
+}
+
+fn run_tier(binary: &str, path: &Path, stress: bool, tier: Option<&str>) -> Output {
     let mut cmd = Command::new(binary);
+    if let Some(tier) = tier {
+        cmd.args(["--tier", tier])
+            .env("LOX_JIT_THRESHOLD", "1")
+            .env("LOX_TIER1_THRESHOLD", "20")
+            .env("LOX_JIT_DEBUG", "1");
+    }
     cmd.arg(path).stdin(Stdio::null());
     if stress {
         cmd.env("LOX_GC_STRESS", "1");
@@ -127,7 +145,7 @@ fn lox_files() -> Vec<PathBuf> {
     files
 }
 
-fn run_suite(stress: bool) {
+fn run_suite(stress: bool, tier: &str) {
     let files = lox_files();
     assert!(files.len() >= 60, "the suite has {} programs", files.len());
     let mut failures = Vec::new();
@@ -135,8 +153,12 @@ fn run_suite(stress: bool) {
     for path in &files {
         let source = std::fs::read_to_string(path).expect("read a test program");
         let expected = parse_expectations(&source);
-        let out = run(LOX, path, stress);
-        failures.extend(check(path, &expected, &out));
+        let out = run_tier(LOX, path, stress, Some(tier));
+        failures.extend(
+            check(path, &expected, &out)
+                .into_iter()
+                .map(|f| format!("[--tier {tier}] {f}")),
+        );
         checked += 1;
     }
     assert!(
@@ -148,13 +170,43 @@ fn run_suite(stress: bool) {
 }
 
 #[test]
-fn suite() {
-    run_suite(false);
+fn suite_interp() {
+    run_suite(false, "interp");
 }
 
 #[test]
-fn suite_gc_stress() {
-    run_suite(true);
+fn suite_tier0() {
+    run_suite(false, "0");
+}
+
+#[test]
+fn suite_tier1() {
+    run_suite(false, "1");
+}
+
+#[test]
+fn suite_adaptive() {
+    run_suite(false, "adaptive");
+}
+
+#[test]
+fn suite_gc_stress_interp() {
+    run_suite(true, "interp");
+}
+
+#[test]
+fn suite_gc_stress_tier0() {
+    run_suite(true, "0");
+}
+
+#[test]
+fn suite_gc_stress_tier1() {
+    run_suite(true, "1");
+}
+
+#[test]
+fn suite_gc_stress_adaptive() {
+    run_suite(true, "adaptive");
 }
 
 #[test]
@@ -182,15 +234,18 @@ fn differential_against_clox() {
         return;
     };
     let mut failures = Vec::new();
-    for path in lox_files() {
-        let ours = run(LOX, &path, false);
+    for (path, tier) in lox_files()
+        .into_iter()
+        .flat_map(|p| TIERS.map(|t| (p.clone(), t)))
+    {
+        let ours = run_tier(LOX, &path, false, Some(tier));
         let theirs = run(&clox, &path, false);
         if ours.stdout != theirs.stdout
             || ours.stderr != theirs.stderr
             || ours.status.code() != theirs.status.code()
         {
             failures.push(format!(
-                "{}:\n  lox:  {:?} {:?} {:?}\n  clox: {:?} {:?} {:?}",
+                "{} (--tier {tier}):\n  lox:  {:?} {:?} {:?}\n  clox: {:?} {:?} {:?}",
                 path.display(),
                 ours.status.code(),
                 String::from_utf8_lossy(&ours.stdout),
@@ -207,12 +262,15 @@ fn differential_against_clox() {
 #[test]
 fn runtime_errors_print_the_whole_stack() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lox/functions/stack_trace.lox");
-    let out = run(LOX, &path, false);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "Operands must be two numbers or two strings.\n[line 2] in inner()\n[line 5] in outer()\n[line 7] in script\n"
-    );
-    assert_eq!(out.status.code(), Some(70));
+    for tier in TIERS {
+        let out = run_tier(LOX, &path, false, Some(tier));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Operands must be two numbers or two strings.\n[line 2] in inner()\n[line 5] in outer()\n[line 7] in script\n",
+            "--tier {tier}"
+        );
+        assert_eq!(out.status.code(), Some(70), "--tier {tier}");
+    }
 }
 
 fn run_with_stdin(args: &[&str], input: &str) -> Output {
@@ -260,11 +318,21 @@ fn usage_and_tiers() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tier must be one of"));
 
-    for tier in ["0", "1", "adaptive"] {
-        let out = run_with_stdin(&["--tier", tier], "");
-        assert_eq!(out.status.code(), Some(64), "tier {tier}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("not yet implemented"),
+    // Every tier runs the REPL, whose lines define and call functions.
+    for tier in ["interp", "0", "1", "adaptive"] {
+        let out = run_with_stdin(
+            &["--tier", tier],
+            "fun f(x) { return x * 2; }\nprint f(21);\nfun g() { return f(1) + nope; }\nprint g();\nprint f(2);\n",
+        );
+        assert_eq!(out.status.code(), Some(0), "tier {tier}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "> > 42\n> > > 4\n> \n",
+            "tier {tier}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Undefined variable 'nope'.\n[line 1] in g()\n[line 1] in script\n",
             "tier {tier}"
         );
     }

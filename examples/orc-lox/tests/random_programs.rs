@@ -2,8 +2,11 @@
 //! locals, closures, classes with `super`, loops) from a fixed seed range.
 //! Each must run through the debug `lox` binary without a crash or a failed
 //! internal check (the stack-depth analysis is asserted on every push), in
-//! normal and GC-stress mode with the same results; with `CLOX` set, clox
-//! must produce byte-identical stdout, stderr and exit code.
+//! normal and GC-stress mode with the same results, and under every tier
+//! (`--tier 0`, `1`, and `adaptive` with thresholds low enough that code
+//! is compiled and promoted mid-run) with the interpreter's results; with
+//! `CLOX` set, clox must produce byte-identical stdout, stderr and exit
+//! code.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -175,7 +178,17 @@ fn program(seed: u64) -> String {
 }
 
 fn run(binary: &str, path: &Path, stress: bool) -> Output {
+    run_tier(binary, path, stress, None)
+}
+
+fn run_tier(binary: &str, path: &Path, stress: bool, tier: Option<&str>) -> Output {
     let mut cmd = Command::new(binary);
+    if let Some(tier) = tier {
+        cmd.args(["--tier", tier])
+            .env("LOX_JIT_THRESHOLD", "1")
+            .env("LOX_TIER1_THRESHOLD", "20")
+            .env("LOX_JIT_DEBUG", "1");
+    }
     cmd.arg(path);
     if stress {
         cmd.env("LOX_GC_STRESS", "1");
@@ -190,7 +203,7 @@ fn same(a: &Output, b: &Output) -> bool {
 }
 
 #[test]
-fn random_programs_agree_across_gc_modes_and_with_clox() {
+fn random_programs_agree_across_gc_modes_tiers_and_with_clox() {
     let clox = std::env::var("CLOX").ok();
     if clox.is_none() {
         eprintln!("note: CLOX is not set; random programs are not compared with clox");
@@ -203,7 +216,7 @@ fn random_programs_agree_across_gc_modes_and_with_clox() {
         let src = program(seed);
         let path = dir.join(format!("p{seed}.lox"));
         std::fs::write(&path, &src).expect("write a program");
-        let ours = run(LOX, &path, false);
+        let ours = run_tier(LOX, &path, false, Some("interp"));
         let code = ours.status.code();
         if !matches!(code, Some(0) | Some(65) | Some(70)) {
             failures.push(format!(
@@ -216,6 +229,25 @@ fn random_programs_agree_across_gc_modes_and_with_clox() {
         let stressed = run(LOX, &path, true);
         if !same(&ours, &stressed) {
             failures.push(format!("seed {seed}: GC stress changed the result\n{src}"));
+        }
+        // Tier 1 (LLVM compiles) and tier 0 under GC stress on every
+        // other seed, to keep the test's time reasonable.
+        let jit_runs: &[(&str, bool)] = if seed % 2 == 0 {
+            &[("0", false), ("1", false), ("adaptive", false), ("0", true)]
+        } else {
+            &[("0", false), ("adaptive", false)]
+        };
+        for &(tier, stress) in jit_runs {
+            let jitted = run_tier(LOX, &path, stress, Some(tier));
+            if !same(&ours, &jitted) {
+                failures.push(format!(
+                    "seed {seed}: --tier {tier} (GC stress: {stress}) differs from the interpreter\n  interp: {:?} {:?}\n  jit:    {:?} {:?}\n{src}",
+                    String::from_utf8_lossy(&ours.stdout),
+                    String::from_utf8_lossy(&ours.stderr),
+                    String::from_utf8_lossy(&jitted.stdout),
+                    String::from_utf8_lossy(&jitted.stderr),
+                ));
+            }
         }
         if let Some(clox) = &clox {
             let theirs = run(clox, &path, false);

@@ -243,6 +243,10 @@ struct Record {
     /// Transfers counted by slots of superseded versions.
     osr_transfers_before: u64,
     has_stub: bool,
+    /// The stub's code (shared by the functions defined together).
+    stub: Option<Arc<Body>>,
+    /// Removed by [`TieredFunctions::remove`]: a tombstone.
+    removed: bool,
 }
 
 impl TieredFunctions {
@@ -301,6 +305,8 @@ impl TieredFunctions {
             osr: None,
             osr_transfers_before: 0,
             has_stub: false,
+            stub: None,
+            removed: false,
         });
         table.by_name.insert(name, id);
         Ok(id)
@@ -381,6 +387,8 @@ impl TieredFunctions {
     pub fn define_new(&self, defs: Vec<Definition>) -> Result<()> {
         let es = self.shared.config.bodies.session();
         let mut aliases = SymbolAliasMap::default();
+        let stub_tracker = self.shared.config.stubs.create_resource_tracker()?;
+        let stub = Body::new(stub_tracker.clone());
         {
             let mut table = self.shared.table.lock();
             for def in &defs {
@@ -403,6 +411,7 @@ impl TieredFunctions {
             for def in defs {
                 let record = table.record_mut(def.id)?;
                 record.has_stub = true;
+                record.stub = Some(stub.clone());
                 record.version = def.version;
                 record.newest = record.newest.max(def.version);
                 record.tier = Some(def.tier);
@@ -412,7 +421,73 @@ impl TieredFunctions {
         }
         let config = &self.shared.config;
         let unit = config.lazy.lazy_reexports(&config.bodies, aliases);
-        config.stubs.define(unit, None)
+        config.stubs.define(unit, Some(&stub_tracker))
+    }
+
+    /// Removes functions for good (a frontend unloading code, a language
+    /// VM going away): their bodies (every tier) and stubs are released,
+    /// their tiering registrations dropped, and their names may be
+    /// declared again. The caller guarantees nothing calls them any more
+    /// (memory is reclaimed once no pinned thread can be running the
+    /// bodies). A promotion in flight for a removed function is dropped.
+    /// Ids already removed are skipped; each removed id keeps a small
+    /// tombstone (ids are never reused, so a stale id cannot reach a new
+    /// function). A stub is freed with the last function defined in the
+    /// same [`Self::define_new`] call.
+    pub fn remove(&self, ids: &[FuncId]) -> Result<()> {
+        // Their tier-0 registrations are retired first, so a promotion that
+        // then misses them (or fails) is known to be moot and not reported.
+        let registered: Vec<String> = {
+            let table = self.shared.table.lock();
+            if let Some(&id) = ids.iter().find(|id| id.0 as usize >= table.records.len()) {
+                return Err(unknown(id));
+            }
+            table
+                .registered
+                .iter()
+                .filter(|(_, (i, _))| ids.contains(i))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        if let Some(tiers) = &self.shared.config.tiers {
+            for k in &registered {
+                tiers.unregister(k);
+            }
+        }
+        let mut released = Vec::new();
+        {
+            let mut table = self.shared.table.lock();
+            for k in &registered {
+                table.registered.remove(k);
+            }
+            for &id in ids {
+                let record = table.record_mut(id)?;
+                if record.removed {
+                    continue;
+                }
+                record.removed = true;
+                record.has_stub = false;
+                record.tier = None;
+                released.extend(record.body.take());
+                released.extend(record.stub.take());
+                let osr = record.osr.take();
+                let name = record.name.clone();
+                table.by_name.remove(&name);
+                if let Some(slots) = osr {
+                    match &self.shared.config.tiers {
+                        Some(tiers) => tiers.keep_until_unreachable(slots),
+                        None => table.retired_osr.push(slots),
+                    }
+                }
+            }
+        }
+        let mut result = Ok(());
+        for body in released {
+            if let Err(e) = Body::release(body) {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     /// Keeps the tier-0 bodies that tier-up replaces, instead of releasing
@@ -557,13 +632,14 @@ impl TieredFunctions {
         Ok(self.shared.config.stubs.lookup_symbol(&name)?.addr)
     }
 
-    /// Every function's statistics, by id.
+    /// Every function's statistics, by id (removed functions are left out).
     pub fn stats(&self) -> Vec<FunctionStats> {
         let table = self.shared.table.lock();
         table
             .records
             .iter()
             .enumerate()
+            .filter(|(_, r)| !r.removed)
             .map(|(i, r)| FunctionStats {
                 id: FuncId(i as u32),
                 name: r.name.to_string(),
@@ -646,9 +722,46 @@ impl Shared {
             .collect()
     }
 
+    /// Whether `id` was removed ([`TieredFunctions::remove`]).
+    fn is_removed(&self, id: FuncId) -> bool {
+        self.with_record(id, |r| r.removed).unwrap_or(true)
+    }
+
     /// Compiles `batch` with tier 1 in one go and installs each function;
-    /// if the batch fails, each function is tried alone.
+    /// if the batch fails, each function is tried alone. A function
+    /// removed before or while it compiles is not promoted, without an
+    /// error (its frontend unloaded it).
     fn promote(&self, batch: &[(FuncId, u32)]) -> Vec<Result<Promotion>> {
+        let dropped = Promotion {
+            compile_time: Default::default(),
+            installed: false,
+        };
+        if batch.iter().any(|&(id, _)| self.is_removed(id)) {
+            let live: Vec<(FuncId, u32)> = batch
+                .iter()
+                .copied()
+                .filter(|&(id, _)| !self.is_removed(id))
+                .collect();
+            let mut results = self.promote(&live).into_iter();
+            return batch
+                .iter()
+                .map(|&(id, _)| match live.iter().any(|&(l, _)| l == id) {
+                    true => results.next().unwrap_or(Ok(dropped)),
+                    false => Ok(dropped),
+                })
+                .collect();
+        }
+        self.promote_live(batch)
+            .into_iter()
+            .zip(batch)
+            .map(|(r, &(id, _))| match r {
+                Err(_) if self.is_removed(id) => Ok(dropped),
+                r => r,
+            })
+            .collect()
+    }
+
+    fn promote_live(&self, batch: &[(FuncId, u32)]) -> Vec<Result<Promotion>> {
         if batch.is_empty() {
             return Vec::new();
         }
@@ -798,7 +911,7 @@ impl Shared {
         let old = {
             let mut table = self.table.lock();
             let record = table.record_mut(request.id)?;
-            if record.version != request.version {
+            if record.version != request.version || record.removed {
                 // Redefined while we compiled: this code is stale.
                 return Ok(false);
             }
