@@ -163,13 +163,22 @@ impl TieredLayer {
         self.state.lock().trace = Some(trace);
     }
 
-    /// Gives tier-1 code DWARF line information: each CLIF instruction's
+    /// Gives compiled code DWARF line information: each CLIF instruction's
     /// source location (`FunctionBuilder::set_srcloc`) is read as a line
     /// of `source` (as the LLVM tutorial's chapter 9 does for
-    /// Kaleidoscope), so debuggers and profilers show source lines. Applies
-    /// to what is translated from now on. (Tier 0 gets none: Cranelift
-    /// writes no line tables here.)
+    /// Kaleidoscope), so debuggers and profilers show source lines. Tier 1
+    /// gets it through the translation's debug locations, tier 0 as line
+    /// tables made from Cranelift's source-location map
+    /// (`orc_cranelift::debug_lines`). Applies to what is compiled from now
+    /// on.
     pub fn set_debug_source(&self, source: Option<DebugSource>) {
+        self.state
+            .cranelift
+            .compiler()
+            .set_line_source(source.as_ref().map(|s| orc_cranelift::LineSource {
+                file: s.file.clone(),
+                directory: s.directory.clone(),
+            }));
         self.state.lock().debug_source = source;
     }
 

@@ -183,3 +183,20 @@ fn gdb_shows_kaleidoscope_source_lines_in_tier_1() {
     assert!(out.contains("fib$t1 () at fib_lines.kal:2"), "{out}");
     assert!(out.contains("2\t  if x < 3 then"), "{out}");
 }
+
+/// Tier-0 code carries line tables too, made from Cranelift's map of
+/// source locations: the same stop in `fib$t0`, and the top-level
+/// expression's frame at its line.
+#[test]
+fn gdb_shows_kaleidoscope_source_lines_in_tier_0() {
+    let prog = scratch("fib_lines0.kal");
+    std::fs::write(&prog, FIB).unwrap();
+    let prog = prog.to_str().unwrap();
+    let out = gdb(
+        &["break fib$t0", "run", "bt 2"],
+        &["run", "--tier", "0", "--no-cache", prog],
+    );
+    assert!(out.contains("fib$t0 () at fib_lines0.kal:2"), "{out}");
+    assert!(out.contains("2\t  if x < 3 then"), "{out}");
+    assert!(out.contains("in __anon_expr_0 () at fib_lines0.kal:7"), "{out}");
+}

@@ -24,6 +24,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use orc_core::cache::{CacheKey, ObjectCache};
 use orc_core::{ExecutionSession, SymbolFlags, SymbolFlagsMap};
 
+use crate::debug_lines::LineSource;
 use crate::error::CompileError;
 
 /// How hard Cranelift optimizes.
@@ -152,6 +153,8 @@ pub struct CraneliftCompiler {
     config: CraneliftConfig,
     /// Where compiled objects are kept across runs, if anywhere.
     cache: Option<Arc<dyn ObjectCache>>,
+    /// The file source locations are lines of, for DWARF line tables.
+    line_source: std::sync::RwLock<Option<LineSource>>,
 }
 
 impl CraneliftCompiler {
@@ -189,7 +192,16 @@ impl CraneliftCompiler {
             isa,
             config,
             cache: None,
+            line_source: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Gives compiled code DWARF line tables: each instruction's source
+    /// location (`FunctionBuilder::set_srcloc`) is read as a line of
+    /// `source` (see [`crate::debug_lines`]). Applies to what is compiled
+    /// from now on; `None` turns it off.
+    pub fn set_line_source(&self, source: Option<LineSource>) {
+        *self.line_source.write().unwrap_or_else(|e| e.into_inner()) = source;
     }
 
     /// Keeps compiled objects in `cache` and compiles only modules it does
@@ -241,6 +253,11 @@ impl CraneliftCompiler {
         })?;
         builder.unwind_info(true);
         let mut object = ObjectModule::new(builder);
+        let line_source = self
+            .line_source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let cache = self
             .cache
             .as_ref()
@@ -253,6 +270,7 @@ impl CraneliftCompiler {
             counters,
             traps: Vec::new(),
             deferred: cache.map(|_| Deferred::default()),
+            lines: line_source.is_some().then(Vec::new),
         };
         let mut built = module.build(&mut recording);
         // With a cache, the functions were only recorded: look the module
@@ -260,7 +278,12 @@ impl CraneliftCompiler {
         let mut key = None;
         if let (Some(cache), Some(deferred)) = (cache, recording.deferred.take()) {
             if built.is_ok() {
-                let k = self.cache_key(&name, recording.inner.declarations(), &deferred);
+                let k = self.cache_key(
+                    &name,
+                    line_source.as_ref(),
+                    recording.inner.declarations(),
+                    &deferred,
+                );
                 if let Some(bytes) = cache.get(&k) {
                     let functions = deferred
                         .functions
@@ -302,6 +325,7 @@ impl CraneliftCompiler {
             reports,
             error,
             traps,
+            lines,
             ..
         } = recording;
         if let Some(message) = error {
@@ -315,6 +339,21 @@ impl CraneliftCompiler {
             message,
         })?;
         let mut product = object.finish();
+        if let (Some(source), Some(lines)) = (&line_source, lines) {
+            let functions: Vec<crate::debug_lines::FunctionLines> = lines
+                .into_iter()
+                .map(|(id, size, rows)| crate::debug_lines::FunctionLines {
+                    symbol: product.function_symbol(id),
+                    size,
+                    rows,
+                })
+                .collect();
+            crate::debug_lines::add_line_tables(&mut product.object, source, &name, &functions)
+                .map_err(|message| CompileError::Object {
+                    module: name.clone(),
+                    message,
+                })?;
+        }
         if !traps.is_empty() {
             use cranelift_object::object::write::SectionKind;
             let table = orc_core::trap::registry::write_trap_section(
@@ -346,10 +385,17 @@ impl CraneliftCompiler {
 impl CraneliftCompiler {
     /// The object cache's key of a module: what decides its object's
     /// bytes (see [`Self::with_cache`]).
-    fn cache_key(&self, name: &str, decls: &ModuleDeclarations, deferred: &Deferred) -> CacheKey {
+    fn cache_key(
+        &self,
+        name: &str,
+        lines: Option<&LineSource>,
+        decls: &ModuleDeclarations,
+        deferred: &Deferred,
+    ) -> CacheKey {
         let mut key = CacheKey::builder()
             .part("cranelift")
             .part(name)
+            .part(format!("{lines:?}"))
             .part(env!("CARGO_PKG_VERSION"))
             .part(self.isa.triple().to_string())
             .part(self.isa.flags().to_string())
@@ -442,7 +488,13 @@ struct RecordingModule<'a> {
     /// With an object cache: functions are recorded, not compiled, until
     /// the cache has been asked.
     deferred: Option<Deferred>,
+    /// With a line source: each compiled body's (function, code size,
+    /// (offset, line) rows).
+    lines: Option<Vec<BodyLines>>,
 }
+
+/// A compiled body's function, code size and (offset, line) rows.
+type BodyLines = (FuncId, u64, Vec<(u64, u64)>);
 
 impl RecordingModule<'_> {
     /// Compiles `ctx` as a local body `{name}$body` and defines `func` (the
@@ -456,7 +508,7 @@ impl RecordingModule<'_> {
         thunk: &orc_core::EntryThunk,
         ctx: &mut Context,
         ctrl_plane: &mut ControlPlane,
-    ) -> ModuleResult<()> {
+    ) -> ModuleResult<FuncId> {
         let body = self.inner.declare_function(
             &format!("{name}$body"),
             Linkage::Local,
@@ -471,7 +523,8 @@ impl RecordingModule<'_> {
             addend: -4,
         };
         self.inner
-            .define_function_bytes(func, 16, &thunk.code, &[reloc])
+            .define_function_bytes(func, 16, &thunk.code, &[reloc])?;
+        Ok(body)
     }
 }
 
@@ -577,12 +630,37 @@ impl Module for RecordingModule<'_> {
         let res = match &thunk {
             None => self
                 .inner
-                .define_function_with_control_plane(func, ctx, ctrl_plane),
+                .define_function_with_control_plane(func, ctx, ctrl_plane)
+                .map(|()| func),
             Some(thunk) => self.define_behind_thunk(func, &name, thunk, ctx, ctrl_plane),
         };
         let compile_time = start.elapsed();
-        if let Err(e) = res {
-            return Err(self.record_error(&name, e));
+        let code_id = match res {
+            Ok(id) => id,
+            Err(e) => return Err(self.record_error(&name, e)),
+        };
+        if let (Some(lines), Some(compiled)) = (&mut self.lines, ctx.compiled_code()) {
+            let mut rows: Vec<(u64, u64)> = Vec::new();
+            for loc in compiled.buffer.get_srclocs_sorted() {
+                if loc.loc.is_default() || loc.start == loc.end {
+                    continue;
+                }
+                let line = u64::from(loc.loc.bits());
+                if rows.last().is_none_or(|&(_, l)| l != line) {
+                    rows.push((u64::from(loc.start), line));
+                }
+            }
+            // The prologue belongs to the first line, as compilers
+            // attribute it: debuggers then place a function's breakpoint
+            // after it, at the second row.
+            if let Some(first) = rows.first_mut() {
+                if first.0 > 0 {
+                    let line = first.1;
+                    rows.insert(0, (0, line));
+                }
+            }
+            let size = compiled.code_buffer().len() as u64;
+            lines.push((code_id, size, rows));
         }
         let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
             + thunk.as_ref().map_or(0, |t| t.code.len());

@@ -8,6 +8,7 @@
 //! and links the result through the core's object-linking layer.
 
 mod compiler;
+pub mod debug_lines;
 mod error;
 mod functions;
 mod layer;
@@ -18,6 +19,7 @@ pub use compiler::{
     CompiledObject, CounterProvider, CraneliftCompiler, CraneliftConfig, CraneliftModule, FnModule,
     FunctionReport, OptLevel,
 };
+pub use debug_lines::LineSource;
 pub use error::CompileError;
 pub use functions::{testcase_name_resolver, FunctionModule, NameResolver};
 pub use layer::{CompileObserver, CompileStats, CraneliftLayer, MAX_FUNCTION_REPORTS};
