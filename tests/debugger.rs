@@ -198,5 +198,8 @@ fn gdb_shows_kaleidoscope_source_lines_in_tier_0() {
     );
     assert!(out.contains("fib$t0 () at fib_lines0.kal:2"), "{out}");
     assert!(out.contains("2\t  if x < 3 then"), "{out}");
-    assert!(out.contains("in __anon_expr_0 () at fib_lines0.kal:7"), "{out}");
+    assert!(
+        out.contains("in __anon_expr_0 () at fib_lines0.kal:7"),
+        "{out}"
+    );
 }
