@@ -305,3 +305,41 @@ fn perf_report_names_jitted_functions() {
         .unwrap_or_else(|| panic!("fib$t0 in the report:\n{report}"));
     assert!(line.contains("jitted-"), "{line}");
 }
+
+/// Tier-0 code of a frontend that gives source locations carries its
+/// lines into the jitdump too (from the line table the Cranelift compiler
+/// makes out of them).
+#[test]
+fn jitdump_carries_line_info_of_tier_0_kaleidoscope() {
+    let jit = Jit::builder().tier(Tier::Zero).perf(true).build().unwrap();
+    let mut kjit = KaleidoscopeJit::new(jit);
+    kjit.set_source_file(&std::env::temp_dir().join("orc-perf-lines.kal"));
+    kjit.eval("def lined(x)\n  if x < 3 then\n    1\n  else\n    lined(x-1)+lined(x-2);\n")
+        .unwrap();
+    assert_eq!(kjit.eval("lined(10);").unwrap(), vec![55.0]);
+    orc::core::debug::flush_perf_files();
+    let loads = parse_jitdump(&std::fs::read(orc::core::debug::jitdump_path()).unwrap());
+    let load = loads
+        .iter()
+        .find(|l| l.name == "lined$t0")
+        .unwrap_or_else(|| panic!("no lined$t0 in {loads:#?}"));
+    let lines: Vec<u32> = load.lines.iter().map(|l| l.1).collect();
+    assert!(
+        load.lines
+            .iter()
+            .any(|(addr, line, file)| *addr == load.code_addr
+                && *line == 2
+                && file.ends_with("orc-perf-lines.kal")),
+        "{:?}",
+        load.lines
+    );
+    assert!(lines.contains(&5), "{lines:?}");
+    let end = load.code_addr + load.code.len() as u64;
+    assert!(
+        load.lines
+            .iter()
+            .all(|(addr, _, _)| (load.code_addr..end).contains(addr)),
+        "{:?}",
+        load.lines
+    );
+}
