@@ -43,6 +43,10 @@ pub(crate) struct FarThunks {
     pub(crate) offset: usize,
 }
 
+/// An instruction moved to a thunk: (thunk offset, site offset, (thunk
+/// code, the jump written over the site)), offsets in the object's memory.
+pub(crate) type MovedSite = (usize, usize, (Vec<u8>, Vec<u8>));
+
 impl AllocatedObject {
     /// Moves the far references that overflowed to their thunks.
     pub(crate) fn write_far_thunks(&mut self, sites: &[FarSite]) -> Result<(), LinkError> {
@@ -142,6 +146,18 @@ impl AllocatedObject {
                 .map_err(fail)?;
             planned.push((thunk_off, sec_off + site.start, code));
         }
+        self.write_moved_sites(planned, "far")
+    }
+
+    /// Writes instructions moved to thunks (far data, exec-model TLS):
+    /// each `(thunk offset, site offset, (thunk code, jump to the thunk))`
+    /// into the object's memory, still writable. `what` names the kind in
+    /// errors.
+    pub(crate) fn write_moved_sites(
+        &mut self,
+        planned: Vec<MovedSite>,
+        what: &str,
+    ) -> Result<(), LinkError> {
         let name = self.obj.name.clone();
         let bytes = self
             .memory
@@ -150,11 +166,15 @@ impl AllocatedObject {
         for (thunk_off, site_off, (code, jump)) in planned {
             bytes
                 .get_mut(thunk_off..thunk_off + code.len())
-                .ok_or_else(|| LinkError::malformed(&name, "internal layout error (far thunk)"))?
+                .ok_or_else(|| {
+                    LinkError::malformed(&name, format!("internal layout error ({what} thunk)"))
+                })?
                 .copy_from_slice(&code);
             bytes
                 .get_mut(site_off..site_off + jump.len())
-                .ok_or_else(|| LinkError::malformed(&name, "far site outside the mapping"))?
+                .ok_or_else(|| {
+                    LinkError::malformed(&name, format!("{what} site outside the mapping"))
+                })?
                 .copy_from_slice(&jump);
         }
         Ok(())

@@ -575,21 +575,6 @@ impl AllocatedObject {
                 .map_err(|why| self.tls_error(s.section, s.offset, s.kind, why))?;
             planned.push((thunk_off, sec_off + site.start, code));
         }
-        let name = self.obj.name.clone();
-        let bytes = self
-            .memory
-            .bytes_mut()
-            .ok_or_else(|| LinkError::malformed(&name, "memory published"))?;
-        for (thunk_off, site_off, (code, jump)) in planned {
-            bytes
-                .get_mut(thunk_off..thunk_off + code.len())
-                .ok_or_else(|| LinkError::malformed(&name, "internal layout error (TLS thunk)"))?
-                .copy_from_slice(&code);
-            bytes
-                .get_mut(site_off..site_off + jump.len())
-                .ok_or_else(|| LinkError::malformed(&name, "TLS site outside the mapping"))?
-                .copy_from_slice(&jump);
-        }
-        Ok(())
+        self.write_moved_sites(planned, "TLS")
     }
 }
