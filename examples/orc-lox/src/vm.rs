@@ -370,6 +370,38 @@ impl Vm {
         self.open_upvalues.clear();
     }
 
+    /// `INHERIT`: copies `superclass`'s methods (and initializer) into
+    /// `subclass` (the interpreter's and the JIT helpers' one definition).
+    pub(crate) fn inherit(&mut self, superclass: ObjRef, subclass: ObjRef) {
+        if subclass == superclass {
+            return;
+        }
+        let (sup, sub) = (superclass.as_class(), subclass.as_class());
+        let mut methods = sub.methods.borrow_mut();
+        let before = methods.heap_size();
+        methods.add_all(&sup.methods.borrow());
+        let grown = methods.heap_size() - before;
+        drop(methods);
+        self.heap.charge(grown);
+        sub.init.set(sup.init.get());
+    }
+
+    /// `METHOD name`: defines `method` on `class` (`init` also as the
+    /// class's initializer).
+    pub(crate) fn define_method(&mut self, class: ObjRef, name: ObjRef, method: Value) {
+        let class = class.as_class();
+        let grown = {
+            let mut methods = class.methods.borrow_mut();
+            let before = methods.heap_size();
+            methods.set(name, method);
+            methods.heap_size() - before
+        };
+        self.heap.charge(grown);
+        if name == self.init_string {
+            class.init.set(method);
+        }
+    }
+
     /// Reports a runtime error with clox's stack trace and resets the stack.
     #[cold]
     pub(crate) fn runtime_error(&mut self, message: &str) -> RuntimeError {
@@ -995,33 +1027,12 @@ impl Vm {
                         Some(r) if matches!(r.kind(), ObjKind::Class(_)) => r,
                         _ => error!("Superclass must be a class."),
                     };
-                    let subclass = peek!(0).obj_unchecked();
-                    if subclass != superclass {
-                        let (sup, sub) = (superclass.as_class(), subclass.as_class());
-                        let mut methods = sub.methods.borrow_mut();
-                        let before = methods.heap_size();
-                        methods.add_all(&sup.methods.borrow());
-                        let grown = methods.heap_size() - before;
-                        drop(methods);
-                        self.heap.charge(grown);
-                        sub.init.set(sup.init.get());
-                    }
+                    self.inherit(superclass, peek!(0).obj_unchecked());
                     sp -= 1;
                 }
                 OP_METHOD => {
                     let name = read_string!();
-                    let method = peek!(0);
-                    let class = peek!(1).obj_unchecked().as_class();
-                    let grown = {
-                        let mut methods = class.methods.borrow_mut();
-                        let before = methods.heap_size();
-                        methods.set(name, method);
-                        methods.heap_size() - before
-                    };
-                    self.heap.charge(grown);
-                    if name == self.init_string {
-                        class.init.set(method);
-                    }
+                    self.define_method(peek!(1).obj_unchecked(), name, peek!(0));
                     sp -= 1;
                 }
                 _ => error!("Invalid opcode {byte}."),

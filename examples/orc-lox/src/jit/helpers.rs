@@ -419,16 +419,7 @@ extern "C" fn lox_inherit(v: *mut Vm, _: u64, _: u64) -> u64 {
         }
     };
     let subclass = vm.peek(0).obj_unchecked();
-    if subclass != superclass {
-        let (sup, sub) = (superclass.as_class(), subclass.as_class());
-        let mut methods = sub.methods.borrow_mut();
-        let before = methods.heap_size();
-        methods.add_all(&sup.methods.borrow());
-        let grown = methods.heap_size() - before;
-        drop(methods);
-        vm.heap.charge(grown);
-        sub.init.set(sup.init.get());
-    }
+    vm.inherit(superclass, subclass);
     vm.pop();
     0
 }
@@ -438,18 +429,8 @@ extern "C" fn lox_method(v: *mut Vm, name: u64, _: u64) -> u64 {
     // SAFETY: called by JIT'd code with its VM (see `vm`).
     let vm = unsafe { vm(v) };
     let name = string_obj(name);
-    let method = vm.peek(0);
-    let class = vm.peek(1).obj_unchecked().as_class();
-    let grown = {
-        let mut methods = class.methods.borrow_mut();
-        let before = methods.heap_size();
-        methods.set(name, method);
-        methods.heap_size() - before
-    };
-    vm.heap.charge(grown);
-    if name == vm.init_string {
-        class.init.set(method);
-    }
+    let (class, method) = (vm.peek(1).obj_unchecked(), vm.peek(0));
+    vm.define_method(class, name, method);
     vm.pop();
     0
 }
