@@ -28,17 +28,6 @@ fn rounds() -> usize {
         .unwrap_or(11)
 }
 
-fn programs() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kal"))
-        .collect();
-    files.sort();
-    files
-}
-
 struct Config {
     label: &'static str,
     binary: PathBuf,
@@ -167,7 +156,7 @@ fn main() {
         "debug_overhead: {rounds} rounds, `orc run --tier adaptive`; paired median ratio to `all off` (rounds slower)"
     );
     let mut worst_on: f64 = 0.0;
-    for prog in programs() {
+    for prog in kal_programs() {
         // Warm-up: page cache, first-run effects.
         for c in &configs {
             run(c, &prog);

@@ -51,17 +51,6 @@ fn rounds() -> usize {
         .unwrap_or(DEFAULT_ROUNDS)
 }
 
-fn programs() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kal"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Marks a configuration run by the baseline binary (`ORC_BENCH_BASELINE`).
 const BASELINE: &str = "@baseline";
 
@@ -233,7 +222,7 @@ fn main() {
     }
     let mut all_ok = true;
     let mut better_of_tiers = Vec::new();
-    for prog in programs() {
+    for prog in kal_programs() {
         let name = prog.file_stem().unwrap().to_string_lossy().into_owned();
         let m = measure(&prog, &measured, rounds_for(&prog, &measured, rounds));
         for (k, m) in m.chunks(3).enumerate() {

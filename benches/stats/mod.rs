@@ -3,6 +3,9 @@
 //! sign test for paired rounds. Benches include it with `mod stats;`
 //! (and orc-lox's with a `#[path]`).
 //!
+//! It also names the Kaleidoscope programs the tiering benches share
+//! ([`kal_programs`]).
+//!
 //! On a shared machine, a figure is the median (or the minimum, the run
 //! least disturbed by other work) of several runs, and configurations
 //! compared with each other run in the same rounds, taking turns, so a
@@ -79,4 +82,17 @@ pub(crate) fn sign_test_p(won: usize, n: usize) -> f64 {
         choose = choose * (n - k) as f64 / (k + 1) as f64;
     }
     tail / 2f64.powi(n as i32)
+}
+
+/// The tiering benches' Kaleidoscope programs (`benches/kal/*.kal`), by
+/// name.
+pub(crate) fn kal_programs() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kal");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kal"))
+        .collect();
+    files.sort();
+    files
 }
