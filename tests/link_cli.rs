@@ -10,10 +10,10 @@
 //! another member) and two must not be, since linking either would fail.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-const ORC: &str = env!("CARGO_BIN_EXE_orc");
+mod native;
+use native::{tool, Outcome, ORC};
 
 /// The `calc` sources that go into `libsupport.a` rather than on the
 /// command line.
@@ -30,33 +30,8 @@ fn sources() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/link_cli")
 }
 
-/// A fresh, empty directory for one test's files.
 fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("link_cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test's directory");
-    dir
-}
-
-/// Runs a build tool in `dir`; a missing tool or a failure panics with the
-/// reason.
-fn tool(dir: &Path, program: &str, args: &[&str]) {
-    let out = match Command::new(program).args(args).current_dir(dir).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{program}` is needed to build this test's programs but was not found \
-             (install it, e.g. `apt-get install gcc g++ binutils`)"
-        ),
-        Err(e) => panic!("cannot run `{program}`: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    native::work_dir("link_cli", name)
 }
 
 /// Compiles `src` (relative to `tests/link_cli/`) with gcc or g++ into
@@ -77,42 +52,14 @@ fn compile_with(compiler: &str, dir: &Path, src: &str, flags: &[&str]) -> String
     object
 }
 
-/// What a program run printed and how it exited.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    stdout: String,
-    status: i32,
-}
-
 struct Run {
     outcome: Outcome,
     stderr: String,
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> Run {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let Some(status) = out.status.code() else {
-        panic!(
-            "{program} {args:?} was killed ({}); stderr:\n{stderr}",
-            out.status
-        );
-    };
-    assert!(
-        !stderr.contains("panicked"),
-        "{program} {args:?} panicked:\n{stderr}"
-    );
-    Run {
-        outcome: Outcome {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            status,
-        },
-        stderr,
-    }
+    let (outcome, stderr) = native::run(dir, program, args);
+    Run { outcome, stderr }
 }
 
 fn orc_link(dir: &Path, args: &[&str]) -> Run {

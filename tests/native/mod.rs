@@ -43,6 +43,10 @@ pub fn run(dir: &Path, program: &str, args: &[&str]) -> (Outcome, String) {
             out.status
         );
     };
+    assert!(
+        !stderr.contains("panicked"),
+        "{program} {args:?} panicked:\n{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (Outcome { stdout, status }, stderr)
 }
