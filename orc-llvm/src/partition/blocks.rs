@@ -224,31 +224,28 @@ pub(super) fn encoded_tables_of(m: LLVMModuleRef, f: LLVMValueRef) -> Vec<LLVMVa
     let mut found = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = Vec::new();
-    // SAFETY: `f` is a live function; uses and users are only inspected.
-    unsafe {
-        let mut u = LLVMGetFirstUse(f);
-        while !u.is_null() {
-            let user = LLVMGetUser(u);
-            if encoded_block(user).is_some() && seen.insert(user) {
-                stack.push(user);
-            }
-            u = LLVMGetNextUse(u);
+    for user in users(f) {
+        if encoded_block(user).is_some() && seen.insert(user) {
+            stack.push(user);
         }
-        while let Some(c) = stack.pop() {
-            let mut u = LLVMGetFirstUse(c);
-            while !u.is_null() {
-                let user = LLVMGetUser(u);
-                if !LLVMIsAGlobalVariable(user).is_null() {
-                    if seen.insert(user) && is_marked(user, kind) {
-                        found.push(user);
-                    }
-                } else if !LLVMIsAConstant(user).is_null()
-                    && LLVMIsAGlobalValue(user).is_null()
-                    && seen.insert(user)
-                {
-                    stack.push(user);
+    }
+    while let Some(c) = stack.pop() {
+        for user in users(c) {
+            // SAFETY: `user` is a live value of the module; only its kind
+            // is inspected.
+            let (global, constant, global_value) = unsafe {
+                (
+                    !LLVMIsAGlobalVariable(user).is_null(),
+                    !LLVMIsAConstant(user).is_null(),
+                    !LLVMIsAGlobalValue(user).is_null(),
+                )
+            };
+            if global {
+                if seen.insert(user) && is_marked(user, kind) {
+                    found.push(user);
                 }
-                u = LLVMGetNextUse(u);
+            } else if constant && !global_value && seen.insert(user) {
+                stack.push(user);
             }
         }
     }

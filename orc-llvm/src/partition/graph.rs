@@ -413,21 +413,17 @@ pub(super) fn block_address_holders(f: LLVMValueRef) -> (Vec<LLVMValueRef>, Hash
     let mut functions = HashSet::new();
     let mut stack = Vec::new();
     let mut seen = HashSet::new();
-    // SAFETY: `f` is a live function; its uses, their users, and theirs,
-    // are only inspected.
-    unsafe {
-        let mut u = LLVMGetFirstUse(f);
-        while !u.is_null() {
-            let user = LLVMGetUser(u);
-            if !LLVMIsABlockAddress(user).is_null() && seen.insert(user) {
-                stack.push(user);
-            }
-            u = LLVMGetNextUse(u);
+    for user in users(f) {
+        // SAFETY: the users of a live function are live; only inspected.
+        if unsafe { !LLVMIsABlockAddress(user).is_null() } && seen.insert(user) {
+            stack.push(user);
         }
-        while let Some(c) = stack.pop() {
-            let mut u = LLVMGetFirstUse(c);
-            while !u.is_null() {
-                let user = LLVMGetUser(u);
+    }
+    while let Some(c) = stack.pop() {
+        for user in users(c) {
+            // SAFETY: users of live constants are live values; they, their
+            // blocks and functions are only inspected.
+            unsafe {
                 if !LLVMIsAInstruction(user).is_null() {
                     let block = LLVMGetInstructionParent(user);
                     if !block.is_null() {
@@ -443,7 +439,6 @@ pub(super) fn block_address_holders(f: LLVMValueRef) -> (Vec<LLVMValueRef>, Hash
                 {
                     stack.push(user);
                 }
-                u = LLVMGetNextUse(u);
             }
         }
     }
@@ -453,17 +448,10 @@ pub(super) fn block_address_holders(f: LLVMValueRef) -> (Vec<LLVMValueRef>, Hash
 
 /// Whether some `blockaddress` constant refers to one of `f`'s blocks.
 pub(super) fn has_block_addresses(f: LLVMValueRef) -> bool {
-    // SAFETY: `f` is a live function; its uses are only inspected.
-    unsafe {
-        let mut u = LLVMGetFirstUse(f);
-        while !u.is_null() {
-            if !LLVMIsABlockAddress(LLVMGetUser(u)).is_null() {
-                return true;
-            }
-            u = LLVMGetNextUse(u);
-        }
-    }
-    false
+    users(f)
+        .into_iter()
+        // SAFETY: the users of a live function are live values.
+        .any(|user| unsafe { !LLVMIsABlockAddress(user).is_null() })
 }
 
 /// The units that must be compiled together because of block addresses,

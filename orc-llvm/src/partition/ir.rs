@@ -268,6 +268,20 @@ pub(super) fn function_list(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
     collect(unsafe { LLVMGetFirstFunction(m) }, LLVMGetNextFunction)
 }
 
+/// The user of each use of `v`, in use order (a user appears once per use).
+pub(super) fn users(v: LLVMValueRef) -> Vec<LLVMValueRef> {
+    let mut out = Vec::new();
+    // SAFETY: `v` is a live value; its use list is only walked.
+    unsafe {
+        let mut u = LLVMGetFirstUse(v);
+        while !u.is_null() {
+            out.push(LLVMGetUser(u));
+            u = LLVMGetNextUse(u);
+        }
+    }
+    out
+}
+
 pub(super) fn global_list(m: LLVMModuleRef) -> Vec<LLVMValueRef> {
     // SAFETY: `m` is a live module.
     collect(unsafe { LLVMGetFirstGlobal(m) }, LLVMGetNextGlobal)
