@@ -132,7 +132,7 @@ pub struct JitConfig {
     pub trace_tier: Option<Arc<TierTrace>>,
     /// Where compiled objects are kept across runs (tier 1's, and tier 0's
     /// where the code is not profiled, keyed by their IR, target, CPU,
-    /// settings and orc's version); `None` compiles everything. See
+    /// settings and orc's build); `None` compiles everything. See
     /// [`orc_core::cache`].
     pub object_cache: Option<Arc<dyn ObjectCache>>,
     /// Registers JIT'd code with the GDB JIT interface (see

@@ -4,7 +4,7 @@
 //!
 //! A compile layer asks the cache with a [`CacheKey`] it computes from its
 //! input (the module's IR, the target triple, the CPU and its features,
-//! the optimization settings, orc's version); on a miss it compiles and
+//! the optimization settings, orc's build); on a miss it compiles and
 //! hands the object to [`ObjectCache::put`]. The key covers the whole
 //! input, so an entry can only be found by a compile that would have made
 //! the same object: code embedding process-specific constants (a tier-0
@@ -46,9 +46,12 @@ pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
     /// A builder hashing the parts of a key, each length-prefixed (so
-    /// `("ab", "c")` and `("a", "bc")` differ).
+    /// `("ab", "c")` and `("a", "bc")` differ). Every key starts with
+    /// [`build_identity`]: an object compiled by another build of the
+    /// program (another compiler, or other post-processing of objects
+    /// under the same version number) is never found.
     pub fn builder() -> CacheKeyBuilder {
-        CacheKeyBuilder(Sha256::new())
+        CacheKeyBuilder(Sha256::new()).part(build_identity())
     }
 
     /// The key's bytes.
@@ -60,6 +63,28 @@ impl CacheKey {
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// What identifies this build of the program in cache keys: orc's
+/// version and the running executable's path, size and modification time
+/// (any rebuild changes them), read once per process.
+pub fn build_identity() -> &'static str {
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let exe = std::env::current_exe().ok();
+        let meta = exe.as_ref().and_then(|e| fs::metadata(e).ok());
+        let modified = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!(
+            "orc {} {} {} {modified}",
+            env!("CARGO_PKG_VERSION"),
+            exe.map(|e| e.display().to_string()).unwrap_or_default(),
+            meta.map_or(0, |m| m.len()),
+        )
+    })
 }
 
 /// Hashes the parts of a [`CacheKey`].

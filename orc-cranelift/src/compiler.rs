@@ -207,7 +207,7 @@ impl CraneliftCompiler {
     /// Keeps compiled objects in `cache` and compiles only modules it does
     /// not hold (see [`orc_core::cache`]). The key covers the module's
     /// declarations, data and every function's CLIF as the frontend built
-    /// it, the ISA with its flags, and orc's version. Profiled modules
+    /// it, the ISA with its flags, and orc's build. Profiled modules
     /// (whose code holds this process's counter addresses) and compiles
     /// that capture CLIF bypass the cache.
     pub fn with_cache(mut self, cache: Option<Arc<dyn ObjectCache>>) -> Self {
@@ -396,7 +396,6 @@ impl CraneliftCompiler {
             .part("cranelift")
             .part(name)
             .part(format!("{lines:?}"))
-            .part(env!("CARGO_PKG_VERSION"))
             .part(self.isa.triple().to_string())
             .part(self.isa.flags().to_string())
             .part(

@@ -322,7 +322,7 @@ impl LlvmCompiler {
     /// Keeps compiled objects in `cache` and compiles only what it does
     /// not hold (see [`orc_core::cache`]). The key is the module's bitcode
     /// after verification, the host triple, CPU and features, the pass
-    /// pipeline and code-generation level, and orc's version. Compiles
+    /// pipeline and code-generation level, and orc's build. Compiles
     /// that capture IR or assembly for dumps bypass the cache.
     pub fn with_cache(mut self, cache: Option<Arc<dyn ObjectCache>>) -> Self {
         self.cache = cache;
@@ -586,7 +586,6 @@ impl LlvmCompiler {
         let bitcode = module.write_bitcode_to_memory();
         CacheKey::builder()
             .part("llvm")
-            .part(env!("CARGO_PKG_VERSION"))
             .part(&self.host.triple)
             .part(&self.host.cpu)
             .part(&self.host.features)
