@@ -140,6 +140,9 @@ pub struct JitConfig {
     pub debugger: bool,
     /// Writes the perf map and jitdump files (see [`JitBuilder::perf`]).
     pub perf: bool,
+    /// Runs the code in an executor process started with this command
+    /// (see [`JitBuilder::out_of_process`]).
+    pub executor: Option<crate::oop::ExecutorCommand>,
 }
 
 impl JitConfig {
@@ -179,6 +182,7 @@ impl Default for JitConfig {
             object_cache: None,
             debugger: false,
             perf: false,
+            executor: None,
         }
     }
 }
@@ -375,6 +379,16 @@ impl JitBuilder {
         self.config.perf = on;
         self
     }
+    /// Runs the JIT'd code in an executor process (ORC's executor-process
+    /// model) started with `command`, which must run this same executable
+    /// and reach [`crate::oop::serve_if_executor`]: a crash of the code
+    /// then ends only the executor. The first JIT built so starts it; the
+    /// whole process's JIT memory goes there from then on. See
+    /// [`crate::oop`].
+    pub fn out_of_process(mut self, command: crate::oop::ExecutorCommand) -> Self {
+        self.config.executor = Some(command);
+        self
+    }
     /// Continues failed lazy calls in `handler` instead of exiting.
     pub fn lazy_failure_handler(mut self, handler: ExecutorAddr) -> Self {
         self.config.lazy_failure_handler = Some(handler);
@@ -471,7 +485,13 @@ impl Jit {
         JitBuilder::from_env()
     }
 
-    fn new(config: JitConfig, policy: Option<Arc<dyn TierPolicy>>) -> Result<Self> {
+    fn new(mut config: JitConfig, policy: Option<Arc<dyn TierPolicy>>) -> Result<Self> {
+        if let Some(command) = &config.executor {
+            // Before any reservation: they all come from the shared arena.
+            crate::oop::start(command).map_err(|e| Error::other(e.to_string()))?;
+            // gdb would be told of code it cannot see run here.
+            config.debugger = false;
+        }
         let dispatcher: Arc<dyn Dispatcher> = if config.compile_threads == 0 {
             Arc::new(InPlaceDispatcher)
         } else {

@@ -254,6 +254,18 @@ impl KaleidoscopeJit {
             .layer()
             .add_untiered(&expr.proto.name, func, &tracker)
             .and_then(|addr| {
+                if orc_core::remote::target().is_some() {
+                    // What this process printed comes before the program's
+                    // output from the executor.
+                    crate::host::flush_stdout();
+                    // SAFETY: as below: `extern "C" fn() -> f64`, alive
+                    // until after the call, which runs in the executor.
+                    let bits = unsafe {
+                        orc_core::remote::call(addr.0, &[], &[], orc_core::remote::RetKind::F64)
+                    }
+                    .map_err(|e| Error::other(format!("executor: {e}")))?;
+                    return Ok(f64::from_bits(bits));
+                }
                 let _inside = self.jit.enter();
                 // SAFETY: a Kaleidoscope top-level expression is lowered as
                 // `extern "C" fn() -> f64` (System V, no parameters, one
@@ -374,6 +386,15 @@ macro_rules! kal_args {
             #[allow(non_snake_case)]
             fn call(self, addr: ExecutorAddr) -> f64 {
                 let ($($a,)*) = self;
+                if orc_core::remote::target().is_some() {
+                    // SAFETY: as below; the call runs in the executor. Its
+                    // failure (the executor died) reads as NaN.
+                    return unsafe {
+                        orc_core::remote::call(addr.0, &[], &[$($a),*], orc_core::remote::RetKind::F64)
+                    }
+                    .map(f64::from_bits)
+                    .unwrap_or(f64::NAN);
+                }
                 // SAFETY: `KaleidoscopeJit::function` checked that the
                 // function behind `addr` takes exactly this many f64s and
                 // returns an f64 (every Kaleidoscope function does).

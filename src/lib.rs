@@ -14,6 +14,7 @@ pub mod host;
 mod jit;
 mod kaleidoscope_jit;
 pub mod llvm_ir;
+pub mod oop;
 mod tiered;
 
 pub use embed::{Error, Func, HostFunction, Module, Trap, TrapKind};

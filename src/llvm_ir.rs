@@ -147,7 +147,7 @@ fn add_deferred(
                 layer.disable_osr(id);
             }
             if !t.data.is_empty() {
-                let data = private_data_symbols(&bodies.session(), t.data);
+                let data = private_data_symbols(&bodies.session(), t.data)?;
                 bodies
                     .define(absolute_symbols(data), None)
                     .map_err(|e| e.to_string())?;
@@ -216,7 +216,7 @@ fn add_translated_now(
                 if !f.osr_safe {
                     tiered.disable_osr(id);
                 }
-                data.extend(private_data_symbols(es, f.data));
+                data.extend(private_data_symbols(es, f.data).map_err(orc_core::Error::other)?);
                 if definitions.get(&t.name).is_some_and(|d| d.runs_at_exit) {
                     at_exit.push(id);
                 }
@@ -256,28 +256,38 @@ fn one_line(text: &str) -> String {
 }
 
 /// `data` as symbols of memory of their own.
-fn private_data_symbols(es: &orc_core::ExecutionSession, data: Vec<PrivateData>) -> SymbolMap {
+fn private_data_symbols(
+    es: &orc_core::ExecutionSession,
+    data: Vec<PrivateData>,
+) -> std::result::Result<SymbolMap, String> {
     data.into_iter()
-        .map(|PrivateData { symbol, bytes }| (es.intern(&symbol), private_data(bytes)))
+        .map(|PrivateData { symbol, bytes }| Ok((es.intern(&symbol), private_data(&bytes)?)))
         .collect()
 }
 
-/// Memory for a [`PrivateData`], for the life of the process (a few bytes
-/// per table; code may keep its address).
-fn private_data(bytes: Vec<u8>) -> orc_core::ExecutorSymbolDef {
-    let words: Vec<u64> = bytes
-        .chunks(8)
-        .map(|c| {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            u64::from_le_bytes(w)
-        })
-        .collect();
-    let leaked: &'static [u64] = Vec::leak(words);
-    orc_core::ExecutorSymbolDef {
-        addr: ExecutorAddr::from_ptr(leaked.as_ptr()),
+/// Memory for a [`PrivateData`], for the life of the process (a page per
+/// table; code may keep its address): a JIT reservation, so it is where
+/// the code runs, in an executor's arena too.
+fn private_data(bytes: &[u8]) -> std::result::Result<orc_core::ExecutorSymbolDef, String> {
+    use orc_core::memory::{LinkMemory, Placement, SegmentProtection};
+    let fail = |e: std::io::Error| format!("cannot allocate a private table: {e}");
+    let mut memory = LinkMemory::reserve(
+        &[(SegmentProtection::ReadWrite, bytes.len().max(1))],
+        Placement::Anywhere,
+    )
+    .map_err(fail)?;
+    memory
+        .bytes_mut()
+        .ok_or("a fresh reservation is already published")?[..bytes.len()]
+        .copy_from_slice(bytes);
+    memory.publish().map_err(fail)?;
+    let addr = ExecutorAddr(memory.base());
+    // Kept for the life of the process, as the code may keep its address.
+    std::mem::forget(memory);
+    Ok(orc_core::ExecutorSymbolDef {
+        addr,
         flags: SymbolFlags::EXPORTED,
-    }
+    })
 }
 
 /// Names in translated code: everything by symbol (a function's symbol is

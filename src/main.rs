@@ -4,6 +4,8 @@ mod cli;
 
 fn main() {
     use clap::Parser;
+    // `orc executor ...`: the process JIT'd code runs in under `--oop`.
+    orc::oop::serve_if_executor();
     // A trap in JIT'd code that nothing catches (say a program's stack
     // overflow) is reported, with stdout flushed, instead of a crash.
     orc::core::trap::set_uncaught_trap_handler(Some(uncaught_trap));

@@ -47,7 +47,7 @@ use orc_llvm::LlvmModule;
 use crate::jit::{LazyLlvmLayer, Tier};
 
 /// The OSR slots of a tier-0 body's loops.
-type OsrSlots = Arc<[orc_core::OsrSlot]>;
+type OsrSlots = Arc<orc_core::memory::JitCells<orc_core::OsrSlot>>;
 
 const CALLABLE: SymbolFlags = SymbolFlags::EXPORTED.union(SymbolFlags::CALLABLE);
 
@@ -580,7 +580,11 @@ impl State {
         self.functions.register_for_tiering(id, version)?;
         let osr = !self.lock().no_osr.contains(&id);
         let loops = if osr { osr_loops(&func) } else { Vec::new() };
-        let slots = (!loops.is_empty()).then(|| TieredFunctions::osr_slots(loops.len()));
+        let slots = if loops.is_empty() {
+            None
+        } else {
+            Some(TieredFunctions::osr_slots(loops.len())?)
+        };
         let source = Source {
             version,
             func: func.clone(),

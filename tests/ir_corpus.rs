@@ -43,6 +43,11 @@ use orc_test_support::{build_program, scratch};
 /// users run it, with a background tier-up thread racing the program.
 const TIERS: &[&str] = &["0", "1", "adaptive", "adaptive-bg"];
 
+/// The tiers every program also runs under out of process (`--oop`,
+/// lazily): the code in an executor process, every lazy compile and
+/// tier-up trip a call back into the controller.
+const OOP_TIERS: &[&str] = &["0", "adaptive"];
+
 /// Under `--tier adaptive`: a threshold low enough that the programs' hot
 /// functions really are recompiled by LLVM during the test's short runs.
 const ADAPTIVE_THRESHOLD: &str = "50";
@@ -209,11 +214,14 @@ fn build(prog: &Program, opt: &str, dir: &Path) -> (PathBuf, PathBuf) {
     (built.ir, built.native)
 }
 
-fn orc_command(prog: &Program, ir: &Path, tier: &str, eager: bool) -> Command {
+fn orc_command(prog: &Program, ir: &Path, tier: &str, eager: bool, oop: bool) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orc"));
     cmd.env_remove("ORC_TIER")
         .env_remove("ORC_TIER_THRESHOLD")
         .arg("run");
+    if oop {
+        cmd.arg("--oop");
+    }
     match tier {
         "adaptive" => {
             // Promotions compile on the thread whose code turned hot (no
@@ -332,39 +340,46 @@ fn corpus(name: &str, opt: &str) {
         );
         // Modes one after another: the test binary already runs two
         // programs at a time (one per core).
-        for &tier in TIERS {
-            for eager in [false, true] {
-                let mode = format!(
-                    "{name} {opt} --tier {tier}{}",
-                    if eager { " --eager" } else { " (lazy)" }
+        let modes = TIERS
+            .iter()
+            .flat_map(|&tier| [(tier, false, false), (tier, true, false)])
+            .chain(OOP_TIERS.iter().map(|&tier| (tier, false, true)));
+        for (tier, eager, oop) in modes {
+            let mode = format!(
+                "{name} {opt} --tier {tier}{}{}",
+                if eager { " --eager" } else { " (lazy)" },
+                if oop { " --oop" } else { "" }
+            );
+            let cmd = orc_command(prog, &ir, tier, eager, oop);
+            let out = run(
+                cmd,
+                &dir,
+                &format!(
+                    "{tag}-{tier}-{}{}",
+                    if eager { "eager" } else { "lazy" },
+                    if oop { "-oop" } else { "" }
+                ),
+            );
+            let mut problems = Vec::new();
+            if out.status != native.status {
+                problems.push(format!("status {} (native: {})", out.status, native.status));
+            }
+            if out.stdout != native.stdout {
+                problems.push(format!(
+                    "stdout differs: {}",
+                    first_difference(&native.stdout, &out.stdout)
+                ));
+            }
+            if let Some(problem) = stderr_problem(prog, tier, &out.stderr) {
+                problems.push(problem);
+            }
+            if !problems.is_empty() {
+                let _ = writeln!(
+                    failures,
+                    "{mode}: {}\n  stderr: {}",
+                    problems.join("; "),
+                    excerpt(&out.stderr)
                 );
-                let cmd = orc_command(prog, &ir, tier, eager);
-                let out = run(
-                    cmd,
-                    &dir,
-                    &format!("{tag}-{tier}-{}", if eager { "eager" } else { "lazy" }),
-                );
-                let mut problems = Vec::new();
-                if out.status != native.status {
-                    problems.push(format!("status {} (native: {})", out.status, native.status));
-                }
-                if out.stdout != native.stdout {
-                    problems.push(format!(
-                        "stdout differs: {}",
-                        first_difference(&native.stdout, &out.stdout)
-                    ));
-                }
-                if let Some(problem) = stderr_problem(prog, tier, &out.stderr) {
-                    problems.push(problem);
-                }
-                if !problems.is_empty() {
-                    let _ = writeln!(
-                        failures,
-                        "{mode}: {}\n  stderr: {}",
-                        problems.join("; "),
-                        excerpt(&out.stderr)
-                    );
-                }
             }
         }
     }

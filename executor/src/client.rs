@@ -73,7 +73,12 @@ impl<S: Read + Write> Executor<S> {
     pub fn call(&mut self, call: Call) -> Result<Reply, ExecutorError> {
         let id = self.next_id;
         self.next_id += 1;
-        let bytes = encode(&Request { id, call }).map_err(ExecutorError::Protocol)?;
+        let bytes = encode(&Request {
+            id,
+            call,
+            thread: None,
+        })
+        .map_err(ExecutorError::Protocol)?;
         let conn = |e: std::io::Error| ExecutorError::Connection(e.to_string());
         write_frame(&mut self.stream, &bytes).map_err(conn)?;
         let frame = read_frame(&mut self.stream).map_err(conn)?.ok_or_else(|| {

@@ -25,7 +25,13 @@
 //! does not use them yet: the linker still writes into its own process.
 
 pub mod client;
+pub mod jit;
 pub mod protocol;
 pub mod server;
 
 pub use client::{Executor, ExecutorError};
+
+/// A function whose address a controller compares with its executor's
+/// (see [`protocol::Welcome::marker`]).
+#[inline(never)]
+pub extern "C" fn image_marker() {}

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol's version. A controller and an executor of different
 /// versions refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The magic the [`Hello`] starts with.
 pub const MAGIC: &str = "orc-executor";
@@ -50,6 +50,11 @@ pub struct Welcome {
     pub page_size: u64,
     /// Its target triple (`x86_64-unknown-linux-gnu`).
     pub triple: String,
+    /// The address of [`crate::image_marker`] in the executor: a JIT
+    /// executor must be the controller's own executable loaded at the same
+    /// address (its runtime routines are called at the controller's
+    /// addresses), which equal markers show.
+    pub marker: u64,
 }
 
 /// The executor's answer to a [`Hello`].
@@ -74,7 +79,7 @@ pub enum Protection {
 }
 
 /// An operation the controller asks of the executor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Call {
     /// Nothing: checks the connection (replies [`Reply::Done`]).
     Ping,
@@ -134,15 +139,75 @@ pub enum Call {
         /// Its path or soname.
         path: String,
     },
+    /// Looks symbols up in a library (loaded first if it is not yet) or,
+    /// without one, in the process ([`Reply::Symbols`]).
+    LookupSymbols {
+        /// The library's path, or `None` for the whole process.
+        library: Option<String>,
+        /// The names.
+        names: Vec<String>,
+    },
+    /// Registers a `.eh_frame` section with the unwinder (JIT executor).
+    RegisterFrames {
+        /// Where the section starts (inside the shared arena).
+        addr: u64,
+    },
+    /// Deregisters a `.eh_frame` section (JIT executor).
+    DeregisterFrames {
+        /// As registered.
+        addr: u64,
+    },
+    /// Calls the function at `addr` with integer and double arguments (at
+    /// most six and eight) ([`Reply::Value`], a double as its bits). In a
+    /// JIT executor it runs on the thread named by the request's `thread`.
+    RunTyped {
+        /// The function.
+        addr: u64,
+        /// Integer arguments, in order.
+        ints: Vec<u64>,
+        /// Double arguments, in order.
+        floats: Vec<f64>,
+        /// How it returns.
+        ret: RetKind,
+    },
+    /// Calls a C `main(argc, argv, envp)` with `args` as its argv and the
+    /// executor's environment ([`Reply::Value`]: the status).
+    RunMain {
+        /// The function.
+        addr: u64,
+        /// `argv`, the program's name first.
+        args: Vec<String>,
+    },
+    /// Ends the executor as C's `exit(status)` does (exit handlers run,
+    /// streams are flushed); no reply, the connection closes.
+    Exit {
+        /// The exit status.
+        status: i32,
+    },
+}
+
+/// How a function returns its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetKind {
+    /// Nothing.
+    Void,
+    /// In `rax`.
+    Int,
+    /// A double in `xmm0`.
+    F64,
 }
 
 /// One request: a call and the id its response carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Chosen by the controller; echoed in the response.
     pub id: u64,
     /// What to do.
     pub call: Call,
+    /// For a run in a JIT executor: the callback whose thread runs it (a
+    /// run the controller makes while handling that callback, such as a
+    /// new object's initializer), or `None` for the executor's main thread.
+    pub thread: Option<u64>,
 }
 
 /// A successful call's result.
@@ -158,6 +223,8 @@ pub enum Reply {
     Value(u64),
     /// A symbol's address, if the process has it.
     Symbol(Option<u64>),
+    /// Each symbol's address, if it has one.
+    Symbols(Vec<Option<u64>>),
 }
 
 /// The executor's answer to a [`Request`].
@@ -167,6 +234,71 @@ pub struct Response {
     pub id: u64,
     /// The result, or what went wrong.
     pub result: Result<Reply, String>,
+}
+
+/// A frame from the controller to a JIT executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToExecutor {
+    /// A request, answered by a [`ToController::Response`].
+    Request(Request),
+    /// The answer to a [`ToController::Callback`] of the same id.
+    Answer {
+        /// The callback's id.
+        id: u64,
+        /// What the controller's handler returned.
+        result: Result<Answer, String>,
+    },
+}
+
+/// A frame from a JIT executor to the controller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToController {
+    /// The response to a request.
+    Response(Response),
+    /// A runtime routine of JIT'd code needs the controller; the calling
+    /// thread waits for the [`ToExecutor::Answer`].
+    Callback {
+        /// Chosen by the executor.
+        id: u64,
+        /// What is asked.
+        callback: Callback,
+    },
+}
+
+/// What JIT'd code asks of the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Callback {
+    /// A lazy call reached its trampoline ([`Answer::Value`]: where it
+    /// continues).
+    Reenter {
+        /// The call-through manager.
+        ctx: u64,
+        /// The trampoline's return address.
+        ret: u64,
+    },
+    /// A tiering counter tripped ([`Answer::Done`]).
+    Trip {
+        /// The tier manager.
+        context: u64,
+        /// The counter.
+        counter: u64,
+    },
+    /// A thread-local module's template ([`Answer::Module`]).
+    TlsModule {
+        /// The module id.
+        module: u64,
+    },
+}
+
+/// The controller's answer to a [`Callback`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// Nothing to return.
+    Done,
+    /// An address.
+    Value(u64),
+    /// `{template, init_len, size, align}`, if the module exists.
+    Module(Option<[u64; 4]>),
 }
 
 /// Encodes a message.
@@ -222,6 +354,7 @@ mod tests {
                 addr: 0x1000,
                 bytes: vec![1, 2, 3],
             },
+            thread: None,
         };
         let bytes = encode(&req).unwrap();
         assert_eq!(decode::<Request>(&bytes).unwrap(), req);

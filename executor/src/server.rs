@@ -198,11 +198,11 @@ unsafe fn call(addr: u64, args: &[u64]) -> u64 {
     }
 }
 
-fn c_string(s: &str) -> Result<std::ffi::CString, String> {
+pub(crate) fn c_string(s: &str) -> Result<std::ffi::CString, String> {
     std::ffi::CString::new(s).map_err(|_| format!("'{s}' contains a NUL byte"))
 }
 
-fn dl_error() -> String {
+pub(crate) fn dl_error() -> String {
     // SAFETY: dlerror returns null or a NUL-terminated string valid until
     // the next dl call on this thread.
     unsafe {
@@ -237,6 +237,23 @@ fn perform(memory: &mut Memory, call_: Call) -> Result<Reply, String> {
             // (and a crash in it ends only this process).
             Ok(Reply::Value(unsafe { call(addr, &args) }))
         }
+        Call::LookupSymbols { library, names } => lookup_symbols(library.as_deref(), &names),
+        Call::RunTyped {
+            addr,
+            ints,
+            floats,
+            ret,
+        } => {
+            memory.check_executable(addr)?;
+            // SAFETY: as for Run: code this connection's controller wrote
+            // and made executable, called as it says it takes.
+            let v = unsafe { orc_core::remote::call_here(addr, &ints, &floats, ret_kind(ret)) }?;
+            Ok(Reply::Value(v))
+        }
+        Call::RegisterFrames { .. }
+        | Call::DeregisterFrames { .. }
+        | Call::RunMain { .. }
+        | Call::Exit { .. } => Err("only a JIT executor (orc executor) serves this call".into()),
         Call::Lookup { name } => {
             let c = c_string(&name)?;
             // SAFETY: a valid C string; RTLD_DEFAULT searches the process.
@@ -255,6 +272,45 @@ fn perform(memory: &mut Memory, call_: Call) -> Result<Reply, String> {
             }
         }
     }
+}
+
+/// The protocol's return kind as the core's.
+pub(crate) fn ret_kind(ret: crate::protocol::RetKind) -> orc_core::remote::RetKind {
+    match ret {
+        crate::protocol::RetKind::Void => orc_core::remote::RetKind::Void,
+        crate::protocol::RetKind::Int => orc_core::remote::RetKind::Int,
+        crate::protocol::RetKind::F64 => orc_core::remote::RetKind::F64,
+    }
+}
+
+/// `dlsym` of each name in `library` (loaded with global visibility first;
+/// `dlopen` counts references, so repeated loads are cheap) or the process.
+pub(crate) fn lookup_symbols(library: Option<&str>, names: &[String]) -> Result<Reply, String> {
+    let handle = match library {
+        None => libc::RTLD_DEFAULT,
+        Some(path) => {
+            let c = c_string(path)?;
+            // SAFETY: a valid C string; the library's initializers run, as
+            // loading it asks.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if h.is_null() {
+                return Err(format!("cannot load '{path}': {}", dl_error()));
+            }
+            h
+        }
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let Ok(c) = c_string(name) else {
+            out.push(None);
+            continue;
+        };
+        // SAFETY: a valid C string and a handle from dlopen (or the
+        // process's pseudo-handle); the result is only an address.
+        let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
+        out.push((!p.is_null()).then_some(p as u64));
+    }
+    Ok(Reply::Symbols(out))
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -331,6 +387,7 @@ pub fn serve(stream: &mut (impl Read + Write), secret: Option<&[u8]>) -> Result<
         pid: std::process::id(),
         page_size: memory.page,
         triple: format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+        marker: crate::image_marker as *const () as usize as u64,
     });
     let bytes = encode(&welcome).map_err(Refusal::Stream)?;
     write_frame(stream, &bytes).map_err(stream_err)?;

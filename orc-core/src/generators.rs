@@ -10,7 +10,7 @@ use crate::absolute::absolute_symbols;
 use crate::dylib::{DefinitionGenerator, JitDylib};
 use crate::error::{Error, Result};
 use crate::lookup::{JitDylibLookupFlags, LookupKind, SymbolLookupSet};
-use crate::symbol::{ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolMap};
+use crate::symbol::{ExecutorAddr, ExecutorSymbolDef, SymbolFlags, SymbolMap, SymbolName};
 
 /// Decides which names a generator may define.
 pub type AllowPredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -80,7 +80,31 @@ impl DefinitionGenerator for DynamicLibrarySearchGenerator {
         names: &SymbolLookupSet,
     ) -> Result<()> {
         let mut found = SymbolMap::new();
+        if let Some(target) = crate::remote::target() {
+            // The code runs in the executor: its process's symbols count.
+            let wanted: Vec<SymbolName> = names
+                .names()
+                .filter(|n| self.allow.as_ref().is_none_or(|allow| allow(n)))
+                .cloned()
+                .collect();
+            let strings: Vec<String> = wanted.iter().map(|n| n.to_string()).collect();
+            let library = (self.path != "<process>").then_some(self.path.as_str());
+            let addrs = target
+                .lookup(library, &strings)
+                .map_err(|e| Error::other(format!("symbol lookup in the executor: {e}")))?;
+            for (name, addr) in wanted.into_iter().zip(addrs) {
+                if let Some(addr) = addr.filter(|&a| a != 0) {
+                    found.insert(
+                        name,
+                        ExecutorSymbolDef::new(ExecutorAddr(addr), SymbolFlags::EXPORTED),
+                    );
+                }
+            }
+        }
         for name in names.names() {
+            if crate::remote::target().is_some() {
+                break;
+            }
             if self.allow.as_ref().is_some_and(|allow| !allow(name)) {
                 continue;
             }

@@ -45,6 +45,7 @@ mod lookup;
 pub mod memory;
 mod reclaim;
 mod reexports;
+pub mod remote;
 mod responsibility;
 mod session;
 mod state;

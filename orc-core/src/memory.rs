@@ -73,7 +73,16 @@ pub struct LinkMemory {
 
 enum Mapping {
     Mmap(MmapMut),
-    Low { ptr: NonNull<u8>, len: usize },
+    Low {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    /// Pages of a shared arena (out-of-process execution); never unmapped
+    /// or reused, since the executor may still run them.
+    Arena {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
 }
 
 // SAFETY: the low mapping is owned exclusively by this value (like MmapMut,
@@ -86,14 +95,14 @@ impl Mapping {
     fn ptr(&self) -> *mut u8 {
         match self {
             Mapping::Mmap(map) => map.as_ptr() as *mut u8,
-            Mapping::Low { ptr, .. } => ptr.as_ptr(),
+            Mapping::Low { ptr, .. } | Mapping::Arena { ptr, .. } => ptr.as_ptr(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Mapping::Mmap(map) => map.len(),
-            Mapping::Low { len, .. } => *len,
+            Mapping::Low { len, .. } | Mapping::Arena { len, .. } => *len,
         }
     }
 }
@@ -142,9 +151,11 @@ impl LinkMemory {
             offset = offset.checked_add(pages).ok_or_else(too_large)?;
         }
         let total = offset.max(page);
-        let mapping = match placement {
-            Placement::Anywhere => Mapping::Mmap(MmapOptions::new().len(total).map_anon()?),
-            Placement::Low2GiB => map_low(total)?,
+        let mapping = match (arenas(), placement) {
+            (Some(arenas), Placement::Anywhere) => arenas.main.allocate(total)?,
+            (Some(arenas), Placement::Low2GiB) => arenas.low.allocate(total)?,
+            (None, Placement::Anywhere) => Mapping::Mmap(MmapOptions::new().len(total).map_anon()?),
+            (None, Placement::Low2GiB) => map_low(total)?,
         };
         Ok(LinkMemory {
             mapping,
@@ -234,13 +245,26 @@ impl LinkMemory {
                 continue;
             }
             let len = round_up(seg.len, page).ok_or_else(too_large)?;
+            let here = match (&self.mapping, seg.protection) {
+                // A controller never runs the code: its view of shared
+                // pages is read-only or read-write, the executor's has the
+                // final protection.
+                (Mapping::Arena { .. }, SegmentProtection::ReadExec) => SegmentProtection::Read,
+                (_, protection) => protection,
+            };
             // SAFETY: offset..offset+len lies inside our mapping (reserve laid
             // the segments out inside `total`), is page-aligned, and no Rust
             // reference into it outlives this call: bytes_mut borrows self
             // mutably and is refused from now on. Read-only and RX pages are
             // never written again.
             unsafe {
-                region::protect(base.add(seg.offset), len, seg.protection.to_region())
+                region::protect(base.add(seg.offset), len, here.to_region())
+                    .map_err(io::Error::other)?;
+            }
+            if let (Mapping::Arena { .. }, Some(target)) = (&self.mapping, crate::remote::target())
+            {
+                target
+                    .protect(base as u64 + seg.offset as u64, len as u64, seg.protection)
                     .map_err(io::Error::other)?;
             }
         }
@@ -274,6 +298,261 @@ fn map_low(len: usize) -> io::Result<Mapping> {
     let ptr =
         NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
     Ok(Mapping::Low { ptr, len })
+}
+
+/// One shared region of address space that reservations are cut from,
+/// mapped at the same address in the controller and the executor.
+struct Arena {
+    base: usize,
+    len: usize,
+    /// The offset of the first never-used byte. Pages are never reused: the
+    /// executor may still be running code in them after the controller
+    /// dropped its reservation.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Arena {
+    fn allocate(&self, len: usize) -> io::Result<Mapping> {
+        use std::sync::atomic::Ordering;
+        let mut start = self.next.load(Ordering::Relaxed);
+        loop {
+            let end = start
+                .checked_add(len)
+                .filter(|&e| e <= self.len)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        format!("the shared JIT arena of {} MiB is full", self.len >> 20),
+                    )
+                })?;
+            match self
+                .next
+                .compare_exchange(start, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => start = now,
+            }
+        }
+        let ptr = NonNull::new((self.base + start) as *mut u8)
+            .ok_or_else(|| io::Error::other("null arena"))?;
+        // Fresh pages of the memfd read as zero; make them writable here.
+        // SAFETY: the range is inside our arena mapping and handed out
+        // exactly once (the bump above), so no reference aliases it.
+        unsafe {
+            region::protect(ptr.as_ptr(), len, region::Protection::READ_WRITE)
+                .map_err(io::Error::other)?;
+        }
+        Ok(Mapping::Arena { ptr, len })
+    }
+}
+
+struct Arenas {
+    main: Arena,
+    low: Arena,
+}
+
+static ARENAS: std::sync::OnceLock<Arenas> = std::sync::OnceLock::new();
+
+fn arenas() -> Option<&'static Arenas> {
+    ARENAS.get()
+}
+
+/// The shared arenas of out-of-process execution, as the executor maps
+/// them: each a memfd (by descriptor) mapped at `base` for `len` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArenaSpec {
+    /// The memfd's descriptor in the process that made it.
+    pub fd: i32,
+    /// Where it is mapped (the same in both processes).
+    pub base: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+/// Where the shared arenas go: far from both the executable (low) and the
+/// shared libraries (high), so the executor finds the range free too.
+const MAIN_ARENA_HINTS: [u64; 4] = [
+    0x2000_0000_0000,
+    0x3000_0000_0000,
+    0x1000_0000_0000,
+    0x4000_0000_0000,
+];
+const MAIN_ARENA_LEN: u64 = 16 << 30;
+/// The low arena serves `Placement::Low2GiB`: all of it below 2 GiB.
+const LOW_ARENA_HINTS: [u64; 3] = [0x4000_0000, 0x5000_0000, 0x3000_0000];
+const LOW_ARENA_LEN: u64 = 256 << 20;
+
+/// Makes this process a controller's: creates the two shared arenas (main
+/// and low), maps them read-only here (reservations make their pages
+/// writable), and from now on cuts every [`LinkMemory`] from them. Returns
+/// their specs for the executor, which maps the same descriptors at the
+/// same addresses ([`map_arena_in_executor`]). Once per process.
+pub fn create_shared_arenas() -> io::Result<[ArenaSpec; 2]> {
+    if ARENAS.get().is_some() {
+        return Err(io::Error::other("the shared arenas already exist"));
+    }
+    let main = make_arena("orc-jit-arena", &MAIN_ARENA_HINTS, MAIN_ARENA_LEN)?;
+    let low = make_arena("orc-jit-arena-low", &LOW_ARENA_HINTS, LOW_ARENA_LEN)?;
+    let arena = |spec: &ArenaSpec| Arena {
+        base: spec.base as usize,
+        len: spec.len as usize,
+        next: std::sync::atomic::AtomicUsize::new(0),
+    };
+    ARENAS
+        .set(Arenas {
+            main: arena(&main),
+            low: arena(&low),
+        })
+        .map_err(|_| io::Error::other("the shared arenas already exist"))?;
+    Ok([main, low])
+}
+
+fn make_arena(name: &str, hints: &[u64], len: u64) -> io::Result<ArenaSpec> {
+    let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: creates a new anonymous file; the name is a valid C string.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is the memfd just created; growing it is sparse.
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    for &base in hints {
+        if map_shared_at(fd, base, len, libc::PROT_READ).is_ok() {
+            return Ok(ArenaSpec { fd, base, len });
+        }
+    }
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(fd) };
+    Err(io::Error::other(format!(
+        "no free address range for a {} MiB shared arena",
+        len >> 20
+    )))
+}
+
+fn map_shared_at(fd: i32, base: u64, len: u64, prot: i32) -> io::Result<()> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it
+    // fails if any page of the range is in use, so nothing is aliased.
+    let ptr = unsafe {
+        libc::mmap(
+            base as usize as *mut libc::c_void,
+            len as usize,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE | libc::MAP_NORESERVE,
+            fd,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if ptr as usize as u64 != base {
+        // An old kernel without MAP_FIXED_NOREPLACE treats it as a hint.
+        // SAFETY: the mapping we just made, unmapped once.
+        unsafe { libc::munmap(ptr, len as usize) };
+        return Err(io::Error::other("the arena's address range is in use"));
+    }
+    Ok(())
+}
+
+/// In an executor: maps a controller's arena (its memfd, inherited as
+/// `spec.fd`) at the same address, with no access until the controller
+/// sets each segment's protection.
+pub fn map_arena_in_executor(spec: &ArenaSpec) -> io::Result<()> {
+    map_shared_at(spec.fd, spec.base, spec.len, libc::PROT_NONE).map_err(|e| {
+        io::Error::other(format!(
+            "cannot map the shared arena at {:#x} ({} MiB): {e}",
+            spec.base,
+            spec.len >> 20
+        ))
+    })
+}
+
+/// In an executor: sets the protection of arena pages.
+pub fn protect_in_executor(
+    specs: &[ArenaSpec],
+    addr: u64,
+    len: u64,
+    prot: SegmentProtection,
+) -> io::Result<()> {
+    let page = page_size() as u64;
+    let end = addr.checked_add(len);
+    let inside = specs
+        .iter()
+        .any(|s| addr >= s.base && end.is_some_and(|e| e <= s.base + s.len));
+    if !inside || addr % page != 0 || len % page != 0 {
+        return Err(io::Error::other(format!(
+            "protect {addr:#x}+{len:#x}: not whole pages of the shared arena"
+        )));
+    }
+    // SAFETY: whole pages inside the arena mapping, which only JIT'd code
+    // uses; no Rust reference points into it in the executor.
+    unsafe {
+        region::protect(addr as usize as *const u8, len as usize, prot.to_region())
+            .map_err(io::Error::other)
+    }
+}
+
+/// Marks values for which all-zero bytes are valid and which are only
+/// changed through shared references (atomics): they can live in memory
+/// that JIT'd code reads and writes.
+///
+/// # Safety
+///
+/// The all-zero bit pattern must be a valid value, and the type must be
+/// `Sync` with interior mutability only.
+pub unsafe trait ZeroCell: Sync + Send {}
+
+// SAFETY: an atomic integer: zero is a valid value, shared mutation only.
+unsafe impl ZeroCell for std::sync::atomic::AtomicU64 {}
+
+/// Cells that JIT'd code reads and writes at fixed addresses (tiering
+/// counters, on-stack-replacement slots): a published read-write
+/// reservation, so in the shared arena when the code runs in an executor.
+pub struct JitCells<T: ZeroCell> {
+    memory: LinkMemory,
+    len: usize,
+    _cells: std::marker::PhantomData<T>,
+}
+
+impl<T: ZeroCell> JitCells<T> {
+    /// `len` zeroed cells.
+    pub fn new(len: usize) -> io::Result<Self> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(too_large)?;
+        let mut memory = LinkMemory::reserve(
+            &[(SegmentProtection::ReadWrite, bytes)],
+            Placement::Anywhere,
+        )?;
+        memory.publish()?;
+        Ok(JitCells {
+            memory,
+            len,
+            _cells: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: ZeroCell> std::ops::Deref for JitCells<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the reservation is page-aligned (so aligned for T), at
+        // least len * size_of::<T>() bytes, zero-filled (a valid T each,
+        // by ZeroCell), read-write, and never borrowed mutably after
+        // publish; T only changes through shared references.
+        unsafe { std::slice::from_raw_parts(self.memory.base() as usize as *const T, self.len) }
+    }
+}
+
+impl<T: ZeroCell> std::fmt::Debug for JitCells<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JitCells({} at {:#x})", self.len, self.memory.base())
+    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,13 @@
 //! LLVM: what it checks is the transform, not the tier.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use cranelift_codegen::ir::{self, condcodes::IntCC, types, AbiParam, InstBuilder, UserFuncName};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_codegen::settings;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use orc_core::link::ObjectLinkingLayer;
-use orc_core::{ExecutionSession, OsrSlot, SymbolFlags, TieredFunctions};
+use orc_core::{ExecutionSession, SymbolFlags, TieredFunctions};
 use orc_cranelift::osr::{add_osr_checks, osr_entry, osr_loops};
 use orc_cranelift::{
     testcase_name_resolver, CraneliftCompiler, CraneliftConfig, CraneliftLayer, FunctionModule,
@@ -179,7 +178,7 @@ fn run_sum(n: i64, publish: bool) -> (i64, u64) {
     );
     let func = sum_function();
     let loops = osr_loops(&func);
-    let slots: Arc<[OsrSlot]> = TieredFunctions::osr_slots(loops.len());
+    let slots = TieredFunctions::osr_slots(loops.len()).unwrap();
     let mut checked = func.clone();
     add_osr_checks(&mut checked, &loops, slots.as_ptr() as u64);
     let module = FunctionModule::new("sum", testcase_name_resolver())

@@ -58,6 +58,10 @@ pub(crate) struct LinkArgs {
     /// Print the time of each phase on stderr.
     #[arg(long)]
     show_times: bool,
+    /// Run the program in an executor process (`orc executor`): a crash
+    /// ends only it, reported with its signal (exit status 128 + N).
+    #[arg(long)]
+    oop: bool,
     #[command(flatten)]
     debug: super::DebugArgs,
     /// Print the machine code of every linked object on stderr,
@@ -84,6 +88,12 @@ enum LinkDump {
 /// calls `exit`, which ends the process from [`exit_from_jit`]).
 pub(crate) fn link(args: &LinkArgs) -> i32 {
     let mut times = Times::new(args.show_times);
+    if args.oop {
+        let command = orc::oop::ExecutorCommand::this_executable(&[orc::oop::EXECUTOR_ARG]);
+        if let Err(e) = orc::oop::start(&command) {
+            return error(&e.to_string());
+        }
+    }
     let es = ExecutionSession::new();
     // Failures reach us through the lookups, which say it better.
     es.set_error_reporter(|_| {});
@@ -295,8 +305,12 @@ fn prepare(
         (es.intern("__cxa_thread_atexit"), thread_atexit),
         (es.intern("__cxa_thread_atexit_impl"), thread_atexit),
     ]);
-    host.define(absolute_symbols(overrides), None)
-        .map_err(fail)?;
+    // In an executor the program's `exit` and thread-exit destructors are
+    // its C library's: the process is the program's alone.
+    if orc::oop::executor().is_none() {
+        host.define(absolute_symbols(overrides), None)
+            .map_err(fail)?;
+    }
     host.add_generator(Arc::new(DynamicLibrarySearchGenerator::process(None)))
         .map_err(fail)?;
     let main = es.create_jit_dylib("main").map_err(fail)?;
@@ -431,6 +445,9 @@ impl Program {
             .chain(std::iter::once(std::ptr::null_mut()))
             .collect();
         let argc = c_int::try_from(self.argv.len()).unwrap_or(c_int::MAX);
+        if let Some(executor) = orc::oop::executor() {
+            return run_in_executor(executor, self.entry, &self.argv);
+        }
         // SAFETY: the entry point is a function of the linked program
         // (checked callable), called as C's `main` with a NULL-terminated
         // argv whose strings outlive the call (kept until the process exits,
@@ -448,6 +465,48 @@ impl Program {
             Ok(()) => status,
             Err(message) => error(&message),
         }
+    }
+}
+
+/// Runs the entry point in the executor, then ends the session (its
+/// finalizers run there) and the executor, as `exit(status)` would; returns
+/// the executor's exit status, `128 + N` for a crash by signal `N`.
+fn run_in_executor(
+    executor: &orc::oop::JitExecutor,
+    entry: ExecutorAddr,
+    argv: &[std::ffi::CString],
+) -> i32 {
+    let args = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let status = match executor.run_main(entry.0, args) {
+        Ok(status) => status,
+        Err(e) => {
+            let _ = take_teardown();
+            return match orc::oop::executor_end() {
+                // The program called `exit` (status as given) or crashed.
+                Some((report, status)) => {
+                    if let Some(report) = report {
+                        eprintln!("orc: error: {report}");
+                    }
+                    status
+                }
+                None => error(&e),
+            };
+        }
+    };
+    if let Some(Err(message)) = take_teardown().map(Teardown::run) {
+        error(&message);
+    }
+    match executor.exit(status).map(orc::oop::describe_end) {
+        Some((report, status)) => {
+            if let Some(report) = report {
+                eprintln!("orc: error: {report}");
+            }
+            status
+        }
+        None => status,
     }
 }
 

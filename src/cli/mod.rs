@@ -126,6 +126,12 @@ pub(crate) struct JitArgs {
     /// function hot, which waits for it).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) tier_up_threads: usize,
+    /// Run the JIT'd code in an executor process (this executable, started
+    /// as `orc executor`): a crash of the program ends only the executor,
+    /// reported with its signal (exit status 128 + N); the REPL then starts
+    /// a new one and goes on.
+    #[arg(long)]
+    pub(crate) oop: bool,
     #[command(flatten)]
     pub(crate) debug: DebugArgs,
 }
@@ -261,6 +267,11 @@ impl JitArgs {
         }
         if let Some(cache) = self.object_cache() {
             builder = builder.object_cache(cache);
+        }
+        if self.oop {
+            builder = builder.out_of_process(orc::oop::ExecutorCommand::this_executable(&[
+                orc::oop::EXECUTOR_ARG,
+            ]));
         }
         builder
             .debugger(self.debug.debugger())

@@ -3,7 +3,9 @@
 //! as `Evaluated to %f` and keeps going after errors in the input. A
 //! runtime failure (a lazy call of an `extern` defined nowhere, a stack
 //! overflow) is reported at its input line (`<stdin>:LINE:COL`) and ends
-//! the session with status 70, as under `orc run`.
+//! the session with status 70, as under `orc run`. With `--oop` a crash of
+//! the code ends only its executor: the crash is reported at the line, a
+//! new executor starts with every definition intact, and the loop goes on.
 
 use std::io::BufRead;
 
@@ -80,7 +82,28 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
                 }
                 Err(e) => {
                     orc::host::flush_stdout();
-                    eprintln!("{}", super::run::render_error(kjit, &e, &expr, "<stdin>"));
+                    let (line, col) = (expr.proto.span.line, expr.proto.span.col);
+                    match (orc::oop::executor_end(), orc::oop::executor()) {
+                        // The program crashed its executor: say how, start
+                        // a new one (same code and data) and go on.
+                        (Some((report, status)), Some(executor)) => {
+                            let end = report.unwrap_or_else(|| {
+                                format!("the program exited with status {status}")
+                            });
+                            eprintln!("<stdin>:{line}:{col}: error: {end}");
+                            match executor.restart() {
+                                Ok(()) => eprintln!(
+                                    "orc: started a new executor (pid {})",
+                                    executor.pid()
+                                ),
+                                Err(e) => {
+                                    eprintln!("orc: error: cannot start a new executor: {e}");
+                                    std::process::exit(70);
+                                }
+                            }
+                        }
+                        _ => eprintln!("{}", super::run::render_error(kjit, &e, &expr, "<stdin>")),
+                    }
                 }
             },
         }

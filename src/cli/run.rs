@@ -95,6 +95,12 @@ fn run_program(
             Ok(_) => {}
             Err(e) => {
                 orc::host::flush_stdout();
+                if let Some((report, status)) = orc::oop::executor_end() {
+                    if let Some(report) = report {
+                        eprintln!("{path}: error: {report}");
+                    }
+                    return status;
+                }
                 eprintln!("{}", render_error(kjit, &e, expr, path));
                 return if matches!(e, Error::Trap(_)) {
                     LAZY_FAILURE_STATUS

@@ -170,10 +170,20 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     let status = match run_main(&jit, &program, tier, args) {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("orc: error: {path}: {e}");
+            // A dead executor is reported just below, once.
+            if orc::oop::executor_end().is_none() {
+                eprintln!("orc: error: {path}: {e}");
+            }
             1
         }
     };
+    if let Some((report, status)) = orc::oop::executor_end() {
+        // The program crashed its executor, or called `exit` there.
+        if let Some(report) = report {
+            eprintln!("orc: error: {path}: {report}");
+        }
+        return status;
+    }
     orc::host::flush_stdout();
     if args.jit.stats {
         print_tiered_ir_stats(&jit);
@@ -198,6 +208,16 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     match jit.bodies_dylib().default_resource_tracker() {
         Ok(tracker) => tear_down(&exit_state(&jit, tracker)),
         Err(e) => eprintln!("orc: error at exit: {e}"),
+    }
+    if let Some(executor) = orc::oop::executor() {
+        // The executor ends as `exit(status)` ends a program: its C exit
+        // handlers run, its streams are flushed.
+        if let Some((report, status)) = executor.exit(status).map(orc::oop::describe_end) {
+            if let Some(report) = report {
+                eprintln!("orc: error: {path}: {report}");
+            }
+            return status;
+        }
     }
     status
 }
@@ -240,7 +260,12 @@ fn run_main(
     } else {
         LoadMode::Lazy
     };
-    define_thread_atexit(jit)?;
+    // In an executor, `exit` and thread-exit destructors are its C
+    // library's: the process is the program's alone.
+    let oop = orc::oop::executor();
+    if oop.is_none() {
+        define_thread_atexit(jit)?;
+    }
     if tier == Tier::One {
         program
             .add(&target, mode, None)
@@ -251,7 +276,11 @@ fn run_main(
     }
     // From here until `main` returns, an `exit` from the program tears it
     // down there (constructors may call `exit` too).
-    let exit_teardown = ExitTeardown::arm(jit)?;
+    let exit_teardown = if oop.is_none() {
+        Some(ExitTeardown::arm(jit)?)
+    } else {
+        None
+    };
     // SAFETY: running the program's constructors is what running the
     // program means; the user asked for it.
     unsafe { jit.object_layer().run_initializers(jit.bodies_dylib()) }
@@ -270,6 +299,12 @@ fn run_main(
         }
         Err(e) => return Err(format!("no main function: {e}")),
     };
+    if let Some(executor) = oop {
+        let argv = std::iter::once(args.file.display().to_string())
+            .chain(args.args.iter().cloned())
+            .collect();
+        return executor.run_main(entry.0, argv);
+    }
     let argv_owned: Vec<CString> = std::iter::once(args.file.display().to_string())
         .chain(args.args.iter().cloned())
         .map(|a| CString::new(a).map_err(|_| "an argument contains a NUL byte".to_owned()))

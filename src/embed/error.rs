@@ -88,6 +88,9 @@ pub enum Error {
         /// The function.
         function: String,
     },
+    /// The executor process failed or ended (out-of-process execution).
+    #[error("executor: {0}")]
+    Executor(String),
     /// The JIT was dropped; its handles cannot be called any more.
     #[error("the JIT was dropped")]
     JitDropped,

@@ -169,6 +169,7 @@ impl LazyCallThroughManager {
             .publish()
             .map_err(|e| Error::other(format!("cannot publish the reentry routine: {e}")))?;
         let _ = inner.reentry.set(memory);
+        crate::remote::add_context(ctx);
         Ok(LazyCallThroughManager { inner })
     }
 
@@ -354,6 +355,10 @@ impl Inner {
 /// Entered from the reentry routine with the manager and the return address
 /// pushed by a trampoline; returns where the call continues.
 extern "C" fn reenter(ctx: *const Inner, ret: u64) -> u64 {
+    // In an executor, the manager lives in the controller: ask it.
+    if let Some(controller) = crate::remote::controller() {
+        return controller.reenter(ctx as u64, ret);
+    }
     // SAFETY: `ctx` is the address of the manager's `Inner`, baked into the
     // reentry routine that lives inside that same `Inner`; the routine can
     // only run while the manager (and so `Inner`) is alive.
@@ -367,6 +372,18 @@ extern "C" fn reenter(ctx: *const Inner, ret: u64) -> u64 {
         Ok((symbol, Err(err))) => inner.fail(symbol.as_ref(), &err),
         Err(_) => inner.fail(None, &Error::other("panic while resolving a lazy call")),
     }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        crate::remote::remove_context(self as *const Inner as u64);
+    }
+}
+
+/// A reentry the executor forwarded (see [`crate::remote::serve_reenter`],
+/// which checked that `ctx` is a live manager's).
+pub(crate) fn reenter_from_executor(ctx: u64, ret: u64) -> u64 {
+    reenter(ctx as *const Inner, ret)
 }
 
 impl std::fmt::Debug for LazyCallThroughManager {

@@ -14,6 +14,7 @@ mod stubs;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+pub(crate) use call_through::reenter_from_executor;
 pub use call_through::{LazyCallThroughManager, TrampolineHandler, LAZY_COMPILE_FAILURE_EXIT_CODE};
 pub use reexports::{LazyReexportsManager, StubObserver};
 pub use stubs::{IndirectStubsManager, StubId};

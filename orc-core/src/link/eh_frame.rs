@@ -127,6 +127,14 @@ impl EhFrameRegistration {
         if first == 0 {
             return None;
         }
+        if let Some(target) = crate::remote::target() {
+            // The code runs in the executor: its unwinder must know the
+            // frames. A failure (the executor died) only loses unwinding.
+            if let Err(e) = target.register_frames(begin as usize as u64) {
+                eprintln!("orc: warning: cannot register unwind info in the executor: {e}");
+            }
+            return Some(EhFrameRegistration { begin });
+        }
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: libgcc's __register_frame reads the terminated section the
         // caller vouched for; it keeps the pointer until deregistration.
@@ -139,6 +147,10 @@ impl EhFrameRegistration {
 
 impl Drop for EhFrameRegistration {
     fn drop(&mut self) {
+        if let Some(target) = crate::remote::target() {
+            let _ = target.deregister_frames(self.begin as usize as u64);
+            return;
+        }
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: `begin` was registered by `register` (non-empty section)
         // and is deregistered exactly once, before its memory is unmapped

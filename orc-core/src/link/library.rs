@@ -52,6 +52,17 @@ pub fn load_library(file: &LibraryFile) -> Result<LoadedLibrary, LinkError> {
                     source,
                 },
             )?;
+            if let Some(target) = crate::remote::target() {
+                // The code runs in the executor: load it there too, for
+                // its process-wide lookups.
+                let shown = open_path.to_string_lossy().into_owned();
+                target
+                    .lookup(Some(&shown), &[])
+                    .map_err(|e| LinkError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(format!("loading it in the executor: {e}")),
+                    })?;
+            }
             Ok(LoadedLibrary::Shared(lib.into()))
         }
         LibraryFile::Archive(path) => {

@@ -90,6 +90,7 @@ pub use plugin::{
     PluginState,
 };
 pub use set::LinkSet;
+pub(crate) use tls::module_info as tls_module_info;
 
 /// Resolves names against everything loaded in the process
 /// (`dlsym(RTLD_DEFAULT)`), including libraries loaded with

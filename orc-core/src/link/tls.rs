@@ -434,6 +434,30 @@ fn block_of(module: u64) -> Option<*mut u8> {
     if existing != 0 {
         return Some(existing as *mut u8);
     }
+    if let Some(controller) = crate::remote::controller() {
+        // In an executor the modules are registered in the controller:
+        // learn this one's template on first use.
+        if !with_registry(|r| r.modules.contains_key(&module)) {
+            let [template, init_len, size, align] = controller.tls_module(module)?;
+            let layout = Layout::from_size_align(
+                usize::try_from(size).ok()?.max(1),
+                usize::try_from(align).ok()?.max(1),
+            )
+            .ok()?;
+            let init_len = usize::try_from(init_len)
+                .ok()
+                .filter(|&l| l <= layout.size())?;
+            with_registry(|r| {
+                r.modules.entry(module).or_insert(Module {
+                    template: usize::try_from(template).ok()?,
+                    init_len,
+                    layout,
+                    blocks: HashMap::new(),
+                });
+                Some(())
+            })?;
+        }
+    }
     with_registry(|r| {
         let m = r.modules.get_mut(&module)?;
         // SAFETY: the layout has a non-zero size.
@@ -452,6 +476,21 @@ fn block_of(module: u64) -> Option<*mut u8> {
         // lock, which a module's removal takes to clear it.
         unsafe { *entry = block as usize };
         Some(block)
+    })
+}
+
+/// A registered module's `{template, init_len, size, align}`, for an
+/// executor's first access (see [`crate::remote::serve_tls_module`]).
+pub(crate) fn module_info(module: u64) -> Option<[u64; 4]> {
+    with_registry(|r| {
+        r.modules.get(&module).map(|m| {
+            [
+                m.template as u64,
+                m.init_len as u64,
+                m.layout.size() as u64,
+                m.layout.align() as u64,
+            ]
+        })
     })
 }
 

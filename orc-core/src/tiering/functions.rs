@@ -39,6 +39,7 @@ use crate::dylib::JitDylib;
 use crate::error::{Error, Result};
 use crate::lazy::LazyReexportsManager;
 use crate::lookup::{SymbolLookupSet, SymbolState};
+use crate::memory::JitCells;
 use crate::reexports::{SymbolAliasMap, SymbolAliasMapEntry};
 use crate::symbol::{ExecutorAddr, SymbolFlags, SymbolName};
 use crate::tracker::ResourceTracker;
@@ -141,7 +142,7 @@ pub struct Definition {
     pub body: Arc<Body>,
     /// For a tier-0 body with loops that can be entered from the middle:
     /// their slots, which the body's code reads (see [`OsrSlot`]).
-    pub osr: Option<Arc<[OsrSlot]>>,
+    pub osr: Option<Arc<JitCells<OsrSlot>>>,
 }
 
 /// One function version the [`Tier1Compiler`] must compile.
@@ -223,7 +224,7 @@ struct Table {
     /// The OSR slots of superseded tier-0 bodies: their code may run (and
     /// read the slots) until it is reclaimed, so they live as long as the
     /// layer (two words per loop per redefinition).
-    retired_osr: Vec<Arc<[OsrSlot]>>,
+    retired_osr: Vec<Arc<JitCells<OsrSlot>>>,
     /// Whether bodies replaced by tier-up are kept instead of released
     /// (see [`TieredFunctions::keep_replaced_bodies`]), and those kept.
     keep_replaced: bool,
@@ -239,7 +240,7 @@ struct Record {
     tier: Option<CodeTier>,
     body: Option<Arc<Body>>,
     /// The current tier-0 body's OSR slots.
-    osr: Option<Arc<[OsrSlot]>>,
+    osr: Option<Arc<JitCells<OsrSlot>>>,
     /// Transfers counted by slots of superseded versions.
     osr_transfers_before: u64,
     has_stub: bool,
@@ -350,8 +351,12 @@ impl TieredFunctions {
 
     /// `n` fresh OSR slots for a tier-0 body (give them to the body's code,
     /// then to [`Definition::osr`]).
-    pub fn osr_slots(n: usize) -> Arc<[OsrSlot]> {
-        (0..n).map(|_| OsrSlot::default()).collect()
+    pub fn osr_slots(n: usize) -> Result<Arc<JitCells<OsrSlot>>> {
+        JitCells::new(n).map(Arc::new).map_err(|e| {
+            Error::other(format!(
+                "cannot allocate {n} on-stack-replacement slots: {e}"
+            ))
+        })
     }
 
     /// With adaptive tiering, registers `id`'s version-`version` tier-0
@@ -514,7 +519,12 @@ impl TieredFunctions {
     /// loops, when that body is compiled after its definition (a body whose
     /// code is produced on first call only then knows its loops). Ignored
     /// when `version` is no longer current or slots were given already.
-    pub fn attach_osr(&self, id: FuncId, version: u32, slots: Arc<[OsrSlot]>) -> Result<()> {
+    pub fn attach_osr(
+        &self,
+        id: FuncId,
+        version: u32,
+        slots: Arc<JitCells<OsrSlot>>,
+    ) -> Result<()> {
         let mut table = self.shared.table.lock();
         let record = table.record_mut(id)?;
         if record.version == version && record.osr.is_none() {
@@ -646,7 +656,8 @@ impl TieredFunctions {
                 version: r.version,
                 tier: r.tier,
                 osr_loops: r.osr.as_ref().map_or(0, |s| s.len()),
-                osr_transfers: r.osr_transfers_before + r.osr.as_deref().map_or(0, transfers),
+                osr_transfers: r.osr_transfers_before
+                    + r.osr.as_deref().map_or(0, |s| transfers(s)),
             })
             .collect()
     }

@@ -35,6 +35,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dispatch::{Dispatcher, Task};
 use crate::error::{Error, Result};
+use crate::memory::JitCells;
 use crate::reclaim::Reclaimer;
 use crate::session::ExecutionSession;
 use crate::tiering::{TierEvent, TierTrace};
@@ -205,7 +206,7 @@ struct Inner {
     session: ExecutionSession,
     policy: Arc<dyn TierPolicy>,
     dispatcher: Arc<dyn Dispatcher>,
-    chunks: Mutex<Vec<Box<[AtomicU64]>>>,
+    chunks: Mutex<Vec<JitCells<AtomicU64>>>,
     n_counters: AtomicUsize,
     /// Counters of unregistered functions whose code is gone, for reuse.
     free_counters: Mutex<Vec<usize>>,
@@ -248,7 +249,7 @@ impl TierManager {
         policy: Arc<dyn TierPolicy>,
         dispatcher: Arc<dyn Dispatcher>,
     ) -> Self {
-        TierManager {
+        let manager = TierManager {
             inner: Arc::new_cyclic(|me| Inner {
                 session: session.clone(),
                 policy,
@@ -269,7 +270,9 @@ impl TierManager {
                 me: me.clone(),
                 trace: RwLock::new(None),
             }),
-        }
+        };
+        crate::remote::add_context(Arc::as_ptr(&manager.inner) as u64);
+        manager
     }
 
     /// Registers (or re-registers, after a redefinition) `name` with a fresh
@@ -461,6 +464,18 @@ impl TierManager {
     }
 }
 
+/// A trip the executor forwarded (see [`crate::remote::serve_trip`], which
+/// checked that `context` is a live manager's).
+pub(crate) fn trip_from_executor(context: u64, counter: u64) {
+    on_trip(context, counter);
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        crate::remote::remove_context(self as *const Inner as u64);
+    }
+}
+
 impl Drop for TierManager {
     fn drop(&mut self) {
         self.shutdown();
@@ -488,7 +503,15 @@ impl Inner {
         }
         let index = self.n_counters.fetch_add(1, Ordering::Relaxed);
         if index / CHUNK >= chunks.len() {
-            chunks.push((0..CHUNK).map(|_| AtomicU64::new(0)).collect());
+            match JitCells::new(CHUNK) {
+                Ok(chunk) => chunks.push(chunk),
+                Err(e) => {
+                    // Without memory for counters the JIT cannot go on
+                    // (tier-0 code already points at this counter).
+                    eprintln!("orc: cannot allocate tiering counters: {e}");
+                    std::process::abort()
+                }
+            }
         }
         &chunks[index / CHUNK][index % CHUNK] as *const AtomicU64
     }
@@ -708,6 +731,11 @@ impl Inner {
 
 /// The trip handler tier-0 code calls (see [`TripCounter`]).
 extern "C" fn on_trip(context: u64, counter: u64) {
+    // In an executor, the manager lives in the controller: tell it.
+    if let Some(controller) = crate::remote::controller() {
+        controller.trip(context, counter);
+        return;
+    }
     // Nothing may unwind into JIT'd code.
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: `context` is the address of the `Inner` of the manager

@@ -13,6 +13,7 @@
 
 mod functions;
 mod manager;
+pub(crate) use manager::trip_from_executor;
 mod osr;
 mod trace;
 

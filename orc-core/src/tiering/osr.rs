@@ -26,6 +26,10 @@ pub struct OsrSlot {
     pub transfers: AtomicU64,
 }
 
+// SAFETY: two atomic integers (repr(C)): all-zero is the empty slot, and
+// both change only through shared references.
+unsafe impl crate::memory::ZeroCell for OsrSlot {}
+
 impl OsrSlot {
     /// The byte offset of `entry` in a slot.
     pub const ENTRY_OFFSET: i32 = 0;

@@ -208,6 +208,10 @@ impl fmt::Debug for TierTrace {
 }
 
 extern "C" fn osr_probe(trace: u64, function: u64, loop_index: u64) {
+    // In an executor the trace is the controller's, out of reach.
+    if crate::remote::controller().is_some() {
+        return;
+    }
     // Nothing may unwind into JIT'd code.
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: the tiered layer passes the address of a `TierTrace` it

@@ -1,0 +1,903 @@
+//! A JIT executor: the controller's own executable, started as its child,
+//! in which the JIT'd code runs (ORC's `SimpleRemoteEPC` with a
+//! shared-memory mapper).
+//!
+//! ```text
+//! controller (session, linker, layers)          executor (the code)
+//!   LinkMemory -> shared arena (memfd, RW)  ==  same pages, same address,
+//!                                               each segment's protection
+//!   Target::protect / run / lookup  ---- ToExecutor::Request ---->  service thread
+//!                                   <--- ToController::Response --   (runs go to
+//!   callback handler threads        <--- ToController::Callback --    the main thread
+//!   (serve_reenter, serve_trip, ..) ---- ToExecutor::Answer ----->    or the caller's)
+//! ```
+//!
+//! The connection is a socket pair: full duplex, so while a request of the
+//! controller waits (a program's `main`), the executor can call back (a
+//! lazy call, a tiering trip) and the controller can make requests of its
+//! own while it handles that callback (protect the pages it just linked,
+//! run their initializers on the calling thread). The executor is
+//! started with address-space randomization off, so every executor the
+//! controller starts (a new one after a crash, in the REPL) has the same
+//! layout: libraries, and so every address the linker resolved, stay
+//! valid; the arena keeps the code, and the controller replays page
+//! protections, unwind registrations and libraries.
+//!
+//! The executor ends when the controller does (its parent-death signal,
+//! and end of stream on the socket): no orphans.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+
+use orc_core::memory::{ArenaSpec, SegmentProtection};
+use orc_core::remote::{RetKind, Target};
+use parking_lot::{Mutex, RwLock};
+
+use crate::protocol::{
+    decode, encode, read_frame, write_frame, Answer, Call, Callback, Hello, HelloReply, Reply,
+    Request, Response, ToController, ToExecutor, Welcome, MAGIC, PROTOCOL_VERSION,
+};
+
+/// The descriptor the socket has in the executor.
+const SOCKET_FD: i32 = 3;
+/// The descriptors the arenas have in the executor.
+const ARENA_FDS: [i32; 2] = [4, 5];
+
+fn protection_of(p: SegmentProtection) -> crate::protocol::Protection {
+    match p {
+        SegmentProtection::ReadExec => crate::protocol::Protection::ReadExecute,
+        SegmentProtection::Read => crate::protocol::Protection::Read,
+        SegmentProtection::ReadWrite => crate::protocol::Protection::ReadWrite,
+    }
+}
+
+fn segment_protection(p: crate::protocol::Protection) -> SegmentProtection {
+    match p {
+        crate::protocol::Protection::ReadExecute => SegmentProtection::ReadExec,
+        crate::protocol::Protection::Read => SegmentProtection::Read,
+        crate::protocol::Protection::ReadWrite => SegmentProtection::ReadWrite,
+    }
+}
+
+fn kind_of(r: RetKind) -> crate::protocol::RetKind {
+    match r {
+        RetKind::Void => crate::protocol::RetKind::Void,
+        RetKind::Int => crate::protocol::RetKind::Int,
+        RetKind::F64 => crate::protocol::RetKind::F64,
+    }
+}
+
+/// Writes one message as a frame, under the connection's write lock.
+fn send<T: serde::Serialize>(writer: &Mutex<UnixStream>, message: &T) -> Result<(), String> {
+    let bytes = encode(message)?;
+    let mut w = writer.lock();
+    write_frame(&mut *w, &bytes).map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// The controller's side.
+
+/// How the controller starts an executor: its own executable with these
+/// arguments (the embedding program runs [`serve_jit_from_args`] for them).
+#[derive(Clone, Debug)]
+pub struct ExecutorCommand {
+    /// The executable (the controller's own, `/proc/self/exe`).
+    pub program: PathBuf,
+    /// Arguments before the arenas' (`executor` for `orc`).
+    pub args: Vec<String>,
+}
+
+impl ExecutorCommand {
+    /// This process's executable with `args`.
+    pub fn this_executable(args: &[&str]) -> Self {
+        ExecutorCommand {
+            program: PathBuf::from("/proc/self/exe"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// A pending request's reply slot.
+type Pending = Mutex<HashMap<u64, Sender<Result<Reply, String>>>>;
+
+/// One executor process and its connection.
+struct Connection {
+    writer: Arc<Mutex<UnixStream>>,
+    pending: Arc<Pending>,
+    dead: Arc<AtomicBool>,
+    /// The child's exit status, once the reader has reaped it.
+    status: Arc<Mutex<Option<ExitStatus>>>,
+    pid: u32,
+}
+
+/// What the controller replays in a new executor.
+#[derive(Default)]
+struct Replay {
+    protections: BTreeMap<u64, (u64, SegmentProtection)>,
+    frames: Vec<u64>,
+    libraries: Vec<String>,
+}
+
+thread_local! {
+    /// The callback this thread is handling, if any: runs it asks for go
+    /// to the executor thread that made the callback.
+    static CURRENT_CALLBACK: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The controller's handle on its executor: the [`Target`] of the core.
+pub struct JitExecutor {
+    command: ExecutorCommand,
+    arenas: [ArenaSpec; 2],
+    conn: RwLock<Arc<Connection>>,
+    next_id: AtomicU64,
+    replay: Mutex<Replay>,
+    /// Counts executors started (1 for the first).
+    generation: AtomicU64,
+}
+
+impl JitExecutor {
+    /// Creates the shared arenas (this process's reservations come from
+    /// them from now on) and starts the first executor.
+    pub fn start(command: ExecutorCommand) -> Result<Arc<Self>, String> {
+        let arenas = orc_core::memory::create_shared_arenas()
+            .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+        let conn = spawn(&command, &arenas)?;
+        Ok(Arc::new(JitExecutor {
+            command,
+            arenas,
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            replay: Mutex::new(Replay::default()),
+            generation: AtomicU64::new(1),
+        }))
+    }
+
+    /// The executor's process id.
+    pub fn pid(&self) -> u32 {
+        self.conn.read().pid
+    }
+
+    /// How many executors have been started (the first counts).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Whether the executor has gone (crashed or exited).
+    pub fn is_dead(&self) -> bool {
+        self.conn.read().dead.load(Ordering::Acquire)
+    }
+
+    /// Waits for a dead executor's exit status (`None` if it is alive).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let conn = self.conn.read().clone();
+        if !conn.dead.load(Ordering::Acquire) {
+            return None;
+        }
+        for _ in 0..2000 {
+            if let Some(s) = *conn.status.lock() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// Starts a new executor in place of a dead one, with the same memory
+    /// (the arena), protections, unwind registrations and libraries.
+    pub fn restart(&self) -> Result<(), String> {
+        let conn = spawn(&self.command, &self.arenas)?;
+        *self.conn.write() = conn;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        let (protections, frames, libraries) = {
+            let r = self.replay.lock();
+            (r.protections.clone(), r.frames.clone(), r.libraries.clone())
+        };
+        for lib in libraries {
+            self.call(Call::LookupSymbols {
+                library: Some(lib),
+                names: Vec::new(),
+            })?;
+        }
+        for (addr, (size, p)) in protections {
+            self.call(Call::Protect {
+                addr,
+                size,
+                protection: protection_of(p),
+            })?;
+        }
+        for addr in frames {
+            self.call(Call::RegisterFrames { addr })?;
+        }
+        Ok(())
+    }
+
+    /// Performs `call` in the executor and waits for its reply. A run made
+    /// while this thread handles a callback runs on the calling thread of
+    /// the executor.
+    pub fn call(&self, call: Call) -> Result<Reply, String> {
+        let conn = self.conn.read().clone();
+        if conn.dead.load(Ordering::Acquire) {
+            return Err("the executor is not running (it exited or crashed)".into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = channel();
+        conn.pending.lock().insert(id, tx);
+        let thread = CURRENT_CALLBACK.with(|c| c.get());
+        let request = ToExecutor::Request(Request { id, call, thread });
+        if let Err(e) = send(&conn.writer, &request) {
+            conn.pending.lock().remove(&id);
+            return Err(format!("cannot reach the executor: {e}"));
+        }
+        match rx.recv() {
+            Ok(result) => result,
+            Err(_) => Err("the executor died".into()),
+        }
+    }
+
+    /// Runs a C `main` in the executor with `args` as its argv.
+    pub fn run_main(&self, addr: u64, args: Vec<String>) -> Result<i32, String> {
+        match self.call(Call::RunMain { addr, args })? {
+            Reply::Value(v) => Ok(v as u32 as i32),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Ends the executor as `exit(status)` would and returns how it ended.
+    pub fn exit(&self, status: i32) -> Option<ExitStatus> {
+        let conn = self.conn.read().clone();
+        if !conn.dead.load(Ordering::Acquire) {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let request = ToExecutor::Request(Request {
+                id,
+                call: Call::Exit { status },
+                thread: None,
+            });
+            let _ = send(&conn.writer, &request);
+            for _ in 0..10_000 {
+                if conn.dead.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        self.exit_status()
+    }
+}
+
+impl Target for JitExecutor {
+    fn protect(&self, addr: u64, len: u64, prot: SegmentProtection) -> Result<(), String> {
+        self.replay.lock().protections.insert(addr, (len, prot));
+        self.call(Call::Protect {
+            addr,
+            size: len,
+            protection: protection_of(prot),
+        })
+        .map(|_| ())
+    }
+
+    fn register_frames(&self, begin: u64) -> Result<(), String> {
+        self.replay.lock().frames.push(begin);
+        self.call(Call::RegisterFrames { addr: begin }).map(|_| ())
+    }
+
+    fn deregister_frames(&self, begin: u64) -> Result<(), String> {
+        self.replay.lock().frames.retain(|&f| f != begin);
+        self.call(Call::DeregisterFrames { addr: begin })
+            .map(|_| ())
+    }
+
+    fn lookup(&self, library: Option<&str>, names: &[String]) -> Result<Vec<Option<u64>>, String> {
+        if let Some(lib) = library {
+            let mut r = self.replay.lock();
+            if !r.libraries.iter().any(|l| l == lib) {
+                r.libraries.push(lib.to_owned());
+            }
+        }
+        match self.call(Call::LookupSymbols {
+            library: library.map(str::to_owned),
+            names: names.to_vec(),
+        })? {
+            Reply::Symbols(s) if s.len() == names.len() => Ok(s),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    fn run(&self, addr: u64, ints: &[u64], floats: &[f64], ret: RetKind) -> Result<u64, String> {
+        match self.call(Call::RunTyped {
+            addr,
+            ints: ints.to_vec(),
+            floats: floats.to_vec(),
+            ret: kind_of(ret),
+        })? {
+            Reply::Value(v) => Ok(v),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+}
+
+/// Starts an executor, performs the handshake and starts the reader.
+fn spawn(command: &ExecutorCommand, arenas: &[ArenaSpec; 2]) -> Result<Arc<Connection>, String> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args);
+    for (spec, fd) in arenas.iter().zip(ARENA_FDS) {
+        cmd.arg("--arena")
+            .arg(format!("{fd}:{:#x}:{:#x}", spec.base, spec.len));
+    }
+    let child_sock = theirs.as_raw_fd();
+    let arena_fds = [arenas[0].fd, arenas[1].fd];
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (dup2, personality, prctl).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move every source out of the way first: one may sit on a
+            // target descriptor (dup2 clears close-on-exec on the target).
+            let sources = [child_sock, arena_fds[0], arena_fds[1]];
+            let mut moved = [0; 3];
+            for (m, src) in moved.iter_mut().zip(sources) {
+                *m = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 64);
+                if *m < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (from, to) in moved
+                .into_iter()
+                .zip([SOCKET_FD, ARENA_FDS[0], ARENA_FDS[1]])
+            {
+                if libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // The same layout in every executor: addresses resolved for
+            // one stay valid in the next.
+            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            // Dies with the controller.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| {
+        format!(
+            "cannot start the executor {}: {e}",
+            command.program.display()
+        )
+    })?;
+    drop(theirs);
+    let pid = child.id();
+    let mut reader = ours
+        .try_clone()
+        .map_err(|e| format!("executor socket: {e}"))?;
+    let writer = Arc::new(Mutex::new(ours));
+    // Handshake.
+    let hello = Hello {
+        magic: MAGIC.to_owned(),
+        version: PROTOCOL_VERSION,
+        secret: Vec::new(),
+    };
+    send(&writer, &hello)?;
+    let welcome = match read_frame(&mut reader) {
+        Ok(Some(frame)) => match decode::<HelloReply>(&frame)? {
+            HelloReply::Welcome(w) => w,
+            HelloReply::Refused(why) => return Err(format!("the executor refused: {why}")),
+        },
+        Ok(None) | Err(_) => {
+            return Err(exit_message(
+                child,
+                "the executor ended during its handshake",
+            ));
+        }
+    };
+    check_welcome(&welcome)?;
+    let conn = Arc::new(Connection {
+        writer,
+        pending: Arc::new(Mutex::new(HashMap::new())),
+        dead: Arc::new(AtomicBool::new(false)),
+        status: Arc::new(Mutex::new(None)),
+        pid,
+    });
+    let c = conn.clone();
+    std::thread::Builder::new()
+        .name("orc-executor-reader".into())
+        .spawn(move || read_loop(reader, c, child))
+        .map_err(|e| format!("cannot start the executor's reader: {e}"))?;
+    Ok(conn)
+}
+
+fn exit_message(mut child: Child, what: &str) -> String {
+    match child.wait() {
+        Ok(status) => format!("{what} ({status})"),
+        Err(e) => format!("{what} ({e})"),
+    }
+}
+
+fn check_welcome(w: &Welcome) -> Result<(), String> {
+    if w.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "the executor speaks protocol {}, this controller {PROTOCOL_VERSION}",
+            w.version
+        ));
+    }
+    let ours = crate::image_marker as *const () as usize as u64;
+    if w.marker != ours {
+        return Err(format!(
+            "the executor's image is at another address ({:#x}, here {ours:#x}): \
+             a JIT executor must be this executable, linked without PIE",
+            w.marker
+        ));
+    }
+    Ok(())
+}
+
+/// The controller's reader: routes responses, hands callbacks to handler
+/// threads; at the end of the stream marks the executor dead, fails every
+/// waiting request and reaps the child.
+fn read_loop(mut reader: UnixStream, conn: Arc<Connection>, mut child: Child) {
+    let handlers = Arc::new(HandlerPool::default());
+    while let Ok(Some(frame)) = read_frame(&mut reader) {
+        match decode::<ToController>(&frame) {
+            Ok(ToController::Response(Response { id, result })) => {
+                if let Some(tx) = conn.pending.lock().remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+            Ok(ToController::Callback { id, callback }) => {
+                let writer = conn.writer.clone();
+                handlers.run(Box::new(move || {
+                    CURRENT_CALLBACK.with(|c| c.set(Some(id)));
+                    let result = answer(callback);
+                    CURRENT_CALLBACK.with(|c| c.set(None));
+                    let _ = send(&writer, &ToExecutor::Answer { id, result });
+                }));
+            }
+            Err(_) => break,
+        }
+    }
+    conn.dead.store(true, Ordering::Release);
+    let waiting: Vec<_> = conn.pending.lock().drain().collect();
+    let status = child.wait().ok();
+    *conn.status.lock() = status;
+    let why = match status {
+        Some(s) => format!("the executor ended ({s})"),
+        None => "the executor ended".to_owned(),
+    };
+    for (_, tx) in waiting {
+        let _ = tx.send(Err(why.clone()));
+    }
+}
+
+/// Runs a callback in the controller.
+fn answer(callback: Callback) -> Result<Answer, String> {
+    match callback {
+        Callback::Reenter { ctx, ret } => {
+            orc_core::remote::serve_reenter(ctx, ret).map(Answer::Value)
+        }
+        Callback::Trip { context, counter } => {
+            orc_core::remote::serve_trip(context, counter).map(|()| Answer::Done)
+        }
+        Callback::TlsModule { module } => {
+            Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that handle callbacks: an idle one takes the next, a new one
+/// starts when none is idle (a handler may wait on the executor, which may
+/// call back again).
+#[derive(Default)]
+struct HandlerPool {
+    idle: Mutex<Vec<Sender<Job>>>,
+}
+
+impl HandlerPool {
+    fn run(self: &Arc<Self>, job: Job) {
+        let mut job = Some(job);
+        while let Some(tx) = self.idle.lock().pop() {
+            match tx.send(job.take().expect("job present")) {
+                Ok(()) => return,
+                Err(e) => job = Some(e.0),
+            }
+        }
+        let (tx, rx) = channel::<Job>();
+        let pool = Arc::downgrade(self);
+        let first = job.take().expect("job present");
+        let _ = std::thread::Builder::new()
+            .name("orc-callback".into())
+            .spawn(move || {
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    job();
+                    let Some(pool) = pool.upgrade() else { return };
+                    pool.idle.lock().push(tx.clone());
+                    drop(pool);
+                    next = rx.recv().ok();
+                }
+            });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The executor's side.
+
+/// What a thread of the executor waits for.
+enum Mail {
+    /// The answer to its callback.
+    Answer(Result<Answer, String>),
+    /// A run to perform on this thread.
+    Run(Request),
+}
+
+struct ExecutorState {
+    writer: Mutex<UnixStream>,
+    next_callback: AtomicU64,
+    waiting: Mutex<HashMap<u64, Sender<Mail>>>,
+    arenas: Vec<ArenaSpec>,
+    after_run: fn(),
+}
+
+/// Serves the controller that started this process with
+/// [`ExecutorCommand`]: `args` are the arguments after the command's own
+/// (the arenas). `after_run` runs after each run, before its reply (the
+/// `orc` tool flushes standard output there). Returns only on bad
+/// arguments; otherwise the process ends with the controller or by
+/// [`Call::Exit`].
+pub fn serve_jit_from_args(
+    args: &[String],
+    after_run: fn(),
+) -> Result<std::convert::Infallible, String> {
+    let mut arenas = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--arena" => {
+                let spec = it.next().ok_or("--arena needs FD:BASE:LEN")?;
+                arenas.push(parse_arena(spec)?);
+            }
+            other => return Err(format!("unknown executor argument '{other}'")),
+        }
+    }
+    if std::env::var_os("ORC_EXECUTOR_WAIT").is_some() {
+        eprintln!("executor pid {}", std::process::id());
+        std::thread::sleep(std::time::Duration::from_secs(8));
+    }
+    for spec in &arenas {
+        orc_core::memory::map_arena_in_executor(spec).map_err(|e| e.to_string())?;
+    }
+    // SAFETY: the controller passed the socket as this descriptor, which
+    // nothing else in this process owns.
+    let stream = unsafe { UnixStream::from_raw_fd(SOCKET_FD) };
+    serve(stream, arenas, after_run)
+}
+
+fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
+    let bad = || format!("bad arena '{spec}' (FD:BASE:LEN)");
+    let mut parts = spec.split(':');
+    let fd = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let num = |p: Option<&str>| {
+        p.and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(bad)
+    };
+    let base = num(parts.next())?;
+    let len = num(parts.next())?;
+    Ok(ArenaSpec { fd, base, len })
+}
+
+fn serve(
+    mut stream: UnixStream,
+    arenas: Vec<ArenaSpec>,
+    after_run: fn(),
+) -> Result<std::convert::Infallible, String> {
+    // Handshake: the child of its controller needs no secret.
+    let hello = read_frame(&mut stream)
+        .ok()
+        .flatten()
+        .ok_or("no hello from the controller")?;
+    let hello: Hello = decode(&hello)?;
+    let writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let reply = if hello.magic != MAGIC || hello.version != PROTOCOL_VERSION {
+        HelloReply::Refused(format!(
+            "protocol {} of '{}', this executor speaks {PROTOCOL_VERSION}",
+            hello.version, hello.magic
+        ))
+    } else {
+        HelloReply::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            page_size: orc_core::memory::page_size() as u64,
+            triple: format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+            marker: crate::image_marker as *const () as usize as u64,
+        })
+    };
+    let refused = matches!(reply, HelloReply::Refused(_));
+    let state = Arc::new(ExecutorState {
+        writer: Mutex::new(writer),
+        next_callback: AtomicU64::new(1),
+        waiting: Mutex::new(HashMap::new()),
+        arenas,
+        after_run,
+    });
+    send(&state.writer, &reply)?;
+    if refused {
+        return Err("refused the controller".into());
+    }
+    orc_core::remote::set_controller(Box::new(Forwarder {
+        state: state.clone(),
+    }))?;
+    // The main thread: runs what is not a callback's, with the stack a
+    // program's main thread would have.
+    let (main_tx, main_rx) = channel::<Mail>();
+    let s = state.clone();
+    std::thread::Builder::new()
+        .name("main".into())
+        .stack_size(main_stack_size())
+        .spawn(move || {
+            while let Ok(mail) = main_rx.recv() {
+                if let Mail::Run(request) = mail {
+                    perform_run(&s, request);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the executor's main thread: {e}"))?;
+    // This thread serves the connection.
+    loop {
+        let frame = match read_frame(&mut stream) {
+            Ok(Some(f)) => f,
+            // The controller is gone: so is its program.
+            _ => {
+                // SAFETY: ends the process at once, as the controller did.
+                unsafe { libc::_exit(0) }
+            }
+        };
+        let message = match decode::<ToExecutor>(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = send(
+                    &state.writer,
+                    &ToController::Response(Response {
+                        id: 0,
+                        result: Err(e),
+                    }),
+                );
+                continue;
+            }
+        };
+        match message {
+            ToExecutor::Answer { id, result } => {
+                if let Some(tx) = state.waiting.lock().remove(&id) {
+                    let _ = tx.send(Mail::Answer(result));
+                }
+            }
+            ToExecutor::Request(request) => match request.call {
+                Call::RunTyped { .. } | Call::RunMain { .. } => {
+                    let target = match request.thread {
+                        Some(cb) => state.waiting.lock().get(&cb).cloned(),
+                        None => Some(main_tx.clone()),
+                    };
+                    let id = request.id;
+                    let delivered = target.is_some_and(|tx| tx.send(Mail::Run(request)).is_ok());
+                    if !delivered {
+                        let _ = send(
+                            &state.writer,
+                            &ToController::Response(Response {
+                                id,
+                                result: Err("no such executor thread".into()),
+                            }),
+                        );
+                    }
+                }
+                Call::Exit { status } => {
+                    (state.after_run)();
+                    // SAFETY: `exit` runs the exit handlers and flushes C
+                    // streams, as the program's own exit would.
+                    unsafe { libc::exit(status) }
+                }
+                call => {
+                    let result = perform(&state, call);
+                    let _ = send(
+                        &state.writer,
+                        &ToController::Response(Response {
+                            id: request.id,
+                            result,
+                        }),
+                    );
+                }
+            },
+        }
+    }
+}
+
+fn main_stack_size() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } == 0;
+    if ok && limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur > 0 {
+        (limit.rlim_cur as usize).clamp(1 << 20, 1 << 30)
+    } else {
+        8 << 20
+    }
+}
+
+fn in_arena(state: &ExecutorState, addr: u64) -> Result<(), String> {
+    if state
+        .arenas
+        .iter()
+        .any(|a| addr >= a.base && addr < a.base + a.len)
+    {
+        Ok(())
+    } else {
+        Err(format!("{addr:#x} is not in the shared arena"))
+    }
+}
+
+extern "C" {
+    fn __register_frame(begin: *const u8);
+    fn __deregister_frame(begin: *const u8);
+}
+
+fn perform(state: &ExecutorState, call: Call) -> Result<Reply, String> {
+    match call {
+        Call::Ping => Ok(Reply::Done),
+        Call::Protect {
+            addr,
+            size,
+            protection,
+        } => orc_core::memory::protect_in_executor(
+            &state.arenas,
+            addr,
+            size,
+            segment_protection(protection),
+        )
+        .map(|()| Reply::Done)
+        .map_err(|e| e.to_string()),
+        Call::LookupSymbols { library, names } => {
+            crate::server::lookup_symbols(library.as_deref(), &names)
+        }
+        Call::RegisterFrames { addr } => {
+            in_arena(state, addr)?;
+            // SAFETY: the controller linked a validated, terminated
+            // `.eh_frame` section at this arena address and keeps it there
+            // until it deregisters it.
+            unsafe { __register_frame(addr as usize as *const u8) };
+            Ok(Reply::Done)
+        }
+        Call::DeregisterFrames { addr } => {
+            in_arena(state, addr)?;
+            // SAFETY: as registered above.
+            unsafe { __deregister_frame(addr as usize as *const u8) };
+            Ok(Reply::Done)
+        }
+        other => Err(format!("a JIT executor does not serve {other:?}")),
+    }
+}
+
+/// Performs a run on this thread and replies.
+fn perform_run(state: &ExecutorState, request: Request) {
+    let result = match request.call {
+        Call::RunTyped {
+            addr,
+            ints,
+            floats,
+            ret,
+        } => in_arena(state, addr).and_then(|()| {
+            // SAFETY: code the controller linked into the arena, called as
+            // the controller says it takes; a crash in it ends only this
+            // process.
+            unsafe {
+                orc_core::remote::call_here(addr, &ints, &floats, crate::server::ret_kind(ret))
+            }
+            .map(Reply::Value)
+        }),
+        Call::RunMain { addr, args } => in_arena(state, addr).and_then(|()| {
+            // On a thread of its own that ends when `main` returns, so the
+            // C library runs its `thread_local` destructors then, before
+            // the controller's teardown, as a native exit would.
+            std::thread::Builder::new()
+                .name("main".into())
+                .stack_size(main_stack_size())
+                .spawn(move || run_main(addr, &args))
+                .map_err(|e| format!("cannot start main's thread: {e}"))?
+                .join()
+                .map_err(|_| "main's thread panicked".to_owned())?
+        }),
+        _ => Err("not a run".into()),
+    };
+    (state.after_run)();
+    let _ = send(
+        &state.writer,
+        &ToController::Response(Response {
+            id: request.id,
+            result,
+        }),
+    );
+}
+
+fn run_main(addr: u64, args: &[String]) -> Result<Reply, String> {
+    let args: Vec<std::ffi::CString> = args
+        .iter()
+        .map(|a| crate::server::c_string(a))
+        .collect::<Result<_, _>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    type MainFn = extern "C" fn(
+        libc::c_int,
+        *const *const libc::c_char,
+        *const *const libc::c_char,
+    ) -> libc::c_int;
+    // SAFETY: a C main the controller linked; argv is NUL-terminated and
+    // outlives the call, environ is the process's environment.
+    let status = unsafe {
+        let main = std::mem::transmute::<usize, MainFn>(addr as usize);
+        main(args.len() as libc::c_int, argv.as_ptr(), environ)
+    };
+    Ok(Reply::Value(status as u32 as u64))
+}
+
+/// The executor's [`orc_core::remote::Controller`]: a callback message,
+/// then waiting on this thread for the answer while running what the
+/// controller asks to run here meanwhile.
+struct Forwarder {
+    state: Arc<ExecutorState>,
+}
+
+impl Forwarder {
+    fn ask(&self, callback: Callback) -> Answer {
+        let id = self.state.next_callback.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = channel();
+        self.state.waiting.lock().insert(id, tx);
+        if send(&self.state.writer, &ToController::Callback { id, callback }).is_err() {
+            lost_controller();
+        }
+        loop {
+            match rx.recv() {
+                Ok(Mail::Answer(Ok(answer))) => return answer,
+                Ok(Mail::Answer(Err(e))) => {
+                    eprintln!("orc executor: the controller failed a callback: {e}");
+                    // SAFETY: ends the process; the JIT'd code cannot go on.
+                    unsafe { libc::_exit(70) }
+                }
+                Ok(Mail::Run(request)) => perform_run(&self.state, request),
+                Err(_) => lost_controller(),
+            }
+        }
+    }
+}
+
+fn lost_controller() -> ! {
+    // SAFETY: ends the process at once: its controller is gone.
+    unsafe { libc::_exit(1) }
+}
+
+impl orc_core::remote::Controller for Forwarder {
+    fn reenter(&self, ctx: u64, ret: u64) -> u64 {
+        match self.ask(Callback::Reenter { ctx, ret }) {
+            Answer::Value(v) => v,
+            _ => lost_controller(),
+        }
+    }
+
+    fn trip(&self, context: u64, counter: u64) {
+        let _ = self.ask(Callback::Trip { context, counter });
+    }
+
+    fn tls_module(&self, module: u64) -> Option<[u64; 4]> {
+        match self.ask(Callback::TlsModule { module }) {
+            Answer::Module(m) => m,
+            _ => None,
+        }
+    }
+}
