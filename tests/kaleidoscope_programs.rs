@@ -41,6 +41,11 @@ const MODES: &[&[&str]] = &[
     &["--tier", "adaptive", "--tier-threshold", "1"],
     &["--tier", "adaptive", "--tier-threshold", "1000000000"],
     &["--tier", "adaptive", "--tier-threshold", "1", "--eager"],
+    // Out of process: every lazy compile and tier-up trip is a call back
+    // from the executor to the controller.
+    &["--oop", "--tier", "0"],
+    &["--oop", "--tier", "1"],
+    &["--oop", "--tier", "adaptive", "--tier-threshold", "1"],
 ];
 
 #[test]

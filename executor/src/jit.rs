@@ -192,6 +192,17 @@ impl JitExecutor {
     /// Starts a new executor in place of a dead one, with the same memory
     /// (the arena), protections, unwind registrations and libraries.
     pub fn restart(&self) -> Result<(), String> {
+        // A start can fail for reasons of the moment (the machine out of
+        // processes); a second try costs little.
+        match self.start_again() {
+            Ok(()) => Ok(()),
+            Err(first) => self
+                .start_again()
+                .map_err(|second| format!("{first}; tried again: {second}")),
+        }
+    }
+
+    fn start_again(&self) -> Result<(), String> {
         let conn = spawn(&self.command, &self.arenas)?;
         *self.conn.write() = conn;
         self.generation.fetch_add(1, Ordering::Relaxed);
@@ -201,19 +212,22 @@ impl JitExecutor {
         };
         for lib in libraries {
             self.call(Call::LookupSymbols {
-                library: Some(lib),
+                library: Some(lib.clone()),
                 names: Vec::new(),
-            })?;
+            })
+            .map_err(|e| format!("loading {lib} again: {e}"))?;
         }
         for (addr, (size, p)) in protections {
             self.call(Call::Protect {
                 addr,
                 size,
                 protection: protection_of(p),
-            })?;
+            })
+            .map_err(|e| format!("protecting {addr:#x}+{size:#x} again: {e}"))?;
         }
         for addr in frames {
-            self.call(Call::RegisterFrames { addr })?;
+            self.call(Call::RegisterFrames { addr })
+                .map_err(|e| format!("registering the unwind info at {addr:#x} again: {e}"))?;
         }
         Ok(())
     }
@@ -568,6 +582,14 @@ pub fn serve_jit_from_args(
     if std::env::var_os("ORC_EXECUTOR_WAIT").is_some() {
         eprintln!("executor pid {}", std::process::id());
         std::thread::sleep(std::time::Duration::from_secs(8));
+    }
+    // A fault of the program ends this process with its signal, as it
+    // would a native program: no handler of the Rust runtime (which turns
+    // a stack overflow into an abort) stands in the way.
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: restores the default action; no handler of ours is
+        // replaced while it could run (the program has not started).
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     for spec in &arenas {
         orc_core::memory::map_arena_in_executor(spec).map_err(|e| e.to_string())?;

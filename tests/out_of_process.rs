@@ -1,0 +1,228 @@
+//! Out-of-process execution (`--oop`) through the `orc` binary: a crash of
+//! the JIT'd program ends only the executor, which the controller reports
+//! with the conventional status (128 + signal); the program's own exit
+//! status passes through; the REPL starts a new executor after a crash
+//! and keeps every earlier definition; the executor does not outlive its
+//! controller. (The corpus and the Kaleidoscope programs also run with
+//! `--oop`: `tests/ir_corpus.rs`, `tests/kaleidoscope_programs.rs`. The
+//! protocol over TCP: `executor/tests/executor.rs`.)
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orc_test_support::{build_source, run, run_with_stdin, scratch, text};
+
+const ORC: &str = env!("CARGO_BIN_EXE_orc");
+
+/// Ends as its first argument says: `segv`, `abort`, `exit` (status 7),
+/// `overflow` (unbounded recursion), else returns 3. Prints first.
+const ENDINGS: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static int deep(volatile int n) { volatile char pad[256]; pad[0] = (char)n; return deep(n + 1) + pad[0]; }
+int main(int argc, char **argv) {
+  const char *how = argc > 1 ? argv[1] : "";
+  printf("before %s\n", how);
+  fflush(stdout);
+  if (!strcmp(how, "segv")) { volatile int *p = 0; *p = 1; }
+  if (!strcmp(how, "abort")) abort();
+  if (!strcmp(how, "exit")) { printf("buffered\n"); exit(7); }
+  if (!strcmp(how, "overflow")) return deep(0);
+  return 3;
+}
+"#;
+
+/// (argument, expected status, expected report on stderr)
+const CASES: &[(&str, i32, Option<&str>)] = &[
+    ("segv", 128 + 11, Some("killed by signal 11")),
+    ("abort", 128 + 6, Some("killed by signal 6")),
+    ("overflow", 128 + 11, Some("killed by signal 11")),
+    ("exit", 7, None),
+    ("return", 3, None),
+];
+
+fn object(dir: &Path, c: &Path) -> std::path::PathBuf {
+    let obj = dir.join("endings.o");
+    let out = run(Command::new("clang-19")
+        .args(["-O1", "-c", "-o"])
+        .arg(&obj)
+        .arg(c));
+    assert!(out.status.success(), "clang-19 -c: {}", text(&out.stderr));
+    obj
+}
+
+#[test]
+fn a_crash_ends_only_the_executor_and_is_reported_with_its_signal() {
+    let dir = scratch("oop-endings");
+    let program = build_source(&dir, "endings", ENDINGS, false, &["-O1"]);
+    let obj = object(&dir, &dir.join("endings.c"));
+    let mut failures = Vec::new();
+    for &(how, status, report) in CASES {
+        let native = run(Command::new(&program.native).arg(how));
+        let runs: [(&str, Vec<&std::ffi::OsStr>); 3] = [
+            (
+                "run --oop",
+                vec!["run".as_ref(), "--oop".as_ref(), program.ir.as_os_str()],
+            ),
+            (
+                "run --oop --tier 0",
+                vec![
+                    "run".as_ref(),
+                    "--oop".as_ref(),
+                    "--tier".as_ref(),
+                    "0".as_ref(),
+                    program.ir.as_os_str(),
+                ],
+            ),
+            (
+                "link --oop",
+                vec!["link".as_ref(), "--oop".as_ref(), obj.as_os_str()],
+            ),
+        ];
+        for (mode, args) in runs {
+            let out = run(Command::new(ORC).args(&args).arg("--").arg(how));
+            let stdout = text(&out.stdout);
+            let stderr = text(&out.stderr);
+            let mut problems = Vec::new();
+            if out.status.code() != Some(status) {
+                problems.push(format!("status {:?}, expected {status}", out.status));
+            }
+            // Output flushed before the end, and by `exit`, reaches stdout
+            // as it does natively.
+            if stdout != text(&native.stdout) {
+                problems.push(format!(
+                    "stdout {stdout:?}, native {:?}",
+                    text(&native.stdout)
+                ));
+            }
+            match report {
+                Some(r) if !stderr.contains(r) => problems.push(format!("no '{r}' on stderr")),
+                None if !stderr.is_empty() => problems.push("stderr is not empty".into()),
+                _ => {}
+            }
+            if stderr.contains("panicked") {
+                problems.push("the controller panicked".into());
+            }
+            if !problems.is_empty() {
+                failures.push(format!(
+                    "orc {mode} -- {how}: {}\n  stderr: {stderr}",
+                    problems.join("; ")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_repl_starts_a_new_executor_after_a_crash_and_keeps_its_definitions() {
+    // `deep` overflows the stack: a SIGSEGV of the executor. The
+    // definitions before it (one redefined), and the data they computed
+    // with, are there in the next executor.
+    let input = "\
+def fact(n) if n < 2 then 1 else n * fact(n - 1);
+def twice(x) x * 2;
+fact(5);
+def twice(x) x * 3;
+def deep(n) deep(n + 1) + deep(n - 1);
+deep(0);
+twice(fact(4));
+putchard(65); putchard(10);
+deep(1);
+fact(6);
+";
+    for tier in ["0", "adaptive"] {
+        let out = run_with_stdin(
+            Command::new(ORC).args(["repl", "--oop", "--tier", tier, "--tier-threshold", "2"]),
+            input,
+        );
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stdout,
+            "Evaluated to 120.000000\nEvaluated to 72.000000\nAEvaluated to 0.000000\n\
+             \nEvaluated to 0.000000\nEvaluated to 720.000000\n",
+            "tier {tier}: stderr:\n{stderr}"
+        );
+        assert!(
+            out.status.success(),
+            "tier {tier}: {:?}\n{stderr}",
+            out.status
+        );
+        assert_eq!(
+            stderr.matches("killed by signal 11").count(),
+            2,
+            "tier {tier}: each crash reported once:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("<stdin>:6:1: error: the program was killed by signal 11"),
+            "tier {tier}: the crash is placed at its line:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.matches("started a new executor").count(),
+            2,
+            "tier {tier}:\n{stderr}"
+        );
+    }
+}
+
+/// Prints its pid, then waits to be killed.
+const SLEEPER: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+  printf("%d\n", (int)getpid());
+  fflush(stdout);
+  for (;;) sleep(1);
+}
+"#;
+
+fn alive(pid: i32) -> bool {
+    // A zombie (its new parent has not reaped it yet) is gone too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn the_executor_does_not_outlive_its_controller() {
+    let dir = scratch("oop-orphans");
+    let program = build_source(&dir, "sleeper", SLEEPER, false, &["-O1"]);
+    let mut controller = Command::new(ORC)
+        .args(["run", "--oop"])
+        .arg(&program.ir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start orc");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(controller.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {line:?}"));
+    assert_ne!(
+        pid as u32,
+        controller.id(),
+        "the program runs in another process"
+    );
+    assert!(alive(pid), "the executor runs the program");
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    let start = Instant::now();
+    while alive(pid) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "executor {pid} outlived its controller");
+}
