@@ -4,7 +4,8 @@
 //! (and orc-lox's with a `#[path]`).
 //!
 //! It also names the Kaleidoscope programs the tiering benches share
-//! ([`kal_programs`]).
+//! ([`kal_programs`]) and generates the large C program of the IR benches
+//! ([`large_c_program`]).
 //!
 //! On a shared machine, a figure is the median (or the minimum, the run
 //! least disturbed by other work) of several runs, and configurations
@@ -13,6 +14,7 @@
 
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// The median (the upper one of an even count); zero for no values.
@@ -95,4 +97,67 @@ pub(crate) fn kal_programs() -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// A C program (for clang-19) of `n` functions of assorted shapes (loops, switches,
+/// structs, calls, strings, floats) of which `main` calls only the first,
+/// or with `call_all` every one once (a start-up that runs much code once,
+/// as an interpreter's initialization does).
+pub(crate) fn large_c_program(n: usize, call_all: bool) -> String {
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n\
+         struct pt { long x, y; double w; };\n",
+    );
+    for i in 0..n {
+        let _ = writeln!(c, "long f{i}(long a, long b);");
+    }
+    for i in 0..n {
+        let next = (i * 7 + 3) % n;
+        let _ = match i % 5 {
+            0 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  long s = 0;\n  for (long k = 0; k < a; k++) {{\n    \
+                 s += (k * {m}) ^ (b >> (k & 7));\n    if (s > 1000000) s -= b * {m};\n  }}\n  \
+                 return a > 1000000 ? f{next}(s, b) : s;\n}}",
+                m = i + 3
+            ),
+            1 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  switch ((a + {i}) % 9) {{\n  case 0: return a * b + {i};\n  \
+                 case 1: return a - b;\n  case 2: return (a << 3) | b;\n  case 3: return a / (b | 1);\n  \
+                 case 4: return a % (b | 1) + {i};\n  case 5: return a > 1000000 ? f{next}(b, a) : a - 5;\n  \
+                 case 6: return a ^ (b * 31);\n  case 7: return -a;\n  default: return a + b + {i};\n  }}\n}}"
+            ),
+            2 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  struct pt p = {{a, b, a * 0.5 + b}};\n  \
+                 struct pt q[4];\n  for (int k = 0; k < 4; k++) {{ q[k].x = p.x + k; q[k].y = p.y * k; \
+                 q[k].w = p.w / (k + 1); }}\n  double t = 0;\n  for (int k = 0; k < 4; k++) t += q[k].w * q[k].x;\n  \
+                 return (long)t + q[3].y + {i};\n}}"
+            ),
+            3 => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  char buf[64];\n  snprintf(buf, sizeof buf, \"%ld-%ld-{i}\", a, b);\n  \
+                 size_t n = strlen(buf);\n  long h = {i};\n  for (size_t k = 0; k < n; k++) h = h * 31 + buf[k];\n  \
+                 if (h == 42) puts(buf);\n  return h;\n}}"
+            ),
+            _ => writeln!(
+                c,
+                "long f{i}(long a, long b) {{\n  double x = a, y = b;\n  for (int k = 0; k < 8; k++) {{\n    \
+                 x = x * 0.5 + y / (k + 1.0);\n    y = y - x * 0.25 + {i}.0;\n  }}\n  \
+                 long *v = malloc(sizeof(long) * 8);\n  for (int k = 0; k < 8; k++) v[k] = (long)(x + k * y);\n  \
+                 long s = 0;\n  for (int k = 0; k < 8; k++) s += v[k];\n  free(v);\n  return s;\n}}"
+            ),
+        };
+    }
+    if call_all {
+        c.push_str("int main(void) {\n  long s = 0;\n");
+        for i in 0..n {
+            let _ = writeln!(c, "  s += f{i}({}, 3);", i % 7);
+        }
+        c.push_str("  printf(\"%ld\\n\", s);\n  return 0;\n}\n");
+    } else {
+        c.push_str("int main(void) { printf(\"%ld\\n\", f0(3, 4)); return 0; }\n");
+    }
+    c
 }
