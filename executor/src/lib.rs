@@ -20,9 +20,10 @@
 //!
 //! The controller's side is [`client::Executor`].
 //!
-//! Status: the protocol, the executor and the client exist and are tested
-//! (handshake, versions, secrets, garbage, memory, running code). The JIT
-//! does not use them yet: the linker still writes into its own process.
+//! The JIT's executor ([`jit`]) is the controller's own executable, its
+//! child over a socket pair, sharing the JIT's memory through a memfd
+//! arena: `orc run --oop`, `orc link --oop`, `orc repl --oop`,
+//! `orc::JitBuilder::out_of_process`.
 
 pub mod client;
 pub mod jit;
