@@ -3,9 +3,10 @@
 //! the layers stay here (see `orc_executor::jit` for the connection and
 //! `orc_core::remote` for what crosses it).
 //!
-//! An embedding program opts in with [`JitBuilder::out_of_process`]
-//! (crate::JitBuilder::out_of_process) and must hand its executor
-//! arguments to [`serve_if_executor`] first thing in `main`:
+//! An embedding program opts in with
+//! [`JitBuilder::out_of_process`](crate::JitBuilder::out_of_process) and
+//! must hand its executor arguments to [`serve_if_executor`] first thing
+//! in `main`:
 //!
 //! ```no_run
 //! // First thing in `main`: in the executor child this serves the
