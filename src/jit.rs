@@ -142,7 +142,7 @@ pub struct JitConfig {
     pub perf: bool,
     /// Runs the code in an executor process started with this command
     /// (see [`JitBuilder::out_of_process`]).
-    pub executor: Option<crate::oop::ExecutorCommand>,
+    pub executor: Option<crate::oop::ExecutorSpec>,
 }
 
 impl JitConfig {
@@ -386,7 +386,19 @@ impl JitBuilder {
     /// whole process's JIT memory goes there from then on. See
     /// [`crate::oop`].
     pub fn out_of_process(mut self, command: crate::oop::ExecutorCommand) -> Self {
-        self.config.executor = Some(command);
+        self.config.executor = Some(crate::oop::ExecutorSpec::Child(command));
+        self
+    }
+    /// Runs the JIT'd code in the executor listening on TCP at `addr`
+    /// (`orc executor --listen`, the same build of this executable,
+    /// perhaps on another machine), reached with `secret`. It shares no
+    /// memory with this process: what the JIT writes is copied there, and
+    /// adaptive tiering is refused. See [`crate::oop`].
+    pub fn remote_executor(mut self, addr: &str, secret: &[u8]) -> Self {
+        self.config.executor = Some(crate::oop::ExecutorSpec::Remote {
+            addr: addr.to_owned(),
+            secret: secret.to_vec(),
+        });
         self
     }
     /// Continues failed lazy calls in `handler` instead of exiting.
@@ -486,9 +498,17 @@ impl Jit {
     }
 
     fn new(mut config: JitConfig, policy: Option<Arc<dyn TierPolicy>>) -> Result<Self> {
-        if let Some(command) = &config.executor {
-            // Before any reservation: they all come from the shared arena.
-            crate::oop::start(command).map_err(|e| Error::other(e.to_string()))?;
+        if let Some(spec) = &config.executor {
+            if matches!(spec, crate::oop::ExecutorSpec::Remote { .. })
+                && config.tier == Tier::Adaptive
+            {
+                return Err(Error::other(
+                    "adaptive tiering needs an executor on this machine (its counters are \
+                     memory the code and the JIT share): use tier 0 or 1 with a remote executor",
+                ));
+            }
+            // Before any reservation: they all come from the executor's arena.
+            crate::oop::start(spec).map_err(|e| Error::other(e.to_string()))?;
             // gdb would be told of code it cannot see run here.
             config.debugger = false;
         }

@@ -39,19 +39,66 @@ use crate::Error;
 
 static EXECUTOR: OnceLock<Arc<JitExecutor>> = OnceLock::new();
 
+/// Where the JIT'd code runs.
+#[derive(Clone)]
+pub enum ExecutorSpec {
+    /// A child running this executable, sharing the JIT's memory (a crash
+    /// is reported with its signal; the executor can be restarted).
+    Child(ExecutorCommand),
+    /// An executor listening on TCP (`orc executor --listen`, the same
+    /// build of this executable, perhaps on another machine), reached
+    /// with the session's secret. It sees none of this process's memory:
+    /// what the JIT writes is copied there, and adaptive tiering (whose
+    /// counters the code and the JIT share) is not available.
+    Remote {
+        /// `HOST:PORT`.
+        addr: String,
+        /// The secret the executor was given.
+        secret: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for ExecutorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecutorSpec::Child(c) => f.debug_tuple("Child").field(c).finish(),
+            // Never the secret.
+            ExecutorSpec::Remote { addr, .. } => {
+                f.debug_struct("Remote").field("addr", addr).finish()
+            }
+        }
+    }
+}
+
 /// The first argument that makes this executable an executor.
 pub const EXECUTOR_ARG: &str = "executor";
 
 /// Starts this process's executor (once; later calls return the first)
 /// and routes the JIT's memory and calls to it. Must come before anything
 /// reserves JIT memory: [`crate::JitBuilder::build`] calls it first.
-pub fn start(command: &ExecutorCommand) -> Result<&'static Arc<JitExecutor>, Error> {
+pub fn start(spec: &ExecutorSpec) -> Result<&'static Arc<JitExecutor>, Error> {
     if let Some(e) = EXECUTOR.get() {
         return Ok(e);
     }
-    let executor = JitExecutor::start(command.clone()).map_err(Error::Executor)?;
+    let executor = match spec {
+        ExecutorSpec::Child(command) => JitExecutor::start(command.clone()),
+        ExecutorSpec::Remote { addr, secret } => JitExecutor::connect(addr, secret),
+    }
+    .map_err(Error::Executor)?;
     orc_core::remote::set_target(executor.clone()).map_err(Error::Executor)?;
     Ok(EXECUTOR.get_or_init(|| executor))
+}
+
+/// What a program's `exit` must be bound to: with an executor on another
+/// machine, a routine that reports the status before exiting (a child's
+/// status is read when it ends; in process, the tools bind their own).
+pub fn program_exit_override() -> Option<orc_core::ExecutorAddr> {
+    executor().filter(|e| e.is_remote()).map(|_| {
+        orc_core::ExecutorAddr::from_ptr(
+            orc_executor::jit::exit_reporting_status as extern "C" fn(libc::c_int) -> !
+                as *const u8,
+        )
+    })
 }
 
 /// The executor, when this process is a controller.

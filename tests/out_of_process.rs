@@ -226,3 +226,140 @@ fn the_executor_does_not_outlive_its_controller() {
     }
     assert!(!alive(pid), "executor {pid} outlived its controller");
 }
+
+/// `orc executor --listen` with `secret`: the child and its address.
+fn tcp_executor(
+    secret: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = Command::new(ORC)
+        .args(["executor", "--listen", "127.0.0.1:0"])
+        .env("ORC_EXECUTOR_SECRET", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start orc executor");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr, out)
+}
+
+#[test]
+fn an_executor_over_tcp_runs_a_program_and_refuses_strangers() {
+    use std::io::{Read, Write};
+    let dir = scratch("oop-tcp");
+    let program = build_source(&dir, "endings", ENDINGS, false, &["-O1"]);
+    let secret = "0123456789abcdef-the-session-secret";
+    let (mut executor, addr, mut out) = tcp_executor(secret);
+    // A controller without the secret is refused, and says so.
+    let stranger = run(Command::new(ORC)
+        .args(["run", "--tier", "0", "--executor", &addr])
+        .arg(&program.ir)
+        .env("ORC_EXECUTOR_SECRET", "not-the-secret-at-all")
+        .args(["--", "return"]));
+    assert!(!stranger.status.success(), "a stranger ran code");
+    assert!(
+        text(&stranger.stderr).contains("wrong secret"),
+        "{}",
+        text(&stranger.stderr)
+    );
+    // Garbage gets a refusal, not a crash.
+    let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+    raw.write_all(&[9, 0, 0, 0, 0xff, 0xfe, 0xfd, 1, 2, 3, 4, 5, 6])
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = raw.read_to_end(&mut reply);
+    assert!(!reply.is_empty(), "garbage got no refusal");
+    // The session: its lazy compiles are calls back over TCP; its output
+    // is the executor's; its `exit` ends the executor.
+    let good = run(Command::new(ORC)
+        .args(["run", "--tier", "0", "--executor", &addr])
+        .arg(&program.ir)
+        .env("ORC_EXECUTOR_SECRET", secret)
+        .args(["--", "exit"]));
+    assert_eq!(good.status.code(), Some(7), "{}", text(&good.stderr));
+    let mut printed = String::new();
+    out.read_to_string(&mut printed).unwrap();
+    assert_eq!(printed, "before exit\nbuffered\n");
+    let status = executor.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    let mut log = String::new();
+    executor
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(
+        log.matches("refused").count(),
+        2,
+        "each refusal logged:\n{log}"
+    );
+    assert!(log.contains("wrong secret"), "{log}");
+}
+
+#[test]
+fn kaleidoscope_runs_lazily_in_an_executor_over_tcp() {
+    let kal =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/kaleidoscope/recursion.kal");
+    let expected = std::fs::read_to_string(kal.with_extension("out")).unwrap();
+    for tier in ["0", "1"] {
+        let secret = "0123456789abcdef-another-secret";
+        let (mut executor, addr, mut out) = tcp_executor(secret);
+        let controller = run(Command::new(ORC)
+            .args([
+                "run",
+                "--print-results",
+                "--tier",
+                tier,
+                "--executor",
+                &addr,
+            ])
+            .arg(&kal)
+            .env("ORC_EXECUTOR_SECRET", secret));
+        assert!(
+            controller.status.success(),
+            "tier {tier}: {}",
+            text(&controller.stderr)
+        );
+        let mut printed = String::new();
+        std::io::Read::read_to_string(&mut out, &mut printed).unwrap();
+        let _ = executor.wait();
+        // The values are printed here, the program's output there.
+        let values: String = expected
+            .lines()
+            .filter(|l| l.starts_with("Evaluated to"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let rest: String = expected
+            .lines()
+            .filter(|l| !l.starts_with("Evaluated to"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(text(&controller.stdout), values, "tier {tier}");
+        assert_eq!(printed, rest, "tier {tier}");
+    }
+    // Adaptive tiering needs shared memory, and says so.
+    let (mut executor, addr, _out) = tcp_executor("0123456789abcdef-third-secret");
+    let refused = run(Command::new(ORC)
+        .args(["run", "--tier", "adaptive", "--executor", &addr])
+        .arg(&kal)
+        .env("ORC_EXECUTOR_SECRET", "0123456789abcdef-third-secret"));
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("adaptive tiering needs an executor on this machine"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let _ = executor.kill();
+    let _ = executor.wait();
+}

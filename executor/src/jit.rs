@@ -27,6 +27,8 @@
 //! and end of stream on the socket): no orphans.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -74,8 +76,47 @@ fn kind_of(r: RetKind) -> crate::protocol::RetKind {
     }
 }
 
+/// A connection: a socket pair to a child, or TCP to another machine.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
 /// Writes one message as a frame, under the connection's write lock.
-fn send<T: serde::Serialize>(writer: &Mutex<UnixStream>, message: &T) -> Result<(), String> {
+fn send<T: serde::Serialize>(writer: &Mutex<Stream>, message: &T) -> Result<(), String> {
     let bytes = encode(message)?;
     let mut w = writer.lock();
     write_frame(&mut *w, &bytes).map_err(|e| e.to_string())
@@ -109,7 +150,7 @@ type Pending = Mutex<HashMap<u64, Sender<Result<Reply, String>>>>;
 
 /// One executor process and its connection.
 struct Connection {
-    writer: Arc<Mutex<UnixStream>>,
+    writer: Arc<Mutex<Stream>>,
     pending: Arc<Pending>,
     dead: Arc<AtomicBool>,
     /// The child's exit status, once the reader has reaped it.
@@ -133,7 +174,9 @@ thread_local! {
 
 /// The controller's handle on its executor: the [`Target`] of the core.
 pub struct JitExecutor {
-    command: ExecutorCommand,
+    /// How a local executor is started; `None` for one over TCP, which
+    /// does not share this process's memory and cannot be restarted.
+    command: Option<ExecutorCommand>,
     arenas: [ArenaSpec; 2],
     conn: RwLock<Arc<Connection>>,
     next_id: AtomicU64,
@@ -150,7 +193,7 @@ impl JitExecutor {
             .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
         let conn = spawn(&command, &arenas)?;
         Ok(Arc::new(JitExecutor {
-            command,
+            command: Some(command),
             arenas,
             conn: RwLock::new(conn),
             next_id: AtomicU64::new(1),
@@ -159,7 +202,38 @@ impl JitExecutor {
         }))
     }
 
-    /// The executor's process id.
+    /// Connects to an executor listening on TCP at `addr` (`orc executor
+    /// --listen`, the same build of this executable) with the session's
+    /// `secret`. Its memory is its own: the arenas here are private, and
+    /// what the controller writes in them is copied there.
+    pub fn connect(addr: &str, secret: &[u8]) -> Result<Arc<Self>, String> {
+        let arenas = orc_core::memory::create_private_arenas()
+            .map_err(|e| format!("cannot create the JIT arena: {e}"))?;
+        let stream = TcpStream::connect(addr)
+            .map_err(|e| format!("cannot connect to the executor at {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let reader = Stream::Tcp(stream);
+        let conn = handshake(reader, secret, None)?;
+        let executor = Arc::new(JitExecutor {
+            command: None,
+            arenas,
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            replay: Mutex::new(Replay::default()),
+            generation: AtomicU64::new(1),
+        });
+        executor.call(Call::MapArenas {
+            arenas: arenas.iter().map(|a| (a.base, a.len)).collect(),
+        })?;
+        Ok(executor)
+    }
+
+    /// Whether the executor is on another machine (over TCP).
+    pub fn is_remote(&self) -> bool {
+        self.command.is_none()
+    }
+
+    /// The executor's process id (on its machine).
     pub fn pid(&self) -> u32 {
         self.conn.read().pid
     }
@@ -179,6 +253,10 @@ impl JitExecutor {
         let conn = self.conn.read().clone();
         if !conn.dead.load(Ordering::Acquire) {
             return None;
+        }
+        if self.command.is_none() {
+            // On another machine: the status it reported, if it did.
+            return *conn.status.lock();
         }
         for _ in 0..2000 {
             if let Some(s) = *conn.status.lock() {
@@ -203,7 +281,10 @@ impl JitExecutor {
     }
 
     fn start_again(&self) -> Result<(), String> {
-        let conn = spawn(&self.command, &self.arenas)?;
+        let Some(command) = &self.command else {
+            return Err("an executor on another machine cannot be restarted from here".into());
+        };
+        let conn = spawn(command, &self.arenas)?;
         *self.conn.write() = conn;
         self.generation.fetch_add(1, Ordering::Relaxed);
         let (protections, frames, libraries) = {
@@ -323,6 +404,18 @@ impl Target for JitExecutor {
         }
     }
 
+    fn shares_memory(&self) -> bool {
+        self.command.is_some()
+    }
+
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), String> {
+        self.call(Call::Write {
+            addr,
+            bytes: bytes.to_vec(),
+        })
+        .map(|_| ())
+    }
+
     fn run(&self, addr: u64, ints: &[u64], floats: &[f64], ret: RetKind) -> Result<u64, String> {
         match self.call(Call::RunTyped {
             addr,
@@ -385,16 +478,24 @@ fn spawn(command: &ExecutorCommand, arenas: &[ArenaSpec; 2]) -> Result<Arc<Conne
         )
     })?;
     drop(theirs);
-    let pid = child.id();
-    let mut reader = ours
-        .try_clone()
-        .map_err(|e| format!("executor socket: {e}"))?;
-    let writer = Arc::new(Mutex::new(ours));
-    // Handshake.
+    handshake(Stream::Unix(ours), &[], Some(child))
+}
+
+/// Performs the handshake on `stream` and starts the reader.
+fn handshake(
+    mut reader: Stream,
+    secret: &[u8],
+    child: Option<Child>,
+) -> Result<Arc<Connection>, String> {
+    let writer = Arc::new(Mutex::new(
+        reader
+            .try_clone()
+            .map_err(|e| format!("executor connection: {e}"))?,
+    ));
     let hello = Hello {
         magic: MAGIC.to_owned(),
         version: PROTOCOL_VERSION,
-        secret: Vec::new(),
+        secret: secret.to_vec(),
     };
     send(&writer, &hello)?;
     let welcome = match read_frame(&mut reader) {
@@ -403,10 +504,11 @@ fn spawn(command: &ExecutorCommand, arenas: &[ArenaSpec; 2]) -> Result<Arc<Conne
             HelloReply::Refused(why) => return Err(format!("the executor refused: {why}")),
         },
         Ok(None) | Err(_) => {
-            return Err(exit_message(
-                child,
-                "the executor ended during its handshake",
-            ));
+            let what = "the executor ended during its handshake";
+            return Err(match child {
+                Some(child) => exit_message(child, what),
+                None => what.to_owned(),
+            });
         }
     };
     check_welcome(&welcome)?;
@@ -415,7 +517,7 @@ fn spawn(command: &ExecutorCommand, arenas: &[ArenaSpec; 2]) -> Result<Arc<Conne
         pending: Arc::new(Mutex::new(HashMap::new())),
         dead: Arc::new(AtomicBool::new(false)),
         status: Arc::new(Mutex::new(None)),
-        pid,
+        pid: welcome.pid,
     });
     let c = conn.clone();
     std::thread::Builder::new()
@@ -453,7 +555,7 @@ fn check_welcome(w: &Welcome) -> Result<(), String> {
 /// The controller's reader: routes responses, hands callbacks to handler
 /// threads; at the end of the stream marks the executor dead, fails every
 /// waiting request and reaps the child.
-fn read_loop(mut reader: UnixStream, conn: Arc<Connection>, mut child: Child) {
+fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
     let handlers = Arc::new(HandlerPool::default());
     while let Ok(Some(frame)) = read_frame(&mut reader) {
         match decode::<ToController>(&frame) {
@@ -461,6 +563,10 @@ fn read_loop(mut reader: UnixStream, conn: Arc<Connection>, mut child: Child) {
                 if let Some(tx) = conn.pending.lock().remove(&id) {
                     let _ = tx.send(result);
                 }
+            }
+            Ok(ToController::Exited { status }) => {
+                use std::os::unix::process::ExitStatusExt;
+                *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
             }
             Ok(ToController::Callback { id, callback }) => {
                 let writer = conn.writer.clone();
@@ -476,7 +582,11 @@ fn read_loop(mut reader: UnixStream, conn: Arc<Connection>, mut child: Child) {
     }
     conn.dead.store(true, Ordering::Release);
     let waiting: Vec<_> = conn.pending.lock().drain().collect();
-    let status = child.wait().ok();
+    let status = match child {
+        Some(mut c) => c.wait().ok(),
+        // Over TCP: what the executor said before it ended, if anything.
+        None => *conn.status.lock(),
+    };
     *conn.status.lock() = status;
     let why = match status {
         Some(s) => format!("the executor ended ({s})"),
@@ -551,36 +661,74 @@ enum Mail {
 }
 
 struct ExecutorState {
-    writer: Mutex<UnixStream>,
+    writer: Mutex<Stream>,
     next_callback: AtomicU64,
     waiting: Mutex<HashMap<u64, Sender<Mail>>>,
-    arenas: Vec<ArenaSpec>,
+    /// The controller's arenas, mapped at their addresses here.
+    arenas: RwLock<Vec<ArenaSpec>>,
+    /// The protection the controller gave each range (by start), for
+    /// checking writes of a controller that copies (never into code).
+    protections: Mutex<BTreeMap<u64, (u64, crate::protocol::Protection)>>,
     after_run: fn(),
 }
 
-/// Serves the controller that started this process with
-/// [`ExecutorCommand`]: `args` are the arguments after the command's own
-/// (the arenas). `after_run` runs after each run, before its reply (the
-/// `orc` tool flushes standard output there). Returns only on bad
-/// arguments; otherwise the process ends with the controller or by
-/// [`Call::Exit`].
+/// The served connection, for [`exit_reporting_status`].
+static SERVED: std::sync::OnceLock<Arc<ExecutorState>> = std::sync::OnceLock::new();
+
+/// What a program's `exit` is bound to in an executor the controller did
+/// not start (over TCP), which cannot learn the status from the process:
+/// flushes the program's output, tells the controller the status, then
+/// ends as C's `exit` does.
+pub extern "C" fn exit_reporting_status(status: libc::c_int) -> ! {
+    if let Some(state) = SERVED.get() {
+        (state.after_run)();
+        let _ = send(&state.writer, &ToController::Exited { status });
+    }
+    // SAFETY: C's exit, as the program asked: its exit handlers run and
+    // its streams are flushed.
+    unsafe { libc::exit(status) }
+}
+
+/// Serves a controller: `args` are those after the command's own. Either
+/// `--arena FD:BASE:LEN`... (a child of its controller, on the socket at
+/// descriptor 3, sharing the arenas' memory) or `--listen [ADDR]
+/// [--secret-file FILE]` (over TCP, `127.0.0.1:0` by default, the secret
+/// from the file or `ORC_EXECUTOR_SECRET`, at least 16 bytes; prints
+/// `listening on ADDR` first): the first controller with the secret is
+/// served, every other connection is refused and logged. `after_run` runs
+/// after each run, before its reply (the `orc` tool flushes standard
+/// output there). Returns only on errors; otherwise the process ends with
+/// the controller or by [`Call::Exit`].
 pub fn serve_jit_from_args(
     args: &[String],
     after_run: fn(),
 ) -> Result<std::convert::Infallible, String> {
     let mut arenas = Vec::new();
-    let mut it = args.iter();
+    let mut listen = None;
+    let mut secret_file = None;
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--arena" => {
                 let spec = it.next().ok_or("--arena needs FD:BASE:LEN")?;
                 arenas.push(parse_arena(spec)?);
             }
+            "--listen" => {
+                let addr = match it.peek() {
+                    Some(next) if !next.starts_with('-') => it.next().cloned(),
+                    _ => None,
+                };
+                listen = Some(addr.unwrap_or_else(|| "127.0.0.1:0".to_owned()));
+            }
+            "--secret-file" => {
+                secret_file = Some(it.next().ok_or("--secret-file needs a file")?.clone());
+            }
             other => return Err(format!("unknown executor argument '{other}'")),
         }
     }
     if std::env::var_os("ORC_EXECUTOR_WAIT").is_some() {
-        eprintln!("executor pid {}", std::process::id());
+        // A debugging aid: time to attach a debugger to this process.
+        eprintln!("orc executor: pid {}, waiting 8 s", std::process::id());
         std::thread::sleep(std::time::Duration::from_secs(8));
     }
     // A fault of the program ends this process with its signal, as it
@@ -591,13 +739,28 @@ pub fn serve_jit_from_args(
         // replaced while it could run (the program has not started).
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
+    if let Some(addr) = listen {
+        let secret = match secret_file {
+            Some(f) => std::fs::read(&f).map_err(|e| format!("cannot read {f}: {e}"))?,
+            None => std::env::var("ORC_EXECUTOR_SECRET")
+                .map(String::into_bytes)
+                .unwrap_or_default(),
+        };
+        let secret = secret.trim_ascii().to_vec();
+        if secret.len() < 16 {
+            return Err("an executor on TCP needs a secret of at least 16 bytes \
+                 (ORC_EXECUTOR_SECRET or --secret-file)"
+                .into());
+        }
+        return listen_for_controller(&addr, &secret, after_run);
+    }
     for spec in &arenas {
         orc_core::memory::map_arena_in_executor(spec).map_err(|e| e.to_string())?;
     }
     // SAFETY: the controller passed the socket as this descriptor, which
     // nothing else in this process owns.
-    let stream = unsafe { UnixStream::from_raw_fd(SOCKET_FD) };
-    serve(stream, arenas, after_run)
+    let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(SOCKET_FD) });
+    serve(stream, None, arenas, after_run)
 }
 
 fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
@@ -613,44 +776,84 @@ fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
     Ok(ArenaSpec { fd, base, len })
 }
 
+/// Serves the first controller on `addr` that knows `secret`; refuses and
+/// logs every other connection meanwhile.
+fn listen_for_controller(
+    addr: &str,
+    secret: &[u8],
+    after_run: fn(),
+) -> Result<std::convert::Infallible, String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on {local}");
+    let _ = std::io::stdout().flush();
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("orc executor: accept: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        // A stranger that sends nothing must not hold the door.
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        match serve(Stream::Tcp(stream), Some(secret), Vec::new(), after_run) {
+            Ok(never) => match never {},
+            Err(why) => eprintln!("orc executor: refused {peer}: {why}"),
+        }
+    }
+}
+
+/// Performs the handshake (checking `secret` when given) and serves the
+/// controller. Returns why it refused it; once accepted, never returns.
 fn serve(
-    mut stream: UnixStream,
+    mut stream: Stream,
+    secret: Option<&[u8]>,
     arenas: Vec<ArenaSpec>,
     after_run: fn(),
 ) -> Result<std::convert::Infallible, String> {
-    // Handshake: the child of its controller needs no secret.
     let hello = read_frame(&mut stream)
-        .ok()
-        .flatten()
-        .ok_or("no hello from the controller")?;
-    let hello: Hello = decode(&hello)?;
+        .map_err(|e| e.to_string())?
+        .ok_or("closed before its hello")?;
     let writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let reply = if hello.magic != MAGIC || hello.version != PROTOCOL_VERSION {
-        HelloReply::Refused(format!(
-            "protocol {} of '{}', this executor speaks {PROTOCOL_VERSION}",
-            hello.version, hello.magic
-        ))
-    } else {
-        HelloReply::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            pid: std::process::id(),
-            page_size: orc_core::memory::page_size() as u64,
-            triple: format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
-            marker: crate::image_marker as *const () as usize as u64,
-        })
+    let writer = Mutex::new(writer);
+    let refusal = match decode::<Hello>(&hello) {
+        Err(e) => Some(format!("not an orc controller: {e}")),
+        Ok(h) if h.magic != MAGIC => Some(format!("not an orc controller: magic '{}'", h.magic)),
+        Ok(h) if h.version != PROTOCOL_VERSION => Some(format!(
+            "protocol version {}, this executor speaks {PROTOCOL_VERSION}",
+            h.version
+        )),
+        Ok(h) if secret.is_some_and(|s| !crate::server::same_secret(s, &h.secret)) => {
+            Some("wrong secret".to_owned())
+        }
+        Ok(_) => None,
     };
-    let refused = matches!(reply, HelloReply::Refused(_));
+    if let Some(why) = refusal {
+        let _ = send(&writer, &HelloReply::Refused(why.clone()));
+        return Err(why);
+    }
+    if let Stream::Tcp(t) = &stream {
+        let _ = t.set_read_timeout(None);
+    }
+    let welcome = HelloReply::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        page_size: orc_core::memory::page_size() as u64,
+        triple: format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+        marker: crate::image_marker as *const () as usize as u64,
+    });
     let state = Arc::new(ExecutorState {
-        writer: Mutex::new(writer),
+        writer,
         next_callback: AtomicU64::new(1),
         waiting: Mutex::new(HashMap::new()),
-        arenas,
+        arenas: RwLock::new(arenas),
+        protections: Mutex::new(BTreeMap::new()),
         after_run,
     });
-    send(&state.writer, &reply)?;
-    if refused {
-        return Err("refused the controller".into());
-    }
+    send(&state.writer, &welcome)?;
+    let _ = SERVED.set(state.clone());
     orc_core::remote::set_controller(Box::new(Forwarder {
         state: state.clone(),
     }))?;
@@ -718,6 +921,7 @@ fn serve(
                 }
                 Call::Exit { status } => {
                     (state.after_run)();
+                    let _ = send(&state.writer, &ToController::Exited { status });
                     // SAFETY: `exit` runs the exit handlers and flushes C
                     // streams, as the program's own exit would.
                     unsafe { libc::exit(status) }
@@ -754,6 +958,7 @@ fn main_stack_size() -> usize {
 fn in_arena(state: &ExecutorState, addr: u64) -> Result<(), String> {
     if state
         .arenas
+        .read()
         .iter()
         .any(|a| addr >= a.base && addr < a.base + a.len)
     {
@@ -775,14 +980,30 @@ fn perform(state: &ExecutorState, call: Call) -> Result<Reply, String> {
             addr,
             size,
             protection,
-        } => orc_core::memory::protect_in_executor(
-            &state.arenas,
-            addr,
-            size,
-            segment_protection(protection),
-        )
-        .map(|()| Reply::Done)
-        .map_err(|e| e.to_string()),
+        } => {
+            orc_core::memory::protect_in_executor(
+                &state.arenas.read(),
+                addr,
+                size,
+                segment_protection(protection),
+            )
+            .map_err(|e| e.to_string())?;
+            state.protections.lock().insert(addr, (size, protection));
+            Ok(Reply::Done)
+        }
+        Call::MapArenas { arenas } => {
+            let mut mine = state.arenas.write();
+            if !mine.is_empty() {
+                return Err("the arenas are mapped already".into());
+            }
+            for (base, len) in arenas {
+                let spec = ArenaSpec { fd: -1, base, len };
+                orc_core::memory::map_arena_in_executor(&spec).map_err(|e| e.to_string())?;
+                mine.push(spec);
+            }
+            Ok(Reply::Done)
+        }
+        Call::Write { addr, bytes } => write(state, addr, &bytes).map(|()| Reply::Done),
         Call::LookupSymbols { library, names } => {
             crate::server::lookup_symbols(library.as_deref(), &names)
         }
@@ -802,6 +1023,58 @@ fn perform(state: &ExecutorState, call: Call) -> Result<Reply, String> {
         }
         other => Err(format!("a JIT executor does not serve {other:?}")),
     }
+}
+
+/// Copies what a controller that does not share memory wrote: into pages
+/// it has made read-write, or pages not yet protected (a segment about to
+/// be published: made read-write here first). Never into read-only or
+/// executable pages.
+fn write(state: &ExecutorState, addr: u64, bytes: &[u8]) -> Result<(), String> {
+    let len = bytes.len() as u64;
+    let end = addr
+        .checked_add(len)
+        .ok_or_else(|| format!("{addr:#x}+{len:#x} overflows"))?;
+    let arenas = state.arenas.read();
+    if !arenas
+        .iter()
+        .any(|a| addr >= a.base && end <= a.base + a.len)
+    {
+        return Err(format!("{addr:#x}+{len:#x} is not in the arena"));
+    }
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let recorded = state
+        .protections
+        .lock()
+        .range(..=addr)
+        .next_back()
+        .filter(|(start, (size, _))| addr < **start + *size)
+        .map(|(start, (size, p))| (*start, *size, *p));
+    match recorded {
+        Some((start, size, crate::protocol::Protection::ReadWrite)) if end <= start + size => {}
+        Some(_) => return Err(format!("{addr:#x}: the pages are not writable")),
+        None => {
+            let page = orc_core::memory::page_size() as u64;
+            let first = addr & !(page - 1);
+            let last = end.div_ceil(page) * page;
+            orc_core::memory::protect_in_executor(
+                &arenas,
+                first,
+                last - first,
+                SegmentProtection::ReadWrite,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    // SAFETY: the range lies inside the arena, in pages that are
+    // read-write (checked or made so above) and that no Rust reference
+    // covers; JIT'd code may read them, as it would the controller's
+    // stores with shared memory.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as usize as *mut u8, bytes.len());
+    }
+    Ok(())
 }
 
 /// Performs a run on this thread and replies.

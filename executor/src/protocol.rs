@@ -178,6 +178,15 @@ pub enum Call {
         /// `argv`, the program's name first.
         args: Vec<String>,
     },
+    /// Maps a controller's arenas, as `(base, length)`, at the same
+    /// addresses (fresh memory, no access until protected): the first
+    /// request to a JIT executor that does not share the controller's
+    /// memory (over TCP), which then copies what it writes with
+    /// [`Call::Write`].
+    MapArenas {
+        /// `(base, length)` of each arena.
+        arenas: Vec<(u64, u64)>,
+    },
     /// Ends the executor as C's `exit(status)` does (exit handlers run,
     /// streams are flushed); no reply, the connection closes.
     Exit {
@@ -255,6 +264,13 @@ pub enum ToExecutor {
 pub enum ToController {
     /// The response to a request.
     Response(Response),
+    /// The program called `exit` with this status; the executor ends
+    /// next (how a controller learns the status of an executor that is not
+    /// its child).
+    Exited {
+        /// The status.
+        status: i32,
+    },
     /// A runtime routine of JIT'd code needs the controller; the calling
     /// thread waits for the [`ToExecutor::Answer`].
     Callback {

@@ -253,6 +253,7 @@ fn perform(memory: &mut Memory, call_: Call) -> Result<Reply, String> {
         Call::RegisterFrames { .. }
         | Call::DeregisterFrames { .. }
         | Call::RunMain { .. }
+        | Call::MapArenas { .. }
         | Call::Exit { .. } => Err("only a JIT executor (orc executor) serves this call".into()),
         Call::Lookup { name } => {
             let c = c_string(&name)?;
@@ -314,7 +315,7 @@ pub(crate) fn lookup_symbols(library: Option<&str>, names: &[String]) -> Result<
 }
 
 /// Compares secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {
         diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));

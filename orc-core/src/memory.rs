@@ -240,6 +240,23 @@ impl LinkMemory {
         }
         let page = page_size();
         let base = self.mapping.ptr();
+        if let (Mapping::Arena { .. }, Some(target)) =
+            (&self.mapping, crate::remote::copying_target())
+        {
+            // The executor does not see these pages: copy them first.
+            for seg in &self.segments {
+                if seg.len == 0 {
+                    continue;
+                }
+                // SAFETY: the segment lies inside our mapping, still
+                // read-write and borrowed by nothing else (publish takes
+                // &mut self).
+                let bytes = unsafe { std::slice::from_raw_parts(base.add(seg.offset), seg.len) };
+                target
+                    .write(base as u64 + seg.offset as u64, bytes)
+                    .map_err(io::Error::other)?;
+            }
+        }
         for seg in &self.segments {
             if seg.len == 0 {
                 continue;
@@ -388,11 +405,23 @@ const LOW_ARENA_LEN: u64 = 256 << 20;
 /// their specs for the executor, which maps the same descriptors at the
 /// same addresses ([`map_arena_in_executor`]). Once per process.
 pub fn create_shared_arenas() -> io::Result<[ArenaSpec; 2]> {
+    create_arenas(true)
+}
+
+/// As [`create_shared_arenas`], for an executor on another machine: the
+/// arenas are this process's own memory (descriptor `-1`), which the
+/// executor maps at the same addresses ([`map_arena_in_executor`]) and
+/// the controller copies to it (see `remote::Target::shares_memory`).
+pub fn create_private_arenas() -> io::Result<[ArenaSpec; 2]> {
+    create_arenas(false)
+}
+
+fn create_arenas(shared: bool) -> io::Result<[ArenaSpec; 2]> {
     if ARENAS.get().is_some() {
-        return Err(io::Error::other("the shared arenas already exist"));
+        return Err(io::Error::other("the JIT arenas already exist"));
     }
-    let main = make_arena("orc-jit-arena", &MAIN_ARENA_HINTS, MAIN_ARENA_LEN)?;
-    let low = make_arena("orc-jit-arena-low", &LOW_ARENA_HINTS, LOW_ARENA_LEN)?;
+    let main = make_arena("orc-jit-arena", &MAIN_ARENA_HINTS, MAIN_ARENA_LEN, shared)?;
+    let low = make_arena("orc-jit-arena-low", &LOW_ARENA_HINTS, LOW_ARENA_LEN, shared)?;
     let arena = |spec: &ArenaSpec| Arena {
         base: spec.base as usize,
         len: spec.len as usize,
@@ -407,10 +436,21 @@ pub fn create_shared_arenas() -> io::Result<[ArenaSpec; 2]> {
     Ok([main, low])
 }
 
-fn make_arena(name: &str, hints: &[u64], len: u64) -> io::Result<ArenaSpec> {
+fn make_arena(name: &str, hints: &[u64], len: u64, shared: bool) -> io::Result<ArenaSpec> {
+    if !shared {
+        for &base in hints {
+            if map_at(-1, base, len, libc::PROT_READ).is_ok() {
+                return Ok(ArenaSpec { fd: -1, base, len });
+            }
+        }
+        return Err(io::Error::other(format!(
+            "no free address range for a {} MiB arena",
+            len >> 20
+        )));
+    }
     let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
     // SAFETY: creates a new anonymous file; the name is a valid C string.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), 0) };
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -422,7 +462,7 @@ fn make_arena(name: &str, hints: &[u64], len: u64) -> io::Result<ArenaSpec> {
         return Err(e);
     }
     for &base in hints {
-        if map_shared_at(fd, base, len, libc::PROT_READ).is_ok() {
+        if map_at(fd, base, len, libc::PROT_READ).is_ok() {
             return Ok(ArenaSpec { fd, base, len });
         }
     }
@@ -434,7 +474,14 @@ fn make_arena(name: &str, hints: &[u64], len: u64) -> io::Result<ArenaSpec> {
     )))
 }
 
-fn map_shared_at(fd: i32, base: u64, len: u64, prot: i32) -> io::Result<()> {
+/// Maps `fd` (shared) or, with `-1`, anonymous private memory at exactly
+/// `base`.
+fn map_at(fd: i32, base: u64, len: u64, prot: i32) -> io::Result<()> {
+    let kind = if fd < 0 {
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS
+    } else {
+        libc::MAP_SHARED
+    };
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it
     // fails if any page of the range is in use, so nothing is aliased.
     let ptr = unsafe {
@@ -442,7 +489,7 @@ fn map_shared_at(fd: i32, base: u64, len: u64, prot: i32) -> io::Result<()> {
             base as usize as *mut libc::c_void,
             len as usize,
             prot,
-            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE | libc::MAP_NORESERVE,
+            kind | libc::MAP_FIXED_NOREPLACE | libc::MAP_NORESERVE,
             fd,
             0,
         )
@@ -459,11 +506,12 @@ fn map_shared_at(fd: i32, base: u64, len: u64, prot: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// In an executor: maps a controller's arena (its memfd, inherited as
-/// `spec.fd`) at the same address, with no access until the controller
-/// sets each segment's protection.
+/// In an executor: maps a controller's arena at the same address, with no
+/// access until the controller sets each segment's protection: its memfd
+/// (inherited as `spec.fd`), or fresh memory the controller copies to
+/// (`spec.fd` is `-1`).
 pub fn map_arena_in_executor(spec: &ArenaSpec) -> io::Result<()> {
-    map_shared_at(spec.fd, spec.base, spec.len, libc::PROT_NONE).map_err(|e| {
+    map_at(spec.fd, spec.base, spec.len, libc::PROT_NONE).map_err(|e| {
         io::Error::other(format!(
             "cannot map the shared arena at {:#x} ({} MiB): {e}",
             spec.base,

@@ -61,6 +61,37 @@ pub trait Target: Send + Sync + 'static {
     /// Calls the function at `addr` with integer and double arguments (at
     /// most six and eight) and returns its result as bits.
     fn run(&self, addr: u64, ints: &[u64], floats: &[f64], ret: RetKind) -> Result<u64, String>;
+    /// Whether the executor sees this process's arena pages (shared
+    /// memory: an executor on this machine). When it does not (over TCP),
+    /// the controller copies what it writes there: each segment's bytes
+    /// when it is published, and every later store ([`Target::write`]).
+    fn shares_memory(&self) -> bool {
+        true
+    }
+    /// Copies `bytes`, which this process just wrote at `addr` in the
+    /// arena, to the executor's memory (only for a target that does not
+    /// share memory; see [`Target::shares_memory`]).
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), String> {
+        let _ = (addr, bytes);
+        Ok(())
+    }
+}
+
+/// The target, if there is one and it does not share this process's
+/// memory: what a store into published JIT memory must be copied to.
+pub(crate) fn copying_target() -> Option<&'static Arc<dyn Target>> {
+    target().filter(|t| !t.shares_memory())
+}
+
+/// Copies the word this process just stored at `addr` (a stub's slot) to
+/// an executor that does not share memory.
+pub(crate) fn mirror_u64(addr: u64, value: u64) -> crate::Result<()> {
+    match copying_target() {
+        Some(t) => t
+            .write(addr, &value.to_le_bytes())
+            .map_err(|e| crate::Error::other(format!("executor: {e}"))),
+        None => Ok(()),
+    }
 }
 
 static TARGET: OnceLock<Arc<dyn Target>> = OnceLock::new();

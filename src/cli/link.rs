@@ -63,6 +63,8 @@ pub(crate) struct LinkArgs {
     #[arg(long)]
     oop: bool,
     #[command(flatten)]
+    remote: super::RemoteArgs,
+    #[command(flatten)]
     debug: super::DebugArgs,
     /// Print the machine code of every linked object on stderr,
     /// disassembled where it was loaded (`asm`, the one dump a link has).
@@ -88,9 +90,16 @@ enum LinkDump {
 /// calls `exit`, which ends the process from [`exit_from_jit`]).
 pub(crate) fn link(args: &LinkArgs) -> i32 {
     let mut times = Times::new(args.show_times);
-    if args.oop {
-        let command = orc::oop::ExecutorCommand::this_executable(&[orc::oop::EXECUTOR_ARG]);
-        if let Err(e) = orc::oop::start(&command) {
+    let spec = match args.remote.spec() {
+        Ok(Some(spec)) => Some(spec),
+        Ok(None) if args.oop => Some(orc::oop::ExecutorSpec::Child(
+            orc::oop::ExecutorCommand::this_executable(&[orc::oop::EXECUTOR_ARG]),
+        )),
+        Ok(None) => None,
+        Err(e) => return error(&e),
+    };
+    if let Some(spec) = spec {
+        if let Err(e) = orc::oop::start(&spec) {
             return error(&e.to_string());
         }
     }
@@ -310,6 +319,13 @@ fn prepare(
     if orc::oop::executor().is_none() {
         host.define(absolute_symbols(overrides), None)
             .map_err(fail)?;
+    } else if let Some(exit) = orc::oop::program_exit_override() {
+        let exit = ExecutorSymbolDef::new(exit, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE);
+        host.define(
+            absolute_symbols(SymbolMap::from([(es.intern("exit"), exit)])),
+            None,
+        )
+        .map_err(fail)?;
     }
     host.add_generator(Arc::new(DynamicLibrarySearchGenerator::process(None)))
         .map_err(fail)?;

@@ -133,7 +133,45 @@ pub(crate) struct JitArgs {
     #[arg(long)]
     pub(crate) oop: bool,
     #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(flatten)]
     pub(crate) debug: DebugArgs,
+}
+
+/// An executor on another machine.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RemoteArgs {
+    /// Run the JIT'd code in the executor listening at HOST:PORT (`orc
+    /// executor --listen ADDR` with a secret, the same build of orc): its
+    /// output is printed there. The secret comes from
+    /// --executor-secret-file or ORC_EXECUTOR_SECRET. Tiers 0 and 1 only.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "oop")]
+    pub(crate) executor: Option<String>,
+    /// The file holding the executor's secret.
+    #[arg(long, value_name = "FILE", requires = "executor")]
+    pub(crate) executor_secret_file: Option<std::path::PathBuf>,
+}
+
+impl RemoteArgs {
+    /// The remote executor asked for, with its secret.
+    pub(crate) fn spec(&self) -> Result<Option<orc::oop::ExecutorSpec>, String> {
+        let Some(addr) = &self.executor else {
+            return Ok(None);
+        };
+        let secret = match &self.executor_secret_file {
+            Some(f) => std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+            None => std::env::var("ORC_EXECUTOR_SECRET")
+                .map(String::into_bytes)
+                .map_err(|_| {
+                    "--executor needs a secret: ORC_EXECUTOR_SECRET or --executor-secret-file"
+                        .to_owned()
+                })?,
+        };
+        Ok(Some(orc::oop::ExecutorSpec::Remote {
+            addr: addr.clone(),
+            secret: secret.trim_ascii().to_vec(),
+        }))
+    }
 }
 
 /// Debugger and profiler support.
@@ -272,6 +310,16 @@ impl JitArgs {
             builder = builder.out_of_process(orc::oop::ExecutorCommand::this_executable(&[
                 orc::oop::EXECUTOR_ARG,
             ]));
+        }
+        match self.remote.spec() {
+            Ok(Some(orc::oop::ExecutorSpec::Remote { addr, secret })) => {
+                builder = builder.remote_executor(&addr, &secret);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("orc: error: {e}");
+                std::process::exit(64);
+            }
         }
         builder
             .debugger(self.debug.debugger())

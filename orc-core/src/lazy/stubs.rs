@@ -149,12 +149,16 @@ impl IndirectStubsManager {
         };
         st.n_live += 1;
         Self::slot_of(&st, id)?.store(target.0, Ordering::Release);
+        crate::remote::mirror_u64(Self::slot_addr(&st, id)?, target.0)?;
         Ok(id)
     }
 
+    fn slot_addr(st: &StubsState, id: StubId) -> Result<u64> {
+        Ok(Self::block_of(st, id)?.slots_addr + 8 * id.index as u64)
+    }
+
     fn slot_of(st: &StubsState, id: StubId) -> Result<&AtomicU64> {
-        let block = Self::block_of(st, id)?;
-        let addr = block.slots_addr + 8 * id.index as u64;
+        let addr = Self::slot_addr(st, id)?;
         // SAFETY: the slot lies in the block's read-write page (the index is
         // below `per_block`, checked by `block_of`), which stays mapped RW as
         // long as the manager and so outlives the returned borrow of `st`;
@@ -200,6 +204,7 @@ impl IndirectStubsManager {
     pub fn set_target(&self, id: StubId, target: ExecutorAddr) -> Result<()> {
         let st = self.state.lock();
         Self::slot_of(&st, id)?.store(target.0, Ordering::Release);
+        crate::remote::mirror_u64(Self::slot_addr(&st, id)?, target.0)?;
         Ok(())
     }
 
@@ -213,9 +218,13 @@ impl IndirectStubsManager {
     ) -> Result<bool> {
         let st = self.state.lock();
         let slot = Self::slot_of(&st, id)?;
-        Ok(slot
+        let swapped = slot
             .compare_exchange(expected.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok())
+            .is_ok();
+        if swapped {
+            crate::remote::mirror_u64(Self::slot_addr(&st, id)?, new.0)?;
+        }
+        Ok(swapped)
     }
 
     /// Where the stub jumps now.
