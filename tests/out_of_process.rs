@@ -305,6 +305,25 @@ fn an_executor_over_tcp_runs_a_program_and_refuses_strangers() {
         "each refusal logged:\n{log}"
     );
     assert!(log.contains("wrong secret"), "{log}");
+    // A crash there is reported here with its signal, as for a child.
+    let (mut executor, addr, _out) = tcp_executor(secret);
+    let crash = run(Command::new(ORC)
+        .args(["link", "--executor", &addr])
+        .arg(object(&dir, &dir.join("endings.c")))
+        .env("ORC_EXECUTOR_SECRET", secret)
+        .args(["--", "segv"]));
+    assert_eq!(
+        crash.status.code(),
+        Some(128 + 11),
+        "{}",
+        text(&crash.stderr)
+    );
+    assert!(
+        text(&crash.stderr).contains("killed by signal 11"),
+        "{}",
+        text(&crash.stderr)
+    );
+    assert_eq!(executor.wait().unwrap().code(), Some(128 + 11));
 }
 
 #[test]

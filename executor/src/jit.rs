@@ -568,6 +568,10 @@ fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
                 use std::os::unix::process::ExitStatusExt;
                 *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
             }
+            Ok(ToController::Crashed { signal }) => {
+                use std::os::unix::process::ExitStatusExt;
+                *conn.status.lock() = Some(ExitStatus::from_raw(signal & 0x7f));
+            }
             Ok(ToController::Callback { id, callback }) => {
                 let writer = conn.writer.clone();
                 handlers.run(Box::new(move || {
@@ -760,7 +764,7 @@ pub fn serve_jit_from_args(
     // SAFETY: the controller passed the socket as this descriptor, which
     // nothing else in this process owns.
     let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(SOCKET_FD) });
-    serve(stream, None, arenas, after_run)
+    serve(stream, None, arenas, after_run, &mut || {})
 }
 
 fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
@@ -798,11 +802,76 @@ fn listen_for_controller(
         let _ = stream.set_nodelay(true);
         // A stranger that sends nothing must not hold the door.
         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-        match serve(Stream::Tcp(stream), Some(secret), Vec::new(), after_run) {
-            Ok(never) => match never {},
-            Err(why) => eprintln!("orc executor: refused {peer}: {why}"),
+        // The session runs in a child of this process, which watches it:
+        // a controller on another machine cannot see this process end, so
+        // a crash is told to it here (`Crashed`), after the fact.
+        let (accepted_rx, accepted_tx) = pipe()?;
+        // SAFETY: this process has one thread (nothing has started any),
+        // so the child may do anything; both sides own their copies.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
         }
+        if pid == 0 {
+            drop(listener);
+            drop(accepted_rx);
+            let mut tell = Some(accepted_tx);
+            let mut accepted = move || drop(tell.take().map(|mut f| f.write_all(&[1])));
+            match serve(
+                Stream::Tcp(stream),
+                Some(secret),
+                Vec::new(),
+                after_run,
+                &mut accepted,
+            ) {
+                Ok(never) => match never {},
+                Err(why) => {
+                    eprintln!("orc executor: refused {peer}: {why}");
+                    // SAFETY: ends the child at once; it served nothing.
+                    unsafe { libc::_exit(0) }
+                }
+            }
+        }
+        drop(accepted_tx);
+        let mut byte = [0u8; 1];
+        let session = matches!(std::io::Read::read(&mut { accepted_rx }, &mut byte), Ok(1));
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if !session {
+            continue;
+        }
+        let mut stream = Stream::Tcp(stream);
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            if let Ok(bytes) = encode(&ToController::Crashed { signal }) {
+                let _ = write_frame(&mut stream, &bytes);
+            }
+            eprintln!("orc executor: the program was killed by signal {signal}");
+            std::process::exit(128 + signal)
+        }
+        std::process::exit(if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            1
+        })
     }
+}
+
+/// A pipe: (read end, write end), closed on exec.
+fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
+    let mut fds = [0; 2];
+    // SAFETY: a valid out-array of two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// Performs the handshake (checking `secret` when given) and serves the
@@ -812,6 +881,7 @@ fn serve(
     secret: Option<&[u8]>,
     arenas: Vec<ArenaSpec>,
     after_run: fn(),
+    accepted: &mut dyn FnMut(),
 ) -> Result<std::convert::Infallible, String> {
     let hello = read_frame(&mut stream)
         .map_err(|e| e.to_string())?
@@ -853,6 +923,7 @@ fn serve(
         after_run,
     });
     send(&state.writer, &welcome)?;
+    accepted();
     let _ = SERVED.set(state.clone());
     orc_core::remote::set_controller(Box::new(Forwarder {
         state: state.clone(),

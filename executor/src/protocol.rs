@@ -271,6 +271,12 @@ pub enum ToController {
         /// The status.
         status: i32,
     },
+    /// The executor's session ended with this signal (sent, over TCP,
+    /// by the process that watched it).
+    Crashed {
+        /// The signal's number.
+        signal: i32,
+    },
     /// A runtime routine of JIT'd code needs the controller; the calling
     /// thread waits for the [`ToExecutor::Answer`].
     Callback {
