@@ -382,3 +382,34 @@ fn kaleidoscope_runs_lazily_in_an_executor_over_tcp() {
     let _ = executor.kill();
     let _ = executor.wait();
 }
+
+#[test]
+fn hot_code_is_promoted_to_tier_1_across_the_boundary() {
+    // The executor reports trips; the controller compiles tier 1 and
+    // repoints the stubs in the shared memory while the program runs.
+    let kal = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/kaleidoscope/mandel.kal");
+    let out = run(Command::new(ORC)
+        .args([
+            "run",
+            "--oop",
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "100",
+            "--trace-tier",
+        ])
+        .arg(&kal));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let trace = text(&out.stderr);
+    assert!(
+        trace.contains("promoted") && trace.contains(" hot "),
+        "no promotion under --oop:\n{trace}"
+    );
+    let expected = std::fs::read_to_string(kal.with_extension("out")).unwrap();
+    let printed: String = expected
+        .lines()
+        .filter(|l| !l.starts_with("Evaluated to"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(text(&out.stdout), printed);
+}

@@ -564,6 +564,17 @@ fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
                     let _ = tx.send(result);
                 }
             }
+            Ok(ToController::Trip {
+                context,
+                counter,
+                count,
+            }) => {
+                handlers.run(Box::new(move || {
+                    if let Err(e) = orc_core::remote::serve_trip(context, counter, count) {
+                        eprintln!("orc: warning: {e}");
+                    }
+                }));
+            }
             Ok(ToController::Exited { status }) => {
                 use std::os::unix::process::ExitStatusExt;
                 *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
@@ -607,9 +618,11 @@ fn answer(callback: Callback) -> Result<Answer, String> {
         Callback::Reenter { ctx, ret } => {
             orc_core::remote::serve_reenter(ctx, ret).map(Answer::Value)
         }
-        Callback::Trip { context, counter } => {
-            orc_core::remote::serve_trip(context, counter).map(|()| Answer::Done)
-        }
+        Callback::Trip {
+            context,
+            counter,
+            count,
+        } => orc_core::remote::serve_trip(context, counter, count).map(|()| Answer::Done),
         Callback::TlsModule { module } => {
             Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
         }
@@ -664,8 +677,13 @@ enum Mail {
     Run(Request),
 }
 
+/// How often one counter's trips are reported at most.
+const TRIP_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_micros(500);
+
 struct ExecutorState {
     writer: Mutex<Stream>,
+    /// Per counter: counts not reported yet, and when it last reported.
+    trips: Mutex<HashMap<u64, (u64, Option<std::time::Instant>)>>,
     next_callback: AtomicU64,
     waiting: Mutex<HashMap<u64, Sender<Mail>>>,
     /// The controller's arenas, mapped at their addresses here.
@@ -916,6 +934,7 @@ fn serve(
     });
     let state = Arc::new(ExecutorState {
         writer,
+        trips: Mutex::new(HashMap::new()),
         next_callback: AtomicU64::new(1),
         waiting: Mutex::new(HashMap::new()),
         arenas: RwLock::new(arenas),
@@ -1256,8 +1275,56 @@ impl orc_core::remote::Controller for Forwarder {
         }
     }
 
-    fn trip(&self, context: u64, counter: u64) {
-        let _ = self.ask(Callback::Trip { context, counter });
+    fn trip(&self, context: u64, counter: u64, count: u64) {
+        // One report per counter per TRIP_REPORT_INTERVAL at most (a hot
+        // loop trips every few microseconds), the first waited for, the
+        // rest one-way: the counts in between are added to the next.
+        let now = std::time::Instant::now();
+        let first = {
+            let mut trips = self.state.trips.lock();
+            match trips.entry(counter) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((0, Some(now)));
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(_) => false,
+            }
+        };
+        if first {
+            // The first trip waits for the controller (which may promote
+            // the function right then, with in-place tier-up).
+            let _ = self.ask(Callback::Trip {
+                context,
+                counter,
+                count,
+            });
+            return;
+        }
+        let report = {
+            let mut trips = self.state.trips.lock();
+            let (pending, last) = trips.entry(counter).or_insert((0, None));
+            *pending += count;
+            if last.is_some_and(|l| now.duration_since(l) < TRIP_REPORT_INTERVAL) {
+                None
+            } else {
+                *last = Some(now);
+                Some(std::mem::take(pending))
+            }
+        };
+        if let Some(count) = report {
+            if send(
+                &self.state.writer,
+                &ToController::Trip {
+                    context,
+                    counter,
+                    count,
+                },
+            )
+            .is_err()
+            {
+                lost_controller();
+            }
+        }
     }
 
     fn tls_module(&self, module: u64) -> Option<[u64; 4]> {

@@ -264,6 +264,16 @@ pub enum ToExecutor {
 pub enum ToController {
     /// The response to a request.
     Response(Response),
+    /// Tiering counters tripped (no answer: the code went on): `count`
+    /// counts taken out of `counter` since the last report.
+    Trip {
+        /// The tier manager.
+        context: u64,
+        /// The counter.
+        counter: u64,
+        /// What it counted.
+        count: u64,
+    },
     /// The program called `exit` with this status; the executor ends
     /// next (how a controller learns the status of an executor that is not
     /// its child).
@@ -298,12 +308,17 @@ pub enum Callback {
         /// The trampoline's return address.
         ret: u64,
     },
-    /// A tiering counter tripped ([`Answer::Done`]).
+    /// A tiering counter's first trip ([`Answer::Done`] once the
+    /// controller has acted on it: with in-place promotion, after the
+    /// tier-1 compile, as in process). Later trips of the counter are
+    /// one-way reports ([`ToController::Trip`]).
     Trip {
         /// The tier manager.
         context: u64,
         /// The counter.
         counter: u64,
+        /// What it counted.
+        count: u64,
     },
     /// A thread-local module's template ([`Answer::Module`]).
     TlsModule {

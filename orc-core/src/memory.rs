@@ -396,7 +396,7 @@ const MAIN_ARENA_HINTS: [u64; 4] = [
 ];
 const MAIN_ARENA_LEN: u64 = 16 << 30;
 /// The low arena serves `Placement::Low2GiB`: all of it below 2 GiB.
-const LOW_ARENA_HINTS: [u64; 3] = [0x4000_0000, 0x5000_0000, 0x3000_0000];
+const LOW_ARENA_HINTS: [u64; 3] = [0x6000_0000, 0x7000_0000, 0x5000_0000];
 const LOW_ARENA_LEN: u64 = 256 << 20;
 
 /// Makes this process a controller's: creates the two shared arenas (main

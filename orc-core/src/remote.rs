@@ -183,8 +183,10 @@ pub trait Controller: Send + Sync + 'static {
     /// A lazy call reached its trampoline: returns where it continues
     /// ([`serve_reenter`] in the controller).
     fn reenter(&self, ctx: u64, ret: u64) -> u64;
-    /// A tiering counter tripped ([`serve_trip`]).
-    fn trip(&self, context: u64, counter: u64);
+    /// A tiering counter tripped; `count` is what it had counted, which
+    /// the executor took out of it (so the code goes on at once, without
+    /// waiting: [`serve_trip`] runs later in the controller).
+    fn trip(&self, context: u64, counter: u64, count: u64);
     /// A thread-local module's `{template, init_len, size, align}`
     /// ([`serve_tls_module`]).
     fn tls_module(&self, module: u64) -> Option<[u64; 4]>;
@@ -241,12 +243,13 @@ pub fn serve_reenter(ctx: u64, ret: u64) -> Result<u64, String> {
     Ok(crate::lazy::reenter_from_executor(ctx, ret))
 }
 
-/// Runs, in the controller, a tiering trip the executor forwarded.
-pub fn serve_trip(context: u64, counter: u64) -> Result<(), String> {
+/// Runs, in the controller, a tiering trip the executor forwarded, with
+/// the `count` it took out of the counter.
+pub fn serve_trip(context: u64, counter: u64, count: u64) -> Result<(), String> {
     if !is_live(context) {
         return Err(format!("trip of an unknown tier manager {context:#x}"));
     }
-    crate::tiering::trip_from_executor(context, counter);
+    crate::tiering::trip_from_executor(context, counter, count);
     Ok(())
 }
 

@@ -178,6 +178,9 @@ pub(crate) fn report_runtime_errors(kjit: &KaleidoscopeJit, path: &str) {
                     eprintln!("{path}: error: cannot compile '{name}': {err}");
                 }
             },
+            // A tier-up that could not publish because the executor had
+            // ended (its crash is reported where it happened) is no news.
+            _ if orc::oop::executor().is_some_and(|x| x.is_dead()) => {}
             _ => eprintln!("orc: JIT session error: {err}"),
         });
 }

@@ -163,7 +163,10 @@ pub(crate) fn run_ir(args: &RunArgs) -> i32 {
     // A failed compile or link reaches the lookup or the lazy call that
     // waited for it, which reports it once: the session need not.
     jit.session().set_error_reporter(|e| {
-        if !matches!(e, orc_core::Error::FailedToMaterialize { .. }) {
+        // Once the executor has ended (the program called `exit`), a
+        // tier-up still compiling cannot publish: nothing to report.
+        let ended = orc::oop::executor().is_some_and(|x| x.is_dead());
+        if !ended && !matches!(e, orc_core::Error::FailedToMaterialize { .. }) {
             eprintln!("orc: error: {e}");
         }
     });

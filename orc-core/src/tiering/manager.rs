@@ -464,10 +464,18 @@ impl TierManager {
     }
 }
 
-/// A trip the executor forwarded (see [`crate::remote::serve_trip`], which
-/// checked that `context` is a live manager's).
-pub(crate) fn trip_from_executor(context: u64, counter: u64) {
-    on_trip(context, counter);
+/// A trip the executor forwarded with the `count` it took out of the
+/// counter (see [`crate::remote::serve_trip`], which checked that `context`
+/// is a live manager's).
+pub(crate) fn trip_from_executor(context: u64, counter: u64, count: u64) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `context` is a live manager's `Inner` (checked by the
+        // caller against the registered contexts).
+        let inner = unsafe { &*(context as *const Inner) };
+        if let Some(inner) = inner.me.upgrade() {
+            inner.tripped_with(counter as *const AtomicU64, Some(count));
+        }
+    });
 }
 
 impl Drop for Inner {
@@ -521,20 +529,29 @@ impl Inner {
     /// policy calls it hot. Counters of replaced registrations are reset and
     /// otherwise ignored.
     fn tripped(self: &Arc<Self>, counter: *const AtomicU64) {
+        self.tripped_with(counter, None);
+    }
+
+    /// [`Self::tripped`], with the count already taken out of the counter
+    /// (by an executor) when `taken` is given.
+    fn tripped_with(self: &Arc<Self>, counter: *const AtomicU64, taken: Option<u64>) {
         self.trips.fetch_add(1, Ordering::Relaxed);
         let entry = self.by_counter.read().get(&(counter as usize)).cloned();
         let Some(entry) = entry else {
             // Not one of our live counters: if it is a stale one, reset it
             // so its old code stops tripping on every count.
-            if self.is_our_counter(counter) {
+            if taken.is_none() && self.is_our_counter(counter) {
                 // SAFETY: an address inside one of our chunks, which live as
                 // long as the manager.
                 unsafe { &*counter }.store(0, Ordering::Relaxed);
             }
             return;
         };
-        // SAFETY: a registered entry's counter is in one of our chunks.
-        let taken = unsafe { &*counter }.swap(0, Ordering::Relaxed);
+        let taken = match taken {
+            Some(count) => count,
+            // SAFETY: a registered entry's counter is in one of our chunks.
+            None => unsafe { &*counter }.swap(0, Ordering::Relaxed),
+        };
         let count = entry
             .base
             .fetch_add(taken, Ordering::Relaxed)
@@ -731,9 +748,13 @@ impl Inner {
 
 /// The trip handler tier-0 code calls (see [`TripCounter`]).
 extern "C" fn on_trip(context: u64, counter: u64) {
-    // In an executor, the manager lives in the controller: tell it.
+    // In an executor, the manager lives in the controller: take the count
+    // here, so the code goes on at once, and tell it.
     if let Some(controller) = crate::remote::controller() {
-        controller.trip(context, counter);
+        // SAFETY: `counter` is the address this code bumps: a counter in
+        // the arena, mapped read-write here while the code can run.
+        let count = unsafe { &*(counter as *const AtomicU64) }.swap(0, Ordering::Relaxed);
+        controller.trip(context, counter, count);
         return;
     }
     // Nothing may unwind into JIT'd code.
