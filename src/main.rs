@@ -15,7 +15,15 @@ fn main() {
         orc::host::flush_stdout();
         report(info);
     }));
-    let status = cli::main(cli::Cli::parse());
+    let cli = cli::Cli::parse();
+    if cli.out_of_process() {
+        // Before any thread starts: executors fork from a copy of this
+        // process taken now (see `orc::oop::prepare`).
+        if let Err(e) = orc::oop::prepare() {
+            eprintln!("orc: warning: {e}; executors start slowly");
+        }
+    }
+    let status = cli::main(cli);
     std::process::exit(status);
 }
 

@@ -106,6 +106,15 @@ pub fn executor() -> Option<&'static Arc<JitExecutor>> {
     EXECUTOR.get()
 }
 
+/// Makes executors start fast (forked from a copy of this process taken
+/// now, instead of started afresh): call it right after
+/// [`serve_if_executor`], before this process starts any thread, when the
+/// JIT will run out of process. Without it an executor is started by
+/// `exec` (some milliseconds for an executable carrying LLVM).
+pub fn prepare() -> Result<(), Error> {
+    orc_executor::jit::prepare_zygote(flush_output).map_err(Error::Executor)
+}
+
 /// If this process was started as an executor (its first argument is
 /// [`EXECUTOR_ARG`]), serves its controller and never returns (the process
 /// ends with the controller, the program's `exit`, or its crash).

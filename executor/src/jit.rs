@@ -189,9 +189,15 @@ impl JitExecutor {
     /// Creates the shared arenas (this process's reservations come from
     /// them from now on) and starts the first executor.
     pub fn start(command: ExecutorCommand) -> Result<Arc<Self>, String> {
-        let arenas = orc_core::memory::create_shared_arenas()
-            .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
-        let conn = spawn(&command, &arenas)?;
+        let (arenas, conn) = match ZYGOTE.get() {
+            Some(zygote) => (zygote.arenas, spawn_from_zygote(zygote)?),
+            None => {
+                let arenas = orc_core::memory::create_shared_arenas()
+                    .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+                let conn = spawn(&command, &arenas)?;
+                (arenas, conn)
+            }
+        };
         Ok(Arc::new(JitExecutor {
             command: Some(command),
             arenas,
@@ -284,7 +290,10 @@ impl JitExecutor {
         let Some(command) = &self.command else {
             return Err("an executor on another machine cannot be restarted from here".into());
         };
-        let conn = spawn(command, &self.arenas)?;
+        let conn = match ZYGOTE.get() {
+            Some(zygote) => spawn_from_zygote(zygote)?,
+            None => spawn(command, &self.arenas)?,
+        };
         *self.conn.write() = conn;
         self.generation.fetch_add(1, Ordering::Relaxed);
         let (protections, frames, libraries) = {
@@ -427,6 +436,212 @@ impl Target for JitExecutor {
             other => Err(format!("unexpected reply {other:?}")),
         }
     }
+}
+
+/// A single-threaded copy of the controller, forked before the controller
+/// started any thread, that forks executors on request: one starts in a
+/// fraction of a millisecond (no exec, no static constructors of the
+/// executable, whose start costs milliseconds) with the controller's own
+/// layout (so the arenas can sit next to its libraries). It watches each
+/// executor and reports how it ended on the executor's socket.
+struct Zygote {
+    sock: Mutex<UnixStream>,
+    arenas: [ArenaSpec; 2],
+}
+
+static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
+
+/// Prepares executors forked from this process (see [`Zygote`]): creates
+/// the shared arenas and forks the zygote. Must run before this process
+/// starts any thread (first thing in `main`); `after_run` is what the
+/// executors run after each run. Once per process.
+pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
+    if ZYGOTE.get().is_some() {
+        return Ok(());
+    }
+    let arenas = orc_core::memory::create_shared_arenas_here()
+        .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the zygote's socket: {e}"))?;
+    // SAFETY: getpid has no preconditions.
+    let controller = unsafe { libc::getpid() };
+    // SAFETY: the caller guarantees this process has one thread, so the
+    // child may run anything; each side owns its copies.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(ours);
+        zygote_loop(theirs, arenas, controller, after_run);
+    }
+    drop(theirs);
+    ZYGOTE
+        .set(Zygote {
+            sock: Mutex::new(ours),
+            arenas,
+        })
+        .map_err(|_| "the zygote exists already".to_owned())
+}
+
+/// Dies with `parent` (no orphans), even if it is already gone.
+fn die_with(parent: libc::pid_t) {
+    // SAFETY: prctl and getppid have no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(0);
+        }
+    }
+}
+
+fn zygote_loop(
+    sock: UnixStream,
+    arenas: [ArenaSpec; 2],
+    controller: libc::pid_t,
+    after_run: fn(),
+) -> ! {
+    die_with(controller);
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    loop {
+        let Some(fd) = recv_fd(&sock) else {
+            // The controller closed its end: it is done.
+            // SAFETY: ends this process, which holds nothing to flush.
+            unsafe { libc::_exit(0) }
+        };
+        // SAFETY: this process has one thread; each side owns its copies.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(sock);
+            die_with(me);
+            // SAFETY: the descriptor came from the controller for this
+            // executor; nothing else here owns it.
+            let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+            for sig in [libc::SIGSEGV, libc::SIGBUS] {
+                // SAFETY: restores the default action (see serve_jit_from_args).
+                unsafe { libc::signal(sig, libc::SIG_DFL) };
+            }
+            match serve(stream, None, arenas.to_vec(), after_run, &mut || {}) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    eprintln!("orc executor: {e}");
+                    // SAFETY: ends the child, which served nothing.
+                    unsafe { libc::_exit(64) }
+                }
+            }
+        }
+        // SAFETY: our own descriptor from recv_fd.
+        let mut stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+        if pid < 0 {
+            continue;
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let report = if libc::WIFSIGNALED(status) {
+            ToController::Crashed {
+                signal: libc::WTERMSIG(status),
+            }
+        } else {
+            ToController::Exited {
+                status: libc::WEXITSTATUS(status),
+            }
+        };
+        if let Ok(bytes) = encode(&report) {
+            let _ = write_frame(&mut stream, &bytes);
+        }
+    }
+}
+
+/// Sends a descriptor over a Unix socket.
+fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: a zeroed msghdr is a valid empty one; the fields set below
+    // point at live buffers of the stated lengths.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: the control buffer holds one cmsg of one descriptor (its
+    // space was computed for that); CMSG_FIRSTHDR of it is non-null.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+    }
+    // SAFETY: msg describes valid buffers; the socket is ours.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot pass a socket to the zygote: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Receives a descriptor sent with [`send_fd`]; `None` at end of stream.
+fn recv_fd(sock: &UnixStream) -> Option<i32> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: as in send_fd.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    loop {
+        // SAFETY: msg describes valid buffers; the socket is ours.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return None;
+        }
+        break;
+    }
+    // SAFETY: recvmsg filled the control buffer; CMSG_FIRSTHDR/DATA read
+    // within it and the header says what it holds.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return None;
+        }
+        Some(std::ptr::read_unaligned(
+            libc::CMSG_DATA(cmsg).cast::<i32>(),
+        ))
+    }
+}
+
+/// Asks the zygote for an executor and performs the handshake.
+fn spawn_from_zygote(zygote: &Zygote) -> Result<Arc<Connection>, String> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    send_fd(&zygote.sock.lock(), theirs.as_raw_fd())?;
+    drop(theirs);
+    handshake(Stream::Unix(ours), &[], None)
 }
 
 /// Starts an executor, performs the handshake and starts the reader.

@@ -322,20 +322,22 @@ fn map_low(len: usize) -> io::Result<Mapping> {
 struct Arena {
     base: usize,
     len: usize,
-    /// The offset of the first never-used byte. Pages are never reused: the
-    /// executor may still be running code in them after the controller
-    /// dropped its reservation.
+    /// How many bytes at the top are used (reservations go downwards).
+    /// Pages are never reused: the executor may still be running code in
+    /// them after the controller dropped its reservation.
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl Arena {
     fn allocate(&self, len: usize) -> io::Result<Mapping> {
         use std::sync::atomic::Ordering;
-        let mut start = self.next.load(Ordering::Relaxed);
-        loop {
-            let end = start
+        // From the top down: an arena the kernel placed sits just below the
+        // shared libraries, and code near them calls them directly.
+        let mut used = self.next.load(Ordering::Relaxed);
+        let start = loop {
+            let now = used
                 .checked_add(len)
-                .filter(|&e| e <= self.len)
+                .filter(|&u| u <= self.len)
                 .ok_or_else(|| {
                     io::Error::new(
                         io::ErrorKind::OutOfMemory,
@@ -344,12 +346,12 @@ impl Arena {
                 })?;
             match self
                 .next
-                .compare_exchange(start, end, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(used, now, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => break,
-                Err(now) => start = now,
+                Ok(_) => break self.len - now,
+                Err(seen) => used = seen,
             }
-        }
+        };
         let ptr = NonNull::new((self.base + start) as *mut u8)
             .ok_or_else(|| io::Error::other("null arena"))?;
         // Fresh pages of the memfd read as zero; make them writable here.
@@ -416,12 +418,76 @@ pub fn create_private_arenas() -> io::Result<[ArenaSpec; 2]> {
     create_arenas(false)
 }
 
+/// As [`create_shared_arenas`], for executors forked from this process
+/// (which see the same layout): the kernel places the arenas, the main one
+/// just below the shared libraries (so code calls them directly), the low
+/// one in the low 2 GiB.
+pub fn create_shared_arenas_here() -> io::Result<[ArenaSpec; 2]> {
+    if ARENAS.get().is_some() {
+        return Err(io::Error::other("the JIT arenas already exist"));
+    }
+    let main = make_arena_here("orc-jit-arena", NEAR_ARENA_LEN, 0)?;
+    let low = make_arena_here("orc-jit-arena-low", LOW_ARENA_LEN, libc::MAP_32BIT)?;
+    install_arenas(main, low)
+}
+
+/// The main arena's length when the kernel places it (near the libraries).
+const NEAR_ARENA_LEN: u64 = 8 << 30;
+
+fn make_arena_here(name: &str, len: u64, flags: i32) -> io::Result<ArenaSpec> {
+    let fd = new_memfd(name, len)?;
+    // SAFETY: a new shared mapping of our own memfd at a kernel-chosen
+    // address aliases nothing.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_READ,
+            libc::MAP_SHARED | libc::MAP_NORESERVE | flags,
+            fd,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(ArenaSpec {
+        fd,
+        base: ptr as usize as u64,
+        len,
+    })
+}
+
+fn new_memfd(name: &str, len: u64) -> io::Result<i32> {
+    let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: creates a new anonymous file; the name is a valid C string.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is the memfd just created; growing it is sparse.
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
 fn create_arenas(shared: bool) -> io::Result<[ArenaSpec; 2]> {
     if ARENAS.get().is_some() {
         return Err(io::Error::other("the JIT arenas already exist"));
     }
     let main = make_arena("orc-jit-arena", &MAIN_ARENA_HINTS, MAIN_ARENA_LEN, shared)?;
     let low = make_arena("orc-jit-arena-low", &LOW_ARENA_HINTS, LOW_ARENA_LEN, shared)?;
+    install_arenas(main, low)
+}
+
+fn install_arenas(main: ArenaSpec, low: ArenaSpec) -> io::Result<[ArenaSpec; 2]> {
     let arena = |spec: &ArenaSpec| Arena {
         base: spec.base as usize,
         len: spec.len as usize,
@@ -448,19 +514,7 @@ fn make_arena(name: &str, hints: &[u64], len: u64, shared: bool) -> io::Result<A
             len >> 20
         )));
     }
-    let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: creates a new anonymous file; the name is a valid C string.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is the memfd just created; growing it is sparse.
-    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
-        let e = io::Error::last_os_error();
-        // SAFETY: our own descriptor, closed once.
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
+    let fd = new_memfd(name, len)?;
     for &base in hints {
         if map_at(fd, base, len, libc::PROT_READ).is_ok() {
             return Ok(ArenaSpec { fd, base, len });

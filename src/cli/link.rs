@@ -86,6 +86,13 @@ enum LinkDump {
     Asm,
 }
 
+impl LinkArgs {
+    /// Whether the program runs in a child executor (`--oop`).
+    pub(crate) fn oop(&self) -> bool {
+        self.oop
+    }
+}
+
 /// Runs `orc link`; returns the process exit status (unless the program
 /// calls `exit`, which ends the process from [`exit_from_jit`]).
 pub(crate) fn link(args: &LinkArgs) -> i32 {

@@ -418,6 +418,18 @@ fn print_tier0_stats(jit: &orc::Jit) {
     );
 }
 
+impl Cli {
+    /// Whether the command runs its code in a child executor (`--oop`).
+    pub(crate) fn out_of_process(&self) -> bool {
+        match &self.command {
+            Command::Run(args) => args.jit.oop,
+            Command::Repl(args) => args.oop,
+            Command::Link(args) => args.oop(),
+            Command::Test(_) => false,
+        }
+    }
+}
+
 /// Runs the command; returns the process exit status.
 pub(crate) fn main(cli: Cli) -> i32 {
     let status = match cli.command {
