@@ -153,9 +153,25 @@ struct Connection {
     writer: Arc<Mutex<Stream>>,
     pending: Arc<Pending>,
     dead: Arc<AtomicBool>,
+    /// Notified when the reader has seen the end (and read the status).
+    ended: Arc<(Mutex<bool>, parking_lot::Condvar)>,
     /// The child's exit status, once the reader has reaped it.
     status: Arc<Mutex<Option<ExitStatus>>>,
     pid: u32,
+}
+
+impl Connection {
+    /// Waits at most `limit` for the reader to have seen the end.
+    fn wait_ended(&self, limit: std::time::Duration) {
+        let (lock, cond) = &*self.ended;
+        let mut ended = lock.lock();
+        let deadline = std::time::Instant::now() + limit;
+        while !*ended {
+            if cond.wait_until(&mut ended, deadline).timed_out() {
+                break;
+            }
+        }
+    }
 }
 
 /// What the controller replays in a new executor.
@@ -264,13 +280,9 @@ impl JitExecutor {
             // On another machine: the status it reported, if it did.
             return *conn.status.lock();
         }
-        for _ in 0..2000 {
-            if let Some(s) = *conn.status.lock() {
-                return Some(s);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        None
+        conn.wait_ended(std::time::Duration::from_secs(2));
+        let status = *conn.status.lock();
+        status
     }
 
     /// Starts a new executor in place of a dead one, with the same memory
@@ -364,12 +376,7 @@ impl JitExecutor {
                 thread: None,
             });
             let _ = send(&conn.writer, &request);
-            for _ in 0..10_000 {
-                if conn.dead.load(Ordering::Acquire) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
+            conn.wait_ended(std::time::Duration::from_secs(10));
         }
         self.exit_status()
     }
@@ -382,6 +389,22 @@ impl Target for JitExecutor {
             addr,
             size: len,
             protection: protection_of(prot),
+        })
+        .map(|_| ())
+    }
+
+    fn protect_many(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
+        {
+            let mut replay = self.replay.lock();
+            for &(addr, len, prot) in ranges {
+                replay.protections.insert(addr, (len, prot));
+            }
+        }
+        self.call(Call::ProtectMany {
+            ranges: ranges
+                .iter()
+                .map(|&(a, l, p)| (a, l, protection_of(p)))
+                .collect(),
         })
         .map(|_| ())
     }
@@ -731,6 +754,7 @@ fn handshake(
         writer,
         pending: Arc::new(Mutex::new(HashMap::new())),
         dead: Arc::new(AtomicBool::new(false)),
+        ended: Arc::new((Mutex::new(false), parking_lot::Condvar::new())),
         status: Arc::new(Mutex::new(None)),
         pid: welcome.pid,
     });
@@ -825,6 +849,9 @@ fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
     for (_, tx) in waiting {
         let _ = tx.send(Err(why.clone()));
     }
+    let (lock, cond) = &*conn.ended;
+    *lock.lock() = true;
+    cond.notify_all();
 }
 
 /// Runs a callback in the controller.
@@ -1294,6 +1321,19 @@ fn perform(state: &ExecutorState, call: Call) -> Result<Reply, String> {
             )
             .map_err(|e| e.to_string())?;
             state.protections.lock().insert(addr, (size, protection));
+            Ok(Reply::Done)
+        }
+        Call::ProtectMany { ranges } => {
+            for (addr, size, protection) in ranges {
+                perform(
+                    state,
+                    Call::Protect {
+                        addr,
+                        size,
+                        protection,
+                    },
+                )?;
+            }
             Ok(Reply::Done)
         }
         Call::MapArenas { arenas } => {

@@ -119,6 +119,11 @@ pub enum Call {
         /// The new protection.
         protection: Protection,
     },
+    /// [`Call::Protect`] for several ranges, in order (JIT executor).
+    ProtectMany {
+        /// `(addr, size, protection)` of each range.
+        ranges: Vec<(u64, u64, Protection)>,
+    },
     /// Calls the function at `addr` (inside an executable part of a
     /// reservation) as `extern "C" fn(u64, ..) -> u64` with up to six
     /// integer arguments ([`Reply::Value`]).

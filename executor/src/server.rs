@@ -254,6 +254,7 @@ fn perform(memory: &mut Memory, call_: Call) -> Result<Reply, String> {
         | Call::DeregisterFrames { .. }
         | Call::RunMain { .. }
         | Call::MapArenas { .. }
+        | Call::ProtectMany { .. }
         | Call::Exit { .. } => Err("only a JIT executor (orc executor) serves this call".into()),
         Call::Lookup { name } => {
             let c = c_string(&name)?;

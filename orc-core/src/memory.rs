@@ -257,6 +257,8 @@ impl LinkMemory {
                     .map_err(io::Error::other)?;
             }
         }
+        // The executor's protections, set in one message after ours.
+        let mut remote = Vec::new();
         for seg in &self.segments {
             if seg.len == 0 {
                 continue;
@@ -278,12 +280,12 @@ impl LinkMemory {
                 region::protect(base.add(seg.offset), len, here.to_region())
                     .map_err(io::Error::other)?;
             }
-            if let (Mapping::Arena { .. }, Some(target)) = (&self.mapping, crate::remote::target())
-            {
-                target
-                    .protect(base as u64 + seg.offset as u64, len as u64, seg.protection)
-                    .map_err(io::Error::other)?;
+            if let Mapping::Arena { .. } = &self.mapping {
+                remote.push((base as u64 + seg.offset as u64, len as u64, seg.protection));
             }
+        }
+        if let (false, Some(target)) = (remote.is_empty(), crate::remote::target()) {
+            target.protect_many(&remote).map_err(io::Error::other)?;
         }
         self.published = true;
         Ok(())

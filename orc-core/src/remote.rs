@@ -49,6 +49,12 @@ pub trait Target: Send + Sync + 'static {
     /// Gives `addr..addr + len` (page-aligned, inside the shared arena) the
     /// protection `prot` in the executor.
     fn protect(&self, addr: u64, len: u64, prot: SegmentProtection) -> Result<(), String>;
+    /// [`Target::protect`] for several ranges at once (one message).
+    fn protect_many(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
+        ranges
+            .iter()
+            .try_for_each(|&(addr, len, prot)| self.protect(addr, len, prot))
+    }
     /// Registers the `.eh_frame` section at `begin` with the executor's
     /// unwinder (`__register_frame`).
     fn register_frames(&self, begin: u64) -> Result<(), String>;
