@@ -77,6 +77,7 @@ impl<S: Read + Write> Executor<S> {
             id,
             call,
             thread: None,
+            reply: true,
         })
         .map_err(ExecutorError::Protocol)?;
         let conn = |e: std::io::Error| ExecutorError::Connection(e.to_string());

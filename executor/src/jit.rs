@@ -199,6 +199,9 @@ pub struct JitExecutor {
     replay: Mutex<Replay>,
     /// Counts executors started (1 for the first).
     generation: AtomicU64,
+    /// Posted requests sent, and how many of them are known performed.
+    posted: AtomicU64,
+    synced: AtomicU64,
 }
 
 impl JitExecutor {
@@ -221,6 +224,8 @@ impl JitExecutor {
             next_id: AtomicU64::new(1),
             replay: Mutex::new(Replay::default()),
             generation: AtomicU64::new(1),
+            posted: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
         }))
     }
 
@@ -243,6 +248,8 @@ impl JitExecutor {
             next_id: AtomicU64::new(1),
             replay: Mutex::new(Replay::default()),
             generation: AtomicU64::new(1),
+            posted: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
         });
         executor.call(Call::MapArenas {
             arenas: arenas.iter().map(|a| (a.base, a.len)).collect(),
@@ -346,7 +353,12 @@ impl JitExecutor {
         let (tx, rx) = channel();
         conn.pending.lock().insert(id, tx);
         let thread = CURRENT_CALLBACK.with(|c| c.get());
-        let request = ToExecutor::Request(Request { id, call, thread });
+        let request = ToExecutor::Request(Request {
+            id,
+            call,
+            thread,
+            reply: true,
+        });
         if let Err(e) = send(&conn.writer, &request) {
             conn.pending.lock().remove(&id);
             return Err(format!("cannot reach the executor: {e}"));
@@ -355,6 +367,28 @@ impl JitExecutor {
             Ok(result) => result,
             Err(_) => Err("the executor died".into()),
         }
+    }
+
+    /// Sends `call` without waiting for it (see [`Request::reply`]): for
+    /// an executor sharing memory, whose effects matter only once code is
+    /// released to it, by a later request or after [`Target::barrier`].
+    fn post(&self, call: Call) -> Result<(), String> {
+        if self.command.is_none() {
+            return self.call(call).map(|_| ());
+        }
+        let conn = self.conn.read().clone();
+        if conn.dead.load(Ordering::Acquire) {
+            return Err("the executor is not running (it exited or crashed)".into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.posted.fetch_add(1, Ordering::AcqRel);
+        let request = ToExecutor::Request(Request {
+            id,
+            call,
+            thread: None,
+            reply: false,
+        });
+        send(&conn.writer, &request).map_err(|e| format!("cannot reach the executor: {e}"))
     }
 
     /// Runs a C `main` in the executor with `args` as its argv.
@@ -374,6 +408,7 @@ impl JitExecutor {
                 id,
                 call: Call::Exit { status },
                 thread: None,
+                reply: true,
             });
             let _ = send(&conn.writer, &request);
             conn.wait_ended(std::time::Duration::from_secs(10));
@@ -400,24 +435,34 @@ impl Target for JitExecutor {
                 replay.protections.insert(addr, (len, prot));
             }
         }
-        self.call(Call::ProtectMany {
+        self.post(Call::ProtectMany {
             ranges: ranges
                 .iter()
                 .map(|&(a, l, p)| (a, l, protection_of(p)))
                 .collect(),
         })
-        .map(|_| ())
+    }
+
+    fn barrier(&self) -> Result<(), String> {
+        let posted = self.posted.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) >= posted {
+            return Ok(());
+        }
+        // Performed in order: once this is answered, so is every request
+        // posted before it.
+        self.call(Call::Ping)?;
+        self.synced.fetch_max(posted, Ordering::AcqRel);
+        Ok(())
     }
 
     fn register_frames(&self, begin: u64) -> Result<(), String> {
         self.replay.lock().frames.push(begin);
-        self.call(Call::RegisterFrames { addr: begin }).map(|_| ())
+        self.post(Call::RegisterFrames { addr: begin })
     }
 
     fn deregister_frames(&self, begin: u64) -> Result<(), String> {
         self.replay.lock().frames.retain(|&f| f != begin);
-        self.call(Call::DeregisterFrames { addr: begin })
-            .map(|_| ())
+        self.post(Call::DeregisterFrames { addr: begin })
     }
 
     fn lookup(&self, library: Option<&str>, names: &[String]) -> Result<Vec<Option<u64>>, String> {
@@ -799,8 +844,16 @@ fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
     while let Ok(Some(frame)) = read_frame(&mut reader) {
         match decode::<ToController>(&frame) {
             Ok(ToController::Response(Response { id, result })) => {
-                if let Some(tx) = conn.pending.lock().remove(&id) {
-                    let _ = tx.send(result);
+                match conn.pending.lock().remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(result);
+                    }
+                    // A posted request failed.
+                    None => {
+                        if let Err(e) = result {
+                            eprintln!("orc: error: executor: {e}");
+                        }
+                    }
                 }
             }
             Ok(ToController::Trip {
@@ -1260,13 +1313,15 @@ fn serve(
                 }
                 call => {
                     let result = perform(&state, call);
-                    let _ = send(
-                        &state.writer,
-                        &ToController::Response(Response {
-                            id: request.id,
-                            result,
-                        }),
-                    );
+                    if request.reply || result.is_err() {
+                        let _ = send(
+                            &state.writer,
+                            &ToController::Response(Response {
+                                id: request.id,
+                                result,
+                            }),
+                        );
+                    }
                 }
             },
         }

@@ -222,6 +222,11 @@ pub struct Request {
     /// run the controller makes while handling that callback, such as a
     /// new object's initializer), or `None` for the executor's main thread.
     pub thread: Option<u64>,
+    /// Whether the controller waits for the response. A JIT executor
+    /// answers a posted request (`false`: a page protection or an unwind
+    /// registration the controller does not wait for) only if it fails;
+    /// it performs requests in order, so a later run sees its effect.
+    pub reply: bool,
 }
 
 /// A successful call's result.
@@ -397,6 +402,7 @@ mod tests {
                 bytes: vec![1, 2, 3],
             },
             thread: None,
+            reply: true,
         };
         let bytes = encode(&req).unwrap();
         assert_eq!(decode::<Request>(&bytes).unwrap(), req);

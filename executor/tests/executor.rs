@@ -174,6 +174,7 @@ fn a_tcp_executor_serves_its_controller_and_refuses_the_rest() {
         id: 5,
         call: Call::Ping,
         thread: None,
+        reply: true,
     };
     write_frame(&mut raw, &encode(&ping).unwrap()).unwrap();
     let response: Response = decode(&read_frame(&mut raw).unwrap().unwrap()).unwrap();

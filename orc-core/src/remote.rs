@@ -55,6 +55,14 @@ pub trait Target: Send + Sync + 'static {
             .iter()
             .try_for_each(|&(addr, len, prot)| self.protect(addr, len, prot))
     }
+    /// Returns once every request made so far has taken effect in the
+    /// executor. Protections and unwind registrations may be sent without
+    /// waiting: a run or a callback's answer is performed after them, but
+    /// code made reachable through shared memory (a stub repointed, an OSR
+    /// entry published) is not, so those writes come after a barrier.
+    fn barrier(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Registers the `.eh_frame` section at `begin` with the executor's
     /// unwinder (`__register_frame`).
     fn register_frames(&self, begin: u64) -> Result<(), String>;
@@ -87,6 +95,17 @@ pub trait Target: Send + Sync + 'static {
 /// memory: what a store into published JIT memory must be copied to.
 pub(crate) fn copying_target() -> Option<&'static Arc<dyn Target>> {
     target().filter(|t| !t.shares_memory())
+}
+
+/// [`Target::barrier`], if there is a target: before this process makes
+/// code reachable through shared memory.
+pub(crate) fn barrier() -> crate::Result<()> {
+    match target() {
+        Some(t) => t
+            .barrier()
+            .map_err(|e| crate::Error::other(format!("executor: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// Copies the word this process just stored at `addr` (a stub's slot) to

@@ -202,6 +202,7 @@ impl IndirectStubsManager {
 
     /// Points the stub at `target` with one atomic store.
     pub fn set_target(&self, id: StubId, target: ExecutorAddr) -> Result<()> {
+        crate::remote::barrier()?;
         let st = self.state.lock();
         Self::slot_of(&st, id)?.store(target.0, Ordering::Release);
         crate::remote::mirror_u64(Self::slot_addr(&st, id)?, target.0)?;
@@ -216,6 +217,7 @@ impl IndirectStubsManager {
         expected: ExecutorAddr,
         new: ExecutorAddr,
     ) -> Result<bool> {
+        crate::remote::barrier()?;
         let st = self.state.lock();
         let slot = Self::slot_of(&st, id)?;
         let swapped = slot
