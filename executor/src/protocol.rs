@@ -364,8 +364,12 @@ pub fn write_frame(w: &mut (impl std::io::Write + ?Sized), payload: &[u8]) -> st
         .ok()
         .filter(|&l| l <= MAX_FRAME)
         .ok_or_else(|| std::io::Error::other("frame too large"))?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(payload)?;
+    // One write: a reader woken by the length alone would sleep again
+    // for the payload.
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(payload);
+    w.write_all(&frame)?;
     w.flush()
 }
 
