@@ -166,7 +166,7 @@ impl Connection {
         let (lock, cond) = &*self.ended;
         let mut ended = lock.lock();
         let deadline = std::time::Instant::now() + limit;
-        while !*ended {
+        while !*ended && self.status.lock().is_none() {
             if cond.wait_until(&mut ended, deadline).timed_out() {
                 break;
             }
@@ -412,6 +412,9 @@ impl JitExecutor {
             });
             let _ = send(&conn.writer, &request);
             conn.wait_ended(std::time::Duration::from_secs(10));
+            if let Some(status) = *conn.status.lock() {
+                return Some(status);
+            }
         }
         self.exit_status()
     }
@@ -870,6 +873,11 @@ fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
             Ok(ToController::Exited { status }) => {
                 use std::os::unix::process::ExitStatusExt;
                 *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
+                // The program has ended (its exit handlers ran, its output
+                // is flushed): whoever waits for it may go on.
+                let (lock, cond) = &*conn.ended;
+                let _held = lock.lock();
+                cond.notify_all();
             }
             Ok(ToController::Crashed { signal }) => {
                 use std::os::unix::process::ExitStatusExt;
@@ -991,6 +999,23 @@ struct ExecutorState {
 
 /// The served connection, for [`exit_reporting_status`].
 static SERVED: std::sync::OnceLock<Arc<ExecutorState>> = std::sync::OnceLock::new();
+
+extern "C" {
+    /// glibc's exit handler that is told the status.
+    fn on_exit(
+        f: extern "C" fn(libc::c_int, *mut libc::c_void),
+        arg: *mut libc::c_void,
+    ) -> libc::c_int;
+}
+
+/// Runs at the process's exit, after the program's exit handlers: flushes
+/// its output and tells the controller the status.
+extern "C" fn report_exit(status: libc::c_int, _: *mut libc::c_void) {
+    if let Some(state) = SERVED.get() {
+        (state.after_run)();
+        let _ = send(&state.writer, &ToController::Exited { status });
+    }
+}
 
 /// What a program's `exit` is bound to in an executor the controller did
 /// not start (over TCP), which cannot learn the status from the process:
@@ -1239,6 +1264,12 @@ fn serve(
     send(&state.writer, &welcome)?;
     accepted();
     let _ = SERVED.set(state.clone());
+    // Registered first, so it runs last of the exit handlers: the program's
+    // end is told with its status once its output is flushed, without
+    // waiting for this process to be torn down.
+    // SAFETY: `report_exit` is a plain function valid for the life of the
+    // process; glibc's on_exit takes it with a null argument.
+    unsafe { on_exit(report_exit, std::ptr::null_mut()) };
     orc_core::remote::set_controller(Box::new(Forwarder {
         state: state.clone(),
     }))?;
