@@ -12,6 +12,8 @@
 //! // First thing in `main`: in the executor child this serves the
 //! // controller and never returns.
 //! orc::oop::serve_if_executor();
+//! // Before any thread starts: executors fork from a copy taken now.
+//! orc::oop::prepare().expect("prepare executors");
 //! let jit = orc::Jit::builder()
 //!     .out_of_process(orc::oop::ExecutorCommand::this_executable(&[
 //!         orc::oop::EXECUTOR_ARG,
