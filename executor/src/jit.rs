@@ -522,7 +522,8 @@ struct Zygote {
 
 static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
 
-/// Prepares executors forked from this process (see [`Zygote`]): creates
+/// Prepares executors forked from this process (a zygote: see the module
+/// docs and `ARCHITECTURE.md`): creates
 /// the shared arenas and forks the zygote. Must run before this process
 /// starts any thread (first thing in `main`); `after_run` is what the
 /// executors run after each run. Once per process.
