@@ -16,8 +16,10 @@
 //! controller waits (a program's `main`), the executor can call back (a
 //! lazy call, a tiering trip) and the controller can make requests of its
 //! own while it handles that callback (protect the pages it just linked,
-//! run their initializers on the calling thread). The executor is
-//! started with address-space randomization off, so every executor the
+//! run their initializers on the calling thread). Executors fork from a
+//! zygote (a copy of the controller taken before it started any thread,
+//! [`prepare_zygote`]) or, without one, are started by exec with
+//! address-space randomization off; either way every executor the
 //! controller starts (a new one after a crash, in the REPL) has the same
 //! layout: libraries, and so every address the linker resolved, stay
 //! valid; the arena keeps the code, and the controller replays page
