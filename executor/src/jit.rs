@@ -520,6 +520,9 @@ impl Target for JitExecutor {
 struct Zygote {
     sock: Mutex<UnixStream>,
     arenas: [ArenaSpec; 2],
+    /// The first executor, forked at once, while the controller goes on
+    /// with its own start: its connection, until taken.
+    first: Mutex<Option<UnixStream>>,
 }
 
 static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
@@ -537,6 +540,8 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
         .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the zygote's socket: {e}"))?;
+    let (first_ours, first_theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
     // SAFETY: getpid has no preconditions.
     let controller = unsafe { libc::getpid() };
     // SAFETY: the caller guarantees this process has one thread, so the
@@ -547,13 +552,16 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     }
     if pid == 0 {
         drop(ours);
-        zygote_loop(theirs, arenas, controller, after_run);
+        drop(first_ours);
+        zygote_loop(theirs, arenas, controller, after_run, first_theirs);
     }
     drop(theirs);
+    drop(first_theirs);
     ZYGOTE
         .set(Zygote {
             sock: Mutex::new(ours),
             arenas,
+            first: Mutex::new(Some(first_ours)),
         })
         .map_err(|_| "the zygote exists already".to_owned())
 }
@@ -574,12 +582,15 @@ fn zygote_loop(
     arenas: [ArenaSpec; 2],
     controller: libc::pid_t,
     after_run: fn(),
+    first: UnixStream,
 ) -> ! {
+    use std::os::fd::IntoRawFd;
     die_with(controller);
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
+    let mut next = Some(first.into_raw_fd());
     loop {
-        let Some(fd) = recv_fd(&sock) else {
+        let Some(fd) = next.take().or_else(|| recv_fd(&sock)) else {
             // The controller closed its end: it is done.
             // SAFETY: ends this process, which holds nothing to flush.
             unsafe { libc::_exit(0) }
@@ -711,6 +722,9 @@ fn recv_fd(sock: &UnixStream) -> Option<i32> {
 
 /// Asks the zygote for an executor and performs the handshake.
 fn spawn_from_zygote(zygote: &Zygote) -> Result<Arc<Connection>, String> {
+    if let Some(first) = zygote.first.lock().take() {
+        return handshake(Stream::Unix(first), &[], None);
+    }
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
     send_fd(&zygote.sock.lock(), theirs.as_raw_fd())?;
@@ -928,7 +942,8 @@ fn answer(callback: Callback) -> Result<Answer, String> {
             context,
             counter,
             count,
-        } => orc_core::remote::serve_trip(context, counter, count).map(|()| Answer::Done),
+        } => orc_core::remote::serve_trip(context, counter, count)
+            .map(|in_place| Answer::Value(u64::from(in_place))),
         Callback::TlsModule { module } => {
             Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
         }
@@ -990,6 +1005,9 @@ struct ExecutorState {
     writer: Mutex<Stream>,
     /// Per counter: counts not reported yet, and when it last reported.
     trips: Mutex<HashMap<u64, (u64, Option<std::time::Instant>)>>,
+    /// Per tier manager: whether it promotes in place (learned from the
+    /// answer to its first trip).
+    in_place: Mutex<HashMap<u64, bool>>,
     next_callback: AtomicU64,
     waiting: Mutex<HashMap<u64, Sender<Mail>>>,
     /// The controller's arenas, mapped at their addresses here.
@@ -1258,6 +1276,7 @@ fn serve(
     let state = Arc::new(ExecutorState {
         writer,
         trips: Mutex::new(HashMap::new()),
+        in_place: Mutex::new(HashMap::new()),
         next_callback: AtomicU64::new(1),
         waiting: Mutex::new(HashMap::new()),
         arenas: RwLock::new(arenas),
@@ -1634,14 +1653,35 @@ impl orc_core::remote::Controller for Forwarder {
                 std::collections::hash_map::Entry::Occupied(_) => false,
             }
         };
-        if first {
-            // The first trip waits for the controller (which may promote
-            // the function right then, with in-place tier-up).
-            let _ = self.ask(Callback::Trip {
+        // Whether this manager promotes in place, once known.
+        let in_place = self.state.in_place.lock().get(&context).copied();
+        if first && in_place != Some(false) {
+            // The first trip waits for the controller, which promotes the
+            // function right then with in-place tier-up, and says whether
+            // it does (if not, later first trips need not wait).
+            if let Answer::Value(v) = self.ask(Callback::Trip {
                 context,
                 counter,
                 count,
-            });
+            }) {
+                self.state.in_place.lock().insert(context, v != 0);
+            }
+            return;
+        }
+        if first {
+            // Background tier-up: report at once, without waiting.
+            if send(
+                &self.state.writer,
+                &ToController::Trip {
+                    context,
+                    counter,
+                    count,
+                },
+            )
+            .is_err()
+            {
+                lost_controller();
+            }
             return;
         }
         let report = {

@@ -76,6 +76,12 @@ pub trait Dispatcher: Send + Sync {
     fn caller_may_run(&self) -> bool {
         true
     }
+
+    /// Whether [`dispatch`](Self::dispatch) runs the task before it returns
+    /// (so whoever dispatched waits for it).
+    fn runs_in_place(&self) -> bool {
+        false
+    }
 }
 
 /// Runs every task immediately on the thread that dispatches it.
@@ -88,6 +94,10 @@ impl Dispatcher for InPlaceDispatcher {
     }
 
     fn shutdown(&self) {}
+
+    fn runs_in_place(&self) -> bool {
+        true
+    }
 }
 
 struct PoolShared {

@@ -269,13 +269,14 @@ pub fn serve_reenter(ctx: u64, ret: u64) -> Result<u64, String> {
 }
 
 /// Runs, in the controller, a tiering trip the executor forwarded, with
-/// the `count` it took out of the counter.
-pub fn serve_trip(context: u64, counter: u64, count: u64) -> Result<(), String> {
+/// the `count` it took out of the counter. Returns whether that manager
+/// promotes in place, so the executor should wait for a counter's first
+/// trip (else it need wait for none).
+pub fn serve_trip(context: u64, counter: u64, count: u64) -> Result<bool, String> {
     if !is_live(context) {
         return Err(format!("trip of an unknown tier manager {context:#x}"));
     }
-    crate::tiering::trip_from_executor(context, counter, count);
-    Ok(())
+    Ok(crate::tiering::trip_from_executor(context, counter, count))
 }
 
 /// A thread-local module's `{template, init_len, size, align}`, for the

@@ -467,15 +467,20 @@ impl TierManager {
 /// A trip the executor forwarded with the `count` it took out of the
 /// counter (see [`crate::remote::serve_trip`], which checked that `context`
 /// is a live manager's).
-pub(crate) fn trip_from_executor(context: u64, counter: u64, count: u64) {
-    let _ = std::panic::catch_unwind(|| {
+/// Returns whether the manager promotes in place (the executor then waits
+/// for each counter's first trip, as tier-0 code does in process).
+pub(crate) fn trip_from_executor(context: u64, counter: u64, count: u64) -> bool {
+    std::panic::catch_unwind(|| {
         // SAFETY: `context` is a live manager's `Inner` (checked by the
         // caller against the registered contexts).
         let inner = unsafe { &*(context as *const Inner) };
+        let in_place = inner.dispatcher.runs_in_place();
         if let Some(inner) = inner.me.upgrade() {
             inner.tripped_with(counter as *const AtomicU64, Some(count));
         }
-    });
+        in_place
+    })
+    .unwrap_or(false)
 }
 
 impl Drop for Inner {
