@@ -43,28 +43,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn check(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `cmd` once (output discarded) and returns its wall time.
-fn time_once(mut cmd: Command) -> Duration {
-    let start = Instant::now();
-    let status = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let t = start.elapsed();
-    assert!(status.success(), "{cmd:?} failed: {status}");
-    t
-}
-
 /// A labelled command maker.
 type Commands = Vec<(String, Box<dyn Fn() -> Command>)>;
 

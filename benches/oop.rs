@@ -23,8 +23,8 @@
 //! (default 7), `ORC_BENCH_PARTS` which parts run (default `123`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod stats;
 use stats::*;
@@ -37,27 +37,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-fn check(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn time_once(mut cmd: Command) -> Duration {
-    let start = Instant::now();
-    let status = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let t = start.elapsed();
-    assert!(status.success(), "{cmd:?} failed: {status}");
-    t
 }
 
 /// `orc run [--oop] ARGS FILE [-- PROG_ARGS]`, compiling everything (no

@@ -18,15 +18,6 @@ fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir_c")
 }
 
-fn check(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// (IR file, gcc binary) for a program made of `sources`.
 fn build(dir: &Path, name: &str, sources: &[&str]) -> (PathBuf, PathBuf) {
     let mut lls = Vec::new();

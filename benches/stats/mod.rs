@@ -15,7 +15,8 @@
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The median (the upper one of an even count); zero for no values.
 pub(crate) fn median(values: impl IntoIterator<Item = Duration>) -> Duration {
@@ -160,4 +161,28 @@ pub(crate) fn large_c_program(n: usize, call_all: bool) -> String {
         c.push_str("int main(void) { printf(\"%ld\\n\", f0(3, 4)); return 0; }\n");
     }
     c
+}
+
+/// Runs `cmd` to its end; panics with its stderr unless it succeeded.
+pub(crate) fn check(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` once (output discarded) and returns its wall time; panics
+/// unless it succeeded.
+pub(crate) fn time_once(mut cmd: Command) -> Duration {
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let t = start.elapsed();
+    assert!(status.success(), "{cmd:?} failed: {status}");
+    t
 }

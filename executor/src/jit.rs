@@ -639,8 +639,9 @@ fn zygote_loop(
     }
 }
 
-/// Sends a descriptor over a Unix socket.
-fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
+/// Calls `f` with a message of one byte and room for one descriptor, its
+/// buffers alive for the call.
+fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -650,23 +651,30 @@ fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
     let mut control = vec![0u8; space];
     // SAFETY: a zeroed msghdr is a valid empty one; the fields set below
-    // point at live buffers of the stated lengths.
+    // point at buffers that live until `f` returns.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = space as _;
-    // SAFETY: the control buffer holds one cmsg of one descriptor (its
-    // space was computed for that); CMSG_FIRSTHDR of it is non-null.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
-    }
-    // SAFETY: msg describes valid buffers; the socket is ours.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    f(&mut msg)
+}
+
+/// Sends a descriptor over a Unix socket.
+fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
+    let n = with_fd_message(|msg| {
+        // SAFETY: the control buffer holds one cmsg of one descriptor (its
+        // space was computed for that); CMSG_FIRSTHDR of it is non-null.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+        }
+        // SAFETY: msg describes valid buffers; the socket is ours.
+        unsafe { libc::sendmsg(sock.as_raw_fd(), msg, 0) }
+    });
     if n == 1 {
         Ok(())
     } else {
@@ -679,45 +687,33 @@ fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
 
 /// Receives a descriptor sent with [`send_fd`]; `None` at end of stream.
 fn recv_fd(sock: &UnixStream) -> Option<i32> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: as in send_fd.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    loop {
-        // SAFETY: msg describes valid buffers; the socket is ours.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+    with_fd_message(|msg| {
+        loop {
+            // SAFETY: msg describes valid buffers; the socket is ours.
+            let n = unsafe { libc::recvmsg(sock.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                return None;
+            }
+            break;
         }
-        if n <= 0 {
-            return None;
+        // SAFETY: recvmsg filled the control buffer; CMSG_FIRSTHDR/DATA
+        // read within it and the header says what it holds.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            if cmsg.is_null()
+                || (*cmsg).cmsg_level != libc::SOL_SOCKET
+                || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            {
+                return None;
+            }
+            Some(std::ptr::read_unaligned(
+                libc::CMSG_DATA(cmsg).cast::<i32>(),
+            ))
         }
-        break;
-    }
-    // SAFETY: recvmsg filled the control buffer; CMSG_FIRSTHDR/DATA read
-    // within it and the header says what it holds.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return None;
-        }
-        Some(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cmsg).cast::<i32>(),
-        ))
-    }
+    })
 }
 
 /// Asks the zygote for an executor and performs the handshake.
@@ -1630,6 +1626,20 @@ fn lost_controller() -> ! {
     unsafe { libc::_exit(1) }
 }
 
+impl Forwarder {
+    /// A one-way trip report.
+    fn report_trip(&self, context: u64, counter: u64, count: u64) {
+        let trip = ToController::Trip {
+            context,
+            counter,
+            count,
+        };
+        if send(&self.state.writer, &trip).is_err() {
+            lost_controller();
+        }
+    }
+}
+
 impl orc_core::remote::Controller for Forwarder {
     fn reenter(&self, ctx: u64, ret: u64) -> u64 {
         match self.ask(Callback::Reenter { ctx, ret }) {
@@ -1670,18 +1680,7 @@ impl orc_core::remote::Controller for Forwarder {
         }
         if first {
             // Background tier-up: report at once, without waiting.
-            if send(
-                &self.state.writer,
-                &ToController::Trip {
-                    context,
-                    counter,
-                    count,
-                },
-            )
-            .is_err()
-            {
-                lost_controller();
-            }
+            self.report_trip(context, counter, count);
             return;
         }
         let report = {
@@ -1696,18 +1695,7 @@ impl orc_core::remote::Controller for Forwarder {
             }
         };
         if let Some(count) = report {
-            if send(
-                &self.state.writer,
-                &ToController::Trip {
-                    context,
-                    counter,
-                    count,
-                },
-            )
-            .is_err()
-            {
-                lost_controller();
-            }
+            self.report_trip(context, counter, count);
         }
     }
 
