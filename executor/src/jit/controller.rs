@@ -1,0 +1,651 @@
+//! The controller's side: [`JitExecutor`], the core's `Target`.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// How the controller starts an executor: its own executable with these
+/// arguments (the embedding program runs [`serve_jit_from_args`] for them).
+#[derive(Clone, Debug)]
+pub struct ExecutorCommand {
+    /// The executable (the controller's own, `/proc/self/exe`).
+    pub program: PathBuf,
+    /// Arguments before the arenas' (`executor` for `orc`).
+    pub args: Vec<String>,
+}
+
+impl ExecutorCommand {
+    /// This process's executable with `args`.
+    pub fn this_executable(args: &[&str]) -> Self {
+        ExecutorCommand {
+            program: PathBuf::from("/proc/self/exe"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// A pending request's reply slot.
+pub(super) type Pending = Mutex<HashMap<u64, Sender<Result<Reply, String>>>>;
+
+/// One executor process and its connection.
+pub(super) struct Connection {
+    writer: Arc<Mutex<Stream>>,
+    pending: Arc<Pending>,
+    dead: Arc<AtomicBool>,
+    /// Notified when the reader has seen the end (and read the status).
+    ended: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    /// The child's exit status, once the reader has reaped it.
+    status: Arc<Mutex<Option<ExitStatus>>>,
+    pid: u32,
+}
+
+impl Connection {
+    /// Waits at most `limit` for the reader to have seen the end.
+    fn wait_ended(&self, limit: std::time::Duration) {
+        let (lock, cond) = &*self.ended;
+        let mut ended = lock.lock();
+        let deadline = std::time::Instant::now() + limit;
+        while !*ended && self.status.lock().is_none() {
+            if cond.wait_until(&mut ended, deadline).timed_out() {
+                break;
+            }
+        }
+    }
+}
+
+/// What the controller replays in a new executor.
+#[derive(Default)]
+pub(super) struct Replay {
+    protections: BTreeMap<u64, (u64, SegmentProtection)>,
+    frames: Vec<u64>,
+    libraries: Vec<String>,
+}
+
+thread_local! {
+    /// The callback this thread is handling, if any: runs it asks for go
+    /// to the executor thread that made the callback.
+    static CURRENT_CALLBACK: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The controller's handle on its executor: the [`Target`] of the core.
+pub struct JitExecutor {
+    /// How a local executor is started; `None` for one over TCP, which
+    /// does not share this process's memory and cannot be restarted.
+    command: Option<ExecutorCommand>,
+    arenas: [ArenaSpec; 2],
+    conn: RwLock<Arc<Connection>>,
+    next_id: AtomicU64,
+    replay: Mutex<Replay>,
+    /// Counts executors started (1 for the first).
+    generation: AtomicU64,
+    /// Posted requests sent, and how many of them are known performed.
+    posted: AtomicU64,
+    synced: AtomicU64,
+}
+
+impl JitExecutor {
+    /// Creates the shared arenas (this process's reservations come from
+    /// them from now on) and starts the first executor.
+    pub fn start(command: ExecutorCommand) -> Result<Arc<Self>, String> {
+        let (arenas, conn) = match ZYGOTE.get() {
+            Some(zygote) => (zygote.arenas, spawn_from_zygote(zygote)?),
+            None => {
+                let arenas = orc_core::memory::create_shared_arenas()
+                    .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+                let conn = spawn(&command, &arenas)?;
+                (arenas, conn)
+            }
+        };
+        Ok(Arc::new(JitExecutor {
+            command: Some(command),
+            arenas,
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            replay: Mutex::new(Replay::default()),
+            generation: AtomicU64::new(1),
+            posted: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        }))
+    }
+
+    /// Connects to an executor listening on TCP at `addr` (`orc executor
+    /// --listen`, the same build of this executable) with the session's
+    /// `secret`. Its memory is its own: the arenas here are private, and
+    /// what the controller writes in them is copied there.
+    pub fn connect(addr: &str, secret: &[u8]) -> Result<Arc<Self>, String> {
+        let arenas = orc_core::memory::create_private_arenas()
+            .map_err(|e| format!("cannot create the JIT arena: {e}"))?;
+        let stream = TcpStream::connect(addr)
+            .map_err(|e| format!("cannot connect to the executor at {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let reader = Stream::Tcp(stream);
+        let conn = handshake(reader, secret, None)?;
+        let executor = Arc::new(JitExecutor {
+            command: None,
+            arenas,
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            replay: Mutex::new(Replay::default()),
+            generation: AtomicU64::new(1),
+            posted: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        });
+        executor.call(Call::MapArenas {
+            arenas: arenas.iter().map(|a| (a.base, a.len)).collect(),
+        })?;
+        Ok(executor)
+    }
+
+    /// Whether the executor is on another machine (over TCP).
+    pub fn is_remote(&self) -> bool {
+        self.command.is_none()
+    }
+
+    /// The executor's process id (on its machine).
+    pub fn pid(&self) -> u32 {
+        self.conn.read().pid
+    }
+
+    /// How many executors have been started (the first counts).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Whether the executor has gone (crashed or exited).
+    pub fn is_dead(&self) -> bool {
+        self.conn.read().dead.load(Ordering::Acquire)
+    }
+
+    /// Waits for a dead executor's exit status (`None` if it is alive).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let conn = self.conn.read().clone();
+        if !conn.dead.load(Ordering::Acquire) {
+            return None;
+        }
+        if self.command.is_none() {
+            // On another machine: the status it reported, if it did.
+            return *conn.status.lock();
+        }
+        conn.wait_ended(std::time::Duration::from_secs(2));
+        let status = *conn.status.lock();
+        status
+    }
+
+    /// Starts a new executor in place of a dead one, with the same memory
+    /// (the arena), protections, unwind registrations and libraries.
+    pub fn restart(&self) -> Result<(), String> {
+        // A start can fail for reasons of the moment (the machine out of
+        // processes); a second try costs little.
+        match self.start_again() {
+            Ok(()) => Ok(()),
+            Err(first) => self
+                .start_again()
+                .map_err(|second| format!("{first}; tried again: {second}")),
+        }
+    }
+
+    fn start_again(&self) -> Result<(), String> {
+        let Some(command) = &self.command else {
+            return Err("an executor on another machine cannot be restarted from here".into());
+        };
+        let conn = match ZYGOTE.get() {
+            Some(zygote) => spawn_from_zygote(zygote)?,
+            None => spawn(command, &self.arenas)?,
+        };
+        *self.conn.write() = conn;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        let (protections, frames, libraries) = {
+            let r = self.replay.lock();
+            (r.protections.clone(), r.frames.clone(), r.libraries.clone())
+        };
+        for lib in libraries {
+            self.call(Call::LookupSymbols {
+                library: Some(lib.clone()),
+                names: Vec::new(),
+            })
+            .map_err(|e| format!("loading {lib} again: {e}"))?;
+        }
+        for (addr, (size, p)) in protections {
+            self.call(Call::Protect {
+                addr,
+                size,
+                protection: protection_of(p),
+            })
+            .map_err(|e| format!("protecting {addr:#x}+{size:#x} again: {e}"))?;
+        }
+        for addr in frames {
+            self.call(Call::RegisterFrames { addr })
+                .map_err(|e| format!("registering the unwind info at {addr:#x} again: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Performs `call` in the executor and waits for its reply. A run made
+    /// while this thread handles a callback runs on the calling thread of
+    /// the executor.
+    pub fn call(&self, call: Call) -> Result<Reply, String> {
+        let conn = self.conn.read().clone();
+        if conn.dead.load(Ordering::Acquire) {
+            return Err("the executor is not running (it exited or crashed)".into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = channel();
+        conn.pending.lock().insert(id, tx);
+        let thread = CURRENT_CALLBACK.with(|c| c.get());
+        let request = ToExecutor::Request(Request {
+            id,
+            call,
+            thread,
+            reply: true,
+        });
+        if let Err(e) = send(&conn.writer, &request) {
+            conn.pending.lock().remove(&id);
+            return Err(format!("cannot reach the executor: {e}"));
+        }
+        match rx.recv() {
+            Ok(result) => result,
+            Err(_) => Err("the executor died".into()),
+        }
+    }
+
+    /// Sends `call` without waiting for it (see [`Request::reply`]): for
+    /// an executor sharing memory, whose effects matter only once code is
+    /// released to it, by a later request or after [`Target::barrier`].
+    fn post(&self, call: Call) -> Result<(), String> {
+        if self.command.is_none() {
+            return self.call(call).map(|_| ());
+        }
+        let conn = self.conn.read().clone();
+        if conn.dead.load(Ordering::Acquire) {
+            return Err("the executor is not running (it exited or crashed)".into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.posted.fetch_add(1, Ordering::AcqRel);
+        let request = ToExecutor::Request(Request {
+            id,
+            call,
+            thread: None,
+            reply: false,
+        });
+        send(&conn.writer, &request).map_err(|e| format!("cannot reach the executor: {e}"))
+    }
+
+    /// Runs a C `main` in the executor with `args` as its argv.
+    pub fn run_main(&self, addr: u64, args: Vec<String>) -> Result<i32, String> {
+        match self.call(Call::RunMain { addr, args })? {
+            Reply::Value(v) => Ok(v as u32 as i32),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Ends the executor as `exit(status)` would and returns how it ended.
+    pub fn exit(&self, status: i32) -> Option<ExitStatus> {
+        let conn = self.conn.read().clone();
+        if !conn.dead.load(Ordering::Acquire) {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let request = ToExecutor::Request(Request {
+                id,
+                call: Call::Exit { status },
+                thread: None,
+                reply: true,
+            });
+            let _ = send(&conn.writer, &request);
+            conn.wait_ended(std::time::Duration::from_secs(10));
+            if let Some(status) = *conn.status.lock() {
+                return Some(status);
+            }
+        }
+        self.exit_status()
+    }
+}
+
+impl Target for JitExecutor {
+    fn protect(&self, addr: u64, len: u64, prot: SegmentProtection) -> Result<(), String> {
+        self.replay.lock().protections.insert(addr, (len, prot));
+        self.call(Call::Protect {
+            addr,
+            size: len,
+            protection: protection_of(prot),
+        })
+        .map(|_| ())
+    }
+
+    fn protect_many(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
+        {
+            let mut replay = self.replay.lock();
+            for &(addr, len, prot) in ranges {
+                replay.protections.insert(addr, (len, prot));
+            }
+        }
+        self.post(Call::ProtectMany {
+            ranges: ranges
+                .iter()
+                .map(|&(a, l, p)| (a, l, protection_of(p)))
+                .collect(),
+        })
+    }
+
+    fn barrier(&self) -> Result<(), String> {
+        let posted = self.posted.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) >= posted {
+            return Ok(());
+        }
+        // Performed in order: once this is answered, so is every request
+        // posted before it.
+        self.call(Call::Ping)?;
+        self.synced.fetch_max(posted, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn register_frames(&self, begin: u64) -> Result<(), String> {
+        self.replay.lock().frames.push(begin);
+        self.post(Call::RegisterFrames { addr: begin })
+    }
+
+    fn deregister_frames(&self, begin: u64) -> Result<(), String> {
+        self.replay.lock().frames.retain(|&f| f != begin);
+        self.post(Call::DeregisterFrames { addr: begin })
+    }
+
+    fn lookup(&self, library: Option<&str>, names: &[String]) -> Result<Vec<Option<u64>>, String> {
+        if let Some(lib) = library {
+            let mut r = self.replay.lock();
+            if !r.libraries.iter().any(|l| l == lib) {
+                r.libraries.push(lib.to_owned());
+            }
+        }
+        match self.call(Call::LookupSymbols {
+            library: library.map(str::to_owned),
+            names: names.to_vec(),
+        })? {
+            Reply::Symbols(s) if s.len() == names.len() => Ok(s),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    fn shares_memory(&self) -> bool {
+        self.command.is_some()
+    }
+
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), String> {
+        self.call(Call::Write {
+            addr,
+            bytes: bytes.to_vec(),
+        })
+        .map(|_| ())
+    }
+
+    fn run(&self, addr: u64, ints: &[u64], floats: &[f64], ret: RetKind) -> Result<u64, String> {
+        match self.call(Call::RunTyped {
+            addr,
+            ints: ints.to_vec(),
+            floats: floats.to_vec(),
+            ret: kind_of(ret),
+        })? {
+            Reply::Value(v) => Ok(v),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+}
+
+/// A single-threaded copy of the controller, forked before the controller
+/// started any thread, that forks executors on request: one starts in a
+/// fraction of a millisecond (no exec, no static constructors of the
+/// executable, whose start costs milliseconds) with the controller's own
+/// layout (so the arenas can sit next to its libraries). It watches each
+/// Starts an executor, performs the handshake and starts the reader.
+pub(super) fn spawn(
+    command: &ExecutorCommand,
+    arenas: &[ArenaSpec; 2],
+) -> Result<Arc<Connection>, String> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args);
+    for (spec, fd) in arenas.iter().zip(ARENA_FDS) {
+        cmd.arg("--arena")
+            .arg(format!("{fd}:{:#x}:{:#x}", spec.base, spec.len));
+    }
+    let child_sock = theirs.as_raw_fd();
+    let arena_fds = [arenas[0].fd, arenas[1].fd];
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (dup2, personality, prctl).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move every source out of the way first: one may sit on a
+            // target descriptor (dup2 clears close-on-exec on the target).
+            let sources = [child_sock, arena_fds[0], arena_fds[1]];
+            let mut moved = [0; 3];
+            for (m, src) in moved.iter_mut().zip(sources) {
+                *m = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 64);
+                if *m < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (from, to) in moved
+                .into_iter()
+                .zip([SOCKET_FD, ARENA_FDS[0], ARENA_FDS[1]])
+            {
+                if libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // The same layout in every executor: addresses resolved for
+            // one stay valid in the next.
+            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            // Dies with the controller.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| {
+        format!(
+            "cannot start the executor {}: {e}",
+            command.program.display()
+        )
+    })?;
+    drop(theirs);
+    handshake(Stream::Unix(ours), &[], Some(child))
+}
+
+/// Performs the handshake on `stream` and starts the reader.
+pub(super) fn handshake(
+    mut reader: Stream,
+    secret: &[u8],
+    child: Option<Child>,
+) -> Result<Arc<Connection>, String> {
+    let writer = Arc::new(Mutex::new(
+        reader
+            .try_clone()
+            .map_err(|e| format!("executor connection: {e}"))?,
+    ));
+    let hello = Hello {
+        magic: MAGIC.to_owned(),
+        version: PROTOCOL_VERSION,
+        secret: secret.to_vec(),
+    };
+    send(&writer, &hello)?;
+    let welcome = match read_frame(&mut reader) {
+        Ok(Some(frame)) => match decode::<HelloReply>(&frame)? {
+            HelloReply::Welcome(w) => w,
+            HelloReply::Refused(why) => return Err(format!("the executor refused: {why}")),
+        },
+        Ok(None) | Err(_) => {
+            let what = "the executor ended during its handshake";
+            return Err(match child {
+                Some(child) => exit_message(child, what),
+                None => what.to_owned(),
+            });
+        }
+    };
+    check_welcome(&welcome)?;
+    let conn = Arc::new(Connection {
+        writer,
+        pending: Arc::new(Mutex::new(HashMap::new())),
+        dead: Arc::new(AtomicBool::new(false)),
+        ended: Arc::new((Mutex::new(false), parking_lot::Condvar::new())),
+        status: Arc::new(Mutex::new(None)),
+        pid: welcome.pid,
+    });
+    let c = conn.clone();
+    std::thread::Builder::new()
+        .name("orc-executor-reader".into())
+        .spawn(move || read_loop(reader, c, child))
+        .map_err(|e| format!("cannot start the executor's reader: {e}"))?;
+    Ok(conn)
+}
+
+pub(super) fn exit_message(mut child: Child, what: &str) -> String {
+    match child.wait() {
+        Ok(status) => format!("{what} ({status})"),
+        Err(e) => format!("{what} ({e})"),
+    }
+}
+
+pub(super) fn check_welcome(w: &Welcome) -> Result<(), String> {
+    if w.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "the executor speaks protocol {}, this controller {PROTOCOL_VERSION}",
+            w.version
+        ));
+    }
+    let ours = crate::image_marker as *const () as usize as u64;
+    if w.marker != ours {
+        return Err(format!(
+            "the executor's image is at another address ({:#x}, here {ours:#x}): \
+             a JIT executor must be this executable, linked without PIE",
+            w.marker
+        ));
+    }
+    Ok(())
+}
+
+/// The controller's reader: routes responses, hands callbacks to handler
+/// threads; at the end of the stream marks the executor dead, fails every
+/// waiting request and reaps the child.
+pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
+    let handlers = Arc::new(HandlerPool::default());
+    while let Ok(Some(frame)) = read_frame(&mut reader) {
+        match decode::<ToController>(&frame) {
+            Ok(ToController::Response(Response { id, result })) => {
+                match conn.pending.lock().remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(result);
+                    }
+                    // A posted request failed.
+                    None => {
+                        if let Err(e) = result {
+                            eprintln!("orc: error: executor: {e}");
+                        }
+                    }
+                }
+            }
+            Ok(ToController::Trip {
+                context,
+                counter,
+                count,
+            }) => {
+                handlers.run(Box::new(move || {
+                    if let Err(e) = orc_core::remote::serve_trip(context, counter, count) {
+                        eprintln!("orc: warning: {e}");
+                    }
+                }));
+            }
+            Ok(ToController::Exited { status }) => {
+                use std::os::unix::process::ExitStatusExt;
+                *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
+                // The program has ended (its exit handlers ran, its output
+                // is flushed): whoever waits for it may go on.
+                let (lock, cond) = &*conn.ended;
+                let _held = lock.lock();
+                cond.notify_all();
+            }
+            Ok(ToController::Crashed { signal }) => {
+                use std::os::unix::process::ExitStatusExt;
+                *conn.status.lock() = Some(ExitStatus::from_raw(signal & 0x7f));
+            }
+            Ok(ToController::Callback { id, callback }) => {
+                let writer = conn.writer.clone();
+                handlers.run(Box::new(move || {
+                    CURRENT_CALLBACK.with(|c| c.set(Some(id)));
+                    let result = answer(callback);
+                    CURRENT_CALLBACK.with(|c| c.set(None));
+                    let _ = send(&writer, &ToExecutor::Answer { id, result });
+                }));
+            }
+            Err(_) => break,
+        }
+    }
+    conn.dead.store(true, Ordering::Release);
+    let waiting: Vec<_> = conn.pending.lock().drain().collect();
+    let status = match child {
+        Some(mut c) => c.wait().ok(),
+        // Over TCP: what the executor said before it ended, if anything.
+        None => *conn.status.lock(),
+    };
+    *conn.status.lock() = status;
+    let why = match status {
+        Some(s) => format!("the executor ended ({s})"),
+        None => "the executor ended".to_owned(),
+    };
+    for (_, tx) in waiting {
+        let _ = tx.send(Err(why.clone()));
+    }
+    let (lock, cond) = &*conn.ended;
+    *lock.lock() = true;
+    cond.notify_all();
+}
+
+/// Runs a callback in the controller.
+pub(super) fn answer(callback: Callback) -> Result<Answer, String> {
+    match callback {
+        Callback::Reenter { ctx, ret } => {
+            orc_core::remote::serve_reenter(ctx, ret).map(Answer::Value)
+        }
+        Callback::Trip {
+            context,
+            counter,
+            count,
+        } => orc_core::remote::serve_trip(context, counter, count)
+            .map(|in_place| Answer::Value(u64::from(in_place))),
+        Callback::TlsModule { module } => {
+            Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
+        }
+    }
+}
+
+pub(super) type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that handle callbacks: an idle one takes the next, a new one
+/// starts when none is idle (a handler may wait on the executor, which may
+/// call back again).
+#[derive(Default)]
+pub(super) struct HandlerPool {
+    idle: Mutex<Vec<Sender<Job>>>,
+}
+
+impl HandlerPool {
+    fn run(self: &Arc<Self>, job: Job) {
+        let mut job = Some(job);
+        while let Some(tx) = self.idle.lock().pop() {
+            match tx.send(job.take().expect("job present")) {
+                Ok(()) => return,
+                Err(e) => job = Some(e.0),
+            }
+        }
+        let (tx, rx) = channel::<Job>();
+        let pool = Arc::downgrade(self);
+        let first = job.take().expect("job present");
+        let _ = std::thread::Builder::new()
+            .name("orc-callback".into())
+            .spawn(move || {
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    job();
+                    let Some(pool) = pool.upgrade() else { return };
+                    pool.idle.lock().push(tx.clone());
+                    drop(pool);
+                    next = rx.recv().ok();
+                }
+            });
+    }
+}

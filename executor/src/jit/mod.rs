@@ -1,0 +1,139 @@
+//! A JIT executor: the controller's own executable, started as its child,
+//! in which the JIT'd code runs (ORC's `SimpleRemoteEPC` with a
+//! shared-memory mapper).
+//!
+//! ```text
+//! controller (session, linker, layers)          executor (the code)
+//!   LinkMemory -> shared arena (memfd, RW)  ==  same pages, same address,
+//!                                               each segment's protection
+//!   Target::protect / run / lookup  ---- ToExecutor::Request ---->  service thread
+//!                                   <--- ToController::Response --   (runs go to
+//!   callback handler threads        <--- ToController::Callback --    the main thread
+//!   (serve_reenter, serve_trip, ..) ---- ToExecutor::Answer ----->    or the caller's)
+//! ```
+//!
+//! The connection is a socket pair: full duplex, so while a request of the
+//! controller waits (a program's `main`), the executor can call back (a
+//! lazy call, a tiering trip) and the controller can make requests of its
+//! own while it handles that callback (protect the pages it just linked,
+//! run their initializers on the calling thread). Executors fork from a
+//! zygote (a copy of the controller taken before it started any thread,
+//! [`prepare_zygote`]) or, without one, are started by exec with
+//! address-space randomization off; either way every executor the
+//! controller starts (a new one after a crash, in the REPL) has the same
+//! layout: libraries, and so every address the linker resolved, stay
+//! valid; the arena keeps the code, and the controller replays page
+//! protections, unwind registrations and libraries.
+//!
+//! The executor ends when the controller does (its parent-death signal,
+//! and end of stream on the socket): no orphans.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+
+use orc_core::memory::{ArenaSpec, SegmentProtection};
+use orc_core::remote::{RetKind, Target};
+use parking_lot::{Mutex, RwLock};
+
+mod controller;
+mod serve;
+mod zygote;
+
+#[allow(clippy::wildcard_imports)]
+use controller::*;
+pub use controller::{ExecutorCommand, JitExecutor};
+#[allow(clippy::wildcard_imports)]
+use serve::*;
+pub use serve::{exit_reporting_status, serve_jit_from_args};
+pub use zygote::prepare_zygote;
+#[allow(clippy::wildcard_imports)]
+use zygote::*;
+
+use crate::protocol::{
+    decode, encode, read_frame, write_frame, Answer, Call, Callback, Hello, HelloReply, Reply,
+    Request, Response, ToController, ToExecutor, Welcome, MAGIC, PROTOCOL_VERSION,
+};
+
+/// The descriptor the socket has in the executor.
+const SOCKET_FD: i32 = 3;
+/// The descriptors the arenas have in the executor.
+const ARENA_FDS: [i32; 2] = [4, 5];
+
+fn protection_of(p: SegmentProtection) -> crate::protocol::Protection {
+    match p {
+        SegmentProtection::ReadExec => crate::protocol::Protection::ReadExecute,
+        SegmentProtection::Read => crate::protocol::Protection::Read,
+        SegmentProtection::ReadWrite => crate::protocol::Protection::ReadWrite,
+    }
+}
+
+fn segment_protection(p: crate::protocol::Protection) -> SegmentProtection {
+    match p {
+        crate::protocol::Protection::ReadExecute => SegmentProtection::ReadExec,
+        crate::protocol::Protection::Read => SegmentProtection::Read,
+        crate::protocol::Protection::ReadWrite => SegmentProtection::ReadWrite,
+    }
+}
+
+fn kind_of(r: RetKind) -> crate::protocol::RetKind {
+    match r {
+        RetKind::Void => crate::protocol::RetKind::Void,
+        RetKind::Int => crate::protocol::RetKind::Int,
+        RetKind::F64 => crate::protocol::RetKind::F64,
+    }
+}
+
+/// A connection: a socket pair to a child, or TCP to another machine.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// Writes one message as a frame, under the connection's write lock.
+fn send<T: serde::Serialize>(writer: &Mutex<Stream>, message: &T) -> Result<(), String> {
+    let bytes = encode(message)?;
+    let mut w = writer.lock();
+    write_frame(&mut *w, &bytes).map_err(|e| e.to_string())
+}

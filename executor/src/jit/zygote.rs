@@ -1,0 +1,216 @@
+//! The zygote: executors forked from a copy of the controller.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// executor and reports how it ended on the executor's socket.
+pub(super) struct Zygote {
+    pub(super) sock: Mutex<UnixStream>,
+    pub(super) arenas: [ArenaSpec; 2],
+    /// The first executor, forked at once, while the controller goes on
+    /// with its own start: its connection, until taken.
+    pub(super) first: Mutex<Option<UnixStream>>,
+}
+
+pub(super) static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
+
+/// Prepares executors forked from this process (a zygote: see the module
+/// docs and `ARCHITECTURE.md`): creates
+/// the shared arenas and forks the zygote. Must run before this process
+/// starts any thread (first thing in `main`); `after_run` is what the
+/// executors run after each run. Once per process.
+pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
+    if ZYGOTE.get().is_some() {
+        return Ok(());
+    }
+    let arenas = orc_core::memory::create_shared_arenas_here()
+        .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the zygote's socket: {e}"))?;
+    let (first_ours, first_theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    // SAFETY: getpid has no preconditions.
+    let controller = unsafe { libc::getpid() };
+    // SAFETY: the caller guarantees this process has one thread, so the
+    // child may run anything; each side owns its copies.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(ours);
+        drop(first_ours);
+        zygote_loop(theirs, arenas, controller, after_run, first_theirs);
+    }
+    drop(theirs);
+    drop(first_theirs);
+    ZYGOTE
+        .set(Zygote {
+            sock: Mutex::new(ours),
+            arenas,
+            first: Mutex::new(Some(first_ours)),
+        })
+        .map_err(|_| "the zygote exists already".to_owned())
+}
+
+/// Dies with `parent` (no orphans), even if it is already gone.
+pub(super) fn die_with(parent: libc::pid_t) {
+    // SAFETY: prctl and getppid have no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(0);
+        }
+    }
+}
+
+pub(super) fn zygote_loop(
+    sock: UnixStream,
+    arenas: [ArenaSpec; 2],
+    controller: libc::pid_t,
+    after_run: fn(),
+    first: UnixStream,
+) -> ! {
+    use std::os::fd::IntoRawFd;
+    die_with(controller);
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let mut next = Some(first.into_raw_fd());
+    loop {
+        let Some(fd) = next.take().or_else(|| recv_fd(&sock)) else {
+            // The controller closed its end: it is done.
+            // SAFETY: ends this process, which holds nothing to flush.
+            unsafe { libc::_exit(0) }
+        };
+        // SAFETY: this process has one thread; each side owns its copies.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(sock);
+            die_with(me);
+            // SAFETY: the descriptor came from the controller for this
+            // executor; nothing else here owns it.
+            let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+            for sig in [libc::SIGSEGV, libc::SIGBUS] {
+                // SAFETY: restores the default action (see serve_jit_from_args).
+                unsafe { libc::signal(sig, libc::SIG_DFL) };
+            }
+            match serve(stream, None, arenas.to_vec(), after_run, &mut || {}) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    eprintln!("orc executor: {e}");
+                    // SAFETY: ends the child, which served nothing.
+                    unsafe { libc::_exit(64) }
+                }
+            }
+        }
+        // SAFETY: our own descriptor from recv_fd.
+        let mut stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+        if pid < 0 {
+            continue;
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let report = if libc::WIFSIGNALED(status) {
+            ToController::Crashed {
+                signal: libc::WTERMSIG(status),
+            }
+        } else {
+            ToController::Exited {
+                status: libc::WEXITSTATUS(status),
+            }
+        };
+        if let Ok(bytes) = encode(&report) {
+            let _ = write_frame(&mut stream, &bytes);
+        }
+    }
+}
+
+/// Calls `f` with a message of one byte and room for one descriptor, its
+/// buffers alive for the call.
+pub(super) fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: a zeroed msghdr is a valid empty one; the fields set below
+    // point at buffers that live until `f` returns.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    f(&mut msg)
+}
+
+/// Sends a descriptor over a Unix socket.
+pub(super) fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
+    let n = with_fd_message(|msg| {
+        // SAFETY: the control buffer holds one cmsg of one descriptor (its
+        // space was computed for that); CMSG_FIRSTHDR of it is non-null.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+        }
+        // SAFETY: msg describes valid buffers; the socket is ours.
+        unsafe { libc::sendmsg(sock.as_raw_fd(), msg, 0) }
+    });
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot pass a socket to the zygote: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Receives a descriptor sent with [`send_fd`]; `None` at end of stream.
+pub(super) fn recv_fd(sock: &UnixStream) -> Option<i32> {
+    with_fd_message(|msg| {
+        loop {
+            // SAFETY: msg describes valid buffers; the socket is ours.
+            let n = unsafe { libc::recvmsg(sock.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                return None;
+            }
+            break;
+        }
+        // SAFETY: recvmsg filled the control buffer; CMSG_FIRSTHDR/DATA
+        // read within it and the header says what it holds.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            if cmsg.is_null()
+                || (*cmsg).cmsg_level != libc::SOL_SOCKET
+                || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            {
+                return None;
+            }
+            Some(std::ptr::read_unaligned(
+                libc::CMSG_DATA(cmsg).cast::<i32>(),
+            ))
+        }
+    })
+}
+
+/// Asks the zygote for an executor and performs the handshake.
+pub(super) fn spawn_from_zygote(zygote: &Zygote) -> Result<Arc<Connection>, String> {
+    if let Some(first) = zygote.first.lock().take() {
+        return handshake(Stream::Unix(first), &[], None);
+    }
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    send_fd(&zygote.sock.lock(), theirs.as_raw_fd())?;
+    drop(theirs);
+    handshake(Stream::Unix(ours), &[], None)
+}
