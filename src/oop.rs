@@ -91,18 +91,6 @@ pub fn start(spec: &ExecutorSpec) -> Result<&'static Arc<JitExecutor>, Error> {
     Ok(EXECUTOR.get_or_init(|| executor))
 }
 
-/// What a program's `exit` must be bound to: with an executor on another
-/// machine, a routine that reports the status before exiting (a child's
-/// status is read when it ends; in process, the tools bind their own).
-pub fn program_exit_override() -> Option<orc_core::ExecutorAddr> {
-    executor().filter(|e| e.is_remote()).map(|_| {
-        orc_core::ExecutorAddr::from_ptr(
-            orc_executor::jit::exit_reporting_status as extern "C" fn(libc::c_int) -> !
-                as *const u8,
-        )
-    })
-}
-
 /// The executor, when this process is a controller.
 pub fn executor() -> Option<&'static Arc<JitExecutor>> {
     EXECUTOR.get()

@@ -46,15 +46,10 @@ pub enum RetKind {
 /// What the controller asks of the executor process. Errors are messages
 /// naming what failed (the executor's death included).
 pub trait Target: Send + Sync + 'static {
-    /// Gives `addr..addr + len` (page-aligned, inside the shared arena) the
-    /// protection `prot` in the executor.
-    fn protect(&self, addr: u64, len: u64, prot: SegmentProtection) -> Result<(), String>;
-    /// [`Target::protect`] for several ranges at once (one message).
-    fn protect_many(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
-        ranges
-            .iter()
-            .try_for_each(|&(addr, len, prot)| self.protect(addr, len, prot))
-    }
+    /// Gives each `(addr, len, prot)` range (page-aligned, inside the
+    /// shared arena) its protection in the executor: a link's segments,
+    /// in one message.
+    fn protect(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String>;
     /// Returns once every request made so far has taken effect in the
     /// executor. Protections and unwind registrations may be sent without
     /// waiting: a run or a callback's answer is performed after them, but
@@ -272,14 +267,11 @@ pub fn serve_reenter(ctx: u64, ret: u64) -> Result<u64, String> {
 /// the `count` it took out of the counter. Returns whether that manager
 /// promotes in place, so the executor should wait for a counter's first
 /// trip (else it need wait for none).
-pub fn serve_trip(context: u64, counter: u64, count: u64) -> Result<bool, String> {
-    if !is_live(context) {
-        // Not a live manager's: a report that arrived after its manager
-        // was dropped (the program is ending), or a confused executor's.
-        // Either way there is nothing to count it for.
-        return Ok(false);
-    }
-    Ok(crate::tiering::trip_from_executor(context, counter, count))
+pub fn serve_trip(context: u64, counter: u64, count: u64) -> bool {
+    // Not a live manager's: a report that arrived after its manager was
+    // dropped (the program is ending), or a confused executor's. Either
+    // way there is nothing to count it for.
+    is_live(context) && crate::tiering::trip_from_executor(context, counter, count)
 }
 
 /// A thread-local module's `{template, init_len, size, align}`, for the

@@ -326,13 +326,6 @@ fn prepare(
     if orc::oop::executor().is_none() {
         host.define(absolute_symbols(overrides), None)
             .map_err(fail)?;
-    } else if let Some(exit) = orc::oop::program_exit_override() {
-        let exit = ExecutorSymbolDef::new(exit, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE);
-        host.define(
-            absolute_symbols(SymbolMap::from([(es.intern("exit"), exit)])),
-            None,
-        )
-        .map_err(fail)?;
     }
     host.add_generator(Arc::new(DynamicLibrarySearchGenerator::process(None)))
         .map_err(fail)?;

@@ -268,8 +268,6 @@ fn run_main(
     let oop = orc::oop::executor();
     if oop.is_none() {
         define_thread_atexit(jit)?;
-    } else if let Some(exit) = orc::oop::program_exit_override() {
-        define_exit(jit, exit)?;
     }
     if tier == Tier::One {
         program
@@ -487,19 +485,6 @@ fn define_thread_atexit(jit: &orc::Jit) -> Result<(), String> {
         (es.intern("__cxa_thread_atexit_impl"), def),
         (es.intern("exit"), exit),
     ]);
-    jit.host_dylib()
-        .define(orc_core::absolute_symbols(map), None)
-        .map_err(|e| e.to_string())
-}
-
-/// Binds the program's `exit` to `exit`.
-fn define_exit(jit: &orc::Jit, exit: orc_core::ExecutorAddr) -> Result<(), String> {
-    let es = jit.host_dylib().session();
-    let flags = orc_core::SymbolFlags::EXPORTED | orc_core::SymbolFlags::CALLABLE;
-    let map = orc_core::SymbolMap::from([(
-        es.intern("exit"),
-        orc_core::ExecutorSymbolDef::new(exit, flags),
-    )]);
     jit.host_dylib()
         .define(orc_core::absolute_symbols(map), None)
         .map_err(|e| e.to_string())

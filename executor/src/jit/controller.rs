@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use std::os::unix::process::ExitStatusExt;
 
 /// How the controller starts an executor: its own executable with these
 /// arguments (the embedding program runs [`serve_jit_from_args`] for them).
@@ -29,19 +30,29 @@ pub(super) type Pending = Mutex<HashMap<u64, Sender<Result<Reply, String>>>>;
 /// One executor process and its connection.
 pub(super) struct Connection {
     writer: Arc<Mutex<Stream>>,
-    pending: Arc<Pending>,
-    dead: Arc<AtomicBool>,
-    /// Notified when the reader has seen the end (and read the status).
-    ended: Arc<(Mutex<bool>, parking_lot::Condvar)>,
-    /// The child's exit status, once the reader has reaped it.
-    status: Arc<Mutex<Option<ExitStatus>>>,
+    pending: Pending,
+    dead: AtomicBool,
+    /// Notified when the reader has seen the end, or the executor said how
+    /// it ended.
+    ended: (Mutex<bool>, parking_lot::Condvar),
+    /// How the executor ended: reaped (a child started by exec) or told
+    /// (`Exited`/`Crashed`).
+    status: Mutex<Option<ExitStatus>>,
     pid: u32,
 }
 
 impl Connection {
+    /// Records how the executor ended, as it or its watcher said.
+    fn told(&self, status: ExitStatus) {
+        *self.status.lock() = Some(status);
+        let (lock, cond) = &self.ended;
+        let _held = lock.lock();
+        cond.notify_all();
+    }
+
     /// Waits at most `limit` for the reader to have seen the end.
     fn wait_ended(&self, limit: std::time::Duration) {
-        let (lock, cond) = &*self.ended;
+        let (lock, cond) = &self.ended;
         let mut ended = lock.lock();
         let deadline = std::time::Instant::now() + limit;
         while !*ended && self.status.lock().is_none() {
@@ -75,14 +86,40 @@ pub struct JitExecutor {
     conn: RwLock<Arc<Connection>>,
     next_id: AtomicU64,
     replay: Mutex<Replay>,
-    /// Counts executors started (1 for the first).
-    generation: AtomicU64,
     /// Posted requests sent, and how many of them are known performed.
     posted: AtomicU64,
     synced: AtomicU64,
 }
 
 impl JitExecutor {
+    fn new(
+        command: Option<ExecutorCommand>,
+        arenas: [ArenaSpec; 2],
+        conn: Arc<Connection>,
+    ) -> Self {
+        JitExecutor {
+            command,
+            arenas,
+            conn: RwLock::new(conn),
+            next_id: AtomicU64::new(1),
+            replay: Mutex::new(Replay::default()),
+            posted: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        }
+    }
+
+    /// A request with a fresh id.
+    fn request(&self, call: Call, thread: Option<u64>, reply: bool) -> (u64, ToExecutor) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = ToExecutor::Request(Request {
+            id,
+            call,
+            thread,
+            reply,
+        });
+        (id, request)
+    }
+
     /// Creates the shared arenas (this process's reservations come from
     /// them from now on) and starts the first executor.
     pub fn start(command: ExecutorCommand) -> Result<Arc<Self>, String> {
@@ -95,16 +132,7 @@ impl JitExecutor {
                 (arenas, conn)
             }
         };
-        Ok(Arc::new(JitExecutor {
-            command: Some(command),
-            arenas,
-            conn: RwLock::new(conn),
-            next_id: AtomicU64::new(1),
-            replay: Mutex::new(Replay::default()),
-            generation: AtomicU64::new(1),
-            posted: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-        }))
+        Ok(Arc::new(JitExecutor::new(Some(command), arenas, conn)))
     }
 
     /// Connects to an executor listening on TCP at `addr` (`orc executor
@@ -119,16 +147,7 @@ impl JitExecutor {
         let _ = stream.set_nodelay(true);
         let reader = Stream::Tcp(stream);
         let conn = handshake(reader, secret, None)?;
-        let executor = Arc::new(JitExecutor {
-            command: None,
-            arenas,
-            conn: RwLock::new(conn),
-            next_id: AtomicU64::new(1),
-            replay: Mutex::new(Replay::default()),
-            generation: AtomicU64::new(1),
-            posted: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-        });
+        let executor = Arc::new(JitExecutor::new(None, arenas, conn));
         executor.call(Call::MapArenas {
             arenas: arenas.iter().map(|a| (a.base, a.len)).collect(),
         })?;
@@ -145,11 +164,6 @@ impl JitExecutor {
         self.conn.read().pid
     }
 
-    /// How many executors have been started (the first counts).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
-    }
-
     /// Whether the executor has gone (crashed or exited).
     pub fn is_dead(&self) -> bool {
         self.conn.read().dead.load(Ordering::Acquire)
@@ -160,10 +174,6 @@ impl JitExecutor {
         let conn = self.conn.read().clone();
         if !conn.dead.load(Ordering::Acquire) {
             return None;
-        }
-        if self.command.is_none() {
-            // On another machine: the status it reported, if it did.
-            return *conn.status.lock();
         }
         conn.wait_ended(std::time::Duration::from_secs(2));
         let status = *conn.status.lock();
@@ -192,7 +202,6 @@ impl JitExecutor {
             None => spawn(command, &self.arenas)?,
         };
         *self.conn.write() = conn;
-        self.generation.fetch_add(1, Ordering::Relaxed);
         let (protections, frames, libraries) = {
             let r = self.replay.lock();
             (r.protections.clone(), r.frames.clone(), r.libraries.clone())
@@ -204,14 +213,9 @@ impl JitExecutor {
             })
             .map_err(|e| format!("loading {lib} again: {e}"))?;
         }
-        for (addr, (size, p)) in protections {
-            self.call(Call::Protect {
-                addr,
-                size,
-                protection: protection_of(p),
-            })
-            .map_err(|e| format!("protecting {addr:#x}+{size:#x} again: {e}"))?;
-        }
+        let ranges = protect_ranges(protections.into_iter().map(|(a, (l, p))| (a, l, p)));
+        self.call(Call::ProtectMany { ranges })
+            .map_err(|e| format!("protecting the code again: {e}"))?;
         for addr in frames {
             self.call(Call::RegisterFrames { addr })
                 .map_err(|e| format!("registering the unwind info at {addr:#x} again: {e}"))?;
@@ -227,16 +231,9 @@ impl JitExecutor {
         if conn.dead.load(Ordering::Acquire) {
             return Err("the executor is not running (it exited or crashed)".into());
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (id, request) = self.request(call, CURRENT_CALLBACK.with(|c| c.get()), true);
         let (tx, rx) = channel();
         conn.pending.lock().insert(id, tx);
-        let thread = CURRENT_CALLBACK.with(|c| c.get());
-        let request = ToExecutor::Request(Request {
-            id,
-            call,
-            thread,
-            reply: true,
-        });
         if let Err(e) = send(&conn.writer, &request) {
             conn.pending.lock().remove(&id);
             return Err(format!("cannot reach the executor: {e}"));
@@ -258,14 +255,8 @@ impl JitExecutor {
         if conn.dead.load(Ordering::Acquire) {
             return Err("the executor is not running (it exited or crashed)".into());
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.posted.fetch_add(1, Ordering::AcqRel);
-        let request = ToExecutor::Request(Request {
-            id,
-            call,
-            thread: None,
-            reply: false,
-        });
+        let (_, request) = self.request(call, None, false);
         send(&conn.writer, &request).map_err(|e| format!("cannot reach the executor: {e}"))
     }
 
@@ -281,35 +272,24 @@ impl JitExecutor {
     pub fn exit(&self, status: i32) -> Option<ExitStatus> {
         let conn = self.conn.read().clone();
         if !conn.dead.load(Ordering::Acquire) {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let request = ToExecutor::Request(Request {
-                id,
-                call: Call::Exit { status },
-                thread: None,
-                reply: true,
-            });
+            let (_, request) = self.request(Call::Exit { status }, None, false);
             let _ = send(&conn.writer, &request);
-            conn.wait_ended(std::time::Duration::from_secs(10));
-            if let Some(status) = *conn.status.lock() {
-                return Some(status);
-            }
         }
-        self.exit_status()
+        conn.wait_ended(std::time::Duration::from_secs(10));
+        let ended = *conn.status.lock();
+        ended
     }
 }
 
-impl Target for JitExecutor {
-    fn protect(&self, addr: u64, len: u64, prot: SegmentProtection) -> Result<(), String> {
-        self.replay.lock().protections.insert(addr, (len, prot));
-        self.call(Call::Protect {
-            addr,
-            size: len,
-            protection: protection_of(prot),
-        })
-        .map(|_| ())
-    }
+/// Protections as the protocol says them.
+fn protect_ranges(
+    ranges: impl Iterator<Item = (u64, u64, SegmentProtection)>,
+) -> Vec<(u64, u64, crate::protocol::Protection)> {
+    ranges.map(|(a, l, p)| (a, l, protection_of(p))).collect()
+}
 
-    fn protect_many(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
+impl Target for JitExecutor {
+    fn protect(&self, ranges: &[(u64, u64, SegmentProtection)]) -> Result<(), String> {
         {
             let mut replay = self.replay.lock();
             for &(addr, len, prot) in ranges {
@@ -317,10 +297,7 @@ impl Target for JitExecutor {
             }
         }
         self.post(Call::ProtectMany {
-            ranges: ranges
-                .iter()
-                .map(|&(a, l, p)| (a, l, protection_of(p)))
-                .collect(),
+            ranges: protect_ranges(ranges.iter().copied()),
         })
     }
 
@@ -480,10 +457,10 @@ pub(super) fn handshake(
     check_welcome(&welcome)?;
     let conn = Arc::new(Connection {
         writer,
-        pending: Arc::new(Mutex::new(HashMap::new())),
-        dead: Arc::new(AtomicBool::new(false)),
-        ended: Arc::new((Mutex::new(false), parking_lot::Condvar::new())),
-        status: Arc::new(Mutex::new(None)),
+        pending: Mutex::new(HashMap::new()),
+        dead: AtomicBool::new(false),
+        ended: (Mutex::new(false), parking_lot::Condvar::new()),
+        status: Mutex::new(None),
         pid: welcome.pid,
     });
     let c = conn.clone();
@@ -545,23 +522,16 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
                 count,
             }) => {
                 handlers.run(Box::new(move || {
-                    if let Err(e) = orc_core::remote::serve_trip(context, counter, count) {
-                        eprintln!("orc: warning: {e}");
-                    }
+                    orc_core::remote::serve_trip(context, counter, count);
                 }));
             }
+            // How the program ended (its exit handlers ran, its output is
+            // flushed; or the signal): whoever waits for it may go on.
             Ok(ToController::Exited { status }) => {
-                use std::os::unix::process::ExitStatusExt;
-                *conn.status.lock() = Some(ExitStatus::from_raw((status & 0xff) << 8));
-                // The program has ended (its exit handlers ran, its output
-                // is flushed): whoever waits for it may go on.
-                let (lock, cond) = &*conn.ended;
-                let _held = lock.lock();
-                cond.notify_all();
+                conn.told(ExitStatus::from_raw((status & 0xff) << 8));
             }
             Ok(ToController::Crashed { signal }) => {
-                use std::os::unix::process::ExitStatusExt;
-                *conn.status.lock() = Some(ExitStatus::from_raw(signal & 0x7f));
+                conn.told(ExitStatus::from_raw(signal & 0x7f));
             }
             Ok(ToController::Callback { id, callback }) => {
                 let writer = conn.writer.clone();
@@ -590,7 +560,7 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
     for (_, tx) in waiting {
         let _ = tx.send(Err(why.clone()));
     }
-    let (lock, cond) = &*conn.ended;
+    let (lock, cond) = &conn.ended;
     *lock.lock() = true;
     cond.notify_all();
 }
@@ -605,8 +575,9 @@ pub(super) fn answer(callback: Callback) -> Result<Answer, String> {
             context,
             counter,
             count,
-        } => orc_core::remote::serve_trip(context, counter, count)
-            .map(|in_place| Answer::Value(u64::from(in_place))),
+        } => Ok(Answer::Value(u64::from(orc_core::remote::serve_trip(
+            context, counter, count,
+        )))),
         Callback::TlsModule { module } => {
             Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
         }

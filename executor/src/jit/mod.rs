@@ -51,9 +51,9 @@ mod zygote;
 #[allow(clippy::wildcard_imports)]
 use controller::*;
 pub use controller::{ExecutorCommand, JitExecutor};
+pub use serve::serve_jit_from_args;
 #[allow(clippy::wildcard_imports)]
 use serve::*;
-pub use serve::{exit_reporting_status, serve_jit_from_args};
 pub use zygote::prepare_zygote;
 #[allow(clippy::wildcard_imports)]
 use zygote::*;

@@ -31,7 +31,7 @@ pub(super) struct ExecutorState {
     after_run: fn(),
 }
 
-/// The served connection, for [`exit_reporting_status`].
+/// The served connection, for [`report_exit`].
 pub(super) static SERVED: std::sync::OnceLock<Arc<ExecutorState>> = std::sync::OnceLock::new();
 
 extern "C" {
@@ -42,27 +42,15 @@ extern "C" {
     ) -> libc::c_int;
 }
 
-/// Runs at the process's exit, after the program's exit handlers: flushes
-/// its output and tells the controller the status.
+/// Runs at the process's exit (however the program called `exit`), after
+/// the program's exit handlers: flushes its output and tells the
+/// controller the status, which a controller that is not this process's
+/// parent (over TCP, through the zygote) cannot read itself.
 pub(super) extern "C" fn report_exit(status: libc::c_int, _: *mut libc::c_void) {
     if let Some(state) = SERVED.get() {
         (state.after_run)();
         let _ = send(&state.writer, &ToController::Exited { status });
     }
-}
-
-/// What a program's `exit` is bound to in an executor the controller did
-/// not start (over TCP), which cannot learn the status from the process:
-/// flushes the program's output, tells the controller the status, then
-/// ends as C's `exit` does.
-pub extern "C" fn exit_reporting_status(status: libc::c_int) -> ! {
-    if let Some(state) = SERVED.get() {
-        (state.after_run)();
-        let _ = send(&state.writer, &ToController::Exited { status });
-    }
-    // SAFETY: C's exit, as the program asked: its exit handlers run and
-    // its streams are flushed.
-    unsafe { libc::exit(status) }
 }
 
 /// Serves a controller: `args` are those after the command's own. Either
@@ -106,14 +94,6 @@ pub fn serve_jit_from_args(
         // A debugging aid: time to attach a debugger to this process.
         eprintln!("orc executor: pid {}, waiting 8 s", std::process::id());
         std::thread::sleep(std::time::Duration::from_secs(8));
-    }
-    // A fault of the program ends this process with its signal, as it
-    // would a native program: no handler of the Rust runtime (which turns
-    // a stack overflow into an abort) stands in the way.
-    for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        // SAFETY: restores the default action; no handler of ours is
-        // replaced while it could run (the program has not started).
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     if let Some(addr) = listen {
         let secret = match secret_file {
@@ -207,27 +187,42 @@ pub(super) fn listen_for_controller(
         drop(accepted_tx);
         let mut byte = [0u8; 1];
         let session = matches!(std::io::Read::read(&mut { accepted_rx }, &mut byte), Ok(1));
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
         if !session {
+            // SAFETY: waits for our own child, which refused and ended.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
             continue;
         }
-        let mut stream = Stream::Tcp(stream);
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            if let Ok(bytes) = encode(&ToController::Crashed { signal }) {
-                let _ = write_frame(&mut stream, &bytes);
-            }
-            eprintln!("orc executor: the program was killed by signal {signal}");
-            std::process::exit(128 + signal)
+        let (report, status) = watch(pid, &mut Stream::Tcp(stream));
+        if let Some(report) = report {
+            eprintln!("orc executor: {report}");
         }
-        std::process::exit(if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            1
-        })
+        std::process::exit(status)
     }
+}
+
+/// Waits for the executor `pid` to end and tells its controller how on
+/// `stream` (`Exited` or `Crashed`: what a controller that is not the
+/// executor's parent cannot see). Returns a report for a signal and the
+/// conventional exit status (`128 + N` for signal `N`).
+pub(super) fn watch(pid: libc::pid_t, stream: &mut Stream) -> (Option<String>, i32) {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (message, report, code) = if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        (
+            ToController::Crashed { signal },
+            Some(format!("the program was killed by signal {signal}")),
+            128 + signal,
+        )
+    } else {
+        let code = libc::WEXITSTATUS(status);
+        (ToController::Exited { status: code }, None, code)
+    };
+    if let Ok(bytes) = encode(&message) {
+        let _ = write_frame(stream, &bytes);
+    }
+    (report, code)
 }
 
 /// A pipe: (read end, write end), closed on exec.
@@ -299,6 +294,14 @@ pub(super) fn serve(
     send(&state.writer, &welcome)?;
     accepted();
     let _ = SERVED.set(state.clone());
+    // A fault of the program ends this process with its signal, as it
+    // would a native program: no handler of the Rust runtime (which turns
+    // a stack overflow into an abort) stands in the way.
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: restores the default action; no handler of ours is
+        // replaced while it could run (the program has not started).
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     // Registered first, so it runs last of the exit handlers: the program's
     // end is told with its status once its output is flushed, without
     // waiting for this process to be torn down.
@@ -371,10 +374,9 @@ pub(super) fn serve(
                     }
                 }
                 Call::Exit { status } => {
-                    (state.after_run)();
-                    let _ = send(&state.writer, &ToController::Exited { status });
-                    // SAFETY: `exit` runs the exit handlers and flushes C
-                    // streams, as the program's own exit would.
+                    // SAFETY: `exit` runs the exit handlers (the last of
+                    // them, `report_exit`, tells the controller) and flushes
+                    // C streams, as the program's own exit would.
                     unsafe { libc::exit(status) }
                 }
                 call => {

@@ -90,10 +90,6 @@ pub(super) fn zygote_loop(
             // SAFETY: the descriptor came from the controller for this
             // executor; nothing else here owns it.
             let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
-            for sig in [libc::SIGSEGV, libc::SIGBUS] {
-                // SAFETY: restores the default action (see serve_jit_from_args).
-                unsafe { libc::signal(sig, libc::SIG_DFL) };
-            }
             match serve(stream, None, arenas.to_vec(), after_run, &mut || {}) {
                 Ok(never) => match never {},
                 Err(e) => {
@@ -108,21 +104,7 @@ pub(super) fn zygote_loop(
         if pid < 0 {
             continue;
         }
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let report = if libc::WIFSIGNALED(status) {
-            ToController::Crashed {
-                signal: libc::WTERMSIG(status),
-            }
-        } else {
-            ToController::Exited {
-                status: libc::WEXITSTATUS(status),
-            }
-        };
-        if let Ok(bytes) = encode(&report) {
-            let _ = write_frame(&mut stream, &bytes);
-        }
+        watch(pid, &mut stream);
     }
 }
 
