@@ -285,7 +285,7 @@ impl LinkMemory {
             }
         }
         if let (false, Some(target)) = (remote.is_empty(), crate::remote::target()) {
-            target.protect_many(&remote).map_err(io::Error::other)?;
+            target.protect(&remote).map_err(io::Error::other)?;
         }
         self.published = true;
         Ok(())
@@ -327,7 +327,7 @@ struct Arena {
     /// How many bytes at the top are used (reservations go downwards).
     /// Pages are never reused: the executor may still be running code in
     /// them after the controller dropped its reservation.
-    next: std::sync::atomic::AtomicUsize,
+    used: std::sync::atomic::AtomicUsize,
 }
 
 impl Arena {
@@ -335,7 +335,7 @@ impl Arena {
         use std::sync::atomic::Ordering;
         // From the top down: an arena the kernel placed sits just below the
         // shared libraries, and code near them calls them directly.
-        let mut used = self.next.load(Ordering::Relaxed);
+        let mut used = self.used.load(Ordering::Relaxed);
         let start = loop {
             let now = used
                 .checked_add(len)
@@ -347,7 +347,7 @@ impl Arena {
                     )
                 })?;
             match self
-                .next
+                .used
                 .compare_exchange(used, now, Ordering::Relaxed, Ordering::Relaxed)
             {
                 Ok(_) => break self.len - now,
@@ -493,7 +493,7 @@ fn install_arenas(main: ArenaSpec, low: ArenaSpec) -> io::Result<[ArenaSpec; 2]>
     let arena = |spec: &ArenaSpec| Arena {
         base: spec.base as usize,
         len: spec.len as usize,
-        next: std::sync::atomic::AtomicUsize::new(0),
+        used: std::sync::atomic::AtomicUsize::new(0),
     };
     ARENAS
         .set(Arenas {
@@ -505,27 +505,18 @@ fn install_arenas(main: ArenaSpec, low: ArenaSpec) -> io::Result<[ArenaSpec; 2]>
 }
 
 fn make_arena(name: &str, hints: &[u64], len: u64, shared: bool) -> io::Result<ArenaSpec> {
-    if !shared {
-        for &base in hints {
-            if map_at(-1, base, len, libc::PROT_READ).is_ok() {
-                return Ok(ArenaSpec { fd: -1, base, len });
-            }
-        }
-        return Err(io::Error::other(format!(
-            "no free address range for a {} MiB arena",
-            len >> 20
-        )));
-    }
-    let fd = new_memfd(name, len)?;
+    let fd = if shared { new_memfd(name, len)? } else { -1 };
     for &base in hints {
         if map_at(fd, base, len, libc::PROT_READ).is_ok() {
             return Ok(ArenaSpec { fd, base, len });
         }
     }
-    // SAFETY: our own descriptor, closed once.
-    unsafe { libc::close(fd) };
+    if fd >= 0 {
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(fd) };
+    }
     Err(io::Error::other(format!(
-        "no free address range for a {} MiB shared arena",
+        "no free address range for a {} MiB arena",
         len >> 20
     )))
 }
