@@ -173,16 +173,21 @@ pub(crate) fn check(cmd: &mut Command) {
     );
 }
 
-/// Runs `cmd` once (output discarded) and returns its wall time; panics
-/// unless it succeeded.
-pub(crate) fn time_once(mut cmd: Command) -> Duration {
+/// Runs `cmd` once (output discarded): its wall time and how it ended.
+pub(crate) fn time_status(mut cmd: Command) -> (Duration, std::process::ExitStatus) {
     let start = Instant::now();
     let status = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .unwrap();
-    let t = start.elapsed();
-    assert!(status.success(), "{cmd:?} failed: {status}");
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (start.elapsed(), status)
+}
+
+/// [`time_status`] of a command that must succeed.
+pub(crate) fn time_once(cmd: Command) -> Duration {
+    let shown = format!("{cmd:?}");
+    let (t, status) = time_status(cmd);
+    assert!(status.success(), "{shown} failed: {status}");
     t
 }
