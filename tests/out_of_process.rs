@@ -385,8 +385,9 @@ fn kaleidoscope_runs_lazily_in_an_executor_over_tcp() {
 
 #[test]
 fn hot_code_is_promoted_to_tier_1_across_the_boundary() {
-    // The executor reports trips; the controller compiles tier 1 and
-    // repoints the stubs in the shared memory while the program runs.
+    // In place: the executor's thread waits on its first trip while the
+    // controller compiles tier 1 and repoints the stubs in the shared
+    // memory, so the promotions happen before the program goes on.
     let kal = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/kaleidoscope/mandel.kal");
     let out = run(Command::new(ORC)
         .args([
@@ -396,8 +397,8 @@ fn hot_code_is_promoted_to_tier_1_across_the_boundary() {
             "adaptive",
             "--tier-threshold",
             "100",
-            "--trace-tier",
         ])
+        .args(["--tier-up-threads", "0", "--trace-tier"])
         .arg(&kal));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let trace = text(&out.stderr);
@@ -412,4 +413,71 @@ fn hot_code_is_promoted_to_tier_1_across_the_boundary() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(text(&out.stdout), printed);
+}
+
+#[test]
+fn a_background_promotion_reaches_the_running_executor() {
+    // In the background: the trip is a one-way report, the controller
+    // compiles on its own thread while the program goes on. The REPL
+    // waits for more input, so the test can wait for the promotion and
+    // then call the promoted code. (A Kaleidoscope `for` runs its body
+    // before it tests the end: n + 1 times.)
+    use std::io::{BufRead, Write};
+    let mut child = Command::new(ORC)
+        .args([
+            "repl",
+            "--oop",
+            "--tier",
+            "adaptive",
+            "--tier-threshold",
+            "100",
+        ])
+        .arg("--trace-tier")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    stdin
+        .write_all(
+            b"def binary : 1 (x y) y;\n\
+              def sum(n) var s = 0 in (for i = 0, i < n in s = s + i) : s;\n\
+              sum(1000);\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("promoted sum") && l.contains("to tier 1"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no promotion within 60 s:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    stdin.write_all(b"sum(100);\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(
+        text(&out.stdout),
+        "Evaluated to 500500.000000\nEvaluated to 5050.000000\n"
+    );
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol's version. A controller and an executor of different
 /// versions refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The magic the [`Hello`] starts with.
 pub const MAGIC: &str = "orc-executor";
@@ -283,6 +283,9 @@ pub enum ToController {
         counter: u64,
         /// What it counted.
         count: u64,
+        /// The CPU the tripping thread ran on (which goes on running: the
+        /// controller's compile threads keep off it).
+        cpu: u32,
     },
     /// The program called `exit` with this status; the executor ends
     /// next (how a controller learns the status of an executor that is not
@@ -318,10 +321,11 @@ pub enum Callback {
         /// The trampoline's return address.
         ret: u64,
     },
-    /// A tiering counter's first trip ([`Answer::Done`] once the
-    /// controller has acted on it: with in-place promotion, after the
-    /// tier-1 compile, as in process). Later trips of the counter are
-    /// one-way reports ([`ToController::Trip`]).
+    /// A tiering counter's first trip, when its manager promotes in place
+    /// (`orc_core::remote::trip_waits`): [`Answer::Done`] once the
+    /// controller has acted on it, after the tier-1 compile, as in
+    /// process. Every other trip is a one-way report
+    /// ([`ToController::Trip`]).
     Trip {
         /// The tier manager.
         context: u64,

@@ -115,6 +115,20 @@ struct PoolQueue {
 thread_local! {
     /// The pool (by id) whose worker this thread is, if any.
     static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The CPU of the program thread this thread dispatches for, when that
+    /// is another thread (see [`dispatch_for_cpu`]).
+    static PROGRAM_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f`, in which this thread dispatches work on behalf of a program
+/// thread running on `cpu` (a controller serving an executor's tiering
+/// trip): a pool started meanwhile keeps its workers off that CPU instead
+/// of off this thread's (see `placement`).
+pub fn dispatch_for_cpu<R>(cpu: usize, f: impl FnOnce() -> R) -> R {
+    let before = PROGRAM_CPU.with(|c| c.replace(Some(cpu)));
+    let result = f();
+    PROGRAM_CPU.with(|c| c.set(before));
+    result
 }
 
 /// A pool of worker threads that run tasks in dispatch order.
@@ -198,7 +212,9 @@ fn worker_loop(shared: &PoolShared, mut placement: placement::Steer) {
 /// the first tier-up of a short program was queued that long. So the
 /// spawning thread (the program's, which goes on running) keeps its
 /// workers off its own CPU until each starts its first task, which can
-/// only be queued after the pool exists.
+/// only be queued after the pool exists. A thread that spawns for a
+/// program thread elsewhere (in an executor) keeps them off that one's
+/// CPU instead ([`super::dispatch_for_cpu`]).
 mod placement {
     #[cfg(target_os = "linux")]
     #[derive(Clone, Copy)]
@@ -211,8 +227,11 @@ mod placement {
     #[cfg(target_os = "linux")]
     impl Steer {
         pub(super) fn away_from_this_cpu() -> Steer {
-            // SAFETY: no arguments; -1 when unknown.
-            let cpu = unsafe { libc::sched_getcpu() };
+            let cpu = match super::PROGRAM_CPU.with(|c| c.get()) {
+                Some(cpu) => cpu as i32,
+                // SAFETY: no arguments; -1 when unknown.
+                None => unsafe { libc::sched_getcpu() },
+            };
             match own_cpu_set() {
                 Some(all) if cpu >= 0 => Steer::away_from(cpu as usize, all),
                 _ => Steer { sets: None },

@@ -57,7 +57,9 @@ mod trip_code;
 mod unit;
 
 pub use absolute::absolute_symbols;
-pub use dispatch::{Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher};
+pub use dispatch::{
+    dispatch_for_cpu, Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher,
+};
 pub use dylib::{make_search_order, DefinitionGenerator, JitDylib, JitDylibSearchOrder};
 pub use error::{Error, QualifiedSymbol, Result};
 pub use generators::{AllowPredicate, DynamicLibrarySearchGenerator};

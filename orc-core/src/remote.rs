@@ -263,15 +263,26 @@ pub fn serve_reenter(ctx: u64, ret: u64) -> Result<u64, String> {
     Ok(crate::lazy::reenter_from_executor(ctx, ret))
 }
 
+/// Whether a trip through `context` (as tier-0 code passes it to the trip
+/// handler) is promoted in place, on the thread that tripped, which waits
+/// for it: then the executor waits for a counter's first trip to be
+/// served, as that thread would in process; otherwise it waits for none,
+/// and the controller may serve the trip on any thread (it only queues
+/// work).
+pub fn trip_waits(context: u64) -> bool {
+    context & crate::tiering::CONTEXT_IN_PLACE != 0
+}
+
 /// Runs, in the controller, a tiering trip the executor forwarded, with
-/// the `count` it took out of the counter. Returns whether that manager
-/// promotes in place, so the executor should wait for a counter's first
-/// trip (else it need wait for none).
-pub fn serve_trip(context: u64, counter: u64, count: u64) -> bool {
+/// the `count` it took out of the counter.
+pub fn serve_trip(context: u64, counter: u64, count: u64) {
+    let context = context & !crate::tiering::CONTEXT_IN_PLACE;
     // Not a live manager's: a report that arrived after its manager was
     // dropped (the program is ending), or a confused executor's. Either
     // way there is nothing to count it for.
-    is_live(context) && crate::tiering::trip_from_executor(context, counter, count)
+    if is_live(context) {
+        crate::tiering::trip_from_executor(context, counter, count);
+    }
 }
 
 /// A thread-local module's `{template, init_len, size, align}`, for the

@@ -426,8 +426,28 @@ pub(super) fn spawn(
 
 /// Performs the handshake on `stream` and starts the reader.
 pub(super) fn handshake(
-    mut reader: Stream,
+    mut stream: Stream,
     secret: &[u8],
+    child: Option<Child>,
+) -> Result<Arc<Connection>, String> {
+    send_hello(&mut stream, secret)?;
+    finish_handshake(stream, child)
+}
+
+/// The controller's half of the handshake's first step.
+pub(super) fn send_hello(stream: &mut Stream, secret: &[u8]) -> Result<(), String> {
+    let hello = Hello {
+        magic: MAGIC.to_owned(),
+        version: PROTOCOL_VERSION,
+        secret: secret.to_vec(),
+    };
+    write_frame(stream, &encode(&hello)?).map_err(|e| format!("executor connection: {e}"))
+}
+
+/// The rest of the handshake, once the hello is sent: reads the welcome
+/// and starts the reader.
+pub(super) fn finish_handshake(
+    mut reader: Stream,
     child: Option<Child>,
 ) -> Result<Arc<Connection>, String> {
     let writer = Arc::new(Mutex::new(
@@ -435,12 +455,6 @@ pub(super) fn handshake(
             .try_clone()
             .map_err(|e| format!("executor connection: {e}"))?,
     ));
-    let hello = Hello {
-        magic: MAGIC.to_owned(),
-        version: PROTOCOL_VERSION,
-        secret: secret.to_vec(),
-    };
-    send(&writer, &hello)?;
     let welcome = match read_frame(&mut reader) {
         Ok(Some(frame)) => match decode::<HelloReply>(&frame)? {
             HelloReply::Welcome(w) => w,
@@ -501,6 +515,8 @@ pub(super) fn check_welcome(w: &Welcome) -> Result<(), String> {
 /// waiting request and reaps the child.
 pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option<Child>) {
     let handlers = Arc::new(HandlerPool::default());
+    // One handler thread started now, off the first callback's path.
+    handlers.run(Box::new(|| {}));
     while let Ok(Some(frame)) = read_frame(&mut reader) {
         match decode::<ToController>(&frame) {
             Ok(ToController::Response(Response { id, result })) => {
@@ -520,10 +536,22 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
                 context,
                 counter,
                 count,
+                cpu,
             }) => {
-                handlers.run(Box::new(move || {
-                    orc_core::remote::serve_trip(context, counter, count);
-                }));
+                if orc_core::remote::trip_waits(context) {
+                    // An in-place promotion compiles and asks the executor
+                    // for things, whose answers this thread must route.
+                    handlers.run(Box::new(move || {
+                        orc_core::remote::serve_trip(context, counter, count);
+                    }));
+                } else {
+                    // It only queues the work: no wake-up of another
+                    // thread. Compile threads it starts keep off the CPU
+                    // the program runs on.
+                    orc_core::dispatch_for_cpu(cpu as usize, || {
+                        orc_core::remote::serve_trip(context, counter, count);
+                    });
+                }
             }
             // How the program ended (its exit handlers ran, its output is
             // flushed; or the signal): whoever waits for it may go on.
@@ -575,9 +603,10 @@ pub(super) fn answer(callback: Callback) -> Result<Answer, String> {
             context,
             counter,
             count,
-        } => Ok(Answer::Value(u64::from(orc_core::remote::serve_trip(
-            context, counter, count,
-        )))),
+        } => {
+            orc_core::remote::serve_trip(context, counter, count);
+            Ok(Answer::Done)
+        }
         Callback::TlsModule { module } => {
             Ok(Answer::Module(orc_core::remote::serve_tls_module(module)))
         }

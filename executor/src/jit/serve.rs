@@ -16,11 +16,10 @@ pub(super) const TRIP_REPORT_INTERVAL: std::time::Duration = std::time::Duration
 
 pub(super) struct ExecutorState {
     writer: Mutex<Stream>,
+    /// Sends the one-way reports of threads that go on running (trips).
+    reporter: Reporter,
     /// Per counter: counts not reported yet, and when it last reported.
     trips: Mutex<HashMap<u64, (u64, Option<std::time::Instant>)>>,
-    /// Per tier manager: whether it promotes in place (learned from the
-    /// answer to its first trip).
-    in_place: Mutex<HashMap<u64, bool>>,
     next_callback: AtomicU64,
     waiting: Mutex<HashMap<u64, Sender<Mail>>>,
     /// The controller's arenas, mapped at their addresses here.
@@ -281,10 +280,15 @@ pub(super) fn serve(
         triple: format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
         marker: crate::image_marker as *const () as usize as u64,
     });
+    let (reports, to_report) = channel::<ToController>();
     let state = Arc::new(ExecutorState {
         writer,
+        reporter: Reporter {
+            reports: Mutex::new(reports),
+            thread: std::sync::OnceLock::new(),
+            off_cpu: std::sync::atomic::AtomicI32::new(-1),
+        },
         trips: Mutex::new(HashMap::new()),
-        in_place: Mutex::new(HashMap::new()),
         next_callback: AtomicU64::new(1),
         waiting: Mutex::new(HashMap::new()),
         arenas: RwLock::new(arenas),
@@ -292,6 +296,23 @@ pub(super) fn serve(
         after_run,
     });
     send(&state.writer, &welcome)?;
+    let s = state.clone();
+    let reporter = std::thread::Builder::new()
+        .name("orc-reporter".into())
+        .spawn(move || {
+            while let Ok(report) = to_report.recv() {
+                if send(&s.writer, &report).is_err() {
+                    lost_controller();
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the executor's reporter: {e}"))?;
+    let _ = state
+        .reporter
+        .thread
+        .set(std::os::unix::thread::JoinHandleExt::into_pthread_t(
+            reporter,
+        ));
     accepted();
     let _ = SERVED.set(state.clone());
     // A fault of the program ends this process with its signal, as it
@@ -640,6 +661,59 @@ impl Forwarder {
     }
 }
 
+/// The thread that sends one-way reports for threads that go on running.
+///
+/// A socket write wakes the reading thread as if the writer were about to
+/// sleep: on the writer's CPU, where a running program's thread keeps it
+/// waiting for the end of its time slice (milliseconds) while another CPU
+/// idles; so the program's thread hands the report to this one, which
+/// sleeps after it writes. Even that hand-off can land on the program's
+/// CPU (seen on a two-CPU virtual machine, which kept the reporter waiting
+/// 2 ms with the other CPU idle), so the reporter is kept off the CPU of
+/// the thread that reports, as the controller's compile threads are.
+pub(super) struct Reporter {
+    reports: Mutex<Sender<ToController>>,
+    thread: std::sync::OnceLock<libc::pthread_t>,
+    /// The CPU the reporter is kept off (-1: none yet).
+    off_cpu: std::sync::atomic::AtomicI32,
+}
+
+impl Reporter {
+    fn report(&self, report: ToController) {
+        // SAFETY: no arguments; -1 when unknown.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 && self.off_cpu.swap(cpu, Ordering::Relaxed) != cpu {
+            if let Some(&thread) = self.thread.get() {
+                keep_off_cpu(thread, cpu as usize);
+            }
+        }
+        // The reporter lives as long as the process.
+        let _ = self.reports.lock().send(report);
+    }
+}
+
+/// Lets `thread` run on every CPU this process may use but `cpu`, if
+/// there is another; a refusal leaves the scheduler's choice.
+fn keep_off_cpu(thread: libc::pthread_t, cpu: usize) {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return;
+    }
+    // SAFETY: `set` is a plain bit set for the kernel to fill and the
+    // CPU_* macros stay within it (`cpu` is below its size); `thread` is
+    // the reporter, which lives as long as the process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of_val(&set);
+        if libc::sched_getaffinity(0, size, &mut set) != 0 {
+            return;
+        }
+        libc::CPU_CLR(cpu, &mut set);
+        if libc::CPU_COUNT(&set) > 0 {
+            libc::pthread_setaffinity_np(thread, size, &set);
+        }
+    }
+}
+
 pub(super) fn lost_controller() -> ! {
     // SAFETY: ends the process at once: its controller is gone.
     unsafe { libc::_exit(1) }
@@ -648,14 +722,15 @@ pub(super) fn lost_controller() -> ! {
 impl Forwarder {
     /// A one-way trip report.
     fn report_trip(&self, context: u64, counter: u64, count: u64) {
+        // SAFETY: no arguments; -1 when unknown.
+        let cpu = unsafe { libc::sched_getcpu() };
         let trip = ToController::Trip {
             context,
             counter,
             count,
+            cpu: cpu.max(0) as u32,
         };
-        if send(&self.state.writer, &trip).is_err() {
-            lost_controller();
-        }
+        self.state.reporter.report(trip);
     }
 }
 
@@ -669,8 +744,10 @@ impl orc_core::remote::Controller for Forwarder {
 
     fn trip(&self, context: u64, counter: u64, count: u64) {
         // One report per counter per TRIP_REPORT_INTERVAL at most (a hot
-        // loop trips every few microseconds), the first waited for, the
-        // rest one-way: the counts in between are added to the next.
+        // loop trips every few microseconds), the first waited for if the
+        // manager promotes in place, the rest one-way: the counts in
+        // between are added to the next. (Once the function is queued, the
+        // code calls no more: see `on_trip`.)
         let now = std::time::Instant::now();
         let first = {
             let mut trips = self.state.trips.lock();
@@ -682,19 +759,15 @@ impl orc_core::remote::Controller for Forwarder {
                 std::collections::hash_map::Entry::Occupied(_) => false,
             }
         };
-        // Whether this manager promotes in place, once known.
-        let in_place = self.state.in_place.lock().get(&context).copied();
-        if first && in_place != Some(false) {
+        if first && orc_core::remote::trip_waits(context) {
             // The first trip waits for the controller, which promotes the
-            // function right then with in-place tier-up, and says whether
-            // it does (if not, later first trips need not wait).
-            if let Answer::Value(v) = self.ask(Callback::Trip {
+            // function right then, as the code's own thread would in
+            // process.
+            self.ask(Callback::Trip {
                 context,
                 counter,
                 count,
-            }) {
-                self.state.in_place.lock().insert(context, v != 0);
-            }
+            });
             return;
         }
         if first {

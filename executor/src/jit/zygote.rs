@@ -8,8 +8,9 @@ pub(super) struct Zygote {
     pub(super) sock: Mutex<UnixStream>,
     pub(super) arenas: [ArenaSpec; 2],
     /// The first executor, forked at once, while the controller goes on
-    /// with its own start: its connection, until taken.
-    pub(super) first: Mutex<Option<UnixStream>>,
+    /// with its own start: its connection (the hello sent, so the
+    /// executor sets up meanwhile too), until taken.
+    pub(super) first: Mutex<Option<Stream>>,
 }
 
 pub(super) static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
@@ -44,11 +45,15 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     }
     drop(theirs);
     drop(first_theirs);
+    let mut first = Stream::Unix(first_ours);
+    // A hello that cannot be sent leaves the executor to fail the handshake
+    // later, with the reason.
+    let first = send_hello(&mut first, &[]).ok().map(|()| first);
     ZYGOTE
         .set(Zygote {
             sock: Mutex::new(ours),
             arenas,
-            first: Mutex::new(Some(first_ours)),
+            first: Mutex::new(first),
         })
         .map_err(|_| "the zygote exists already".to_owned())
 }
@@ -188,7 +193,7 @@ pub(super) fn recv_fd(sock: &UnixStream) -> Option<i32> {
 /// Asks the zygote for an executor and performs the handshake.
 pub(super) fn spawn_from_zygote(zygote: &Zygote) -> Result<Arc<Connection>, String> {
     if let Some(first) = zygote.first.lock().take() {
-        return handshake(Stream::Unix(first), &[], None);
+        return finish_handshake(first, None);
     }
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;

@@ -202,11 +202,45 @@ impl Entry {
 
 const CHUNK: usize = 512;
 
+/// A function's counter as the tier-0 code sees it (at the cell's address),
+/// and beside it a word the code never touches: non-zero once the manager
+/// no longer needs the counter's trips (the function is queued, promoted
+/// or given up on). An executor reads it to stop reporting trips that
+/// would only cost the controller a wake-up (see `on_trip`).
+#[repr(C)]
+struct CounterCell {
+    count: AtomicU64,
+    quiet: AtomicU64,
+}
+
+// SAFETY: two atomic integers: zero is a valid value, shared mutation only.
+unsafe impl crate::memory::ZeroCell for CounterCell {}
+
+impl CounterCell {
+    /// The cell whose `count` is at `counter`.
+    ///
+    /// # Safety
+    /// `counter` must be the address of a live `CounterCell`'s count (one
+    /// the manager handed out, its chunk alive).
+    unsafe fn of<'a>(counter: *const AtomicU64) -> &'a CounterCell {
+        // SAFETY: `count` is the first field of a `repr(C)` cell, so its
+        // address is the cell's (the caller guarantees the cell lives).
+        unsafe { &*counter.cast::<CounterCell>() }
+    }
+}
+
+/// Set in the context that tier-0 code passes to its trip handler when the
+/// manager promotes in place (on the thread that tripped, which waits):
+/// an executor then waits for a counter's first trip to be handled, as
+/// that thread would in process. Contexts are `Inner` addresses, so the
+/// bit is free.
+pub(crate) const CONTEXT_IN_PLACE: u64 = 1;
+
 struct Inner {
     session: ExecutionSession,
     policy: Arc<dyn TierPolicy>,
     dispatcher: Arc<dyn Dispatcher>,
-    chunks: Mutex<Vec<JitCells<AtomicU64>>>,
+    chunks: Mutex<Vec<JitCells<CounterCell>>>,
     n_counters: AtomicUsize,
     /// Counters of unregistered functions whose code is gone, for reuse.
     free_counters: Mutex<Vec<usize>>,
@@ -366,11 +400,15 @@ impl TierManager {
     /// counter must not run after that (as for the counter itself).
     pub fn trip_counter(&self, name: &str) -> Option<TripCounter> {
         let counter = self.inner.entries.read().get(name)?.counter as u64;
+        let mut context = Arc::as_ptr(&self.inner) as u64;
+        if self.inner.dispatcher.runs_in_place() {
+            context |= CONTEXT_IN_PLACE;
+        }
         Some(TripCounter {
             counter,
             trip: self.inner.policy.check_interval().max(1),
             on_trip: on_trip as extern "C" fn(u64, u64) as usize as u64,
-            context: Arc::as_ptr(&self.inner) as u64,
+            context,
         })
     }
 
@@ -466,21 +504,16 @@ impl TierManager {
 
 /// A trip the executor forwarded with the `count` it took out of the
 /// counter (see [`crate::remote::serve_trip`], which checked that `context`
-/// is a live manager's).
-/// Returns whether the manager promotes in place (the executor then waits
-/// for each counter's first trip, as tier-0 code does in process).
-pub(crate) fn trip_from_executor(context: u64, counter: u64, count: u64) -> bool {
-    std::panic::catch_unwind(|| {
+/// is a live manager's, without [`CONTEXT_IN_PLACE`]).
+pub(crate) fn trip_from_executor(context: u64, counter: u64, count: u64) {
+    let _ = std::panic::catch_unwind(|| {
         // SAFETY: `context` is a live manager's `Inner` (checked by the
         // caller against the registered contexts).
         let inner = unsafe { &*(context as *const Inner) };
-        let in_place = inner.dispatcher.runs_in_place();
         if let Some(inner) = inner.me.upgrade() {
             inner.tripped_with(counter as *const AtomicU64, Some(count));
         }
-        in_place
-    })
-    .unwrap_or(false)
+    });
 }
 
 impl Drop for Inner {
@@ -510,9 +543,10 @@ impl Inner {
     fn allocate_counter(&self) -> *const AtomicU64 {
         let mut chunks = self.chunks.lock();
         if let Some(index) = self.free_counters.lock().pop() {
-            let counter = &chunks[index / CHUNK][index % CHUNK];
-            counter.store(0, Ordering::Relaxed);
-            return counter as *const AtomicU64;
+            let cell = &chunks[index / CHUNK][index % CHUNK];
+            cell.count.store(0, Ordering::Relaxed);
+            cell.quiet.store(0, Ordering::Relaxed);
+            return &cell.count as *const AtomicU64;
         }
         let index = self.n_counters.fetch_add(1, Ordering::Relaxed);
         if index / CHUNK >= chunks.len() {
@@ -526,7 +560,7 @@ impl Inner {
                 }
             }
         }
-        &chunks[index / CHUNK][index % CHUNK] as *const AtomicU64
+        &chunks[index / CHUNK][index % CHUNK].count as *const AtomicU64
     }
 
     /// A trip: `counter`'s count reached its trip value. Folds the counter
@@ -583,7 +617,7 @@ impl Inner {
     /// The index of `counter` among ours (chunk by chunk), if it is one.
     fn counter_index(&self, counter: *const AtomicU64) -> Option<usize> {
         let addr = counter as usize;
-        let size = std::mem::size_of::<AtomicU64>();
+        let size = std::mem::size_of::<CounterCell>();
         self.chunks
             .lock()
             .iter()
@@ -598,12 +632,7 @@ impl Inner {
 
     /// Whether `counter` points at a counter in one of our chunks.
     fn is_our_counter(&self, counter: *const AtomicU64) -> bool {
-        let addr = counter as usize;
-        self.chunks.lock().iter().any(|chunk| {
-            let start = chunk.as_ptr() as usize;
-            let end = start + chunk.len() * std::mem::size_of::<AtomicU64>();
-            (start..end).contains(&addr) && (addr - start) % std::mem::size_of::<AtomicU64>() == 0
-        })
+        self.counter_index(counter).is_some()
     }
 
     /// Asks the policy about every function still counting.
@@ -651,6 +680,11 @@ impl Inner {
         {
             return false;
         }
+        // Its trips no longer matter (see `CounterCell`).
+        // SAFETY: a registered entry's counter is in one of our chunks.
+        unsafe { CounterCell::of(entry.counter) }
+            .quiet
+            .store(1, Ordering::Relaxed);
         let mut stats = entry.stats.lock();
         stats.count_at_promotion = Some(entry.count());
         stats.queued_at = Some(Instant::now());
@@ -754,14 +788,19 @@ impl Inner {
 /// The trip handler tier-0 code calls (see [`TripCounter`]).
 extern "C" fn on_trip(context: u64, counter: u64) {
     // In an executor, the manager lives in the controller: take the count
-    // here, so the code goes on at once, and tell it.
+    // here, so the code goes on at once, and tell it, unless it said it
+    // needs no more.
     if let Some(controller) = crate::remote::controller() {
-        // SAFETY: `counter` is the address this code bumps: a counter in
-        // the arena, mapped read-write here while the code can run.
-        let count = unsafe { &*(counter as *const AtomicU64) }.swap(0, Ordering::Relaxed);
-        controller.trip(context, counter, count);
+        // SAFETY: `counter` is the address this code bumps: a counter cell
+        // in the arena, mapped read-write here while the code can run.
+        let cell = unsafe { CounterCell::of(counter as *const AtomicU64) };
+        let count = cell.count.swap(0, Ordering::Relaxed);
+        if cell.quiet.load(Ordering::Relaxed) == 0 {
+            controller.trip(context, counter, count);
+        }
         return;
     }
+    let context = context & !CONTEXT_IN_PLACE;
     // Nothing may unwind into JIT'd code.
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: `context` is the address of the `Inner` of the manager

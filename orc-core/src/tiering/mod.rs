@@ -13,7 +13,7 @@
 
 mod functions;
 mod manager;
-pub(crate) use manager::trip_from_executor;
+pub(crate) use manager::{trip_from_executor, CONTEXT_IN_PLACE};
 mod osr;
 mod trace;
 
