@@ -185,9 +185,28 @@ fn run(mut cmd: Command, dir: &Path, tag: &str) -> Outcome {
             };
         }
         if start.elapsed() > RUN_TIMEOUT {
+            // Where every thread waits, for whoever looks into it (kept
+            // with the scratch directory of a failed test), when gdb is
+            // there to tell.
+            let stacks = dir.join(format!("{tag}.hang-backtraces"));
+            let told = Command::new("gdb")
+                .args(["-p", &child.id().to_string(), "-batch", "-nx"])
+                .args(["-ex", "thread apply all bt 20"])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&stacks).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
             let _ = child.kill();
             let _ = child.wait();
-            break format!("hung (killed after {RUN_TIMEOUT:?})");
+            break format!(
+                "hung (killed after {RUN_TIMEOUT:?}{})",
+                if told {
+                    format!("; its threads' backtraces: {}", stacks.display())
+                } else {
+                    String::new()
+                }
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };

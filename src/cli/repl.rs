@@ -94,7 +94,7 @@ fn handle(kjit: &mut KaleidoscopeJit, events: Vec<ReplEvent>) {
                             match executor.restart() {
                                 Ok(()) => eprintln!(
                                     "orc: started a new executor (pid {})",
-                                    executor.pid()
+                                    executor.pid().unwrap_or_default()
                                 ),
                                 Err(e) => {
                                     eprintln!("orc: error: cannot start a new executor: {e}");

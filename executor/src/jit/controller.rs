@@ -24,6 +24,9 @@ impl ExecutorCommand {
     }
 }
 
+/// How long [`Target::barrier`] watches the shared count before it asks.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// A pending request's reply slot.
 pub(super) type Pending = Mutex<HashMap<u64, Sender<Result<Reply, String>>>>;
 
@@ -38,7 +41,9 @@ pub(super) struct Connection {
     /// How the executor ended: reaped (a child started by exec) or told
     /// (`Exited`/`Crashed`).
     status: Mutex<Option<ExitStatus>>,
-    pid: u32,
+    /// The handshake's outcome, once the reader has read it: the
+    /// executor's process id, or why it failed.
+    welcome: (Mutex<Option<Result<u32, String>>>, parking_lot::Condvar),
 }
 
 impl Connection {
@@ -47,6 +52,38 @@ impl Connection {
         *self.status.lock() = Some(status);
         let (lock, cond) = &self.ended;
         let _held = lock.lock();
+        cond.notify_all();
+    }
+
+    /// Waits for the handshake's outcome: the executor's process id, or
+    /// why it failed.
+    fn welcomed(&self) -> Result<u32, String> {
+        let (lock, cond) = &self.welcome;
+        let mut welcome = lock.lock();
+        loop {
+            if let Some(outcome) = &*welcome {
+                return outcome.clone();
+            }
+            cond.wait(&mut welcome);
+        }
+    }
+
+    fn set_welcome(&self, outcome: Result<u32, String>) {
+        let (lock, cond) = &self.welcome;
+        *lock.lock() = Some(outcome);
+        cond.notify_all();
+    }
+
+    /// The executor is gone (or never came): every request waiting, and
+    /// every later one, fails with `why`.
+    fn end(&self, why: &str) {
+        self.dead.store(true, Ordering::Release);
+        let waiting: Vec<_> = self.pending.lock().drain().collect();
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(why.to_owned()));
+        }
+        let (lock, cond) = &self.ended;
+        *lock.lock() = true;
         cond.notify_all();
     }
 
@@ -86,9 +123,13 @@ pub struct JitExecutor {
     conn: RwLock<Arc<Connection>>,
     next_id: AtomicU64,
     replay: Mutex<Replay>,
-    /// Posted requests sent, and how many of them are known performed.
+    /// Posted requests sent to this executor, and how many of them are
+    /// known performed.
     posted: AtomicU64,
     synced: AtomicU64,
+    /// Where an executor forked from the zygote counts the posted
+    /// requests it has performed.
+    ack: Option<Ack>,
 }
 
 impl JitExecutor {
@@ -96,6 +137,7 @@ impl JitExecutor {
         command: Option<ExecutorCommand>,
         arenas: [ArenaSpec; 2],
         conn: Arc<Connection>,
+        ack: Option<Ack>,
     ) -> Self {
         JitExecutor {
             command,
@@ -105,6 +147,7 @@ impl JitExecutor {
             replay: Mutex::new(Replay::default()),
             posted: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            ack,
         }
     }
 
@@ -123,16 +166,16 @@ impl JitExecutor {
     /// Creates the shared arenas (this process's reservations come from
     /// them from now on) and starts the first executor.
     pub fn start(command: ExecutorCommand) -> Result<Arc<Self>, String> {
-        let (arenas, conn) = match ZYGOTE.get() {
-            Some(zygote) => (zygote.arenas, spawn_from_zygote(zygote)?),
+        let (arenas, conn, ack) = match ZYGOTE.get() {
+            Some(zygote) => (zygote.arenas, spawn_from_zygote(zygote)?, Some(zygote.ack)),
             None => {
                 let arenas = orc_core::memory::create_shared_arenas()
                     .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
                 let conn = spawn(&command, &arenas)?;
-                (arenas, conn)
+                (arenas, conn, None)
             }
         };
-        Ok(Arc::new(JitExecutor::new(Some(command), arenas, conn)))
+        Ok(Arc::new(JitExecutor::new(Some(command), arenas, conn, ack)))
     }
 
     /// Connects to an executor listening on TCP at `addr` (`orc executor
@@ -147,7 +190,9 @@ impl JitExecutor {
         let _ = stream.set_nodelay(true);
         let reader = Stream::Tcp(stream);
         let conn = handshake(reader, secret, None)?;
-        let executor = Arc::new(JitExecutor::new(None, arenas, conn));
+        // A refusal (a wrong secret, another build) is this call's error.
+        conn.welcomed()?;
+        let executor = Arc::new(JitExecutor::new(None, arenas, conn, None));
         executor.call(Call::MapArenas {
             arenas: arenas.iter().map(|a| (a.base, a.len)).collect(),
         })?;
@@ -159,9 +204,11 @@ impl JitExecutor {
         self.command.is_none()
     }
 
-    /// The executor's process id (on its machine).
-    pub fn pid(&self) -> u32 {
-        self.conn.read().pid
+    /// The executor's process id (on its machine), once its handshake is
+    /// done (`None` if it failed).
+    pub fn pid(&self) -> Option<u32> {
+        let conn = self.conn.read().clone();
+        conn.welcomed().ok()
     }
 
     /// Whether the executor has gone (crashed or exited).
@@ -197,6 +244,13 @@ impl JitExecutor {
         let Some(command) = &self.command else {
             return Err("an executor on another machine cannot be restarted from here".into());
         };
+        // The new executor has performed nothing yet (the last one is
+        // gone and can count no more).
+        self.posted.store(0, Ordering::Release);
+        self.synced.store(0, Ordering::Release);
+        if let Some(ack) = &self.ack {
+            ack.reset();
+        }
         let conn = match ZYGOTE.get() {
             Some(zygote) => spawn_from_zygote(zygote)?,
             None => spawn(command, &self.arenas)?,
@@ -234,6 +288,12 @@ impl JitExecutor {
         let (id, request) = self.request(call, CURRENT_CALLBACK.with(|c| c.get()), true);
         let (tx, rx) = channel();
         conn.pending.lock().insert(id, tx);
+        // Ended meanwhile (`Connection::end` marks it dead before it fails
+        // what is pending): nobody would answer.
+        if conn.dead.load(Ordering::Acquire) {
+            conn.pending.lock().remove(&id);
+            return Err("the executor is not running (it exited or crashed)".into());
+        }
         if let Err(e) = send(&conn.writer, &request) {
             conn.pending.lock().remove(&id);
             return Err(format!("cannot reach the executor: {e}"));
@@ -305,6 +365,26 @@ impl Target for JitExecutor {
         let posted = self.posted.load(Ordering::Acquire);
         if self.synced.load(Ordering::Acquire) >= posted {
             return Ok(());
+        }
+        // An executor forked from the zygote counts what it has performed
+        // in a page this process shares: its reader is usually going
+        // through the requests already, and a reply (a message and two
+        // wake-ups here, each of which can wait a time slice behind the
+        // program) is needed only if it takes long.
+        if let Some(ack) = &self.ack {
+            let start = std::time::Instant::now();
+            loop {
+                if ack.performed() >= posted {
+                    self.synced.fetch_max(posted, Ordering::AcqRel);
+                    return Ok(());
+                }
+                if start.elapsed() >= ACK_WAIT {
+                    break;
+                }
+                // The executor's reader may wait for this CPU (a socket
+                // write wakes it here).
+                std::thread::yield_now();
+            }
         }
         // Performed in order: once this is answered, so is every request
         // posted before it.
@@ -444,10 +524,13 @@ pub(super) fn send_hello(stream: &mut Stream, secret: &[u8]) -> Result<(), Strin
     write_frame(stream, &encode(&hello)?).map_err(|e| format!("executor connection: {e}"))
 }
 
-/// The rest of the handshake, once the hello is sent: reads the welcome
-/// and starts the reader.
+/// The rest of the handshake, once the hello is sent: starts the reader,
+/// which reads the welcome ([`Connection::welcomed`]) and then serves the
+/// connection. Returns at once: requests made meanwhile wait in the
+/// socket, and fail with the reason if the handshake does; the executor
+/// sets up while this process goes on with its own start.
 pub(super) fn finish_handshake(
-    mut reader: Stream,
+    reader: Stream,
     child: Option<Child>,
 ) -> Result<Arc<Connection>, String> {
     let writer = Arc::new(Mutex::new(
@@ -455,34 +538,65 @@ pub(super) fn finish_handshake(
             .try_clone()
             .map_err(|e| format!("executor connection: {e}"))?,
     ));
-    let welcome = match read_frame(&mut reader) {
-        Ok(Some(frame)) => match decode::<HelloReply>(&frame)? {
-            HelloReply::Welcome(w) => w,
-            HelloReply::Refused(why) => return Err(format!("the executor refused: {why}")),
-        },
-        Ok(None) | Err(_) => {
-            let what = "the executor ended during its handshake";
-            return Err(match child {
-                Some(child) => exit_message(child, what),
-                None => what.to_owned(),
-            });
-        }
-    };
-    check_welcome(&welcome)?;
     let conn = Arc::new(Connection {
         writer,
         pending: Mutex::new(HashMap::new()),
         dead: AtomicBool::new(false),
         ended: (Mutex::new(false), parking_lot::Condvar::new()),
         status: Mutex::new(None),
-        pid: welcome.pid,
+        welcome: (Mutex::new(None), parking_lot::Condvar::new()),
     });
     let c = conn.clone();
     std::thread::Builder::new()
         .name("orc-executor-reader".into())
-        .spawn(move || read_loop(reader, c, child))
+        .spawn(move || {
+            let mut reader = reader;
+            match read_welcome(&mut reader) {
+                Ok(pid) => {
+                    c.set_welcome(Ok(pid));
+                    read_loop(reader, c, child);
+                }
+                Err(Refusal { why, ended }) => {
+                    // An executor that ended tells how; one that refused
+                    // (or is another build) ends when the socket closes.
+                    let why = match child {
+                        Some(child) if ended => exit_message(child, &why),
+                        _ => why,
+                    };
+                    c.set_welcome(Err(why.clone()));
+                    c.end(&why);
+                }
+            }
+        })
         .map_err(|e| format!("cannot start the executor's reader: {e}"))?;
     Ok(conn)
+}
+
+/// Why a handshake failed, and whether the executor ended during it.
+struct Refusal {
+    why: String,
+    ended: bool,
+}
+
+/// Reads and checks the executor's welcome: its process id.
+fn read_welcome(reader: &mut Stream) -> Result<u32, Refusal> {
+    let refused = |why: String| Refusal { why, ended: false };
+    let welcome = match read_frame(reader) {
+        Ok(Some(frame)) => match decode::<HelloReply>(&frame).map_err(refused)? {
+            HelloReply::Welcome(w) => w,
+            HelloReply::Refused(why) => {
+                return Err(refused(format!("the executor refused: {why}")))
+            }
+        },
+        Ok(None) | Err(_) => {
+            return Err(Refusal {
+                why: "the executor ended during its handshake".into(),
+                ended: true,
+            })
+        }
+    };
+    check_welcome(&welcome).map_err(refused)?;
+    Ok(welcome.pid)
 }
 
 pub(super) fn exit_message(mut child: Child, what: &str) -> String {
@@ -574,7 +688,6 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
         }
     }
     conn.dead.store(true, Ordering::Release);
-    let waiting: Vec<_> = conn.pending.lock().drain().collect();
     let status = match child {
         Some(mut c) => c.wait().ok(),
         // Over TCP: what the executor said before it ended, if anything.
@@ -585,12 +698,7 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
         Some(s) => format!("the executor ended ({s})"),
         None => "the executor ended".to_owned(),
     };
-    for (_, tx) in waiting {
-        let _ = tx.send(Err(why.clone()));
-    }
-    let (lock, cond) = &conn.ended;
-    *lock.lock() = true;
-    cond.notify_all();
+    conn.end(&why);
 }
 
 /// Runs a callback in the controller.

@@ -115,7 +115,7 @@ pub fn serve_jit_from_args(
     // SAFETY: the controller passed the socket as this descriptor, which
     // nothing else in this process owns.
     let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(SOCKET_FD) });
-    serve(stream, None, arenas, after_run, &mut || {})
+    serve(stream, None, arenas, None, after_run, &mut || {})
 }
 
 pub(super) fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
@@ -172,6 +172,7 @@ pub(super) fn listen_for_controller(
                 Stream::Tcp(stream),
                 Some(secret),
                 Vec::new(),
+                None,
                 after_run,
                 &mut accepted,
             ) {
@@ -241,11 +242,13 @@ pub(super) fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
 }
 
 /// Performs the handshake (checking `secret` when given) and serves the
-/// controller. Returns why it refused it; once accepted, never returns.
+/// controller, counting performed posted requests in `ack` when given.
+/// Returns why it refused it; once accepted, never returns.
 pub(super) fn serve(
     mut stream: Stream,
     secret: Option<&[u8]>,
     arenas: Vec<ArenaSpec>,
+    ack: Option<Ack>,
     after_run: fn(),
     accepted: &mut dyn FnMut(),
 ) -> Result<std::convert::Infallible, String> {
@@ -410,6 +413,9 @@ pub(super) fn serve(
                                 result,
                             }),
                         );
+                    }
+                    if let (false, Some(ack)) = (request.reply, &ack) {
+                        ack.one_more();
                     }
                 }
             },
@@ -648,7 +654,9 @@ impl Forwarder {
         }
         loop {
             match rx.recv() {
-                Ok(Mail::Answer(Ok(answer))) => return answer,
+                Ok(Mail::Answer(Ok(answer))) => {
+                    return answer;
+                }
                 Ok(Mail::Answer(Err(e))) => {
                     eprintln!("orc executor: the controller failed a callback: {e}");
                     // SAFETY: ends the process; the JIT'd code cannot go on.

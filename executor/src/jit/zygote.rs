@@ -7,6 +7,9 @@ use super::*;
 pub(super) struct Zygote {
     pub(super) sock: Mutex<UnixStream>,
     pub(super) arenas: [ArenaSpec; 2],
+    /// Where executors count the posted requests they have performed (see
+    /// [`Ack`]).
+    pub(super) ack: Ack,
     /// The first executor, forked at once, while the controller goes on
     /// with its own start: its connection (the hello sent, so the
     /// executor sets up meanwhile too), until taken.
@@ -26,6 +29,7 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     }
     let arenas = orc_core::memory::create_shared_arenas_here()
         .map_err(|e| format!("cannot create the shared JIT arena: {e}"))?;
+    let ack = Ack::new()?;
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the zygote's socket: {e}"))?;
     let (first_ours, first_theirs) =
@@ -41,7 +45,7 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     if pid == 0 {
         drop(ours);
         drop(first_ours);
-        zygote_loop(theirs, arenas, controller, after_run, first_theirs);
+        zygote_loop(theirs, arenas, ack, controller, after_run, first_theirs);
     }
     drop(theirs);
     drop(first_theirs);
@@ -53,6 +57,7 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
         .set(Zygote {
             sock: Mutex::new(ours),
             arenas,
+            ack,
             first: Mutex::new(first),
         })
         .map_err(|_| "the zygote exists already".to_owned())
@@ -72,6 +77,7 @@ pub(super) fn die_with(parent: libc::pid_t) {
 pub(super) fn zygote_loop(
     sock: UnixStream,
     arenas: [ArenaSpec; 2],
+    ack: Ack,
     controller: libc::pid_t,
     after_run: fn(),
     first: UnixStream,
@@ -95,7 +101,14 @@ pub(super) fn zygote_loop(
             // SAFETY: the descriptor came from the controller for this
             // executor; nothing else here owns it.
             let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
-            match serve(stream, None, arenas.to_vec(), after_run, &mut || {}) {
+            match serve(
+                stream,
+                None,
+                arenas.to_vec(),
+                Some(ack),
+                after_run,
+                &mut || {},
+            ) {
                 Ok(never) => match never {},
                 Err(e) => {
                     eprintln!("orc executor: {e}");
@@ -110,6 +123,57 @@ pub(super) fn zygote_loop(
             continue;
         }
         watch(pid, &mut stream);
+    }
+}
+
+/// A word in a page shared by the controller and the executors it forks
+/// from the zygote (mapped before the fork): the number of posted requests
+/// (see [`Request::reply`]) the current executor has performed, so the
+/// controller can wait for them ([`Target::barrier`]) without a message
+/// and the wake-ups of a reply (see `JitExecutor::barrier`).
+#[derive(Clone, Copy)]
+pub(super) struct Ack(&'static AtomicU64);
+
+impl Ack {
+    fn new() -> Result<Ack, String> {
+        // SAFETY: a new anonymous shared mapping of one page: no existing
+        // memory is affected.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(format!(
+                "cannot map the executors' shared page: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the page is zeroed (a valid AtomicU64), aligned, mapped
+        // read-write for the rest of the process and never unmapped, and
+        // only ever accessed atomically.
+        Ok(Ack(unsafe { &*page.cast::<AtomicU64>() }))
+    }
+
+    /// What the executor has performed.
+    pub(super) fn performed(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The executor performed one more posted request.
+    pub(super) fn one_more(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// A new executor starts counting (the controller, before it starts
+    /// one: the last one is gone).
+    pub(super) fn reset(&self) {
+        self.0.store(0, Ordering::Release);
     }
 }
 
