@@ -34,7 +34,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -155,14 +155,21 @@ pub struct DirectoryCache {
     rejected: AtomicU64,
     stored: AtomicU64,
     evicted: AtomicU64,
-    /// The entries' size at the last scan plus what this process stored
-    /// since (`u64::MAX` before the first scan). A store scans the
-    /// directory (a `stat` of every entry) only when this passes the
-    /// bound: scanning on every store took half a second per compile in a
-    /// cache of 58,000 tier-0 objects, so a lazily compiled program
-    /// seemed to hang.
-    approx_bytes: AtomicU64,
 }
+
+/// The file beside the entries that holds their total size, so that a
+/// store need not list and `stat` every entry to know whether to evict:
+/// with 58,000 tier-0 objects that took half a second per compile, and a
+/// lazily compiled program seemed to hang. It is updated after each store
+/// without a lock, so a store racing another's can lose the other's
+/// addition and the figure runs low (the directory then passes the bound
+/// by as much before a scan); a full scan sets it right whenever the
+/// figure passes the bound, every [`RESCAN_STORES`] stores of a process,
+/// and when the file is missing or unreadable.
+const SIZE_FILE: &str = "size";
+
+/// See [`SIZE_FILE`].
+const RESCAN_STORES: u64 = 256;
 
 impl DirectoryCache {
     /// A cache in `dir` (created if missing) holding at most `max_bytes`.
@@ -177,7 +184,6 @@ impl DirectoryCache {
             rejected: AtomicU64::new(0),
             stored: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
-            approx_bytes: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -253,18 +259,50 @@ impl DirectoryCache {
                 total = total.saturating_sub(len);
             }
         }
-        self.approx_bytes.store(total, Ordering::Relaxed);
+        self.write_size(total);
     }
 
-    /// After storing `bytes`: evicts if the directory may now be over the
-    /// bound (see `approx_bytes`).
+    /// After storing an entry of `bytes`: adds them to the size file, or
+    /// scans (and evicts) when that is due (see [`SIZE_FILE`]).
     fn stored_bytes(&self, bytes: u64) {
-        let before = self.approx_bytes.load(Ordering::Relaxed);
-        if before == u64::MAX || before.saturating_add(bytes) > self.max_bytes {
-            self.evict();
-        } else {
-            self.approx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let stores = self.stored.load(Ordering::Relaxed);
+        match self.read_size() {
+            Some(total)
+                if stores % RESCAN_STORES != 0 && total.saturating_add(bytes) <= self.max_bytes =>
+            {
+                self.write_size(total + bytes)
+            }
+            _ => self.evict(),
         }
+    }
+
+    fn read_size(&self) -> Option<u64> {
+        fs::read_to_string(self.dir.join(SIZE_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Replaces the size file at once (a reader sees the old figure or the
+    /// new one).
+    fn write_size(&self, total: u64) {
+        let tmp = self.temp_path("size");
+        if fs::write(&tmp, total.to_string()).is_err()
+            || fs::rename(&tmp, self.dir.join(SIZE_FILE)).is_err()
+        {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// A file name of this process's, for writing before a rename.
+    fn temp_path(&self, what: &str) -> PathBuf {
+        static N: AtomicU64 = AtomicU64::new(0);
+        self.dir.join(format!(
+            ".{what}.{}.{}.tmp",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 }
 
@@ -299,13 +337,7 @@ impl ObjectCache for DirectoryCache {
         if (HEADER + object.len()) as u64 > self.max_bytes {
             return;
         }
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let tmp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            key.hex(),
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.temp_path(&key.hex());
         let written = (|| -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             let mut header = Vec::with_capacity(HEADER);
@@ -416,6 +448,43 @@ mod tests {
             assert!(cache.get(&key(name)).is_some(), "{name} stays");
         }
         assert_eq!(cache.stats().evicted, 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stores_keep_the_size_file_and_a_wrong_figure_is_set_right_by_a_scan() {
+        let dir = temp_dir("size");
+        let entry = HEADER as u64 + 100;
+        // Room for four entries.
+        let cache = DirectoryCache::open(&dir, 4 * entry).unwrap();
+        for name in ["a", "b", "c"] {
+            cache.put(&key(name), &[1u8; 100]);
+        }
+        // The first store scanned (no size file yet); the others added.
+        assert_eq!(cache.read_size(), Some(3 * entry));
+        // A figure that says the bound is passed makes the next store scan,
+        // which finds four entries, within the bound: nothing is evicted.
+        cache.write_size(1 << 40);
+        cache.put(&key("d"), &[1u8; 100]);
+        assert_eq!(cache.read_size(), Some(4 * entry));
+        assert_eq!(cache.stats().evicted, 0);
+        // One that runs low (stores of other processes lost) lets the
+        // directory pass the bound by as much, until the figure does.
+        cache.write_size(0);
+        for i in 0..4 {
+            cache.put(&key(&format!("k{i}")), &[1u8; 100]);
+        }
+        let entries = || {
+            fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "obj"))
+                .count() as u64
+        };
+        assert_eq!(entries(), 8);
+        cache.put(&key("last"), &[1u8; 100]);
+        assert_eq!(entries(), 4);
+        assert_eq!(cache.read_size(), Some(4 * entry));
         let _ = fs::remove_dir_all(&dir);
     }
 }
