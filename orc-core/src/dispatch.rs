@@ -131,6 +131,21 @@ pub fn dispatch_for_cpu<R>(cpu: usize, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Lets `thread` run on the CPUs the calling thread may use but `cpu`, when
+/// that leaves one: how a thread that wakes another and goes on running on
+/// `cpu` keeps it from waiting there for its time slice (see
+/// `placement`; an executor's trip reporter uses it).
+///
+/// # Safety
+/// `thread` must be a live thread of this process.
+#[cfg(target_os = "linux")]
+pub unsafe fn keep_thread_off_cpu(thread: libc::pthread_t, cpu: usize) {
+    if let Some(all) = placement::own_cpu_set() {
+        // SAFETY: the caller guarantees `thread` lives.
+        unsafe { placement::Steer::away_from(cpu, all).apply_to(thread) }
+    }
+}
+
 /// A pool of worker threads that run tasks in dispatch order.
 pub struct ThreadPoolDispatcher {
     shared: Arc<PoolShared>,
@@ -256,11 +271,23 @@ mod placement {
 
         /// Keeps `thread` off the spawner's CPU (called by the spawner).
         pub(super) fn apply(&self, thread: &std::thread::JoinHandle<()>) {
+            let id = std::os::unix::thread::JoinHandleExt::as_pthread_t(thread);
+            // SAFETY: `id` names a thread we just started and have not
+            // joined.
+            unsafe { self.apply_to(id) }
+        }
+
+        /// [`Self::apply`] for a thread named by its `pthread_t`.
+        ///
+        /// # Safety
+        /// `thread` must be a live thread of this process.
+        pub(super) unsafe fn apply_to(&self, thread: libc::pthread_t) {
             if let Some((others, _)) = &self.sets {
-                let id = std::os::unix::thread::JoinHandleExt::as_pthread_t(thread);
-                // SAFETY: `id` names a thread we just started and have not
-                // joined; a refusal leaves the scheduler's choice.
-                unsafe { libc::pthread_setaffinity_np(id, std::mem::size_of_val(others), others) };
+                // SAFETY: the caller guarantees `thread` lives; a refusal
+                // leaves the scheduler's choice.
+                unsafe {
+                    libc::pthread_setaffinity_np(thread, std::mem::size_of_val(others), others)
+                };
             }
         }
 

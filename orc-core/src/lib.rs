@@ -57,6 +57,8 @@ mod trip_code;
 mod unit;
 
 pub use absolute::absolute_symbols;
+#[cfg(target_os = "linux")]
+pub use dispatch::keep_thread_off_cpu;
 pub use dispatch::{
     dispatch_for_cpu, Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher,
 };

@@ -131,6 +131,19 @@ impl Write for Stream {
     }
 }
 
+/// `fork`, its failure an error.
+///
+/// # Safety
+/// The process must have one thread, so that the child may run anything.
+unsafe fn fork() -> Result<libc::pid_t, String> {
+    // SAFETY: the caller guarantees this process has one thread.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    Ok(pid)
+}
+
 /// Writes one message as a frame, under the connection's write lock.
 fn send<T: serde::Serialize>(writer: &Mutex<Stream>, message: &T) -> Result<(), String> {
     let bytes = encode(message)?;

@@ -159,10 +159,7 @@ pub(super) fn listen_for_controller(
         let (accepted_rx, accepted_tx) = pipe()?;
         // SAFETY: this process has one thread (nothing has started any),
         // so the child may do anything; both sides own their copies.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(format!("fork: {}", std::io::Error::last_os_error()));
-        }
+        let pid = unsafe { fork() }?;
         if pid == 0 {
             drop(listener);
             drop(accepted_rx);
@@ -287,7 +284,7 @@ pub(super) fn serve(
     let state = Arc::new(ExecutorState {
         writer,
         reporter: Reporter {
-            reports: Mutex::new(reports),
+            reports,
             thread: std::sync::OnceLock::new(),
             off_cpu: std::sync::atomic::AtomicI32::new(-1),
         },
@@ -654,9 +651,7 @@ impl Forwarder {
         }
         loop {
             match rx.recv() {
-                Ok(Mail::Answer(Ok(answer))) => {
-                    return answer;
-                }
+                Ok(Mail::Answer(Ok(answer))) => return answer,
                 Ok(Mail::Answer(Err(e))) => {
                     eprintln!("orc executor: the controller failed a callback: {e}");
                     // SAFETY: ends the process; the JIT'd code cannot go on.
@@ -680,45 +675,24 @@ impl Forwarder {
 /// 2 ms with the other CPU idle), so the reporter is kept off the CPU of
 /// the thread that reports, as the controller's compile threads are.
 pub(super) struct Reporter {
-    reports: Mutex<Sender<ToController>>,
+    reports: Sender<ToController>,
     thread: std::sync::OnceLock<libc::pthread_t>,
     /// The CPU the reporter is kept off (-1: none yet).
     off_cpu: std::sync::atomic::AtomicI32,
 }
 
 impl Reporter {
-    fn report(&self, report: ToController) {
-        // SAFETY: no arguments; -1 when unknown.
-        let cpu = unsafe { libc::sched_getcpu() };
+    /// Sends `report` of a thread running on `cpu` (-1: unknown).
+    fn report(&self, report: ToController, cpu: i32) {
         if cpu >= 0 && self.off_cpu.swap(cpu, Ordering::Relaxed) != cpu {
             if let Some(&thread) = self.thread.get() {
-                keep_off_cpu(thread, cpu as usize);
+                // SAFETY: the reporter thread lives as long as the process
+                // (it never returns while the process can still report).
+                unsafe { orc_core::keep_thread_off_cpu(thread, cpu as usize) };
             }
         }
         // The reporter lives as long as the process.
-        let _ = self.reports.lock().send(report);
-    }
-}
-
-/// Lets `thread` run on every CPU this process may use but `cpu`, if
-/// there is another; a refusal leaves the scheduler's choice.
-fn keep_off_cpu(thread: libc::pthread_t, cpu: usize) {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return;
-    }
-    // SAFETY: `set` is a plain bit set for the kernel to fill and the
-    // CPU_* macros stay within it (`cpu` is below its size); `thread` is
-    // the reporter, which lives as long as the process.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let size = std::mem::size_of_val(&set);
-        if libc::sched_getaffinity(0, size, &mut set) != 0 {
-            return;
-        }
-        libc::CPU_CLR(cpu, &mut set);
-        if libc::CPU_COUNT(&set) > 0 {
-            libc::pthread_setaffinity_np(thread, size, &set);
-        }
+        let _ = self.reports.send(report);
     }
 }
 
@@ -738,7 +712,7 @@ impl Forwarder {
             count,
             cpu: cpu.max(0) as u32,
         };
-        self.state.reporter.report(trip);
+        self.state.reporter.report(trip, cpu);
     }
 }
 

@@ -38,10 +38,7 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     let controller = unsafe { libc::getpid() };
     // SAFETY: the caller guarantees this process has one thread, so the
     // child may run anything; each side owns its copies.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
-    }
+    let pid = unsafe { fork() }?;
     if pid == 0 {
         drop(ours);
         drop(first_ours);

@@ -1049,4 +1049,59 @@ mod tests {
         assert_eq!(stray.load(Ordering::Relaxed), 7);
         tm.shutdown();
     }
+
+    #[test]
+    fn a_queued_function_s_counter_goes_quiet_and_a_reused_counter_does_not() {
+        // The word beside each counter tells an executor whether the
+        // manager still wants the counter's trips.
+        let quiet = |counter: u64| load(counter + 8);
+        let tm = manager(100);
+        let reclaimer = Reclaimer::new();
+        tm.set_reclaimer(reclaimer.clone());
+        let promote: PromoteFn = Arc::new(|| Ok(Promotion::default()));
+        let hot = tm.register("hot", promote.clone());
+        let cold = tm.register("cold", promote.clone());
+        assert_eq!((quiet(hot), quiet(cold)), (0, 0));
+        bump(hot, 100);
+        sample_and_settle(&tm);
+        assert_eq!(tm.state("hot"), Some(TierState::Promoted));
+        assert_ne!(quiet(hot), 0);
+        assert_eq!(quiet(cold), 0);
+        assert!(tm.unregister("hot"));
+        reclaimer.collect();
+        let again = tm.register("again", promote);
+        assert_eq!(again, hot, "the counter is reused");
+        assert_eq!(quiet(again), 0);
+    }
+
+    #[test]
+    fn the_trip_context_says_whether_promotions_run_in_place() {
+        let es = ExecutionSession::new();
+        let policy = Arc::new(ThresholdPolicy { threshold: 10 });
+        let background = manager(10);
+        background.register("f", Arc::new(|| Ok(Promotion::default())));
+        let c = background.trip_counter("f").unwrap();
+        assert_eq!(c.context & CONTEXT_IN_PLACE, 0);
+        let in_place = TierManager::new(&es, policy, Arc::new(InPlaceDispatcher));
+        let promoted = Arc::new(AtomicUsize::new(0));
+        let p = promoted.clone();
+        let f = in_place.register(
+            "f",
+            Arc::new(move || {
+                p.fetch_add(1, Ordering::SeqCst);
+                Ok(Promotion::default())
+            }),
+        );
+        let c = in_place.trip_counter("f").unwrap();
+        assert_ne!(c.context & CONTEXT_IN_PLACE, 0);
+        // The handler, called as tier-0 code calls it, finds its manager
+        // through the marked context and promotes right then.
+        bump(f, 10);
+        // SAFETY: the handler the manager gave for this counter, with its
+        // context, while the manager lives.
+        let handler = unsafe { std::mem::transmute::<u64, extern "C" fn(u64, u64)>(c.on_trip) };
+        handler(c.context, c.counter);
+        assert_eq!(promoted.load(Ordering::SeqCst), 1);
+        assert_eq!(in_place.state("f"), Some(TierState::Promoted));
+    }
 }
