@@ -444,11 +444,6 @@ impl Target for JitExecutor {
     }
 }
 
-/// A single-threaded copy of the controller, forked before the controller
-/// started any thread, that forks executors on request: one starts in a
-/// fraction of a millisecond (no exec, no static constructors of the
-/// executable, whose start costs milliseconds) with the controller's own
-/// layout (so the arenas can sit next to its libraries). It watches each
 /// Starts an executor, performs the handshake and starts the reader.
 pub(super) fn spawn(
     command: &ExecutorCommand,

@@ -3,6 +3,11 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// A single-threaded copy of the controller, forked before the controller
+/// started any thread, that forks executors on request: one starts in a
+/// fraction of a millisecond (no exec, no static constructors of the
+/// executable, whose start costs milliseconds) with the controller's own
+/// layout (so the arenas can sit next to its libraries). It watches each
 /// executor and reports how it ended on the executor's socket.
 pub(super) struct Zygote {
     pub(super) sock: Mutex<UnixStream>,
