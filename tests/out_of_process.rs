@@ -481,3 +481,39 @@ fn a_background_promotion_reaches_the_running_executor() {
         "Evaluated to 500500.000000\nEvaluated to 5050.000000\n"
     );
 }
+
+/// Prints the scheduling policy and how many CPUs the process may run on.
+const PLACEMENT: &str = r#"
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+int main(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  printf("policy %d, %d cpus\n", sched_getscheduler(0), CPU_COUNT(&set));
+  return 0;
+}
+"#;
+
+/// The controller forks the zygote as a batch task kept off its own CPU
+/// (`ForkPlacement` in the executor crate); the program must not inherit
+/// either: it runs under the policy and on the CPUs a native run has.
+#[test]
+fn the_program_runs_with_the_native_policy_and_cpus_out_of_process() {
+    let dir = scratch("oop-placement");
+    let program = build_source(&dir, "placement", PLACEMENT, false, &["-O1"]);
+    let native = run(&mut Command::new(&program.native));
+    assert!(native.status.success(), "native: {}", text(&native.stderr));
+    for tier in ["0", "1"] {
+        let out = run(Command::new(ORC)
+            .args(["run", "--oop", "--tier", tier])
+            .arg(&program.ir));
+        assert!(out.status.success(), "--tier {tier}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            text(&native.stdout),
+            "orc run --oop --tier {tier}"
+        );
+    }
+}

@@ -41,14 +41,31 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
         UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
     // SAFETY: getpid has no preconditions.
     let controller = unsafe { libc::getpid() };
+    let placement = ForkPlacement::before_fork();
     // SAFETY: the caller guarantees this process has one thread, so the
     // child may run anything; each side owns its copies.
-    let pid = unsafe { fork() }?;
+    let pid = match unsafe { fork() } {
+        Ok(pid) => pid,
+        Err(e) => {
+            placement.back_to_normal_policy();
+            return Err(e);
+        }
+    };
     if pid == 0 {
         drop(ours);
         drop(first_ours);
-        zygote_loop(theirs, arenas, ack, controller, after_run, first_theirs);
+        placement.back_to_normal_policy();
+        zygote_loop(
+            theirs,
+            arenas,
+            ack,
+            controller,
+            after_run,
+            first_theirs,
+            placement,
+        );
     }
+    placement.in_controller(pid);
     drop(theirs);
     drop(first_theirs);
     let mut first = Stream::Unix(first_ours);
@@ -83,6 +100,7 @@ pub(super) fn zygote_loop(
     controller: libc::pid_t,
     after_run: fn(),
     first: UnixStream,
+    placement: ForkPlacement,
 ) -> ! {
     use std::os::fd::IntoRawFd;
     die_with(controller);
@@ -100,6 +118,7 @@ pub(super) fn zygote_loop(
         if pid == 0 {
             drop(sock);
             die_with(me);
+            placement.in_executor();
             // SAFETY: the descriptor came from the controller for this
             // executor; nothing else here owns it.
             let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
@@ -126,6 +145,111 @@ pub(super) fn zygote_loop(
         }
         watch(pid, &mut stream);
     }
+}
+
+/// How the zygote is kept from taking the controller's CPU at its fork.
+///
+/// A forked child is often put on its parent's CPU and, being new, runs
+/// before it: `perf sched` on a two-CPU machine showed the zygote (which
+/// forks the first executor at once) taking the controller's CPU for
+/// 0.15-0.2 ms in most runs, or waiting there for the controller's time
+/// slice to end (1.3-1.6 ms, the executor that much later) while the other
+/// CPU idled. So the controller forks as `SCHED_BATCH` (a batch task does
+/// not preempt on wake-up), moves the zygote off its CPU, and only then
+/// goes back to the normal policy; the zygote goes back to it as well, and
+/// each executor it forks takes back the controller's whole CPU set. (The
+/// zygote keeps the narrower set: it sleeps but for an executor's fork.)
+#[derive(Clone, Copy)]
+pub(super) struct ForkPlacement {
+    /// The controller's CPUs.
+    all: libc::cpu_set_t,
+    /// The same without the CPU it forks from; `None` when that leaves
+    /// none or either is unknown (nothing is then moved).
+    others: Option<libc::cpu_set_t>,
+    /// Whether the controller runs under the normal policy (only then is
+    /// it switched to batch for the fork).
+    normal: bool,
+}
+
+impl ForkPlacement {
+    /// Before the fork (in the controller, which must have one thread):
+    /// switches to `SCHED_BATCH` if running under the normal policy.
+    fn before_fork() -> ForkPlacement {
+        // SAFETY: `all` is a plain bit set for the kernel to fill;
+        // sched_getcpu and sched_getscheduler(0) only read this thread's
+        // state (-1 when unknown).
+        let (all, cpu, policy) = unsafe {
+            let mut all: libc::cpu_set_t = std::mem::zeroed();
+            let known = libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) == 0;
+            (
+                known.then_some(all),
+                libc::sched_getcpu(),
+                libc::sched_getscheduler(0),
+            )
+        };
+        let others = all.zip(usize::try_from(cpu).ok()).and_then(|(all, cpu)| {
+            if cpu >= libc::CPU_SETSIZE as usize {
+                return None;
+            }
+            let mut others = all;
+            // SAFETY: `cpu` is below the set's size (checked above); the
+            // count reads a valid set.
+            unsafe {
+                libc::CPU_CLR(cpu, &mut others);
+                (libc::CPU_COUNT(&others) > 0).then_some(others)
+            }
+        });
+        let placement = ForkPlacement {
+            // SAFETY: a zeroed set is a valid empty one (unused when
+            // `others` is `None`).
+            all: all.unwrap_or_else(|| unsafe { std::mem::zeroed() }),
+            others,
+            normal: policy == libc::SCHED_OTHER,
+        };
+        if placement.normal {
+            set_policy(libc::SCHED_BATCH);
+        }
+        placement
+    }
+
+    /// After the fork, in the controller: moves the zygote `pid` off this
+    /// CPU, then goes back to the normal policy.
+    fn in_controller(&self, pid: libc::pid_t) {
+        if let Some(others) = &self.others {
+            // SAFETY: sets our child's affinity to a subset of ours; a
+            // refusal leaves the kernel's choice.
+            unsafe { libc::sched_setaffinity(pid, std::mem::size_of_val(others), others) };
+        }
+        if self.normal {
+            set_policy(libc::SCHED_OTHER);
+        }
+    }
+
+    /// After the fork, in the zygote (the executors it forks inherit the
+    /// policy), or in the controller if the fork failed.
+    fn back_to_normal_policy(&self) {
+        if self.normal {
+            set_policy(libc::SCHED_OTHER);
+        }
+    }
+
+    /// In an executor just forked from the zygote: the controller's whole
+    /// CPU set back.
+    fn in_executor(&self) {
+        if self.others.is_some() {
+            // SAFETY: sets this process's affinity to a set the controller
+            // had; a refusal leaves the zygote's.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&self.all), &self.all) };
+        }
+    }
+}
+
+/// Sets the calling thread's scheduling policy (normal or batch, priority
+/// 0; either may be set without privileges). A refusal changes nothing.
+fn set_policy(policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call's duration.
+    unsafe { libc::sched_setscheduler(0, policy, &param) };
 }
 
 /// A word in a page shared by the controller and the executors it forks
