@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol's version. A controller and an executor of different
 /// versions refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The magic the [`Hello`] starts with.
 pub const MAGIC: &str = "orc-executor";
@@ -274,15 +274,13 @@ pub enum ToExecutor {
 pub enum ToController {
     /// The response to a request.
     Response(Response),
-    /// Tiering counters tripped (no answer: the code went on): `count`
-    /// counts taken out of `counter` since the last report.
+    /// A tiering counter tripped (no answer: the code went on); its
+    /// counts are in the counter's cell, which the controller shares.
     Trip {
         /// The tier manager.
         context: u64,
         /// The counter.
         counter: u64,
-        /// What it counted.
-        count: u64,
         /// The CPU the tripping thread ran on (which goes on running: the
         /// controller's compile threads keep off it).
         cpu: u32,
@@ -331,8 +329,6 @@ pub enum Callback {
         context: u64,
         /// The counter.
         counter: u64,
-        /// What it counted.
-        count: u64,
     },
     /// A thread-local module's template ([`Answer::Module`]).
     TlsModule {

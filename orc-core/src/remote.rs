@@ -203,10 +203,11 @@ pub trait Controller: Send + Sync + 'static {
     /// A lazy call reached its trampoline: returns where it continues
     /// ([`serve_reenter`] in the controller).
     fn reenter(&self, ctx: u64, ret: u64) -> u64;
-    /// A tiering counter tripped; `count` is what it had counted, which
-    /// the executor took out of it (so the code goes on at once, without
-    /// waiting: [`serve_trip`] runs later in the controller).
-    fn trip(&self, context: u64, counter: u64, count: u64);
+    /// A tiering counter tripped; its count is in the counter cell's
+    /// `carried` word, where the manager reads it (so the code goes on at
+    /// once, without waiting: [`serve_trip`] runs later in the
+    /// controller).
+    fn trip(&self, context: u64, counter: u64);
     /// A thread-local module's `{template, init_len, size, align}`
     /// ([`serve_tls_module`]).
     fn tls_module(&self, module: u64) -> Option<[u64; 4]>;
@@ -273,15 +274,14 @@ pub fn trip_waits(context: u64) -> bool {
     context & crate::tiering::CONTEXT_IN_PLACE != 0
 }
 
-/// Runs, in the controller, a tiering trip the executor forwarded, with
-/// the `count` it took out of the counter.
-pub fn serve_trip(context: u64, counter: u64, count: u64) {
+/// Runs, in the controller, a tiering trip the executor forwarded.
+pub fn serve_trip(context: u64, counter: u64) {
     let context = context & !crate::tiering::CONTEXT_IN_PLACE;
     // Not a live manager's: a report that arrived after its manager was
     // dropped (the program is ending), or a confused executor's. Either
     // way there is nothing to count it for.
     if is_live(context) {
-        crate::tiering::trip_from_executor(context, counter, count);
+        crate::tiering::trip_from_executor(context, counter);
     }
 }
 

@@ -644,21 +644,20 @@ pub(super) fn read_loop(mut reader: Stream, conn: Arc<Connection>, child: Option
             Ok(ToController::Trip {
                 context,
                 counter,
-                count,
                 cpu,
             }) => {
                 if orc_core::remote::trip_waits(context) {
                     // An in-place promotion compiles and asks the executor
                     // for things, whose answers this thread must route.
                     handlers.run(Box::new(move || {
-                        orc_core::remote::serve_trip(context, counter, count);
+                        orc_core::remote::serve_trip(context, counter);
                     }));
                 } else {
                     // It only queues the work: no wake-up of another
                     // thread. Compile threads it starts keep off the CPU
                     // the program runs on.
                     orc_core::dispatch_for_cpu(cpu as usize, || {
-                        orc_core::remote::serve_trip(context, counter, count);
+                        orc_core::remote::serve_trip(context, counter);
                     });
                 }
             }
@@ -702,12 +701,8 @@ pub(super) fn answer(callback: Callback) -> Result<Answer, String> {
         Callback::Reenter { ctx, ret } => {
             orc_core::remote::serve_reenter(ctx, ret).map(Answer::Value)
         }
-        Callback::Trip {
-            context,
-            counter,
-            count,
-        } => {
-            orc_core::remote::serve_trip(context, counter, count);
+        Callback::Trip { context, counter } => {
+            orc_core::remote::serve_trip(context, counter);
             Ok(Answer::Done)
         }
         Callback::TlsModule { module } => {

@@ -18,8 +18,8 @@ pub(super) struct ExecutorState {
     writer: Mutex<Stream>,
     /// Sends the one-way reports of threads that go on running (trips).
     reporter: Reporter,
-    /// Per counter: counts not reported yet, and when it last reported.
-    trips: Mutex<HashMap<u64, (u64, Option<std::time::Instant>)>>,
+    /// Per counter: when it last reported.
+    trips: Mutex<HashMap<u64, std::time::Instant>>,
     next_callback: AtomicU64,
     waiting: Mutex<HashMap<u64, Sender<Mail>>>,
     /// The controller's arenas, mapped at their addresses here.
@@ -703,13 +703,12 @@ pub(super) fn lost_controller() -> ! {
 
 impl Forwarder {
     /// A one-way trip report.
-    fn report_trip(&self, context: u64, counter: u64, count: u64) {
+    fn report_trip(&self, context: u64, counter: u64) {
         // SAFETY: no arguments; -1 when unknown.
         let cpu = unsafe { libc::sched_getcpu() };
         let trip = ToController::Trip {
             context,
             counter,
-            count,
             cpu: cpu.max(0) as u32,
         };
         self.state.reporter.report(trip, cpu);
@@ -724,52 +723,37 @@ impl orc_core::remote::Controller for Forwarder {
         }
     }
 
-    fn trip(&self, context: u64, counter: u64, count: u64) {
+    fn trip(&self, context: u64, counter: u64) {
         // One report per counter per TRIP_REPORT_INTERVAL at most (a hot
         // loop trips every few microseconds), the first waited for if the
-        // manager promotes in place, the rest one-way: the counts in
-        // between are added to the next. (Once the function is queued, the
-        // code calls no more: see `on_trip`.)
+        // manager promotes in place, the rest one-way. The counts are in
+        // the counter's cell, where the manager reads them between
+        // reports too (see `on_trip`); once the function is queued, the
+        // code calls no more.
         let now = std::time::Instant::now();
-        let first = {
+        let (first, report) = {
             let mut trips = self.state.trips.lock();
             match trips.entry(counter) {
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((0, Some(now)));
-                    true
+                    v.insert(now);
+                    (true, true)
                 }
-                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Occupied(mut last) => {
+                    let due = now.duration_since(*last.get()) >= TRIP_REPORT_INTERVAL;
+                    if due {
+                        last.insert(now);
+                    }
+                    (false, due)
+                }
             }
         };
         if first && orc_core::remote::trip_waits(context) {
             // The first trip waits for the controller, which promotes the
             // function right then, as the code's own thread would in
             // process.
-            self.ask(Callback::Trip {
-                context,
-                counter,
-                count,
-            });
-            return;
-        }
-        if first {
-            // Background tier-up: report at once, without waiting.
-            self.report_trip(context, counter, count);
-            return;
-        }
-        let report = {
-            let mut trips = self.state.trips.lock();
-            let (pending, last) = trips.entry(counter).or_insert((0, None));
-            *pending += count;
-            if last.is_some_and(|l| now.duration_since(l) < TRIP_REPORT_INTERVAL) {
-                None
-            } else {
-                *last = Some(now);
-                Some(std::mem::take(pending))
-            }
-        };
-        if let Some(count) = report {
-            self.report_trip(context, counter, count);
+            self.ask(Callback::Trip { context, counter });
+        } else if report {
+            self.report_trip(context, counter);
         }
     }
 
