@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol's version. A controller and an executor of different
 /// versions refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The magic the [`Hello`] starts with.
 pub const MAGIC: &str = "orc-executor";
@@ -266,6 +266,17 @@ pub enum ToExecutor {
         id: u64,
         /// What the controller's handler returned.
         result: Result<Answer, String>,
+    },
+    /// A run on a JIT executor's call channel (a second socket, on which
+    /// a run and the callbacks of its code are one conversation between a
+    /// controller thread and the executor thread that runs it), performed
+    /// once the executor has performed `after` posted requests: they came
+    /// on the connection, which the channel can overtake.
+    Run {
+        /// Posted requests to perform first.
+        after: u64,
+        /// The run (`thread` is not used).
+        request: Request,
     },
 }
 

@@ -44,6 +44,21 @@ pub(super) struct Connection {
     /// The handshake's outcome, once the reader has read it: the
     /// executor's process id, or why it failed.
     welcome: (Mutex<Option<Result<u32, String>>>, parking_lot::Condvar),
+    /// The call channel of an executor forked from the zygote (see
+    /// `channel_loop`).
+    channel: Option<CallChannel>,
+}
+
+/// The controller's end of an executor's call channel: a second socket on
+/// which a run, and every callback its code makes, are one conversation
+/// between the thread that asked for the run, which reads the channel
+/// itself and handles the callbacks as they come, and the executor thread
+/// that runs it (see `channel_loop`).
+pub(super) struct CallChannel {
+    stream: UnixStream,
+    /// Held by the thread in a conversation on the channel; a run asked
+    /// for by another thread meanwhile goes on the connection.
+    busy: Mutex<()>,
 }
 
 impl Connection {
@@ -87,6 +102,19 @@ impl Connection {
         cond.notify_all();
     }
 
+    /// Waits at most `limit` for [`Self::end`] (the reader saw the end of
+    /// the stream and reaped or heard how the executor ended).
+    fn wait_dead(&self, limit: std::time::Duration) {
+        let (lock, cond) = &self.ended;
+        let mut ended = lock.lock();
+        let deadline = std::time::Instant::now() + limit;
+        while !*ended {
+            if cond.wait_until(&mut ended, deadline).timed_out() {
+                break;
+            }
+        }
+    }
+
     /// Waits at most `limit` for the reader to have seen the end.
     fn wait_ended(&self, limit: std::time::Duration) {
         let (lock, cond) = &self.ended;
@@ -112,6 +140,9 @@ thread_local! {
     /// The callback this thread is handling, if any: runs it asks for go
     /// to the executor thread that made the callback.
     static CURRENT_CALLBACK: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// Whether this thread holds its executor's call channel (it is in a
+    /// conversation there): runs it asks for go on the channel too.
+    static IN_CONVERSATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The controller's handle on its executor: the [`Target`] of the core.
@@ -189,7 +220,7 @@ impl JitExecutor {
             .map_err(|e| format!("cannot connect to the executor at {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let reader = Stream::Tcp(stream);
-        let conn = handshake(reader, secret, None)?;
+        let conn = handshake(reader, secret, None, None)?;
         // A refusal (a wrong secret, another build) is this call's error.
         conn.welcomed()?;
         let executor = Arc::new(JitExecutor::new(None, arenas, conn, None));
@@ -285,6 +316,21 @@ impl JitExecutor {
         if conn.dead.load(Ordering::Acquire) {
             return Err("the executor is not running (it exited or crashed)".into());
         }
+        if let (Some(channel), Call::RunTyped { .. } | Call::RunMain { .. }) =
+            (&conn.channel, &call)
+        {
+            if IN_CONVERSATION.with(|c| c.get()) {
+                return self.converse(&conn, channel, call);
+            }
+            if CURRENT_CALLBACK.with(|c| c.get()).is_none() {
+                if let Some(_busy) = channel.busy.try_lock() {
+                    IN_CONVERSATION.with(|c| c.set(true));
+                    let result = self.converse(&conn, channel, call);
+                    IN_CONVERSATION.with(|c| c.set(false));
+                    return result;
+                }
+            }
+        }
         let (id, request) = self.request(call, CURRENT_CALLBACK.with(|c| c.get()), true);
         let (tx, rx) = channel();
         conn.pending.lock().insert(id, tx);
@@ -302,6 +348,67 @@ impl JitExecutor {
             Ok(result) => result,
             Err(_) => Err("the executor died".into()),
         }
+    }
+
+    /// A run on the call channel, which this thread holds: sends it, then
+    /// reads the channel until its response, answering the callbacks of
+    /// its code meanwhile (a run asked for while answering one comes back
+    /// here, nested).
+    fn converse(
+        &self,
+        conn: &Connection,
+        channel: &CallChannel,
+        call: Call,
+    ) -> Result<Reply, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let run = ToExecutor::Run {
+            after: self.posted.load(Ordering::Acquire),
+            request: Request {
+                id,
+                call,
+                thread: None,
+                reply: true,
+            },
+        };
+        let stream = &channel.stream;
+        let sent = encode(&run)
+            .and_then(|bytes| write_frame(&mut &*stream, &bytes).map_err(|e| e.to_string()));
+        if sent.is_err() {
+            return Err(self.died(conn));
+        }
+        loop {
+            await_message(stream);
+            let message = match read_frame(&mut &*stream) {
+                Ok(Some(frame)) => decode::<ToController>(&frame),
+                Ok(None) | Err(_) => return Err(self.died(conn)),
+            };
+            match message {
+                Ok(ToController::Response(Response { id: done, result })) if done == id => {
+                    return result
+                }
+                Ok(ToController::Callback {
+                    id: asked,
+                    callback,
+                }) => {
+                    let result = answer(callback);
+                    let bytes = encode(&ToExecutor::Answer { id: asked, result })?;
+                    if write_frame(&mut &*stream, &bytes).is_err() {
+                        return Err(self.died(conn));
+                    }
+                }
+                // Nothing else comes on the channel.
+                Ok(_) => {}
+                Err(e) => return Err(format!("a bad message on the call channel: {e}")),
+            }
+        }
+    }
+
+    /// Why a conversation ended with its executor: waits for the reader to
+    /// have seen the end, so the executor is known dead (and how it ended)
+    /// when the caller looks, as after a failed request.
+    fn died(&self, conn: &Connection) -> String {
+        conn.wait_dead(std::time::Duration::from_secs(2));
+        "the executor died".into()
     }
 
     /// Sends `call` without waiting for it (see [`Request::reply`]): for
@@ -496,7 +603,7 @@ pub(super) fn spawn(
         )
     })?;
     drop(theirs);
-    handshake(Stream::Unix(ours), &[], Some(child))
+    handshake(Stream::Unix(ours), &[], Some(child), None)
 }
 
 /// Performs the handshake on `stream` and starts the reader.
@@ -504,9 +611,10 @@ pub(super) fn handshake(
     mut stream: Stream,
     secret: &[u8],
     child: Option<Child>,
+    channel: Option<UnixStream>,
 ) -> Result<Arc<Connection>, String> {
     send_hello(&mut stream, secret)?;
-    finish_handshake(stream, child)
+    finish_handshake(stream, child, channel)
 }
 
 /// The controller's half of the handshake's first step.
@@ -527,6 +635,7 @@ pub(super) fn send_hello(stream: &mut Stream, secret: &[u8]) -> Result<(), Strin
 pub(super) fn finish_handshake(
     reader: Stream,
     child: Option<Child>,
+    channel: Option<UnixStream>,
 ) -> Result<Arc<Connection>, String> {
     let writer = Arc::new(Mutex::new(
         reader
@@ -540,6 +649,10 @@ pub(super) fn finish_handshake(
         ended: (Mutex::new(false), parking_lot::Condvar::new()),
         status: Mutex::new(None),
         welcome: (Mutex::new(None), parking_lot::Condvar::new()),
+        channel: channel.map(|stream| CallChannel {
+            stream,
+            busy: Mutex::new(()),
+        }),
     });
     let c = conn.clone();
     std::thread::Builder::new()

@@ -28,6 +28,29 @@ pub(super) struct ExecutorState {
     /// checking writes of a controller that copies (never into code).
     protections: Mutex<BTreeMap<u64, (u64, crate::protocol::Protection)>>,
     after_run: fn(),
+    /// Where an executor forked from the zygote counts the posted requests
+    /// it has performed (a run on the call channel waits for those sent
+    /// before it).
+    ack: Option<Ack>,
+}
+
+thread_local! {
+    /// The call channel, on the thread that holds it: the main thread, or
+    /// the thread a C `main` runs on while the main thread waits for it.
+    /// Its runs and callbacks are one conversation with one controller
+    /// thread (see [`channel_loop`]).
+    static CHANNEL: std::cell::RefCell<Option<Arc<UnixStream>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The call channel of this thread, if it holds it.
+fn held_channel() -> Option<Arc<UnixStream>> {
+    CHANNEL.with(|c| c.borrow().clone())
+}
+
+/// Makes `channel` this thread's (or takes it away, with `None`).
+fn hold_channel(channel: Option<Arc<UnixStream>>) {
+    CHANNEL.with(|c| *c.borrow_mut() = channel);
 }
 
 /// The served connection, for [`report_exit`].
@@ -115,7 +138,7 @@ pub fn serve_jit_from_args(
     // SAFETY: the controller passed the socket as this descriptor, which
     // nothing else in this process owns.
     let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(SOCKET_FD) });
-    serve(stream, None, arenas, None, after_run, &mut || {})
+    serve(stream, None, arenas, None, after_run, &mut || {}, None)
 }
 
 pub(super) fn parse_arena(spec: &str) -> Result<ArenaSpec, String> {
@@ -172,6 +195,7 @@ pub(super) fn listen_for_controller(
                 None,
                 after_run,
                 &mut accepted,
+                None,
             ) {
                 Ok(never) => match never {},
                 Err(why) => {
@@ -248,6 +272,7 @@ pub(super) fn serve(
     ack: Option<Ack>,
     after_run: fn(),
     accepted: &mut dyn FnMut(),
+    call_channel: Option<UnixStream>,
 ) -> Result<std::convert::Infallible, String> {
     let hello = read_frame(&mut stream)
         .map_err(|e| e.to_string())?
@@ -294,6 +319,7 @@ pub(super) fn serve(
         arenas: RwLock::new(arenas),
         protections: Mutex::new(BTreeMap::new()),
         after_run,
+        ack,
     });
     send(&state.writer, &welcome)?;
     let s = state.clone();
@@ -333,16 +359,28 @@ pub(super) fn serve(
         state: state.clone(),
     }))?;
     // The main thread: runs what is not a callback's, with the stack a
-    // program's main thread would have.
+    // program's main thread would have; with a call channel, those that
+    // come on it first (see `channel_loop`), woken by `wake` for the rest.
     let (main_tx, main_rx) = channel::<Mail>();
     let s = state.clone();
+    let (wake, woken) = match call_channel {
+        Some(_) => {
+            let (w, r) = UnixStream::pair()
+                .map_err(|e| format!("cannot make the main thread's wake-up: {e}"))?;
+            (Some(w), Some(r))
+        }
+        None => (None, None),
+    };
     std::thread::Builder::new()
         .name("main".into())
         .stack_size(main_stack_size())
-        .spawn(move || {
-            while let Ok(mail) = main_rx.recv() {
-                if let Mail::Run(request) = mail {
-                    perform_run(&s, request);
+        .spawn(move || match (call_channel, woken) {
+            (Some(channel), Some(woken)) => channel_loop(&s, Arc::new(channel), &woken, &main_rx),
+            _ => {
+                while let Ok(mail) = main_rx.recv() {
+                    if let Mail::Run(request) = mail {
+                        perform_run(&s, request);
+                    }
                 }
             }
         })
@@ -376,6 +414,16 @@ pub(super) fn serve(
                     let _ = tx.send(Mail::Answer(result));
                 }
             }
+            // Only on the call channel (see `channel_loop`).
+            ToExecutor::Run { request, .. } => {
+                let _ = send(
+                    &state.writer,
+                    &ToController::Response(Response {
+                        id: request.id,
+                        result: Err("a channel run came on the connection".into()),
+                    }),
+                );
+            }
             ToExecutor::Request(request) => match request.call {
                 Call::RunTyped { .. } | Call::RunMain { .. } => {
                     let target = match request.thread {
@@ -383,7 +431,12 @@ pub(super) fn serve(
                         None => Some(main_tx.clone()),
                     };
                     let id = request.id;
+                    let to_main = request.thread.is_none();
                     let delivered = target.is_some_and(|tx| tx.send(Mail::Run(request)).is_ok());
+                    if let (true, true, Some(wake)) = (delivered, to_main, &wake) {
+                        // The main thread may be waiting on its channel.
+                        let _ = (&*wake).write_all(&[1]);
+                    }
                     if !delivered {
                         let _ = send(
                             &state.writer,
@@ -569,8 +622,14 @@ pub(super) fn write(state: &ExecutorState, addr: u64, bytes: &[u8]) -> Result<()
     Ok(())
 }
 
-/// Performs a run on this thread and replies.
+/// Performs a run on this thread and replies on the connection.
 pub(super) fn perform_run(state: &ExecutorState, request: Request) {
+    let response = run_request(state, request);
+    let _ = send(&state.writer, &ToController::Response(response));
+}
+
+/// Performs a run on this thread: its response.
+pub(super) fn run_request(state: &ExecutorState, request: Request) -> Response {
     let result = match request.call {
         Call::RunTyped {
             addr,
@@ -590,10 +649,15 @@ pub(super) fn perform_run(state: &ExecutorState, request: Request) {
             // On a thread of its own that ends when `main` returns, so the
             // C library runs its `thread_local` destructors then, before
             // the controller's teardown, as a native exit would.
+            // It holds this thread's call channel meanwhile, if any.
+            let channel = held_channel();
             std::thread::Builder::new()
                 .name("main".into())
                 .stack_size(main_stack_size())
-                .spawn(move || run_main(addr, &args))
+                .spawn(move || {
+                    hold_channel(channel);
+                    run_main(addr, &args)
+                })
                 .map_err(|e| format!("cannot start main's thread: {e}"))?
                 .join()
                 .map_err(|_| "main's thread panicked".to_owned())?
@@ -601,13 +665,115 @@ pub(super) fn perform_run(state: &ExecutorState, request: Request) {
         _ => Err("not a run".into()),
     };
     (state.after_run)();
-    let _ = send(
-        &state.writer,
-        &ToController::Response(Response {
-            id: request.id,
-            result,
-        }),
-    );
+    Response {
+        id: request.id,
+        result,
+    }
+}
+
+/// The main thread of an executor with a call channel: a second socket to
+/// the controller on which a run and every callback its code makes (a lazy
+/// call, a waited-for trip) are one conversation between this thread and
+/// the controller thread that asked for the run, which reads the channel
+/// itself. Each message wakes the thread that waits for it, and only that
+/// one, with the sender about to wait in turn (on the connection, the
+/// reader threads of both sides stood between: four wake-ups per lazy
+/// call instead of two). Runs the controller sends on the connection
+/// instead (the channel was taken by another of its threads) come by
+/// `main_rx`, announced on `woken`.
+pub(super) fn channel_loop(
+    state: &ExecutorState,
+    channel: Arc<UnixStream>,
+    woken: &UnixStream,
+    main_rx: &std::sync::mpsc::Receiver<Mail>,
+) {
+    hold_channel(Some(channel.clone()));
+    let mut fds = [
+        libc::pollfd {
+            fd: channel.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: woken.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is an array of two valid pollfd structures.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            lost_controller();
+        }
+        if fds[1].revents != 0 {
+            let mut bytes = [0u8; 64];
+            let _ = (&*woken).read(&mut bytes);
+            // Not the channel's: their callbacks go on the connection.
+            hold_channel(None);
+            while let Ok(mail) = main_rx.try_recv() {
+                if let Mail::Run(request) = mail {
+                    perform_run(state, request);
+                }
+            }
+            hold_channel(Some(channel.clone()));
+        }
+        if fds[0].revents != 0 {
+            match read_channel(&channel) {
+                ToExecutor::Run { after, request } => {
+                    run_on_channel(state, &channel, after, request)
+                }
+                // Nothing waits for it here.
+                ToExecutor::Answer { .. } | ToExecutor::Request(_) => {}
+            }
+        }
+    }
+}
+
+/// The next message on the call channel; the process ends with the
+/// controller (end of stream) or on a message it cannot read.
+fn read_channel(channel: &UnixStream) -> ToExecutor {
+    match read_frame(&mut &*channel) {
+        Ok(Some(frame)) => match decode::<ToExecutor>(&frame) {
+            Ok(message) => message,
+            Err(e) => {
+                eprintln!("orc executor: a bad message on the call channel: {e}");
+                lost_controller()
+            }
+        },
+        _ => lost_controller(),
+    }
+}
+
+/// Writes `message` on the call channel, or ends the process if the
+/// controller is gone.
+fn write_channel<T: serde::Serialize>(channel: &UnixStream, message: &T) {
+    let sent = encode(message)
+        .and_then(|bytes| write_frame(&mut &*channel, &bytes).map_err(|e| e.to_string()));
+    if sent.is_err() {
+        lost_controller();
+    }
+}
+
+/// Performs a run that came on the call channel, once the posted requests
+/// sent before it are performed (they came on the connection, which the
+/// reader serves), and replies on the channel.
+fn run_on_channel(state: &ExecutorState, channel: &UnixStream, after: u64, request: Request) {
+    if let Some(ack) = &state.ack {
+        let start = std::time::Instant::now();
+        while ack.performed() < after {
+            if start.elapsed() < std::time::Duration::from_millis(1) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+    let response = run_request(state, request);
+    write_channel(channel, &ToController::Response(response));
 }
 
 pub(super) fn run_main(addr: u64, args: &[String]) -> Result<Reply, String> {
@@ -644,6 +810,9 @@ pub(super) struct Forwarder {
 impl Forwarder {
     fn ask(&self, callback: Callback) -> Answer {
         let id = self.state.next_callback.fetch_add(1, Ordering::Relaxed);
+        if let Some(channel) = held_channel() {
+            return self.ask_on_channel(&channel, id, callback);
+        }
         let (tx, rx) = channel();
         self.state.waiting.lock().insert(id, tx);
         if send(&self.state.writer, &ToController::Callback { id, callback }).is_err() {
@@ -659,6 +828,35 @@ impl Forwarder {
                 }
                 Ok(Mail::Run(request)) => perform_run(&self.state, request),
                 Err(_) => lost_controller(),
+            }
+        }
+    }
+}
+
+impl Forwarder {
+    /// [`Self::ask`] on the call channel this thread holds: the controller
+    /// thread of the conversation reads it, and may ask for runs on this
+    /// thread before it answers.
+    fn ask_on_channel(&self, channel: &UnixStream, id: u64, callback: Callback) -> Answer {
+        write_channel(channel, &ToController::Callback { id, callback });
+        loop {
+            await_message(channel);
+            match read_channel(channel) {
+                ToExecutor::Answer {
+                    id: answered,
+                    result,
+                } if answered == id => match result {
+                    Ok(answer) => return answer,
+                    Err(e) => {
+                        eprintln!("orc executor: the controller failed a callback: {e}");
+                        // SAFETY: ends the process; the JIT'd code cannot go on.
+                        unsafe { libc::_exit(70) }
+                    }
+                },
+                ToExecutor::Run { after, request } => {
+                    run_on_channel(&self.state, channel, after, request);
+                }
+                ToExecutor::Answer { .. } | ToExecutor::Request(_) => {}
             }
         }
     }

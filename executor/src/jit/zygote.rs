@@ -17,8 +17,8 @@ pub(super) struct Zygote {
     pub(super) ack: Ack,
     /// The first executor, forked at once, while the controller goes on
     /// with its own start: its connection (the hello sent, so the
-    /// executor sets up meanwhile too), until taken.
-    pub(super) first: Mutex<Option<Stream>>,
+    /// executor sets up meanwhile too) and call channel, until taken.
+    pub(super) first: Mutex<Option<(Stream, UnixStream)>>,
 }
 
 pub(super) static ZYGOTE: std::sync::OnceLock<Zygote> = std::sync::OnceLock::new();
@@ -39,6 +39,8 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
         UnixStream::pair().map_err(|e| format!("cannot make the zygote's socket: {e}"))?;
     let (first_ours, first_theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
+    let (channel_ours, channel_theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's call channel: {e}"))?;
     // SAFETY: getpid has no preconditions.
     let controller = unsafe { libc::getpid() };
     let placement = ForkPlacement::before_fork();
@@ -54,6 +56,7 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
     if pid == 0 {
         drop(ours);
         drop(first_ours);
+        drop(channel_ours);
         placement.back_to_normal_policy();
         zygote_loop(
             theirs,
@@ -61,17 +64,20 @@ pub fn prepare_zygote(after_run: fn()) -> Result<(), String> {
             ack,
             controller,
             after_run,
-            first_theirs,
+            (first_theirs, channel_theirs),
             placement,
         );
     }
     placement.in_controller(pid);
     drop(theirs);
     drop(first_theirs);
+    drop(channel_theirs);
     let mut first = Stream::Unix(first_ours);
     // A hello that cannot be sent leaves the executor to fail the handshake
     // later, with the reason.
-    let first = send_hello(&mut first, &[]).ok().map(|()| first);
+    let first = send_hello(&mut first, &[])
+        .ok()
+        .map(|()| (first, channel_ours));
     ZYGOTE
         .set(Zygote {
             sock: Mutex::new(ours),
@@ -99,16 +105,16 @@ pub(super) fn zygote_loop(
     ack: Ack,
     controller: libc::pid_t,
     after_run: fn(),
-    first: UnixStream,
+    first: (UnixStream, UnixStream),
     placement: ForkPlacement,
 ) -> ! {
     use std::os::fd::IntoRawFd;
     die_with(controller);
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
-    let mut next = Some(first.into_raw_fd());
+    let mut next = Some([first.0.into_raw_fd(), first.1.into_raw_fd()]);
     loop {
-        let Some(fd) = next.take().or_else(|| recv_fd(&sock)) else {
+        let Some([fd, channel_fd]) = next.take().or_else(|| recv_fds(&sock)) else {
             // The controller closed its end: it is done.
             // SAFETY: ends this process, which holds nothing to flush.
             unsafe { libc::_exit(0) }
@@ -119,9 +125,14 @@ pub(super) fn zygote_loop(
             drop(sock);
             die_with(me);
             placement.in_executor();
-            // SAFETY: the descriptor came from the controller for this
-            // executor; nothing else here owns it.
-            let stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+            // SAFETY: the descriptors came from the controller for this
+            // executor; nothing else here owns them.
+            let (stream, channel) = unsafe {
+                (
+                    Stream::Unix(UnixStream::from_raw_fd(fd)),
+                    UnixStream::from_raw_fd(channel_fd),
+                )
+            };
             match serve(
                 stream,
                 None,
@@ -129,6 +140,7 @@ pub(super) fn zygote_loop(
                 Some(ack),
                 after_run,
                 &mut || {},
+                Some(channel),
             ) {
                 Ok(never) => match never {},
                 Err(e) => {
@@ -138,8 +150,11 @@ pub(super) fn zygote_loop(
                 }
             }
         }
-        // SAFETY: our own descriptor from recv_fd.
+        // SAFETY: our own descriptors from recv_fds; the channel is the
+        // executor's alone.
         let mut stream = Stream::Unix(unsafe { UnixStream::from_raw_fd(fd) });
+        // SAFETY: as above.
+        drop(unsafe { UnixStream::from_raw_fd(channel_fd) });
         if pid < 0 {
             continue;
         }
@@ -303,8 +318,8 @@ impl Ack {
     }
 }
 
-/// Calls `f` with a message of one byte and room for one descriptor, its
-/// buffers alive for the call.
+/// Calls `f` with a message of one byte and room for two descriptors,
+/// its buffers alive for the call.
 pub(super) fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
@@ -312,7 +327,7 @@ pub(super) fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
         iov_len: 1,
     };
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(FDS_LEN) } as usize;
     let mut control = vec![0u8; space];
     // SAFETY: a zeroed msghdr is a valid empty one; the fields set below
     // point at buffers that live until `f` returns.
@@ -324,17 +339,22 @@ pub(super) fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     f(&mut msg)
 }
 
-/// Sends a descriptor over a Unix socket.
-pub(super) fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
+/// The bytes of the two descriptors a message carries.
+const FDS_LEN: u32 = 2 * std::mem::size_of::<i32>() as u32;
+
+/// Sends an executor's two descriptors (its connection and its call
+/// channel) over a Unix socket.
+pub(super) fn send_fds(sock: &UnixStream, fds: [i32; 2]) -> Result<(), String> {
     let n = with_fd_message(|msg| {
-        // SAFETY: the control buffer holds one cmsg of one descriptor (its
-        // space was computed for that); CMSG_FIRSTHDR of it is non-null.
+        // SAFETY: the control buffer holds one cmsg of two descriptors
+        // (its space was computed for that); CMSG_FIRSTHDR of it is
+        // non-null.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+            (*cmsg).cmsg_len = libc::CMSG_LEN(FDS_LEN) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<[i32; 2]>(), fds);
         }
         // SAFETY: msg describes valid buffers; the socket is ours.
         unsafe { libc::sendmsg(sock.as_raw_fd(), msg, 0) }
@@ -349,8 +369,9 @@ pub(super) fn send_fd(sock: &UnixStream, fd: i32) -> Result<(), String> {
     }
 }
 
-/// Receives a descriptor sent with [`send_fd`]; `None` at end of stream.
-pub(super) fn recv_fd(sock: &UnixStream) -> Option<i32> {
+/// Receives the descriptors sent with [`send_fds`]; `None` at end of
+/// stream (or for a message without both).
+pub(super) fn recv_fds(sock: &UnixStream) -> Option<[i32; 2]> {
     with_fd_message(|msg| {
         loop {
             // SAFETY: msg describes valid buffers; the socket is ours.
@@ -370,11 +391,12 @@ pub(super) fn recv_fd(sock: &UnixStream) -> Option<i32> {
             if cmsg.is_null()
                 || (*cmsg).cmsg_level != libc::SOL_SOCKET
                 || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+                || (*cmsg).cmsg_len as usize != libc::CMSG_LEN(FDS_LEN) as usize
             {
                 return None;
             }
             Some(std::ptr::read_unaligned(
-                libc::CMSG_DATA(cmsg).cast::<i32>(),
+                libc::CMSG_DATA(cmsg).cast::<[i32; 2]>(),
             ))
         }
     })
@@ -382,12 +404,18 @@ pub(super) fn recv_fd(sock: &UnixStream) -> Option<i32> {
 
 /// Asks the zygote for an executor and performs the handshake.
 pub(super) fn spawn_from_zygote(zygote: &Zygote) -> Result<Arc<Connection>, String> {
-    if let Some(first) = zygote.first.lock().take() {
-        return finish_handshake(first, None);
+    if let Some((first, channel)) = zygote.first.lock().take() {
+        return finish_handshake(first, None, Some(channel));
     }
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make the executor's socket: {e}"))?;
-    send_fd(&zygote.sock.lock(), theirs.as_raw_fd())?;
+    let (channel_ours, channel_theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make the executor's call channel: {e}"))?;
+    send_fds(
+        &zygote.sock.lock(),
+        [theirs.as_raw_fd(), channel_theirs.as_raw_fd()],
+    )?;
     drop(theirs);
-    handshake(Stream::Unix(ours), &[], None)
+    drop(channel_theirs);
+    handshake(Stream::Unix(ours), &[], None, Some(channel_ours))
 }

@@ -1069,7 +1069,10 @@ mod tests {
         let mut calls = calls.lock().clone();
         calls[0].sort();
         assert_eq!(calls, [vec!["hot", "warm"]]);
-        assert_eq!(tm.stats().iter().find(|s| s.name == "warm").unwrap().count, 25);
+        assert_eq!(
+            tm.stats().iter().find(|s| s.name == "warm").unwrap().count,
+            25
+        );
     }
 
     /// Hot at 12, asked every 4 counts; keeps the default `joins_batch`.
