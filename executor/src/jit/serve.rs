@@ -43,14 +43,17 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// The call channel of this thread, if it holds it.
+/// The call channel of this thread, if it holds it. (None once the
+/// thread's locals are being destroyed: code run by a C++ `thread_local`
+/// destructor at a program thread's exit still makes lazy calls and trips,
+/// and a panic there would abort the program.)
 fn held_channel() -> Option<Arc<UnixStream>> {
-    CHANNEL.with(|c| c.borrow().clone())
+    CHANNEL.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 /// Makes `channel` this thread's (or takes it away, with `None`).
 fn hold_channel(channel: Option<Arc<UnixStream>>) {
-    CHANNEL.with(|c| *c.borrow_mut() = channel);
+    let _ = CHANNEL.try_with(|c| *c.borrow_mut() = channel);
 }
 
 /// The served connection, for [`report_exit`].
@@ -960,5 +963,42 @@ impl orc_core::remote::Controller for Forwarder {
             Answer::Module(m) => m,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks for the thread's channel when dropped (as a C++ `thread_local`
+    /// destructor running JIT'd code that makes a lazy call would).
+    struct AsksAtExit(std::sync::mpsc::Sender<bool>);
+
+    impl Drop for AsksAtExit {
+        fn drop(&mut self) {
+            let _ = self.0.send(held_channel().is_some());
+        }
+    }
+
+    thread_local! {
+        static ASKS: std::cell::RefCell<Option<AsksAtExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// The channel's thread local is set up after the other (so destroyed
+    /// first): asking for it then finds none instead of panicking, which
+    /// in JIT'd code (no unwinding) would abort the program.
+    #[test]
+    fn the_channel_is_none_once_the_thread_locals_are_going() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            ASKS.with(|a| *a.borrow_mut() = Some(AsksAtExit(tx)));
+            let (ours, _theirs) = UnixStream::pair().unwrap();
+            hold_channel(Some(Arc::new(ours)));
+            assert!(held_channel().is_some());
+        })
+        .join()
+        .expect("the thread ends cleanly");
+        assert_eq!(rx.recv(), Ok(false));
     }
 }
