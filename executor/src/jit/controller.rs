@@ -145,6 +145,23 @@ thread_local! {
     static IN_CONVERSATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// This thread's conversation on a call channel, while it lasts (whatever
+/// way it ends, a panic of a callback's handler included).
+struct Conversation;
+
+impl Conversation {
+    fn start() -> Conversation {
+        IN_CONVERSATION.with(|c| c.set(true));
+        Conversation
+    }
+}
+
+impl Drop for Conversation {
+    fn drop(&mut self) {
+        IN_CONVERSATION.with(|c| c.set(false));
+    }
+}
+
 /// The controller's handle on its executor: the [`Target`] of the core.
 pub struct JitExecutor {
     /// How a local executor is started; `None` for one over TCP, which
@@ -324,10 +341,8 @@ impl JitExecutor {
             }
             if CURRENT_CALLBACK.with(|c| c.get()).is_none() {
                 if let Some(_busy) = channel.busy.try_lock() {
-                    IN_CONVERSATION.with(|c| c.set(true));
-                    let result = self.converse(&conn, channel, call);
-                    IN_CONVERSATION.with(|c| c.set(false));
-                    return result;
+                    let _held = Conversation::start();
+                    return self.converse(&conn, channel, call);
                 }
             }
         }

@@ -370,6 +370,9 @@ pub(super) fn serve(
         Some(_) => {
             let (w, r) = UnixStream::pair()
                 .map_err(|e| format!("cannot make the main thread's wake-up: {e}"))?;
+            // A full buffer already holds a wake-up: never wait to add one.
+            w.set_nonblocking(true)
+                .map_err(|e| format!("cannot make the main thread's wake-up: {e}"))?;
             (Some(w), Some(r))
         }
         None => (None, None),
