@@ -146,6 +146,15 @@ pub unsafe fn keep_thread_off_cpu(thread: libc::pthread_t, cpu: usize) {
     }
 }
 
+/// The calling thread's CPU set without the CPU it runs on, and the whole
+/// set; `None` unless that leaves a CPU (see `placement`). An
+/// out-of-process JIT moves the zygote it forks to the first, and the
+/// executors the zygote forks take back the second.
+#[cfg(target_os = "linux")]
+pub fn cpu_sets_off_this_cpu() -> Option<(libc::cpu_set_t, libc::cpu_set_t)> {
+    placement::Steer::away_from_this_cpu().sets()
+}
+
 /// A pool of worker threads that run tasks in dispatch order.
 pub struct ThreadPoolDispatcher {
     shared: Arc<PoolShared>,
@@ -267,6 +276,12 @@ mod placement {
                 (n_others > 0 && n_others < n_all).then_some((others, all))
             };
             Steer { sets }
+        }
+
+        /// The spawner's CPU set without its current CPU, and the whole
+        /// set, when there is another CPU.
+        pub(super) fn sets(&self) -> Option<(libc::cpu_set_t, libc::cpu_set_t)> {
+            self.sets
         }
 
         /// Keeps `thread` off the spawner's CPU (called by the spawner).

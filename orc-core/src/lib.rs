@@ -58,7 +58,7 @@ mod unit;
 
 pub use absolute::absolute_symbols;
 #[cfg(target_os = "linux")]
-pub use dispatch::keep_thread_off_cpu;
+pub use dispatch::{cpu_sets_off_this_cpu, keep_thread_off_cpu};
 pub use dispatch::{
     dispatch_for_cpu, Dispatcher, InPlaceDispatcher, LazyPoolDispatcher, Task, ThreadPoolDispatcher,
 };

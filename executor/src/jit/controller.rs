@@ -102,25 +102,13 @@ impl Connection {
         cond.notify_all();
     }
 
-    /// Waits at most `limit` for [`Self::end`] (the reader saw the end of
-    /// the stream and reaped or heard how the executor ended).
-    fn wait_dead(&self, limit: std::time::Duration) {
+    /// Waits at most `limit` for the reader to have seen the end, or (if
+    /// `or_told`) for the executor to have said how it ended.
+    fn wait_ended(&self, limit: std::time::Duration, or_told: bool) {
         let (lock, cond) = &self.ended;
         let mut ended = lock.lock();
         let deadline = std::time::Instant::now() + limit;
-        while !*ended {
-            if cond.wait_until(&mut ended, deadline).timed_out() {
-                break;
-            }
-        }
-    }
-
-    /// Waits at most `limit` for the reader to have seen the end.
-    fn wait_ended(&self, limit: std::time::Duration) {
-        let (lock, cond) = &self.ended;
-        let mut ended = lock.lock();
-        let deadline = std::time::Instant::now() + limit;
-        while !*ended && self.status.lock().is_none() {
+        while !*ended && (!or_told || self.status.lock().is_none()) {
             if cond.wait_until(&mut ended, deadline).timed_out() {
                 break;
             }
@@ -270,7 +258,7 @@ impl JitExecutor {
         if !conn.dead.load(Ordering::Acquire) {
             return None;
         }
-        conn.wait_ended(std::time::Duration::from_secs(2));
+        conn.wait_ended(std::time::Duration::from_secs(2), true);
         let status = *conn.status.lock();
         status
     }
@@ -422,7 +410,7 @@ impl JitExecutor {
     /// have seen the end, so the executor is known dead (and how it ended)
     /// when the caller looks, as after a failed request.
     fn died(&self, conn: &Connection) -> String {
-        conn.wait_dead(std::time::Duration::from_secs(2));
+        conn.wait_ended(std::time::Duration::from_secs(2), false);
         "the executor died".into()
     }
 
@@ -457,7 +445,7 @@ impl JitExecutor {
             let (_, request) = self.request(Call::Exit { status }, None, false);
             let _ = send(&conn.writer, &request);
         }
-        conn.wait_ended(std::time::Duration::from_secs(10));
+        conn.wait_ended(std::time::Duration::from_secs(10), true);
         let ended = *conn.status.lock();
         ended
     }

@@ -176,11 +176,9 @@ pub(super) fn zygote_loop(
 /// zygote keeps the narrower set: it sleeps but for an executor's fork.)
 #[derive(Clone, Copy)]
 pub(super) struct ForkPlacement {
-    /// The controller's CPUs.
-    all: libc::cpu_set_t,
-    /// The same without the CPU it forks from; `None` when that leaves
-    /// none or either is unknown (nothing is then moved).
-    others: Option<libc::cpu_set_t>,
+    /// The controller's CPUs without the one it forks from, and all of
+    /// them; `None` when that leaves none (nothing is then moved).
+    sets: Option<(libc::cpu_set_t, libc::cpu_set_t)>,
     /// Whether the controller runs under the normal policy (only then is
     /// it switched to batch for the fork).
     normal: bool,
@@ -190,35 +188,10 @@ impl ForkPlacement {
     /// Before the fork (in the controller, which must have one thread):
     /// switches to `SCHED_BATCH` if running under the normal policy.
     fn before_fork() -> ForkPlacement {
-        // SAFETY: `all` is a plain bit set for the kernel to fill;
-        // sched_getcpu and sched_getscheduler(0) only read this thread's
-        // state (-1 when unknown).
-        let (all, cpu, policy) = unsafe {
-            let mut all: libc::cpu_set_t = std::mem::zeroed();
-            let known = libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) == 0;
-            (
-                known.then_some(all),
-                libc::sched_getcpu(),
-                libc::sched_getscheduler(0),
-            )
-        };
-        let others = all.zip(usize::try_from(cpu).ok()).and_then(|(all, cpu)| {
-            if cpu >= libc::CPU_SETSIZE as usize {
-                return None;
-            }
-            let mut others = all;
-            // SAFETY: `cpu` is below the set's size (checked above); the
-            // count reads a valid set.
-            unsafe {
-                libc::CPU_CLR(cpu, &mut others);
-                (libc::CPU_COUNT(&others) > 0).then_some(others)
-            }
-        });
+        // SAFETY: sched_getscheduler(0) only reads this thread's policy.
+        let policy = unsafe { libc::sched_getscheduler(0) };
         let placement = ForkPlacement {
-            // SAFETY: a zeroed set is a valid empty one (unused when
-            // `others` is `None`).
-            all: all.unwrap_or_else(|| unsafe { std::mem::zeroed() }),
-            others,
+            sets: orc_core::cpu_sets_off_this_cpu(),
             normal: policy == libc::SCHED_OTHER,
         };
         if placement.normal {
@@ -230,7 +203,7 @@ impl ForkPlacement {
     /// After the fork, in the controller: moves the zygote `pid` off this
     /// CPU, then goes back to the normal policy.
     fn in_controller(&self, pid: libc::pid_t) {
-        if let Some(others) = &self.others {
+        if let Some((others, _)) = &self.sets {
             // SAFETY: sets our child's affinity to a subset of ours; a
             // refusal leaves the kernel's choice.
             unsafe { libc::sched_setaffinity(pid, std::mem::size_of_val(others), others) };
@@ -251,10 +224,10 @@ impl ForkPlacement {
     /// In an executor just forked from the zygote: the controller's whole
     /// CPU set back.
     fn in_executor(&self) {
-        if self.others.is_some() {
+        if let Some((_, all)) = &self.sets {
             // SAFETY: sets this process's affinity to a set the controller
             // had; a refusal leaves the zygote's.
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&self.all), &self.all) };
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(all), all) };
         }
     }
 }
@@ -326,7 +299,7 @@ pub(super) fn with_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // SAFETY: CMSG_SPACE is a pure computation.
+    // SAFETY: CMSG_SPACE only computes a size from its argument.
     let space = unsafe { libc::CMSG_SPACE(FDS_LEN) } as usize;
     let mut control = vec![0u8; space];
     // SAFETY: a zeroed msghdr is a valid empty one; the fields set below

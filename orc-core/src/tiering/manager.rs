@@ -196,7 +196,8 @@ impl Entry {
     /// Everything counted: what trips folded in, what the counter holds,
     /// and what an executor took out of it and has not yet reported.
     fn count(&self) -> u64 {
-        // SAFETY: see the `Send` impl: the chunk outlives the entry.
+        // SAFETY: `counter` is the count of a cell in one of the manager's
+        // chunks, which outlive the entry (see the `Send` impl).
         let cell = unsafe { CounterCell::of(self.counter) };
         self.base
             .load(Ordering::Relaxed)
